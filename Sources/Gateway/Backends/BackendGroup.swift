@@ -1,0 +1,55 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// A compiled backend server group: its servers, how to pick one, and how to connect (HTTP or HTTPS).
+final class BackendGroup: Sendable {
+    let name: String
+    let servers: [BackendServer]
+    let balancer: LoadBalancer
+    let tlsContext: NIOSSLContext?
+    let serverName: String?
+    let connectTimeout: TimeAmount
+    let responseTimeout: TimeAmount
+
+    init(name: String, servers: [BackendServer], balance: BalanceStrategy, tlsContext: NIOSSLContext?, serverName: String?,
+         connectTimeout: TimeAmount, responseTimeout: TimeAmount) {
+        self.name = name
+        self.servers = servers
+        self.balancer = LoadBalancer(strategy: balance, servers: servers)
+        self.tlsContext = tlsContext
+        self.serverName = serverName
+        self.connectTimeout = connectTimeout
+        self.responseTimeout = responseTimeout
+    }
+
+    /// Opens a new connection to `server` on `eventLoop` (the client's loop).
+    func connect(to server: BackendServer, on eventLoop: any EventLoop) -> EventLoopFuture<BackendConnection> {
+        let connection = BackendConnection(server: server)
+        let tlsContext = self.tlsContext
+        let sniName = serverName ?? (server.host.first?.isNumber == true || server.host.contains(":") ? nil : server.host)
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                do {
+                    let sync = channel.pipeline.syncOperations
+                    if let tlsContext {
+                        try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: sniName))
+                    }
+                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: .dropBytes)
+                    try sync.addHandler(connection)
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+        return bootstrap.connect(host: server.host, port: server.port).map { _ in connection }
+    }
+
+    func shutdown() {
+        for server in servers { server.pool.closeAll() }
+    }
+}

@@ -1,0 +1,72 @@
+import Atomics
+
+/// Chooses the order in which a request tries a group's servers. Lock-free: weighted round robin walks a
+/// schedule precomputed with nginx's smooth weighted round-robin, so weights interleave (a,a,b,a,a,b...)
+/// instead of bursting.
+struct LoadBalancer: Sendable {
+    let strategy: BalanceStrategy
+    let servers: [BackendServer]
+    /// Server indices in smooth-WRR order; its length is the sum of the (reduced) weights.
+    let schedule: [Int]
+    private let counter = ManagedAtomic<Int>(0)
+
+    init(strategy: BalanceStrategy, servers: [BackendServer]) {
+        self.strategy = strategy
+        self.servers = servers
+        self.schedule = Self.smoothSchedule(weights: servers.map(\.weight))
+    }
+
+    /// The first server to try; on failure callers move to `next(after:)`.
+    func pick(clientIP: String) -> Int? {
+        guard !servers.isEmpty else { return nil }
+        switch strategy {
+        case .roundRobin:
+            let n = counter.loadThenWrappingIncrement(ordering: .relaxed)
+            return schedule[Int(UInt(bitPattern: n) % UInt(schedule.count))]
+        case .sourceIPHash:
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in clientIP.utf8 {
+                hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+            }
+            return schedule[Int(hash % UInt64(schedule.count))]
+        case .leastConnections:
+            // Fewest in-flight requests relative to weight; ties rotate so equal servers share load.
+            let start = Int(UInt(bitPattern: counter.loadThenWrappingIncrement(ordering: .relaxed)) % UInt(servers.count))
+            var best = start
+            var bestScore = Double.infinity
+            for offset in 0..<servers.count {
+                let index = (start + offset) % servers.count
+                let score = Double(servers[index].activeRequests.load(ordering: .relaxed)) / Double(servers[index].weight)
+                if score < bestScore {
+                    best = index
+                    bestScore = score
+                }
+            }
+            return best
+        }
+    }
+
+    func next(after index: Int) -> Int { (index + 1) % servers.count }
+
+    static func smoothSchedule(weights: [Int]) -> [Int] {
+        guard !weights.isEmpty else { return [] }
+        let divisor = weights.reduce(0) { gcd($0, $1) }
+        let reduced = weights.map { max(1, $0 / max(divisor, 1)) }
+        let total = reduced.reduce(0, +)
+        var current = [Int](repeating: 0, count: reduced.count)
+        var schedule: [Int] = []
+        schedule.reserveCapacity(total)
+        for _ in 0..<total {
+            var best = 0
+            for i in reduced.indices {
+                current[i] += reduced[i]
+                if current[i] > current[best] { best = i }
+            }
+            current[best] -= total
+            schedule.append(best)
+        }
+        return schedule
+    }
+
+    private static func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOPosix
+import ServiceLifecycle
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the gateway with a configuration file.")
+
+    @Option(name: .long, help: "Path to the YAML (or .json) configuration file.")
+    var config: String
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = logging.makeLogger()
+        let runtime: GatewayRuntime
+        do {
+            runtime = try GatewayRuntime.load(configPath: config)
+        } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let server = GatewayServer(runtime: runtime, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        do {
+            try await server.start()
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        try await group.run()
+    }
+}
+
+struct ValidateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate",
+        abstract: "Check a configuration file, its certificates, keys, CA bundles and CRLs; exit non-zero on any problem."
+    )
+
+    @Option(name: .long, help: "Path to the YAML (or .json) configuration file.")
+    var config: String
+
+    func run() async throws {
+        do {
+            let runtime = try GatewayRuntime.load(configPath: config)
+            print("configuration OK: \(config) (\(runtime.listeners.count) listener(s), \(runtime.backends.count) backend(s))")
+        } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

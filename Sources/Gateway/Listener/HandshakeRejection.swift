@@ -1,0 +1,33 @@
+/// Why a client's TLS handshake was refused; `code` is stable (logs, metrics labels, the plugin ABI).
+public struct HandshakeRejection: Error, Hashable, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let name: String
+        private init(_ name: String) { self.name = name }
+        public static let noCertificate = Code("no_certificate")
+        public static let unknownCA = Code("unknown_ca")
+        public static let selfSigned = Code("self_signed")
+        public static let expired = Code("certificate_expired")
+        public static let notYetValid = Code("certificate_not_yet_valid")
+        public static let revoked = Code("certificate_revoked")
+        public static let crlExpired = Code("crl_expired")
+        public static let badSignature = Code("bad_signature")
+        public static let usage = Code("unsupported_certificate_purpose")
+        public static let chainTooLong = Code("chain_too_long")
+        public static let invalidCA = Code("invalid_ca")
+        public static let malformed = Code("malformed_certificate")
+        public static let protocolVersion = Code("protocol_version")
+        public static let tlsError = Code("tls_error")
+        public var description: String { name }
+    }
+
+    public var code: Code
+    /// A precise, human-readable reason naming the certificate concerned.
+    public var detail: String
+
+    public init(_ code: Code, _ detail: String) {
+        self.code = code
+        self.detail = detail
+    }
+
+    public var description: String { "\(code): \(detail)" }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import NIOCore
+import NIOSSL
+import X509
+
+/// A listener's compiled TLS state: one `NIOSSLContext` per server certificate, the SNI lookup tables, and the
+/// client-certificate verifier. Built once from the configuration; shared by all connections of the listener.
+final class ListenerTLS: Sendable {
+    struct Entry: Sendable {
+        var names: [String]
+        var context: NIOSSLContext
+    }
+
+    let clientAuth: ClientAuthMode
+    let verifier: ClientCertificateVerifier?
+    let defaultContext: NIOSSLContext
+    private let exact: [String: NIOSSLContext]
+    /// Keyed by the part after `*.`: `*.example.com` is stored as `example.com`.
+    private let wildcard: [String: NIOSSLContext]
+    /// Earliest notAfter among the server certificates (for expiry warnings and metrics).
+    let earliestServerCertificateExpiry: Date?
+
+    /// Mozilla's "intermediate" TLS 1.2 suites: forward secret AEAD only. TLS 1.3 suites are always enabled.
+    static let cipherSuites = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    ].joined(separator: ":")
+
+    init(entries: [Entry], clientAuth: ClientAuthMode, verifier: ClientCertificateVerifier?, earliestExpiry: Date?) {
+        precondition(!entries.isEmpty)
+        self.clientAuth = clientAuth
+        self.verifier = verifier
+        self.defaultContext = entries[0].context
+        var exact: [String: NIOSSLContext] = [:]
+        var wildcard: [String: NIOSSLContext] = [:]
+        for entry in entries {
+            for name in entry.names {
+                let lower = name.lowercased()
+                if lower.hasPrefix("*.") {
+                    if wildcard[String(lower.dropFirst(2))] == nil { wildcard[String(lower.dropFirst(2))] = entry.context }
+                } else if exact[lower] == nil {
+                    exact[lower] = entry.context
+                }
+            }
+        }
+        self.exact = exact
+        self.wildcard = wildcard
+        self.earliestServerCertificateExpiry = earliestExpiry
+    }
+
+    /// Picks the certificate for a ClientHello's server name: exact, then `*.` wildcard (one label), then default.
+    func context(forServerName name: String?) -> NIOSSLContext {
+        guard var name = name?.lowercased(), !name.isEmpty else { return defaultContext }
+        if name.hasSuffix(".") { name.removeLast() }
+        if let context = exact[name] { return context }
+        if let dot = name.firstIndex(of: "."), let context = wildcard[String(name[name.index(after: dot)...])] {
+            return context
+        }
+        return defaultContext
+    }
+
+    static func makeContext(
+        chain: [NIOSSLCertificate],
+        key: NIOSSLPrivateKey,
+        clientAuth: ClientAuthMode,
+        clientCAs: [NIOSSLCertificate],
+        minVersion: TLSMinimumVersion
+    ) throws -> NIOSSLContext {
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) },
+            privateKey: .privateKey(key)
+        )
+        tls.minimumTLSVersion = minVersion == .tls13 ? .tlsv13 : .tlsv12
+        tls.cipherSuites = cipherSuites
+        tls.applicationProtocols = ["http/1.1"]
+        switch clientAuth {
+        case .none:
+            tls.certificateVerification = .none
+        case .optional:
+            tls.certificateVerification = .optionalVerification
+        case .required:
+            tls.certificateVerification = .noHostnameVerification
+        }
+        if clientAuth != .none {
+            // Sent as the CertificateRequest's CA list so that clients with several certificates pick the right one.
+            tls.trustRoots = .certificates(clientCAs)
+            tls.sendCANameList = true
+        }
+        return try NIOSSLContext(configuration: tls)
+    }
+}

@@ -1,0 +1,86 @@
+import Logging
+import NIOCore
+import NIOSSL
+import NIOTLS
+
+/// Completes the connection's identity when the handshake succeeds, and logs a refused handshake with the
+/// client address, the listener, what the client presented and the precise reason.
+final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    private let connection: ConnectionContext
+    private let logger: Logger
+    /// Told about every refused handshake (the seam for plugins' connection hooks and metrics).
+    private let onRejected: (@Sendable (ConnectionContext, HandshakeRejection) -> Void)?
+
+    init(connection: ConnectionContext, logger: Logger, onRejected: (@Sendable (ConnectionContext, HandshakeRejection) -> Void)? = nil) {
+        self.connection = connection
+        self.logger = logger
+        self.onRejected = onRejected
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted(let alpn) = event {
+            connection.handshakeCompleted = true
+            connection.negotiatedALPN = alpn
+            connection.tlsVersion = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).tlsVersion
+            if logger.logLevel <= .debug {
+                logger.debug("TLS handshake completed", metadata: metadata(extra: [
+                    "tls_version": "\(connection.tlsVersionName ?? "?")", "cipher": "\(connection.cipherName ?? "?")",
+                ]))
+            }
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !connection.handshakeCompleted {
+            let rejection = Self.rejection(for: error, connection: connection)
+            var extra: Logger.Metadata = ["reason": "\(rejection.code)", "detail": "\(rejection.detail)"]
+            if let presented = connection.clientCertificate {
+                extra["subject"] = "\(presented.subject)"
+                extra["issuer"] = "\(presented.issuer)"
+                extra["serial"] = "\(presented.serialHex)"
+            }
+            logger.warning("TLS handshake rejected", metadata: metadata(extra: extra))
+            onRejected?(connection, rejection)
+            context.close(promise: nil)
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        context.fireChannelInactive()
+    }
+
+    private func metadata(extra: Logger.Metadata) -> Logger.Metadata {
+        var m: Logger.Metadata = [
+            "listener": "\(connection.listenerName)", "client": "\(connection.remoteAddress.map { "\($0)" } ?? "?")",
+            "connection_id": "\(connection.id)",
+        ]
+        if let sni = connection.serverName { m["sni"] = "\(sni)" }
+        m.merge(extra) { $1 }
+        return m
+    }
+
+    /// Maps what went wrong to a rejection: our verifier's reason when it ran, otherwise BoringSSL's error.
+    static func rejection(for error: any Error, connection: ConnectionContext) -> HandshakeRejection {
+        if case .failed(let rejection) = connection.verification { return rejection }
+        let text = "\(error)"
+        if text.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") || text.contains("CERTIFICATE_REQUIRED") {
+            return .init(.noCertificate, "client presented no certificate, and this listener requires one")
+        }
+        if text.contains("UNSUPPORTED_PROTOCOL") || text.contains("WRONG_VERSION") || text.contains("PROTOCOL_VERSION") {
+            return .init(.protocolVersion, "client offered no TLS version this listener accepts: \(text)")
+        }
+        if error is NIOSSLError, case .uncleanShutdown = error as! NIOSSLError {
+            return .init(.tlsError, "connection closed during the handshake")
+        }
+        if let channelError = error as? ChannelError, channelError == .eof {
+            return .init(.tlsError, "connection closed during the handshake")
+        }
+        return .init(.tlsError, text)
+    }
+}

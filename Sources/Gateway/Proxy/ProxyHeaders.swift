@@ -1,0 +1,51 @@
+import NIOHTTP1
+
+/// How the gateway rewrites headers between client and backend: hop-by-hop headers removed (RFC 9110 7.6.1,
+/// including those the Connection header names), X-Forwarded-* set from what the gateway itself saw.
+enum ProxyHeaders {
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+        "proxy-authenticate", "proxy-authorization",
+    ]
+
+    /// Removes hop-by-hop headers in place.
+    static func removeHopByHop(_ headers: inout HTTPHeaders) {
+        var extra: [String] = []
+        for value in headers[canonicalForm: "connection"] {
+            let name = value.trimmingCharacters(in: .whitespaces).lowercased()
+            if !name.isEmpty { extra.append(name) }
+        }
+        for name in extra where name != "close" && name != "keep-alive" {
+            headers.remove(name: name)
+        }
+        for name in hopByHop where headers.contains(name: name) {
+            headers.remove(name: name)
+        }
+    }
+
+    /// The request head sent to the backend. The client's Host is preserved.
+    static func upstreamRequest(
+        _ head: HTTPRequestHead, clientIP: String, scheme: String, localPort: Int?
+    ) -> HTTPRequestHead {
+        var headers = head.headers
+        removeHopByHop(&headers)
+        headers.remove(name: "expect")
+        let host = head.headers.first(name: "host")
+        let previous = headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
+        headers.replaceOrAdd(name: "x-forwarded-for", value: previous.isEmpty ? clientIP : "\(previous), \(clientIP)")
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: scheme)
+        if let localPort { headers.replaceOrAdd(name: "x-forwarded-port", value: String(localPort)) } else { headers.remove(name: "x-forwarded-port") }
+        if let host { headers.replaceOrAdd(name: "x-forwarded-host", value: host) } else { headers.remove(name: "x-forwarded-host") }
+        var upstream = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+        upstream.version = .http1_1
+        return upstream
+    }
+
+    /// The response head sent to the client.
+    static func downstreamResponse(_ head: HTTPResponseHead, version: HTTPVersion, close: Bool) -> HTTPResponseHead {
+        var headers = head.headers
+        removeHopByHop(&headers)
+        if close { headers.add(name: "connection", value: "close") }
+        return HTTPResponseHead(version: version, status: head.status, headers: headers)
+    }
+}

@@ -1,0 +1,93 @@
+import NIOCore
+
+/// Sits before the HTTP decoder and protects it from slow and oversized request heads: it counts the raw bytes
+/// of the head being read (431 past `max_header_bytes`), gives a connection `header_timeout` to send a complete
+/// head once it started one (408), and closes a keep-alive connection idle for `idle_timeout`.
+/// `HTTPProxyHandler` tells it when a head has been decoded and when a response is complete.
+final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let maxHeaderBytes: Int
+    private let headerTimeout: TimeAmount
+    private let idleTimeout: TimeAmount
+    private var awaitingHead = true
+    private var headBytes = 0
+    private var timer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+    private var closed = false
+
+    init(limits: HTTPLimitsConfig) {
+        self.maxHeaderBytes = limits.maxHeaderBytes
+        self.headerTimeout = limits.headerTimeout.timeAmount
+        self.idleTimeout = limits.idleTimeout.timeAmount
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // The first head (TLS handshake included) must arrive within header_timeout of connecting.
+        arm(headerTimeout)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        closed = true
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if awaitingHead, !closed {
+            let count = unwrapInboundIn(data).readableBytes
+            if headBytes == 0, count > 0 { arm(headerTimeout) }
+            headBytes += count
+            if headBytes > maxHeaderBytes {
+                reject(context: context, status: "431 Request Header Fields Too Large", body: "request header too large\n")
+                return
+            }
+        }
+        context.fireChannelRead(data)
+    }
+
+    /// A complete head was decoded: stop counting and timing until the response is done.
+    func headReceived() {
+        awaitingHead = false
+        headBytes = 0
+        timer?.cancel()
+        timer = nil
+    }
+
+    /// The response was sent and the connection stays open: wait for the next head, at most `idle_timeout`.
+    func awaitNextHead() {
+        awaitingHead = true
+        headBytes = 0
+        arm(idleTimeout)
+    }
+
+    private func arm(_ amount: TimeAmount) {
+        timer?.cancel()
+        guard let context else { return }
+        timer = context.eventLoop.scheduleTask(in: amount) { [weak self] in
+            guard let self, let context = self.context, self.awaitingHead, !self.closed else { return }
+            if self.headBytes > 0 {
+                self.reject(context: context, status: "408 Request Timeout", body: "request header timeout\n")
+            } else {
+                self.closed = true
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    private func reject(context: ChannelHandlerContext, status: String, body: String) {
+        closed = true
+        timer?.cancel()
+        let text = "HTTP/1.1 \(status)\r\ncontent-type: text/plain\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: text))).whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}

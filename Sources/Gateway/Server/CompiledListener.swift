@@ -1,0 +1,18 @@
+import NIOCore
+
+/// A listener as the hot path uses it: bound address, TLS state, router and limits, all resolved at start-up.
+final class CompiledListener: Sendable {
+    let name: String
+    let address: SocketAddress
+    let tls: ListenerTLS?
+    let router: Router
+    let limits: HTTPLimitsConfig
+
+    init(name: String, address: SocketAddress, tls: ListenerTLS?, router: Router, limits: HTTPLimitsConfig) {
+        self.name = name
+        self.address = address
+        self.tls = tls
+        self.router = router
+        self.limits = limits
+    }
+}

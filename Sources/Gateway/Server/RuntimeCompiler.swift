@@ -1,0 +1,347 @@
+import Foundation
+import NIOCore
+import NIOSSL
+import SwiftASN1
+import X509
+
+/// Turns a decoded `GatewayConfig` into a `GatewayRuntime`: resolves files against the config's directory,
+/// parses every certificate, key, CA bundle and CRL, checks that keys match certificates and that CRLs are
+/// signed by the CAs they name, and reports every problem by key path.
+struct RuntimeCompiler {
+    let baseDirectory: String
+    let source: String
+    var now = Date()
+    private let issues = ConfigIssueCollector()
+
+    init(baseDirectory: String, source: String) {
+        self.baseDirectory = baseDirectory
+        self.source = source
+    }
+
+    func compile(_ config: GatewayConfig) throws -> GatewayRuntime {
+        let backends = compileBackends(config.backends)
+        var listeners: [CompiledListener] = []
+        var names = Set<String>()
+        if config.listeners.isEmpty { issues.add("listeners", "at least one listener is required") }
+        for (i, listener) in config.listeners.enumerated() {
+            let path = "listeners[\(i)]"
+            if listener.name.isEmpty { issues.add("\(path).name", "must not be empty") }
+            if !names.insert(listener.name).inserted { issues.add("\(path).name", "duplicate listener name '\(listener.name)'") }
+            if let compiled = compileListener(listener, path: path, backends: backends) { listeners.append(compiled) }
+        }
+        guard issues.issues.isEmpty else { throw ConfigValidationError(source: source, issues: issues.issues) }
+        return GatewayRuntime(listeners: listeners, backends: Array(backends.values), shutdownTimeout: config.shutdownTimeout)
+    }
+
+    // MARK: listeners
+
+    private func compileListener(_ config: ListenerConfig, path: String, backends: [String: BackendGroup]) -> CompiledListener? {
+        let address = parseListenAddress(config.address, path: "\(path).address")
+        var tls: ListenerTLS?
+        switch (config.protocol, config.tls) {
+        case (.https, nil):
+            issues.add("\(path).tls", "required for protocol https")
+        case (.http, .some):
+            issues.add("\(path).tls", "not allowed for protocol http (use protocol: https)")
+        case (.https, .some(let tlsConfig)):
+            tls = compileTLS(tlsConfig, path: "\(path).tls")
+        case (.http, nil):
+            break
+        }
+        let router = compileRoutes(config.routes, path: "\(path).routes", backends: backends)
+        let limits = config.limits
+        if limits.maxHeaderBytes < 1024 || limits.maxHeaderBytes > 1 << 20 { issues.add("\(path).limits.max_header_bytes", "must be between 1024 and 1048576") }
+        if limits.maxBodyBytes < 0 { issues.add("\(path).limits.max_body_bytes", "must not be negative") }
+        if limits.headerTimeout.nanoseconds <= 0 { issues.add("\(path).limits.header_timeout", "must be positive") }
+        if limits.idleTimeout.nanoseconds <= 0 { issues.add("\(path).limits.idle_timeout", "must be positive") }
+        guard let address, let router, config.protocol == .http || tls != nil else { return nil }
+        return CompiledListener(name: config.name, address: address, tls: tls, router: router, limits: limits)
+    }
+
+    private func parseListenAddress(_ text: String, path: String) -> SocketAddress? {
+        guard let (host, port) = Self.splitHostPort(text) else {
+            issues.add(path, "'\(text)' is not an address of the form IP:port or [IPv6]:port")
+            return nil
+        }
+        do {
+            return try SocketAddress(ipAddress: host, port: port)
+        } catch {
+            issues.add(path, "'\(host)' is not an IP address (listeners bind to IP literals, e.g. 0.0.0.0 or [::])")
+            return nil
+        }
+    }
+
+    /// Splits `host:port` / `[v6]:port`; nil when malformed or the port is out of range.
+    static func splitHostPort(_ text: String) -> (String, Int)? {
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else { return nil }
+        return (String(host), port)
+    }
+
+    // MARK: TLS
+
+    private func compileTLS(_ config: ListenerTLSConfig, path: String) -> ListenerTLS? {
+        if config.certificates.isEmpty { issues.add("\(path).certificates", "at least one server certificate is required") }
+        if !(1...16).contains(config.verifyDepth) { issues.add("\(path).verify_depth", "must be between 1 and 16, got \(config.verifyDepth)") }
+
+        // Client CAs and CRLs first: every server context sends the CA names.
+        var anchors: [Certificate] = []
+        var anchorsNIO: [NIOSSLCertificate] = []
+        if config.clientAuth != .none && config.clientCA.isEmpty {
+            issues.add("\(path).client_ca", "required when client_auth is \(config.clientAuth.rawValue)")
+        }
+        if config.clientAuth == .none && !config.clientCA.isEmpty {
+            issues.add("\(path).client_ca", "set, but client_auth is none: set client_auth to optional or required")
+        }
+        for (i, file) in config.clientCA.enumerated() {
+            let keyPath = "\(path).client_ca[\(i)]"
+            guard let certs = loadCertificates(file, path: keyPath) else { continue }
+            for (cert, nio) in certs {
+                guard case .isCertificateAuthority = (try? cert.extensions.basicConstraints) ?? .notCertificateAuthority else {
+                    issues.add(keyPath, "'\(file)' contains '\(cert.subject)', which is not a CA certificate (basicConstraints CA:TRUE missing)")
+                    continue
+                }
+                if cert.notValidAfter < now { issues.add(keyPath, "CA certificate '\(cert.subject)' in '\(file)' expired at \(cert.notValidAfter)") }
+                anchors.append(cert)
+                anchorsNIO.append(nio)
+            }
+        }
+        var crls: [CertificateRevocationList] = []
+        for (i, file) in config.crl.enumerated() {
+            let keyPath = "\(path).crl[\(i)]"
+            guard let data = readFile(file, path: keyPath) else { continue }
+            do {
+                for crl in try CertificateRevocationList.parseFile(data) {
+                    guard let issuer = anchors.first(where: { $0.subject == crl.issuer }) else {
+                        issues.add(keyPath, "CRL in '\(file)' is issued by '\(crl.issuer)', which is not among client_ca")
+                        continue
+                    }
+                    guard crl.isSignatureValid(by: issuer.publicKey) else {
+                        issues.add(keyPath, "CRL in '\(file)' is not validly signed by '\(crl.issuer)'")
+                        continue
+                    }
+                    if let next = crl.nextUpdate, next < now {
+                        issues.add(keyPath, "CRL in '\(file)' from '\(crl.issuer)' expired at \(next) (nextUpdate)")
+                        continue
+                    }
+                    crls.append(crl)
+                }
+            } catch {
+                issues.add(keyPath, "cannot parse CRL '\(file)': \(error)")
+            }
+        }
+        if config.clientAuth == .none && !config.crl.isEmpty { issues.add("\(path).crl", "set, but client_auth is none") }
+
+        var entries: [ListenerTLS.Entry] = []
+        var earliest: Date?
+        for (i, certConfig) in config.certificates.enumerated() {
+            let keyPath = "\(path).certificates[\(i)]"
+            guard let chain = loadCertificates(certConfig.cert, path: "\(keyPath).cert"), let leaf = chain.first else { continue }
+            guard let key = loadPrivateKey(certConfig.key, path: "\(keyPath).key", matching: leaf.0, certFile: certConfig.cert) else { continue }
+            if leaf.0.notValidAfter < now {
+                issues.add("\(keyPath).cert", "certificate '\(leaf.0.subject)' in '\(certConfig.cert)' expired at \(leaf.0.notValidAfter)")
+            }
+            earliest = min(earliest ?? leaf.0.notValidAfter, leaf.0.notValidAfter)
+            var names = certConfig.sni ?? []
+            if certConfig.sni == nil, let sans = try? leaf.0.extensions.subjectAlternativeNames {
+                for case .dnsName(let name) in sans { names.append(name) }
+            }
+            for (j, name) in names.enumerated() where !Self.isValidServerName(name) {
+                issues.add("\(keyPath).sni[\(j)]", "'\(name)' is not a host name or *.wildcard")
+            }
+            do {
+                let context = try ListenerTLS.makeContext(
+                    chain: chain.map(\.1), key: key, clientAuth: config.clientAuth, clientCAs: anchorsNIO, minVersion: config.minVersion
+                )
+                entries.append(.init(names: names, context: context))
+            } catch {
+                issues.add(keyPath, "TLS context cannot be built: \(error)")
+            }
+        }
+        guard !entries.isEmpty else { return nil }
+        let verifier = config.clientAuth == .none ? nil : ClientCertificateVerifier(anchors: anchors, crls: crls, maxDepth: config.verifyDepth)
+        return ListenerTLS(entries: entries, clientAuth: config.clientAuth, verifier: verifier, earliestExpiry: earliest)
+    }
+
+    static func isValidServerName(_ name: String) -> Bool {
+        var labels = name.lowercased().split(separator: ".", omittingEmptySubsequences: false)
+        if labels.first == "*" { labels.removeFirst() }
+        guard !labels.isEmpty else { return false }
+        return labels.allSatisfy { label in
+            !label.isEmpty && label.count <= 63 && label.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 }
+        }
+    }
+
+    // MARK: routes
+
+    private func compileRoutes(_ routes: [RouteConfig], path: String, backends: [String: BackendGroup]) -> Router? {
+        var compiled: [Router.Route] = []
+        var ok = true
+        if routes.isEmpty { issues.add(path, "at least one route is required") }
+        for (i, route) in routes.enumerated() {
+            let keyPath = "\(path)[\(i)]"
+            var matcher = RouteMatcher()
+            if let match = route.match {
+                if let host = match.host {
+                    let lower = host.lowercased()
+                    if !Self.isValidServerName(lower) {
+                        issues.add("\(keyPath).match.host", "'\(host)' is not a host name or *.wildcard")
+                        ok = false
+                    }
+                    matcher.host = lower.hasPrefix("*.") ? .suffix(String(lower.dropFirst(1))) : .exact(lower)
+                }
+                if match.pathPrefix != nil && match.pathExact != nil {
+                    issues.add("\(keyPath).match", "path_prefix and path_exact are mutually exclusive")
+                    ok = false
+                }
+                for (key, value) in [("path_prefix", match.pathPrefix), ("path_exact", match.pathExact)] {
+                    if let value, !value.hasPrefix("/") {
+                        issues.add("\(keyPath).match.\(key)", "'\(value)' must start with '/'")
+                        ok = false
+                    }
+                }
+                matcher.pathPrefix = match.pathPrefix
+                matcher.pathExact = match.pathExact
+                if let methods = match.methods {
+                    for (j, m) in methods.enumerated() where m.isEmpty || !m.utf8.allSatisfy({ $0 >= 65 && $0 <= 90 }) {
+                        issues.add("\(keyPath).match.methods[\(j)]", "'\(m)' is not an upper-case HTTP method")
+                        ok = false
+                    }
+                    matcher.methods = Set(methods)
+                }
+            }
+            guard let backend = backends[route.backend] else {
+                issues.add("\(keyPath).backend", "no backend named '\(route.backend)'")
+                ok = false
+                continue
+            }
+            compiled.append(.init(matcher: matcher, backend: backend))
+        }
+        return ok ? Router(routes: compiled) : nil
+    }
+
+    // MARK: backends
+
+    private func compileBackends(_ configs: [BackendConfig]) -> [String: BackendGroup] {
+        var groups: [String: BackendGroup] = [:]
+        for (i, config) in configs.enumerated() {
+            let path = "backends[\(i)]"
+            if config.name.isEmpty { issues.add("\(path).name", "must not be empty") }
+            if groups[config.name] != nil { issues.add("\(path).name", "duplicate backend name '\(config.name)'") }
+            var servers: [BackendServer] = []
+            for (j, server) in config.servers.enumerated() {
+                guard let (host, port) = Self.splitHostPort(server.address), port > 0 else {
+                    issues.add("\(path).servers[\(j)].address", "'\(server.address)' is not host:port")
+                    continue
+                }
+                if !(1...1000).contains(server.weight) { issues.add("\(path).servers[\(j)].weight", "must be between 1 and 1000, got \(server.weight)") }
+                servers.append(BackendServer(address: server.address, host: host, port: port, weight: max(1, min(server.weight, 1000)), maxIdle: config.maxIdleConnections))
+            }
+            if config.connectTimeout.nanoseconds <= 0 { issues.add("\(path).connect_timeout", "must be positive") }
+            if config.responseTimeout.nanoseconds <= 0 { issues.add("\(path).response_timeout", "must be positive") }
+            if config.maxIdleConnections < 0 { issues.add("\(path).max_idle_connections", "must not be negative") }
+            var tlsContext: NIOSSLContext?
+            switch (config.protocol, config.tls) {
+            case (.http, .some): issues.add("\(path).tls", "not allowed for protocol http")
+            case (.https, let tls): tlsContext = compileBackendTLS(tls, path: "\(path).tls")
+            case (.http, nil): break
+            }
+            groups[config.name] = BackendGroup(
+                name: config.name, servers: servers, balance: config.balance, tlsContext: tlsContext,
+                serverName: config.tls?.serverName, connectTimeout: config.connectTimeout.timeAmount, responseTimeout: config.responseTimeout.timeAmount
+            )
+        }
+        return groups
+    }
+
+    private func compileBackendTLS(_ config: BackendTLSConfig?, path: String) -> NIOSSLContext? {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        tls.applicationProtocols = ["http/1.1"]
+        if let config {
+            var roots: [NIOSSLCertificate] = []
+            for (i, file) in config.ca.enumerated() {
+                roots += loadCertificates(file, path: "\(path).ca[\(i)]")?.map(\.1) ?? []
+            }
+            if !roots.isEmpty { tls.trustRoots = .certificates(roots) }
+            tls.certificateVerification = config.verify ? (config.serverName == nil ? .noHostnameVerification : .fullVerification) : .none
+            switch (config.cert, config.key) {
+            case (let cert?, let key?):
+                if let chain = loadCertificates(cert, path: "\(path).cert"), let leaf = chain.first,
+                    let privateKey = loadPrivateKey(key, path: "\(path).key", matching: leaf.0, certFile: cert)
+                {
+                    tls.certificateChain = chain.map { .certificate($0.1) }
+                    tls.privateKey = .privateKey(privateKey)
+                }
+            case (nil, nil): break
+            case (nil, _?): issues.add("\(path).cert", "required when key is set")
+            case (_?, nil): issues.add("\(path).key", "required when cert is set")
+            }
+        }
+        do {
+            return try NIOSSLContext(configuration: tls)
+        } catch {
+            issues.add(path, "TLS context cannot be built: \(error)")
+            return nil
+        }
+    }
+
+    // MARK: files
+
+    private func resolve(_ file: String) -> String {
+        file.hasPrefix("/") ? file : URL(fileURLWithPath: baseDirectory).appendingPathComponent(file).path
+    }
+
+    private func readFile(_ file: String, path: String) -> Data? {
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: resolve(file)))
+        } catch {
+            issues.add(path, "cannot read '\(file)': \(FileErrors.describe(error))")
+            return nil
+        }
+    }
+
+    /// Every certificate of a PEM file, parsed by both swift-certificates (checks) and NIOSSL (the TLS stack).
+    private func loadCertificates(_ file: String, path: String) -> [(Certificate, NIOSSLCertificate)]? {
+        guard let data = readFile(file, path: path) else { return nil }
+        do {
+            let text = String(decoding: data, as: UTF8.self)
+            let documents = try PEMDocument.parseMultiple(pemString: text).filter { $0.discriminator == "CERTIFICATE" }
+            guard !documents.isEmpty else {
+                issues.add(path, "'\(file)' contains no PEM certificate ('-----BEGIN CERTIFICATE-----')")
+                return nil
+            }
+            return try documents.map { doc in
+                (try Certificate(derEncoded: doc.derBytes), try NIOSSLCertificate(bytes: doc.derBytes, format: .der))
+            }
+        } catch {
+            issues.add(path, "cannot parse certificates in '\(file)': \(error)")
+            return nil
+        }
+    }
+
+    private func loadPrivateKey(_ file: String, path: String, matching leaf: Certificate, certFile: String) -> NIOSSLPrivateKey? {
+        guard let data = readFile(file, path: path) else { return nil }
+        do {
+            let key = try NIOSSLPrivateKey(bytes: Array(data), format: .pem)
+            if let parsed = try? Certificate.PrivateKey(pemEncoded: String(decoding: data, as: UTF8.self)), parsed.publicKey != leaf.publicKey {
+                issues.add(path, "key in '\(file)' does not match the certificate in '\(certFile)'")
+                return nil
+            }
+            return key
+        } catch {
+            issues.add(path, "cannot parse private key '\(file)' (PEM expected): \(error)")
+            return nil
+        }
+    }
+}

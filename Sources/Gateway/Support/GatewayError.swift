@@ -1,0 +1,33 @@
+/// An error raised by the gateway's core, with a stable code, a readable reason and where it was raised.
+///
+/// Shaped like swift-service-lifecycle's `ServiceGroupError`: the code set can grow without breaking callers.
+public struct GatewayError: Error, CustomStringConvertible, Hashable, Sendable {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Backing: Hashable, Sendable {
+            case invalidConfiguration
+            case bindFailed
+            case certificate
+            case notRunning
+        }
+        private let backing: Backing
+        public static let invalidConfiguration = Code(backing: .invalidConfiguration)
+        public static let bindFailed = Code(backing: .bindFailed)
+        public static let certificate = Code(backing: .certificate)
+        public static let notRunning = Code(backing: .notRunning)
+        public var description: String { String(describing: backing) }
+    }
+
+    public let code: Code
+    public let reason: String
+    public let file: String
+    public let line: Int
+
+    public init(_ code: Code, _ reason: String, file: String = #fileID, line: Int = #line) {
+        self.code = code
+        self.reason = reason
+        self.file = file
+        self.line = line
+    }
+
+    public var description: String { reason }
+}

@@ -1,0 +1,3 @@
+import XCTest
+@testable import Gateway
+final class SmokeTests: XCTestCase { func testNothing() {} }
