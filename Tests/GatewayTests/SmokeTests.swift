@@ -1,3 +1,0 @@
-import XCTest
-@testable import Gateway
-final class SmokeTests: XCTestCase { func testNothing() {} }

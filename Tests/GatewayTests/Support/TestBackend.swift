@@ -1,0 +1,125 @@
+import Crypto
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A real HTTP/1.1 backend on 127.0.0.1:0 that records what reached it. Paths:
+/// `/echo` returns the request body; `/bytes/N` returns N pattern bytes (`?chunked` without Content-Length);
+/// `/slow` answers after 3 s; `/hop` answers with hop-by-hop headers; anything else returns `ok <name>`.
+final class TestBackend: @unchecked Sendable {
+    struct Received: Sendable {
+        var head: HTTPRequestHead
+        var bodyBytes: Int
+        var bodySHA256: String
+    }
+
+    let name: String
+    private let received = NIOLockedValueBox<[Received]>([])
+    private var channel: Channel?
+    private(set) var port = 0
+
+    init(name: String = "backend") { self.name = name }
+
+    var requests: [Received] { received.withLockedValue { $0 } }
+
+    func start(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws {
+        let recorder = received
+        let name = self.name
+        channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(name: name, recorder: recorder))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        port = channel!.localAddress!.port!
+    }
+
+    func stop() async { try? await channel?.close() }
+
+    static func pattern(_ count: Int) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(count)
+        for i in 0..<count { buffer.writeInteger(UInt8(truncatingIfNeeded: i &* 31 &+ i >> 8)) }
+        return buffer
+    }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let name: String
+        let recorder: NIOLockedValueBox<[Received]>
+        var head: HTTPRequestHead?
+        var body = ByteBuffer()
+        var hasher = SHA256()
+
+        init(name: String, recorder: NIOLockedValueBox<[Received]>) {
+            self.name = name
+            self.recorder = recorder
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                self.head = head
+                body.clear()
+                hasher = SHA256()
+            case .body(var part):
+                part.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                body.writeBuffer(&part)
+            case .end:
+                guard let head else { return }
+                let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+                recorder.withLockedValue { $0.append(Received(head: head, bodyBytes: body.readableBytes, bodySHA256: digest)) }
+                respond(context: context, head: head)
+            }
+        }
+
+        private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
+            let path = head.uri
+            var headers = HTTPHeaders()
+            headers.add(name: "x-backend", value: name)
+            if path.hasPrefix("/slow") {
+                context.eventLoop.scheduleTask(in: .seconds(3)) { self.send(context: context, head: head, headers: headers, body: ByteBuffer(string: "slow")) }
+                return
+            }
+            if path.hasPrefix("/echo") {
+                return send(context: context, head: head, headers: headers, body: body)
+            }
+            if path.hasPrefix("/bytes/") {
+                let count = Int(path.dropFirst(7).prefix(while: { $0.isNumber })) ?? 0
+                let payload = TestBackend.pattern(count)
+                if path.contains("chunked") {
+                    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+                    var remaining = payload
+                    while let slice = remaining.readSlice(length: min(65536, remaining.readableBytes)), slice.readableBytes > 0 {
+                        context.write(wrapOutboundOut(.body(.byteBuffer(slice))), promise: nil)
+                    }
+                    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                    return
+                }
+                return send(context: context, head: head, headers: headers, body: payload)
+            }
+            if path.hasPrefix("/hop") {
+                headers.add(name: "connection", value: "x-private")
+                headers.add(name: "x-private", value: "secret")
+                headers.add(name: "keep-alive", value: "timeout=5")
+                headers.add(name: "proxy-authenticate", value: "Basic")
+                headers.add(name: "x-kept", value: "yes")
+            }
+            send(context: context, head: head, headers: headers, body: ByteBuffer(string: "ok \(name)"))
+        }
+
+        private func send(context: ChannelHandlerContext, head: HTTPRequestHead, headers: HTTPHeaders, body: ByteBuffer) {
+            var headers = headers
+            headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+}
