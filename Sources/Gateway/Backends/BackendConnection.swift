@@ -4,6 +4,7 @@ import NIOHTTP1
 /// Receives what a backend connection reports; implemented by the request that currently owns it.
 protocol BackendConnectionDelegate: AnyObject {
     func backendRead(_ part: HTTPClientResponsePart)
+    func backendReadComplete()
     func backendFailed(_ error: any Error)
     func backendClosed()
     func backendWritabilityChanged(isWritable: Bool)
@@ -40,6 +41,10 @@ final class BackendConnection: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         delegate?.backendRead(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.backendReadComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

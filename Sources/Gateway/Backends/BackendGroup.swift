@@ -29,7 +29,8 @@ final class BackendGroup: Sendable {
     func connect(to server: BackendServer, on eventLoop: any EventLoop) -> EventLoopFuture<BackendConnection> {
         let connection = BackendConnection(server: server)
         let tlsContext = self.tlsContext
-        let sniName = serverName ?? (server.host.first?.isNumber == true || server.host.contains(":") ? nil : server.host)
+        // SNI carries names only; an IP literal host is verified against the certificate's IP SANs instead.
+        let sniName = serverName ?? ((try? SocketAddress(ipAddress: server.host, port: 0)) == nil ? server.host : nil)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)

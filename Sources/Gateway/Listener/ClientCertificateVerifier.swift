@@ -105,9 +105,18 @@ final class ClientCertificateVerifier: Sendable {
             if chain.count > maxDepth + 1 {
                 return .failure(.init(.chainTooLong, "chain from '\(leaf.subject)' is longer than verify_depth \(maxDepth)"))
             }
-            if let anchor = anchorsBySubject[current.issuer]?.first(where: { $0.publicKey.isValidSignature(current.signature, for: current) }) {
+            if let anchor = issuingAnchor(of: current) {
                 chain.append(anchor)
                 anchored = true
+                // An intermediate listed in client_ca is trusted, but its own issuer's CRL still applies:
+                // keep climbing through client_ca up to a self-issued root.
+                var top = anchor
+                while top.subject != top.issuer, chain.count <= maxDepth + 1, let parent = issuingAnchor(of: top),
+                    !chain.contains(parent)
+                {
+                    chain.append(parent)
+                    top = parent
+                }
                 break
             }
             if let index = intermediates.firstIndex(where: { $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current) }) {
@@ -156,6 +165,10 @@ final class ClientCertificateVerifier: Sendable {
             }
         }
         return .success(window)
+    }
+
+    private func issuingAnchor(of certificate: Certificate) -> Certificate? {
+        anchorsBySubject[certificate.issuer]?.first { $0.publicKey.isValidSignature(certificate.signature, for: certificate) }
     }
 
     private func checkLeafUsage(_ leaf: Certificate) -> HandshakeRejection? {

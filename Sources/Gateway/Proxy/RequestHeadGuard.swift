@@ -42,9 +42,12 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if awaitingHead, !closed {
-            let count = unwrapInboundIn(data).readableBytes
-            if headBytes == 0, count > 0 { arm(headerTimeout) }
+            let buffer = unwrapInboundIn(data)
+            if headBytes == 0, buffer.readableBytes > 0 { arm(headerTimeout) }
+            // Count only up to the blank line that ends the head: body bytes in the same read are not head.
+            let (count, ended) = scanHead(buffer)
             headBytes += count
+            if ended { awaitingHead = false }
             if headBytes > maxHeaderBytes {
                 reject(context: context, status: "431 Request Header Fields Too Large", body: "request header too large\n")
                 return
@@ -53,9 +56,30 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelRead(data)
     }
 
+    /// Tracks the end of a head across reads: a line feed, optional carriage returns, another line feed.
+    private var lastWasNewline = false
+
+    private func scanHead(_ buffer: ByteBuffer) -> (count: Int, ended: Bool) {
+        buffer.withUnsafeReadableBytes { bytes in
+            for (index, byte) in bytes.enumerated() {
+                if byte == 10 {
+                    if lastWasNewline {
+                        lastWasNewline = false
+                        return (index + 1, true)
+                    }
+                    lastWasNewline = true
+                } else if byte != 13 {
+                    lastWasNewline = false
+                }
+            }
+            return (bytes.count, false)
+        }
+    }
+
     /// A complete head was decoded: stop counting and timing until the response is done.
     func headReceived() {
         awaitingHead = false
+        lastWasNewline = false
         headBytes = 0
         timer?.cancel()
         timer = nil
@@ -64,6 +88,7 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
     /// The response was sent and the connection stays open: wait for the next head, at most `idle_timeout`.
     func awaitNextHead() {
         awaitingHead = true
+        lastWasNewline = false
         headBytes = 0
         arm(idleTimeout)
     }

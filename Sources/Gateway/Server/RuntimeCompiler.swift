@@ -274,7 +274,8 @@ struct RuntimeCompiler {
                 roots += loadCertificates(file, path: "\(path).ca[\(i)]")?.map(\.1) ?? []
             }
             if !roots.isEmpty { tls.trustRoots = .certificates(roots) }
-            tls.certificateVerification = config.verify ? (config.serverName == nil ? .noHostnameVerification : .fullVerification) : .none
+            // Always check the name: server_name when set, else the server's host name or IP address.
+            tls.certificateVerification = config.verify ? .fullVerification : .none
             switch (config.cert, config.key) {
             case (let cert?, let key?):
                 if let chain = loadCertificates(cert, path: "\(path).cert"), let leaf = chain.first,

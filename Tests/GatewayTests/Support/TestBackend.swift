@@ -17,6 +17,8 @@ final class TestBackend: @unchecked Sendable {
 
     let name: String
     private let received = NIOLockedValueBox<[Received]>([])
+    /// Bytes of `/stream/N` responses handed to the socket so far (advances only while the peer reads).
+    let streamed = NIOLockedValueBox<Int>(0)
     private var channel: Channel?
     private(set) var port = 0
 
@@ -27,12 +29,13 @@ final class TestBackend: @unchecked Sendable {
     func start(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws {
         let recorder = received
         let name = self.name
+        let streamed = self.streamed
         channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Handler(name: name, recorder: recorder))
+                    try channel.pipeline.syncOperations.addHandler(Handler(name: name, recorder: recorder, streamed: streamed))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -41,25 +44,55 @@ final class TestBackend: @unchecked Sendable {
 
     func stop() async { try? await channel?.close() }
 
+    /// Deterministic, non-repeating-looking bytes; built once and sliced (tests move hundreds of MB).
+    private static let patternBlock: [UInt8] = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }
+
     static func pattern(_ count: Int) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(count)
-        for i in 0..<count { buffer.writeInteger(UInt8(truncatingIfNeeded: i &* 31 &+ i >> 8)) }
+        var remaining = count
+        while remaining > 0 {
+            let n = min(remaining, patternBlock.count)
+            patternBlock.withUnsafeBytes { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            remaining -= n
+        }
         return buffer
     }
+
+    static let chunk = pattern(65536)
 
     private final class Handler: ChannelInboundHandler {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
         let name: String
         let recorder: NIOLockedValueBox<[Received]>
+        let streamed: NIOLockedValueBox<Int>
+        var streamRemaining = 0
         var head: HTTPRequestHead?
         var body = ByteBuffer()
         var hasher = SHA256()
 
-        init(name: String, recorder: NIOLockedValueBox<[Received]>) {
+        init(name: String, recorder: NIOLockedValueBox<[Received]>, streamed: NIOLockedValueBox<Int>) {
             self.name = name
             self.recorder = recorder
+            self.streamed = streamed
+        }
+
+        func channelWritabilityChanged(context: ChannelHandlerContext) {
+            if context.channel.isWritable { pump(context: context) }
+            context.fireChannelWritabilityChanged()
+        }
+
+        /// Writes the `/stream/N` body only while the socket accepts it, as a well-behaved server does.
+        private func pump(context: ChannelHandlerContext) {
+            let chunk = TestBackend.chunk
+            while streamRemaining > 0, context.channel.isWritable {
+                let size = min(chunk.readableBytes, streamRemaining)
+                streamRemaining -= size
+                streamed.withLockedValue { $0 += size }
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(chunk.getSlice(at: 0, length: size)!))), promise: nil)
+                if streamRemaining == 0 { context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil) }
+            }
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -83,9 +116,15 @@ final class TestBackend: @unchecked Sendable {
             let path = head.uri
             var headers = HTTPHeaders()
             headers.add(name: "x-backend", value: name)
-            if path.hasPrefix("/slow") {
+            if path.contains("/slow") {
                 context.eventLoop.scheduleTask(in: .seconds(3)) { self.send(context: context, head: head, headers: headers, body: ByteBuffer(string: "slow")) }
                 return
+            }
+            if path.hasPrefix("/stream/") {
+                streamRemaining = Int(path.dropFirst(8)) ?? 0
+                headers.add(name: "content-length", value: String(streamRemaining))
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+                return pump(context: context)
             }
             if path.hasPrefix("/echo") {
                 return send(context: context, head: head, headers: headers, body: body)

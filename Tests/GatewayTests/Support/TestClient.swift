@@ -21,7 +21,7 @@ final class TestClient: @unchecked Sendable {
         let state = NIOLockedValueBox<(bytes: [UInt8], closed: Bool, error: (any Error)?)>(([], false, nil))
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = unwrapInboundIn(data)
-            state.withLockedValue { $0.bytes += buffer.readableBytesView }
+            buffer.withUnsafeReadableBytes { raw in state.withLockedValue { $0.bytes.append(contentsOf: raw) } }
         }
         func channelInactive(context: ChannelHandlerContext) {
             state.withLockedValue { $0.closed = true }
@@ -50,7 +50,7 @@ final class TestClient: @unchecked Sendable {
         var minimumVersion: TLSVersion?
     }
 
-    static func connect(port: Int, tls: TLSOptions?) async throws -> TestClient {
+    static func connect(port: Int, tls: TLSOptions?, host: String = "127.0.0.1") async throws -> TestClient {
         let collector = Collector()
         var sslContext: NIOSSLContext?
         if let tls {
@@ -76,7 +76,7 @@ final class TestClient: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(collector)
                 }
             }
-            .connect(host: "127.0.0.1", port: port).get()
+            .connect(host: host, port: port).get()
         return TestClient(channel: channel, collector: collector)
     }
 
@@ -90,15 +90,23 @@ final class TestClient: @unchecked Sendable {
 
     var isClosed: Bool { collector.state.withLockedValue { $0.closed } }
     var error: (any Error)? { collector.state.withLockedValue { $0.error } }
+    var receivedCount: Int { collector.state.withLockedValue { $0.bytes.count } }
     var receivedText: String { String(decoding: collector.state.withLockedValue { $0.bytes }, as: UTF8.self) }
 
     /// Waits for one complete response (after those already read); nil if the connection closed first.
     func readResponse(timeout: TimeInterval = 10) async -> Response? {
         let deadline = Date().addingTimeInterval(timeout)
+        var lastCount = -1
         while Date() < deadline {
-            let (bytes, closed) = collector.state.withLockedValue { ($0.bytes, $0.closed) }
-            if let (response, length) = Self.parse(Array(bytes[consumed...]), closed: closed) {
-                consumed += length
+            // Parse under the lock: holding a copy of the array would make every append copy it.
+            let consumed = self.consumed
+            let (parsed, closed) = collector.state.withLockedValue { state -> ((Response, Int)?, Bool) in
+                guard state.bytes.count != lastCount || state.closed else { return (nil, state.closed) }
+                lastCount = state.bytes.count
+                return (Self.parse(state.bytes[consumed...], closed: state.closed), state.closed)
+            }
+            if let (response, length) = parsed {
+                self.consumed += length
                 return response
             }
             if closed { return nil }
@@ -129,9 +137,11 @@ final class TestClient: @unchecked Sendable {
     }
 
     /// Parses one HTTP/1.1 response from the start of `bytes`; nil until complete.
-    static func parse(_ bytes: [UInt8], closed: Bool) -> (Response, Int)? {
+    static func parse(_ all: ArraySlice<UInt8>, closed: Bool) -> (Response, Int)? {
+        let base = all.startIndex
+        let bytes = all
         let crlfcrlf: [UInt8] = [13, 10, 13, 10]
-        guard let headEnd = bytes.firstRange(of: crlfcrlf)?.upperBound else { return nil }
+        guard let headEnd = bytes.prefix(256 * 1024).firstRange(of: crlfcrlf)?.upperBound else { return nil }
         let headText = String(decoding: bytes[..<headEnd], as: UTF8.self)
         var lines = headText.components(separatedBy: "\r\n").filter { !$0.isEmpty }
         guard !lines.isEmpty else { return nil }
@@ -142,36 +152,36 @@ final class TestClient: @unchecked Sendable {
             return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
         }
         let response = Response(status: status, headers: headers, body: [])
-        if status == 100 { return (response, headEnd) }
+        if status == 100 { return (response, headEnd - base) }
         if let length = response.header("content-length").flatMap(Int.init) {
-            guard bytes.count >= headEnd + length else { return nil }
+            guard bytes.endIndex >= headEnd + length else { return nil }
             var r = response
             r.body = Array(bytes[headEnd..<headEnd + length])
-            return (r, headEnd + length)
+            return (r, headEnd + length - base)
         }
         if response.header("transfer-encoding")?.lowercased().contains("chunked") == true {
             var body: [UInt8] = []
             var index = headEnd
             while true {
-                guard let lineEnd = bytes[index...].firstRange(of: [13, 10])?.lowerBound else { return nil }
+                guard let lineEnd = bytes[index...].prefix(64).firstRange(of: [13, 10])?.lowerBound else { return nil }
                 let sizeText = String(decoding: bytes[index..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
                 guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { return nil }
                 index = lineEnd + 2
                 if size == 0 {
-                    guard bytes.count >= index + 2 else { return nil }
+                    guard bytes.endIndex >= index + 2 else { return nil }
                     var r = response
                     r.body = body
-                    return (r, index + 2)
+                    return (r, index + 2 - base)
                 }
-                guard bytes.count >= index + size + 2 else { return nil }
+                guard bytes.endIndex >= index + size + 2 else { return nil }
                 body += bytes[index..<index + size]
                 index += size + 2
             }
         }
-        if status == 204 || status == 304 { return (response, headEnd) }
+        if status == 204 || status == 304 { return (response, headEnd - base) }
         guard closed else { return nil }
         var r = response
         r.body = Array(bytes[headEnd...])
-        return (r, bytes.count)
+        return (r, bytes.endIndex - base)
     }
 }

@@ -26,7 +26,7 @@ final class TestPKI {
         otherCA = try f.makeCA(f.name(commonName: "Other CA", organization: "Elsewhere"))
 
         try write("ca.pem", rootCA.certificatePEM)
-        try write("other-ca.pem", otherCA.certificatePEM)
+        try write("other-root.pem", otherCA.certificatePEM)
         try write("ca-bundle.pem", rootCA.certificatePEM + otherCA.certificatePEM)
 
         // Server certificates: default (localhost), exact (api.test), wildcard (*.wild.test).

@@ -1,0 +1,3 @@
+#include "fixture_common.h"
+FIXTURE_DESCRIPTOR("missing_hook");
+FIXTURE_ENTRY(descriptor.destroy = 0)

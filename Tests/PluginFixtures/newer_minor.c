@@ -1,0 +1,3 @@
+#include "fixture_common.h"
+FIXTURE_DESCRIPTOR("newer_minor");
+FIXTURE_ENTRY(descriptor.abi_minor = 99)
