@@ -5,7 +5,9 @@ let package = Package(
     name: "mtls-gateway",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "gateway", targets: ["Gateway"])
+        .executable(name: "gateway", targets: ["Gateway"]),
+        // A plugin written in Swift against the raw ABI, loaded by the integration tests.
+        .library(name: "TestSwiftPlugin", type: .dynamic, targets: ["TestSwiftPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -32,6 +34,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -46,10 +49,17 @@ let package = Package(
             path: "Sources/Gateway",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        .target(
+            name: "TestSwiftPlugin",
+            dependencies: ["PluginAPI"],
+            path: "Tests/PluginFixtures/SwiftHeaderPlugin",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
                 "Gateway",
+                "TestSwiftPlugin",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

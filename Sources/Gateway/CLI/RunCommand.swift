@@ -48,6 +48,7 @@ struct ValidateCommand: AsyncParsableCommand {
         do {
             let runtime = try GatewayRuntime.load(configPath: config)
             print("configuration OK: \(config) (\(runtime.listeners.count) listener(s), \(runtime.backends.count) backend(s))")
+            runtime.destroyPlugins()
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)

@@ -4,10 +4,13 @@ public struct GatewayConfig: Decodable, Sendable {
     public var backends: [BackendConfig]
     /// How long a graceful shutdown waits for in-flight requests before closing connections.
     public var shutdownTimeout: ConfigDuration
+    /// Directories searched, in order, for a plugin `library` given as a bare file name.
+    public var pluginPaths: [String]?
 
     enum CodingKeys: String, CodingKey {
         case listeners, backends
         case shutdownTimeout = "shutdown_timeout"
+        case pluginPaths = "plugin_paths"
     }
 
     public init(listeners: [ListenerConfig], backends: [BackendConfig], shutdownTimeout: ConfigDuration = .seconds(30)) {
@@ -21,6 +24,7 @@ public struct GatewayConfig: Decodable, Sendable {
         listeners = c.required(.listeners) ?? []
         backends = c.value(.backends, default: [])
         shutdownTimeout = c.value(.shutdownTimeout, default: .seconds(30))
+        pluginPaths = c.optional(.pluginPaths, StringOrList.self)?.values
     }
 }
 
@@ -36,9 +40,11 @@ public struct ListenerConfig: Decodable, Sendable {
     public var tls: ListenerTLSConfig?
     public var routes: [RouteConfig]
     public var limits: HTTPLimitsConfig
+    /// The plugin chain, run in this order for every request of the listener.
+    public var plugins: [PluginEntryConfig]
 
     enum CodingKeys: String, CodingKey {
-        case name, address, `protocol`, tls, routes, limits
+        case name, address, `protocol`, tls, routes, limits, plugins
     }
 
     public init(from decoder: any Decoder) throws {
@@ -49,6 +55,7 @@ public struct ListenerConfig: Decodable, Sendable {
         tls = c.optional(.tls)
         routes = c.value(.routes, default: [])
         limits = c.value(.limits, default: HTTPLimitsConfig())
+        plugins = c.value(.plugins, default: [])
     }
 }
 

@@ -24,6 +24,39 @@ public final class ClientIdentity: Sendable {
     public let emails: [String]
     public let leafPEM: String
     public let chainPEM: String
+    /// notBefore / notAfter as OpenSSL and nginx print them ($ssl_client_v_start/_end): `Sep  1 22:43:21 2027 GMT`.
+    public let notBeforeText: String
+    public let notAfterText: String
+    /// The same fields as C views for plugins, allocated once with the identity.
+    let views: Views
+
+    final class Views: Sendable {
+        let subject, issuer, serial, sha1, sha256, notBefore, notAfter, leafPEM, chainPEM: StableBytes
+        let dns, uris, ips, emails, chainDER: [StableBytes]
+
+        init(_ i: ClientIdentity.Fields) {
+            subject = StableBytes(i.subject)
+            issuer = StableBytes(i.issuer)
+            serial = StableBytes(i.serial)
+            sha1 = StableBytes(i.sha1)
+            sha256 = StableBytes(i.sha256)
+            notBefore = StableBytes(i.notBefore)
+            notAfter = StableBytes(i.notAfter)
+            leafPEM = StableBytes(i.leafPEM)
+            chainPEM = StableBytes(i.chainPEM)
+            dns = i.dns.map { StableBytes($0) }
+            uris = i.uris.map { StableBytes($0) }
+            ips = i.ips.map { StableBytes($0) }
+            emails = i.emails.map { StableBytes($0) }
+            chainDER = i.der.map { StableBytes($0) }
+        }
+    }
+
+    struct Fields {
+        var subject, issuer, serial, sha1, sha256, notBefore, notAfter, leafPEM, chainPEM: String
+        var dns, uris, ips, emails: [String]
+        var der: [[UInt8]]
+    }
 
     init(presented: [Certificate], der: [[UInt8]]) {
         let leaf = presented[0]
@@ -50,6 +83,24 @@ public final class ClientIdentity: Sendable {
         (self.dnsNames, self.uris, self.ipAddresses, self.emails) = (dns, uris, ips, emails)
         self.leafPEM = PEMDocument(type: "CERTIFICATE", derBytes: der[0]).pemString + "\n"
         self.chainPEM = der.map { PEMDocument(type: "CERTIFICATE", derBytes: $0).pemString + "\n" }.joined()
+        self.notBeforeText = Self.opensslTime(leaf.notValidBefore)
+        self.notAfterText = Self.opensslTime(leaf.notValidAfter)
+        self.views = Views(Fields(
+            subject: subject, issuer: issuer, serial: serialHex, sha1: sha1Fingerprint, sha256: sha256Fingerprint,
+            notBefore: notBeforeText, notAfter: notAfterText, leafPEM: leafPEM, chainPEM: chainPEM,
+            dns: dnsNames, uris: uris, ips: ipAddresses, emails: emails, der: der
+        ))
+    }
+
+    /// ASN1_TIME_print's format: month, day padded to two with a space, time, year, GMT.
+    static func opensslTime(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        let day = c.day! < 10 ? " \(c.day!)" : "\(c.day!)"
+        return "\(months[c.month! - 1]) \(day) \(two(c.hour!)):\(two(c.minute!)):\(two(c.second!)) \(c.year!) GMT"
     }
 
     private static func hexUpper(_ b: UInt8) -> String {

@@ -51,4 +51,13 @@ public final class ConnectionContext {
     }
 
     public var cipherName: String? { cipherSuite.map(CipherSuiteNames.name) }
+
+    /// nginx's $ssl_client_verify: SUCCESS, FAILED:<reason code>, or NONE.
+    public var clientVerifyText: String {
+        switch verification {
+        case .none: return "NONE"
+        case .success: return "SUCCESS"
+        case .failed(let rejection): return "FAILED:\(rejection.code)"
+        }
+    }
 }

@@ -10,13 +10,13 @@ final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     private let connection: ConnectionContext
     private let logger: Logger
-    /// Told about every refused handshake (the seam for plugins' connection hooks and metrics).
-    private let onRejected: (@Sendable (ConnectionContext, HandshakeRejection) -> Void)?
+    /// The listener's plugins: their on_connection hooks see every handshake, refused ones included.
+    private let plugins: PluginChain?
 
-    init(connection: ConnectionContext, logger: Logger, onRejected: (@Sendable (ConnectionContext, HandshakeRejection) -> Void)? = nil) {
+    init(connection: ConnectionContext, logger: Logger, plugins: PluginChain?) {
         self.connection = connection
         self.logger = logger
-        self.onRejected = onRejected
+        self.plugins = plugins
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -29,6 +29,7 @@ final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler 
                     "tls_version": "\(connection.tlsVersionName ?? "?")", "cipher": "\(connection.cipherName ?? "?")",
                 ]))
             }
+            plugins?.onConnection(connection)
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
         context.fireUserInboundEventTriggered(event)
@@ -44,7 +45,8 @@ final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler 
                 extra["serial"] = "\(presented.serialHex)"
             }
             logger.warning("TLS handshake rejected", metadata: metadata(extra: extra))
-            onRejected?(connection, rejection)
+            if case .failed = connection.verification {} else { connection.verification = .failed(rejection) }
+            plugins?.onConnection(connection)
             context.close(promise: nil)
             return
         }

@@ -2,8 +2,8 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// The request path of one client connection: route, (plugin chain seam), pick a server, stream the request to
-/// it and the response back, with backpressure both ways. One request at a time; `HTTPServerPipelineHandler`
+/// The request path of one client connection: route, run the listener's plugin chain, pick a server, stream
+/// the request to it and the response back, with backpressure both ways. One request at a time; `HTTPServerPipelineHandler`
 /// in front of it queues pipelined requests and handles quiescing on shutdown.
 final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
     typealias InboundIn = HTTPServerRequestPart
@@ -13,7 +13,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
     /// One request on its way through the gateway.
     private final class Exchange {
         let clientHead: HTTPRequestHead
-        let upstreamHead: HTTPRequestHead
+        var upstreamHead: HTTPRequestHead
         let backend: BackendGroup
         let keepAlive: Bool
         let hasBody: Bool
@@ -41,8 +41,27 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         var server: BackendServer { backend.servers[serverIndex] }
     }
 
+    /// A request whose head is with the plugin chain; body parts that arrive meanwhile wait here.
+    private final class PendingRequest {
+        let head: HTTPRequestHead
+        let backend: BackendGroup?
+        let keepAlive: Bool
+        let hasBody: Bool
+        var buffered: [HTTPClientRequestPart] = []
+        var ended = false
+
+        init(head: HTTPRequestHead, backend: BackendGroup?, keepAlive: Bool, hasBody: Bool) {
+            self.head = head
+            self.backend = backend
+            self.keepAlive = keepAlive
+            self.hasBody = hasBody
+        }
+    }
+
     private enum State {
         case idle
+        /// The plugin chain is deciding (inline, or on the worker pool for blocking plugins).
+        case plugins(PendingRequest)
         /// The gateway answered itself and waits for the request's end (its body is read and dropped).
         case answered
         case proxying(Exchange)
@@ -53,6 +72,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
     private var context: ChannelHandlerContext?
     private var clientReadsHeld = false
     private var pendingClientRead = false
+    /// The current request as plugins see it (nil when the listener has no plugins).
+    private var pluginRequest: PluginRequest?
+    private var requestBodyBytes: Int64 = 0
+    private var responseBodyBytes: Int64 = 0
 
     private let listener: CompiledListener
     private let connection: ConnectionContext
@@ -96,11 +119,46 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         if let length = head.headers.first(name: "content-length").flatMap({ Int64($0) }), length > listener.limits.maxBodyBytes {
             return answer(.payloadTooLarge, "request body larger than \(listener.limits.maxBodyBytes) bytes\n", head: head, close: true)
         }
-        guard let backend = listener.router.route(hostHeader: hosts.first.map(String.init), uri: head.uri, method: head.method.rawValue) else {
-            return answer(.notFound, "no route for this request\n", head: head, close: hasBody || !keepAlive)
+        requestBodyBytes = 0
+        responseBodyBytes = 0
+        let backend = listener.router.route(hostHeader: hosts.first.map(String.init), uri: head.uri, method: head.method.rawValue)
+        if let chain = listener.plugins {
+            let request = PluginRequest(connection: connection, head: head)
+            request.backendName = backend?.name
+            pluginRequest = request
+            let pending = PendingRequest(head: head, backend: backend, keepAlive: keepAlive, hasBody: hasBody)
+            state = .plugins(pending)
+            holdClientReads(true)
+            chain.runRequestHeaders(request, on: context.eventLoop) { [self] outcome in
+                self.pluginsFinished(outcome, pending: pending, request: request)
+            }
+            return
+        }
+        dispatch(head, backend: backend, keepAlive: keepAlive, hasBody: hasBody, buffered: [], ended: false)
+    }
+
+    private func pluginsFinished(_ outcome: PluginChain.Outcome, pending: PendingRequest, request: PluginRequest) {
+        guard case .plugins(let current) = state, current === pending else { return }
+        let close = !pending.keepAlive || (pending.hasBody && !pending.ended)
+        switch outcome {
+        case .proceed:
+            dispatch(request.head, backend: pending.backend, keepAlive: pending.keepAlive, hasBody: pending.hasBody, buffered: pending.buffered, ended: pending.ended)
+        case .answered:
+            let answer = request.answer!
+            respond(HTTPResponseStatus(statusCode: answer.status), body: answer.body, headers: answer.headers, head: pending.head, close: close)
+        case .failed(let plugin, _):
+            self.answer(.internalServerError, "request refused: plugin '\(plugin)' failed\n", head: pending.head, close: close)
+        }
+    }
+
+    /// Sends the request on to its backend (or answers 404/503).
+    private func dispatch(_ head: HTTPRequestHead, backend: BackendGroup?, keepAlive: Bool, hasBody: Bool, buffered: [HTTPClientRequestPart], ended: Bool) {
+        guard let context else { return }
+        guard let backend else {
+            return answer(.notFound, "no route for this request\n", head: head, close: (hasBody && !ended) || !keepAlive)
         }
         guard let first = backend.balancer.pick(clientIP: connection.remoteIP) else {
-            return answer(.serviceUnavailable, "no server available in backend '\(backend.name)'\n", head: head, close: hasBody || !keepAlive)
+            return answer(.serviceUnavailable, "no server available in backend '\(backend.name)'\n", head: head, close: (hasBody && !ended) || !keepAlive)
         }
         if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -109,12 +167,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
             head, clientIP: connection.remoteIP, scheme: connection.isTLS ? "https" : "http", localPort: connection.localAddress?.port
         )
         let exchange = Exchange(clientHead: head, upstreamHead: upstream, backend: backend, serverIndex: first, keepAlive: keepAlive, hasBody: hasBody)
+        exchange.buffered = buffered
+        exchange.requestEnded = ended
+        exchange.bodyBytes = requestBodyBytes
         state = .proxying(exchange)
         holdClientReads(true)
         startAttempt(exchange)
     }
 
     private func receivedBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
+        requestBodyBytes += Int64(body.readableBytes)
+        if case .plugins(let pending) = state {
+            if requestBodyBytes > listener.limits.maxBodyBytes {
+                return answer(.payloadTooLarge, "request body larger than \(listener.limits.maxBodyBytes) bytes\n", head: pending.head, close: true)
+            }
+            pending.buffered.append(.body(.byteBuffer(body)))
+            return
+        }
         guard case .proxying(let exchange) = state else { return }  // answered: drop the body
         exchange.bodyBytes += Int64(body.readableBytes)
         if exchange.bodyBytes > listener.limits.maxBodyBytes {
@@ -139,6 +208,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         case .answered:
             state = .idle
             headGuard.awaitNextHead()
+        case .plugins(let pending):
+            pending.ended = true
+            pending.buffered.append(.end(nil))
         case .proxying(let exchange):
             exchange.requestEnded = true
             if let backendConnection = exchange.connection {
@@ -167,6 +239,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
     func channelInactive(context: ChannelHandlerContext) {
         if case .proxying(let exchange) = state { abortExchange(exchange) }
         state = .closed
+        completePlugins(backendServer: nil, aborted: true)
         context.fireChannelInactive()
     }
 
@@ -272,8 +345,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
             exchange.responseKeepAlive = head.isKeepAlive
             let close = !exchange.keepAlive || !exchange.requestEnded
             let downstream = ProxyHeaders.downstreamResponse(head, version: exchange.clientHead.version, close: close)
-            context.write(wrapOutboundOut(.head(downstream)), promise: nil)
+            context.write(wrapOutboundOut(.head(runResponsePlugins(downstream))), promise: nil)
         case .body(let body):
+            responseBodyBytes += Int64(body.readableBytes)
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
             if !context.channel.isWritable {
                 exchange.connection?.holdReads(true)
@@ -343,7 +417,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         }
         let keepOpen = exchange.keepAlive && exchange.requestEnded
         state = keepOpen ? .idle : .closed
+        let server = exchange.server.address
+        let request = pluginRequest
+        pluginRequest = nil
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [weak self] _ in
+            // on_complete runs once the response is on its way out.
+            self?.complete(request, backendServer: server, aborted: false)
             if !keepOpen { self?.closeClient() }
         }
         if keepOpen {
@@ -378,13 +457,21 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
     // MARK: responses from the gateway itself
 
     private func answer(_ status: HTTPResponseStatus, _ text: String, head: HTTPRequestHead, close: Bool) {
+        respond(status, body: Array(text.utf8), headers: [("content-type", "text/plain; charset=utf-8")], head: head, close: close)
+    }
+
+    /// Answers the request from the gateway itself (an error, or a plugin's answer).
+    private func respond(_ status: HTTPResponseStatus, body: [UInt8], headers extra: [(String, String)], head: HTTPRequestHead, close: Bool) {
         guard let context else { return }
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-        headers.add(name: "content-length", value: String(text.utf8.count))
-        if close { headers.add(name: "connection", value: "close") }
+        var headers = HTTPHeaders(extra)
+        headers.replaceOrAdd(name: "content-length", value: String(body.count))
+        if close { headers.replaceOrAdd(name: "connection", value: "close") }
         let requestEnded: Bool
-        if case .proxying(let exchange) = state { requestEnded = exchange.requestEnded } else { requestEnded = false }
+        switch state {
+        case .proxying(let exchange): requestEnded = exchange.requestEnded
+        case .plugins(let pending): requestEnded = pending.ended
+        default: requestEnded = false
+        }
         if close {
             state = .closed
         } else if requestEnded {
@@ -393,9 +480,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         } else {
             state = .answered
         }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
+        let responseHead = runResponsePlugins(HTTPResponseHead(version: head.version, status: status, headers: headers))
+        responseBodyBytes = Int64(body.count)
+        context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        let request = pluginRequest
+        pluginRequest = nil
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [weak self] _ in
+            self?.complete(request, backendServer: nil, aborted: false)
             if close { self?.closeClient() }
         }
         if !close {
@@ -405,6 +497,34 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
 
     private func closeClient() {
         state = .closed
+        completePlugins(backendServer: nil, aborted: false)
         context?.close(promise: nil)
+    }
+
+    // MARK: plugin phases
+
+    /// Lets the plugins the request reached change the response head.
+    private func runResponsePlugins(_ head: HTTPResponseHead) -> HTTPResponseHead {
+        guard let request = pluginRequest, let chain = listener.plugins else { return head }
+        request.responseHead = head
+        chain.runResponseHeaders(request)
+        return request.responseHead ?? head
+    }
+
+    /// Runs on_complete for the current request, if it has not run yet.
+    private func completePlugins(backendServer: String?, aborted: Bool) {
+        let request = pluginRequest
+        pluginRequest = nil
+        complete(request, backendServer: backendServer, aborted: aborted)
+    }
+
+    private func complete(_ request: PluginRequest?, backendServer: String?, aborted: Bool) {
+        guard let request, let chain = listener.plugins else { return }
+        request.bytesReceived = requestBodyBytes
+        request.bytesSent = responseBodyBytes
+        request.backendServer = backendServer
+        request.clientAborted = aborted
+        if request.responseHead == nil { request.responseHead = HTTPResponseHead(version: request.head.version, status: .init(statusCode: 0)) }
+        chain.runComplete(request)
     }
 }

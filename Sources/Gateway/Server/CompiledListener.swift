@@ -7,12 +7,14 @@ final class CompiledListener: Sendable {
     let tls: ListenerTLS?
     let router: Router
     let limits: HTTPLimitsConfig
+    let plugins: PluginChain?
 
-    init(name: String, address: SocketAddress, tls: ListenerTLS?, router: Router, limits: HTTPLimitsConfig) {
+    init(name: String, address: SocketAddress, tls: ListenerTLS?, router: Router, limits: HTTPLimitsConfig, plugins: PluginChain?) {
         self.name = name
         self.address = address
         self.tls = tls
         self.router = router
         self.limits = limits
+        self.plugins = plugins
     }
 }

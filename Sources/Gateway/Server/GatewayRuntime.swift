@@ -13,6 +13,11 @@ public final class GatewayRuntime: Sendable {
         self.shutdownTimeout = shutdownTimeout
     }
 
+    /// Destroys every plugin instance; called once no request can reach them any more.
+    public func destroyPlugins() {
+        for listener in listeners { listener.plugins?.destroy() }
+    }
+
     /// Loads, validates and compiles a configuration file; throws `ConfigValidationError` naming every problem.
     public static func load(configPath: String) throws -> GatewayRuntime {
         let config = try ConfigLoader.load(path: configPath)

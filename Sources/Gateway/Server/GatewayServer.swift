@@ -21,6 +21,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
         self.group = group
         self.logger = logger
         self.quiesce = ServerQuiescingHelper(group: group)
+        PluginRegistry.shared.logger = logger
     }
 
     /// The bound address of each listener, by name (port 0 in the config is resolved here).
@@ -77,6 +78,8 @@ public final class GatewayServer: Service, @unchecked Sendable {
         timeout.cancel()
         if !clean { logger.warning("shutdown timeout reached; closing remaining connections") }
         for backend in runtime.backends { backend.shutdown() }
+        // Every connection is closed: no request can reach a plugin instance any more.
+        runtime.destroyPlugins()
         logger.info("stopped")
     }
 
@@ -109,7 +112,9 @@ public final class GatewayServer: Service, @unchecked Sendable {
         if let tls = listener.tls {
             let hello = TLSHelloHandler(tls: tls, connection: connection, logger: logger)
             try sync.addHandler(hello)
-            try sync.addHandler(TLSHandshakeHandler(connection: connection, logger: logger))
+            try sync.addHandler(TLSHandshakeHandler(connection: connection, logger: logger, plugins: listener.plugins))
+        } else {
+            listener.plugins?.onConnection(connection)
         }
         let headGuard = RequestHeadGuard(limits: listener.limits)
         try sync.addHandler(headGuard)

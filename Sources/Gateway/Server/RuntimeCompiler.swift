@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOPosix
 import NIOSSL
 import SwiftASN1
 import X509
@@ -12,6 +13,13 @@ struct RuntimeCompiler {
     let source: String
     var now = Date()
     private let issues = ConfigIssueCollector()
+    /// Plugin instances created so far: destroyed again if the configuration turns out invalid.
+    private let created = CreatedPlugins()
+
+    final class CreatedPlugins {
+        var instances: [PluginInstance] = []
+        var pool: NIOThreadPool?
+    }
 
     init(baseDirectory: String, source: String) {
         self.baseDirectory = baseDirectory
@@ -19,6 +27,7 @@ struct RuntimeCompiler {
     }
 
     func compile(_ config: GatewayConfig) throws -> GatewayRuntime {
+        let searchPaths = (config.pluginPaths ?? [Self.executableDirectory]).map(resolve)
         let backends = compileBackends(config.backends)
         var listeners: [CompiledListener] = []
         var names = Set<String>()
@@ -27,15 +36,19 @@ struct RuntimeCompiler {
             let path = "listeners[\(i)]"
             if listener.name.isEmpty { issues.add("\(path).name", "must not be empty") }
             if !names.insert(listener.name).inserted { issues.add("\(path).name", "duplicate listener name '\(listener.name)'") }
-            if let compiled = compileListener(listener, path: path, backends: backends) { listeners.append(compiled) }
+            if let compiled = compileListener(listener, path: path, backends: backends, pluginPaths: searchPaths) { listeners.append(compiled) }
         }
-        guard issues.issues.isEmpty else { throw ConfigValidationError(source: source, issues: issues.issues) }
+        guard issues.issues.isEmpty else {
+            for instance in created.instances { instance.destroy() }
+            try? created.pool?.syncShutdownGracefully()
+            throw ConfigValidationError(source: source, issues: issues.issues)
+        }
         return GatewayRuntime(listeners: listeners, backends: Array(backends.values), shutdownTimeout: config.shutdownTimeout)
     }
 
     // MARK: listeners
 
-    private func compileListener(_ config: ListenerConfig, path: String, backends: [String: BackendGroup]) -> CompiledListener? {
+    private func compileListener(_ config: ListenerConfig, path: String, backends: [String: BackendGroup], pluginPaths: [String]) -> CompiledListener? {
         let address = parseListenAddress(config.address, path: "\(path).address")
         var tls: ListenerTLS?
         switch (config.protocol, config.tls) {
@@ -54,8 +67,61 @@ struct RuntimeCompiler {
         if limits.maxBodyBytes < 0 { issues.add("\(path).limits.max_body_bytes", "must not be negative") }
         if limits.headerTimeout.nanoseconds <= 0 { issues.add("\(path).limits.header_timeout", "must be positive") }
         if limits.idleTimeout.nanoseconds <= 0 { issues.add("\(path).limits.idle_timeout", "must be positive") }
+        let plugins = compilePlugins(config.plugins, path: "\(path).plugins", listener: config.name, searchPaths: pluginPaths)
         guard let address, let router, config.protocol == .http || tls != nil else { return nil }
-        return CompiledListener(name: config.name, address: address, tls: tls, router: router, limits: limits)
+        return CompiledListener(name: config.name, address: address, tls: tls, router: router, limits: limits, plugins: plugins)
+    }
+
+    // MARK: plugins
+
+    /// The directory of the running executable: the default plugin path (SwiftPM builds plugins beside it).
+    static var executableDirectory: String {
+        (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])).deletingLastPathComponent().path
+    }
+
+    private func compilePlugins(_ entries: [PluginEntryConfig], path: String, listener: String, searchPaths: [String]) -> PluginChain? {
+        guard !entries.isEmpty else { return nil }
+        var instances: [PluginInstance] = []
+        for (i, entry) in entries.enumerated() {
+            let keyPath = "\(path)[\(i)]"
+            if !(1...600_000).contains(entry.timeoutMs) { issues.add("\(keyPath).timeout_ms", "must be between 1 and 600000, got \(entry.timeoutMs)") }
+            guard let file = locatePlugin(entry.library, searchPaths: searchPaths, path: "\(keyPath).library") else { continue }
+            do {
+                let library = try PluginRegistry.shared.library(at: file)
+                if library.isBlocking && created.pool == nil {
+                    let pool = NIOThreadPool(numberOfThreads: 4)
+                    pool.start()
+                    created.pool = pool
+                }
+                let instance = try PluginInstance(
+                    library: library, listener: listener, configJSON: entry.config?.json ?? "{}", onError: entry.onError,
+                    timeout: .milliseconds(Int64(entry.timeoutMs))
+                )
+                created.instances.append(instance)
+                instances.append(instance)
+            } catch {
+                issues.add(keyPath, "\(error)")
+            }
+        }
+        return PluginChain(entries: instances, pool: created.pool)
+    }
+
+    private func locatePlugin(_ library: String, searchPaths: [String], path: String) -> String? {
+        if library.isEmpty { return nil }
+        if library.contains("/") {
+            let file = resolve(library)
+            guard FileManager.default.fileExists(atPath: file) else {
+                issues.add(path, "plugin library '\(library)' not found")
+                return nil
+            }
+            return file
+        }
+        for directory in searchPaths {
+            let file = URL(fileURLWithPath: directory).appendingPathComponent(library).path
+            if FileManager.default.fileExists(atPath: file) { return file }
+        }
+        issues.add(path, "plugin library '\(library)' not found in plugin_paths \(searchPaths)")
+        return nil
     }
 
     private func parseListenAddress(_ text: String, path: String) -> SocketAddress? {

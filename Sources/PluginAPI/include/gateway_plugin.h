@@ -17,10 +17,13 @@
  *
  * Threads. Unless a hook's comment says otherwise, hooks run on one of the gateway's event-loop threads and
  * MUST NOT block (no file or network I/O, no sleeping, no waiting on locks held for long). A plugin whose hooks
- * need to block sets GW_PLUGIN_FLAG_BLOCKING: its request hooks then run on a bounded pool of worker threads,
- * each call limited by the chain entry's `timeout_ms`. Hooks of one instance may run concurrently on several
- * threads (one per event loop), so instance state shared between requests must be thread-safe. Calls that
- * concern one request or connection never overlap.
+ * need to block sets GW_PLUGIN_FLAG_BLOCKING: its on_request_headers then runs on a bounded pool of worker
+ * threads, each call limited by the chain entry's `timeout_ms` (its other hooks stay on the event loop). A
+ * blocking call works on a private copy of the request; the host adopts the copy's changes only if the call
+ * returns in time. After a timeout the request goes on (on_error applies) while the late call may still be
+ * running on its copy, whose changes are then discarded. Hooks of one instance may run concurrently on several
+ * threads (one per event loop), so instance state shared between requests must be thread-safe. Apart from a
+ * timed-out blocking call, calls that concern one request or connection never overlap.
  *
  * Memory. Nothing allocated on one side is freed on the other. Strings cross as (pointer, length) views
  * (`gw_str`), not NUL-terminated unless stated. A view the host hands out is valid until the hook that
@@ -50,8 +53,9 @@ extern "C" {
 #define GW_PLUGIN_ABI_MAJOR 1
 #define GW_PLUGIN_ABI_MINOR 0
 
-/** First field of every descriptor: "GWPL". Catches a symbol that points at something else. */
-#define GW_PLUGIN_MAGIC 0x4750574CU
+/** First field of every descriptor: the bytes "GWPL" read as a big-endian number. Catches a symbol that
+ *  points at something else. */
+#define GW_PLUGIN_MAGIC 0x4757504CU
 
 /** The entry symbol's name for this major version, for dlsym and for error messages. */
 #define GW_PLUGIN_ENTRY_SYMBOL "gw_plugin_entry_v1"
@@ -214,8 +218,9 @@ typedef struct gw_host_api {
     gw_status (*remove_header)(gw_handle request, gw_str name);
 
     /**
-     * Answers the request from on_request_headers: status 100..599 (not 1xx), extra headers, and a body (copied).
-     * The hook should then return GW_STOP. Content-Length is set by the host.
+     * Answers the request from on_request_headers: status 200..599, extra headers, and a body (copied).
+     * The answer takes effect only if the hook then returns GW_STOP; with any other result it is discarded.
+     * Content-Length is set by the host.
      */
     gw_status (*respond)(gw_handle request, uint32_t status, const gw_header *headers, size_t header_count, gw_str body);
 
@@ -227,7 +232,7 @@ typedef struct gw_host_api {
     gw_status (*get_var)(gw_handle request, gw_str name, gw_str *out);
 
     /**
-     * Defines a metric during `create` (only then); `*out_id` identifies it for `metric_record`. The name must
+     * Defines a metric; call it from `create`. `*out_id` identifies it for `metric_record`. The name must
      * match [a-z_][a-z0-9_]*; the host prefixes it with "gateway_plugin_". Same name twice gives the same id.
      */
     gw_status (*metric_define)(uint64_t instance_tag, gw_metric_kind kind, gw_str name, gw_str help, uint32_t *out_id);
@@ -290,13 +295,14 @@ typedef struct gw_plugin_descriptor {
     /** Optional. The request head arrived: read attributes and headers, change request headers, or respond. */
     gw_action (*on_request_headers)(void *instance, gw_handle request);
 
-    /** Optional. The backend's (or a plugin's) response head is about to be sent: change response headers. */
+    /** Optional. The backend's (or a plugin's, or the gateway's) response head is about to be sent: change
+     *  response headers. Event-loop thread, also for blocking plugins. Runs for the entries the request reached. */
     gw_action (*on_response_headers)(void *instance, gw_handle request);
 
     /**
      * Optional. The exchange is over: after the response was sent, or the client went away. Read-only; runs
-     * for every request that reached on_request_headers of this instance, also when an earlier plugin answered.
-     * Event-loop thread, even for blocking plugins: hand slow work to your own thread.
+     * for every request that reached this entry of the chain (entries after one that answered are not reached
+     * and get no hook). Event-loop thread, even for blocking plugins: hand slow work to your own thread.
      */
     void (*on_complete)(void *instance, gw_handle request);
 } gw_plugin_descriptor;

@@ -1,0 +1,179 @@
+import Foundation
+import XCTest
+
+@testable import Gateway
+
+/// Plugins in C and Swift loaded with dlopen into the real gateway, chained per listener.
+final class PluginChainTests: XCTestCase {
+    var pki: TestPKI!
+    var backend: TestBackend!
+    var gateway: GatewayHarness!
+
+    override func setUp() async throws {
+        pki = try TestPKI()
+        backend = TestBackend()
+        try await backend.start()
+    }
+
+    override func tearDown() async throws {
+        await gateway?.stop()
+        await backend.stop()
+    }
+
+    private func start(_ listeners: String) async throws {
+        gateway = try await GatewayHarness(yaml: """
+            listeners:
+            \(listeners)
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, in: pki.directory)
+    }
+
+    private func tls(_ client: String?) -> TestClient.TLSOptions {
+        var options = TestClient.TLSOptions(trust: [pki.path("ca.pem")])
+        if let client {
+            options.certificateChain = pki.path("\(client).pem")
+            options.key = pki.path("\(client).key")
+        }
+        return options
+    }
+
+    private func logged(_ text: String) async -> Bool {
+        await gateway.logs.waitFor { $0.message.contains(text) } != nil
+    }
+
+    func testChainOrderHeadersDenialAndPerListenerConfig() async throws {
+        let tagger = try PluginFixtures.build("tagger")
+        try await start("""
+              - name: mtls
+                address: "127.0.0.1:0"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: ca.pem
+                plugins:
+                  - { library: \(tagger), config: { tag: p1 } }
+                  - { library: \(PluginFixtures.swiftPlugin), config: { header: x-swift, value: hello } }
+                  - { library: \(tagger), config: { tag: p2, deny_path: /forbidden } }
+                routes: [ { backend: app } ]
+              - name: other
+                address: "127.0.0.1:0"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: optional
+                  client_ca: ca.pem
+                plugins:
+                  - { library: \(tagger), config: { tag: p3 } }
+                  - { library: \(PluginFixtures.swiftPlugin), config: { header: x-swift, value: other, require_certificate: true } }
+                routes: [ { backend: app } ]
+            """)
+        let ok = try await TestClient.get(port: gateway.port("mtls"), tls: tls("valid"), path: "/hello", headers: ["X-Chain: client-says"])
+        XCTAssertEqual(ok?.status, 200)
+        let received = try XCTUnwrap(backend.requests.last).head.headers
+        XCTAssertEqual(received.first(name: "x-chain"), "client-says,p1,p2", "plugin 1's header is visible to plugin 2, in order")
+        XCTAssertEqual(received.first(name: "x-swift"), "hello")
+        XCTAssertEqual(received.first(name: "x-p1-subject"), "CN=valid-client,OU=ops,O=Test,C=US")
+        XCTAssertEqual(ok?.header("x-p1-response"), "1")
+        XCTAssertEqual(ok?.header("x-p2-response"), "1")
+        let completed = await logged("complete p1 status=200 answered_by=-")
+        XCTAssertTrue(completed)
+
+        let denied = try await TestClient.get(port: gateway.port("mtls"), tls: tls("valid"), path: "/forbidden")
+        XCTAssertEqual(denied?.status, 403)
+        XCTAssertEqual(denied?.text, "denied by p2\n")
+        XCTAssertEqual(denied?.header("x-denied-by"), "p2")
+        XCTAssertEqual(backend.requests.count, 1, "a plugin's answer stops the chain: nothing is forwarded")
+        let deniedComplete = await logged("complete p1 status=403 answered_by=tagger")
+        XCTAssertTrue(deniedComplete, "on_complete runs for entries before the one that answered")
+
+        let other = try await TestClient.get(port: gateway.port("other"), tls: tls("valid"), path: "/x")
+        XCTAssertEqual(other?.status, 200)
+        XCTAssertEqual(backend.requests.last?.head.headers.first(name: "x-chain"), "p3")
+        XCTAssertEqual(backend.requests.last?.head.headers.first(name: "x-swift"), "other")
+        let anonymous = try await TestClient.get(port: gateway.port("other"), tls: tls(nil), path: "/x")
+        XCTAssertEqual(anonymous?.status, 401, "the Swift plugin answers for clients without a certificate")
+        XCTAssertEqual(anonymous?.text, "client certificate required\n")
+        XCTAssertEqual(backend.requests.count, 2)
+    }
+
+    func testConnectionHookSeesRejectedHandshakeReason() async throws {
+        let tagger = try PluginFixtures.build("tagger")
+        try await start("""
+              - name: mtls
+                address: "127.0.0.1:0"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: ca.pem
+                plugins: [ { library: \(tagger), config: { tag: audit } } ]
+                routes: [ { backend: app } ]
+            """)
+        _ = try await TestClient.get(port: gateway.port("mtls"), tls: tls("expired"))
+        let rejected = await logged("connection audit verify=FAILED:certificate_expired error=certificate 'CN=expired-client,C=US' expired at")
+        XCTAssertTrue(rejected, gateway.logs.all.map(\.message).joined(separator: "\n"))
+        _ = try await TestClient.get(port: gateway.port("mtls"), tls: tls(nil))
+        let missing = await logged("connection audit verify=FAILED:no_certificate")
+        XCTAssertTrue(missing)
+        _ = try await TestClient.get(port: gateway.port("mtls"), tls: tls("valid"))
+        let accepted = await logged("connection audit verify=SUCCESS error=-")
+        XCTAssertTrue(accepted)
+    }
+
+    func testHookErrorDeniesUnlessOnErrorContinue() async throws {
+        let failing = try PluginFixtures.build("hook_error")
+        try await start("""
+              - { name: deny, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(failing) } ], routes: [ { backend: app } ] }
+              - { name: cont, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(failing), on_error: continue } ], routes: [ { backend: app } ] }
+            """)
+        let denied = try await TestClient.get(port: gateway.port("deny"), tls: nil)
+        XCTAssertEqual(denied?.status, 500)
+        XCTAssertEqual(denied?.text, "request refused: plugin 'hook_error' failed\n")
+        XCTAssertTrue(backend.requests.isEmpty)
+        let record = await gateway.logs.waitFor { $0.message == "plugin failed" }
+        XCTAssertEqual(record?.metadata["reason"], "on_request_headers returned -1 (GW_FAILED)")
+        XCTAssertEqual(record?.metadata["listener"], "deny")
+        let passed = try await TestClient.get(port: gateway.port("cont"), tls: nil)
+        XCTAssertEqual(passed?.status, 200)
+        XCTAssertEqual(backend.requests.count, 1)
+    }
+
+    func testInvalidHeaderFromPluginIsRefused() async throws {
+        let bad = try PluginFixtures.build("bad_header")
+        try await start("""
+              - { name: l, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(bad) } ], routes: [ { backend: app } ] }
+            """)
+        let response = try await TestClient.get(port: gateway.port("l"), tls: nil)
+        XCTAssertEqual(response?.status, 500)
+        XCTAssertTrue(backend.requests.isEmpty, "nothing forwarded")
+        let record = await gateway.logs.waitFor { $0.message == "plugin failed" }
+        XCTAssertEqual(record?.metadata["reason"], "on_request_headers returned -4 (GW_ERR_INVALID_HEADER)")
+    }
+
+    func testStaleHandleGetsAnErrorNotACrash() async throws {
+        let stale = try PluginFixtures.build("stale_handle")
+        try await start("""
+              - { name: l, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(stale) } ], routes: [ { backend: app } ] }
+            """)
+        for _ in 0..<2 {
+            let response = try await TestClient.get(port: gateway.port("l"), tls: nil)
+            XCTAssertEqual(response?.status, 200)
+        }
+        let warned = await logged("stale handle status -3")
+        XCTAssertTrue(warned)
+    }
+
+    func testBlockingPluginRunsOffTheEventLoopWithTimeout() async throws {
+        let slow = try PluginFixtures.build("slow_blocking")
+        try await start("""
+              - { name: fast, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(slow), config: { sleep_ms: 50 }, timeout_ms: 2000 } ], routes: [ { backend: app } ] }
+              - { name: late, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(slow), config: { sleep_ms: 1500 }, timeout_ms: 100 } ], routes: [ { backend: app } ] }
+            """)
+        let ok = try await TestClient.get(port: gateway.port("fast"), tls: nil)
+        XCTAssertEqual(ok?.status, 200)
+        XCTAssertEqual(backend.requests.last?.head.headers.first(name: "x-blocking"), "done")
+        let late = try await TestClient.get(port: gateway.port("late"), tls: nil)
+        XCTAssertEqual(late?.status, 500)
+        XCTAssertEqual(backend.requests.count, 1)
+        let timedOut = await gateway.logs.waitFor { $0.message == "plugin timed out" }
+        XCTAssertEqual(timedOut?.metadata["plugin"], "slow_blocking")
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import XCTest
+
+@testable import Gateway
+
+/// A broken plugin is refused at start-up with a message naming the file, the symbol or field and both
+/// versions; `gateway plugin inspect` says the same.
+final class PluginLoadingTests: XCTestCase {
+    func testEachFailureModeIsRefusedWithAPreciseMessage() throws {
+        let cases: [(String, String)] = [
+            ("no_entry", "not a gateway plugin: symbol 'gw_plugin_entry_v1' not found"),
+            ("future_major", "is built for plugin ABI 2.x (exports gw_plugin_entry_v2); this gateway supports ABI 1.0 to 1.0 (gw_plugin_entry_v1)"),
+            ("bad_magic", "descriptor returned by gw_plugin_entry_v1 has magic 0xDEADBEEF, expected 0x4757504C: not a gateway plugin descriptor"),
+            ("wrong_major", "plugin is built for ABI 2.0, this gateway supports ABI 1.0 to 1.0 (abi_major mismatch)"),
+            ("newer_minor", "plugin is built for ABI 1.99, newer than this gateway's ABI 1.0"),
+            ("missing_hook", "required hook 'destroy' is NULL in the descriptor"),
+        ]
+        for (fixture, message) in cases {
+            let path = try PluginFixtures.build(fixture)
+            let inspect = try GatewayProcess.run(["plugin", "inspect", path])
+            XCTAssertEqual(inspect.status, 1, fixture)
+            XCTAssertTrue(inspect.stderr.contains("\(path): \(message)"), "\(fixture): \(inspect.stderr)")
+
+            let pki = try TestPKI()
+            let config = pki.path("plugin.yaml")
+            try """
+                listeners:
+                  - name: l
+                    address: "127.0.0.1:0"
+                    protocol: http
+                    plugins: [ { library: \(path) } ]
+                    routes: [ { backend: b } ]
+                backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            let validate = try GatewayProcess.run(["validate", "--config", config])
+            XCTAssertEqual(validate.status, 1, fixture)
+            XCTAssertTrue(validate.stderr.contains("listeners[0].plugins[0]: \(path): \(message)"), "\(fixture): \(validate.stderr)")
+        }
+    }
+
+    func testInspectPrintsTheDescriptor() throws {
+        let path = try PluginFixtures.build("tagger")
+        let result = try GatewayProcess.run(["plugin", "inspect", path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("name:     tagger"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("version:  1.2.3"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("abi:      1.0"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("hooks:    create, destroy, on_connection, on_request_headers, on_response_headers, on_complete"), result.stdout)
+        let swift = try GatewayProcess.run(["plugin", "inspect", PluginFixtures.swiftPlugin])
+        XCTAssertEqual(swift.status, 0, swift.stderr)
+        XCTAssertTrue(swift.stdout.contains("name:     swift_header"), swift.stdout)
+    }
+
+    func testRejectedConfigFailsValidateAndRun() throws {
+        let path = try PluginFixtures.build("config_reject")
+        let pki = try TestPKI()
+        let port = try unusedPort()
+        let config = pki.path("reject.yaml")
+        try """
+            listeners:
+              - name: edge
+                address: "127.0.0.1:\(port)"
+                protocol: http
+                plugins:
+                  - { library: \(path), config: { other: 1 } }
+                routes: [ { backend: b } ]
+            backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let expected = "listeners[0].plugins[0]: plugin 'config_reject' (\(path)) rejected its config: config must contain 'required_key' (got {\"other\":1})"
+        let validate = try GatewayProcess.run(["validate", "--config", config])
+        XCTAssertEqual(validate.status, 1)
+        XCTAssertTrue(validate.stderr.contains(expected), validate.stderr)
+        let run = try GatewayProcess.run(["run", "--config", config], timeout: 30)
+        XCTAssertEqual(run.status, 1)
+        XCTAssertTrue(run.stderr.contains(expected), run.stderr)
+        XCTAssertFalse(run.stderr.contains("listening"))
+    }
+
+    func testLibraryNotFoundNamesTheSearchPath() throws {
+        let pki = try TestPKI()
+        let config = pki.path("missing.yaml")
+        try """
+            plugin_paths: [plugins]
+            listeners:
+              - { name: l, address: "127.0.0.1:0", protocol: http, plugins: [ { library: libNope.so } ], routes: [ { backend: b } ] }
+            backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try GatewayProcess.run(["validate", "--config", config])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("listeners[0].plugins[0].library: plugin library 'libNope.so' not found in plugin_paths [\"\(pki.directory)/plugins\"]"), result.stderr)
+    }
+}
