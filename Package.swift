@@ -6,6 +6,10 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "gateway", targets: ["Gateway"]),
+        // The bundled plugins, built as shared libraries beside the gateway executable.
+        .library(name: "ClientCertHeaders", type: .dynamic, targets: ["ClientCertHeaders"]),
+        .library(name: "Audit", type: .dynamic, targets: ["Audit"]),
+        .library(name: "GatewayPluginKit", targets: ["GatewayPluginKit"]),
         // A plugin written in Swift against the raw ABI, loaded by the integration tests.
         .library(name: "TestSwiftPlugin", type: .dynamic, targets: ["TestSwiftPlugin"]),
     ],
@@ -44,9 +48,29 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
             ],
             path: "Sources/Gateway",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        // Swift helpers for plugin authors (the SDK): typed access to the host table.
+        .target(
+            name: "GatewayPluginKit",
+            dependencies: ["PluginAPI"],
+            path: "sdk/swift/GatewayPluginKit",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .target(
+            name: "ClientCertHeaders",
+            dependencies: ["GatewayPluginKit"],
+            path: "Plugins/ClientCertHeaders",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .target(
+            name: "Audit",
+            dependencies: ["GatewayPluginKit"],
+            path: "Plugins/Audit",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .target(
@@ -59,7 +83,6 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "Gateway",
-                "TestSwiftPlugin",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -86,8 +86,13 @@ final class RealClientTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.contains("backend received: GET /hello HTTP/1.1"), result.stdout)
         XCTAssertTrue(result.stdout.contains("x-forwarded-proto: https"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("x-forwarded-clientcert-subjectdn: CN=demo-client,OU=ops,O=Gateway Demo,C=US"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("x-forwarded-clientcert-clientverify: SUCCESS"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("x-forwarded-clientcert-spiffe-id: spiffe://demo/ns/ops/sa/client"), result.stdout)
         process.interrupt()
         process.waitUntilExit()
         XCTAssertEqual(process.terminationStatus, 0, "SIGINT must shut the demo down cleanly")
+        let audit = try String(contentsOfFile: "\(directory)/audit.log", encoding: .utf8)
+        XCTAssertTrue(audit.contains("\"subject\":\"CN=demo-client,OU=ops,O=Gateway Demo,C=US\""), audit)
     }
 }

@@ -29,7 +29,13 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(
+                services: [
+                    .init(service: server),
+                    .init(service: ReopenOnHangupService(runtime: runtime, logger: logger), successTerminationBehavior: .ignore),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+            )
         )
         try await group.run()
     }

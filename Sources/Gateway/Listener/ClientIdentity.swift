@@ -61,9 +61,10 @@ public final class ClientIdentity: Sendable {
     init(presented: [Certificate], der: [[UInt8]]) {
         let leaf = presented[0]
         self.presentedDER = der
-        self.subject = leaf.subject.description
-        self.issuer = leaf.issuer.description
-        self.serialHex = leaf.serialNumber.bytes.drop(while: { $0 == 0 }).map { Self.hexUpper($0) }.joined()
+        self.subject = DistinguishedNameFormatter.rfc2253(leaf.subject)
+        self.issuer = DistinguishedNameFormatter.rfc2253(leaf.issuer)
+        let serial = leaf.serialNumber.bytes.drop(while: { $0 == 0 })
+        self.serialHex = serial.isEmpty ? "00" : serial.map { Self.hexUpper($0) }.joined()
         self.sha1Fingerprint = Insecure.SHA1.hash(data: der[0]).map { Self.hexLower($0) }.joined()
         self.sha256Fingerprint = SHA256.hash(data: der[0]).map { Self.hexLower($0) }.joined()
         self.notBefore = leaf.notValidBefore

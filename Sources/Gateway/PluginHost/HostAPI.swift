@@ -66,6 +66,11 @@ enum HostAPI {
             },
             metric_record: { tag, id, value in
                 PluginRegistry.shared.recordMetric(tag: tag, id: id, value: value)
+            },
+            get_header_at: { handle, index, name, value in
+                guard let name, let value else { return GW_ERR_INVALID_ARGUMENT }
+                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
+                return target.header(at: Int(index), name: &name.pointee, value: &value.pointee)
             }
         ))
         return UnsafePointer(pointer)

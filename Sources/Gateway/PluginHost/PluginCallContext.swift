@@ -6,6 +6,7 @@ protocol PluginCallTarget: AnyObject {
     func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status
     func attributeInt(_ attribute: gw_attribute) -> Int64?
     func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status
+    func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status
     func setHeader(_ name: String, _ value: String, mode: HeaderEdit) -> gw_status
     func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status
     func setVar(_ name: String, _ value: String) -> gw_status

@@ -153,6 +153,11 @@ final class PluginChain: @unchecked Sendable {
         }
     }
 
+    /// Asks every instance to reopen its files (SIGHUP).
+    func reopen() {
+        for entry in entries { entry.onReopen() }
+    }
+
     /// Waits for running blocking hooks, then destroys the instances.
     func destroy() {
         try? pool?.syncShutdownGracefully()

@@ -83,6 +83,7 @@ final class PluginConnectionTarget: PluginCallTarget {
     }
     func attributeInt(_ attribute: gw_attribute) -> Int64? { PluginConnectionAttributes.readInt(attribute, connection: connection) }
     func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
+    func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     func setHeader(_ name: String, _ value: String, mode: HeaderEdit) -> gw_status { GW_ERR_WRONG_PHASE }
     func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status { GW_ERR_WRONG_PHASE }
     func setVar(_ name: String, _ value: String) -> gw_status { GW_ERR_WRONG_PHASE }

@@ -71,6 +71,10 @@ final class PluginInstance: @unchecked Sendable {
         library.descriptor.pointee.on_response_headers.map { $0(instance, handle).rawValue } ?? GW_CONTINUE.rawValue
     }
 
+    func onReopen() {
+        library.descriptor.pointee.on_reopen?(instance)
+    }
+
     @inline(__always)
     func onComplete(_ handle: UInt64) {
         library.descriptor.pointee.on_complete?(instance, handle)

@@ -17,7 +17,7 @@ final class PluginLibrary: @unchecked Sendable {
 
     /// The descriptor size of ABI 1.0 (64-bit), fixed forever: later minors only append fields, and a plugin
     /// built against 1.0 must still load.
-    static let minimumDescriptorSize = 80
+    static let minimumDescriptorSize = 88
 
     var isBlocking: Bool { flags & GW_PLUGIN_FLAG_BLOCKING != 0 }
     var hasOnConnection: Bool { descriptor.pointee.on_connection != nil }
@@ -31,6 +31,7 @@ final class PluginLibrary: @unchecked Sendable {
         if hasOnRequestHeaders { hooks.append("on_request_headers") }
         if hasOnResponseHeaders { hooks.append("on_response_headers") }
         if hasOnComplete { hooks.append("on_complete") }
+        if descriptor.pointee.on_reopen != nil { hooks.append("on_reopen") }
         return hooks
     }
 

@@ -112,6 +112,21 @@ final class PluginRequest: PluginCallTarget {
         return GW_OK
     }
 
+    func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status {
+        let headers: HTTPHeaders
+        switch phase {
+        case .request: headers = head.headers
+        case .response, .complete:
+            guard let responseHead else { return GW_ERR_NOT_FOUND }
+            headers = responseHead.headers
+        }
+        guard index >= 0, index < headers.count else { return GW_ERR_NOT_FOUND }
+        let entry = headers[headers.index(headers.startIndex, offsetBy: index)]
+        name = arena.view(entry.name)
+        value = arena.view(entry.value)
+        return GW_OK
+    }
+
     func setHeader(_ name: String, _ value: String, mode: HeaderEdit) -> gw_status {
         switch phase {
         case .request:

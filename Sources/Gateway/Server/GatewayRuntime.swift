@@ -13,6 +13,11 @@ public final class GatewayRuntime: Sendable {
         self.shutdownTimeout = shutdownTimeout
     }
 
+    /// Asks every plugin instance to reopen its files (SIGHUP, after log rotation).
+    public func reopenPlugins() {
+        for listener in listeners { listener.plugins?.reopen() }
+    }
+
     /// Destroys every plugin instance; called once no request can reach them any more.
     public func destroyPlugins() {
         for listener in listeners { listener.plugins?.destroy() }

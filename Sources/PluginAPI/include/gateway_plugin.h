@@ -239,6 +239,13 @@ typedef struct gw_host_api {
 
     /** Adds `value` to a counter or records it in a histogram. Any thread. */
     gw_status (*metric_record)(uint64_t instance_tag, uint32_t metric_id, double value);
+
+    /**
+     * Enumerates headers: the `index`-th header (in order) of the request in on_request_headers, of the
+     * response in on_response_headers and on_complete. Both views are valid until the hook returns.
+     * GW_ERR_NOT_FOUND past the last header. Lets a plugin find every spelling of a header it owns.
+     */
+    gw_status (*get_header_at)(gw_handle request, uint32_t index, gw_str *name, gw_str *value);
 } gw_host_api;
 
 /** What `create` receives about the chain entry it instantiates. */
@@ -305,6 +312,12 @@ typedef struct gw_plugin_descriptor {
      * and get no hook). Event-loop thread, even for blocking plugins: hand slow work to your own thread.
      */
     void (*on_complete)(void *instance, gw_handle request);
+
+    /**
+     * Optional. The operator asked for files to be reopened (SIGHUP, e.g. after logrotate renamed a log).
+     * Called on a thread that is not an event loop; may block briefly (close and reopen a file).
+     */
+    void (*on_reopen)(void *instance);
 } gw_plugin_descriptor;
 
 /**

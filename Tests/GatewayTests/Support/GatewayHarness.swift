@@ -56,6 +56,7 @@ final class LogCapture: @unchecked Sendable {
 /// Starts the real gateway in-process from a YAML config written next to the test PKI, on 127.0.0.1:0.
 final class GatewayHarness {
     let server: GatewayServer
+    let runtime: GatewayRuntime
     let logs: LogCapture
     let configPath: String
 
@@ -63,7 +64,7 @@ final class GatewayHarness {
         configPath = "\(directory)/gateway-\(UUID().uuidString).yaml"
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         logs = LogCapture()
-        let runtime = try GatewayRuntime.load(configPath: configPath)
+        runtime = try GatewayRuntime.load(configPath: configPath)
         server = GatewayServer(runtime: runtime, group: MultiThreadedEventLoopGroup.singleton, logger: logs.makeLogger())
         try await server.start()
     }
@@ -74,6 +75,10 @@ final class GatewayHarness {
 
     func stop() async {
         await server.shutdown()
+    }
+
+    func reopenPlugins() {
+        runtime.reopenPlugins()
     }
 }
 

@@ -75,7 +75,8 @@ private let descriptor: UnsafeMutablePointer<gw_plugin_descriptor> = {
             return status == GW_OK ? GW_CONTINUE : GW_FAILED
         },
         on_response_headers: nil,
-        on_complete: nil
+        on_complete: nil,
+        on_reopen: nil
     ))
     return pointer
 }()

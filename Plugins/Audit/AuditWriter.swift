@@ -1,0 +1,187 @@
+import Foundation
+import GatewayPluginKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes audit lines to a file from its own thread, so that hooks never do file I/O. Lines wait in a
+/// bounded queue; by default a full queue makes producers wait (nothing is lost); `when_full: drop` counts
+/// and reports what it drops instead. Reopens on request (SIGHUP), rotates by size, flushes on close.
+final class AuditWriter: @unchecked Sendable {
+    enum FsyncPolicy: String {
+        case never, interval, always
+    }
+
+    struct Options {
+        var path: String
+        var queueSize = 10_000
+        var dropWhenFull = false
+        var fsync: FsyncPolicy = .interval
+        var fsyncInterval: Double = 1.0
+        var maxSize: Int64 = 0
+        var maxFiles = 5
+    }
+
+    let options: Options
+    private let tag: UInt64
+    private let condition = NSCondition()
+    private var queue: [String] = []
+    private var stopping = false
+    private var reopenRequested = false
+    private var dropped: UInt64 = 0
+    private var reportedDropped: UInt64 = 0
+    private var fd: Int32
+    private var size: Int64 = 0
+    private var lastSync = Date()
+    /// Written since the last fsync (an idle file is not synced again and again).
+    private var dirty = false
+    private var thread: Thread?
+    private let finished = NSCondition()
+    private var done = false
+
+    struct OpenError: Error { var message: String }
+
+    init(options: Options, tag: UInt64) throws {
+        self.options = options
+        self.tag = tag
+        fd = try Self.open(options.path)
+        size = Self.fileSize(fd)
+        let thread = Thread { [unowned self] in self.run() }
+        thread.name = "gateway-audit"
+        self.thread = thread
+        thread.start()
+    }
+
+    static func open(_ path: String) throws -> Int32 {
+        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw OpenError(message: "cannot open '\(path)': \(String(cString: strerror(errno)))") }
+        return fd
+    }
+
+    private static func fileSize(_ fd: Int32) -> Int64 {
+        var info = stat()
+        return fstat(fd, &info) == 0 ? Int64(info.st_size) : 0
+    }
+
+    /// Queues one line (without newline). Called from event loops.
+    func submit(_ line: String) {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.count >= options.queueSize && !stopping {
+            if options.dropWhenFull {
+                dropped += 1
+                return
+            }
+            condition.wait()
+        }
+        queue.append(line)
+        condition.broadcast()
+    }
+
+    func requestReopen() {
+        condition.lock()
+        reopenRequested = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Writes every queued line, then stops the thread and closes the file.
+    func close() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+        finished.lock()
+        while !done { finished.wait() }
+        finished.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopping && !reopenRequested {
+                _ = condition.wait(until: Date().addingTimeInterval(options.fsync == .interval ? options.fsyncInterval : 1))
+                if options.fsync == .interval && Date().timeIntervalSince(lastSync) >= options.fsyncInterval { break }
+            }
+            let batch = queue
+            queue.removeAll(keepingCapacity: true)
+            let reopen = reopenRequested
+            reopenRequested = false
+            let stop = stopping
+            let newlyDropped = dropped - reportedDropped
+            reportedDropped = dropped
+            condition.broadcast()  // room in the queue again
+            condition.unlock()
+
+            if newlyDropped > 0 {
+                PluginHost.log(tag, GW_LOG_ERROR, "audit queue full: dropped \(newlyDropped) line(s) (when_full: drop), \(dropped) in total")
+            }
+            if reopen { reopenFile() }
+            if !batch.isEmpty { write(batch) }
+            if options.fsync == .interval, dirty, Date().timeIntervalSince(lastSync) >= options.fsyncInterval {
+                fsync(fd)
+                dirty = false
+                lastSync = Date()
+            }
+            if stop {
+                condition.lock()
+                let empty = queue.isEmpty
+                condition.unlock()
+                if empty { break }
+            }
+        }
+        if options.fsync != .never { fsync(fd) }
+        Glibc.close(fd)
+        finished.lock()
+        done = true
+        finished.broadcast()
+        finished.unlock()
+    }
+
+    private func write(_ lines: [String]) {
+        var data = lines.joined(separator: "\n")
+        data += "\n"
+        var bytes = Array(data.utf8)
+        if options.maxSize > 0 && size > 0 && size + Int64(bytes.count) > options.maxSize { rotate() }
+        var attempt = 0
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                attempt += 1
+                // Loud and persistent: lines stay in memory and are retried; nothing is dropped here.
+                PluginHost.log(tag, GW_LOG_ERROR, "audit write to '\(options.path)' failed (\(String(cString: strerror(errno)))); retrying (attempt \(attempt))")
+                usleep(useconds_t(min(attempt, 10) * 100_000))
+                continue
+            }
+            size += Int64(written)
+            bytes.removeFirst(written)
+        }
+        if options.fsync == .always { fsync(fd) } else { dirty = true }
+    }
+
+    private func reopenFile() {
+        do {
+            let newFD = try Self.open(options.path)
+            if options.fsync != .never { fsync(fd) }
+            Glibc.close(fd)
+            fd = newFD
+            size = Self.fileSize(fd)
+        } catch {
+            PluginHost.log(tag, GW_LOG_ERROR, "audit reopen failed, still writing to the old file: \((error as? OpenError)?.message ?? "\(error)")")
+        }
+    }
+
+    /// audit.log -> audit.log.1 -> ... -> audit.log.<max_files>, the oldest removed.
+    private func rotate() {
+        if options.fsync != .never { fsync(fd) }
+        let base = options.path
+        Glibc.unlink("\(base).\(options.maxFiles)")
+        if options.maxFiles > 1 {
+            for n in stride(from: options.maxFiles - 1, through: 1, by: -1) { Glibc.rename("\(base).\(n)", "\(base).\(n + 1)") }
+        }
+        Glibc.rename(base, "\(base).1")
+        reopenFile()
+    }
+}

@@ -1,0 +1,323 @@
+import CoreFoundation
+import Foundation
+import GatewayPluginKit
+
+/// Puts the client certificate's identity into request headers whose names the operator chooses, in the
+/// formats of the load balancer and proxies backends already understand (dialects), and strips every
+/// client-sent header it owns first, including underscore spellings, so a backend never sees a forged one.
+final class ClientCertHeaders: @unchecked Sendable {
+    enum Kind {
+        // From the certificate: computed once per identity and cached.
+        case subject, issuer, fingerprint, serial, notAfter, notBefore, leafEscaped, chainEscaped, sans, spiffeID
+        case awsValidity, xfcc, rfcCert, rfcChain
+        // From the connection: passed through as views each request.
+        case verify, ciphers, tlsProtocol, tlsCipher, sni, alpn
+
+        var fromCertificate: Bool {
+            switch self {
+            case .verify, .ciphers, .tlsProtocol, .tlsCipher, .sni, .alpn: return false
+            default: return true
+            }
+        }
+    }
+
+    struct FieldSpec {
+        var key: String
+        var header: String
+        var kind: Kind
+        var enabled: Bool
+    }
+
+    struct Field {
+        var key: String
+        var header: [UInt8]
+        var kind: Kind
+    }
+
+    static let extras: [FieldSpec] = [
+        .init(key: "start", header: "x-forwarded-clientcert-start", kind: .notBefore, enabled: false),
+        .init(key: "sans", header: "x-forwarded-clientcert-sans", kind: .sans, enabled: false),
+        .init(key: "spiffe_id", header: "x-forwarded-clientcert-spiffe-id", kind: .spiffeID, enabled: false),
+        .init(key: "chain", header: "x-forwarded-clientcert-chain", kind: .chainEscaped, enabled: false),
+        .init(key: "tls_protocol", header: "x-forwarded-clientcert-tls-protocol", kind: .tlsProtocol, enabled: false),
+        .init(key: "tls_cipher", header: "x-forwarded-clientcert-tls-cipher", kind: .tlsCipher, enabled: false),
+        .init(key: "sni", header: "x-forwarded-clientcert-sni", kind: .sni, enabled: false),
+        .init(key: "alpn", header: "x-forwarded-clientcert-alpn", kind: .alpn, enabled: false),
+    ]
+
+    static let dialects: [String: [FieldSpec]] = [
+        "elb": [
+            .init(key: "subjectdn", header: "x-forwarded-clientcert-subjectdn", kind: .subject, enabled: true),
+            .init(key: "issuerdn", header: "x-forwarded-clientcert-issuerdn", kind: .issuer, enabled: true),
+            .init(key: "fingerprint", header: "x-forwarded-clientcert-fingerprint", kind: .fingerprint, enabled: true),
+            .init(key: "clientverify", header: "x-forwarded-clientcert-clientverify", kind: .verify, enabled: true),
+            .init(key: "serialnumber", header: "x-forwarded-clientcert-serialnumber", kind: .serial, enabled: true),
+            .init(key: "ciphers", header: "x-forwarded-clientcert-ciphers", kind: .ciphers, enabled: true),
+            .init(key: "end", header: "x-forwarded-clientcert-end", kind: .notAfter, enabled: true),
+            .init(key: "clientcert", header: "x-forwarded-clientcert", kind: .leafEscaped, enabled: true),
+        ],
+        "aws": [
+            .init(key: "serial", header: "x-amzn-mtls-clientcert-serial-number", kind: .serial, enabled: true),
+            .init(key: "issuer", header: "x-amzn-mtls-clientcert-issuer", kind: .issuer, enabled: true),
+            .init(key: "subject", header: "x-amzn-mtls-clientcert-subject", kind: .subject, enabled: true),
+            .init(key: "validity", header: "x-amzn-mtls-clientcert-validity", kind: .awsValidity, enabled: true),
+            .init(key: "leaf", header: "x-amzn-mtls-clientcert-leaf", kind: .leafEscaped, enabled: true),
+        ],
+        "xfcc": [
+            .init(key: "xfcc", header: "x-forwarded-client-cert", kind: .xfcc, enabled: true),
+        ],
+        "rfc9440": [
+            .init(key: "client_cert", header: "client-cert", kind: .rfcCert, enabled: true),
+            .init(key: "client_cert_chain", header: "client-cert-chain", kind: .rfcChain, enabled: true),
+        ],
+    ]
+
+    static let xfccElements = ["Hash", "Cert", "Chain", "Subject", "URI", "DNS"]
+    /// Names that would break HTTP or other security if the plugin owned (stripped and set) them.
+    static let reserved: Set<String> = [
+        "host", "authorization", "proxy-authorization", "cookie", "content-length", "content-type", "transfer-encoding", "connection",
+        "te", "trailer", "upgrade", "keep-alive", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
+    ]
+
+    let tag: UInt64
+    let fields: [Field]
+    let useSHA256: Bool
+    let maxValueBytes: Int
+    let xfccParts: Set<String>
+    /// Some value depends on the intermediates as well as the leaf: the cache key covers the whole chain.
+    let chainDependent: Bool
+    /// Every header name this instance owns, lowercase with `_` as `-`, by length (for allocation-free matching).
+    private let ownedByLength: [Int: [[UInt8]]]
+    private let lock = NSLock()
+    private var cache: [CacheKey: [[UInt8]?]] = [:]
+
+    struct CacheKey: Hashable {
+        var a: UInt64, b: UInt64, c: UInt64, d: UInt64
+    }
+
+    struct ConfigError: Error { var message: String }
+
+    init(tag: UInt64, json: String) throws {
+        self.tag = tag
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
+        guard let config = parsed as? [String: Any] else { throw ConfigError(message: "config must be a mapping") }
+        for key in config.keys where !["dialect", "fields", "fingerprint_algorithm", "max_value_bytes", "xfcc_elements"].contains(key) {
+            throw ConfigError(message: "unknown key '\(key)'")
+        }
+        for (key, check) in [("dialect", config["dialect"] is String), ("fingerprint_algorithm", config["fingerprint_algorithm"] is String),
+                             ("max_value_bytes", config["max_value_bytes"] is Int), ("xfcc_elements", config["xfcc_elements"] is [String]),
+                             ("fields", config["fields"] is [String: Any])] where config[key] != nil && !check {
+            throw ConfigError(message: "\(key): wrong type (\(key == "fields" ? "expected a mapping" : key == "xfcc_elements" ? "expected a list of strings" : key == "max_value_bytes" ? "expected an integer" : "expected a string"))")
+        }
+        let dialect = config["dialect"] as? String ?? "elb"
+        guard let specs = Self.dialects[dialect] else {
+            throw ConfigError(message: "dialect: '\(dialect)' is not one of: elb | aws | xfcc | rfc9440")
+        }
+        switch config["fingerprint_algorithm"] as? String ?? "sha1" {
+        case "sha1": useSHA256 = false
+        case "sha256": useSHA256 = true
+        case let other: throw ConfigError(message: "fingerprint_algorithm: '\(other)' is not one of: sha1 | sha256")
+        }
+        maxValueBytes = config["max_value_bytes"] as? Int ?? 16384
+        guard maxValueBytes >= 256 else { throw ConfigError(message: "max_value_bytes: must be at least 256") }
+        let elements = config["xfcc_elements"] as? [String] ?? Self.xfccElements
+        for element in elements where !Self.xfccElements.contains(element) {
+            throw ConfigError(message: "xfcc_elements: '\(element)' is not one of: \(Self.xfccElements.joined(separator: ", "))")
+        }
+        xfccParts = Set(elements)
+
+        var all = specs + Self.extras
+        let overrides = config["fields"] as? [String: Any] ?? [:]
+        for (key, value) in overrides {
+            guard let index = all.firstIndex(where: { $0.key == key }) else {
+                throw ConfigError(message: "fields.\(key): unknown field for dialect \(dialect); known: \(all.map(\.key).joined(separator: ", "))")
+            }
+            switch value {
+            case let flag as NSNumber where CFGetTypeID(flag) == CFBooleanGetTypeID():
+                all[index].enabled = flag.boolValue
+            case let name as String:
+                guard Self.isValidHeaderName(name) else {
+                    throw ConfigError(message: "fields.\(key): header name '\(name)' must be 1 to 40 of lowercase letters, digits, '_' and '-'")
+                }
+                all[index].header = name
+                all[index].enabled = true
+            default:
+                throw ConfigError(message: "fields.\(key): expected a header name or true/false")
+            }
+        }
+        fields = all.filter(\.enabled).map { Field(key: $0.key, header: Array($0.header.utf8), kind: $0.kind) }
+        var seen: [String: String] = [:]
+        for spec in all where spec.enabled {
+            if let other = seen[spec.header] { throw ConfigError(message: "fields.\(spec.key): header name '\(spec.header)' is already used by \(other)") }
+            seen[spec.header] = spec.key
+            if Self.reserved.contains(spec.header) { throw ConfigError(message: "fields.\(spec.key): header name '\(spec.header)' is reserved") }
+        }
+        chainDependent = fields.contains { $0.kind == .chainEscaped || $0.kind == .rfcChain || ($0.kind == .xfcc && elements.contains("Chain")) }
+        // Own every name of the dialect (enabled or not, renamed or default): none may come from a client.
+        var owned = Set(all.map { Self.normalise(Array($0.header.utf8)) })
+        for spec in specs + Self.extras { owned.insert(Self.normalise(Array(spec.header.utf8))) }
+        ownedByLength = Dictionary(grouping: owned, by: \.count)
+    }
+
+    static func isValidHeaderName(_ name: String) -> Bool {
+        (1...40).contains(name.utf8.count)
+            && name.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 || $0 == 45 }
+    }
+
+    static func normalise(_ bytes: [UInt8]) -> [UInt8] {
+        bytes.map { byte in
+            if byte >= 65 && byte <= 90 { return byte + 32 }
+            return byte == 95 ? 45 : byte
+        }
+    }
+
+    private func isOwned(_ name: gw_str) -> Bool {
+        guard let candidates = ownedByLength[name.len] else { return false }
+        let bytes = name.buffer
+        return candidates.contains { owned in
+            for i in 0..<owned.count {
+                var b = bytes[i]
+                if b >= 65 && b <= 90 { b += 32 } else if b == 95 { b = 45 }
+                if b != owned[i] { return false }
+            }
+            return true
+        }
+    }
+
+    func onRequest(_ request: GatewayRequest) -> gw_action {
+        // 1. Strip every client-sent spelling of an owned header.
+        var forged: [String] = []
+        request.forEachHeader { name, _ in
+            if isOwned(name) { forged.append(name.string) }
+        }
+        for name in forged {
+            guard withGWStr(name, { request.removeHeader($0) }) == GW_OK else { return GW_FAILED }
+        }
+        // 2. Set the gateway's own values.
+        let certificateValues = request.integer(GW_ATTR_CLIENT_CERT_PRESENT) == 1 ? values(for: request) : nil
+        for (index, field) in fields.enumerated() {
+            let status: gw_status
+            if field.kind.fromCertificate {
+                guard let value = certificateValues?[index] else { continue }
+                status = withGWStr(field.header) { name in withGWStr(value) { request.setHeader(name, $0) } }
+            } else {
+                guard let view = request.attribute(Self.connectionAttribute(field.kind)) else { continue }
+                status = withGWStr(field.header) { request.setHeader($0, view) }
+            }
+            if status != GW_OK { return gw_action(rawValue: status.rawValue) }
+        }
+        return GW_CONTINUE
+    }
+
+    static func connectionAttribute(_ kind: Kind) -> gw_attribute {
+        switch kind {
+        case .verify: return GW_ATTR_CLIENT_VERIFY
+        case .ciphers: return GW_ATTR_TLS_CIPHERS_OFFERED
+        case .tlsProtocol: return GW_ATTR_TLS_VERSION
+        case .tlsCipher: return GW_ATTR_TLS_CIPHER
+        case .sni: return GW_ATTR_SNI
+        default: return GW_ATTR_ALPN
+        }
+    }
+
+    /// The certificate-derived values of this identity, from the cache or computed once.
+    private func values(for request: GatewayRequest) -> [[UInt8]?]? {
+        guard let sha256 = request.attribute(GW_ATTR_CLIENT_FINGERPRINT_SHA256), sha256.len == 64 else { return nil }
+        var key = Self.key(sha256.buffer)
+        if chainDependent {
+            // The same leaf may come with other intermediates: mix them into the key (FNV-1a over their DER).
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            var index: UInt32 = 1
+            while let der = request.attribute(GW_ATTR_CLIENT_CHAIN_DER, index: index) {
+                for byte in der.buffer { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+                hash = (hash ^ 0xFF) &* 0x0000_0100_0000_01B3
+                index += 1
+            }
+            key.d ^= hash
+        }
+        lock.lock()
+        if let hit = cache[key] {
+            lock.unlock()
+            return hit
+        }
+        lock.unlock()
+        let computed = fields.map { field in field.kind.fromCertificate ? compute(field, request) : nil }
+        lock.lock()
+        if cache.count >= 10_000 { cache.removeAll(keepingCapacity: true) }
+        cache[key] = computed
+        lock.unlock()
+        return computed
+    }
+
+    private static func key(_ hex: UnsafeRawBufferPointer) -> CacheKey {
+        func word(_ offset: Int) -> UInt64 {
+            var value: UInt64 = 0
+            for i in offset..<offset + 16 {
+                let c = hex[i]
+                let nibble = c >= 97 ? c - 87 : c >= 65 ? c - 55 : c - 48
+                value = value << 4 | UInt64(nibble & 0xF)
+            }
+            return value
+        }
+        return CacheKey(a: word(0), b: word(16), c: word(32), d: word(48))
+    }
+
+    private func compute(_ field: Field, _ request: GatewayRequest) -> [UInt8]? {
+        let text: [UInt8]?
+        switch field.kind {
+        case .subject: text = request.attribute(GW_ATTR_CLIENT_SUBJECT).map { Array($0.buffer) }
+        case .issuer: text = request.attribute(GW_ATTR_CLIENT_ISSUER).map { Array($0.buffer) }
+        case .fingerprint:
+            text = request.attribute(useSHA256 ? GW_ATTR_CLIENT_FINGERPRINT_SHA256 : GW_ATTR_CLIENT_FINGERPRINT_SHA1).map { Array($0.buffer) }
+        case .serial: text = request.attribute(GW_ATTR_CLIENT_SERIAL).map { Array($0.buffer) }
+        case .notAfter: text = request.attribute(GW_ATTR_CLIENT_NOT_AFTER).map { Array($0.buffer) }
+        case .notBefore: text = request.attribute(GW_ATTR_CLIENT_NOT_BEFORE).map { Array($0.buffer) }
+        case .leafEscaped: text = request.string(GW_ATTR_CLIENT_CERT_PEM).map(HeaderValueFormats.urlEncode)
+        case .chainEscaped: text = request.string(GW_ATTR_CLIENT_CHAIN_PEM).map(HeaderValueFormats.urlEncode)
+        case .sans:
+            var parts: [String] = []
+            for (attribute, prefix) in [(GW_ATTR_CLIENT_SAN_DNS, "DNS"), (GW_ATTR_CLIENT_SAN_URI, "URI"), (GW_ATTR_CLIENT_SAN_IP, "IP"), (GW_ATTR_CLIENT_SAN_EMAIL, "email")] {
+                parts += request.strings(attribute).map { "\(prefix):\($0)" }
+            }
+            text = parts.isEmpty ? nil : Array(parts.joined(separator: ", ").utf8)
+        case .spiffeID:
+            text = request.strings(GW_ATTR_CLIENT_SAN_URI).first { $0.hasPrefix("spiffe://") }.map { Array($0.utf8) }
+        case .awsValidity:
+            guard let start = request.integer(GW_ATTR_CLIENT_NOT_BEFORE_UNIX), let end = request.integer(GW_ATTR_CLIENT_NOT_AFTER_UNIX) else { return nil }
+            text = Array("NotBefore=\(HeaderValueFormats.iso8601(start));NotAfter=\(HeaderValueFormats.iso8601(end))".utf8)
+        case .xfcc:
+            var parts: [String] = []
+            if xfccParts.contains("Hash"), let hash = request.string(GW_ATTR_CLIENT_FINGERPRINT_SHA256) { parts.append("Hash=\(hash)") }
+            if xfccParts.contains("Cert"), let pem = request.string(GW_ATTR_CLIENT_CERT_PEM) {
+                parts.append("Cert=\"\(String(decoding: HeaderValueFormats.urlEncode(pem), as: UTF8.self))\"")
+            }
+            if xfccParts.contains("Chain"), let pem = request.string(GW_ATTR_CLIENT_CHAIN_PEM) {
+                parts.append("Chain=\"\(String(decoding: HeaderValueFormats.urlEncode(pem), as: UTF8.self))\"")
+            }
+            if xfccParts.contains("Subject"), let subject = request.string(GW_ATTR_CLIENT_SUBJECT) {
+                parts.append("Subject=\(HeaderValueFormats.xfccValue(subject, alwaysQuote: true))")
+            }
+            if xfccParts.contains("URI") { parts += request.strings(GW_ATTR_CLIENT_SAN_URI).map { "URI=\(HeaderValueFormats.xfccValue($0))" } }
+            if xfccParts.contains("DNS") { parts += request.strings(GW_ATTR_CLIENT_SAN_DNS).map { "DNS=\(HeaderValueFormats.xfccValue($0))" } }
+            text = parts.isEmpty ? nil : Array(parts.joined(separator: ";").utf8)
+        case .rfcCert:
+            text = request.attribute(GW_ATTR_CLIENT_CHAIN_DER, index: 0).map { Array(HeaderValueFormats.structuredBytes($0.buffer).utf8) }
+        case .rfcChain:
+            var items: [String] = []
+            var index: UInt32 = 1
+            while let der = request.attribute(GW_ATTR_CLIENT_CHAIN_DER, index: index) {
+                items.append(HeaderValueFormats.structuredBytes(der.buffer))
+                index += 1
+            }
+            text = items.isEmpty ? nil : Array(items.joined(separator: ", ").utf8)
+        default:
+            text = nil
+        }
+        guard let text else { return nil }
+        if text.count > maxValueBytes {
+            PluginHost.log(tag, GW_LOG_WARNING, "header \(String(decoding: field.header, as: UTF8.self)) omitted: its value has \(text.count) bytes, more than max_value_bytes \(maxValueBytes)")
+            return nil
+        }
+        return text
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+import XCTest
+
+@testable import Gateway
+
+/// The bundled Audit plugin: one JSON line per request and per refused handshake, nothing lost.
+final class AuditTests: XCTestCase {
+    var pki: TestPKI!
+    var backend: TestBackend!
+    var gateway: GatewayHarness!
+    var auditPath: String!
+
+    static var library: String { Bundle.main.bundleURL.appendingPathComponent("libAudit.so").path }
+
+    override func setUp() async throws {
+        pki = try TestPKI()
+        backend = TestBackend()
+        try await backend.start()
+        auditPath = pki.path("audit.log")
+        gateway = try await GatewayHarness(yaml: """
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:0"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: ca.pem
+                plugins: [ { library: \(Self.library), config: { path: \(auditPath!), queue_size: 64 } } ]
+                routes:
+                  - { match: { path_prefix: /known/ }, backend: app }
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, in: pki.directory)
+    }
+
+    override func tearDown() async throws {
+        await gateway?.stop()
+        await backend.stop()
+    }
+
+    private var mtls: TestClient.TLSOptions {
+        .init(trust: [pki.path("ca.pem")], certificateChain: pki.path("valid.pem"), key: pki.path("valid.key"))
+    }
+
+    private func lines(_ path: String) throws -> [[String: Any]] {
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        return try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { line in
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+        }
+    }
+
+    /// `connections` clients sending `perConnection` keep-alive requests each, concurrently.
+    private func load(connections: Int, perConnection: Int, path: String = "/known/x") async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<connections {
+                group.addTask {
+                    let client = try await TestClient.connect(port: self.gateway.port("mtls"), tls: self.mtls)
+                    for _ in 0..<perConnection {
+                        try await client.send("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                        let response = await client.readResponse()
+                        XCTAssertNotNil(response)
+                    }
+                    await client.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    func testEveryRequestAndRejectionIsWrittenExactlyOnce() async throws {
+        try await load(connections: 20, perConnection: 100)
+        _ = try await TestClient.get(port: gateway.port("mtls"), tls: mtls, path: "/unknown")
+        var expired = mtls
+        expired.certificateChain = pki.path("expired.pem")
+        expired.key = pki.path("expired.key")
+        _ = try await TestClient.get(port: gateway.port("mtls"), tls: expired)
+        await gateway.stop()  // destroy flushes every queued line
+        gateway = nil
+
+        let all = try lines(auditPath)
+        let requests = all.filter { $0["event"] as? String == "request" }
+        XCTAssertEqual(requests.count, 2001)
+        let forwarded = requests.filter { $0["decision"] as? String == "forwarded" }
+        XCTAssertEqual(forwarded.count, 2000)
+        XCTAssertEqual(Set(requests.compactMap { $0["request_id"] as? Int }).count, 2001, "request ids are unique")
+        let sample = try XCTUnwrap(forwarded.first)
+        XCTAssertEqual(sample["subject"] as? String, "CN=valid-client,OU=ops,O=Test,C=US")
+        XCTAssertEqual(sample["issuer"] as? String, "CN=Test Root CA,O=Test,C=US")
+        XCTAssertEqual(sample["status"] as? Int, 200)
+        XCTAssertEqual(sample["method"] as? String, "GET")
+        XCTAssertEqual(sample["path"] as? String, "/known/x")
+        XCTAssertEqual(sample["tls_version"] as? String, "TLSv1.3")
+        XCTAssertEqual(sample["backend_server"] as? String, "127.0.0.1:\(backend.port)")
+        XCTAssertEqual(sample["sans"] as? [String], ["DNS:client.test", "URI:spiffe://test/ns/ops/sa/valid", "email:valid@test"])
+        let time = try XCTUnwrap(sample["time"] as? String)
+        XCTAssertNotNil(time.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$"#, options: .regularExpression), time)
+        let notFound = try XCTUnwrap(requests.first { $0["status"] as? Int == 404 })
+        XCTAssertEqual(notFound["decision"] as? String, "answered_by_gateway")
+        let rejected = try XCTUnwrap(all.first { $0["event"] as? String == "handshake_rejected" })
+        XCTAssertEqual(rejected["reason"] as? String, "certificate_expired")
+        XCTAssertEqual(rejected["subject"] as? String, "CN=expired-client,C=US")
+        XCTAssertTrue((rejected["detail"] as? String)?.contains("expired at") ?? false)
+    }
+
+    func testRenameAndReopenLosesNoLine() async throws {
+        try await load(connections: 5, perConnection: 40)
+        // logrotate: rename, then signal (SIGHUP asks every plugin to reopen its files).
+        try await Task.sleep(nanoseconds: 200_000_000)
+        try FileManager.default.moveItem(atPath: auditPath, toPath: auditPath + ".1")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.load(connections: 5, perConnection: 40) }
+            group.addTask {
+                try await Task.sleep(nanoseconds: 20_000_000)
+                self.gateway.reopenPlugins()
+            }
+            try await group.waitForAll()
+        }
+        try await load(connections: 5, perConnection: 40)
+        await gateway.stop()
+        gateway = nil
+        let old = try lines(auditPath + ".1"), new = try lines(auditPath)
+        XCTAssertEqual(old.count + new.count, 600)
+        XCTAssertGreaterThan(new.count, 0, "lines after the reopen go to the new file")
+    }
+
+    func testUnwritableDirectoryIsAConfigError() throws {
+        let readOnly = pki.path("ro")
+        try FileManager.default.createDirectory(atPath: readOnly, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o555])
+        let config = pki.path("audit-ro.yaml")
+        try """
+            listeners:
+              - { name: l, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(Self.library), config: { path: \(readOnly)/sub/audit.log } } ], routes: [ { backend: b } ] }
+            backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try GatewayProcess.run(["validate", "--config", config])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("listeners[0].plugins[0]: plugin 'audit'"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("cannot open '\(readOnly)/sub/audit.log': No such file or directory"), result.stderr)
+    }
+}

@@ -1,0 +1,168 @@
+import Foundation
+import XCTest
+
+@testable import Gateway
+
+/// The bundled ClientCertHeaders plugin, loaded with dlopen into the real gateway.
+final class ClientCertHeadersTests: XCTestCase {
+    var pki: TestPKI!
+    var backend: TestBackend!
+    var gateway: GatewayHarness!
+
+    static var library: String { Bundle.main.bundleURL.appendingPathComponent("libClientCertHeaders.so").path }
+
+    override func setUp() async throws {
+        pki = try TestPKI()
+        backend = TestBackend()
+        try await backend.start()
+        func listener(_ name: String, auth: String, config: String) -> String {
+            """
+              - name: \(name)
+                address: "127.0.0.1:0"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: \(auth)
+                  client_ca: ca.pem
+                  verify_depth: 3
+                plugins: [ { library: \(Self.library), config: \(config) } ]
+                routes: [ { backend: app } ]
+            """
+        }
+        gateway = try await GatewayHarness(yaml: """
+            listeners:
+            \(listener("elb", auth: "required", config: "{ fields: { sans: true, spiffe_id: true, tls_protocol: true, sni: true } }"))
+            \(listener("optional", auth: "optional", config: "{}"))
+            \(listener("aws", auth: "required", config: "{ dialect: aws }"))
+            \(listener("xfcc", auth: "required", config: "{ dialect: xfcc }"))
+            \(listener("rfc", auth: "required", config: "{ dialect: rfc9440, fields: { client_cert_chain: x-client-chain } }"))
+            \(listener("small", auth: "required", config: "{ dialect: rfc9440, max_value_bytes: 300 }"))
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, in: pki.directory)
+    }
+
+    override func tearDown() async throws {
+        await gateway.stop()
+        await backend.stop()
+    }
+
+    private func send(_ listener: String, client: String?, headers: [String] = []) async throws -> TestBackend.Received? {
+        var options = TestClient.TLSOptions(trust: [pki.path("ca.pem")])
+        if let client {
+            options.certificateChain = pki.path("\(client).pem")
+            options.key = pki.path("\(client).key")
+        }
+        let before = backend.requests.count
+        let response = try await TestClient.get(port: gateway.port(listener), tls: options, path: "/id", headers: headers)
+        XCTAssertEqual(response?.status, 200, listener)
+        return backend.requests.count > before ? backend.requests.last : nil
+    }
+
+    private func identity(_ client: String) throws -> ClientIdentity {
+        let chain = pki.clients[client]!
+        return ClientIdentity(presented: chain.map(\.certificate), der: try chain.map { try $0.certificate.serializeAsPEM().derBytes })
+    }
+
+    func testELBDialectValues() async throws {
+        let sent = try await send("elb", client: "valid")
+        let received = try XCTUnwrap(sent)
+        let h = received.head.headers
+        let id = try identity("valid")
+        XCTAssertEqual(h.first(name: "x-forwarded-clientcert-subjectdn"), "CN=valid-client,OU=ops,O=Test,C=US")
+        XCTAssertEqual(h.first(name: "x-forwarded-clientcert-issuerdn"), "CN=Test Root CA,O=Test,C=US")
+        XCTAssertEqual(h.first(name: "x-forwarded-clientcert-fingerprint"), id.sha1Fingerprint)
+        XCTAssertEqual(h.first(name: "x-forwarded-clientcert-clientverify"), "SUCCESS")
+        XCTAssertEqual(h.first(name: "x-forwarded-clientcert-serialnumber"), id.serialHex)
+        XCTAssertEqual(h.first(name: "x-forwarded-clientcert-end"), id.notAfterText)
+        XCTAssertEqual(h.first(name: "x-forwarded-clientcert")?.removingPercentEncoding, id.leafPEM)
+        XCTAssertFalse(h.first(name: "x-forwarded-clientcert")?.contains("\n") ?? true)
+        XCTAssertTrue(h.first(name: "x-forwarded-clientcert-ciphers")?.contains("TLS_AES_128_GCM_SHA256") ?? false)
+        XCTAssertEqual(h.first(name: "x-forwarded-clientcert-sans"), "DNS:client.test, URI:spiffe://test/ns/ops/sa/valid, email:valid@test")
+        XCTAssertEqual(h.first(name: "x-forwarded-clientcert-spiffe-id"), "spiffe://test/ns/ops/sa/valid")
+        XCTAssertEqual(h.first(name: "x-forwarded-clientcert-tls-protocol"), "TLSv1.3")
+        XCTAssertEqual(h.first(name: "x-forwarded-clientcert-sni"), "localhost")
+        XCTAssertNil(h.first(name: "x-forwarded-clientcert-start"), "extras are off unless enabled")
+    }
+
+    func testClientCannotSpoofOwnedHeaders() async throws {
+        let names = ["x-forwarded-clientcert-subjectdn", "x-forwarded-clientcert-clientverify", "x-forwarded-clientcert", "x-forwarded-clientcert-start"]
+        var forged: [String] = []
+        for name in names {
+            forged.append("\(name): CN=forged")
+            forged.append("\(name.uppercased()): CN=FORGED")
+            forged.append("\(name.replacingOccurrences(of: "-", with: "_")): CN=forged_underscore")
+            forged.append("\(name): CN=forged-again")
+        }
+        for (listener, client) in [("elb", "valid"), ("optional", "valid"), ("optional", nil)] as [(String, String?)] {
+            let sent = try await send(listener, client: client, headers: forged)
+            let received = try XCTUnwrap(sent)
+            for (name, value) in received.head.headers {
+                XCTAssertFalse(value.lowercased().contains("forged"), "\(listener)/\(client ?? "none"): \(name): \(value) reached the backend")
+            }
+            let verify = received.head.headers["x-forwarded-clientcert-clientverify"]
+            XCTAssertEqual(verify, [client == nil ? "NONE" : "SUCCESS"])
+            if client == nil {
+                XCTAssertNil(received.head.headers.first(name: "x-forwarded-clientcert-subjectdn"))
+                XCTAssertNil(received.head.headers.first(name: "x-forwarded-clientcert"))
+            }
+        }
+    }
+
+    func testAWSDialect() async throws {
+        let sent = try await send("aws", client: "valid")
+        let h = try XCTUnwrap(sent).head.headers
+        let id = try identity("valid")
+        XCTAssertEqual(h.first(name: "x-amzn-mtls-clientcert-serial-number"), id.serialHex)
+        XCTAssertEqual(h.first(name: "x-amzn-mtls-clientcert-subject"), id.subject)
+        XCTAssertEqual(h.first(name: "x-amzn-mtls-clientcert-issuer"), id.issuer)
+        let validity = try XCTUnwrap(h.first(name: "x-amzn-mtls-clientcert-validity"))
+        XCTAssertNotNil(validity.range(of: #"^NotBefore=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ;NotAfter=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"#, options: .regularExpression), validity)
+        XCTAssertEqual(h.first(name: "x-amzn-mtls-clientcert-leaf")?.removingPercentEncoding, id.leafPEM)
+    }
+
+    func testXFCCDialect() async throws {
+        let sent = try await send("xfcc", client: "valid")
+        let h = try XCTUnwrap(sent).head.headers
+        let id = try identity("valid")
+        let xfcc = try XCTUnwrap(h.first(name: "x-forwarded-client-cert"))
+        let parts = xfcc.components(separatedBy: ";")
+        XCTAssertEqual(parts.first, "Hash=\(id.sha256Fingerprint)")
+        XCTAssertTrue(parts.contains("Subject=\"CN=valid-client,OU=ops,O=Test,C=US\""), xfcc)
+        XCTAssertTrue(parts.contains("URI=spiffe://test/ns/ops/sa/valid"), xfcc)
+        XCTAssertTrue(parts.contains("DNS=client.test"), xfcc)
+        let cert = try XCTUnwrap(parts.first { $0.hasPrefix("Cert=\"") })
+        XCTAssertEqual(String(cert.dropFirst(6).dropLast()).removingPercentEncoding, id.leafPEM)
+    }
+
+    func testRFC9440DialectAndRename() async throws {
+        let sent = try await send("rfc", client: "via-intermediate")
+        let h = try XCTUnwrap(sent).head.headers
+        let chain = try pki.clients["via-intermediate"]!.map { try $0.certificate.serializeAsPEM().derBytes }
+        XCTAssertEqual(h.first(name: "client-cert"), ":\(Data(chain[0]).base64EncodedString()):")
+        XCTAssertEqual(h.first(name: "x-client-chain"), ":\(Data(chain[1]).base64EncodedString()):")
+        XCTAssertNil(h.first(name: "client-cert-chain"))
+    }
+
+    func testOversizedValueIsOmittedAndLogged() async throws {
+        let sent = try await send("small", client: "valid")
+        let h = try XCTUnwrap(sent).head.headers
+        XCTAssertNil(h.first(name: "client-cert"), "a value over max_value_bytes is left out, not cut")
+        let logged = await gateway.logs.waitFor { $0.message.contains("header client-cert omitted: its value has") }
+        XCTAssertNotNil(logged)
+    }
+
+    func testBadHeaderNameIsAConfigError() throws {
+        let config = pki.path("bad-ccH.yaml")
+        try """
+            listeners:
+              - name: l
+                address: "127.0.0.1:0"
+                protocol: http
+                plugins: [ { library: \(Self.library), config: { fields: { subjectdn: "X-Subject!" } } } ]
+                routes: [ { backend: b } ]
+            backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try GatewayProcess.run(["validate", "--config", config])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("rejected its config: fields.subjectdn: header name 'X-Subject!' must be 1 to 40 of lowercase letters, digits, '_' and '-'"), result.stderr)
+    }
+}

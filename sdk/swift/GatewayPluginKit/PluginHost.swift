@@ -1,0 +1,110 @@
+@_exported import PluginAPI
+
+/// The host's function table, stored by a plugin's entry point. Set once, before any other call.
+public enum PluginHost {
+    nonisolated(unsafe) public static var api: UnsafePointer<gw_host_api>!
+
+    /// Logs through the gateway's logger, tagged with the plugin and listener of `tag` (0: process-wide).
+    public static func log(_ tag: UInt64, _ level: gw_log_level, _ message: String) {
+        var message = message
+        message.withUTF8 { api.pointee.log(tag, level, gw_str($0)) }
+    }
+}
+
+extension gw_str {
+    /// A view of bytes the caller keeps alive for as long as the view is used.
+    public init(_ bytes: UnsafeBufferPointer<UInt8>) {
+        self.init(ptr: bytes.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }, len: bytes.count)
+    }
+
+    /// The viewed bytes (empty for a NULL view).
+    public var buffer: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: ptr, count: ptr == nil ? 0 : len)
+    }
+
+    /// A copy as a Swift string (invalid UTF-8 is repaired).
+    public var string: String { String(decoding: buffer, as: UTF8.self) }
+}
+
+/// Runs `body` with a view of the string's UTF-8 bytes.
+@inlinable
+public func withGWStr<T>(_ string: String, _ body: (gw_str) -> T) -> T {
+    var string = string
+    return string.withUTF8 { body(gw_str($0)) }
+}
+
+/// Runs `body` with a view of `bytes`.
+@inlinable
+public func withGWStr<T>(_ bytes: [UInt8], _ body: (gw_str) -> T) -> T {
+    bytes.withUnsafeBufferPointer { body(gw_str($0)) }
+}
+
+/// A request (or connection) handle with typed access to the host functions. Valid only inside the hook.
+public struct GatewayRequest {
+    public let handle: gw_handle
+
+    public init(_ handle: gw_handle) { self.handle = handle }
+
+    /// A view of a string or bytes attribute, valid until the hook returns.
+    public func attribute(_ attribute: gw_attribute, index: UInt32 = 0) -> gw_str? {
+        var out = gw_str(ptr: nil, len: 0)
+        return PluginHost.api.pointee.get_attribute(handle, attribute, index, &out) == GW_OK ? out : nil
+    }
+
+    public func string(_ attribute: gw_attribute, index: UInt32 = 0) -> String? {
+        self.attribute(attribute, index: index)?.string
+    }
+
+    /// Every value of an indexed attribute (SANs, chain certificates).
+    public func strings(_ attribute: gw_attribute) -> [String] {
+        var values: [String] = []
+        var index: UInt32 = 0
+        while let value = self.attribute(attribute, index: index) {
+            values.append(value.string)
+            index += 1
+        }
+        return values
+    }
+
+    public func integer(_ attribute: gw_attribute) -> Int64? {
+        var out: Int64 = 0
+        return PluginHost.api.pointee.get_attribute_int(handle, attribute, &out) == GW_OK ? out : nil
+    }
+
+    public func header(_ name: String, index: UInt32 = 0) -> String? {
+        var out = gw_str(ptr: nil, len: 0)
+        let status = withGWStr(name) { PluginHost.api.pointee.get_header(handle, $0, index, &out) }
+        return status == GW_OK ? out.string : nil
+    }
+
+    /// Calls `body` with the name and value views of every header, in order.
+    public func forEachHeader(_ body: (gw_str, gw_str) -> Void) {
+        var index: UInt32 = 0
+        var name = gw_str(ptr: nil, len: 0), value = gw_str(ptr: nil, len: 0)
+        while PluginHost.api.pointee.get_header_at(handle, index, &name, &value) == GW_OK {
+            body(name, value)
+            index += 1
+        }
+    }
+
+    @discardableResult
+    public func setHeader(_ name: gw_str, _ value: gw_str) -> gw_status {
+        PluginHost.api.pointee.set_header(handle, name, value)
+    }
+
+    @discardableResult
+    public func removeHeader(_ name: gw_str) -> gw_status {
+        PluginHost.api.pointee.remove_header(handle, name)
+    }
+
+    @discardableResult
+    public func setVar(_ name: String, _ value: String) -> gw_status {
+        withGWStr(name) { n in withGWStr(value) { v in PluginHost.api.pointee.set_var(handle, n, v) } }
+    }
+
+    public func variable(_ name: String) -> String? {
+        var out = gw_str(ptr: nil, len: 0)
+        let status = withGWStr(name) { PluginHost.api.pointee.get_var(handle, $0, &out) }
+        return status == GW_OK ? out.string : nil
+    }
+}
