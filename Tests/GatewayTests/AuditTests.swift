@@ -67,7 +67,7 @@ final class AuditTests: XCTestCase {
     }
 
     func testEveryRequestAndRejectionIsWrittenExactlyOnce() async throws {
-        try await load(connections: 20, perConnection: 100)
+        try await load(connections: 50, perConnection: 400)
         _ = try await TestClient.get(port: gateway.port("mtls"), tls: mtls, path: "/unknown")
         var expired = mtls
         expired.certificateChain = pki.path("expired.pem")
@@ -78,10 +78,11 @@ final class AuditTests: XCTestCase {
 
         let all = try lines(auditPath)
         let requests = all.filter { $0["event"] as? String == "request" }
-        XCTAssertEqual(requests.count, 2001)
+        XCTAssertEqual(requests.count, 20_001)
         let forwarded = requests.filter { $0["decision"] as? String == "forwarded" }
-        XCTAssertEqual(forwarded.count, 2000)
-        XCTAssertEqual(Set(requests.compactMap { $0["request_id"] as? Int }).count, 2001, "request ids are unique")
+        XCTAssertEqual(forwarded.count, 20_000)
+        XCTAssertEqual(Set(requests.compactMap { $0["request_id"] as? Int }).count, 20_001, "request ids are unique")
+        XCTAssertTrue(forwarded.allSatisfy { $0["subject"] as? String == "CN=valid-client,OU=ops,O=Test,C=US" && $0["status"] as? Int == 200 })
         let sample = try XCTUnwrap(forwarded.first)
         XCTAssertEqual(sample["subject"] as? String, "CN=valid-client,OU=ops,O=Test,C=US")
         XCTAssertEqual(sample["issuer"] as? String, "CN=Test Root CA,O=Test,C=US")
@@ -120,6 +121,82 @@ final class AuditTests: XCTestCase {
         let old = try lines(auditPath + ".1"), new = try lines(auditPath)
         XCTAssertEqual(old.count + new.count, 600)
         XCTAssertGreaterThan(new.count, 0, "lines after the reopen go to the new file")
+    }
+
+    func testSizeRotationKeepsEveryLine() async throws {
+        await gateway.stop()
+        let path = pki.path("rotating.log")
+        gateway = try await GatewayHarness(yaml: """
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:0"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: ca.pem
+                plugins: [ { library: \(Self.library), config: { path: \(path), max_size: 20000, max_files: 50, fsync: always } } ]
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, in: pki.directory)
+        try await load(connections: 4, perConnection: 50)
+        await gateway.stop()
+        gateway = nil
+        var total = try lines(path).count
+        var rotated = 0
+        for n in 1...50 where FileManager.default.fileExists(atPath: "\(path).\(n)") {
+            rotated += 1
+            total += try lines("\(path).\(n)").count
+            let size = try FileManager.default.attributesOfItem(atPath: "\(path).\(n)")[.size] as? Int ?? 0
+            XCTAssertLessThanOrEqual(size, 20000 + 4096, "a rotated file stays near max_size")
+        }
+        XCTAssertGreaterThan(rotated, 1)
+        XCTAssertEqual(total, 200)
+    }
+
+    func testSIGHUPReopenWithTheRealProcess() async throws {
+        await gateway?.stop()
+        gateway = nil
+        let path = pki.path("signal.log")
+        let port = try unusedPort()
+        let config = pki.path("signal.yaml")
+        try """
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:\(port)"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: ca.pem
+                plugins: [ { library: libAudit.so, config: { path: \(path) } } ]
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: GatewayProcess.executable)
+        process.arguments = ["run", "--config", config]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        func curl(_ count: Int) throws {
+            let urls = Array(repeating: "https://localhost:\(port)/r", count: count)
+            let result = try GatewayProcess.runCommand("/usr/bin/curl", [
+                "-sS", "-o", "/dev/null", "--retry", "10", "--retry-connrefused", "--retry-delay", "1",
+                "--cert", pki.path("valid.pem"), "--key", pki.path("valid.key"), "--cacert", pki.path("ca.pem"),
+            ] + urls)
+            XCTAssertEqual(result.status, 0, result.stderr)
+        }
+        try curl(30)
+        usleep(300_000)
+        try FileManager.default.moveItem(atPath: path, toPath: path + ".1")  // logrotate: rename, then signal
+        kill(process.processIdentifier, SIGHUP)
+        usleep(300_000)
+        try curl(30)
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, "SIGTERM: graceful shutdown, audit flushed, exit 0")
+        XCTAssertEqual(try lines(path + ".1").count, 30)
+        XCTAssertEqual(try lines(path).count, 30, "after SIGHUP the lines go to the new file")
     }
 
     func testUnwritableDirectoryIsAConfigError() throws {

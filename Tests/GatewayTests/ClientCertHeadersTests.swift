@@ -84,7 +84,8 @@ final class ClientCertHeadersTests: XCTestCase {
     }
 
     func testClientCannotSpoofOwnedHeaders() async throws {
-        let names = ["x-forwarded-clientcert-subjectdn", "x-forwarded-clientcert-clientverify", "x-forwarded-clientcert", "x-forwarded-clientcert-start"]
+        let names = ["subjectdn", "issuerdn", "fingerprint", "clientverify", "serialnumber", "ciphers", "end", "start", "sans",
+                     "spiffe-id", "chain", "tls-protocol", "tls-cipher", "sni", "alpn"].map { "x-forwarded-clientcert-\($0)" } + ["x-forwarded-clientcert"]
         var forged: [String] = []
         for name in names {
             forged.append("\(name): CN=forged")
