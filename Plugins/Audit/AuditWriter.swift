@@ -37,6 +37,9 @@ final class AuditWriter: @unchecked Sendable {
     /// Written since the last fsync (an idle file is not synced again and again).
     private var dirty = false
     private var thread: Thread?
+    /// Plugin metrics (exported with the gateway's metrics): lines written and lines dropped.
+    private var writtenMetric: UInt32 = 0
+    private var droppedMetric: UInt32 = 0
     private let finished = NSCondition()
     private var done = false
 
@@ -47,6 +50,10 @@ final class AuditWriter: @unchecked Sendable {
         self.tag = tag
         fd = try Self.open(options.path)
         size = Self.fileSize(fd)
+        withGWStr("audit_lines_written") { name in withGWStr("Audit lines written to the file") { help in
+            _ = PluginHost.api.pointee.metric_define(tag, GW_METRIC_COUNTER, name, help, &writtenMetric) } }
+        withGWStr("audit_lines_dropped") { name in withGWStr("Audit lines dropped because the queue was full (when_full: drop)") { help in
+            _ = PluginHost.api.pointee.metric_define(tag, GW_METRIC_COUNTER, name, help, &droppedMetric) } }
         let thread = Thread { [unowned self] in self.run() }
         thread.name = "gateway-audit"
         self.thread = thread
@@ -71,6 +78,7 @@ final class AuditWriter: @unchecked Sendable {
         while queue.count >= options.queueSize && !stopping {
             if options.dropWhenFull {
                 dropped += 1
+                _ = PluginHost.api.pointee.metric_record(tag, droppedMetric, 1)
                 return
             }
             condition.wait()
@@ -118,7 +126,10 @@ final class AuditWriter: @unchecked Sendable {
                 PluginHost.log(tag, GW_LOG_ERROR, "audit queue full: dropped \(newlyDropped) line(s) (when_full: drop), \(dropped) in total")
             }
             if reopen { reopenFile() }
-            if !batch.isEmpty { write(batch) }
+            if !batch.isEmpty {
+                write(batch)
+                _ = PluginHost.api.pointee.metric_record(tag, writtenMetric, Double(batch.count))
+            }
             if options.fsync == .interval, dirty, Date().timeIntervalSince(lastSync) >= options.fsyncInterval {
                 fsync(fd)
                 dirty = false
