@@ -52,16 +52,7 @@ struct DemoCommand: AsyncParsableCommand {
             Press Ctrl-C to stop.
             """)
         fflush(stdout)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: server),
-                    .init(service: ReopenOnHangupService(runtime: runtime, logger: logger), successTerminationBehavior: .ignore),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
-            )
-        )
-        try await group.run()
+        try await server.runUntilShutdownSignal(runtime: runtime, logger: logger)
         await backend.stop()
     }
 }

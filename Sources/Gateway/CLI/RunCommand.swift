@@ -28,16 +28,7 @@ struct RunCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: server),
-                    .init(service: ReopenOnHangupService(runtime: runtime, logger: logger), successTerminationBehavior: .ignore),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
-            )
-        )
-        try await group.run()
+        try await server.runUntilShutdownSignal(runtime: runtime, logger: logger)
     }
 }
 

@@ -50,6 +50,21 @@ public final class GatewayServer: Service, @unchecked Sendable {
         }
     }
 
+    /// Runs the started server under one ServiceGroup until SIGTERM/SIGINT (graceful) while SIGHUP makes
+    /// plugins reopen their files. `main` and `demo` both end here.
+    public func runUntilShutdownSignal(runtime: GatewayRuntime, logger: Logger) async throws {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: self),
+                    .init(service: ReopenOnHangupService(runtime: runtime, logger: logger), successTerminationBehavior: .ignore),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+            )
+        )
+        try await group.run()
+    }
+
     public func run() async throws {
         try await start()
         // Wait for SIGTERM/SIGINT (through the ServiceGroup) or cancellation.
