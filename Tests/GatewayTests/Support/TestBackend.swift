@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A real HTTP/1.1 backend on 127.0.0.1:0 that records what reached it. Paths:
 /// `/echo` returns the request body; `/bytes/N` returns N pattern bytes (`?chunked` without Content-Length);
@@ -26,7 +27,8 @@ final class TestBackend: @unchecked Sendable {
 
     var requests: [Received] { received.withLockedValue { $0 } }
 
-    func start(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws {
+    /// Serves HTTPS with `tls` when given (e.g. to test the gateway's backend TLS and client certificates).
+    func start(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, tls: NIOSSLContext? = nil) async throws {
         let recorder = received
         let name = self.name
         let streamed = self.streamed
@@ -34,6 +36,7 @@ final class TestBackend: @unchecked Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(name: name, recorder: recorder, streamed: streamed))
                 }
