@@ -8,7 +8,7 @@ import Glibc
 /// Writes one JSON object per line for every request and every refused handshake: who the client was (from
 /// its certificate), what it asked, what it got, and who decided. Hooks only build the line; the file is
 /// written by `AuditWriter`'s thread.
-final class AuditLog: @unchecked Sendable {
+final class AuditLog: GatewayPlugin, @unchecked Sendable {
     let writer: AuditWriter
     let events: Set<String>
     /// nil: every field.
@@ -21,13 +21,18 @@ final class AuditLog: @unchecked Sendable {
     ]
     static let rejectionFields = ["listener", "client_address", "client_port", "sni", "reason", "detail", "subject", "issuer", "serial", "fingerprint"]
 
-    struct ConfigError: Error { var message: String }
+    typealias ConfigError = PluginConfigError
 
-    init(tag: UInt64, json: String) throws {
-        let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
-        guard let config = parsed as? [String: Any] else { throw ConfigError(message: "config must be a mapping") }
+    init(tag: UInt64, config json: String) throws {
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
+        } catch {
+            throw ConfigError("config is not valid JSON: \(error)")
+        }
+        guard let config = parsed as? [String: Any] else { throw ConfigError("config must be a mapping") }
         let known = ["path", "events", "fields", "queue_size", "when_full", "fsync", "fsync_interval_ms", "max_size", "max_files"]
-        for key in config.keys where !known.contains(key) { throw ConfigError(message: "unknown key '\(key)'") }
+        for key in config.keys where !known.contains(key) { throw ConfigError("unknown key '\(key)'") }
         let types: [(String, Bool, String)] = [
             ("path", config["path"] is String, "a string"), ("events", config["events"] is [String], "a list of strings"),
             ("fields", config["fields"] is [String], "a list of strings"), ("queue_size", config["queue_size"] is Int, "an integer"),
@@ -35,36 +40,36 @@ final class AuditLog: @unchecked Sendable {
             ("fsync_interval_ms", config["fsync_interval_ms"] is Int, "an integer"), ("max_size", config["max_size"] is Int, "an integer"),
             ("max_files", config["max_files"] is Int, "an integer"),
         ]
-        for (key, ok, expected) in types where config[key] != nil && !ok { throw ConfigError(message: "\(key): expected \(expected)") }
-        guard let path = config["path"] as? String, !path.isEmpty else { throw ConfigError(message: "path: required (the audit log file)") }
+        for (key, ok, expected) in types where config[key] != nil && !ok { throw ConfigError("\(key): expected \(expected)") }
+        guard let path = config["path"] as? String, !path.isEmpty else { throw ConfigError("path: required (the audit log file)") }
         var options = AuditWriter.Options(path: path)
         if let size = config["queue_size"] {
-            guard let n = size as? Int, n >= 1 else { throw ConfigError(message: "queue_size: must be a positive integer") }
+            guard let n = size as? Int, n >= 1 else { throw ConfigError("queue_size: must be a positive integer") }
             options.queueSize = n
         }
         switch config["when_full"] as? String ?? "block" {
         case "block": options.dropWhenFull = false
         case "drop": options.dropWhenFull = true
-        case let other: throw ConfigError(message: "when_full: '\(other)' is not one of: block | drop")
+        case let other: throw ConfigError("when_full: '\(other)' is not one of: block | drop")
         }
         guard let fsync = AuditWriter.FsyncPolicy(rawValue: config["fsync"] as? String ?? "interval") else {
-            throw ConfigError(message: "fsync: must be one of: never | interval | always")
+            throw ConfigError("fsync: must be one of: never | interval | always")
         }
         options.fsync = fsync
         if let ms = config["fsync_interval_ms"] as? Int { options.fsyncInterval = Double(max(ms, 1)) / 1000 }
         if let max = config["max_size"] as? Int { options.maxSize = Int64(max) }
         if let files = config["max_files"] as? Int {
-            guard files >= 1 else { throw ConfigError(message: "max_files: must be at least 1") }
+            guard files >= 1 else { throw ConfigError("max_files: must be at least 1") }
             options.maxFiles = files
         }
         let eventList = config["events"] as? [String] ?? ["request", "handshake_rejected"]
         for event in eventList where event != "request" && event != "handshake_rejected" {
-            throw ConfigError(message: "events: '\(event)' is not one of: request | handshake_rejected")
+            throw ConfigError("events: '\(event)' is not one of: request | handshake_rejected")
         }
         events = Set(eventList)
         if let list = config["fields"] as? [String] {
             for field in list where !Self.requestFields.contains(field) && !Self.rejectionFields.contains(field) {
-                throw ConfigError(message: "fields: unknown field '\(field)'")
+                throw ConfigError("fields: unknown field '\(field)'")
             }
             fields = Set(list)
         } else {
@@ -73,9 +78,13 @@ final class AuditLog: @unchecked Sendable {
         do {
             writer = try AuditWriter(options: options, tag: tag)
         } catch let error as AuditWriter.OpenError {
-            throw ConfigError(message: error.message)
+            throw ConfigError(error.message)
         }
     }
+
+    func reopen() { writer.requestReopen() }
+
+    func shutdown() { writer.close() }
 
     func onConnection(_ connection: GatewayRequest) {
         guard events.contains("handshake_rejected"), let verify = connection.string(GW_ATTR_CLIENT_VERIFY), verify.hasPrefix("FAILED:") else { return }

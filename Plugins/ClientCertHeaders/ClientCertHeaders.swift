@@ -5,7 +5,7 @@ import GatewayPluginKit
 /// Puts the client certificate's identity into request headers whose names the operator chooses, in the
 /// formats of the load balancer and proxies backends already understand (dialects), and strips every
 /// client-sent header it owns first, including underscore spellings, so a backend never sees a forged one.
-final class ClientCertHeaders: @unchecked Sendable {
+final class ClientCertHeaders: GatewayPlugin, @unchecked Sendable {
     enum Kind {
         // From the certificate: computed once per identity and cached.
         case subject, issuer, fingerprint, serial, notAfter, notBefore, leafEscaped, chainEscaped, sans, spiffeID
@@ -95,34 +95,39 @@ final class ClientCertHeaders: @unchecked Sendable {
         var a: UInt64, b: UInt64, c: UInt64, d: UInt64
     }
 
-    struct ConfigError: Error { var message: String }
+    typealias ConfigError = PluginConfigError
 
-    init(tag: UInt64, json: String) throws {
+    init(tag: UInt64, config json: String) throws {
         self.tag = tag
-        let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
-        guard let config = parsed as? [String: Any] else { throw ConfigError(message: "config must be a mapping") }
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
+        } catch {
+            throw ConfigError("config is not valid JSON: \(error)")
+        }
+        guard let config = parsed as? [String: Any] else { throw ConfigError("config must be a mapping") }
         for key in config.keys where !["dialect", "fields", "fingerprint_algorithm", "max_value_bytes", "xfcc_elements"].contains(key) {
-            throw ConfigError(message: "unknown key '\(key)'")
+            throw ConfigError("unknown key '\(key)'")
         }
         for (key, check) in [("dialect", config["dialect"] is String), ("fingerprint_algorithm", config["fingerprint_algorithm"] is String),
                              ("max_value_bytes", config["max_value_bytes"] is Int), ("xfcc_elements", config["xfcc_elements"] is [String]),
                              ("fields", config["fields"] is [String: Any])] where config[key] != nil && !check {
-            throw ConfigError(message: "\(key): wrong type (\(key == "fields" ? "expected a mapping" : key == "xfcc_elements" ? "expected a list of strings" : key == "max_value_bytes" ? "expected an integer" : "expected a string"))")
+            throw ConfigError("\(key): wrong type (\(key == "fields" ? "expected a mapping" : key == "xfcc_elements" ? "expected a list of strings" : key == "max_value_bytes" ? "expected an integer" : "expected a string"))")
         }
         let dialect = config["dialect"] as? String ?? "elb"
         guard let specs = Self.dialects[dialect] else {
-            throw ConfigError(message: "dialect: '\(dialect)' is not one of: elb | aws | xfcc | rfc9440")
+            throw ConfigError("dialect: '\(dialect)' is not one of: elb | aws | xfcc | rfc9440")
         }
         switch config["fingerprint_algorithm"] as? String ?? "sha1" {
         case "sha1": useSHA256 = false
         case "sha256": useSHA256 = true
-        case let other: throw ConfigError(message: "fingerprint_algorithm: '\(other)' is not one of: sha1 | sha256")
+        case let other: throw ConfigError("fingerprint_algorithm: '\(other)' is not one of: sha1 | sha256")
         }
         maxValueBytes = config["max_value_bytes"] as? Int ?? 16384
-        guard maxValueBytes >= 256 else { throw ConfigError(message: "max_value_bytes: must be at least 256") }
+        guard maxValueBytes >= 256 else { throw ConfigError("max_value_bytes: must be at least 256") }
         let elements = config["xfcc_elements"] as? [String] ?? Self.xfccElements
         for element in elements where !Self.xfccElements.contains(element) {
-            throw ConfigError(message: "xfcc_elements: '\(element)' is not one of: \(Self.xfccElements.joined(separator: ", "))")
+            throw ConfigError("xfcc_elements: '\(element)' is not one of: \(Self.xfccElements.joined(separator: ", "))")
         }
         xfccParts = Set(elements)
 
@@ -130,27 +135,27 @@ final class ClientCertHeaders: @unchecked Sendable {
         let overrides = config["fields"] as? [String: Any] ?? [:]
         for (key, value) in overrides {
             guard let index = all.firstIndex(where: { $0.key == key }) else {
-                throw ConfigError(message: "fields.\(key): unknown field for dialect \(dialect); known: \(all.map(\.key).joined(separator: ", "))")
+                throw ConfigError("fields.\(key): unknown field for dialect \(dialect); known: \(all.map(\.key).joined(separator: ", "))")
             }
             switch value {
             case let flag as NSNumber where CFGetTypeID(flag) == CFBooleanGetTypeID():
                 all[index].enabled = flag.boolValue
             case let name as String:
                 guard Self.isValidHeaderName(name) else {
-                    throw ConfigError(message: "fields.\(key): header name '\(name)' must be 1 to 40 of lowercase letters, digits, '_' and '-'")
+                    throw ConfigError("fields.\(key): header name '\(name)' must be 1 to 40 of lowercase letters, digits, '_' and '-'")
                 }
                 all[index].header = name
                 all[index].enabled = true
             default:
-                throw ConfigError(message: "fields.\(key): expected a header name or true/false")
+                throw ConfigError("fields.\(key): expected a header name or true/false")
             }
         }
         fields = all.filter(\.enabled).map { Field(key: $0.key, header: Array($0.header.utf8), kind: $0.kind) }
         var seen: [String: String] = [:]
         for spec in all where spec.enabled {
-            if let other = seen[spec.header] { throw ConfigError(message: "fields.\(spec.key): header name '\(spec.header)' is already used by \(other)") }
+            if let other = seen[spec.header] { throw ConfigError("fields.\(spec.key): header name '\(spec.header)' is already used by \(other)") }
             seen[spec.header] = spec.key
-            if Self.reserved.contains(spec.header) { throw ConfigError(message: "fields.\(spec.key): header name '\(spec.header)' is reserved") }
+            if Self.reserved.contains(spec.header) { throw ConfigError("fields.\(spec.key): header name '\(spec.header)' is reserved") }
         }
         chainDependent = fields.contains { $0.kind == .chainEscaped || $0.kind == .rfcChain || ($0.kind == .xfcc && elements.contains("Chain")) }
         // Own every name of the dialect (enabled or not, renamed or default): none may come from a client.
@@ -184,7 +189,7 @@ final class ClientCertHeaders: @unchecked Sendable {
         }
     }
 
-    func onRequest(_ request: GatewayRequest) -> gw_action {
+    func onRequestHeaders(_ request: GatewayRequest) -> gw_action {
         // 1. Strip every client-sent spelling of an owned header.
         var forged: [String] = []
         request.forEachHeader { name, _ in
