@@ -24,15 +24,8 @@ final class AuditLog: GatewayPlugin, @unchecked Sendable {
     typealias ConfigError = PluginConfigError
 
     init(tag: UInt64, config json: String) throws {
-        let parsed: Any
-        do {
-            parsed = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
-        } catch {
-            throw ConfigError("config is not valid JSON: \(error)")
-        }
-        guard let config = parsed as? [String: Any] else { throw ConfigError("config must be a mapping") }
-        let known = ["path", "events", "fields", "queue_size", "when_full", "fsync", "fsync_interval_ms", "max_size", "max_files"]
-        for key in config.keys where !known.contains(key) { throw ConfigError("unknown key '\(key)'") }
+        let config = try ConfigError.mapping(
+            json, known: ["path", "events", "fields", "queue_size", "when_full", "fsync", "fsync_interval_ms", "max_size", "max_files"])
         let types: [(String, Bool, String)] = [
             ("path", config["path"] is String, "a string"), ("events", config["events"] is [String], "a list of strings"),
             ("fields", config["fields"] is [String], "a list of strings"), ("queue_size", config["queue_size"] is Int, "an integer"),

@@ -99,16 +99,7 @@ final class ClientCertHeaders: GatewayPlugin, @unchecked Sendable {
 
     init(tag: UInt64, config json: String) throws {
         self.tag = tag
-        let parsed: Any
-        do {
-            parsed = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
-        } catch {
-            throw ConfigError("config is not valid JSON: \(error)")
-        }
-        guard let config = parsed as? [String: Any] else { throw ConfigError("config must be a mapping") }
-        for key in config.keys where !["dialect", "fields", "fingerprint_algorithm", "max_value_bytes", "xfcc_elements"].contains(key) {
-            throw ConfigError("unknown key '\(key)'")
-        }
+        let config = try ConfigError.mapping(json, known: ["dialect", "fields", "fingerprint_algorithm", "max_value_bytes", "xfcc_elements"])
         for (key, check) in [("dialect", config["dialect"] is String), ("fingerprint_algorithm", config["fingerprint_algorithm"] is String),
                              ("max_value_bytes", config["max_value_bytes"] is Int), ("xfcc_elements", config["xfcc_elements"] is [String]),
                              ("fields", config["fields"] is [String: Any])] where config[key] != nil && !check {
