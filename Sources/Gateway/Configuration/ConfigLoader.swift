@@ -67,13 +67,4 @@ enum FileErrors {
         default: return ns.localizedDescription
         }
     }
-
-    /// Reads a whole file, with an error message that names it.
-    static func read(_ path: String) throws -> Data {
-        do {
-            return try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw GatewayError(.invalidConfiguration, "cannot read '\(path)': \(describe(error))")
-        }
-    }
 }

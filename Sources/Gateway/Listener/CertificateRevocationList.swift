@@ -45,7 +45,7 @@ struct CertificateRevocationList: Sendable {
         self.signatureBytes = Array(bitString.bytes)
 
         guard case .constructed(let tbsItems) = tbs.content else { throw CRLError("TBSCertList is not a SEQUENCE") }
-        var items = Array(tbsItems)
+        let items = Array(tbsItems)
         var index = 0
         if index < items.count, items[index].identifier == .integer {
             let version = try Int(derEncoded: items[index])
@@ -87,7 +87,6 @@ struct CertificateRevocationList: Sendable {
             try Self.rejectUnknownCriticalExtensions(extensionsNode)
             index += 1
         }
-        items.removeAll()
         self.revokedSerials = revoked
     }
 

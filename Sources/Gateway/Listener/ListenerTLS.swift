@@ -17,8 +17,6 @@ final class ListenerTLS: Sendable {
     private let exact: [String: NIOSSLContext]
     /// Keyed by the part after `*.`: `*.example.com` is stored as `example.com`.
     private let wildcard: [String: NIOSSLContext]
-    /// Earliest notAfter among the server certificates (for expiry warnings and metrics).
-    let earliestServerCertificateExpiry: Date?
 
     /// Mozilla's "intermediate" TLS 1.2 suites: forward secret AEAD only. TLS 1.3 suites are always enabled.
     static let cipherSuites = [
@@ -27,7 +25,7 @@ final class ListenerTLS: Sendable {
         "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
     ].joined(separator: ":")
 
-    init(entries: [Entry], clientAuth: ClientAuthMode, verifier: ClientCertificateVerifier?, earliestExpiry: Date?) {
+    init(entries: [Entry], clientAuth: ClientAuthMode, verifier: ClientCertificateVerifier?) {
         precondition(!entries.isEmpty)
         self.clientAuth = clientAuth
         self.verifier = verifier
@@ -46,7 +44,6 @@ final class ListenerTLS: Sendable {
         }
         self.exact = exact
         self.wildcard = wildcard
-        self.earliestServerCertificateExpiry = earliestExpiry
     }
 
     /// Picks the certificate for a ClientHello's server name: exact, then `*.` wildcard (one label), then default.

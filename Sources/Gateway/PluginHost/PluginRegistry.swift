@@ -47,8 +47,6 @@ final class PluginRegistry: @unchecked Sendable {
         }
     }
 
-    var loadedLibraries: [PluginLibrary] { lock.withLock { Array(libraries.values) } }
-
     func register(plugin: String, listener: String) -> UInt64 {
         lock.withLock {
             let tag = nextTag

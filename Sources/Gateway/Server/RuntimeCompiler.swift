@@ -209,7 +209,6 @@ struct RuntimeCompiler {
         if config.clientAuth == .none && !config.crl.isEmpty { issues.add("\(path).crl", "set, but client_auth is none") }
 
         var entries: [ListenerTLS.Entry] = []
-        var earliest: Date?
         for (i, certConfig) in config.certificates.enumerated() {
             let keyPath = "\(path).certificates[\(i)]"
             guard let chain = loadCertificates(certConfig.cert, path: "\(keyPath).cert"), let leaf = chain.first else { continue }
@@ -217,7 +216,6 @@ struct RuntimeCompiler {
             if leaf.0.notValidAfter < now {
                 issues.add("\(keyPath).cert", "certificate '\(leaf.0.subject)' in '\(certConfig.cert)' expired at \(leaf.0.notValidAfter)")
             }
-            earliest = min(earliest ?? leaf.0.notValidAfter, leaf.0.notValidAfter)
             var names = certConfig.sni ?? []
             if certConfig.sni == nil, let sans = try? leaf.0.extensions.subjectAlternativeNames {
                 for case .dnsName(let name) in sans { names.append(name) }
@@ -236,7 +234,7 @@ struct RuntimeCompiler {
         }
         guard !entries.isEmpty else { return nil }
         let verifier = config.clientAuth == .none ? nil : ClientCertificateVerifier(anchors: anchors, crls: crls, maxDepth: config.verifyDepth)
-        return ListenerTLS(entries: entries, clientAuth: config.clientAuth, verifier: verifier, earliestExpiry: earliest)
+        return ListenerTLS(entries: entries, clientAuth: config.clientAuth, verifier: verifier)
     }
 
     static func isValidServerName(_ name: String) -> Bool {

@@ -6,14 +6,10 @@ public struct GatewayError: Error, CustomStringConvertible, Hashable, Sendable {
         private enum Backing: Hashable, Sendable {
             case invalidConfiguration
             case bindFailed
-            case certificate
-            case notRunning
         }
         private let backing: Backing
         public static let invalidConfiguration = Code(backing: .invalidConfiguration)
         public static let bindFailed = Code(backing: .bindFailed)
-        public static let certificate = Code(backing: .certificate)
-        public static let notRunning = Code(backing: .notRunning)
         public var description: String { String(describing: backing) }
     }
 
