@@ -64,7 +64,11 @@ final class BackendTLSTests: XCTestCase {
     }
 
     func testSourceIPHashIsStableAndLeastConnectionsPrefersIdle() {
-        let servers = (0..<3).map { BackendServer(address: "s\($0):1", host: "s\($0)", port: 1, weight: 1, maxIdle: 1) }
+        let metrics = GatewayMetrics()
+        let servers = (0..<3).map {
+            BackendServer(address: "s\($0):1", host: "s\($0)", port: 1, weight: 1, maxIdle: 1, passive: nil,
+                          metrics: metrics.backendServer(backend: "b", server: "s\($0):1"))
+        }
         let hash = LoadBalancer(strategy: .sourceIPHash, servers: servers)
         let picks = Set((0..<20).map { _ in hash.pick(clientIP: "203.0.113.7") })
         XCTAssertEqual(picks.count, 1, "one client IP always lands on one server")
@@ -75,5 +79,13 @@ final class BackendTLSTests: XCTestCase {
         servers[1].activeRequests.store(0, ordering: .relaxed)
         servers[2].activeRequests.store(3, ordering: .relaxed)
         for _ in 0..<5 { XCTAssertEqual(least.pick(clientIP: "x"), 1) }
+        // A server out of rotation is skipped; with none left there is no pick.
+        servers[1].setChecked(healthy: false)
+        for _ in 0..<5 { XCTAssertEqual(least.pick(clientIP: "x"), 2) }
+        let roundRobin = LoadBalancer(strategy: .roundRobin, servers: servers)
+        XCTAssertEqual(Set((0..<9).compactMap { _ in roundRobin.pick(clientIP: "x", now: .now()) }), [0, 2])
+        servers[0].setChecked(healthy: false)
+        servers[2].setChecked(healthy: false)
+        XCTAssertNil(roundRobin.pick(clientIP: "x", now: .now()))
     }
 }

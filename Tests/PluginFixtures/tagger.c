@@ -3,7 +3,8 @@
  * - on_request_headers: appends its tag to the request header x-chain (so order is visible to the backend),
  *   copies the client subject into x-<tag>-subject, answers 403 for deny_path.
  * - on_response_headers: adds x-<tag>-response: 1.
- * - on_connection / on_complete: log what they saw (the tests read the gateway's log).
+ * - on_connection / on_complete: log what they saw (the tests read the gateway's log); create and destroy log
+ *   "tagger <tag> created|destroyed"; the counter tagger_requests counts on_request_headers calls.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -15,6 +16,7 @@ static const gw_host_api *host;
 
 typedef struct {
     uint64_t tag_id;
+    uint32_t requests_metric;
     char tag[32];
     char deny_path[128];
 } tagger;
@@ -50,11 +52,22 @@ static int32_t create(const gw_host_api *h, const gw_create_args *args, void **i
     }
     json_string(args->config_json, "deny_path", t->deny_path, sizeof t->deny_path);
     t->tag_id = args->instance_tag;
+    const char *metric = "tagger_requests", *help = "Requests the tagger saw.";
+    host->metric_define(t->tag_id, GW_METRIC_COUNTER, (gw_str){metric, strlen(metric)}, (gw_str){help, strlen(help)}, &t->requests_metric);
+    char line[96];
+    snprintf(line, sizeof line, "tagger %s created", t->tag);
+    logf_(t->tag_id, line);
     *instance = t;
     return 0;
 }
 
-static void destroy(void *instance) { free(instance); }
+static void destroy(void *instance) {
+    tagger *t = instance;
+    char line[96];
+    snprintf(line, sizeof line, "tagger %s destroyed", t->tag);
+    logf_(t->tag_id, line);
+    free(t);
+}
 
 static void on_connection(void *instance, gw_handle connection) {
     tagger *t = instance;
@@ -68,6 +81,7 @@ static void on_connection(void *instance, gw_handle connection) {
 
 static gw_action on_request_headers(void *instance, gw_handle request) {
     tagger *t = instance;
+    host->metric_record(t->tag_id, t->requests_metric, 1);
     char chain[256] = "";
     gw_str previous;
     if (host->get_header(request, (gw_str){"x-chain", 7}, 0, &previous) == GW_OK) {

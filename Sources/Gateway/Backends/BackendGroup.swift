@@ -13,9 +13,10 @@ final class BackendGroup: Sendable {
     let serverName: String?
     let connectTimeout: TimeAmount
     let responseTimeout: TimeAmount
+    let healthCheck: HealthCheckConfig?
 
     init(name: String, servers: [BackendServer], balance: BalanceStrategy, tlsContext: NIOSSLContext?, serverName: String?,
-         connectTimeout: TimeAmount, responseTimeout: TimeAmount) {
+         connectTimeout: TimeAmount, responseTimeout: TimeAmount, healthCheck: HealthCheckConfig? = nil) {
         self.name = name
         self.servers = servers
         self.balancer = LoadBalancer(strategy: balance, servers: servers)
@@ -23,14 +24,19 @@ final class BackendGroup: Sendable {
         self.serverName = serverName
         self.connectTimeout = connectTimeout
         self.responseTimeout = responseTimeout
+        self.healthCheck = healthCheck
+    }
+
+    /// SNI carries names only; an IP literal host is verified against the certificate's IP SANs instead.
+    func sniName(for server: BackendServer) -> String? {
+        serverName ?? ((try? SocketAddress(ipAddress: server.host, port: 0)) == nil ? server.host : nil)
     }
 
     /// Opens a new connection to `server` on `eventLoop` (the client's loop).
     func connect(to server: BackendServer, on eventLoop: any EventLoop) -> EventLoopFuture<BackendConnection> {
         let connection = BackendConnection(server: server)
         let tlsContext = self.tlsContext
-        // SNI carries names only; an IP literal host is verified against the certificate's IP SANs instead.
-        let sniName = serverName ?? ((try? SocketAddress(ipAddress: server.host, port: 0)) == nil ? server.host : nil)
+        let sniName = self.sniName(for: server)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)

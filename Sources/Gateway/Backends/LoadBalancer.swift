@@ -1,4 +1,5 @@
 import Atomics
+import NIOCore
 
 /// Chooses the order in which a request tries a group's servers. Lock-free: weighted round robin walks a
 /// schedule precomputed with nginx's smooth weighted round-robin, so weights interleave (a,a,b,a,a,b...)
@@ -16,7 +17,24 @@ struct LoadBalancer: Sendable {
         self.schedule = Self.smoothSchedule(weights: servers.map(\.weight))
     }
 
-    /// The first server to try; on failure callers move to `next(after:)`.
+    /// The first server in rotation to try (nil when none is); on failure callers move to `next(after:now:)`.
+    func pick(clientIP: String, now: NIODeadline) -> Int? {
+        guard let first = pick(clientIP: clientIP) else { return nil }
+        if servers[first].isAvailable(now: now) { return first }
+        return next(after: first, now: now)
+    }
+
+    /// The next server in rotation after `index`, in ring order; nil when no other is.
+    func next(after index: Int, now: NIODeadline) -> Int? {
+        var candidate = index
+        for _ in 1..<max(servers.count, 1) {
+            candidate = (candidate + 1) % servers.count
+            if servers[candidate].isAvailable(now: now) { return candidate }
+        }
+        return nil
+    }
+
+    /// The strategy's choice, whatever the servers' health.
     func pick(clientIP: String) -> Int? {
         guard !servers.isEmpty else { return nil }
         switch strategy {
@@ -32,10 +50,12 @@ struct LoadBalancer: Sendable {
         case .leastConnections:
             // Fewest in-flight requests relative to weight; ties rotate so equal servers share load.
             let start = Int(UInt(bitPattern: counter.loadThenWrappingIncrement(ordering: .relaxed)) % UInt(servers.count))
+            let now = NIODeadline.now()
             var best = start
             var bestScore = Double.infinity
             for offset in 0..<servers.count {
                 let index = (start + offset) % servers.count
+                guard servers[index].isAvailable(now: now) else { continue }
                 let score = Double(servers[index].activeRequests.load(ordering: .relaxed)) / Double(servers[index].weight)
                 if score < bestScore {
                     best = index
@@ -45,8 +65,6 @@ struct LoadBalancer: Sendable {
             return best
         }
     }
-
-    func next(after index: Int) -> Int { (index + 1) % servers.count }
 
     static func smoothSchedule(weights: [Int]) -> [Int] {
         guard !weights.isEmpty else { return [] }

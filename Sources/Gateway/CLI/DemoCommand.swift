@@ -36,7 +36,7 @@ struct DemoCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)
         }
-        let server = GatewayServer(runtime: runtime, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let server = GatewayServer(runtime: runtime, group: MultiThreadedEventLoopGroup.singleton, logger: logger, configPath: configPath)
         try await server.start()
         let bound = server.boundAddresses["demo"]?.port ?? port
         print("""
@@ -52,7 +52,7 @@ struct DemoCommand: AsyncParsableCommand {
             Press Ctrl-C to stop.
             """)
         fflush(stdout)
-        try await server.runUntilShutdownSignal(runtime: runtime, logger: logger)
+        try await server.runUntilShutdownSignal(logger: logger)
         await backend.stop()
     }
 }

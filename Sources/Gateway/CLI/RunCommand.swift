@@ -21,14 +21,14 @@ struct RunCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)
         }
-        let server = GatewayServer(runtime: runtime, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let server = GatewayServer(runtime: runtime, group: MultiThreadedEventLoopGroup.singleton, logger: logger, configPath: config)
         do {
             try await server.start()
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        try await server.runUntilShutdownSignal(runtime: runtime, logger: logger)
+        try await server.runUntilShutdownSignal(logger: logger)
     }
 }
 

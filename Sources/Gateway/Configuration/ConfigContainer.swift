@@ -121,7 +121,7 @@ extension CodingUserInfoKey {
 }
 
 /// Decodes a string enum by raw value, with an error that lists the accepted values.
-protocol ConfigEnum: RawRepresentable, CaseIterable, Decodable where RawValue == String {}
+protocol ConfigEnum: RawRepresentable, CaseIterable, Codable where RawValue == String {}
 
 extension ConfigEnum {
     public init(from decoder: any Decoder) throws {

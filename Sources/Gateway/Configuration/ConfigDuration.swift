@@ -2,7 +2,7 @@ import Foundation
 import NIOCore
 
 /// A duration written in a config file as `250ms`, `5s`, `2m`, `1h` or a plain number of seconds.
-public struct ConfigDuration: Decodable, Hashable, Sendable, CustomStringConvertible {
+public struct ConfigDuration: Codable, Hashable, Sendable, CustomStringConvertible {
     public var nanoseconds: Int64
 
     public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
@@ -25,6 +25,11 @@ public struct ConfigDuration: Decodable, Hashable, Sendable, CustomStringConvert
             )
         }
         self = parsed
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
     }
 
     init?(parsing text: String) {

@@ -1,14 +1,16 @@
 /// The whole configuration file, decoded once at start-up and then compiled into `GatewayRuntime`.
-public struct GatewayConfig: Decodable, Sendable {
+public struct GatewayConfig: Codable, Sendable {
     public var listeners: [ListenerConfig]
     public var backends: [BackendConfig]
     /// How long a graceful shutdown waits for in-flight requests before closing connections.
     public var shutdownTimeout: ConfigDuration
     /// Directories searched, in order, for a plugin `library` given as a bare file name.
     public var pluginPaths: [String]?
+    /// The admin HTTP listener (health, readiness, metrics, effective config); off when absent.
+    public var admin: AdminConfig?
 
     enum CodingKeys: String, CodingKey {
-        case listeners, backends
+        case listeners, backends, admin
         case shutdownTimeout = "shutdown_timeout"
         case pluginPaths = "plugin_paths"
     }
@@ -25,6 +27,7 @@ public struct GatewayConfig: Decodable, Sendable {
         backends = c.value(.backends, default: [])
         shutdownTimeout = c.value(.shutdownTimeout, default: .seconds(30))
         pluginPaths = c.optional(.pluginPaths, StringOrList.self)?.values
+        admin = c.optional(.admin)
     }
 }
 
@@ -33,7 +36,7 @@ public enum ListenerProtocol: String, ConfigEnum, Sendable {
 }
 
 /// One listening socket with its TLS policy and its routes.
-public struct ListenerConfig: Decodable, Sendable {
+public struct ListenerConfig: Codable, Sendable {
     public var name: String
     public var address: String
     public var `protocol`: ListenerProtocol
@@ -69,7 +72,7 @@ public enum TLSMinimumVersion: String, ConfigEnum, Sendable {
 }
 
 /// Server certificates and the client-certificate policy of an HTTPS listener.
-public struct ListenerTLSConfig: Decodable, Sendable {
+public struct ListenerTLSConfig: Codable, Sendable {
     public var certificates: [ServerCertificateConfig]
     public var clientAuth: ClientAuthMode
     public var clientCA: [String]
@@ -98,7 +101,7 @@ public struct ListenerTLSConfig: Decodable, Sendable {
 }
 
 /// A certificate chain and its key; `sni` names default to the certificate's DNS SANs.
-public struct ServerCertificateConfig: Decodable, Sendable {
+public struct ServerCertificateConfig: Codable, Sendable {
     public var cert: String
     public var key: String
     public var sni: [String]?
@@ -114,7 +117,7 @@ public struct ServerCertificateConfig: Decodable, Sendable {
 }
 
 /// A route: the first whose `match` fits the request sends it to `backend`.
-public struct RouteConfig: Decodable, Sendable {
+public struct RouteConfig: Codable, Sendable {
     public var match: RouteMatchConfig?
     public var backend: String
 
@@ -127,7 +130,7 @@ public struct RouteConfig: Decodable, Sendable {
     }
 }
 
-public struct RouteMatchConfig: Decodable, Sendable {
+public struct RouteMatchConfig: Codable, Sendable {
     public var host: String?
     public var pathPrefix: String?
     public var pathExact: String?
@@ -150,7 +153,7 @@ public struct RouteMatchConfig: Decodable, Sendable {
 }
 
 /// Limits that protect the gateway from slow or oversized clients.
-public struct HTTPLimitsConfig: Decodable, Sendable {
+public struct HTTPLimitsConfig: Codable, Sendable {
     public var maxHeaderBytes: Int = 32 * 1024
     public var maxBodyBytes: Int64 = 16 * 1024 * 1024
     public var headerTimeout: ConfigDuration = .seconds(10)
@@ -185,7 +188,7 @@ public enum BalanceStrategy: String, ConfigEnum, Sendable {
 }
 
 /// A group of backend servers that routes send requests to.
-public struct BackendConfig: Decodable, Sendable {
+public struct BackendConfig: Codable, Sendable {
     public var name: String
     public var `protocol`: BackendProtocol
     public var tls: BackendTLSConfig?
@@ -194,12 +197,18 @@ public struct BackendConfig: Decodable, Sendable {
     public var connectTimeout: ConfigDuration
     public var responseTimeout: ConfigDuration
     public var maxIdleConnections: Int
+    /// Active health checks: servers that fail them receive no traffic until they pass again.
+    public var healthCheck: HealthCheckConfig?
+    /// Passive ejection: a server whose connections keep failing is taken out of rotation for a while.
+    public var passiveHealth: PassiveHealthConfig?
 
     enum CodingKeys: String, CodingKey {
         case name, `protocol`, tls, balance, servers
         case connectTimeout = "connect_timeout"
         case responseTimeout = "response_timeout"
         case maxIdleConnections = "max_idle_connections"
+        case healthCheck = "health_check"
+        case passiveHealth = "passive_health"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -212,10 +221,12 @@ public struct BackendConfig: Decodable, Sendable {
         connectTimeout = c.value(.connectTimeout, default: .seconds(5))
         responseTimeout = c.value(.responseTimeout, default: .seconds(60))
         maxIdleConnections = c.value(.maxIdleConnections, default: 64)
+        healthCheck = c.optional(.healthCheck)
+        passiveHealth = c.optional(.passiveHealth)
     }
 }
 
-public struct BackendServerConfig: Decodable, Sendable {
+public struct BackendServerConfig: Codable, Sendable {
     public var address: String
     public var weight: Int
 
@@ -229,7 +240,7 @@ public struct BackendServerConfig: Decodable, Sendable {
 }
 
 /// TLS towards an HTTPS backend: whom to trust, which name to expect, and an optional client certificate.
-public struct BackendTLSConfig: Decodable, Sendable {
+public struct BackendTLSConfig: Codable, Sendable {
     public var ca: [String]
     public var serverName: String?
     public var cert: String?

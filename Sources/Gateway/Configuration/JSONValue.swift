@@ -1,7 +1,7 @@
 import Foundation
 
 /// Any YAML/JSON value, kept to hand a plugin its `config` as JSON text.
-enum JSONValue: Decodable, Equatable, Sendable {
+enum JSONValue: Codable, Equatable, Sendable {
     case null
     case bool(Bool)
     case number(Double)
@@ -32,6 +32,32 @@ enum JSONValue: Decodable, Equatable, Sendable {
         else if let i = try? container.decode(Int64.self) { self = .integer(i) }
         else if let d = try? container.decode(Double.self) { self = .number(d) }
         else { self = .string(try container.decode(String.self)) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .null:
+            var c = encoder.singleValueContainer()
+            try c.encodeNil()
+        case .bool(let b):
+            var c = encoder.singleValueContainer()
+            try c.encode(b)
+        case .number(let d):
+            var c = encoder.singleValueContainer()
+            try c.encode(d)
+        case .integer(let i):
+            var c = encoder.singleValueContainer()
+            try c.encode(i)
+        case .string(let s):
+            var c = encoder.singleValueContainer()
+            try c.encode(s)
+        case .array(let items):
+            var c = encoder.unkeyedContainer()
+            for item in items { try c.encode(item) }
+        case .object(let fields):
+            var c = encoder.container(keyedBy: AnyCodingKey.self)
+            for (key, value) in fields { try c.encode(value, forKey: AnyCodingKey(stringValue: key)) }
+        }
     }
 
     /// Compact JSON text.

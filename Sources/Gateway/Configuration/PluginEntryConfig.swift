@@ -1,5 +1,5 @@
 /// One entry of a listener's plugin chain.
-public struct PluginEntryConfig: Decodable, Sendable {
+public struct PluginEntryConfig: Codable, Sendable {
     /// A file name looked up in `plugin_paths`, or a path (relative to the config file) when it contains '/'.
     public var library: String
     /// Any YAML, handed to the plugin's `create` as JSON text.

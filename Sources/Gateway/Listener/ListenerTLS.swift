@@ -25,8 +25,14 @@ final class ListenerTLS: Sendable {
         "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
     ].joined(separator: ":")
 
-    init(entries: [Entry], clientAuth: ClientAuthMode, verifier: ClientCertificateVerifier?) {
+    /// The earliest expiry among the server certificates, and among the client CAs (for the expiry metrics).
+    let serverCertificateExpiry: Date?
+    let clientCAExpiry: Date?
+
+    init(entries: [Entry], clientAuth: ClientAuthMode, verifier: ClientCertificateVerifier?, serverCertificateExpiry: Date? = nil, clientCAExpiry: Date? = nil) {
         precondition(!entries.isEmpty)
+        self.serverCertificateExpiry = serverCertificateExpiry
+        self.clientCAExpiry = clientCAExpiry
         self.clientAuth = clientAuth
         self.verifier = verifier
         self.defaultContext = entries[0].context

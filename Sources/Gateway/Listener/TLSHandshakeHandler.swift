@@ -12,16 +12,19 @@ final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler 
     private let logger: Logger
     /// The listener's plugins: their on_connection hooks see every handshake, refused ones included.
     private let plugins: PluginChain?
+    private let metrics: ListenerMetrics
 
-    init(connection: ConnectionContext, logger: Logger, plugins: PluginChain?) {
+    init(connection: ConnectionContext, logger: Logger, plugins: PluginChain?, metrics: ListenerMetrics) {
         self.connection = connection
         self.logger = logger
         self.plugins = plugins
+        self.metrics = metrics
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? TLSUserEvent, case .handshakeCompleted(let alpn) = event {
             connection.handshakeCompleted = true
+            metrics.handshakesSucceeded.increment()
             connection.negotiatedALPN = alpn
             connection.tlsVersion = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).tlsVersion
             if logger.logLevel <= .debug {
@@ -38,6 +41,7 @@ final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if !connection.handshakeCompleted {
             let rejection = Self.rejection(for: error, connection: connection)
+            metrics.handshakeFailed(rejection.code)
             var extra: Logger.Metadata = ["reason": "\(rejection.code)", "detail": "\(rejection.detail)"]
             if let presented = connection.clientCertificate {
                 extra["subject"] = "\(presented.subject)"

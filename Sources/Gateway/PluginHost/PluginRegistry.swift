@@ -12,20 +12,44 @@ final class PluginRegistry: @unchecked Sendable {
         var listener: String
     }
 
-    struct Metric: Sendable {
-        var name: String
-        var help: String
-        var kind: gw_metric_kind
-        var plugin: String
-        var listener: String
-        var count: UInt64 = 0
-        var sum: Double = 0
+    /// A metric a plugin instance defined. Instances of the same plugin on the same listener (one per
+    /// configuration generation) share one series, so a reload never resets a plugin's counters.
+    final class Metric: @unchecked Sendable {
+        let name: String
+        let help: String
+        let kind: gw_metric_kind
+        let plugin: String
+        let listener: String
+        private let lock = NIOLock()
+        private var _count: UInt64 = 0
+        private var _sum: Double = 0
+
+        init(name: String, help: String, kind: gw_metric_kind, plugin: String, listener: String) {
+            self.name = name
+            self.help = help
+            self.kind = kind
+            self.plugin = plugin
+            self.listener = listener
+        }
+
+        func record(_ value: Double) {
+            lock.withLock {
+                _count += 1
+                _sum += value
+            }
+        }
+
+        var count: UInt64 { lock.withLock { _count } }
+        var sum: Double { lock.withLock { _sum } }
     }
 
     private let lock = NIOLock()
     private var libraries: [String: PluginLibrary] = [:]
     private var instances: [UInt64: InstanceInfo] = [:]
+    /// Each instance's metrics, by the id `metric_define` returned.
     private var metrics: [UInt64: [Metric]] = [:]
+    /// Every series, by name, plugin and listener: what `/metrics` shows.
+    private var series: [String: Metric] = [:]
     private var nextTag: UInt64 = 1
     private var _logger = Logger(label: "gateway.plugin")
 
@@ -73,11 +97,22 @@ final class PluginRegistry: @unchecked Sendable {
         return lock.withLock {
             guard let info = instances[tag] else { return GW_ERR_INVALID_ARGUMENT }
             var list = metrics[tag, default: []]
-            if let existing = list.firstIndex(where: { $0.name == name }) {
+            let fullName = "gateway_plugin_" + name
+            if let existing = list.firstIndex(where: { $0.name == fullName }) {
                 id = UInt32(existing)
                 return GW_OK
             }
-            list.append(Metric(name: "gateway_plugin_" + name, help: help, kind: kind, plugin: info.plugin, listener: info.listener))
+            let key = fullName + "\u{0}" + info.plugin + "\u{0}" + info.listener
+            let metric: Metric
+            if let shared = series[key] {
+                guard shared.kind == kind else { return GW_ERR_INVALID_ARGUMENT }
+                metric = shared
+            } else {
+                guard !series.values.contains(where: { $0.name == fullName && $0.kind != kind }) else { return GW_ERR_INVALID_ARGUMENT }
+                metric = Metric(name: fullName, help: help, kind: kind, plugin: info.plugin, listener: info.listener)
+                series[key] = metric
+            }
+            list.append(metric)
             metrics[tag] = list
             id = UInt32(list.count - 1)
             return GW_OK
@@ -85,15 +120,50 @@ final class PluginRegistry: @unchecked Sendable {
     }
 
     func recordMetric(tag: UInt64, id: UInt32, value: Double) -> gw_status {
-        lock.withLock {
-            guard var list = metrics[tag], Int(id) < list.count, value.isFinite else { return GW_ERR_INVALID_ARGUMENT }
-            list[Int(id)].count += 1
-            list[Int(id)].sum += value
-            metrics[tag] = list
-            return GW_OK
+        guard value.isFinite else { return GW_ERR_INVALID_ARGUMENT }
+        let metric: Metric? = lock.withLock {
+            guard let list = metrics[tag], Int(id) < list.count else { return nil }
+            return list[Int(id)]
+        }
+        guard let metric else { return GW_ERR_INVALID_ARGUMENT }
+        metric.record(value)
+        return GW_OK
+    }
+
+    /// A snapshot of every plugin metric series (for the admin endpoint and tests).
+    var metricSnapshot: [Metric] { lock.withLock { Array(series.values) } }
+
+    /// Appends every plugin metric in the Prometheus text format: counters as `<name>_total`, histograms
+    /// (the ABI defines no buckets) as summaries with `_sum` and `_count`. Labels: plugin and listener.
+    func appendExposition(into buffer: inout [UInt8]) {
+        let families = Dictionary(grouping: metricSnapshot, by: \.name).sorted { $0.key < $1.key }
+        for (name, list) in families {
+            let first = list[0]
+            let counter = first.kind == GW_METRIC_COUNTER
+            let family = counter && !name.hasSuffix("_total") ? name + "_total" : name
+            var text = "# HELP \(family) \(Self.escapeHelp(first.help))\n# TYPE \(family) \(counter ? "counter" : "summary")\n"
+            for metric in list.sorted(by: { ($0.plugin, $0.listener) < ($1.plugin, $1.listener) }) {
+                let labels = "{plugin=\"\(Self.escapeLabel(metric.plugin))\",listener=\"\(Self.escapeLabel(metric.listener))\"}"
+                if counter {
+                    text += "\(family)\(labels) \(Self.number(metric.sum))\n"
+                } else {
+                    text += "\(family)_sum\(labels) \(Self.number(metric.sum))\n\(family)_count\(labels) \(metric.count)\n"
+                }
+            }
+            buffer.append(contentsOf: text.utf8)
         }
     }
 
-    /// A snapshot of every plugin metric (for the admin endpoint and tests).
-    var metricSnapshot: [Metric] { lock.withLock { metrics.values.flatMap { $0 } } }
+    private static func number(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)"
+    }
+
+    private static func escapeLabel(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+
+    private static func escapeHelp(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+    }
 }

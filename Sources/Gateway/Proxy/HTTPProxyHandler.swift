@@ -28,6 +28,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         var responseKeepAlive = true
         var timeout: Scheduled<Void>?
         var countedActive = false
+        /// The response head told the client the connection closes (`Connection: close`).
+        var closeAfterResponse = false
+        var status = 0
 
         init(clientHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, backend: BackendGroup, serverIndex: Int, keepAlive: Bool, hasBody: Bool) {
             self.clientHead = clientHead
@@ -78,12 +81,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
     private var responseBodyBytes: Int64 = 0
 
     private let listener: CompiledListener
+    /// The configuration generation this connection started on; once a reload retires it, the connection
+    /// closes after its current response so that the client reconnects to the new configuration.
+    private let runtime: GatewayRuntime
+    /// When the current request's head arrived (request duration metric).
+    private var requestStarted = NIODeadline.uptimeNanoseconds(0)
     private let connection: ConnectionContext
     private let headGuard: RequestHeadGuard
     private let logger: Logger
 
-    init(listener: CompiledListener, connection: ConnectionContext, headGuard: RequestHeadGuard, logger: Logger) {
+    init(listener: CompiledListener, runtime: GatewayRuntime, connection: ConnectionContext, headGuard: RequestHeadGuard, logger: Logger) {
         self.listener = listener
+        self.runtime = runtime
         self.connection = connection
         self.headGuard = headGuard
         self.logger = logger
@@ -105,6 +114,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         headGuard.headReceived()
         guard case .idle = state else { return }
+        requestStarted = .now()
         let hasBody = head.headers.contains(name: "transfer-encoding")
             || (head.headers.first(name: "content-length").flatMap { Int64($0) } ?? 0) > 0
         let keepAlive = head.isKeepAlive
@@ -157,8 +167,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         guard let backend else {
             return answer(.notFound, "no route for this request\n", head: head, close: (hasBody && !ended) || !keepAlive)
         }
-        guard let first = backend.balancer.pick(clientIP: connection.remoteIP) else {
-            return answer(.serviceUnavailable, "no server available in backend '\(backend.name)'\n", head: head, close: (hasBody && !ended) || !keepAlive)
+        guard let first = backend.balancer.pick(clientIP: connection.remoteIP, now: .now()) else {
+            let reason = backend.servers.isEmpty ? "no server in backend" : "no healthy server in backend"
+            return answer(.serviceUnavailable, "\(reason) '\(backend.name)'\n", head: head, close: (hasBody && !ended) || !keepAlive)
         }
         if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -278,6 +289,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
             return
         }
         exchange.backend.connect(to: server, on: context.eventLoop).whenComplete { [self] result in
+            if case .success = result { server.connectSucceeded() }
             guard case .proxying(let current) = self.state, current === exchange else {
                 if case .success(let orphan) = result { orphan.channel.close(promise: nil) }
                 return
@@ -293,11 +305,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
 
     private func connectFailed(_ exchange: Exchange, error: any Error) {
         let timedOut = (error as? ChannelError).map { if case .connectTimeout = $0 { return true } else { return false } } ?? false
+        let server = exchange.server
+        (timedOut ? server.metrics.connectTimeouts : server.metrics.connectErrors).increment()
         logger.warning("backend connect failed", metadata: [
-            "backend": "\(exchange.backend.name)", "server": "\(exchange.server.address)", "error": "\(error)",
+            "backend": "\(exchange.backend.name)", "server": "\(server.address)", "error": "\(error)",
         ])
-        if exchange.attempts < exchange.backend.servers.count {
-            exchange.serverIndex = exchange.backend.balancer.next(after: exchange.serverIndex)
+        if server.connectFailed() {
+            logger.warning("backend server ejected after consecutive connection failures", metadata: [
+                "backend": "\(exchange.backend.name)", "server": "\(server.address)",
+                "eject_for": "\(server.passive.map { "\($0.ejectFor)" } ?? "?")",
+            ])
+        }
+        if exchange.attempts < exchange.backend.servers.count, let next = exchange.backend.balancer.next(after: exchange.serverIndex, now: .now()) {
+            exchange.serverIndex = next
             return startAttempt(exchange)
         }
         if timedOut {
@@ -331,6 +351,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         exchange.timeout = context.eventLoop.scheduleTask(in: exchange.backend.responseTimeout) { [weak self] in
             guard let self, case .proxying(let current) = self.state, current === exchange, !exchange.responseStarted else { return }
             self.logger.warning("backend response timeout", metadata: ["backend": "\(exchange.backend.name)", "server": "\(exchange.server.address)"])
+            exchange.server.metrics.responseTimeouts.increment()
             self.failExchange(exchange, .gatewayTimeout, "backend '\(exchange.backend.name)' did not answer in time\n")
         }
     }
@@ -343,7 +364,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
             exchange.timeout?.cancel()
             exchange.responseStarted = true
             exchange.responseKeepAlive = head.isKeepAlive
-            let close = !exchange.keepAlive || !exchange.requestEnded
+            let close = !exchange.keepAlive || !exchange.requestEnded || runtime.isRetired
+            exchange.closeAfterResponse = close
+            exchange.status = Int(head.status.code)
             let downstream = ProxyHeaders.downstreamResponse(head, version: exchange.clientHead.version, close: close)
             context.write(wrapOutboundOut(.head(runResponsePlugins(downstream))), promise: nil)
         case .body(let body):
@@ -415,12 +438,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
                 backendConnection.channel.close(promise: nil)
             }
         }
-        let keepOpen = exchange.keepAlive && exchange.requestEnded
+        let keepOpen = exchange.keepAlive && exchange.requestEnded && !exchange.closeAfterResponse
         state = keepOpen ? .idle : .closed
         let server = exchange.server.address
         let request = pluginRequest
         pluginRequest = nil
+        let status = exchange.status
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [weak self] _ in
+            if let self { self.listener.metrics.requestCompleted(status: status, started: self.requestStarted) }
             // on_complete runs once the response is on its way out.
             self?.complete(request, backendServer: server, aborted: false)
             if !keepOpen { self?.closeClient() }
@@ -461,8 +486,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
     }
 
     /// Answers the request from the gateway itself (an error, or a plugin's answer).
-    private func respond(_ status: HTTPResponseStatus, body: [UInt8], headers extra: [(String, String)], head: HTTPRequestHead, close: Bool) {
+    private func respond(_ status: HTTPResponseStatus, body: [UInt8], headers extra: [(String, String)], head: HTTPRequestHead, close requestedClose: Bool) {
         guard let context else { return }
+        let close = requestedClose || runtime.isRetired
         var headers = HTTPHeaders(extra)
         headers.replaceOrAdd(name: "content-length", value: String(body.count))
         if close { headers.replaceOrAdd(name: "connection", value: "close") }
@@ -487,6 +513,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         let request = pluginRequest
         pluginRequest = nil
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [weak self] _ in
+            if let self { self.listener.metrics.requestCompleted(status: Int(status.code), started: self.requestStarted) }
             self?.complete(request, backendServer: nil, aborted: false)
             if close { self?.closeClient() }
         }

@@ -8,13 +8,16 @@ final class CompiledListener: Sendable {
     let router: Router
     let limits: HTTPLimitsConfig
     let plugins: PluginChain?
+    /// Shared by every generation of the listener with this name.
+    let metrics: ListenerMetrics
 
-    init(name: String, address: SocketAddress, tls: ListenerTLS?, router: Router, limits: HTTPLimitsConfig, plugins: PluginChain?) {
+    init(name: String, address: SocketAddress, tls: ListenerTLS?, router: Router, limits: HTTPLimitsConfig, plugins: PluginChain?, metrics: ListenerMetrics) {
         self.name = name
         self.address = address
         self.tls = tls
         self.router = router
         self.limits = limits
         self.plugins = plugins
+        self.metrics = metrics
     }
 }

@@ -1,20 +1,89 @@
+import Atomics
 import Foundation
+import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
-/// The compiled configuration: everything the request path needs, built and validated once.
+/// One generation of the compiled configuration: everything the request path needs, built and validated once.
+///
+/// A reload compiles a new generation and swaps it in for new connections; the old one is *retired*. A retired
+/// generation stays alive while connections that started on it are open, then tears itself down: plugin
+/// instances are destroyed (after their last request) and idle backend connections closed.
 public final class GatewayRuntime: Sendable {
     let listeners: [CompiledListener]
     let backends: [BackendGroup]
     public let shutdownTimeout: ConfigDuration
+    /// The configuration this generation was compiled from (for `/config`).
+    let config: GatewayConfig
+    let metrics: GatewayMetrics
+    /// When this generation was compiled.
+    let loadedAt: Date
 
-    init(listeners: [CompiledListener], backends: [BackendGroup], shutdownTimeout: ConfigDuration) {
+    /// Open connections times 2, plus 1 once retired: one atomic word, so that "retired with no connection
+    /// left" is reached exactly once and no connection can start on a generation that is being torn down.
+    private let state = ManagedAtomic<Int>(0)
+    private let checkers = NIOLockedValueBox<[HealthChecker]>([])
+
+    init(listeners: [CompiledListener], backends: [BackendGroup], config: GatewayConfig, metrics: GatewayMetrics) {
         self.listeners = listeners
         self.backends = backends
-        self.shutdownTimeout = shutdownTimeout
+        self.shutdownTimeout = config.shutdownTimeout
+        self.config = config
+        self.metrics = metrics
+        self.loadedAt = Date()
     }
+
+    /// Starts what runs in the background for this generation: the active health checks.
+    func activate(group: any EventLoopGroup, logger: Logger) {
+        let started = backends.compactMap { backend in
+            backend.healthCheck.map { HealthChecker(backend: backend, config: $0, eventLoop: group.next(), logger: logger) }
+        }
+        checkers.withLockedValue { $0 = started }
+        for checker in started { checker.start() }
+    }
+
+    /// Registers a new connection; false when the generation is retired (the caller takes the current one).
+    func connectionOpened() -> Bool {
+        var current = state.load(ordering: .relaxed)
+        while current & 1 == 0 {
+            let (exchanged, original) = state.compareExchange(expected: current, desired: current + 2, ordering: .sequentiallyConsistent)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func connectionClosed() {
+        if state.wrappingDecrementThenLoad(by: 2, ordering: .sequentiallyConsistent) == 1 { tearDown() }
+    }
+
+    var isRetired: Bool { state.load(ordering: .relaxed) & 1 == 1 }
+
+    /// Connections still open on this generation.
+    var openConnections: Int { state.load(ordering: .relaxed) >> 1 }
+
+    /// Takes the generation out of service: no new connection starts on it, its health checks stop, and it
+    /// tears down once its last connection closes (at once if none is open).
+    func retire() {
+        for checker in checkers.withLockedValue({ $0 }) { checker.stop() }
+        if state.wrappingIncrementThenLoad(by: 1, ordering: .sequentiallyConsistent) == 1 { tearDown() }
+    }
+
+    private let tornDown = ManagedAtomic<Bool>(false)
+
+    /// Destroys the plugin instances and closes idle backend connections, once.
+    func tearDown() {
+        guard tornDown.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged else { return }
+        for checker in checkers.withLockedValue({ $0 }) { checker.stop() }
+        destroyPlugins()
+        for backend in backends { backend.shutdown() }
+    }
+
+    var isTornDown: Bool { tornDown.load(ordering: .relaxed) }
 
     /// Asks every plugin instance to reopen its files (SIGHUP, after log rotation).
     public func reopenPlugins() {
+        guard !isTornDown else { return }
         for listener in listeners { listener.plugins?.reopen() }
     }
 
@@ -23,10 +92,31 @@ public final class GatewayRuntime: Sendable {
         for listener in listeners { listener.plugins?.destroy() }
     }
 
+    /// Copies the health of servers that this generation shares with `previous` (same backend and address),
+    /// so that a reload neither forgets a down server nor resets its failure count.
+    func inheritHealth(from previous: GatewayRuntime) {
+        for backend in backends {
+            guard let old = previous.backends.first(where: { $0.name == backend.name }) else { continue }
+            for server in backend.servers {
+                if let match = old.servers.first(where: { $0.address == server.address }) { server.inheritHealth(from: match) }
+            }
+        }
+    }
+
+    /// True when every backend group has at least one server in rotation.
+    var everyBackendHasAServer: Bool {
+        let now = NIODeadline.now()
+        return backends.allSatisfy { backend in backend.servers.contains { $0.isAvailable(now: now) } }
+    }
+
     /// Loads, validates and compiles a configuration file; throws `ConfigValidationError` naming every problem.
     public static func load(configPath: String) throws -> GatewayRuntime {
+        try load(configPath: configPath, metrics: GatewayMetrics())
+    }
+
+    static func load(configPath: String, metrics: GatewayMetrics) throws -> GatewayRuntime {
         let config = try ConfigLoader.load(path: configPath)
         let base = URL(fileURLWithPath: configPath).deletingLastPathComponent().path
-        return try RuntimeCompiler(baseDirectory: base, source: configPath).compile(config)
+        return try RuntimeCompiler(baseDirectory: base, source: configPath, metrics: metrics).compile(config)
     }
 }

@@ -1,63 +1,107 @@
+import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
-/// The gateway's listening side: binds every listener, builds each connection's pipeline, and shuts down
-/// gracefully (stop accepting, let in-flight requests finish up to `shutdown_timeout`, then close).
+/// The gateway's listening side: binds every listener, builds each connection's pipeline, reloads the
+/// configuration without dropping a connection, and shuts down gracefully (stop accepting, let in-flight
+/// requests finish up to `shutdown_timeout`, then close).
 public final class GatewayServer: Service, @unchecked Sendable {
-    private let runtime: GatewayRuntime
     private let group: any EventLoopGroup
     private let logger: Logger
-    private let quiesce: ServerQuiescingHelper
-    private var channels: [(name: String, channel: Channel)] = []
+    /// The file reloads read again; nil when the runtime was built in memory (reload is then refused).
+    let configPath: String?
+    private let lock = NIOLock()
+    private var current: GatewayRuntime
+    private var slots: [String: ListenerSlot] = [:]
+    /// Generations replaced by a reload that still have open connections.
+    private var retired: [GatewayRuntime] = []
+    /// Sockets removed by a reload, still finishing their connections.
+    private var draining: [EventLoopFuture<Void>] = []
+    private var admin: AdminServer?
     private var started = false
     private var stopped = false
+    private let reloadGate = ReloadGate()
 
-    public init(runtime: GatewayRuntime, group: any EventLoopGroup, logger: Logger) {
-        self.runtime = runtime
+    public init(runtime: GatewayRuntime, group: any EventLoopGroup, logger: Logger, configPath: String? = nil) {
+        self.current = runtime
         self.group = group
         self.logger = logger
-        self.quiesce = ServerQuiescingHelper(group: group)
+        self.configPath = configPath
         PluginRegistry.shared.logger = logger
     }
 
+    /// The generation new connections start on.
+    public var runtime: GatewayRuntime { lock.withLock { current } }
+
     /// The bound address of each listener, by name (port 0 in the config is resolved here).
     public var boundAddresses: [String: SocketAddress] {
-        Dictionary(channels.compactMap { entry in entry.channel.localAddress.map { (entry.name, $0) } }, uniquingKeysWith: { a, _ in a })
-    }
-
-    /// Binds all listeners; on any failure, closes those already bound and throws naming the listener.
-    public func start() async throws {
-        guard !started else { return }
-        started = true
-        for listener in runtime.listeners {
-            do {
-                let channel = try await makeBootstrap(for: listener).bind(to: listener.address).get()
-                channels.append((listener.name, channel))
-                logger.info("listening", metadata: [
-                    "listener": "\(listener.name)", "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
-                    "protocol": "\(listener.tls == nil ? "http" : "https")",
-                    "client_auth": "\(listener.tls?.clientAuth.rawValue ?? "none")",
-                ])
-            } catch {
-                for entry in channels { try? await entry.channel.close() }
-                channels.removeAll()
-                throw GatewayError(.bindFailed, "listener '\(listener.name)': cannot bind \(listener.address): \(error)")
-            }
+        lock.withLock {
+            Dictionary(slots.values.compactMap { slot in slot.channel?.localAddress.map { (slot.name, $0) } }, uniquingKeysWith: { a, _ in a })
         }
     }
 
-    /// Runs the started server under one ServiceGroup until SIGTERM/SIGINT (graceful) while SIGHUP makes
-    /// plugins reopen their files. `main` and `demo` both end here.
-    public func runUntilShutdownSignal(runtime: GatewayRuntime, logger: Logger) async throws {
+    /// The admin listener's bound address, when one is configured.
+    public var adminAddress: SocketAddress? { lock.withLock { admin?.localAddress } }
+
+    /// True when every listener is bound and accepting.
+    var listenersBound: Bool {
+        lock.withLock { started && !stopped && slots.values.allSatisfy { $0.channel?.isActive == true } }
+    }
+
+    /// Binds all listeners (and the admin listener); on any failure, closes those already bound and throws.
+    public func start() async throws {
+        guard lock.withLock({ !started }) else { return }
+        let runtime = self.runtime
+        var bound: [ListenerSlot] = []
+        do {
+            for listener in runtime.listeners {
+                bound.append(try await bind(listener, runtime: runtime))
+            }
+            if let config = runtime.config.admin {
+                let admin = AdminServer(server: self, group: group, logger: logger)
+                try await admin.start(address: config.address)
+                lock.withLock { self.admin = admin }
+            }
+        } catch {
+            for slot in bound { try? await slot.channel?.close() }
+            throw error
+        }
+        runtime.activate(group: group, logger: logger)
+        lock.withLock {
+            for slot in bound { slots[slot.name] = slot }
+            started = true
+        }
+    }
+
+    private func bind(_ listener: CompiledListener, runtime: GatewayRuntime) async throws -> ListenerSlot {
+        let slot = ListenerSlot(listener: listener, runtime: runtime, group: group)
+        do {
+            let channel = try await makeBootstrap(for: slot).bind(to: listener.address).get()
+            slot.channel = channel
+            logger.info("listening", metadata: [
+                "listener": "\(listener.name)", "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+                "protocol": "\(listener.tls == nil ? "http" : "https")",
+                "client_auth": "\(listener.tls?.clientAuth.rawValue ?? "none")",
+            ])
+            return slot
+        } catch {
+            throw GatewayError(.bindFailed, "listener '\(listener.name)': cannot bind \(listener.address): \(error)")
+        }
+    }
+
+    /// Runs the started server under one ServiceGroup until SIGTERM/SIGINT (graceful) while SIGHUP (or
+    /// `POST /reload` on the admin listener) reloads the configuration. `main` and `demo` both end here.
+    public func runUntilShutdownSignal(logger: Logger) async throws {
         let group = ServiceGroup(
             configuration: .init(
                 services: [
                     .init(service: self),
-                    .init(service: ReopenOnHangupService(runtime: runtime, logger: logger), successTerminationBehavior: .ignore),
+                    .init(service: ReloadService(server: self, logger: logger), successTerminationBehavior: .ignore),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
             )
@@ -72,18 +116,117 @@ public final class GatewayServer: Service, @unchecked Sendable {
         await shutdown()
     }
 
-    /// Stops accepting, lets in-flight requests finish up to `shutdown_timeout`, then closes what is left.
+    // MARK: reload
+
+    /// What a reload did, for the log, the admin endpoint and tests.
+    public struct ReloadOutcome: Sendable {
+        public var success: Bool
+        /// Every problem found (the `gateway validate` messages), or the bind failure.
+        public var errors: [String]
+    }
+
+    /// Reads the configuration file again, with every certificate, key, CA bundle, CRL and plugin, and swaps
+    /// it in for new connections. Connections already open finish on the generation they started on, which
+    /// is torn down (plugins destroyed) after its last connection closes. A configuration that fails
+    /// validation, or a new listener that cannot bind, changes nothing. Not reentrant: `ReloadService` calls
+    /// it one request at a time.
+    public func reload() async -> ReloadOutcome {
+        await reloadGate.enter()
+        let outcome = await reloadNow()
+        await reloadGate.leave()
+        return outcome
+    }
+
+    private func reloadNow() async -> ReloadOutcome {
+        guard let configPath else { return .init(success: false, errors: ["this gateway was not started from a configuration file"]) }
+        let old = runtime
+        guard lock.withLock({ started && !stopped }) else { return .init(success: false, errors: ["the gateway is not running"]) }
+        let new: GatewayRuntime
+        do {
+            new = try GatewayRuntime.load(configPath: configPath, metrics: old.metrics)
+        } catch {
+            let errors = (error as? ConfigValidationError)?.issues.map { "\($0)" } ?? ["\(error)"]
+            logger.error("reload failed: the configuration is invalid; still serving the previous one", metadata: [
+                "config": "\(configPath)", "errors": "\(errors.count)",
+            ])
+            for line in errors { logger.error("reload: \(configPath): \(line)") }
+            return failedReload(errors)
+        }
+        if new.config.admin?.address != old.config.admin?.address {
+            logger.warning("reload: a change of admin.address takes effect at the next restart")
+        }
+        // Bind the sockets the new configuration adds (or moves) before anything changes.
+        let existing = lock.withLock { slots }
+        var added: [ListenerSlot] = []
+        for listener in new.listeners where existing[listener.name]?.address != listener.address {
+            do {
+                added.append(try await bind(listener, runtime: new))
+            } catch {
+                for slot in added { try? await slot.channel?.close() }
+                new.retire()
+                logger.error("reload failed: \(error); still serving the previous configuration")
+                return failedReload(["\(error)"])
+            }
+        }
+        new.inheritHealth(from: old)
+        new.activate(group: group, logger: logger)
+        let loop = group.next()
+        let removed: [ListenerSlot] = lock.withLock {
+            var removed: [ListenerSlot] = []
+            var next: [String: ListenerSlot] = [:]
+            for listener in new.listeners {
+                if let slot = existing[listener.name], slot.address == listener.address {
+                    slot.swap(to: listener, runtime: new)
+                    next[listener.name] = slot
+                }
+            }
+            for slot in added { next[slot.name] = slot }
+            for (name, slot) in existing where next[name] !== slot { removed.append(slot) }
+            slots = next
+            current = new
+            retired.removeAll { $0.isTornDown }
+            retired.append(old)
+            draining += removed.map { $0.drain(on: loop) }
+            return removed
+        }
+        for slot in removed { logger.info("listener closed by reload", metadata: ["listener": "\(slot.name)", "address": "\(slot.address)"]) }
+        old.retire()
+        // Generations still finishing requests keep writing: let their plugins reopen files too (logrotate).
+        for generation in lock.withLock({ retired }) where !generation.isTornDown { generation.reopenPlugins() }
+        new.metrics.recordReload(success: true)
+        logger.info("configuration reloaded", metadata: [
+            "config": "\(configPath)", "listeners": "\(new.listeners.count)", "backends": "\(new.backends.count)",
+            "previous_generation_connections": "\(old.openConnections)",
+        ])
+        return .init(success: true, errors: [])
+    }
+
+    private func failedReload(_ errors: [String]) -> ReloadOutcome {
+        let runtime = self.runtime
+        runtime.metrics.recordReload(success: false)
+        // SIGHUP also means "reopen your files" (logrotate): honour that even when the new config is broken.
+        runtime.reopenPlugins()
+        return .init(success: false, errors: errors)
+    }
+
+    // MARK: shutdown
+
+    /// Stops accepting, lets in-flight requests finish up to `shutdown_timeout`, then closes what is left and
+    /// destroys every plugin instance (the audit plugin writes its queued lines).
     public func shutdown() async {
-        guard !stopped else { return }
-        stopped = true
+        let (runtime, active, admin, removed): (GatewayRuntime, [ListenerSlot], AdminServer?, [EventLoopFuture<Void>]) = lock.withLock {
+            let wasStopped = stopped
+            stopped = true
+            return wasStopped ? (current, [], nil, []) : (current, Array(slots.values), self.admin, draining)
+        }
+        guard active.count + removed.count > 0 || admin != nil else { return }
         logger.info("shutting down", metadata: ["timeout": "\(runtime.shutdownTimeout)"])
         let loop = group.next()
-        let drained = loop.makePromise(of: Void.self)
+        let drained = EventLoopFuture.andAllComplete(active.map { $0.drain(on: loop) } + removed, on: loop)
         let done = loop.makePromise(of: Bool.self)
-        quiesce.initiateShutdown(promise: drained)
         // Both callbacks run on `loop`, so the flag needs no lock.
         var finished = false
-        drained.futureResult.whenComplete { _ in
+        drained.whenComplete { _ in
             if !finished { finished = true; done.succeed(true) }
         }
         let timeout = loop.scheduleTask(in: runtime.shutdownTimeout.timeAmount) {
@@ -92,33 +235,44 @@ public final class GatewayServer: Service, @unchecked Sendable {
         let clean = (try? await done.futureResult.get()) ?? false
         timeout.cancel()
         if !clean { logger.warning("shutdown timeout reached; closing remaining connections") }
-        for backend in runtime.backends { backend.shutdown() }
-        // Every connection is closed: no request can reach a plugin instance any more.
-        runtime.destroyPlugins()
+        await admin?.stop()
+        // Every connection is closed (or the timeout passed): no request can reach a plugin instance any more.
+        runtime.retire()
+        for generation in lock.withLock({ retired }) + [runtime] { generation.tearDown() }
         logger.info("stopped")
     }
 
-    private func makeBootstrap(for listener: CompiledListener) -> ServerBootstrap {
+    // MARK: connections
+
+    private func makeBootstrap(for slot: ListenerSlot) -> ServerBootstrap {
         let logger = self.logger
-        let quiesce = self.quiesce
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                    try channel.pipeline.syncOperations.addHandler(slot.quiesce.makeServerChannelHandler(channel: channel))
                 }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try Self.configureConnection(channel, listener: listener, logger: logger)
+                guard let (listener, runtime) = slot.acquire() else {
+                    return channel.close()
+                }
+                listener.metrics.connectionsAccepted.increment()
+                listener.metrics.connectionsActive.increment()
+                channel.closeFuture.whenComplete { _ in
+                    listener.metrics.connectionsActive.decrement()
+                    runtime.connectionClosed()
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    try Self.configureConnection(channel, listener: listener, runtime: runtime, logger: logger)
                 }
             }
     }
 
-    static func configureConnection(_ channel: Channel, listener: CompiledListener, logger: Logger) throws {
+    static func configureConnection(_ channel: Channel, listener: CompiledListener, runtime: GatewayRuntime, logger: Logger) throws {
         let connection = ConnectionContext(
             listenerName: listener.name, isTLS: listener.tls != nil,
             remoteAddress: channel.remoteAddress, localAddress: channel.localAddress
@@ -127,13 +281,13 @@ public final class GatewayServer: Service, @unchecked Sendable {
         if let tls = listener.tls {
             let hello = TLSHelloHandler(tls: tls, connection: connection, logger: logger)
             try sync.addHandler(hello)
-            try sync.addHandler(TLSHandshakeHandler(connection: connection, logger: logger, plugins: listener.plugins))
+            try sync.addHandler(TLSHandshakeHandler(connection: connection, logger: logger, plugins: listener.plugins, metrics: listener.metrics))
         } else {
             listener.plugins?.onConnection(connection)
         }
         let headGuard = RequestHeadGuard(limits: listener.limits)
         try sync.addHandler(headGuard)
         try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-        try sync.addHandler(HTTPProxyHandler(listener: listener, connection: connection, headGuard: headGuard, logger: logger))
+        try sync.addHandler(HTTPProxyHandler(listener: listener, runtime: runtime, connection: connection, headGuard: headGuard, logger: logger))
     }
 }

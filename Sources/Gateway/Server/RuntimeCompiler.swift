@@ -11,6 +11,7 @@ import X509
 struct RuntimeCompiler {
     let baseDirectory: String
     let source: String
+    let metrics: GatewayMetrics
     var now = Date()
     private let issues = ConfigIssueCollector()
     /// Plugin instances created so far: destroyed again if the configuration turns out invalid.
@@ -21,9 +22,10 @@ struct RuntimeCompiler {
         var pool: NIOThreadPool?
     }
 
-    init(baseDirectory: String, source: String) {
+    init(baseDirectory: String, source: String, metrics: GatewayMetrics = GatewayMetrics()) {
         self.baseDirectory = baseDirectory
         self.source = source
+        self.metrics = metrics
     }
 
     func compile(_ config: GatewayConfig) throws -> GatewayRuntime {
@@ -32,6 +34,10 @@ struct RuntimeCompiler {
         var listeners: [CompiledListener] = []
         var names = Set<String>()
         if config.listeners.isEmpty { issues.add("listeners", "at least one listener is required") }
+        if let admin = config.admin, let address = parseListenAddress(admin.address, path: "admin.address"),
+           config.listeners.contains(where: { $0.address == admin.address }), address.port != 0 {
+            issues.add("admin.address", "'\(admin.address)' is also a listener's address")
+        }
         for (i, listener) in config.listeners.enumerated() {
             let path = "listeners[\(i)]"
             if listener.name.isEmpty { issues.add("\(path).name", "must not be empty") }
@@ -43,7 +49,7 @@ struct RuntimeCompiler {
             try? created.pool?.syncShutdownGracefully()
             throw ConfigValidationError(source: source, issues: issues.issues)
         }
-        return GatewayRuntime(listeners: listeners, backends: Array(backends.values), shutdownTimeout: config.shutdownTimeout)
+        return GatewayRuntime(listeners: listeners, backends: Array(backends.values), config: config, metrics: metrics)
     }
 
     // MARK: listeners
@@ -69,7 +75,10 @@ struct RuntimeCompiler {
         if limits.idleTimeout.nanoseconds <= 0 { issues.add("\(path).limits.idle_timeout", "must be positive") }
         let plugins = compilePlugins(config.plugins, path: "\(path).plugins", listener: config.name, searchPaths: pluginPaths)
         guard let address, let router, config.protocol == .http || tls != nil else { return nil }
-        return CompiledListener(name: config.name, address: address, tls: tls, router: router, limits: limits, plugins: plugins)
+        return CompiledListener(
+            name: config.name, address: address, tls: tls, router: router, limits: limits, plugins: plugins,
+            metrics: metrics.listener(config.name)
+        )
     }
 
     // MARK: plugins
@@ -209,10 +218,12 @@ struct RuntimeCompiler {
         if config.clientAuth == .none && !config.crl.isEmpty { issues.add("\(path).crl", "set, but client_auth is none") }
 
         var entries: [ListenerTLS.Entry] = []
+        var serverExpiries: [Date] = []
         for (i, certConfig) in config.certificates.enumerated() {
             let keyPath = "\(path).certificates[\(i)]"
             guard let chain = loadCertificates(certConfig.cert, path: "\(keyPath).cert"), let leaf = chain.first else { continue }
             guard let key = loadPrivateKey(certConfig.key, path: "\(keyPath).key", matching: leaf.0, certFile: certConfig.cert) else { continue }
+            serverExpiries.append(leaf.0.notValidAfter)
             if leaf.0.notValidAfter < now {
                 issues.add("\(keyPath).cert", "certificate '\(leaf.0.subject)' in '\(certConfig.cert)' expired at \(leaf.0.notValidAfter)")
             }
@@ -234,7 +245,10 @@ struct RuntimeCompiler {
         }
         guard !entries.isEmpty else { return nil }
         let verifier = config.clientAuth == .none ? nil : ClientCertificateVerifier(anchors: anchors, crls: crls, maxDepth: config.verifyDepth)
-        return ListenerTLS(entries: entries, clientAuth: config.clientAuth, verifier: verifier)
+        return ListenerTLS(
+            entries: entries, clientAuth: config.clientAuth, verifier: verifier,
+            serverCertificateExpiry: serverExpiries.min(), clientCAExpiry: anchors.map(\.notValidAfter).min()
+        )
     }
 
     static func isValidServerName(_ name: String) -> Bool {
@@ -309,7 +323,30 @@ struct RuntimeCompiler {
                     continue
                 }
                 if !(1...1000).contains(server.weight) { issues.add("\(path).servers[\(j)].weight", "must be between 1 and 1000, got \(server.weight)") }
-                servers.append(BackendServer(address: server.address, host: host, port: port, weight: max(1, min(server.weight, 1000)), maxIdle: config.maxIdleConnections))
+                servers.append(BackendServer(
+                    address: server.address, host: host, port: port, weight: max(1, min(server.weight, 1000)), maxIdle: config.maxIdleConnections,
+                    passive: config.passiveHealth, metrics: metrics.backendServer(backend: config.name, server: server.address)
+                ))
+            }
+            if let check = config.healthCheck {
+                let keyPath = "\(path).health_check"
+                if !check.path.hasPrefix("/") || check.path.utf8.contains(where: { $0 <= 32 || $0 == 127 }) {
+                    issues.add("\(keyPath).path", "'\(check.path)' must start with '/' and contain no spaces or control characters")
+                }
+                if check.interval.nanoseconds < 100_000_000 { issues.add("\(keyPath).interval", "must be at least 100ms") }
+                if check.timeout.nanoseconds <= 0 { issues.add("\(keyPath).timeout", "must be positive") }
+                if check.timeout.nanoseconds > check.interval.nanoseconds { issues.add("\(keyPath).timeout", "must not be longer than interval (\(check.interval))") }
+                if !(1...100).contains(check.healthy) { issues.add("\(keyPath).healthy", "must be between 1 and 100, got \(check.healthy)") }
+                if !(1...100).contains(check.unhealthy) { issues.add("\(keyPath).unhealthy", "must be between 1 and 100, got \(check.unhealthy)") }
+                if let host = check.host, host.isEmpty || host.utf8.contains(where: { $0 <= 32 || $0 == 127 }) {
+                    issues.add("\(keyPath).host", "'\(host)' is not a valid Host header value")
+                }
+            }
+            if let passive = config.passiveHealth {
+                if !(1...1000).contains(passive.consecutiveFailures) {
+                    issues.add("\(path).passive_health.consecutive_failures", "must be between 1 and 1000, got \(passive.consecutiveFailures)")
+                }
+                if passive.ejectFor.nanoseconds < 1_000_000 { issues.add("\(path).passive_health.eject_for", "must be at least 1ms") }
             }
             if config.connectTimeout.nanoseconds <= 0 { issues.add("\(path).connect_timeout", "must be positive") }
             if config.responseTimeout.nanoseconds <= 0 { issues.add("\(path).response_timeout", "must be positive") }
@@ -322,7 +359,8 @@ struct RuntimeCompiler {
             }
             groups[config.name] = BackendGroup(
                 name: config.name, servers: servers, balance: config.balance, tlsContext: tlsContext,
-                serverName: config.tls?.serverName, connectTimeout: config.connectTimeout.timeAmount, responseTimeout: config.responseTimeout.timeAmount
+                serverName: config.tls?.serverName, connectTimeout: config.connectTimeout.timeAmount, responseTimeout: config.responseTimeout.timeAmount,
+                healthCheck: config.healthCheck
             )
         }
         return groups

@@ -56,6 +56,7 @@ final class LogCapture: @unchecked Sendable {
 /// Starts the real gateway in-process from a YAML config written next to the test PKI, on 127.0.0.1:0.
 final class GatewayHarness {
     let server: GatewayServer
+    /// The generation the gateway started with (a reload replaces `server.runtime`).
     let runtime: GatewayRuntime
     let logs: LogCapture
     let configPath: String
@@ -65,7 +66,7 @@ final class GatewayHarness {
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         logs = LogCapture()
         runtime = try GatewayRuntime.load(configPath: configPath)
-        server = GatewayServer(runtime: runtime, group: MultiThreadedEventLoopGroup.singleton, logger: logs.makeLogger())
+        server = GatewayServer(runtime: runtime, group: MultiThreadedEventLoopGroup.singleton, logger: logs.makeLogger(), configPath: configPath)
         try await server.start()
     }
 
@@ -78,8 +79,17 @@ final class GatewayHarness {
     }
 
     func reopenPlugins() {
-        runtime.reopenPlugins()
+        server.runtime.reopenPlugins()
     }
+
+    /// Rewrites the configuration file and reloads it, as SIGHUP would.
+    func reload(yaml: String? = nil) async -> GatewayServer.ReloadOutcome {
+        if let yaml { try? yaml.write(toFile: configPath, atomically: true, encoding: .utf8) }
+        return await server.reload()
+    }
+
+    /// The admin listener's port (0 when none is configured).
+    var adminPort: Int { server.adminAddress?.port ?? 0 }
 }
 
 /// A port on 127.0.0.1 that nothing listens on (connections are refused).

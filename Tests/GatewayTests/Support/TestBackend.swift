@@ -8,7 +8,8 @@ import NIOSSL
 
 /// A real HTTP/1.1 backend on 127.0.0.1:0 that records what reached it. Paths:
 /// `/echo` returns the request body; `/bytes/N` returns N pattern bytes (`?chunked` without Content-Length);
-/// `/slow` answers after 3 s; `/hop` answers with hop-by-hop headers; anything else returns `ok <name>`.
+/// `/slow` answers after 3 s; `/hop` answers with hop-by-hop headers; `/healthz` answers 200 or 503 as
+/// `healthy` says (health checks are not recorded); anything else returns `ok <name>`.
 final class TestBackend: @unchecked Sendable {
     struct Received: Sendable {
         var head: HTTPRequestHead
@@ -20,6 +21,10 @@ final class TestBackend: @unchecked Sendable {
     private let received = NIOLockedValueBox<[Received]>([])
     /// Bytes of `/stream/N` responses handed to the socket so far (advances only while the peer reads).
     let streamed = NIOLockedValueBox<Int>(0)
+    /// What `/healthz` answers: 200 when true, 503 when false.
+    let healthy = NIOLockedValueBox<Bool>(true)
+    /// How many `/healthz` probes arrived.
+    let healthChecks = NIOLockedValueBox<Int>(0)
     private var channel: Channel?
     private(set) var port = 0
 
@@ -32,13 +37,15 @@ final class TestBackend: @unchecked Sendable {
         let recorder = received
         let name = self.name
         let streamed = self.streamed
+        let healthy = self.healthy
+        let healthChecks = self.healthChecks
         channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Handler(name: name, recorder: recorder, streamed: streamed))
+                    try channel.pipeline.syncOperations.addHandler(Handler(name: name, recorder: recorder, streamed: streamed, healthy: healthy, healthChecks: healthChecks))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -70,15 +77,19 @@ final class TestBackend: @unchecked Sendable {
         let name: String
         let recorder: NIOLockedValueBox<[Received]>
         let streamed: NIOLockedValueBox<Int>
+        let healthy: NIOLockedValueBox<Bool>
+        let healthChecks: NIOLockedValueBox<Int>
         var streamRemaining = 0
         var head: HTTPRequestHead?
         var body = ByteBuffer()
         var hasher = SHA256()
 
-        init(name: String, recorder: NIOLockedValueBox<[Received]>, streamed: NIOLockedValueBox<Int>) {
+        init(name: String, recorder: NIOLockedValueBox<[Received]>, streamed: NIOLockedValueBox<Int>, healthy: NIOLockedValueBox<Bool>, healthChecks: NIOLockedValueBox<Int>) {
             self.name = name
             self.recorder = recorder
             self.streamed = streamed
+            self.healthy = healthy
+            self.healthChecks = healthChecks
         }
 
         func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -109,6 +120,16 @@ final class TestBackend: @unchecked Sendable {
                 body.writeBuffer(&part)
             case .end:
                 guard let head else { return }
+                if head.uri == "/healthz" {
+                    healthChecks.withLockedValue { $0 += 1 }
+                    var headers = HTTPHeaders()
+                    headers.add(name: "content-length", value: "0")
+                    headers.add(name: "connection", value: "close")
+                    let status: HTTPResponseStatus = healthy.withLockedValue { $0 } ? .ok : .serviceUnavailable
+                    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+                    context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+                    return
+                }
                 let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
                 recorder.withLockedValue { $0.append(Received(head: head, bodyBytes: body.readableBytes, bodySHA256: digest)) }
                 respond(context: context, head: head)

@@ -1,0 +1,22 @@
+import CoreMetrics
+import Prometheus
+
+/// One backend server's metric handles, shared by every generation of the configuration that names it.
+final class BackendServerMetrics: Sendable {
+    let connectErrors: Counter
+    let connectTimeouts: Counter
+    let responseTimeouts: Counter
+    /// 1 while the server receives traffic; 0 while health checks or passive ejection keep it out.
+    let healthy: Gauge
+    let ejections: Counter
+
+    init(backend: String, server: String, factory: PrometheusMetricsFactory) {
+        let labels = [("backend", backend), ("server", server)]
+        connectErrors = Counter(label: "gateway_backend_connect_errors_total", dimensions: labels, factory: factory)
+        connectTimeouts = Counter(label: "gateway_backend_connect_timeouts_total", dimensions: labels, factory: factory)
+        responseTimeouts = Counter(label: "gateway_backend_response_timeouts_total", dimensions: labels, factory: factory)
+        healthy = Gauge(label: "gateway_backend_server_healthy", dimensions: labels, factory: factory)
+        ejections = Counter(label: "gateway_backend_ejections_total", dimensions: labels, factory: factory)
+        healthy.record(1)
+    }
+}

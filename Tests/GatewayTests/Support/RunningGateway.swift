@@ -1,0 +1,115 @@
+import Foundation
+import XCTest
+
+/// The real `gateway run` process, for tests that send it signals (SIGHUP reload, SIGTERM shutdown). Its log
+/// goes to a file the test can read.
+final class RunningGateway {
+    let process = Process()
+    let logPath: String
+    let adminPort: Int
+
+    init(config: String, adminPort: Int, logPath: String) throws {
+        self.logPath = logPath
+        self.adminPort = adminPort
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: GatewayProcess.executable)
+        process.arguments = ["run", "--config", config]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: logPath)
+        try process.run()
+    }
+
+    /// Waits until the admin listener answers `GET /readyz` with 200.
+    func waitReady(timeout: TimeInterval = 20) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let response = try? await TestClient.get(port: adminPort, tls: nil, path: "/readyz", host: "127.0.0.1"), response.status == 200 { return }
+            guard process.isRunning else { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        throw XCTSkip("gateway did not become ready; log:\n\(log)")
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Sends SIGTERM and waits for the exit status.
+    func terminate() -> Int32 {
+        signal(SIGTERM)
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// Runs a Python helper from Tests/GatewayTests/Support/python and returns its stdout.
+enum PythonHelper {
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("python").path
+
+    static func start(_ script: String, _ arguments: [String]) throws -> (Process, Pipe) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "\(directory)/\(script)"] + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        return (process, out)
+    }
+
+    /// Waits for a started helper and decodes its JSON output.
+    static func finish(_ started: (Process, Pipe)) throws -> Any {
+        let data = started.1.fileHandleForReading.readDataToEndOfFile()
+        started.0.waitUntilExit()
+        guard started.0.terminationStatus == 0 else { throw FixtureError("python helper failed (\(started.0.terminationStatus))") }
+        return try JSONSerialization.jsonObject(with: data)
+    }
+
+    static func run(_ script: String, _ arguments: [String], input: String) throws -> Any {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "\(directory)/\(script)"] + arguments
+        let out = Pipe(), inPipe = Pipe()
+        process.standardOutput = out
+        process.standardInput = inPipe
+        try process.run()
+        inPipe.fileHandleForWriting.write(Data(input.utf8))
+        try inPipe.fileHandleForWriting.close()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw FixtureError("\(script) failed (\(process.terminationStatus))") }
+        return try JSONSerialization.jsonObject(with: data)
+    }
+
+    struct FixtureError: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+}
+
+/// Prometheus samples as parsed by prometheus_client (see python/parse_metrics.py).
+struct MetricSamples {
+    struct Sample {
+        var name: String
+        var labels: [String: String]
+        var value: Double
+    }
+
+    let samples: [Sample]
+
+    init(exposition: String) throws {
+        let parsed = try PythonHelper.run("parse_metrics.py", [], input: exposition) as? [[String: Any]] ?? []
+        samples = parsed.map { item in
+            Sample(name: item["name"] as? String ?? "", labels: item["labels"] as? [String: String] ?? [:], value: (item["value"] as? NSNumber)?.doubleValue ?? .nan)
+        }
+    }
+
+    /// The sum of the samples named `name` whose labels include `labels`.
+    func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+        let matching = samples.filter { sample in sample.name == name && labels.allSatisfy { sample.labels[$0.key] == $0.value } }
+        return matching.isEmpty ? nil : matching.reduce(0) { $0 + $1.value }
+    }
+}
