@@ -8,7 +8,7 @@ struct PluginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugin",
         abstract: "Work with plugin libraries.",
-        subcommands: [PluginInspectCommand.self, PluginBenchCommand.self]
+        subcommands: [PluginInspectCommand.self, PluginTestCommand.self, PluginBenchCommand.self]
     )
 }
 
@@ -22,7 +22,7 @@ struct PluginInspectCommand: AsyncParsableCommand {
     var file: String
 
     func run() async throws {
-        let path = file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
+        let path = URL(fileURLWithPath: file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file).standardized.path
         do {
             let library = try PluginLibrary.load(path: path)
             print("""
@@ -57,7 +57,7 @@ struct PluginBenchCommand: AsyncParsableCommand {
     var config: String = "{}"
 
     func run() async throws {
-        let path = file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
+        let path = URL(fileURLWithPath: file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file).standardized.path
         let library = try PluginLibrary.load(path: path)
         guard !library.isBlocking else { throw ValidationError("blocking plugins run on the worker pool; bench measures inline hooks") }
         let loop = EmbeddedEventLoop()

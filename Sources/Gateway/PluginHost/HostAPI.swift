@@ -11,7 +11,7 @@ enum HostAPI {
             abi_major: UInt16(GW_PLUGIN_ABI_MAJOR),
             abi_minor: UInt16(GW_PLUGIN_ABI_MINOR),
             log: { tag, level, message in
-                HostAPI.log(tag: tag, level: level, message: message.string ?? "")
+                HostAPI.log(tag: tag, level: level, message: message)
             },
             get_attribute: { handle, attribute, index, out in
                 guard let out else { return GW_ERR_INVALID_ARGUMENT }
@@ -85,11 +85,9 @@ enum HostAPI {
         return target.setHeader(nameText, valueText, mode: mode)
     }
 
-    static func log(tag: UInt64, level: gw_log_level, message: String) {
-        let instance = PluginRegistry.shared.instanceInfo(tag: tag)
-        var logger = PluginRegistry.shared.logger
-        logger[metadataKey: "plugin"] = "\(instance?.plugin ?? "?")"
-        if let listener = instance?.listener { logger[metadataKey: "listener"] = "\(listener)" }
+    /// Checks the level before anything else: a filtered debug line costs a lock and a comparison, not a
+    /// string conversion and an instance lookup.
+    static func log(tag: UInt64, level: gw_log_level, message: gw_str) {
         let swiftLevel: Logger.Level
         switch level {
         case GW_LOG_TRACE: swiftLevel = .trace
@@ -98,7 +96,12 @@ enum HostAPI {
         case GW_LOG_WARNING: swiftLevel = .warning
         default: swiftLevel = .error
         }
-        logger.log(level: swiftLevel, "\(message)")
+        var logger = PluginRegistry.shared.logger
+        guard swiftLevel >= logger.logLevel else { return }
+        let instance = PluginRegistry.shared.instanceInfo(tag: tag)
+        logger[metadataKey: "plugin"] = "\(instance?.plugin ?? "?")"
+        if let listener = instance?.listener { logger[metadataKey: "listener"] = "\(listener)" }
+        logger.log(level: swiftLevel, "\(message.string ?? "")")
     }
 }
 

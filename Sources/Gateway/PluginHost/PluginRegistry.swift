@@ -81,7 +81,10 @@ final class PluginRegistry: @unchecked Sendable {
     }
 
     func unregister(tag: UInt64) {
-        lock.withLock { _ = instances.removeValue(forKey: tag) }
+        lock.withLock {
+            instances.removeValue(forKey: tag)
+            metrics.removeValue(forKey: tag)  // the series stay in `series`: counters outlive instances
+        }
     }
 
     func instanceInfo(tag: UInt64) -> InstanceInfo? {
@@ -99,6 +102,7 @@ final class PluginRegistry: @unchecked Sendable {
             var list = metrics[tag, default: []]
             let fullName = "gateway_plugin_" + name
             if let existing = list.firstIndex(where: { $0.name == fullName }) {
+                guard list[existing].kind == kind else { return GW_ERR_INVALID_ARGUMENT }
                 id = UInt32(existing)
                 return GW_OK
             }

@@ -1,0 +1,179 @@
+import Foundation
+import XCTest
+
+@testable import Gateway
+
+/// The plugin SDK as a user meets it: the quick starts of sdk/README.md run literally in a clean directory
+/// (the C one with only sdk/ and a C compiler, the Swift one as its own package), and the plugins they build
+/// loaded into the real gateway, where allow and deny decisions, the 403 body and the audit line are checked
+/// for clients with different certificates, then reproduced with `gateway plugin test`.
+final class SDKTests: XCTestCase {
+    var pki: TestPKI!
+    var backend: TestBackend!
+    var gateway: GatewayHarness!
+
+    override func setUp() async throws {
+        pki = try TestPKI()
+        backend = TestBackend()
+        try await backend.start()
+    }
+
+    override func tearDown() async throws {
+        await gateway?.stop()
+        await backend.stop()
+    }
+
+    func testSDKHeaderIsTheABIHeader() throws {
+        let root = PluginFixtures.packageRoot
+        let abi = try Data(contentsOf: URL(fileURLWithPath: "\(root)/Sources/PluginAPI/include/gateway_plugin.h"))
+        let sdk = try Data(contentsOf: URL(fileURLWithPath: "\(root)/sdk/include/gateway_plugin.h"))
+        XCTAssertEqual(abi, sdk, "sdk/include/gateway_plugin.h must be a byte-for-byte copy of Sources/PluginAPI/include/gateway_plugin.h")
+    }
+
+    func testCQuickStartBuildsAnAuthorizerThatDecidesInTheGateway() async throws {
+        let directory = try runQuickStart("c")
+        XCTAssertTrue(directory.output.contains("name:     authz"), directory.output)
+        XCTAssertTrue(directory.output.contains("var authz.rule = rules[0]"), directory.output)
+        XCTAssertTrue(directory.output.contains("decision: respond 403"), directory.output)
+        try await checkDecisions(library: "\(directory.path)/my-authz/sdk/examples/authz-c/libauthz.so", plugin: "authz")
+    }
+
+    func testSwiftQuickStartBuildsAnAuthorizerThatDecidesInTheGateway() async throws {
+        let directory = try runQuickStart("swift")
+        XCTAssertTrue(directory.output.contains("name:     authz_swift"), directory.output)
+        try await checkDecisions(library: "\(directory.path)/my-swift-authz/.build/release/libAuthzSwift.so", plugin: "authz_swift")
+    }
+
+    // MARK: helpers
+
+    /// Runs the shell block marked `<!-- newcomer-test:NAME -->` in sdk/README.md, as written, in a new
+    /// directory with the gateway on PATH.
+    private func runQuickStart(_ name: String) throws -> (path: String, output: String) {
+        let readme = try String(contentsOfFile: "\(PluginFixtures.packageRoot)/sdk/README.md", encoding: .utf8)
+        let marker = "<!-- newcomer-test:\(name) -->\n```sh\n"
+        let start = try XCTUnwrap(readme.range(of: marker), "sdk/README.md has a \(name) quick start").upperBound
+        let end = try XCTUnwrap(readme.range(of: "\n```", range: start..<readme.endIndex)).lowerBound
+        let script = "set -euo pipefail\n" + readme[start..<end]
+        let directory = pki.path("newcomer-\(name)")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try script.write(toFile: "\(directory)/quickstart.sh", atomically: true, encoding: .utf8)
+        let gatewayDirectory = URL(fileURLWithPath: GatewayProcess.executable).deletingLastPathComponent().path
+        let result = try GatewayProcess.runCommand("/usr/bin/env", [
+            "PATH=\(gatewayDirectory):\(ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")",
+            "GATEWAY_REPO=\(PluginFixtures.packageRoot)", "HOME=\(directory)",
+            "bash", "-c", "cd \(directory) && bash quickstart.sh",
+        ], timeout: 600)
+        XCTAssertEqual(result.status, 0, "the \(name) quick start, run literally:\n\(result.stdout)\n\(result.stderr)")
+        return (directory, result.stdout + result.stderr)
+    }
+
+    private func tls(_ client: String?) -> TestClient.TLSOptions {
+        var options = TestClient.TLSOptions(trust: [pki.path("ca.pem")])
+        if let client {
+            options.certificateChain = pki.path("\(client).pem")
+            options.key = pki.path("\(client).key")
+        }
+        return options
+    }
+
+    /// The example's rules against TestPKI's clients: `valid` (OU=ops, issued by Test Root CA, SPIFFE ID
+    /// spiffe://test/ns/ops/sa/valid) and `via-intermediate` (issued by Test Intermediate CA).
+    private static let config = """
+        { default: deny, deny_status: 403, rules: [
+            { path_prefix: /admin/, methods: [GET, POST], allow: { subject_ou: [ops] } },
+            { path_prefix: /api/, allow: { spiffe_id: ["spiffe://test/ns/ops/*"] } },
+            { path_prefix: /, allow: { issuer_cn: ["Test Intermediate CA"] } } ] }
+        """
+
+    private struct Case {
+        var client: String?
+        var request: String
+        var allowed: Bool
+        var rule: String
+    }
+
+    private static let cases: [Case] = [
+        Case(client: "valid", request: "GET /admin/users", allowed: true, rule: "rules[0]"),
+        Case(client: "valid", request: "POST /admin/users", allowed: true, rule: "rules[0]"),
+        Case(client: "via-intermediate", request: "GET /admin/users", allowed: false, rule: "rules[0]"),
+        Case(client: "valid", request: "DELETE /admin/users", allowed: false, rule: "rules[2]"),
+        Case(client: "via-intermediate", request: "DELETE /admin/users", allowed: true, rule: "rules[2]"),
+        Case(client: "valid", request: "GET /api/v1", allowed: true, rule: "rules[1]"),
+        Case(client: "via-intermediate", request: "GET /api/v1", allowed: false, rule: "rules[1]"),
+        Case(client: "valid", request: "GET /other", allowed: false, rule: "rules[2]"),
+        Case(client: "via-intermediate", request: "GET /other", allowed: true, rule: "rules[2]"),
+        Case(client: nil, request: "GET /admin/users", allowed: false, rule: "rules[0]"),
+        Case(client: nil, request: "GET /other", allowed: false, rule: "rules[2]"),
+        Case(client: "valid", request: "GET /x/../admin/users", allowed: false, rule: "path"),
+    ]
+
+    private func checkDecisions(library: String, plugin: String) async throws {
+        let audit = pki.path("audit-\(plugin).log")
+        gateway = try await GatewayHarness(yaml: """
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:0"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: optional
+                  client_ca: ca.pem
+                plugins:
+                  - { library: libAudit.so, config: { path: \(audit) } }
+                  - library: \(library)
+                    config: \(Self.config)
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, in: pki.directory)
+        let port = gateway.port("mtls")
+        for item in Self.cases {
+            let parts = item.request.split(separator: " ")
+            let client = try await TestClient.connect(port: port, tls: tls(item.client))
+            try await client.send("\(parts[0]) \(parts[1]) HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
+            let answer = await client.readResponse()
+            let response = try XCTUnwrap(answer, "\(item.request) answered")
+            await client.close()
+            let who = item.client ?? "no certificate"
+            if item.allowed {
+                XCTAssertEqual(response.status, 200, "\(plugin): \(who) \(item.request) is allowed by \(item.rule)")
+                XCTAssertEqual(response.header("x-backend"), "backend")
+            } else {
+                XCTAssertEqual(response.status, 403, "\(plugin): \(who) \(item.request) is denied by \(item.rule)")
+                XCTAssertEqual(response.header("content-type"), "application/json")
+                let body = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: String], response.text)
+                XCTAssertEqual(body["error"], "forbidden")
+                XCTAssertEqual(body["rule"], item.rule, "\(plugin): the 403 body names the rule")
+            }
+        }
+        // Audit (first in the chain) wrote one line per request, with the authorizer's reason.
+        await gateway.stop()
+        gateway = nil
+        let lines = try String(contentsOfFile: audit, encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        XCTAssertEqual(lines.count, Self.cases.count)
+        for (line, item) in zip(lines, Self.cases) {
+            let reason = line["reason"] as? String ?? ""
+            XCTAssertTrue(reason.hasPrefix(item.rule) && reason.hasSuffix(item.allowed ? "allow" : "deny"), "\(plugin) audit reason for \(item.request): \(reason)")
+            XCTAssertEqual(line["decision"] as? String, item.allowed ? "forwarded" : "answered")
+            if !item.allowed { XCTAssertEqual(line["answered_by"] as? String, plugin) }
+        }
+
+        // The harness reproduces the gateway's decisions (verifying the certificate against the same CA).
+        try Self.config.write(toFile: pki.path("authz-config.yaml"), atomically: true, encoding: .utf8)
+        for client in ["valid", "via-intermediate", nil] as [String?] {
+            let cases = Self.cases.filter { $0.client == client }
+            var arguments = ["plugin", "test", library, "--config", pki.path("authz-config.yaml"), "--ca", pki.path("ca.pem"), "--json"]
+            if let client { arguments += ["--cert", pki.path("\(client).pem")] }
+            for item in cases { arguments += ["--request", item.request] }
+            let result = try GatewayProcess.run(arguments)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let outcomes = result.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            XCTAssertEqual(outcomes.count, cases.count, result.stdout)
+            for (outcome, item) in zip(outcomes, cases) {
+                XCTAssertEqual(outcome["decision"] as? String, item.allowed ? "continue" : "respond", "harness: \(client ?? "-") \(item.request)")
+                XCTAssertEqual((outcome["vars"] as? [String: String])?["authz.rule"], item.rule, "harness: \(client ?? "-") \(item.request)")
+                if !item.allowed { XCTAssertEqual(outcome["status"] as? Int, 403) }
+            }
+        }
+    }
+}
