@@ -124,10 +124,11 @@ final class AuditLog: GatewayPlugin, @unchecked Sendable {
         if let by = request.string(GW_ATTR_ANSWERED_BY) {
             line.add("decision", "answered")
             line.add("answered_by", by)
-            line.add("reason", request.variable("decision_reason"))
         } else {
             line.add("decision", request.integer(GW_ATTR_RESPONSE_STATUS).map { _ in request.string(GW_ATTR_BACKEND_SERVER) == nil ? "answered_by_gateway" : "forwarded" })
         }
+        // Why a plugin let the request through or answered it (e.g. the authorization rule that decided).
+        line.add("reason", request.variable("decision_reason"))
         if request.integer(GW_ATTR_CLIENT_ABORTED) == 1 { line.addRaw("client_aborted", "true") }
         writer.submit(line.finish())
     }

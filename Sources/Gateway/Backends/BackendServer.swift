@@ -67,10 +67,14 @@ final class BackendServer: Sendable {
         updateGauge()
     }
 
-    func inheritHealth(from previous: BackendServer) {
-        checkedHealthy.store(previous.checkedHealthy.load(ordering: .relaxed), ordering: .relaxed)
-        ejectedUntil.store(previous.ejectedUntil.load(ordering: .relaxed), ordering: .relaxed)
-        consecutiveFailures.store(previous.consecutiveFailures.load(ordering: .relaxed), ordering: .relaxed)
+    /// Carries a server's state across a reload, for the mechanisms the new configuration still uses: a
+    /// server marked down by health checks stays down only if the backend still has health checks.
+    func inheritHealth(from previous: BackendServer, activeChecks: Bool) {
+        if activeChecks { checkedHealthy.store(previous.checkedHealthy.load(ordering: .relaxed), ordering: .relaxed) }
+        if passive != nil {
+            ejectedUntil.store(previous.ejectedUntil.load(ordering: .relaxed), ordering: .relaxed)
+            consecutiveFailures.store(previous.consecutiveFailures.load(ordering: .relaxed), ordering: .relaxed)
+        }
         updateGauge()
     }
 

@@ -24,7 +24,8 @@ public struct HealthCheckConfig: Codable, Sendable {
 }
 
 /// Passive ejection: after `consecutive_failures` failed connection attempts in a row, a server receives no
-/// traffic for `eject_for`; then it is tried again (one more failure ejects it again).
+/// traffic for `eject_for`; then it receives traffic again (and `consecutive_failures` more failures eject it
+/// again).
 public struct PassiveHealthConfig: Codable, Sendable {
     public var consecutiveFailures: Int
     public var ejectFor: ConfigDuration

@@ -444,8 +444,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         let request = pluginRequest
         pluginRequest = nil
         let status = exchange.status
+        let started = requestStarted
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [weak self] _ in
-            if let self { self.listener.metrics.requestCompleted(status: status, started: self.requestStarted) }
+            self?.listener.metrics.requestCompleted(status: status, started: started)
             // on_complete runs once the response is on its way out.
             self?.complete(request, backendServer: server, aborted: false)
             if !keepOpen { self?.closeClient() }
@@ -512,8 +513,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         let request = pluginRequest
         pluginRequest = nil
+        let started = requestStarted
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [weak self] _ in
-            if let self { self.listener.metrics.requestCompleted(status: Int(status.code), started: self.requestStarted) }
+            self?.listener.metrics.requestCompleted(status: Int(status.code), started: started)
             self?.complete(request, backendServer: nil, aborted: false)
             if close { self?.closeClient() }
         }

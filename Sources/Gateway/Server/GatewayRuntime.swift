@@ -53,8 +53,12 @@ public final class GatewayRuntime: Sendable {
         return false
     }
 
+    /// Called from the connection's close callback on its event loop; the teardown (plugin `destroy`, which
+    /// may flush files or wait for blocking hooks) runs on a background thread instead.
     func connectionClosed() {
-        if state.wrappingDecrementThenLoad(by: 2, ordering: .sequentiallyConsistent) == 1 { tearDown() }
+        if state.wrappingDecrementThenLoad(by: 2, ordering: .sequentiallyConsistent) == 1 {
+            DispatchQueue.global().async { self.tearDown() }
+        }
     }
 
     var isRetired: Bool { state.load(ordering: .relaxed) & 1 == 1 }
@@ -98,7 +102,9 @@ public final class GatewayRuntime: Sendable {
         for backend in backends {
             guard let old = previous.backends.first(where: { $0.name == backend.name }) else { continue }
             for server in backend.servers {
-                if let match = old.servers.first(where: { $0.address == server.address }) { server.inheritHealth(from: match) }
+                if let match = old.servers.first(where: { $0.address == server.address }) {
+                    server.inheritHealth(from: match, activeChecks: backend.healthCheck != nil)
+                }
             }
         }
     }

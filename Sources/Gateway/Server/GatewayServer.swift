@@ -26,6 +26,8 @@ public final class GatewayServer: Service, @unchecked Sendable {
     private var started = false
     private var stopped = false
     private let reloadGate = ReloadGate()
+    /// Every open client connection, so that shutdown can close what is left when `shutdown_timeout` passes.
+    private let openConnections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
 
     public init(runtime: GatewayRuntime, group: any EventLoopGroup, logger: Logger, configPath: String? = nil) {
         self.current = runtime
@@ -169,9 +171,10 @@ public final class GatewayServer: Service, @unchecked Sendable {
             }
         }
         new.inheritHealth(from: old)
-        new.activate(group: group, logger: logger)
         let loop = group.next()
-        let removed: [ListenerSlot] = lock.withLock {
+        let removed: [ListenerSlot]? = lock.withLock {
+            // Shutdown began while this reload compiled: the new generation never goes live.
+            guard !stopped else { return nil }
             var removed: [ListenerSlot] = []
             var next: [String: ListenerSlot] = [:]
             for listener in new.listeners {
@@ -186,9 +189,15 @@ public final class GatewayServer: Service, @unchecked Sendable {
             current = new
             retired.removeAll { $0.isTornDown }
             retired.append(old)
-            draining += removed.map { $0.drain(on: loop) }
+            draining.append(contentsOf: removed.map { $0.drain(on: loop) })
             return removed
         }
+        guard let removed else {
+            for slot in added { try? await slot.channel?.close() }
+            new.retire()
+            return .init(success: false, errors: ["the gateway is shutting down"])
+        }
+        new.activate(group: group, logger: logger)
         for slot in removed { logger.info("listener closed by reload", metadata: ["listener": "\(slot.name)", "address": "\(slot.address)"]) }
         old.retire()
         // Generations still finishing requests keep writing: let their plugins reopen files too (logrotate).
@@ -205,7 +214,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
         let runtime = self.runtime
         runtime.metrics.recordReload(success: false)
         // SIGHUP also means "reopen your files" (logrotate): honour that even when the new config is broken.
-        runtime.reopenPlugins()
+        for generation in lock.withLock({ retired }) + [runtime] where !generation.isTornDown { generation.reopenPlugins() }
         return .init(success: false, errors: errors)
     }
 
@@ -214,11 +223,14 @@ public final class GatewayServer: Service, @unchecked Sendable {
     /// Stops accepting, lets in-flight requests finish up to `shutdown_timeout`, then closes what is left and
     /// destroys every plugin instance (the audit plugin writes its queued lines).
     public func shutdown() async {
+        // Let a reload in progress finish first; any later one sees `stopped` and does nothing.
+        await reloadGate.enter()
         let (runtime, active, admin, removed): (GatewayRuntime, [ListenerSlot], AdminServer?, [EventLoopFuture<Void>]) = lock.withLock {
             let wasStopped = stopped
             stopped = true
             return wasStopped ? (current, [], nil, []) : (current, Array(slots.values), self.admin, draining)
         }
+        await reloadGate.leave()
         guard active.count + removed.count > 0 || admin != nil else { return }
         logger.info("shutting down", metadata: ["timeout": "\(runtime.shutdownTimeout)"])
         let loop = group.next()
@@ -234,7 +246,12 @@ public final class GatewayServer: Service, @unchecked Sendable {
         }
         let clean = (try? await done.futureResult.get()) ?? false
         timeout.cancel()
-        if !clean { logger.warning("shutdown timeout reached; closing remaining connections") }
+        if !clean {
+            let remaining = openConnections.withLockedValue { Array($0.values) }
+            logger.warning("shutdown timeout reached; closing remaining connections", metadata: ["connections": "\(remaining.count)"])
+            let closed = remaining.map { channel in channel.close().flatMapErrorThrowing { _ in } }
+            _ = try? await EventLoopFuture.andAllComplete(closed, on: loop).get()
+        }
         await admin?.stop()
         // Every connection is closed (or the timeout passed): no request can reach a plugin instance any more.
         runtime.retire()
@@ -246,6 +263,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
 
     private func makeBootstrap(for slot: ListenerSlot) -> ServerBootstrap {
         let logger = self.logger
+        let openConnections = self.openConnections
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -260,9 +278,12 @@ public final class GatewayServer: Service, @unchecked Sendable {
                 guard let (listener, runtime) = slot.acquire() else {
                     return channel.close()
                 }
+                let key = ObjectIdentifier(channel)
+                openConnections.withLockedValue { $0[key] = channel }
                 listener.metrics.connectionsAccepted.increment()
                 listener.metrics.connectionsActive.increment()
                 channel.closeFuture.whenComplete { _ in
+                    openConnections.withLockedValue { _ = $0.removeValue(forKey: key) }
                     listener.metrics.connectionsActive.decrement()
                     runtime.connectionClosed()
                 }

@@ -234,6 +234,10 @@ typedef struct gw_host_api {
     /**
      * Defines a metric; call it from `create`. `*out_id` identifies it for `metric_record`. The name must
      * match [a-z_][a-z0-9_]*; the host prefixes it with "gateway_plugin_". Same name twice gives the same id.
+     * Instances of the same plugin on the same listener (e.g. the old and the new instance across a reload)
+     * share one series, so values carry over a reload. Exported on the admin listener's GET /metrics with
+     * the labels plugin and listener: a counter as "gateway_plugin_<name>_total" (a name that already ends
+     * in "_total" gets no second one), a histogram as a summary ("_sum" and "_count"; no buckets).
      */
     gw_status (*metric_define)(uint64_t instance_tag, gw_metric_kind kind, gw_str name, gw_str help, uint32_t *out_id);
 
@@ -282,14 +286,30 @@ typedef struct gw_plugin_descriptor {
     const char *version;
 
     /**
-     * Required. Creates an instance for one chain entry of one listener, at start-up (on the main thread).
+     * Required. Creates an instance for one chain entry of one listener: at start-up, in `gateway validate`,
+     * and on every reload (SIGHUP, or POST /reload on the admin listener), which creates an instance for
+     * every chain entry of the new configuration, unchanged ones included. Called on a thread that is not an
+     * event loop (not necessarily the main thread), one call at a time: never concurrently with another
+     * `create`, of any listener. On a reload it runs while the previous instances (of this entry and of the
+     * same plugin elsewhere) still serve requests on the event loops, and possibly while instances of an
+     * older configuration are being destroyed; the previous instances are destroyed only after the new ones
+     * were created. If the reload fails (another entry's `create`, any other config error, a listener that
+     * cannot bind), the instances it created are destroyed and the previous ones stay.
      * Returns 0 and sets `*instance` (opaque to the host) on success. On failure returns non-zero and writes a
      * NUL-terminated reason into `error` (at most `error_capacity` bytes, truncated if longer); the host copies
      * it into its error message, which names the library, the listener and the chain entry.
      */
     int32_t (*create)(const gw_host_api *host, const gw_create_args *args, void **instance, char *error, size_t error_capacity);
 
-    /** Required. Destroys an instance after its last request completed (at shutdown or reload). */
+    /**
+     * Required. Destroys an instance, exactly once, after its last request completed: when the configuration
+     * it belongs to was replaced by a reload and its last connection has closed (at once if none was open);
+     * at shutdown, once every connection has closed or shutdown_timeout has passed; when the configuration
+     * (or a reload) turned out to be invalid; at the end of `gateway validate`. Blocking calls still running
+     * on the configuration's worker pool are waited for first. Called on the thread that finished the
+     * configuration: the reload's or the shutdown's (not an event loop), or the event-loop thread that closed
+     * its last connection, so a long flush here holds up that event loop's other connections meanwhile.
+     */
     void (*destroy)(void *instance);
 
     /**
@@ -315,14 +335,19 @@ typedef struct gw_plugin_descriptor {
 
     /**
      * Optional. The operator asked for files to be reopened (SIGHUP, e.g. after logrotate renamed a log).
+     * Called on every reload (SIGHUP or POST /reload), whether it succeeds or not, for the instances that
+     * stay in use: after a failed reload the current ones; after a successful one those of older
+     * configurations still finishing their connections (new instances open their files in `create`).
      * Called on a thread that is not an event loop; may block briefly (close and reopen a file).
      */
     void (*on_reopen)(void *instance);
 } gw_plugin_descriptor;
 
 /**
- * The entry point a plugin exports. Called once per process and library, right after dlopen, on the main
- * thread. `host` stays valid for the life of the process. Returns the static descriptor, or NULL to refuse to
+ * The entry point a plugin exports. Called once per process and library path, right after dlopen, at
+ * start-up or at the first reload that names the file, on a thread that is not an event loop. The library
+ * is never unloaded: a new file at the same path is not loaded before the process restarts.
+ * `host` stays valid for the life of the process. Returns the static descriptor, or NULL to refuse to
  * load (the host reports it).
  */
 typedef const gw_plugin_descriptor *(*gw_plugin_entry_fn)(const gw_host_api *host);
