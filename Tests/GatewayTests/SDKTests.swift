@@ -158,6 +158,12 @@ final class SDKTests: XCTestCase {
             if !item.allowed { XCTAssertEqual(line["answered_by"] as? String, plugin) }
         }
 
+        // A bad config is refused at instance creation, naming the key path (the harness runs `create` too).
+        try "{ default: deny, rules: [ { path: /admin/, allow: { subject_ou: [ops] } } ] }".write(toFile: pki.path("bad-authz.yaml"), atomically: true, encoding: .utf8)
+        let refused = try GatewayProcess.run(["plugin", "test", library, "--config", pki.path("bad-authz.yaml")])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("plugin '\(plugin)'") && refused.stderr.contains("rules[0]: unknown key 'path'"), refused.stderr)
+
         // The harness reproduces the gateway's decisions (verifying the certificate against the same CA).
         try Self.config.write(toFile: pki.path("authz-config.yaml"), atomically: true, encoding: .utf8)
         for client in ["valid", "via-intermediate", nil] as [String?] {

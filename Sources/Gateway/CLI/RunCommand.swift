@@ -13,6 +13,8 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
+        // Until the reload handler is installed, a SIGHUP (a logrotate racing start-up) must not kill the process.
+        signal(SIGHUP, SIG_IGN)
         let logger = logging.makeLogger()
         let runtime: GatewayRuntime
         do {
