@@ -306,9 +306,9 @@ typedef struct gw_plugin_descriptor {
      * it belongs to was replaced by a reload and its last connection has closed (at once if none was open);
      * at shutdown, once every connection has closed or shutdown_timeout has passed; when the configuration
      * (or a reload) turned out to be invalid; at the end of `gateway validate`. Blocking calls still running
-     * on the configuration's worker pool are waited for first. Called on the thread that finished the
-     * configuration: the reload's or the shutdown's (not an event loop), or the event-loop thread that closed
-     * its last connection, so a long flush here holds up that event loop's other connections meanwhile.
+     * on the configuration's worker pool are waited for first. Never called on an event loop: on the reload's
+     * or the shutdown's thread, or on a background thread when a replaced configuration's last connection
+     * closes; shutdown waits for it, so a flush here completes before the process exits.
      */
     void (*destroy)(void *instance);
 
@@ -336,8 +336,8 @@ typedef struct gw_plugin_descriptor {
     /**
      * Optional. The operator asked for files to be reopened (SIGHUP, e.g. after logrotate renamed a log).
      * Called on every reload (SIGHUP or POST /reload), whether it succeeds or not, for the instances that
-     * stay in use: after a failed reload the current ones; after a successful one those of older
-     * configurations still finishing their connections (new instances open their files in `create`).
+     * stay in use: after a failed reload the current ones and those of older configurations still finishing
+     * their connections; after a successful one those older ones (new instances open their files in `create`).
      * Called on a thread that is not an event loop; may block briefly (close and reopen a file).
      */
     void (*on_reopen)(void *instance);

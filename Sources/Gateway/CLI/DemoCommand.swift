@@ -19,6 +19,7 @@ struct DemoCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
+        signal(SIGHUP, SIG_IGN)  // until the reload handler is installed
         let logger = logging.makeLogger()
         let directory = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("gateway-demo-\(getpid())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -10,7 +10,14 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Path to the YAML (or .json) configuration file.")
     var config: String
 
+    @Option(name: .long, help: "Event-loop threads (default: one per CPU core). Pinned to fewer cores, use as many.")
+    var threads: Int?
+
     @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be between 1 and 1024") }
+    }
 
     func run() async throws {
         // Until the reload handler is installed, a SIGHUP (a logrotate racing start-up) must not kill the process.
@@ -23,7 +30,8 @@ struct RunCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)
         }
-        let server = GatewayServer(runtime: runtime, group: MultiThreadedEventLoopGroup.singleton, logger: logger, configPath: config)
+        let group: MultiThreadedEventLoopGroup = threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? .singleton
+        let server = GatewayServer(runtime: runtime, group: group, logger: logger, configPath: config)
         do {
             try await server.start()
         } catch {

@@ -37,6 +37,8 @@ final class ClientCertificateVerifier: Sendable {
     private let crlsByIssuer: [DistinguishedName: CertificateRevocationList]
     let maxDepth: Int
     private let cache = NIOLockedValueBox<[SHA256Digest: Verified]>([:])
+    /// The chain each verified leaf came with (by the leaf's SHA-256), to re-verify resumed TLS sessions.
+    private let chainsByLeaf = NIOLockedValueBox<[SHA256Digest: [[UInt8]]]>([:])
     static let cacheLimit = 10_000
 
     init(anchors: [Certificate], crls: [CertificateRevocationList], maxDepth: Int) {
@@ -78,10 +80,26 @@ final class ClientCertificateVerifier: Sendable {
                 if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
                 cache[key] = verified
             }
+            if der.count > 1 {
+                let leafKey = SHA256.hash(data: der[0])
+                chainsByLeaf.withLockedValue { chains in
+                    if chains.count >= Self.cacheLimit { chains.removeAll(keepingCapacity: true) }
+                    chains[leafKey] = der
+                }
+            }
             return .verified(identity)
         case .failure(let rejection):
             return .rejected(rejection, presented: identity)
         }
+    }
+
+    /// Verifies the client of a resumed TLS session. BoringSSL does not run the verification callback when a
+    /// session resumes, and keeps only the leaf in the session; the chain comes from the full handshake that
+    /// created the session (sessions never outlive this verifier: a reload makes new contexts and ticket keys).
+    /// Validity and CRLs are checked again, as on every cache hit.
+    func verifyResumed(leafDER: [UInt8], now: Date = Date()) -> Outcome {
+        let chain = chainsByLeaf.withLockedValue { $0[SHA256.hash(data: leafDER)] } ?? [leafDER]
+        return verify(der: chain, now: now)
     }
 
     private struct Window {

@@ -13,8 +13,10 @@ final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// The listener's plugins: their on_connection hooks see every handshake, refused ones included.
     private let plugins: PluginChain?
     private let metrics: ListenerMetrics
+    private let tls: ListenerTLS
 
-    init(connection: ConnectionContext, logger: Logger, plugins: PluginChain?, metrics: ListenerMetrics) {
+    init(connection: ConnectionContext, logger: Logger, plugins: PluginChain?, metrics: ListenerMetrics, tls: ListenerTLS) {
+        self.tls = tls
         self.connection = connection
         self.logger = logger
         self.plugins = plugins
@@ -23,6 +25,10 @@ final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? TLSUserEvent, case .handshakeCompleted(let alpn) = event {
+            if let rejection = verifyResumedSession(context: context) {
+                refuse(rejection, context: context)
+                return
+            }
             connection.handshakeCompleted = true
             metrics.handshakesSucceeded.increment()
             connection.negotiatedALPN = alpn
@@ -40,21 +46,45 @@ final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if !connection.handshakeCompleted {
-            let rejection = Self.rejection(for: error, connection: connection)
-            metrics.handshakeFailed(rejection.code)
-            var extra: Logger.Metadata = ["reason": "\(rejection.code)", "detail": "\(rejection.detail)"]
-            if let presented = connection.clientCertificate {
-                extra["subject"] = "\(presented.subject)"
-                extra["issuer"] = "\(presented.issuer)"
-                extra["serial"] = "\(presented.serialHex)"
-            }
-            logger.warning("TLS handshake rejected", metadata: metadata(extra: extra))
-            if case .failed = connection.verification {} else { connection.verification = .failed(rejection) }
-            plugins?.onConnection(connection)
-            context.close(promise: nil)
+            refuse(Self.rejection(for: error, connection: connection), context: context)
             return
         }
         context.fireErrorCaught(error)
+    }
+
+    private func refuse(_ rejection: HandshakeRejection, context: ChannelHandlerContext) {
+        metrics.handshakeFailed(rejection.code)
+        var extra: Logger.Metadata = ["reason": "\(rejection.code)", "detail": "\(rejection.detail)"]
+        if let presented = connection.clientCertificate {
+            extra["subject"] = "\(presented.subject)"
+            extra["issuer"] = "\(presented.issuer)"
+            extra["serial"] = "\(presented.serialHex)"
+        }
+        logger.warning("TLS handshake rejected", metadata: metadata(extra: extra))
+        if case .failed = connection.verification {} else { connection.verification = .failed(rejection) }
+        plugins?.onConnection(connection)
+        context.close(promise: nil)
+    }
+
+    /// A resumed session skips the verification callback: verify its client certificate here (fail closed).
+    /// Returns the reason to refuse the connection, if any. Under `optional`, a certificate that no longer
+    /// verifies is recorded as failed (as in a full handshake) and the connection goes on.
+    private func verifyResumedSession(context: ChannelHandlerContext) -> HandshakeRejection? {
+        guard tls.clientAuth != .none, case .none = connection.verification, let verifier = tls.verifier else { return nil }
+        let leaf = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
+        guard let leaf, let der = try? leaf.toDERBytes() else {
+            return tls.clientAuth == .required ? HandshakeRejection(.noCertificate, "resumed session without a client certificate") : nil
+        }
+        switch verifier.verifyResumed(leafDER: der) {
+        case .verified(let identity):
+            connection.clientCertificate = identity
+            connection.verification = .success
+            return nil
+        case .rejected(let rejection, let presented):
+            connection.clientCertificate = presented
+            connection.verification = .failed(rejection)
+            return tls.clientAuth == .required ? rejection : nil
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -133,7 +133,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         responseBodyBytes = 0
         let backend = listener.router.route(hostHeader: hosts.first.map(String.init), uri: head.uri, method: head.method.rawValue)
         if let chain = listener.plugins {
-            let request = PluginRequest(connection: connection, head: head)
+            // Plugins see the request without its hop-by-hop headers: a client naming a header in `Connection`
+            // must not be able to remove what a plugin sets (an identity header) on the way to the backend.
+            var visible = head
+            ProxyHeaders.removeHopByHop(&visible.headers)
+            let request = PluginRequest(connection: connection, head: visible)
             request.backendName = backend?.name
             pluginRequest = request
             let pending = PendingRequest(head: head, backend: backend, keepAlive: keepAlive, hasBody: hasBody)

@@ -31,6 +31,7 @@ public final class GatewayRuntime: Sendable {
         self.config = config
         self.metrics = metrics
         self.loadedAt = Date()
+        teardownDone.enter()
     }
 
     /// Starts what runs in the background for this generation: the active health checks.
@@ -74,6 +75,8 @@ public final class GatewayRuntime: Sendable {
     }
 
     private let tornDown = ManagedAtomic<Bool>(false)
+    /// Left once the teardown has finished (entered at init).
+    private let teardownDone = DispatchGroup()
 
     /// Destroys the plugin instances and closes idle backend connections, once.
     func tearDown() {
@@ -81,6 +84,14 @@ public final class GatewayRuntime: Sendable {
         for checker in checkers.withLockedValue({ $0 }) { checker.stop() }
         destroyPlugins()
         for backend in backends { backend.shutdown() }
+        teardownDone.leave()
+    }
+
+    /// Returns once `tearDown` has finished (on whichever thread ran it).
+    func tornDownCompletely() async {
+        await withCheckedContinuation { continuation in
+            teardownDone.notify(queue: .global()) { continuation.resume() }
+        }
     }
 
     var isTornDown: Bool { tornDown.load(ordering: .relaxed) }

@@ -249,13 +249,19 @@ public final class GatewayServer: Service, @unchecked Sendable {
         if !clean {
             let remaining = openConnections.withLockedValue { Array($0.values) }
             logger.warning("shutdown timeout reached; closing remaining connections", metadata: ["connections": "\(remaining.count)"])
-            let closed = remaining.map { channel in channel.close().flatMapErrorThrowing { _ in } }
-            _ = try? await EventLoopFuture.andAllComplete(closed, on: loop).get()
+            for channel in remaining { channel.close(promise: nil) }
+            // closeFuture completes after channelInactive ran: the handlers' last plugin calls are done.
+            _ = try? await EventLoopFuture.andAllComplete(remaining.map(\.closeFuture), on: loop).get()
         }
         await admin?.stop()
         // Every connection is closed (or the timeout passed): no request can reach a plugin instance any more.
         runtime.retire()
-        for generation in lock.withLock({ retired }) + [runtime] { generation.tearDown() }
+        for generation in lock.withLock({ retired }) + [runtime] {
+            generation.tearDown()
+            // A generation whose last connection just closed may be tearing down on a background thread: wait
+            // for it, so that the process never exits in the middle of a plugin's flush.
+            await generation.tornDownCompletely()
+        }
         logger.info("stopped")
     }
 
@@ -302,7 +308,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
         if let tls = listener.tls {
             let hello = TLSHelloHandler(tls: tls, connection: connection, logger: logger)
             try sync.addHandler(hello)
-            try sync.addHandler(TLSHandshakeHandler(connection: connection, logger: logger, plugins: listener.plugins, metrics: listener.metrics))
+            try sync.addHandler(TLSHandshakeHandler(connection: connection, logger: logger, plugins: listener.plugins, metrics: listener.metrics, tls: tls))
         } else {
             listener.plugins?.onConnection(connection)
         }
