@@ -95,106 +95,230 @@ final class AuditLog: GatewayPlugin, @unchecked Sendable {
         writer.submit(line.finish())
     }
 
+    /// Builds the line from the host's views, without a String per attribute: this runs for every request.
     func onComplete(_ request: GatewayRequest) {
         guard events.contains("request") else { return }
         var line = JSONLine(event: "request", fields: fields)
         line.add("request_id", request.integer(GW_ATTR_REQUEST_ID))
-        line.add("listener", request.string(GW_ATTR_LISTENER_NAME))
-        line.add("client_address", request.string(GW_ATTR_CLIENT_ADDRESS))
+        line.add("listener", request.attribute(GW_ATTR_LISTENER_NAME))
+        line.add("client_address", request.attribute(GW_ATTR_CLIENT_ADDRESS))
         line.add("client_port", request.integer(GW_ATTR_CLIENT_PORT))
-        line.add("tls_version", request.string(GW_ATTR_TLS_VERSION))
-        line.add("tls_cipher", request.string(GW_ATTR_TLS_CIPHER))
-        line.add("subject", request.string(GW_ATTR_CLIENT_SUBJECT))
-        line.add("issuer", request.string(GW_ATTR_CLIENT_ISSUER))
-        line.add("serial", request.string(GW_ATTR_CLIENT_SERIAL))
-        line.add("fingerprint", request.string(GW_ATTR_CLIENT_FINGERPRINT_SHA256))
-        var sans: [String] = []
-        for (attribute, prefix) in [(GW_ATTR_CLIENT_SAN_DNS, "DNS"), (GW_ATTR_CLIENT_SAN_URI, "URI"), (GW_ATTR_CLIENT_SAN_IP, "IP"), (GW_ATTR_CLIENT_SAN_EMAIL, "email")] {
-            sans += request.strings(attribute).map { "\(prefix):\($0)" }
+        line.add("tls_version", request.attribute(GW_ATTR_TLS_VERSION))
+        line.add("tls_cipher", request.attribute(GW_ATTR_TLS_CIPHER))
+        line.add("subject", request.attribute(GW_ATTR_CLIENT_SUBJECT))
+        line.add("issuer", request.attribute(GW_ATTR_CLIENT_ISSUER))
+        line.add("serial", request.attribute(GW_ATTR_CLIENT_SERIAL))
+        line.add("fingerprint", request.attribute(GW_ATTR_CLIENT_FINGERPRINT_SHA256))
+        if line.wants("sans") {
+            var first = true
+            for (attribute, prefix) in Self.sanKinds {
+                var index: UInt32 = 0
+                while let value = request.attribute(attribute, index: index) {
+                    line.appendListItem("sans", prefix: prefix, value, first: first)
+                    first = false
+                    index += 1
+                }
+            }
+            if !first { line.closeList() }
         }
-        if !sans.isEmpty { line.add("sans", sans) }
-        line.add("method", request.string(GW_ATTR_METHOD))
-        line.add("host", request.string(GW_ATTR_HOST))
-        line.add("path", request.string(GW_ATTR_PATH))
-        line.add("status", request.integer(GW_ATTR_RESPONSE_STATUS))
+        line.add("method", request.attribute(GW_ATTR_METHOD))
+        line.add("host", request.attribute(GW_ATTR_HOST))
+        line.add("path", request.attribute(GW_ATTR_PATH))
+        let status = request.integer(GW_ATTR_RESPONSE_STATUS)
+        line.add("status", status)
         line.add("bytes_in", request.integer(GW_ATTR_BYTES_RECEIVED))
         line.add("bytes_out", request.integer(GW_ATTR_BYTES_SENT))
-        if let us = request.integer(GW_ATTR_DURATION_US) { line.addRaw("duration_ms", String(format: "%.3f", Double(us) / 1000)) }
-        line.add("backend_server", request.string(GW_ATTR_BACKEND_SERVER))
-        if let by = request.string(GW_ATTR_ANSWERED_BY) {
+        if let us = request.integer(GW_ATTR_DURATION_US) { line.addRaw("duration_ms", JSONLine.milliseconds(us)) }
+        let backendServer = request.attribute(GW_ATTR_BACKEND_SERVER)
+        line.add("backend_server", backendServer)
+        if let by = request.attribute(GW_ATTR_ANSWERED_BY) {
             line.add("decision", "answered")
             line.add("answered_by", by)
-        } else {
-            line.add("decision", request.integer(GW_ATTR_RESPONSE_STATUS).map { _ in request.string(GW_ATTR_BACKEND_SERVER) == nil ? "answered_by_gateway" : "forwarded" })
+        } else if status != nil {
+            line.add("decision", backendServer == nil ? "answered_by_gateway" : "forwarded")
         }
         // Why a plugin let the request through or answered it (e.g. the authorization rule that decided).
-        line.add("reason", request.variable("decision_reason"))
+        if line.wants("reason") { line.add("reason", request.variable("decision_reason")) }
         if request.integer(GW_ATTR_CLIENT_ABORTED) == 1 { line.addRaw("client_aborted", "true") }
         writer.submit(line.finish())
     }
+
+    static let sanKinds: [(gw_attribute, String)] = [
+        (GW_ATTR_CLIENT_SAN_DNS, "DNS:"), (GW_ATTR_CLIENT_SAN_URI, "URI:"), (GW_ATTR_CLIENT_SAN_IP, "IP:"), (GW_ATTR_CLIENT_SAN_EMAIL, "email:"),
+    ]
 }
 
-/// Builds one JSON object, fields in a fixed order, values escaped.
+/// Builds one JSON object as UTF-8 bytes, fields in a fixed order, values escaped.
 struct JSONLine {
-    private var text: String
+    private var bytes: [UInt8] = []
     private let fields: Set<String>?
 
     init(event: String, fields: Set<String>?) {
         self.fields = fields
-        text = "{\"time\":\"\(Self.timestamp())\",\"event\":\"\(event)\""
+        bytes.reserveCapacity(768)
+        bytes.append(contentsOf: "{\"time\":\"".utf8)
+        bytes.append(contentsOf: Self.timestamp().utf8)
+        bytes.append(contentsOf: "\",\"event\":\"".utf8)
+        bytes.append(contentsOf: event.utf8)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    func wants(_ key: String) -> Bool { fields?.contains(key) ?? true }
+
+    private mutating func key(_ key: String) {
+        bytes.append(contentsOf: ",\"".utf8)
+        bytes.append(contentsOf: key.utf8)
+        bytes.append(contentsOf: "\":".utf8)
     }
 
     mutating func add(_ key: String, _ value: String?) {
-        guard let value, fields?.contains(key) ?? true else { return }
-        text += ",\"\(key)\":" + Self.quote(value)
+        guard var value, wants(key) else { return }
+        self.key(key)
+        value.withUTF8 { Self.appendQuoted(UnsafeRawBufferPointer($0), to: &bytes) }
+    }
+
+    /// A value the host lent for the duration of the hook.
+    mutating func add(_ key: String, _ value: gw_str?) {
+        guard let value, wants(key) else { return }
+        self.key(key)
+        Self.appendQuoted(value.buffer, to: &bytes)
     }
 
     mutating func add(_ key: String, _ value: Int64?) {
-        guard let value, fields?.contains(key) ?? true else { return }
-        text += ",\"\(key)\":\(value)"
+        guard let value, wants(key) else { return }
+        self.key(key)
+        bytes.append(contentsOf: String(value).utf8)
     }
 
     mutating func add(_ key: String, _ values: [String]) {
-        guard fields?.contains(key) ?? true else { return }
-        text += ",\"\(key)\":[" + values.map(Self.quote).joined(separator: ",") + "]"
+        guard wants(key) else { return }
+        self.key(key)
+        bytes.append(UInt8(ascii: "["))
+        for (i, value) in values.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            var value = value
+            value.withUTF8 { Self.appendQuoted(UnsafeRawBufferPointer($0), to: &bytes) }
+        }
+        bytes.append(UInt8(ascii: "]"))
     }
+
+    /// One item of a list built item by item (`closeList` ends it): `"<prefix><value>"`.
+    mutating func appendListItem(_ key: String, prefix: String, _ value: gw_str, first: Bool) {
+        if first {
+            self.key(key)
+            bytes.append(UInt8(ascii: "["))
+        } else {
+            bytes.append(UInt8(ascii: ","))
+        }
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: prefix.utf8)
+        Self.appendEscaped(value.buffer, to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    mutating func closeList() { bytes.append(UInt8(ascii: "]")) }
 
     mutating func addRaw(_ key: String, _ json: String) {
-        guard fields?.contains(key) ?? true else { return }
-        text += ",\"\(key)\":\(json)"
+        guard wants(key) else { return }
+        self.key(key)
+        bytes.append(contentsOf: json.utf8)
     }
 
-    func finish() -> String { text + "}" }
+    consuming func finish() -> [UInt8] {
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
 
     static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029:
-                out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        var out: [UInt8] = []
+        var s = s
+        s.withUTF8 { appendQuoted(UnsafeRawBufferPointer($0), to: &out) }
+        return String(decoding: out, as: UTF8.self)
     }
 
-    /// Local time with milliseconds and the UTC offset, e.g. 2026-11-29T02:50:01.123+00:00.
+    static func appendQuoted(_ value: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        appendEscaped(value, to: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// JSON string escaping on UTF-8 bytes; invalid UTF-8 is replaced (U+FFFD), U+2028/2029 escaped.
+    static func appendEscaped(_ value: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        // Fast path: printable ASCII without quote or backslash is copied as is (names, paths, hex, DNs).
+        if value.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }) {
+            out.append(contentsOf: value)
+            return
+        }
+        let hex = Array("0123456789abcdef".utf8)
+        for scalar in String(decoding: value, as: UTF8.self).unicodeScalars {
+            switch scalar {
+            case "\"": out.append(contentsOf: "\\\"".utf8)
+            case "\\": out.append(contentsOf: "\\\\".utf8)
+            case "\n": out.append(contentsOf: "\\n".utf8)
+            case "\r": out.append(contentsOf: "\\r".utf8)
+            case "\t": out.append(contentsOf: "\\t".utf8)
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029:
+                let v = Int(scalar.value)
+                out.append(contentsOf: "\\u".utf8)
+                out.append(contentsOf: [hex[(v >> 12) & 15], hex[(v >> 8) & 15], hex[(v >> 4) & 15], hex[v & 15]])
+            default:
+                out.append(contentsOf: String(scalar).utf8)
+            }
+        }
+    }
+
+    /// Local time with milliseconds and the UTC offset, e.g. 2026-11-29T02:50:01.123+00:00. The part up to
+    /// the seconds is formatted once per second (per thread); each line only adds the milliseconds.
     static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        localtime_r(&seconds, &parts)
-        let offset = parts.tm_gmtoff
-        let sign = offset < 0 ? "-" : "+"
-        let minutes = abs(offset) / 60
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03d%@%02d:%02d",
-                      parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec,
-                      Int(now.tv_nsec / 1_000_000), sign, minutes / 60, minutes % 60)
+        let cache = TimestampCache.current
+        if cache.second != now.tv_sec {
+            var seconds = now.tv_sec
+            var parts = tm()
+            localtime_r(&seconds, &parts)
+            let offset = Int(parts.tm_gmtoff)
+            let minutes = abs(offset) / 60
+            cache.second = now.tv_sec
+            cache.prefix = "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))T"
+                + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2))."
+            cache.suffix = (offset < 0 ? "-" : "+") + "\(pad(minutes / 60, 2)):\(pad(minutes % 60, 2))"
+        }
+        return cache.prefix + pad(Int(now.tv_nsec / 1_000_000), 3) + cache.suffix
+    }
+
+    /// `value` in decimal, zero-padded to `width` digits.
+    static func pad(_ value: Int, _ width: Int) -> String {
+        let digits = String(value)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+    }
+
+    /// Microseconds as milliseconds with three decimals, e.g. 12407 -> "12.407".
+    static func milliseconds(_ microseconds: Int64) -> String {
+        let sign = microseconds < 0 ? "-" : ""
+        let magnitude = Int(abs(microseconds))
+        return sign + String(magnitude / 1000) + "." + pad(magnitude % 1000, 3)
+    }
+}
+
+/// The per-thread cache of `JSONLine.timestamp()` (hooks run on several event loops at once).
+final class TimestampCache {
+    var second: Int = -1
+    var prefix = ""
+    var suffix = ""
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<TimestampCache>.fromOpaque(pointer).release() }
+        }
+        return key
+    }()
+
+    static var current: TimestampCache {
+        if let existing = pthread_getspecific(key) { return Unmanaged<TimestampCache>.fromOpaque(existing).takeUnretainedValue() }
+        let cache = TimestampCache()
+        pthread_setspecific(key, Unmanaged.passRetained(cache).toOpaque())
+        return cache
     }
 }

@@ -26,8 +26,12 @@ final class AuditWriter: @unchecked Sendable {
     let options: Options
     private let tag: UInt64
     private let condition = NSCondition()
-    private var queue: [String] = []
+    private var queue: [[UInt8]] = []
     private var stopping = false
+    /// The writer thread waits for lines (producers signal only then).
+    private var writerWaiting = false
+    /// Producers wait for room in a full queue.
+    private var producersWaiting = 0
     private var reopenRequested = false
     private var dropped: UInt64 = 0
     private var reportedDropped: UInt64 = 0
@@ -72,7 +76,7 @@ final class AuditWriter: @unchecked Sendable {
     }
 
     /// Queues one line (without newline). Called from event loops.
-    func submit(_ line: String) {
+    func submit(_ line: [UInt8]) {
         condition.lock()
         defer { condition.unlock() }
         while queue.count >= options.queueSize && !stopping {
@@ -81,10 +85,13 @@ final class AuditWriter: @unchecked Sendable {
                 _ = PluginHost.api.pointee.metric_record(tag, droppedMetric, 1)
                 return
             }
+            producersWaiting += 1
             condition.wait()
+            producersWaiting -= 1
         }
         queue.append(line)
-        condition.broadcast()
+        // Wake the writer only when it sleeps on an empty queue: one wake-up per batch, not per line.
+        if writerWaiting { condition.broadcast() }
     }
 
     func requestReopen() {
@@ -109,7 +116,9 @@ final class AuditWriter: @unchecked Sendable {
         while true {
             condition.lock()
             while queue.isEmpty && !stopping && !reopenRequested {
+                writerWaiting = true
                 _ = condition.wait(until: Date().addingTimeInterval(options.fsync == .interval ? options.fsyncInterval : 1))
+                writerWaiting = false
                 if options.fsync == .interval && Date().timeIntervalSince(lastSync) >= options.fsyncInterval { break }
             }
             let batch = queue
@@ -119,7 +128,7 @@ final class AuditWriter: @unchecked Sendable {
             let stop = stopping
             let newlyDropped = dropped - reportedDropped
             reportedDropped = dropped
-            condition.broadcast()  // room in the queue again
+            if producersWaiting > 0 { condition.broadcast() }  // room in the queue again
             condition.unlock()
 
             if newlyDropped > 0 {
@@ -140,6 +149,9 @@ final class AuditWriter: @unchecked Sendable {
                 let empty = queue.isEmpty
                 condition.unlock()
                 if empty { break }
+            } else if batch.count < 64 {
+                // Let lines gather for a moment: under load, one write (and one wake-up) covers many requests.
+                usleep(2_000)
             }
         }
         if options.fsync != .never { fsync(fd) }
@@ -150,10 +162,13 @@ final class AuditWriter: @unchecked Sendable {
         finished.unlock()
     }
 
-    private func write(_ lines: [String]) {
-        var data = lines.joined(separator: "\n")
-        data += "\n"
-        var bytes = Array(data.utf8)
+    private func write(_ lines: [[UInt8]]) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(lines.reduce(0) { $0 + $1.count + 1 })
+        for line in lines {
+            bytes.append(contentsOf: line)
+            bytes.append(10)
+        }
         if options.maxSize > 0 && size > 0 && size + Int64(bytes.count) > options.maxSize { rotate() }
         var attempt = 0
         while !bytes.isEmpty {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOConcurrencyHelpers
 import PluginAPI
@@ -77,12 +80,13 @@ enum HostAPI {
     }()
 
     private static func editHeader(_ handle: gw_handle, _ name: gw_str, _ value: gw_str, _ mode: HeaderEdit) -> gw_status {
-        guard let nameText = name.string, let valueText = value.string else { return GW_ERR_INVALID_ARGUMENT }
+        guard name.ptr != nil || name.len == 0, value.ptr != nil || value.len == 0 else { return GW_ERR_INVALID_ARGUMENT }
         guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
-        guard HeaderValidation.isValidName(nameText), mode == .remove || HeaderValidation.isValidValue(valueText) else {
+        // Checked on the bytes, before any copy: a long value (a PEM) is scanned once, by memchr.
+        guard HeaderValidation.isValidName(name.buffer), mode == .remove || HeaderValidation.isValidValue(value.buffer) else {
             return GW_ERR_INVALID_HEADER
         }
-        return target.setHeader(nameText, valueText, mode: mode)
+        return target.setHeader(name.string ?? "", mode == .remove ? "" : value.string ?? "", mode: mode)
     }
 
     /// Checks the level before anything else: a filtered debug line costs a lock and a comparison, not a
@@ -107,19 +111,34 @@ enum HostAPI {
 
 /// RFC 9110 header syntax, checked on everything a plugin sets.
 enum HeaderValidation {
-    static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                return true
-            default:
-                return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-            }
+    /// RFC 9110 tchar, by byte.
+    private static let tchar: [Bool] = (0..<256).map { byte in
+        switch UInt8(byte) {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(UInt8(byte))
         }
     }
 
+    static func isValidName(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { isValidName(UnsafeRawBufferPointer($0)) }
+    }
+
+    static func isValidName(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        !bytes.isEmpty && tchar.withUnsafeBufferPointer { table in bytes.allSatisfy { table[Int($0)] } }
+    }
+
     static func isValidValue(_ value: String) -> Bool {
-        value.utf8.allSatisfy { $0 != 0 && $0 != 10 && $0 != 13 }
+        var value = value
+        return value.withUTF8 { isValidValue(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// No NUL, CR or LF.
+    static func isValidValue(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return true }
+        return memchr(base, 0, bytes.count) == nil && memchr(base, 10, bytes.count) == nil && memchr(base, 13, bytes.count) == nil
     }
 }
 

@@ -54,6 +54,11 @@ final class PluginCallContext {
 }
 
 extension gw_str {
+    /// The viewed bytes, without a copy (empty for a NULL view); valid as long as the view is.
+    var buffer: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: ptr, count: ptr == nil ? 0 : len)
+    }
+
     /// Copies the viewed bytes into a Swift string (invalid UTF-8 is repaired, never trusted).
     var string: String? {
         guard len > 0 else { return "" }

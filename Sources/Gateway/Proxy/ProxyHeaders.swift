@@ -8,8 +8,10 @@ enum ProxyHeaders {
         "proxy-authenticate", "proxy-authorization",
     ]
 
-    /// Removes hop-by-hop headers in place.
+    /// Removes hop-by-hop headers in place. One pass over the names finds whether there is anything to remove
+    /// (usually not: HTTP/1.1 clients seldom send any), so the common case costs a length check per header.
     static func removeHopByHop(_ headers: inout HTTPHeaders) {
+        guard headers.contains(where: { isHopByHop($0.name) }) else { return }
         var extra: [String] = []
         for value in headers[canonicalForm: "connection"] {
             let name = value.trimmingCharacters(in: .whitespaces).lowercased()
@@ -20,6 +22,21 @@ enum ProxyHeaders {
         }
         for name in hopByHop where headers.contains(name: name) {
             headers.remove(name: name)
+        }
+    }
+
+    /// Whether `name` (any case) is one of `hopByHop`; lengths are compared first.
+    @inline(__always)
+    static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: return name.lowercased() == "te"
+        case 7: let lower = name.lowercased(); return lower == "trailer" || lower == "upgrade"
+        case 10: let lower = name.lowercased(); return lower == "connection" || lower == "keep-alive"
+        case 16: return name.lowercased() == "proxy-connection"
+        case 17: return name.lowercased() == "transfer-encoding"
+        case 18: return name.lowercased() == "proxy-authenticate"
+        case 19: return name.lowercased() == "proxy-authorization"
+        default: return false
         }
     }
 

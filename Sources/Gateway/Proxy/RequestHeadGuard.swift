@@ -13,7 +13,12 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
     private let idleTimeout: TimeAmount
     private var awaitingHead = true
     private var headBytes = 0
+    /// One timer per connection, not one per request: `deadline` moves with every request, the timer only
+    /// checks it. It is never scheduled further ahead than the shortest timeout, so a deadline set later (always
+    /// at least that far ahead) is never missed.
     private var timer: Scheduled<Void>?
+    private var deadline: NIODeadline?
+    private let checkInterval: TimeAmount
     private var context: ChannelHandlerContext?
     private var closed = false
 
@@ -21,6 +26,7 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
         self.maxHeaderBytes = limits.maxHeaderBytes
         self.headerTimeout = limits.headerTimeout.timeAmount
         self.idleTimeout = limits.idleTimeout.timeAmount
+        self.checkInterval = min(limits.headerTimeout.timeAmount, limits.idleTimeout.timeAmount)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -81,8 +87,7 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
         awaitingHead = false
         lastWasNewline = false
         headBytes = 0
-        timer?.cancel()
-        timer = nil
+        deadline = nil
     }
 
     /// The response was sent and the connection stays open: wait for the next head, at most `idle_timeout`.
@@ -94,16 +99,27 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func arm(_ amount: TimeAmount) {
-        timer?.cancel()
+        deadline = .now() + amount
+        if timer == nil { schedule(in: amount) }
+    }
+
+    private func schedule(in amount: TimeAmount) {
         guard let context else { return }
-        timer = context.eventLoop.scheduleTask(in: amount) { [weak self] in
-            guard let self, let context = self.context, self.awaitingHead, !self.closed else { return }
-            if self.headBytes > 0 {
-                self.reject(context: context, status: "408 Request Timeout", body: "request header timeout\n")
-            } else {
-                self.closed = true
-                context.close(promise: nil)
-            }
+        timer = context.eventLoop.scheduleTask(in: min(amount, checkInterval)) { [weak self] in
+            self?.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timer = nil
+        guard let context, awaitingHead, !closed, let deadline else { return }
+        let now = NIODeadline.now()
+        guard now >= deadline else { return schedule(in: deadline - now) }
+        if headBytes > 0 {
+            reject(context: context, status: "408 Request Timeout", body: "request header timeout\n")
+        } else {
+            closed = true
+            context.close(promise: nil)
         }
     }
 
