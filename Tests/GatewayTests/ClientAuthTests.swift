@@ -44,14 +44,7 @@ final class ClientAuthTests: XCTestCase {
         await backend.stop()
     }
 
-    private func tls(_ client: String?) -> TestClient.TLSOptions {
-        var options = TestClient.TLSOptions(trust: [pki.path("ca.pem")])
-        if let client {
-            options.certificateChain = pki.path("\(client).pem")
-            options.key = pki.path("\(client).key")
-        }
-        return options
-    }
+    private func tls(_ client: String?) -> TestClient.TLSOptions { pki.clientTLS(client) }
 
     /// Sends one request; returns the status, or nil when the handshake was refused.
     private func attempt(_ listener: String, client: String?) async throws -> Int? {

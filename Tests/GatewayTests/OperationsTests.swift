@@ -22,14 +22,7 @@ final class OperationsTests: XCTestCase {
         await backend.stop()
     }
 
-    private func tls(_ client: String?) -> TestClient.TLSOptions {
-        var options = TestClient.TLSOptions(trust: [pki.path("ca.pem")])
-        if let client {
-            options.certificateChain = pki.path("\(client).pem")
-            options.key = pki.path("\(client).key")
-        }
-        return options
-    }
+    private func tls(_ client: String?) -> TestClient.TLSOptions { pki.clientTLS(client) }
 
     private func admin(_ path: String, method: String = "GET") async throws -> TestClient.Response {
         let client = try await TestClient.connect(port: gateway.adminPort, tls: nil)

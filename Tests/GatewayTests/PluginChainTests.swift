@@ -28,14 +28,7 @@ final class PluginChainTests: XCTestCase {
             """, in: pki.directory)
     }
 
-    private func tls(_ client: String?) -> TestClient.TLSOptions {
-        var options = TestClient.TLSOptions(trust: [pki.path("ca.pem")])
-        if let client {
-            options.certificateChain = pki.path("\(client).pem")
-            options.key = pki.path("\(client).key")
-        }
-        return options
-    }
+    private func tls(_ client: String?) -> TestClient.TLSOptions { pki.clientTLS(client) }
 
     private func logged(_ text: String) async -> Bool {
         await gateway.logs.waitFor { $0.message.contains(text) } != nil

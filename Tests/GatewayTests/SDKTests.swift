@@ -67,14 +67,7 @@ final class SDKTests: XCTestCase {
         return (directory, result.stdout + result.stderr)
     }
 
-    private func tls(_ client: String?) -> TestClient.TLSOptions {
-        var options = TestClient.TLSOptions(trust: [pki.path("ca.pem")])
-        if let client {
-            options.certificateChain = pki.path("\(client).pem")
-            options.key = pki.path("\(client).key")
-        }
-        return options
-    }
+    private func tls(_ client: String?) -> TestClient.TLSOptions { pki.clientTLS(client) }
 
     /// The example's rules against TestPKI's clients: `valid` (OU=ops, issued by Test Root CA, SPIFFE ID
     /// spiffe://test/ns/ops/sa/valid) and `via-intermediate` (issued by Test Intermediate CA).

@@ -104,6 +104,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
                 services: [
                     .init(service: self),
                     .init(service: ReloadService(server: self, logger: logger), successTerminationBehavior: .ignore),
+                    .init(service: MemoryTrimService(), successTerminationBehavior: .ignore),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
             )

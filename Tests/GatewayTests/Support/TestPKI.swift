@@ -71,6 +71,16 @@ final class TestPKI {
 
     func path(_ file: String) -> String { "\(directory)/\(file)" }
 
+    /// TLS options that trust the test root and present `client`'s chain (none when nil).
+    func clientTLS(_ client: String?) -> TestClient.TLSOptions {
+        var options = TestClient.TLSOptions(trust: [path("ca.pem")])
+        if let client {
+            options.certificateChain = path("\(client).pem")
+            options.key = path("\(client).key")
+        }
+        return options
+    }
+
     func write(_ file: String, _ text: String) throws {
         try text.write(toFile: path(file), atomically: true, encoding: .utf8)
     }
