@@ -1,26 +1,59 @@
+import NIOPosix
 import PluginAPI
 
 /// Memory for the views a host function hands to a plugin during one hook call: strings built for the call
-/// (header values, request attributes) are copied here and freed when the hook returns.
-struct PluginArena {
-    private var blocks: [UnsafeMutableRawBufferPointer] = []
+/// (header values, request attributes) are copied here and released when the hook returns.
+///
+/// One arena per thread, reused by every hook call on it (hook calls on one thread never overlap): small
+/// views are bump-allocated in a chunk kept for the life of the thread, so the request path allocates nothing
+/// here in the steady state; a view larger than the chunk gets its own allocation, freed at `reset`.
+final class PluginArena {
+    private static let perThread = ThreadSpecificVariable<PluginArena>()
 
-    mutating func view(_ string: String) -> gw_str {
+    /// This thread's arena.
+    static var current: PluginArena {
+        if let arena = perThread.currentValue { return arena }
+        let arena = PluginArena()
+        perThread.currentValue = arena
+        return arena
+    }
+
+    private let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 1)
+    private var used = 0
+    private var large: [UnsafeMutableRawBufferPointer] = []
+
+    func view(_ string: String) -> gw_str {
         var string = string
         return string.withUTF8 { view(UnsafeRawBufferPointer($0)) }
     }
 
-    mutating func view(_ bytes: UnsafeRawBufferPointer) -> gw_str {
+    func view(_ bytes: UnsafeRawBufferPointer) -> gw_str {
         guard bytes.count > 0, let base = bytes.baseAddress else { return gw_str(ptr: nil, len: 0) }
-        let block = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
-        block.copyMemory(from: UnsafeRawBufferPointer(start: base, count: bytes.count))
-        blocks.append(block)
-        return gw_str(ptr: block.baseAddress!.assumingMemoryBound(to: CChar.self), len: bytes.count)
+        let target: UnsafeMutableRawPointer
+        if used + bytes.count <= chunk.count {
+            target = chunk.baseAddress! + used
+            used += bytes.count
+        } else {
+            let block = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+            large.append(block)
+            target = block.baseAddress!
+        }
+        target.copyMemory(from: base, byteCount: bytes.count)
+        return gw_str(ptr: target.assumingMemoryBound(to: CChar.self), len: bytes.count)
     }
 
-    mutating func reset() {
-        for block in blocks { block.deallocate() }
-        blocks.removeAll(keepingCapacity: true)
+    /// Ends the hook call: every view handed out since the last reset becomes invalid.
+    func reset() {
+        used = 0
+        if !large.isEmpty {
+            for block in large { block.deallocate() }
+            large.removeAll(keepingCapacity: true)
+        }
+    }
+
+    deinit {
+        reset()
+        chunk.deallocate()
     }
 }
 

@@ -3,7 +3,7 @@ import PluginAPI
 
 /// Connection attributes, shared by connection and request handles.
 enum PluginConnectionAttributes {
-    static func read(_ attribute: gw_attribute, index: Int, connection: ConnectionContext, arena: inout PluginArena, into out: inout gw_str) -> gw_status {
+    static func read(_ attribute: gw_attribute, index: Int, connection: ConnectionContext, arena: PluginArena, into out: inout gw_str) -> gw_status {
         let identity = connection.clientCertificate
         func text(_ value: String?) -> gw_status {
             guard let value else { return GW_ERR_NOT_FOUND }
@@ -72,14 +72,14 @@ enum PluginConnectionAttributes {
 /// The target of a connection handle (on_connection): read-only.
 final class PluginConnectionTarget: PluginCallTarget {
     let connection: ConnectionContext
-    private var arena = PluginArena()
+    private var arena: PluginArena { PluginArena.current }
 
     init(connection: ConnectionContext) { self.connection = connection }
 
-    func endCall() { arena.reset() }
+    func endCall() { PluginArena.current.reset() }
 
     func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status {
-        PluginConnectionAttributes.read(attribute, index: index, connection: connection, arena: &arena, into: &out)
+        PluginConnectionAttributes.read(attribute, index: index, connection: connection, arena: arena, into: &out)
     }
     func attributeInt(_ attribute: gw_attribute) -> Int64? { PluginConnectionAttributes.readInt(attribute, connection: connection) }
     func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }

@@ -31,7 +31,7 @@ final class PluginRequest: PluginCallTarget {
     var finished: NIODeadline?
     /// How many chain entries this request reached (their on_response_headers and on_complete will run).
     var reached = 0
-    private var arena = PluginArena()
+    private var arena: PluginArena { PluginArena.current }
 
     init(connection: ConnectionContext, head: HTTPRequestHead) {
         self.handle = Self.nextHandle.loadThenWrappingIncrement(ordering: .relaxed) | (1 << 62)
@@ -39,7 +39,7 @@ final class PluginRequest: PluginCallTarget {
         self.head = head
     }
 
-    func endCall() { arena.reset() }
+    func endCall() { PluginArena.current.reset() }
 
     private init(copying other: PluginRequest) {
         handle = other.handle
@@ -80,7 +80,7 @@ final class PluginRequest: PluginCallTarget {
         case GW_ATTR_BACKEND_SERVER: return index == 0 && phase == .complete ? text(backendServer) : GW_ERR_NOT_FOUND
         case GW_ATTR_ANSWERED_BY: return index == 0 ? text(answeredBy) : GW_ERR_NOT_FOUND
         default:
-            return PluginConnectionAttributes.read(attribute, index: index, connection: connection, arena: &arena, into: &out)
+            return PluginConnectionAttributes.read(attribute, index: index, connection: connection, arena: arena, into: &out)
         }
     }
 

@@ -12,17 +12,16 @@ enum ProxyHeaders {
     /// (usually not: HTTP/1.1 clients seldom send any), so the common case costs a length check per header.
     static func removeHopByHop(_ headers: inout HTTPHeaders) {
         guard headers.contains(where: { isHopByHop($0.name) }) else { return }
-        var extra: [String] = []
-        for value in headers[canonicalForm: "connection"] {
-            let name = value.trimmingCharacters(in: .whitespaces).lowercased()
-            if !name.isEmpty { extra.append(name) }
+        var names: [String] = []
+        for (name, value) in headers where isHopByHop(name) {
+            names.append(name)
+            guard name.utf8.count == 10, name.lowercased() == "connection" else { continue }
+            for token in value.split(separator: ",") {
+                let listed = token.trimmingCharacters(in: .whitespaces).lowercased()
+                if !listed.isEmpty, listed != "close", listed != "keep-alive" { names.append(listed) }
+            }
         }
-        for name in extra where name != "close" && name != "keep-alive" {
-            headers.remove(name: name)
-        }
-        for name in hopByHop where headers.contains(name: name) {
-            headers.remove(name: name)
-        }
+        for name in names where headers.contains(name: name) { headers.remove(name: name) }
     }
 
     /// Whether `name` (any case) is one of `hopByHop`; lengths are compared first.
