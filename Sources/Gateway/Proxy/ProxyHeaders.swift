@@ -15,28 +15,47 @@ enum ProxyHeaders {
         var names: [String] = []
         for (name, value) in headers where isHopByHop(name) {
             names.append(name)
-            guard name.utf8.count == 10, name.lowercased() == "connection" else { continue }
+            guard equalsIgnoringCase(Substring(name), "connection") else { continue }
             for token in value.split(separator: ",") {
-                let listed = token.trimmingCharacters(in: .whitespaces).lowercased()
-                if !listed.isEmpty, listed != "close", listed != "keep-alive" { names.append(listed) }
+                let listed = trimmed(token)
+                if !listed.isEmpty, !equalsIgnoringCase(listed, "close"), !equalsIgnoringCase(listed, "keep-alive") {
+                    names.append(String(listed))
+                }
             }
         }
         for name in names where headers.contains(name: name) { headers.remove(name: name) }
     }
 
-    /// Whether `name` (any case) is one of `hopByHop`; lengths are compared first.
+    /// Whether `name` (any case) is one of `hopByHop`; lengths are compared first, nothing is allocated.
     @inline(__always)
     static func isHopByHop(_ name: String) -> Bool {
+        let s = Substring(name)
         switch name.utf8.count {
-        case 2: return name.lowercased() == "te"
-        case 7: let lower = name.lowercased(); return lower == "trailer" || lower == "upgrade"
-        case 10: let lower = name.lowercased(); return lower == "connection" || lower == "keep-alive"
-        case 16: return name.lowercased() == "proxy-connection"
-        case 17: return name.lowercased() == "transfer-encoding"
-        case 18: return name.lowercased() == "proxy-authenticate"
-        case 19: return name.lowercased() == "proxy-authorization"
+        case 2: return equalsIgnoringCase(s, "te")
+        case 7: return equalsIgnoringCase(s, "trailer") || equalsIgnoringCase(s, "upgrade")
+        case 10: return equalsIgnoringCase(s, "connection") || equalsIgnoringCase(s, "keep-alive")
+        case 16: return equalsIgnoringCase(s, "proxy-connection")
+        case 17: return equalsIgnoringCase(s, "transfer-encoding")
+        case 18: return equalsIgnoringCase(s, "proxy-authenticate")
+        case 19: return equalsIgnoringCase(s, "proxy-authorization")
         default: return false
         }
+    }
+
+    /// ASCII case-insensitive equality with a lowercase literal.
+    static func equalsIgnoringCase(_ text: Substring, _ lowercase: StaticString) -> Bool {
+        guard text.utf8.count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            zip(text.utf8, expected).allSatisfy { byte, wanted in (byte >= 65 && byte <= 90 ? byte | 0x20 : byte) == wanted }
+        }
+    }
+
+    /// Without leading and trailing spaces and tabs.
+    static func trimmed(_ text: Substring) -> Substring {
+        var text = text
+        while let first = text.utf8.first, first == 32 || first == 9 { text = text.dropFirst() }
+        while let last = text.utf8.last, last == 32 || last == 9 { text = text.dropLast() }
+        return text
     }
 
     /// The request head sent to the backend. The client's Host is preserved.
