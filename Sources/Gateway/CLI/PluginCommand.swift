@@ -3,6 +3,8 @@ import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import SwiftASN1
+import X509
 
 struct PluginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -56,12 +58,24 @@ struct PluginBenchCommand: AsyncParsableCommand {
     @Option(help: "The JSON config handed to every instance.")
     var config: String = "{}"
 
+    @Option(help: "PEM client certificate chain: requests carry this identity (e.g. to measure header injection), and the identity extraction per connection is measured too.")
+    var cert: String?
+
+    @Option(help: "PEM CA bundle: with --cert, also measure a full chain verification (as on a first handshake).")
+    var ca: String?
+
     func run() async throws {
-        let path = URL(fileURLWithPath: file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file).standardized.path
+        func absolute(_ file: String) -> String {
+            URL(fileURLWithPath: file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file).standardized.path
+        }
+        let path = absolute(file)
         let library = try PluginLibrary.load(path: path)
         guard !library.isBlocking else { throw ValidationError("blocking plugins run on the worker pool; bench measures inline hooks") }
         let loop = EmbeddedEventLoop()
-        let connection = ConnectionContext(listenerName: "bench", isTLS: true, remoteAddress: nil, localAddress: nil)
+        let chainPEM = try cert.map { try String(contentsOfFile: absolute($0), encoding: .utf8) }
+        let caPEM = try ca.map { try String(contentsOfFile: absolute($0), encoding: .utf8) }
+        let connection = try PluginTestRun.connection(chainPEM: chainPEM, caPEM: caPEM, listener: "bench")
+        if let chainPEM { try Self.benchIdentity(chainPEM: chainPEM, caPEM: caPEM, iterations: max(iterations / 100, 1000)) }
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/bench", headers: ["host": "bench"])
         var baseline = 0.0
         print("plugin: \(library.name) \(library.version), \(iterations) requests per row")
@@ -87,5 +101,35 @@ struct PluginBenchCommand: AsyncParsableCommand {
             print("\(length) | \(String(format: "%.1f", perRequest)) | \(perCall)")
             chain.destroy()
         }
+    }
+
+    /// Identity extraction, once per connection in the gateway: parsing the presented chain and computing every
+    /// identity field (DNs, serial, fingerprints, validity, SANs, PEM), and with a CA a full verification.
+    static func benchIdentity(chainPEM: String, caPEM: String?, iterations: Int) throws {
+        let der = try PEMDocument.parseMultiple(pemString: chainPEM).filter { $0.discriminator == "CERTIFICATE" }.map(\.derBytes)
+        func time(_ body: () throws -> Void) rethrows -> Double {
+            for _ in 0..<min(iterations, 100) { try body() }
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<iterations { try body() }
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / Double(iterations)
+        }
+        var sink = 0
+        let extraction = try time {
+            let identity = ClientIdentity(presented: try der.map { try Certificate(derEncoded: $0) }, der: der)
+            sink &+= identity.serialHex.utf8.count
+        }
+        print("identity extraction per connection (parse \(der.count) certificate(s), compute every field): \(String(format: "%.0f", extraction)) ns")
+        if let caPEM {
+            let anchors = try PEMDocument.parseMultiple(pemString: caPEM).filter { $0.discriminator == "CERTIFICATE" }.map { try Certificate(derEncoded: $0.derBytes) }
+            let verification = time {
+                // A new verifier each time: no cache, the cost of a first handshake with this chain.
+                if case .verified = ClientCertificateVerifier(anchors: anchors, crls: [], maxDepth: 4).verify(der: der) { sink &+= 1 }
+            }
+            let verifier = ClientCertificateVerifier(anchors: anchors, crls: [], maxDepth: 4)
+            let cached = time { if case .verified = verifier.verify(der: der) { sink &+= 1 } }
+            print("chain verification: \(String(format: "%.0f", verification)) ns the first time, \(String(format: "%.0f", cached)) ns from the cache (a returning client)")
+        }
+        if sink == -1 { print(sink) }
+        print("")
     }
 }

@@ -64,9 +64,9 @@ public final class ClientIdentity: Sendable {
         self.subject = DistinguishedNameFormatter.rfc2253(leaf.subject)
         self.issuer = DistinguishedNameFormatter.rfc2253(leaf.issuer)
         let serial = leaf.serialNumber.bytes.drop(while: { $0 == 0 })
-        self.serialHex = serial.isEmpty ? "00" : serial.map { Self.hexUpper($0) }.joined()
-        self.sha1Fingerprint = Insecure.SHA1.hash(data: der[0]).map { Self.hexLower($0) }.joined()
-        self.sha256Fingerprint = SHA256.hash(data: der[0]).map { Self.hexLower($0) }.joined()
+        self.serialHex = serial.isEmpty ? "00" : Self.hex(serial, digits: Self.upperDigits)
+        self.sha1Fingerprint = Self.hex(Insecure.SHA1.hash(data: der[0]), digits: Self.lowerDigits)
+        self.sha256Fingerprint = Self.hex(SHA256.hash(data: der[0]), digits: Self.lowerDigits)
         self.notBefore = leaf.notValidBefore
         self.notAfter = leaf.notValidAfter
         var dns: [String] = [], uris: [String] = [], ips: [String] = [], emails: [String] = []
@@ -82,8 +82,8 @@ public final class ClientIdentity: Sendable {
             }
         }
         (self.dnsNames, self.uris, self.ipAddresses, self.emails) = (dns, uris, ips, emails)
-        self.leafPEM = PEMDocument(type: "CERTIFICATE", derBytes: der[0]).pemString + "\n"
-        self.chainPEM = der.map { PEMDocument(type: "CERTIFICATE", derBytes: $0).pemString + "\n" }.joined()
+        self.leafPEM = Self.pem(der[0])
+        self.chainPEM = der.map(Self.pem).joined()
         self.notBeforeText = Self.opensslTime(leaf.notValidBefore)
         self.notAfterText = Self.opensslTime(leaf.notValidAfter)
         self.views = Views(Fields(
@@ -93,26 +93,40 @@ public final class ClientIdentity: Sendable {
         ))
     }
 
-    /// ASN1_TIME_print's format: month, day padded to two with a space, time, year, GMT.
+    /// ASN1_TIME_print's format: month, day padded to two with a space, time, year, GMT. Computed with
+    /// gmtime_r: Foundation's Calendar and TimeZone cost tens of microseconds to build on Linux.
     static func opensslTime(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        let day = c.day! < 10 ? " \(c.day!)" : "\(c.day!)"
-        return "\(months[c.month! - 1]) \(day) \(two(c.hour!)):\(two(c.minute!)):\(two(c.second!)) \(c.year!) GMT"
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        let day = parts.tm_mday < 10 ? " \(parts.tm_mday)" : "\(parts.tm_mday)"
+        return "\(months[Int(parts.tm_mon)]) \(day) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) \(Int(parts.tm_year) + 1900) GMT"
     }
 
-    private static func hexUpper(_ b: UInt8) -> String {
-        let digits = Array("0123456789ABCDEF")
-        return String([digits[Int(b >> 4)], digits[Int(b & 0xF)]])
+    /// A certificate in PEM with a final newline, as OpenSSL writes it (64-character base64 lines). SwiftASN1's
+    /// PEMDocument.pemString was most of the identity computation's time (String index arithmetic).
+    static func pem(_ der: [UInt8]) -> String {
+        let base64 = Data(der).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
+        return "-----BEGIN CERTIFICATE-----\n" + base64 + "\n-----END CERTIFICATE-----\n"
     }
 
-    private static func hexLower(_ b: UInt8) -> String {
-        let digits = Array("0123456789abcdef")
-        return String([digits[Int(b >> 4)], digits[Int(b & 0xF)]])
+    private static let upperDigits = Array("0123456789ABCDEF".utf8)
+    private static let lowerDigits = Array("0123456789abcdef".utf8)
+
+    /// Bytes as hex, two digits each, in one allocation.
+    static func hex(_ bytes: some Sequence<UInt8>, digits: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
+
+    private static func hexLower(_ b: UInt8) -> String { hex([b], digits: lowerDigits) }
 
     static func formatIP(_ bytes: [UInt8]) -> String {
         if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
