@@ -120,4 +120,24 @@ final class SmugglingTests: XCTestCase {
         let closed = await client.waitForClose(timeout: 4)
         XCTAssertTrue(closed)
     }
+
+    /// A chunked body on a GET (whose framing NIO's encoder would otherwise drop) is re-framed for the backend:
+    /// a request hidden in it stays body bytes and never becomes a second backend request.
+    func testChunkedBodyOnAGetIsReframedNotSmuggled() async throws {
+        let hidden = "GET /admin HTTP/1.1\r\nHost: x\r\nX-Forwarded-Clientcert-Subjectdn: CN=forged\r\n\r\n"
+        let chunk = String(hidden.utf8.count, radix: 16)
+        let client = try await TestClient.connect(port: gateway.port("plain"), tls: nil)
+        try await client.send("GET /x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n\(chunk)\r\n\(hidden)\r\n0\r\n\r\n")
+        let response = await client.readResponse()
+        XCTAssertEqual(response?.status, 200)
+        // A second request on the same connection still works (the backend connection is not desynchronised).
+        try await client.send("GET /y HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        let second = await client.readResponse()
+        XCTAssertEqual(second?.status, 200)
+        await client.close()
+        try await Task.sleep(nanoseconds: 200_000_000)
+        XCTAssertEqual(backend.requests.map(\.head.uri), ["/x", "/y"], "the hidden request never reached the backend as a request")
+        XCTAssertEqual(backend.requests.first?.bodyBytes, hidden.utf8.count, "the body arrived whole, as a body")
+        XCTAssertEqual(backend.requests.first?.head.headers.first(name: "transfer-encoding"), "chunked")
+    }
 }

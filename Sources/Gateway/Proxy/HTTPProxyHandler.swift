@@ -179,7 +179,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         let upstream = ProxyHeaders.upstreamRequest(
-            head, clientIP: connection.remoteIP, scheme: connection.isTLS ? "https" : "http", localPort: connection.localAddress?.port
+            head, clientIP: connection.remoteIP, scheme: connection.isTLS ? "https" : "http", localPort: connection.localAddress?.port,
+            hasBody: hasBody
         )
         let exchange = Exchange(clientHead: head, upstreamHead: upstream, backend: backend, serverIndex: first, keepAlive: keepAlive, hasBody: hasBody)
         exchange.buffered = buffered
@@ -449,15 +450,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         pluginRequest = nil
         let status = exchange.status
         let started = requestStarted
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [weak self] _ in
-            self?.listener.metrics.requestCompleted(status: status, started: started)
-            // on_complete runs once the response is on its way out.
-            self?.complete(request, backendServer: server, aborted: false)
-            if !keepOpen { self?.closeClient() }
-        }
+        let (bytesIn, bytesOut) = (requestBodyBytes, responseBodyBytes)
+        // Before writing the end: with pipelining, that write delivers the next request synchronously
+        // (HTTPServerPipelineHandler), which must find the connection already waiting for a head.
         if keepOpen {
             holdClientReads(false)
             headGuard.awaitNextHead()
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [weak self] _ in
+            self?.listener.metrics.requestCompleted(status: status, started: started)
+            // on_complete runs once the response is on its way out.
+            self?.complete(request, backendServer: server, aborted: false, bytesIn: bytesIn, bytesOut: bytesOut)
+            if !keepOpen { self?.closeClient() }
         }
     }
 
@@ -518,13 +522,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         let request = pluginRequest
         pluginRequest = nil
         let started = requestStarted
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [weak self] _ in
-            self?.listener.metrics.requestCompleted(status: Int(status.code), started: started)
-            self?.complete(request, backendServer: nil, aborted: false)
-            if close { self?.closeClient() }
-        }
+        let (bytesIn, bytesOut) = (requestBodyBytes, responseBodyBytes)
+        // Before the write that may deliver a pipelined request synchronously (see finishExchange).
         if !close {
             holdClientReads(false)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [weak self] _ in
+            self?.listener.metrics.requestCompleted(status: Int(status.code), started: started)
+            self?.complete(request, backendServer: nil, aborted: false, bytesIn: bytesIn, bytesOut: bytesOut)
+            if close { self?.closeClient() }
         }
     }
 
@@ -551,10 +557,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         complete(request, backendServer: backendServer, aborted: aborted)
     }
 
-    private func complete(_ request: PluginRequest?, backendServer: String?, aborted: Bool) {
+    private func complete(_ request: PluginRequest?, backendServer: String?, aborted: Bool, bytesIn: Int64? = nil, bytesOut: Int64? = nil) {
         guard let request, let chain = listener.plugins else { return }
-        request.bytesReceived = requestBodyBytes
-        request.bytesSent = responseBodyBytes
+        request.bytesReceived = bytesIn ?? requestBodyBytes
+        request.bytesSent = bytesOut ?? responseBodyBytes
         request.backendServer = backendServer
         request.clientAborted = aborted
         if request.responseHead == nil { request.responseHead = HTTPResponseHead(version: request.head.version, status: .init(statusCode: 0)) }

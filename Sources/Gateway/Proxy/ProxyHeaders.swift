@@ -60,11 +60,15 @@ enum ProxyHeaders {
 
     /// The request head sent to the backend. The client's Host is preserved.
     static func upstreamRequest(
-        _ head: HTTPRequestHead, clientIP: String, scheme: String, localPort: Int?
+        _ head: HTTPRequestHead, clientIP: String, scheme: String, localPort: Int?, hasBody: Bool
     ) -> HTTPRequestHead {
         var headers = head.headers
         removeHopByHop(&headers)
         headers.remove(name: "expect")
+        // The client's Transfer-Encoding is hop-by-hop and was removed: a body without a Content-Length is
+        // re-framed as chunked here. NIO's encoder frames a GET/DELETE/OPTIONS body with neither header as raw
+        // bytes, which a backend would read as the next request (smuggling).
+        if hasBody && !headers.contains(name: "content-length") { headers.replaceOrAdd(name: "transfer-encoding", value: "chunked") }
         let host = head.headers.first(name: "host")
         let previous = headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
         headers.replaceOrAdd(name: "x-forwarded-for", value: previous.isEmpty ? clientIP : "\(previous), \(clientIP)")

@@ -75,6 +75,8 @@ public final class GatewayRuntime: Sendable {
     }
 
     private let tornDown = ManagedAtomic<Bool>(false)
+    /// Held while plugin instances are reopened or destroyed: a SIGHUP reopen never races the teardown.
+    private let pluginLock = NIOLock()
     /// Left once the teardown has finished (entered at init).
     private let teardownDone = DispatchGroup()
 
@@ -82,7 +84,7 @@ public final class GatewayRuntime: Sendable {
     func tearDown() {
         guard tornDown.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged else { return }
         for checker in checkers.withLockedValue({ $0 }) { checker.stop() }
-        destroyPlugins()
+        pluginLock.withLock { destroyPlugins() }
         for backend in backends { backend.shutdown() }
         teardownDone.leave()
     }
@@ -98,8 +100,10 @@ public final class GatewayRuntime: Sendable {
 
     /// Asks every plugin instance to reopen its files (SIGHUP, after log rotation).
     public func reopenPlugins() {
-        guard !isTornDown else { return }
-        for listener in listeners { listener.plugins?.reopen() }
+        pluginLock.withLock {
+            guard !isTornDown else { return }
+            for listener in listeners { listener.plugins?.reopen() }
+        }
     }
 
     /// Destroys every plugin instance; called once no request can reach them any more.

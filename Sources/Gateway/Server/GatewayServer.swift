@@ -165,8 +165,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
             do {
                 added.append(try await bind(listener, runtime: new))
             } catch {
-                for slot in added { try? await slot.channel?.close() }
-                new.retire()
+                abandon(new, sockets: added)
                 logger.error("reload failed: \(error); still serving the previous configuration")
                 return failedReload(["\(error)"])
             }
@@ -194,8 +193,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
             return removed
         }
         guard let removed else {
-            for slot in added { try? await slot.channel?.close() }
-            new.retire()
+            abandon(new, sockets: added)
             return .init(success: false, errors: ["the gateway is shutting down"])
         }
         new.activate(group: group, logger: logger)
@@ -209,6 +207,17 @@ public final class GatewayServer: Service, @unchecked Sendable {
             "previous_generation_connections": "\(old.openConnections)",
         ])
         return .init(success: true, errors: [])
+    }
+
+    /// A generation that never went live: its new sockets stop accepting and finish the connections they may
+    /// already have accepted, and shutdown waits for its teardown like any retired generation's.
+    private func abandon(_ generation: GatewayRuntime, sockets: [ListenerSlot]) {
+        let loop = group.next()
+        lock.withLock {
+            retired.append(generation)
+            draining.append(contentsOf: sockets.map { $0.drain(on: loop) })
+        }
+        generation.retire()
     }
 
     private func failedReload(_ errors: [String]) -> ReloadOutcome {
