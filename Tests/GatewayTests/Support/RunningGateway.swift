@@ -27,7 +27,7 @@ final class RunningGateway {
             guard process.isRunning else { break }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
-        throw XCTSkip("gateway did not become ready; log:\n\(log)")
+        throw PluginFixtures.FixtureError(message: "gateway did not become ready within \(Int(timeout)) s; log:\n\(log)")
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
@@ -64,7 +64,7 @@ enum PythonHelper {
     static func finish(_ started: (Process, Pipe)) throws -> Any {
         let data = started.1.fileHandleForReading.readDataToEndOfFile()
         started.0.waitUntilExit()
-        guard started.0.terminationStatus == 0 else { throw FixtureError("python helper failed (\(started.0.terminationStatus))") }
+        guard started.0.terminationStatus == 0 else { throw PluginFixtures.FixtureError(message: "python helper failed (\(started.0.terminationStatus))") }
         return try JSONSerialization.jsonObject(with: data)
     }
 
@@ -80,14 +80,10 @@ enum PythonHelper {
         try inPipe.fileHandleForWriting.close()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw FixtureError("\(script) failed (\(process.terminationStatus))") }
+        guard process.terminationStatus == 0 else { throw PluginFixtures.FixtureError(message: "\(script) failed (\(process.terminationStatus))") }
         return try JSONSerialization.jsonObject(with: data)
     }
 
-    struct FixtureError: Error, CustomStringConvertible {
-        var description: String
-        init(_ description: String) { self.description = description }
-    }
 }
 
 /// Prometheus samples as parsed by prometheus_client (see python/parse_metrics.py).
