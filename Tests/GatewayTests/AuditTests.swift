@@ -171,9 +171,12 @@ final class AuditTests: XCTestCase {
                 routes: [ { backend: app } ]
             backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
             """.write(toFile: config, atomically: true, encoding: .utf8)
+        // As the service user, the way logrotate meets it: the rotated file and the new one are that user's.
+        try Unprivileged.handOver(pki.directory)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: GatewayProcess.executable)
-        process.arguments = ["run", "--config", config]
+        let (executable, arguments) = Unprivileged.command(try Unprivileged.gatewayExecutable, ["run", "--config", config])
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

@@ -62,10 +62,15 @@ final class RealClientTests: XCTestCase {
     }
 
     func testDemoPrintsACurlCommandThatWorks() throws {
+        // As the unprivileged user a new user might well be: the demo once logged "listening" as `nobody` and
+        // then failed every handshake.
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gw-demo-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Unprivileged.handOver(directory)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: GatewayProcess.executable)
-        process.arguments = ["demo", "--port", "0", "--dir", directory]
+        let (executable, arguments) = Unprivileged.command(try Unprivileged.gatewayExecutable, ["demo", "--port", "0", "--dir", directory])
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice

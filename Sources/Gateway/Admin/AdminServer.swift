@@ -35,7 +35,7 @@ final class AdminServer: @unchecked Sendable {
                 }
                 .bind(to: socketAddress).get()
         } catch {
-            throw GatewayError(.bindFailed, "admin: cannot bind \(address): \(error)")
+            throw GatewayError.bindFailed("admin", address: socketAddress, error: error)
         }
         logger.info("admin listening", metadata: ["address": "\(channel?.localAddress.map { "\($0)" } ?? "?")"])
     }

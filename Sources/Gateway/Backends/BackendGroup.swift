@@ -39,7 +39,9 @@ final class BackendGroup: Sendable {
         let sniName = self.sniName(for: server)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Level IPPROTO_TCP (NIO's default for ClientBootstrap too, stated here so it cannot silently go).
+            // A failure fails the connect, which is logged and counted as a backend connect error.
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 do {
                     let sync = channel.pipeline.syncOperations

@@ -21,11 +21,13 @@ final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let tls: ListenerTLS
     private let connection: ConnectionContext
     private let logger: Logger
+    private let metrics: ListenerMetrics
 
-    init(tls: ListenerTLS, connection: ConnectionContext, logger: Logger) {
+    init(tls: ListenerTLS, connection: ConnectionContext, logger: Logger, metrics: ListenerMetrics) {
         self.tls = tls
         self.connection = connection
         self.logger = logger
+        self.metrics = metrics
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -86,6 +88,10 @@ final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandler {
             do {
                 try context.pipeline.syncOperations.addHandler(handler, position: .after(self))
             } catch {
+                metrics.connectionSetupFailed(.tls)
+                logger.error("closing connection: cannot install the TLS handler", metadata: [
+                    "client": "\(connection.remoteIP)", "listener": "\(connection.listenerName)", "error": "\(error)",
+                ])
                 context.close(promise: nil)
                 return
             }

@@ -6,6 +6,8 @@ import Prometheus
 final class ListenerMetrics: Sendable {
     let connectionsAccepted: Counter
     let connectionsActive: Meter
+    /// Accepted connections whose set-up failed, by stage (`SetupStage`): each is also logged with the peer.
+    private let setupFailures: [Counter]
     let handshakesSucceeded: Counter
     /// Failed handshakes by rejection reason (the stable `HandshakeRejection.Code` names).
     private let handshakesFailed: [String: Counter]
@@ -23,6 +25,9 @@ final class ListenerMetrics: Sendable {
         let l = ("listener", listener)
         connectionsAccepted = Counter(label: "gateway_connections_accepted_total", dimensions: [l], factory: factory)
         connectionsActive = Meter(label: "gateway_connections_active", dimensions: [l], factory: factory)
+        setupFailures = SetupStage.allCases.map { stage in
+            Counter(label: "gateway_connection_setup_failures_total", dimensions: [l, ("stage", stage.rawValue)], factory: factory)
+        }
         handshakesSucceeded = Counter(
             label: "gateway_tls_handshakes_total", dimensions: [l, ("result", "success"), ("reason", "none")], factory: factory
         )
@@ -40,6 +45,18 @@ final class ListenerMetrics: Sendable {
             Counter(label: "gateway_requests_total", dimensions: [l, ("status_class", "\(digit)xx")], factory: factory)
         }
         requestDuration = CoreMetrics.Timer(label: "gateway_request_duration_seconds", dimensions: [l], factory: factory)
+    }
+
+    /// Where the set-up of an accepted connection can fail before it serves anything.
+    enum SetupStage: String, CaseIterable {
+        /// The channel pipeline could not be built; the connection is closed.
+        case pipeline
+        /// The TLS handler for the ClientHello's server name could not be installed; the connection is closed.
+        case tls
+    }
+
+    func connectionSetupFailed(_ stage: SetupStage) {
+        setupFailures[SetupStage.allCases.firstIndex(of: stage)!].increment()
     }
 
     func handshakeFailed(_ code: HandshakeRejection.Code) {

@@ -27,7 +27,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
     private var stopped = false
     private let reloadGate = ReloadGate()
     /// Every open client connection, so that shutdown can close what is left when `shutdown_timeout` passes.
-    private let openConnections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    let openConnections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
 
     public init(runtime: GatewayRuntime, group: any EventLoopGroup, logger: Logger, configPath: String? = nil) {
         self.current = runtime
@@ -92,7 +92,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
             ])
             return slot
         } catch {
-            throw GatewayError(.bindFailed, "listener '\(listener.name)': cannot bind \(listener.address): \(error)")
+            throw GatewayError.bindFailed("listener '\(listener.name)'", address: listener.address, error: error)
         }
     }
 
@@ -283,12 +283,15 @@ public final class GatewayServer: Service, @unchecked Sendable {
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // TCP_NODELAY is a TCP-level option (`.tcpOption`; `.socketOption(.tcp_nodelay)` is SO_DEBUG, which
+            // needs CAP_NET_ADMIN). Set on the listening socket, as NIO does by default: accepted sockets inherit
+            // it, so no connection pays a setsockopt of its own (UnprivilegedTests checks an accepted one).
+            .serverChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(slot.quiesce.makeServerChannelHandler(channel: channel))
                 }
             }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             .childChannelInitializer { channel in
                 guard let (listener, runtime) = slot.acquire() else {
@@ -304,7 +307,15 @@ public final class GatewayServer: Service, @unchecked Sendable {
                     runtime.connectionClosed()
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    try Self.configureConnection(channel, listener: listener, runtime: runtime, logger: logger)
+                    do {
+                        try Self.configureConnection(channel, listener: listener, runtime: runtime, logger: logger)
+                    } catch {
+                        listener.metrics.connectionSetupFailed(.pipeline)
+                        logger.error("closing connection: its pipeline could not be set up", metadata: [
+                            "listener": "\(listener.name)", "client": "\(channel.remoteAddress?.ipAddress ?? "unknown")", "error": "\(error)",
+                        ])
+                        throw error
+                    }
                 }
             }
     }
@@ -316,7 +327,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
         )
         let sync = channel.pipeline.syncOperations
         if let tls = listener.tls {
-            let hello = TLSHelloHandler(tls: tls, connection: connection, logger: logger)
+            let hello = TLSHelloHandler(tls: tls, connection: connection, logger: logger, metrics: listener.metrics)
             try sync.addHandler(hello)
             try sync.addHandler(TLSHandshakeHandler(connection: connection, logger: logger, plugins: listener.plugins, metrics: listener.metrics, tls: tls))
         } else {

@@ -2,18 +2,21 @@ import Foundation
 import XCTest
 
 /// The real `gateway run` process, for tests that send it signals (SIGHUP reload, SIGTERM shutdown). Its log
-/// goes to a file the test can read.
+/// goes to a file the test can read. It runs as an unprivileged user (`Unprivileged`), and the directory of
+/// its configuration is handed to that user.
 final class RunningGateway {
     let process = Process()
     let logPath: String
     let adminPort: Int
 
-    init(config: String, adminPort: Int, logPath: String) throws {
+    init(config: String, adminPort: Int, logPath: String, netBindService: Bool = false) throws {
         self.logPath = logPath
         self.adminPort = adminPort
         FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: GatewayProcess.executable)
-        process.arguments = ["run", "--config", config]
+        try Unprivileged.handOver(URL(fileURLWithPath: config).deletingLastPathComponent().path)
+        let (executable, arguments) = Unprivileged.command(try Unprivileged.gatewayExecutable, ["run", "--config", config], netBindService: netBindService)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle(forWritingAtPath: logPath)
         try process.run()
@@ -31,6 +34,16 @@ final class RunningGateway {
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Waits until the log contains `text`; false on timeout.
+    func waitForLog(_ text: String, timeout: TimeInterval = 10) async -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if log.contains(text) { return true }
+            try? await Task.sleep(nanoseconds: 50_000_000)
+        }
+        return false
+    }
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
