@@ -6,6 +6,8 @@ final class BackendServerMetrics: Sendable {
     let connectErrors: Counter
     let connectTimeouts: Counter
     let responseTimeouts: Counter
+    /// Responses the gateway refused as malformed for the exchange (an unsolicited 101, a body before a head).
+    let protocolErrors: Counter
     /// 1 while the server receives traffic; 0 while health checks or passive ejection keep it out.
     let healthy: Gauge
     let ejections: Counter
@@ -15,6 +17,7 @@ final class BackendServerMetrics: Sendable {
         connectErrors = Counter(label: "gateway_backend_connect_errors_total", dimensions: labels, factory: factory)
         connectTimeouts = Counter(label: "gateway_backend_connect_timeouts_total", dimensions: labels, factory: factory)
         responseTimeouts = Counter(label: "gateway_backend_response_timeouts_total", dimensions: labels, factory: factory)
+        protocolErrors = Counter(label: "gateway_backend_protocol_errors_total", dimensions: labels, factory: factory)
         healthy = Gauge(label: "gateway_backend_server_healthy", dimensions: labels, factory: factory)
         ejections = Counter(label: "gateway_backend_ejections_total", dimensions: labels, factory: factory)
         healthy.record(1)

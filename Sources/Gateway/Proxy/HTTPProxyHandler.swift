@@ -365,7 +365,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
         guard case .proxying(let exchange) = state, let context else { return }
         switch part {
         case .head(let head):
-            if head.status.code < 200 { return }  // 1xx: the gateway answered Expect itself
+            if head.status == .switchingProtocols {
+                // The gateway never asks a backend to switch protocols (Upgrade is hop-by-hop and removed), and
+                // NIO's decoder stops parsing after a 101: nothing more on this connection is HTTP.
+                return backendProtocolError(exchange, "unsolicited 101 Switching Protocols")
+            }
+            if exchange.responseStarted {
+                return backendProtocolError(exchange, "a second response head in one exchange")
+            }
+            // Other 1xx (100, 102, 103) are dropped by NIO's decoder; should one arrive, it is dropped here too:
+            // the gateway answered Expect: 100-continue itself.
+            if head.status.code < 200 { return }
             exchange.timeout?.cancel()
             exchange.responseStarted = true
             exchange.responseKeepAlive = head.isKeepAlive
@@ -375,13 +385,32 @@ final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
             let downstream = ProxyHeaders.downstreamResponse(head, version: exchange.clientHead.version, close: close)
             context.write(wrapOutboundOut(.head(runResponsePlugins(downstream))), promise: nil)
         case .body(let body):
+            guard exchange.responseStarted else { return backendProtocolError(exchange, "a response body before its head") }
             responseBodyBytes += Int64(body.readableBytes)
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
             if !context.channel.isWritable {
                 exchange.connection?.holdReads(true)
             }
         case .end:
+            guard exchange.responseStarted else { return backendProtocolError(exchange, "a response end without a final response head") }
             finishExchange(exchange, context: context)
+        }
+    }
+
+    /// A backend answer that cannot belong to this exchange ends the exchange, never the process: the backend
+    /// connection is closed (it is not returned to the pool), the client gets 502 if it has no response head
+    /// yet and is disconnected otherwise, and the error is logged and counted per server.
+    private func backendProtocolError(_ exchange: Exchange, _ what: String) {
+        let server = exchange.server
+        server.metrics.protocolErrors.increment()
+        logger.warning("backend protocol error", metadata: [
+            "backend": "\(exchange.backend.name)", "server": "\(server.address)", "error": "\(what)",
+        ])
+        if exchange.responseStarted {
+            abortExchange(exchange)
+            closeClient()
+        } else {
+            failExchange(exchange, .badGateway, "backend '\(exchange.backend.name)' sent an invalid response\n")
         }
     }
 

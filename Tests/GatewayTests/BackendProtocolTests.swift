@@ -1,0 +1,143 @@
+import Foundation
+import XCTest
+
+@testable import Gateway
+
+/// Backends that answer what the gateway did not ask for: every byte a backend sends is untrusted, and a bad
+/// answer ends that exchange (502 or a closed client connection), never the process.
+final class BackendProtocolTests: XCTestCase {
+    var pki: TestPKI!
+    var good: TestBackend!
+    var scripted: [String: ScriptedBackend] = [:]
+    var gateway: GatewayHarness!
+
+    /// Raw answers by route name.
+    static let answers: [String: String] = [
+        "switching": "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\u{81}\u{05}hello",
+        "continue": "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        "processing": "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        "hints": "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        "unsolicited": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nforeign",
+    ]
+
+    override func setUp() async throws {
+        pki = try TestPKI()
+        good = TestBackend(name: "good")
+        try await good.start()
+        for (name, answer) in Self.answers {
+            let backend = ScriptedBackend(response: answer)
+            try await backend.start()
+            scripted[name] = backend
+        }
+        let routes = Self.answers.keys.sorted().map { "      - { match: { path_prefix: \"/\($0)/\" }, backend: \($0) }" }.joined(separator: "\n")
+        let backends = Self.answers.keys.sorted().map { "  - { name: \($0), servers: [ { address: \"127.0.0.1:\(scripted[$0]!.port)\" } ] }" }
+            .joined(separator: "\n")
+        gateway = try await GatewayHarness(yaml: """
+            admin: { address: "127.0.0.1:0" }
+            listeners:
+              - name: plain
+                address: "127.0.0.1:0"
+                protocol: http
+                routes:
+            \(routes)
+                  - { backend: good }
+              - name: secure
+                address: "127.0.0.1:0"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: ca.pem
+                routes:
+            \(routes)
+                  - { backend: good }
+            backends:
+            \(backends)
+              - { name: good, servers: [ { address: "127.0.0.1:\(good.port)" } ] }
+            """, in: pki.directory)
+    }
+
+    override func tearDown() async throws {
+        await gateway?.stop()
+        await good?.stop()
+        for backend in scripted.values { await backend.stop() }
+    }
+
+    private var mtls: TestClient.TLSOptions {
+        TestClient.TLSOptions(trust: [pki.path("ca.pem")], certificateChain: pki.path("valid.pem"), key: pki.path("valid.key"))
+    }
+
+    /// The gateway still serves: a request to the well-behaved backend on a new connection answers 200.
+    private func assertStillServing(file: StaticString = #filePath, line: UInt = #line) async throws {
+        let after = try await TestClient.get(port: gateway.port("plain"), tls: nil, path: "/after")
+        XCTAssertEqual(after?.status, 200, "the gateway serves on after the bad answer", file: file, line: line)
+    }
+
+    private func protocolErrors(_ backend: String) async throws -> Double {
+        let client = try await TestClient.connect(port: gateway.adminPort, tls: nil)
+        try await client.send("GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n")
+        let text = await client.readResponse()?.text ?? ""
+        await client.close()
+        let port = scripted[backend]!.port
+        return try MetricSamples(exposition: text).value("gateway_backend_protocol_errors_total", ["backend": backend, "server": "127.0.0.1:\(port)"]) ?? -1
+    }
+
+    func testUnsolicited101IsABadGatewayAndTheProcessLives() async throws {
+        for (listener, tls) in [("plain", nil), ("secure", mtls)] as [(String, TestClient.TLSOptions?)] {
+            let client = try await TestClient.connect(port: gateway.port(listener), tls: tls)
+            try await client.send("GET /switching/ws HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let response = await client.readResponse()
+            XCTAssertEqual(response?.status, 502, "\(listener): a 101 nobody asked for is a backend error")
+            // The connection stays usable: the request had ended, so the 502 is a complete keep-alive answer.
+            try await client.send("GET /fine HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let next = await client.readResponse()
+            XCTAssertEqual(next?.status, 200, "\(listener): the client connection serves its next request")
+            XCTAssertEqual(next?.text, "ok good")
+            await client.close()
+        }
+        try await assertStillServing()
+        let errors = try await protocolErrors("switching")
+        XCTAssertEqual(errors, 2, "each unsolicited 101 is counted")
+        let logged = await gateway.logs.waitFor { $0.message == "backend protocol error" }
+        XCTAssertEqual(logged?.metadata["backend"], "switching")
+        XCTAssertEqual(logged?.metadata["error"], "unsolicited 101 Switching Protocols")
+        // The upgraded backend connection is never reused: each request opened a new one.
+        XCTAssertEqual(scripted["switching"]!.counts.withLockedValue { $0.connections }, 2)
+    }
+
+    func testUnsolicited101ToARequestWithABodyIsABadGateway() async throws {
+        let client = try await TestClient.connect(port: gateway.port("plain"), tls: nil)
+        try await client.send("POST /switching/upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello")
+        let response = await client.readResponse()
+        XCTAssertEqual(response?.status, 502)
+        await client.close()
+        try await assertStillServing()
+    }
+
+    func testInformationalResponsesAreDroppedAndTheFinalResponseArrives() async throws {
+        for route in ["continue", "processing", "hints"] {
+            let client = try await TestClient.connect(port: gateway.port("secure"), tls: mtls)
+            for attempt in 1...2 {
+                try await client.send("GET /\(route)/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                let response = await client.readResponse()
+                XCTAssertEqual(response?.status, 200, "\(route), request \(attempt): the final response after the 1xx")
+                XCTAssertEqual(response?.text, "ok", "\(route), request \(attempt)")
+            }
+            await client.close()
+            let counts = scripted[route]!.counts.withLockedValue { $0 }
+            XCTAssertEqual(counts.requests, 2, route)
+            XCTAssertEqual(counts.connections, 1, "\(route): the backend connection was reused after the 1xx exchange")
+        }
+        try await assertStillServing()
+    }
+
+    func testAResponseNobodyAskedForNeverReachesTheNextRequest() async throws {
+        // The backend sends a second, unsolicited response right after the first: it must not be taken for the
+        // answer to the next request on the pooled connection.
+        for attempt in 1...3 {
+            let response = try await TestClient.get(port: gateway.port("plain"), tls: nil, path: "/unsolicited/\(attempt)")
+            XCTAssertEqual(response?.status, 200, "request \(attempt)")
+            XCTAssertEqual(response?.text, "ok", "request \(attempt) got its own answer")
+        }
+        try await assertStillServing()
+    }
+}
