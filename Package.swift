@@ -16,11 +16,13 @@ let package = Package(
         // The bundled plugins, built as shared libraries beside the gateway executable.
         .library(name: "ClientCertHeaders", type: .dynamic, targets: ["ClientCertHeaders"]),
         .library(name: "Audit", type: .dynamic, targets: ["Audit"]),
-        .library(name: "GatewayPluginKit", targets: ["GatewayPluginKit"]),
         // A plugin written in Swift against the raw ABI, loaded by the integration tests.
         .library(name: "TestSwiftPlugin", type: .dynamic, targets: ["TestSwiftPlugin"]),
     ],
     dependencies: [
+        // The plugin SDK (the ABI header and GatewayPluginKit): its own package, so that plugin packages need
+        // none of the dependencies below.
+        .package(name: "gateway-plugin-sdk", path: "sdk"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
@@ -36,25 +38,23 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
-        // The plugin ABI: one C header, the single source of truth (see the PluginAPI issue).
-        .target(name: "PluginAPI", path: "Sources/PluginAPI"),
-        .executableTarget(
-            name: "Gateway",
+        // The core: configuration, listeners and TLS, verification, routing, proxy, backends, plugin host,
+        // runtime and reload, metrics, admin. Knows no plugin and no command line.
+        .target(
+            name: "GatewayCore",
             dependencies: [
-                "PluginAPI",
+                .product(name: "PluginAPI", package: "gateway-plugin-sdk"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -62,47 +62,82 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            path: "Sources/Gateway",
+            path: "Sources/GatewayCore",
             swiftSettings: hotPathSettings
         ),
-        // Swift helpers for plugin authors (the SDK): typed access to the host table.
+        // What only the command line needs: the demo's PKI and echo backend, `plugin test` and `plugin bench`.
         .target(
-            name: "GatewayPluginKit",
-            dependencies: ["PluginAPI"],
-            path: "sdk/swift/GatewayPluginKit",
+            name: "GatewayTooling",
+            dependencies: [
+                "GatewayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Sources/GatewayTooling",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        // `gateway`: argument parsing only.
+        .executableTarget(
+            name: "Gateway",
+            dependencies: [
+                "GatewayCore",
+                "GatewayTooling",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Gateway",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .target(
             name: "ClientCertHeaders",
-            dependencies: ["GatewayPluginKit"],
+            dependencies: [.product(name: "GatewayPluginKit", package: "gateway-plugin-sdk")],
             path: "Plugins/ClientCertHeaders",
             swiftSettings: hotPathSettings
         ),
         .target(
             name: "Audit",
-            dependencies: ["GatewayPluginKit"],
+            dependencies: [.product(name: "GatewayPluginKit", package: "gateway-plugin-sdk")],
             path: "Plugins/Audit",
             swiftSettings: hotPathSettings
         ),
         .target(
             name: "TestSwiftPlugin",
-            dependencies: ["PluginAPI"],
+            dependencies: [.product(name: "PluginAPI", package: "gateway-plugin-sdk")],
             path: "Tests/PluginFixtures/SwiftHeaderPlugin",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        // The tests reach the core through `package` access, not @testable: they run the very build that
+        // ships (`swift build -c release`, then `swift test -c release` recompiles no module of it).
         .testTarget(
             name: "GatewayTests",
             dependencies: [
+                "GatewayCore",
+                "GatewayTooling",
+                // Built for the tests to start as a process.
                 "Gateway",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/GatewayTests",
+            exclude: ["Support/python"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
     ]

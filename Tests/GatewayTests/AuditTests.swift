@@ -1,7 +1,7 @@
 import Foundation
+import GatewayCore
+import GatewayTooling
 import XCTest
-
-@testable import Gateway
 
 /// The bundled Audit plugin: one JSON line per request and per refused handshake, nothing lost.
 final class AuditTests: XCTestCase {

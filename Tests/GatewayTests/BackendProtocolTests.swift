@@ -1,7 +1,7 @@
 import Foundation
+import GatewayCore
+import GatewayTooling
 import XCTest
-
-@testable import Gateway
 
 /// Backends that answer what the gateway did not ask for: every byte a backend sends is untrusted, and a bad
 /// answer ends that exchange (502 or a closed client connection), never the process.

@@ -1,7 +1,7 @@
+import GatewayCore
+import GatewayTooling
 import NIOSSL
 import XCTest
-
-@testable import Gateway
 
 /// HTTPS to backends: the backend's certificate is verified against the configured CA and name, and the
 /// gateway can present its own client certificate to a backend that requires one.

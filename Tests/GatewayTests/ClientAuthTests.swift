@@ -1,7 +1,7 @@
+import GatewayCore
+import GatewayTooling
 import NIOSSL
 import XCTest
-
-@testable import Gateway
 
 /// Mutual TLS: every client-certificate case, under `required` and `optional`, against the real gateway.
 final class ClientAuthTests: XCTestCase {

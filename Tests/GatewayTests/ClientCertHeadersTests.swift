@@ -1,7 +1,7 @@
 import Foundation
+import GatewayCore
+import GatewayTooling
 import XCTest
-
-@testable import Gateway
 
 /// The bundled ClientCertHeaders plugin, loaded with dlopen into the real gateway.
 final class ClientCertHeadersTests: XCTestCase {

@@ -1,7 +1,7 @@
 import Foundation
+import GatewayCore
+import GatewayTooling
 import XCTest
-
-@testable import Gateway
 
 /// Every problem of a broken configuration is reported with its key path, in-process and through the CLI,
 /// and `gateway run` with a bad config never starts listening.

@@ -1,10 +1,10 @@
 import Crypto
 import Foundation
+import GatewayCore
+import GatewayTooling
 import SwiftASN1
 import X509
 import XCTest
-
-@testable import Gateway
 
 /// The identity strings, byte for byte against what `openssl x509` prints (and so what nginx's $ssl_client_*
 /// variables hold), for a corpus of awkward certificates generated here.

@@ -1,11 +1,11 @@
 import Crypto
 import Foundation
+import GatewayCore
+import GatewayTooling
 import NIOPosix
 import SwiftASN1
 import X509
 import XCTest
-
-@testable import Gateway
 
 /// ClientCertHeaders' values against nginx's $ssl_client_* variables for the same client certificates, both
 /// driven by the same curl. nginx comes from Debian's package (scripts/test installs it).

@@ -1,8 +1,8 @@
 import Foundation
+import GatewayCore
+import GatewayTooling
 import NIOCore
 import XCTest
-
-@testable import Gateway
 
 /// The admin listener, metrics (parsed with prometheus_client), readiness, active health checks, passive
 /// ejection and in-process reloads.

@@ -1,7 +1,7 @@
 import Foundation
+import GatewayCore
+import GatewayTooling
 import XCTest
-
-@testable import Gateway
 
 /// Plugins in C and Swift loaded with dlopen into the real gateway, chained per listener.
 final class PluginChainTests: XCTestCase {

@@ -1,7 +1,7 @@
 import Foundation
+import GatewayCore
+import GatewayTooling
 import XCTest
-
-@testable import Gateway
 
 /// A broken plugin is refused at start-up with a message naming the file, the symbol or field and both
 /// versions; `gateway plugin inspect` says the same.

@@ -1,9 +1,9 @@
 import Crypto
 import Foundation
+import GatewayCore
+import GatewayTooling
 import NIOCore
 import XCTest
-
-@testable import Gateway
 
 /// Proxying through the real gateway to real backends: bodies, framing, headers, failures, balancing.
 final class ProxyTests: XCTestCase {

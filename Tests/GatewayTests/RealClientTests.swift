@@ -1,7 +1,7 @@
 import Foundation
+import GatewayCore
+import GatewayTooling
 import XCTest
-
-@testable import Gateway
 
 /// Real clients: curl with and without a client certificate, and `gateway demo` driven by its printed command.
 final class RealClientTests: XCTestCase {

@@ -1,7 +1,7 @@
 import Foundation
+import GatewayCore
+import GatewayTooling
 import XCTest
-
-@testable import Gateway
 
 /// The real `gateway run` process under continuous keep-alive load (50 connections from a Python client):
 /// SIGHUP every second while the server certificate, the CA bundle, the CRL and the routes change, a broken

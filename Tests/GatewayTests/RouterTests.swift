@@ -1,6 +1,6 @@
+import GatewayCore
+import GatewayTooling
 import XCTest
-
-@testable import Gateway
 
 final class RouterTests: XCTestCase {
     func testHostNormalisation() {

@@ -1,7 +1,7 @@
 import Foundation
+import GatewayCore
+import GatewayTooling
 import XCTest
-
-@testable import Gateway
 
 /// TLS session resumption skips BoringSSL's verification callback: the gateway verifies the session's client
 /// certificate itself, so a resumed connection carries the same verified identity as a full handshake, and a

@@ -1,6 +1,6 @@
+import GatewayCore
+import GatewayTooling
 import XCTest
-
-@testable import Gateway
 
 /// Graceful shutdown: stop accepting, let the in-flight request finish, close idle connections.
 final class ShutdownTests: XCTestCase {

@@ -1,6 +1,6 @@
+import GatewayCore
+import GatewayTooling
 import XCTest
-
-@testable import Gateway
 
 /// Malformed and ambiguous requests are answered by the gateway and the connection closed; nothing reaches
 /// the backend.

@@ -1,9 +1,9 @@
+import GatewayCore
+import GatewayTooling
 import NIOCore
 import NIOSSL
 import X509
 import XCTest
-
-@testable import Gateway
 
 /// SNI certificate selection, minimum TLS version, ALPN and one-way TLS.
 final class TLSListenerTests: XCTestCase {

@@ -1,10 +1,10 @@
 import Foundation
+import GatewayCore
+import GatewayTooling
 import NIOCore
 import NIOPosix
 import NIOSSL
 import XCTest
-
-@testable import Gateway
 
 /// The real gateway process as the shipped systemd unit runs it: an unprivileged user, CAP_NET_BIND_SERVICE
 /// only where a port below 1024 needs it. Tests that run everything as root cannot see a gateway that serves

@@ -1,4 +1,6 @@
 import ArgumentParser
+import GatewayCore
+import GatewayTooling
 import Logging
 
 /// `gateway`: run, validate, or demo the mutual-TLS gateway.

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import GatewayCore
+import GatewayTooling
 import Logging
 import NIOPosix
 import ServiceLifecycle

@@ -1,9 +1,9 @@
 import Crypto
 import Foundation
+import GatewayCore
+import GatewayTooling
 import SwiftASN1
 import X509
-
-@testable import Gateway
 
 /// Builds signed X.509 v2 CRLs for tests (swift-certificates has no CRL type).
 enum CRLBuilder {

@@ -1,11 +1,11 @@
 import Foundation
+import GatewayCore
+import GatewayTooling
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import XCTest
-
-@testable import Gateway
 
 /// Collects log records so that tests can assert what the gateway logged (e.g. a rejection's reason).
 final class LogCapture: @unchecked Sendable {

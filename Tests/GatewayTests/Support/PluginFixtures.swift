@@ -18,7 +18,7 @@ enum PluginFixtures {
         let output = "\(directory)/lib\(name).so"
         let result = try GatewayProcess.runCommand("/usr/bin/cc", [
             "-std=c99", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
-            "-I", "\(packageRoot)/Sources/PluginAPI/include", "-o", output, "\(packageRoot)/Tests/PluginFixtures/\(name).c",
+            "-I", "\(packageRoot)/sdk/include", "-o", output, "\(packageRoot)/Tests/PluginFixtures/\(name).c",
         ])
         guard result.status == 0 else { throw FixtureError(message: "cc failed for \(name): \(result.stderr)") }
         built.withLockedValue { $0[name] = output }

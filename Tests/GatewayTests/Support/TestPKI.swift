@@ -1,7 +1,7 @@
 import Foundation
+import GatewayCore
+import GatewayTooling
 import X509
-
-@testable import Gateway
 
 /// A throw-away PKI written to a temporary directory: CAs, server certificates for SNI tests, and one client
 /// certificate per verification case.

@@ -1,0 +1,88 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import PluginAPI
+
+/// What the admin listener answers. Kept apart from the channel handler so each endpoint is a plain function.
+///
+/// - `GET /healthz`: the process is alive and its event loops answer.
+/// - `GET /readyz`: every listener is bound and every backend has a server in rotation (503 lists what is not).
+/// - `GET /metrics`: Prometheus text format.
+/// - `GET /config`: the effective configuration of the current generation (defaults filled in) as JSON,
+///   with plugin settings that look like secrets redacted.
+/// - `GET /plugins`: loaded plugin libraries and each listener's chain.
+/// - `POST /reload`: reloads the configuration file like SIGHUP and reports the result.
+package struct AdminEndpoints: Sendable {
+    package let server: GatewayServer
+
+    package struct Response: Sendable {
+        package var status: HTTPResponseStatus
+        package var contentType: String
+        package var body: [UInt8]
+
+        package static func text(_ status: HTTPResponseStatus, _ text: String) -> Response {
+            Response(status: status, contentType: "text/plain; charset=utf-8", body: Array(text.utf8))
+        }
+
+        package static func json(_ status: HTTPResponseStatus, _ value: Any) -> Response {
+            let data = (try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys])) ?? Data("{}".utf8)
+            return Response(status: status, contentType: "application/json", body: Array(data) + [10])
+        }
+    }
+
+    package static let paths = ["/healthz", "/readyz", "/metrics", "/config", "/plugins", "/reload"]
+
+    /// The answer for every endpoint but `POST /reload` (nil: call `reload`).
+    package func answer(method: HTTPMethod, uri: String) -> Response? {
+        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
+        guard Self.paths.contains(path) else { return .text(.notFound, "not found; endpoints: \(Self.paths.joined(separator: " "))\n") }
+        if path == "/reload" { return method == .POST ? nil : .text(.methodNotAllowed, "use POST /reload\n") }
+        guard method == .GET || method == .HEAD else { return .text(.methodNotAllowed, "use GET \(path)\n") }
+        let runtime = server.runtime
+        switch path {
+        case "/healthz":
+            return .text(.ok, "ok\n")
+        case "/readyz":
+            return readiness(runtime)
+        case "/metrics":
+            return Response(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: runtime.metrics.exposition(runtime: runtime))
+        case "/config":
+            return Response(status: .ok, contentType: "application/json", body: EffectiveConfig.json(runtime.config))
+        default:
+            return plugins(runtime)
+        }
+    }
+
+    package func reload(method: HTTPMethod) async -> Response {
+        let outcome = await server.reload()
+        return .json(outcome.success ? .ok : .unprocessableEntity, ["success": outcome.success, "errors": outcome.errors])
+    }
+
+    private func readiness(_ runtime: GatewayRuntime) -> Response {
+        var problems: [String] = []
+        if !server.listenersBound { problems.append("not every listener is bound") }
+        let now = NIODeadline.now()
+        for backend in runtime.backends where !backend.servers.contains(where: { $0.isAvailable(now: now) }) {
+            problems.append("backend '\(backend.name)' has no server in rotation")
+        }
+        return problems.isEmpty ? .text(.ok, "ready\n") : .text(.serviceUnavailable, "not ready:\n" + problems.map { "- \($0)\n" }.joined())
+    }
+
+    private func plugins(_ runtime: GatewayRuntime) -> Response {
+        var libraries: [String: [String: Any]] = [:]
+        var chains: [String: [[String: Any]]] = [:]
+        for listener in runtime.listeners {
+            let entries = listener.plugins?.entries ?? []
+            chains[listener.name] = entries.map { instance in
+                libraries[instance.library.path] = [
+                    "name": instance.library.name, "version": instance.library.version, "path": instance.library.path,
+                    "abi": "\(GW_PLUGIN_ABI_MAJOR).\(instance.library.abiMinor)", "hooks": instance.library.hookNames,
+                    "blocking": instance.library.isBlocking,
+                ]
+                return ["plugin": instance.name, "version": instance.library.version, "library": instance.library.path,
+                        "on_error": instance.onError.rawValue]
+            }
+        }
+        return .json(.ok, ["libraries": Array(libraries.values).sorted { "\($0["name"]!)" < "\($1["name"]!)" }, "listeners": chains])
+    }
+}

@@ -1,0 +1,92 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The admin listener: plain HTTP/1.1 on its own socket, answered by `AdminEndpoints`.
+package final class AdminServer: @unchecked Sendable {
+    private let endpoints: AdminEndpoints
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private var channel: (any Channel)?
+
+    package init(server: GatewayServer, group: any EventLoopGroup, logger: Logger) {
+        self.endpoints = AdminEndpoints(server: server)
+        self.group = group
+        self.logger = logger
+    }
+
+    package var localAddress: SocketAddress? { channel?.localAddress }
+
+    package func start(address: String) async throws {
+        guard let (host, port) = RuntimeCompiler.splitHostPort(address), let socketAddress = try? SocketAddress(ipAddress: host, port: port) else {
+            throw GatewayError(.bindFailed, "admin: '\(address)' is not an IP address and port")
+        }
+        let endpoints = self.endpoints
+        do {
+            channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                        try channel.pipeline.syncOperations.addHandler(AdminHandler(endpoints: endpoints))
+                    }
+                }
+                .bind(to: socketAddress).get()
+        } catch {
+            throw GatewayError.bindFailed("admin", address: socketAddress, error: error)
+        }
+        logger.info("admin listening", metadata: ["address": "\(channel?.localAddress.map { "\($0)" } ?? "?")"])
+    }
+
+    package func stop() async {
+        try? await channel?.close()
+    }
+}
+
+/// Reads one request at a time and writes what `AdminEndpoints` answers. Request bodies are ignored.
+package final class AdminHandler: ChannelInboundHandler {
+    package typealias InboundIn = HTTPServerRequestPart
+    package typealias OutboundOut = HTTPServerResponsePart
+
+    private let endpoints: AdminEndpoints
+    private var head: HTTPRequestHead?
+
+    package init(endpoints: AdminEndpoints) {
+        self.endpoints = endpoints
+    }
+
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body: break
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let loop = context.eventLoop
+            let bound = NIOLoopBound(context, eventLoop: loop)
+            let endpoints = self.endpoints
+            if let immediate = endpoints.answer(method: head.method, uri: head.uri) {
+                write(immediate, head: head, context: context)
+            } else {
+                // POST /reload: the reload runs off the event loop; the answer is written back on it.
+                Task {
+                    let response = await endpoints.reload(method: head.method)
+                    loop.execute { self.write(response, head: head, context: bound.value) }
+                }
+            }
+        }
+    }
+
+    private func write(_ response: AdminEndpoints.Response, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders([("content-type", response.contentType), ("content-length", String(response.body.count))])
+        if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+        let keepAlive = head.isKeepAlive
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if !keepAlive { context.close(promise: nil) }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import NIOCore
+import NIOHTTP1
+
+/// Receives what a backend connection reports; implemented by the request that currently owns it.
+package protocol BackendConnectionDelegate: AnyObject {
+    func backendRead(_ part: HTTPClientResponsePart)
+    func backendReadComplete()
+    func backendFailed(_ error: any Error)
+    func backendClosed()
+    func backendWritabilityChanged(isWritable: Bool)
+}
+
+/// One HTTP/1.1 connection to a backend server and the handler at the end of its pipeline. Owned by at most one
+/// request at a time; idle ones wait in the server's `BackendConnectionPool`.
+package final class BackendConnection: ChannelDuplexHandler {
+    package typealias InboundIn = HTTPClientResponsePart
+    package typealias OutboundIn = HTTPClientRequestPart
+    package typealias OutboundOut = HTTPClientRequestPart
+
+    private(set) var channel: Channel!
+    package weak var delegate: (any BackendConnectionDelegate)?
+    package let server: BackendServer
+    /// True once a request has been written; a reused connection that fails before answering is retryable.
+    package var requestsServed = 0
+    private var readsHeld = false
+    private var pendingRead = false
+    private var context: ChannelHandlerContext?
+
+    package init(server: BackendServer) {
+        self.server = server
+    }
+
+    package func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.channel = context.channel
+    }
+
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        delegate?.backendRead(unwrapInboundIn(data))
+    }
+
+    package func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.backendReadComplete()
+    }
+
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let delegate {
+            delegate.backendFailed(error)
+        }
+        context.close(promise: nil)
+    }
+
+    package func channelInactive(context: ChannelHandlerContext) {
+        server.pool.remove(self)
+        delegate?.backendClosed()
+        delegate = nil
+    }
+
+    package func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.backendWritabilityChanged(isWritable: context.channel.isWritable)
+    }
+
+    package func read(context: ChannelHandlerContext) {
+        if readsHeld {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// Backpressure from the client side: stop reading the response while the client cannot take more.
+    package func holdReads(_ hold: Bool) {
+        readsHeld = hold
+        if !hold, pendingRead, let context {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    package func write(_ part: HTTPClientRequestPart, flush: Bool) {
+        guard let context else { return }
+        context.write(wrapOutboundOut(part), promise: nil)
+        if flush { context.flush() }
+    }
+
+    package func flush() {
+        context?.flush()
+    }
+
+    package var isWritable: Bool { channel.isWritable }
+}
+
+// Confined to its channel's event loop; the pool only hands it between owners on that same loop.
+extension BackendConnection: @unchecked Sendable {}

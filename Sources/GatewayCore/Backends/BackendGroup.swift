@@ -1,0 +1,64 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// A compiled backend server group: its servers, how to pick one, and how to connect (HTTP or HTTPS).
+package final class BackendGroup: Sendable {
+    package let name: String
+    package let servers: [BackendServer]
+    package let balancer: LoadBalancer
+    package let tlsContext: NIOSSLContext?
+    package let serverName: String?
+    package let connectTimeout: TimeAmount
+    package let responseTimeout: TimeAmount
+    package let healthCheck: HealthCheckConfig?
+
+    package init(name: String, servers: [BackendServer], balance: BalanceStrategy, tlsContext: NIOSSLContext?, serverName: String?,
+         connectTimeout: TimeAmount, responseTimeout: TimeAmount, healthCheck: HealthCheckConfig? = nil) {
+        self.name = name
+        self.servers = servers
+        self.balancer = LoadBalancer(strategy: balance, servers: servers)
+        self.tlsContext = tlsContext
+        self.serverName = serverName
+        self.connectTimeout = connectTimeout
+        self.responseTimeout = responseTimeout
+        self.healthCheck = healthCheck
+    }
+
+    /// SNI carries names only; an IP literal host is verified against the certificate's IP SANs instead.
+    package func sniName(for server: BackendServer) -> String? {
+        serverName ?? ((try? SocketAddress(ipAddress: server.host, port: 0)) == nil ? server.host : nil)
+    }
+
+    /// Opens a new connection to `server` on `eventLoop` (the client's loop).
+    package func connect(to server: BackendServer, on eventLoop: any EventLoop) -> EventLoopFuture<BackendConnection> {
+        let connection = BackendConnection(server: server)
+        let tlsContext = self.tlsContext
+        let sniName = self.sniName(for: server)
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            // Level IPPROTO_TCP (NIO's default for ClientBootstrap too, stated here so it cannot silently go).
+            // A failure fails the connect, which is logged and counted as a backend connect error.
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                do {
+                    let sync = channel.pipeline.syncOperations
+                    if let tlsContext {
+                        try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: sniName))
+                    }
+                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: .dropBytes)
+                    try sync.addHandler(connection)
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+        return bootstrap.connect(host: server.host, port: server.port).map { _ in connection }
+    }
+
+    package func shutdown() {
+        for server in servers { server.pool.closeAll() }
+    }
+}

@@ -1,0 +1,84 @@
+import Atomics
+import NIOCore
+
+/// One server of a backend group, with its live counters, its health and its keep-alive connection pool.
+///
+/// A server is in rotation unless active health checks marked it down or passive ejection took it out after
+/// consecutive connection failures. Both states are atomics read on the request path without locks.
+package final class BackendServer: Sendable {
+    package let address: String
+    package let host: String
+    package let port: Int
+    package let weight: Int
+    /// Requests in flight on this server (least_connections).
+    package let activeRequests = ManagedAtomic<Int>(0)
+    package let pool: BackendConnectionPool
+    package let metrics: BackendServerMetrics
+    package let passive: PassiveHealthConfig?
+
+    /// Set by active health checks.
+    package let checkedHealthy = ManagedAtomic<Bool>(true)
+    /// Uptime nanoseconds until which passive ejection keeps the server out; 0 when not ejected.
+    package let ejectedUntil = ManagedAtomic<Int64>(0)
+    /// Connection failures in a row (passive ejection).
+    package let consecutiveFailures = ManagedAtomic<Int>(0)
+
+    package init(address: String, host: String, port: Int, weight: Int, maxIdle: Int, passive: PassiveHealthConfig?, metrics: BackendServerMetrics) {
+        self.address = address
+        self.host = host
+        self.port = port
+        self.weight = weight
+        self.pool = BackendConnectionPool(maxIdlePerEventLoop: maxIdle)
+        self.passive = passive
+        self.metrics = metrics
+    }
+
+    /// Whether requests may be sent to this server now.
+    package func isAvailable(now: NIODeadline) -> Bool {
+        guard checkedHealthy.load(ordering: .relaxed) else { return false }
+        let until = ejectedUntil.load(ordering: .relaxed)
+        return until == 0 || Int64(now.uptimeNanoseconds) >= until
+    }
+
+    /// A connection to the server was established: the failure streak ends.
+    package func connectSucceeded() {
+        if consecutiveFailures.load(ordering: .relaxed) != 0 { consecutiveFailures.store(0, ordering: .relaxed) }
+        if ejectedUntil.load(ordering: .relaxed) != 0 {
+            ejectedUntil.store(0, ordering: .relaxed)
+            updateGauge()
+        }
+    }
+
+    /// A connection attempt failed; returns true when this failure ejected the server.
+    @discardableResult
+    package func connectFailed(now: NIODeadline = .now()) -> Bool {
+        let failures = consecutiveFailures.wrappingIncrementThenLoad(ordering: .relaxed)
+        guard let passive, failures >= passive.consecutiveFailures else { return false }
+        consecutiveFailures.store(0, ordering: .relaxed)
+        ejectedUntil.store(Int64(now.uptimeNanoseconds) + passive.ejectFor.nanoseconds, ordering: .relaxed)
+        metrics.ejections.increment()
+        updateGauge()
+        return true
+    }
+
+    /// Active health check verdict (called on the checker's event loop when the state flips).
+    package func setChecked(healthy: Bool) {
+        checkedHealthy.store(healthy, ordering: .relaxed)
+        updateGauge()
+    }
+
+    /// Carries a server's state across a reload, for the mechanisms the new configuration still uses: a
+    /// server marked down by health checks stays down only if the backend still has health checks.
+    package func inheritHealth(from previous: BackendServer, activeChecks: Bool) {
+        if activeChecks { checkedHealthy.store(previous.checkedHealthy.load(ordering: .relaxed), ordering: .relaxed) }
+        if passive != nil {
+            ejectedUntil.store(previous.ejectedUntil.load(ordering: .relaxed), ordering: .relaxed)
+            consecutiveFailures.store(previous.consecutiveFailures.load(ordering: .relaxed), ordering: .relaxed)
+        }
+        updateGauge()
+    }
+
+    private func updateGauge() {
+        metrics.healthy.record(isAvailable(now: .now()) ? 1 : 0)
+    }
+}

@@ -1,0 +1,50 @@
+/// One problem found in a configuration file, named by its key path (e.g. `listeners[0].tls.client_ca`).
+public struct ConfigIssue: Hashable, Sendable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+
+    /// Renders a Codable key path the way operators write it: `listeners[1].tls.crl[0]`.
+    package static func render(_ codingPath: [any CodingKey]) -> String {
+        var out = ""
+        for key in codingPath {
+            if let index = key.intValue {
+                out += "[\(index)]"
+            } else {
+                if !out.isEmpty { out += "." }
+                out += key.stringValue
+            }
+        }
+        return out
+    }
+}
+
+/// All problems of a configuration, thrown together so that an operator fixes them in one pass.
+public struct ConfigValidationError: Error, CustomStringConvertible, Sendable {
+    public var source: String
+    public var issues: [ConfigIssue]
+
+    public var description: String {
+        "invalid configuration \(source) (\(issues.count) problem\(issues.count == 1 ? "" : "s")):\n"
+            + issues.map { "  \($0)" }.joined(separator: "\n")
+    }
+}
+
+/// Collects issues while a configuration is decoded and validated.
+package final class ConfigIssueCollector {
+    private(set) var issues: [ConfigIssue] = []
+
+    package func add(_ path: String, _ message: String) {
+        issues.append(ConfigIssue(path: path, message: message))
+    }
+
+    package func add(_ codingPath: [any CodingKey], _ message: String) {
+        add(ConfigIssue.render(codingPath), message)
+    }
+}

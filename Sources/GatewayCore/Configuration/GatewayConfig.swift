@@ -1,0 +1,277 @@
+/// The whole configuration file, decoded once at start-up and then compiled into `GatewayRuntime`.
+public struct GatewayConfig: Codable, Sendable {
+    public var listeners: [ListenerConfig]
+    public var backends: [BackendConfig]
+    /// How long a graceful shutdown waits for in-flight requests before closing connections.
+    public var shutdownTimeout: ConfigDuration
+    /// Directories searched, in order, for a plugin `library` given as a bare file name.
+    public var pluginPaths: [String]?
+    /// The admin HTTP listener (health, readiness, metrics, effective config); off when absent.
+    public var admin: AdminConfig?
+
+    package enum CodingKeys: String, CodingKey {
+        case listeners, backends, admin
+        case shutdownTimeout = "shutdown_timeout"
+        case pluginPaths = "plugin_paths"
+    }
+
+    public init(listeners: [ListenerConfig], backends: [BackendConfig], shutdownTimeout: ConfigDuration = .seconds(30)) {
+        self.listeners = listeners
+        self.backends = backends
+        self.shutdownTimeout = shutdownTimeout
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try ConfigContainer(decoder, keys: CodingKeys.self)
+        listeners = c.required(.listeners) ?? []
+        backends = c.value(.backends, default: [])
+        shutdownTimeout = c.value(.shutdownTimeout, default: .seconds(30))
+        pluginPaths = c.optional(.pluginPaths, StringOrList.self)?.values
+        admin = c.optional(.admin)
+    }
+}
+
+public enum ListenerProtocol: String, ConfigEnum, Sendable {
+    case https, http
+}
+
+/// One listening socket with its TLS policy and its routes.
+public struct ListenerConfig: Codable, Sendable {
+    public var name: String
+    public var address: String
+    public var `protocol`: ListenerProtocol
+    public var tls: ListenerTLSConfig?
+    public var routes: [RouteConfig]
+    public var limits: HTTPLimitsConfig
+    /// The plugin chain, run in this order for every request of the listener.
+    public var plugins: [PluginEntryConfig]
+
+    package enum CodingKeys: String, CodingKey {
+        case name, address, `protocol`, tls, routes, limits, plugins
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try ConfigContainer(decoder, keys: CodingKeys.self)
+        name = c.required(.name) ?? ""
+        address = c.required(.address) ?? ""
+        `protocol` = c.value(.protocol, default: .https)
+        tls = c.optional(.tls)
+        routes = c.value(.routes, default: [])
+        limits = c.value(.limits, default: HTTPLimitsConfig())
+        plugins = c.value(.plugins, default: [])
+    }
+}
+
+public enum ClientAuthMode: String, ConfigEnum, Sendable {
+    case none, optional, required
+}
+
+public enum TLSMinimumVersion: String, ConfigEnum, Sendable {
+    case tls12 = "tls1.2"
+    case tls13 = "tls1.3"
+}
+
+/// Server certificates and the client-certificate policy of an HTTPS listener.
+public struct ListenerTLSConfig: Codable, Sendable {
+    public var certificates: [ServerCertificateConfig]
+    public var clientAuth: ClientAuthMode
+    public var clientCA: [String]
+    public var crl: [String]
+    public var verifyDepth: Int
+    public var minVersion: TLSMinimumVersion
+
+    package enum CodingKeys: String, CodingKey {
+        case certificates
+        case clientAuth = "client_auth"
+        case clientCA = "client_ca"
+        case crl
+        case verifyDepth = "verify_depth"
+        case minVersion = "min_version"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try ConfigContainer(decoder, keys: CodingKeys.self)
+        certificates = c.required(.certificates) ?? []
+        clientAuth = c.value(.clientAuth, default: .none)
+        clientCA = c.optional(.clientCA, StringOrList.self)?.values ?? []
+        crl = c.optional(.crl, StringOrList.self)?.values ?? []
+        verifyDepth = c.value(.verifyDepth, default: 4)
+        minVersion = c.value(.minVersion, default: .tls12)
+    }
+}
+
+/// A certificate chain and its key; `sni` names default to the certificate's DNS SANs.
+public struct ServerCertificateConfig: Codable, Sendable {
+    public var cert: String
+    public var key: String
+    public var sni: [String]?
+
+    package enum CodingKeys: String, CodingKey { case cert, key, sni }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try ConfigContainer(decoder, keys: CodingKeys.self)
+        cert = c.required(.cert) ?? ""
+        key = c.required(.key) ?? ""
+        sni = c.optional(.sni, StringOrList.self)?.values
+    }
+}
+
+/// A route: the first whose `match` fits the request sends it to `backend`.
+public struct RouteConfig: Codable, Sendable {
+    public var match: RouteMatchConfig?
+    public var backend: String
+
+    package enum CodingKeys: String, CodingKey { case match, backend }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try ConfigContainer(decoder, keys: CodingKeys.self)
+        match = c.optional(.match)
+        backend = c.required(.backend) ?? ""
+    }
+}
+
+public struct RouteMatchConfig: Codable, Sendable {
+    public var host: String?
+    public var pathPrefix: String?
+    public var pathExact: String?
+    public var methods: [String]?
+
+    package enum CodingKeys: String, CodingKey {
+        case host
+        case pathPrefix = "path_prefix"
+        case pathExact = "path_exact"
+        case methods
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try ConfigContainer(decoder, keys: CodingKeys.self)
+        host = c.optional(.host)
+        pathPrefix = c.optional(.pathPrefix)
+        pathExact = c.optional(.pathExact)
+        methods = c.optional(.methods, StringOrList.self)?.values
+    }
+}
+
+/// Limits that protect the gateway from slow or oversized clients.
+public struct HTTPLimitsConfig: Codable, Sendable {
+    public var maxHeaderBytes: Int = 32 * 1024
+    public var maxBodyBytes: Int64 = 16 * 1024 * 1024
+    public var headerTimeout: ConfigDuration = .seconds(10)
+    public var idleTimeout: ConfigDuration = .seconds(60)
+
+    package enum CodingKeys: String, CodingKey {
+        case maxHeaderBytes = "max_header_bytes"
+        case maxBodyBytes = "max_body_bytes"
+        case headerTimeout = "header_timeout"
+        case idleTimeout = "idle_timeout"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try ConfigContainer(decoder, keys: CodingKeys.self)
+        maxHeaderBytes = c.value(.maxHeaderBytes, default: maxHeaderBytes)
+        maxBodyBytes = c.value(.maxBodyBytes, default: maxBodyBytes)
+        headerTimeout = c.value(.headerTimeout, default: headerTimeout)
+        idleTimeout = c.value(.idleTimeout, default: idleTimeout)
+    }
+}
+
+public enum BackendProtocol: String, ConfigEnum, Sendable {
+    case http, https
+}
+
+public enum BalanceStrategy: String, ConfigEnum, Sendable {
+    case roundRobin = "round_robin"
+    case leastConnections = "least_connections"
+    case sourceIPHash = "source_ip_hash"
+}
+
+/// A group of backend servers that routes send requests to.
+public struct BackendConfig: Codable, Sendable {
+    public var name: String
+    public var `protocol`: BackendProtocol
+    public var tls: BackendTLSConfig?
+    public var balance: BalanceStrategy
+    public var servers: [BackendServerConfig]
+    public var connectTimeout: ConfigDuration
+    public var responseTimeout: ConfigDuration
+    public var maxIdleConnections: Int
+    /// Active health checks: servers that fail them receive no traffic until they pass again.
+    public var healthCheck: HealthCheckConfig?
+    /// Passive ejection: a server whose connections keep failing is taken out of rotation for a while.
+    public var passiveHealth: PassiveHealthConfig?
+
+    package enum CodingKeys: String, CodingKey {
+        case name, `protocol`, tls, balance, servers
+        case connectTimeout = "connect_timeout"
+        case responseTimeout = "response_timeout"
+        case maxIdleConnections = "max_idle_connections"
+        case healthCheck = "health_check"
+        case passiveHealth = "passive_health"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try ConfigContainer(decoder, keys: CodingKeys.self)
+        name = c.required(.name) ?? ""
+        `protocol` = c.value(.protocol, default: .http)
+        tls = c.optional(.tls)
+        balance = c.value(.balance, default: .roundRobin)
+        servers = c.required(.servers) ?? []
+        connectTimeout = c.value(.connectTimeout, default: .seconds(5))
+        responseTimeout = c.value(.responseTimeout, default: .seconds(60))
+        maxIdleConnections = c.value(.maxIdleConnections, default: 64)
+        healthCheck = c.optional(.healthCheck)
+        passiveHealth = c.optional(.passiveHealth)
+    }
+}
+
+public struct BackendServerConfig: Codable, Sendable {
+    public var address: String
+    public var weight: Int
+
+    package enum CodingKeys: String, CodingKey { case address, weight }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try ConfigContainer(decoder, keys: CodingKeys.self)
+        address = c.required(.address) ?? ""
+        weight = c.value(.weight, default: 1)
+    }
+}
+
+/// TLS towards an HTTPS backend: whom to trust, which name to expect, and an optional client certificate.
+public struct BackendTLSConfig: Codable, Sendable {
+    public var ca: [String]
+    public var serverName: String?
+    public var cert: String?
+    public var key: String?
+    public var verify: Bool
+
+    package enum CodingKeys: String, CodingKey {
+        case ca
+        case serverName = "server_name"
+        case cert, key, verify
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try ConfigContainer(decoder, keys: CodingKeys.self)
+        ca = c.optional(.ca, StringOrList.self)?.values ?? []
+        serverName = c.optional(.serverName)
+        cert = c.optional(.cert)
+        key = c.optional(.key)
+        verify = c.value(.verify, default: true)
+    }
+}
+
+/// Accepts `key: a.pem` as well as `key: [a.pem, b.pem]`.
+package struct StringOrList: Decodable {
+    package var values: [String]
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let one = try? container.decode(String.self) {
+            values = [one]
+        } else {
+            values = try container.decode([String].self)
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import NIOCore
+
+/// What a TLS ClientHello says before any cryptography: the server name, the offered ALPN protocols and cipher
+/// suites. Parsed by hand (bounds-checked, from untrusted bytes) because swift-nio-ssl exposes none of it per
+/// connection, and SNI is needed before the TLS handler exists to pick the listener's certificate.
+package struct ClientHello: Sendable, Equatable {
+    package var serverName: String?
+    package var alpn: [String] = []
+    package var cipherSuites: [UInt16] = []
+
+    package init(serverName: String? = nil, alpn: [String] = [], cipherSuites: [UInt16] = []) {
+        self.serverName = serverName
+        self.alpn = alpn
+        self.cipherSuites = cipherSuites
+    }
+
+    package enum ParseResult: Equatable {
+        case needMoreData
+        case notTLS(String)
+        case complete(ClientHello)
+    }
+
+    /// The largest ClientHello accepted (post-quantum key shares make them ~2 KiB; 64 KiB is generous).
+    package static let maximumSize = 64 * 1024
+
+    /// Parses from the start of `buffer` (TLS records as received); never consumes the buffer.
+    package static func parse(_ buffer: ByteBuffer) -> ParseResult {
+        var records = buffer
+        var handshake = ByteBuffer()
+        // Reassemble handshake fragments across records until the ClientHello is complete.
+        while true {
+            guard let type = records.readInteger(as: UInt8.self),
+                let _ = records.readInteger(as: UInt16.self),
+                let length = records.readInteger(as: UInt16.self)
+            else { return handshake.readableBytes + records.readableBytes > maximumSize ? .notTLS("ClientHello too large") : .needMoreData }
+            guard type == 22 else { return .notTLS("first record is not a TLS handshake record (type \(type))") }
+            guard length > 0, length <= 16_384 + 256 else { return .notTLS("invalid TLS record length \(length)") }
+            guard var fragment = records.readSlice(length: Int(length)) else { return .needMoreData }
+            handshake.writeBuffer(&fragment)
+            if handshake.readableBytes >= 4 {
+                let bytes = handshake.getBytes(at: handshake.readerIndex, length: 4)!
+                guard bytes[0] == 1 else { return .notTLS("first handshake message is not a ClientHello") }
+                let bodyLength = Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
+                guard bodyLength <= maximumSize else { return .notTLS("ClientHello too large") }
+                if handshake.readableBytes >= 4 + bodyLength {
+                    handshake.moveReaderIndex(forwardBy: 4)
+                    guard var body = handshake.readSlice(length: bodyLength), let hello = parseBody(&body) else {
+                        return .notTLS("malformed ClientHello")
+                    }
+                    return .complete(hello)
+                }
+            }
+        }
+    }
+
+    private static func parseBody(_ body: inout ByteBuffer) -> ClientHello? {
+        var hello = ClientHello()
+        guard body.readInteger(as: UInt16.self) != nil,  // legacy_version
+            body.readSlice(length: 32) != nil,  // random
+            let sessionIDLength = body.readInteger(as: UInt8.self),
+            body.readSlice(length: Int(sessionIDLength)) != nil,
+            let suitesLength = body.readInteger(as: UInt16.self), suitesLength % 2 == 0,
+            var suites = body.readSlice(length: Int(suitesLength)),
+            let compressionLength = body.readInteger(as: UInt8.self),
+            body.readSlice(length: Int(compressionLength)) != nil
+        else { return nil }
+        while let suite = suites.readInteger(as: UInt16.self) { hello.cipherSuites.append(suite) }
+        guard body.readableBytes > 0 else { return hello }  // no extensions
+        guard let extensionsLength = body.readInteger(as: UInt16.self), var extensions = body.readSlice(length: Int(extensionsLength)) else {
+            return nil
+        }
+        while extensions.readableBytes > 0 {
+            guard let type = extensions.readInteger(as: UInt16.self), let length = extensions.readInteger(as: UInt16.self),
+                var data = extensions.readSlice(length: Int(length))
+            else { return nil }
+            switch type {
+            case 0:  // server_name
+                guard let listLength = data.readInteger(as: UInt16.self), var list = data.readSlice(length: Int(listLength)) else { return nil }
+                while list.readableBytes > 0 {
+                    guard let nameType = list.readInteger(as: UInt8.self), let nameLength = list.readInteger(as: UInt16.self),
+                        let name = list.readString(length: Int(nameLength))
+                    else { return nil }
+                    if nameType == 0, hello.serverName == nil { hello.serverName = name }
+                }
+            case 16:  // application_layer_protocol_negotiation
+                guard let listLength = data.readInteger(as: UInt16.self), var list = data.readSlice(length: Int(listLength)) else { return nil }
+                while list.readableBytes > 0 {
+                    guard let length = list.readInteger(as: UInt8.self), let proto = list.readString(length: Int(length)) else { return nil }
+                    hello.alpn.append(proto)
+                }
+            default:
+                break
+            }
+        }
+        return hello
+    }
+
+    /// Reads the cipher suite the server chose from the first bytes the server sends (a plaintext ServerHello).
+    package static func serverHelloCipher(_ buffer: ByteBuffer) -> UInt16? {
+        var b = buffer
+        guard b.readInteger(as: UInt8.self) == 22, b.readInteger(as: UInt16.self) != nil, b.readInteger(as: UInt16.self) != nil,
+            b.readInteger(as: UInt8.self) == 2, b.readSlice(length: 3) != nil,  // ServerHello, length
+            b.readInteger(as: UInt16.self) != nil, b.readSlice(length: 32) != nil,
+            let sessionIDLength = b.readInteger(as: UInt8.self), b.readSlice(length: Int(sessionIDLength)) != nil
+        else { return nil }
+        return b.readInteger(as: UInt16.self)
+    }
+}

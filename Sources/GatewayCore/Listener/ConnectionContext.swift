@@ -1,0 +1,63 @@
+import NIOCore
+import NIOSSL
+import Atomics
+
+/// Everything known about one client connection, filled in during the handshake and then read-only for the
+/// connection's requests (and, through the plugin host, for plugins). Confined to the channel's event loop.
+public final class ConnectionContext {
+    private static let nextID = ManagedAtomic<UInt64>(1)
+
+    public enum Verification: Sendable {
+        /// No certificate was requested, or none was presented under `optional`.
+        case none
+        case success
+        case failed(HandshakeRejection)
+    }
+
+    public let id: UInt64
+    public let listenerName: String
+    public let isTLS: Bool
+    public let remoteAddress: SocketAddress?
+    public let localAddress: SocketAddress?
+    /// The client IP as text, computed once (X-Forwarded-For, logs).
+    public let remoteIP: String
+    public package(set) var serverName: String?
+    public package(set) var offeredALPN: [String] = []
+    public package(set) var offeredCipherSuites: [UInt16] = []
+    public package(set) var cipherSuite: UInt16?
+    public package(set) var negotiatedALPN: String?
+    public package(set) var tlsVersion: TLSVersion?
+    public package(set) var clientCertificate: ClientIdentity?
+    public package(set) var verification: Verification = .none
+    public package(set) var handshakeCompleted = false
+
+    package init(listenerName: String, isTLS: Bool, remoteAddress: SocketAddress?, localAddress: SocketAddress?) {
+        self.id = Self.nextID.loadThenWrappingIncrement(ordering: .relaxed)
+        self.listenerName = listenerName
+        self.isTLS = isTLS
+        self.remoteAddress = remoteAddress
+        self.localAddress = localAddress
+        self.remoteIP = remoteAddress?.ipAddress ?? "unknown"
+    }
+
+    public var tlsVersionName: String? {
+        switch tlsVersion {
+        case .tlsv13: return "TLSv1.3"
+        case .tlsv12: return "TLSv1.2"
+        case .tlsv11: return "TLSv1.1"
+        case .tlsv1: return "TLSv1"
+        case .none: return nil
+        }
+    }
+
+    public var cipherName: String? { cipherSuite.map(CipherSuiteNames.name) }
+
+    /// nginx's $ssl_client_verify: SUCCESS, FAILED:<reason code>, or NONE.
+    public var clientVerifyText: String {
+        switch verification {
+        case .none: return "NONE"
+        case .success: return "SUCCESS"
+        case .failed(let rejection): return "FAILED:\(rejection.code)"
+        }
+    }
+}

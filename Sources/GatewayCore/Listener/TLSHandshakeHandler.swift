@@ -1,0 +1,122 @@
+import Logging
+import NIOCore
+import NIOSSL
+import NIOTLS
+
+/// Completes the connection's identity when the handshake succeeds, and logs a refused handshake with the
+/// client address, the listener, what the client presented and the precise reason.
+package final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = NIOAny
+
+    private let connection: ConnectionContext
+    private let logger: Logger
+    /// The listener's plugins: their on_connection hooks see every handshake, refused ones included.
+    private let plugins: PluginChain?
+    private let metrics: ListenerMetrics
+    private let tls: ListenerTLS
+
+    package init(connection: ConnectionContext, logger: Logger, plugins: PluginChain?, metrics: ListenerMetrics, tls: ListenerTLS) {
+        self.tls = tls
+        self.connection = connection
+        self.logger = logger
+        self.plugins = plugins
+        self.metrics = metrics
+    }
+
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted(let alpn) = event {
+            if let rejection = verifyResumedSession(context: context) {
+                refuse(rejection, context: context)
+                return
+            }
+            connection.handshakeCompleted = true
+            metrics.handshakesSucceeded.increment()
+            connection.negotiatedALPN = alpn
+            connection.tlsVersion = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).tlsVersion
+            if logger.logLevel <= .debug {
+                logger.debug("TLS handshake completed", metadata: metadata(extra: [
+                    "tls_version": "\(connection.tlsVersionName ?? "?")", "cipher": "\(connection.cipherName ?? "?")",
+                ]))
+            }
+            plugins?.onConnection(connection)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !connection.handshakeCompleted {
+            refuse(Self.rejection(for: error, connection: connection), context: context)
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    private func refuse(_ rejection: HandshakeRejection, context: ChannelHandlerContext) {
+        metrics.handshakeFailed(rejection.code)
+        var extra: Logger.Metadata = ["reason": "\(rejection.code)", "detail": "\(rejection.detail)"]
+        if let presented = connection.clientCertificate {
+            extra["subject"] = "\(presented.subject)"
+            extra["issuer"] = "\(presented.issuer)"
+            extra["serial"] = "\(presented.serialHex)"
+        }
+        logger.warning("TLS handshake rejected", metadata: metadata(extra: extra))
+        if case .failed = connection.verification {} else { connection.verification = .failed(rejection) }
+        plugins?.onConnection(connection)
+        context.close(promise: nil)
+    }
+
+    /// A resumed session skips the verification callback: verify its client certificate here (fail closed).
+    /// Returns the reason to refuse the connection, if any. Under `optional`, a certificate that no longer
+    /// verifies is recorded as failed (as in a full handshake) and the connection goes on.
+    private func verifyResumedSession(context: ChannelHandlerContext) -> HandshakeRejection? {
+        guard tls.clientAuth != .none, case .none = connection.verification, let verifier = tls.verifier else { return nil }
+        let leaf = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
+        guard let leaf, let der = try? leaf.toDERBytes() else {
+            return tls.clientAuth == .required ? HandshakeRejection(.noCertificate, "resumed session without a client certificate") : nil
+        }
+        switch verifier.verifyResumed(leafDER: der) {
+        case .verified(let identity):
+            connection.clientCertificate = identity
+            connection.verification = .success
+            return nil
+        case .rejected(let rejection, let presented):
+            connection.clientCertificate = presented
+            connection.verification = .failed(rejection)
+            return tls.clientAuth == .required ? rejection : nil
+        }
+    }
+
+    package func channelInactive(context: ChannelHandlerContext) {
+        context.fireChannelInactive()
+    }
+
+    private func metadata(extra: Logger.Metadata) -> Logger.Metadata {
+        var m: Logger.Metadata = [
+            "listener": "\(connection.listenerName)", "client": "\(connection.remoteAddress.map { "\($0)" } ?? "?")",
+            "connection_id": "\(connection.id)",
+        ]
+        if let sni = connection.serverName { m["sni"] = "\(sni)" }
+        m.merge(extra) { $1 }
+        return m
+    }
+
+    /// Maps what went wrong to a rejection: our verifier's reason when it ran, otherwise BoringSSL's error.
+    package static func rejection(for error: any Error, connection: ConnectionContext) -> HandshakeRejection {
+        if case .failed(let rejection) = connection.verification { return rejection }
+        let text = "\(error)"
+        if text.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") || text.contains("CERTIFICATE_REQUIRED") {
+            return .init(.noCertificate, "client presented no certificate, and this listener requires one")
+        }
+        if text.contains("UNSUPPORTED_PROTOCOL") || text.contains("WRONG_VERSION") || text.contains("PROTOCOL_VERSION") {
+            return .init(.protocolVersion, "client offered no TLS version this listener accepts: \(text)")
+        }
+        if error is NIOSSLError, case .uncleanShutdown = error as! NIOSSLError {
+            return .init(.tlsError, "connection closed during the handshake")
+        }
+        if let channelError = error as? ChannelError, channelError == .eof {
+            return .init(.tlsError, "connection closed during the handshake")
+        }
+        return .init(.tlsError, text)
+    }
+}

@@ -1,0 +1,109 @@
+import Logging
+import NIOCore
+import NIOSSL
+
+/// The first handler of an HTTPS connection. It reads the ClientHello (server name, offered ALPN and ciphers),
+/// installs a `NIOSSLServerHandler` with the certificate for that name and a per-connection verification
+/// callback, replays the bytes into it, and notes the cipher suite from the outgoing ServerHello.
+package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias InboundOut = ByteBuffer
+    package typealias OutboundIn = ByteBuffer
+    package typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case awaitingClientHello(ByteBuffer?)
+        case awaitingServerHello
+        case done
+    }
+
+    private var state: State = .awaitingClientHello(nil)
+    private let tls: ListenerTLS
+    private let connection: ConnectionContext
+    private let logger: Logger
+    private let metrics: ListenerMetrics
+
+    package init(tls: ListenerTLS, connection: ConnectionContext, logger: Logger, metrics: ListenerMetrics) {
+        self.tls = tls
+        self.connection = connection
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .awaitingClientHello(let pending) = state else {
+            context.fireChannelRead(data)
+            return
+        }
+        var incoming = unwrapInboundIn(data)
+        var buffer: ByteBuffer
+        if var pending {
+            pending.writeBuffer(&incoming)
+            buffer = pending
+        } else {
+            buffer = incoming
+        }
+        switch ClientHello.parse(buffer) {
+        case .needMoreData:
+            state = .awaitingClientHello(buffer)
+        case .notTLS(let reason):
+            state = .done
+            logger.info("closing connection that did not start with a TLS ClientHello", metadata: [
+                "client": "\(connection.remoteIP)", "listener": "\(connection.listenerName)", "reason": "\(reason)",
+            ])
+            context.close(promise: nil)
+        case .complete(let hello):
+            state = .awaitingServerHello
+            connection.serverName = hello.serverName
+            connection.offeredALPN = hello.alpn
+            connection.offeredCipherSuites = hello.cipherSuites
+            let sslContext = tls.context(forServerName: hello.serverName)
+            let handler: NIOSSLServerHandler
+            if let verifier = tls.verifier {
+                let connection = self.connection
+                handler = NIOSSLServerHandler(context: sslContext) { certificates, promise in
+                    // Runs on this channel's event loop, during the handshake.
+                    let der: [[UInt8]]
+                    do {
+                        der = try certificates.map { try $0.toDERBytes() }
+                    } catch {
+                        connection.verification = .failed(.init(.malformed, "cannot encode presented certificate: \(error)"))
+                        promise.succeed(.failed)
+                        return
+                    }
+                    switch verifier.verify(der: der) {
+                    case .verified(let identity):
+                        connection.clientCertificate = identity
+                        connection.verification = .success
+                        promise.succeed(.certificateVerified)
+                    case .rejected(let rejection, let presented):
+                        connection.clientCertificate = presented
+                        connection.verification = .failed(rejection)
+                        promise.succeed(.failed)
+                    }
+                }
+            } else {
+                handler = NIOSSLServerHandler(context: sslContext)
+            }
+            do {
+                try context.pipeline.syncOperations.addHandler(handler, position: .after(self))
+            } catch {
+                metrics.connectionSetupFailed(.tls)
+                logger.error("closing connection: cannot install the TLS handler", metadata: [
+                    "client": "\(connection.remoteIP)", "listener": "\(connection.listenerName)", "error": "\(error)",
+                ])
+                context.close(promise: nil)
+                return
+            }
+            context.fireChannelRead(wrapInboundOut(buffer))
+        }
+    }
+
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .awaitingServerHello = state {
+            state = .done
+            connection.cipherSuite = ClientHello.serverHelloCipher(unwrapOutboundIn(data))
+        }
+        context.write(data, promise: promise)
+    }
+}

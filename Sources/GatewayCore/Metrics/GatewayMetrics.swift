@@ -1,0 +1,106 @@
+import CoreMetrics
+import Foundation
+import NIOConcurrencyHelpers
+import Prometheus
+
+/// The gateway's metrics: one Prometheus registry per server, fed through swift-metrics. Metric handles are
+/// created once per label set (at start-up and reload, never on the request path) and outlive reloads, so
+/// counters never reset when the configuration changes.
+package final class GatewayMetrics: Sendable {
+    package let registry: PrometheusCollectorRegistry
+    package let factory: PrometheusMetricsFactory
+    private let listeners = NIOLockedValueBox<[String: ListenerMetrics]>([:])
+    private let servers = NIOLockedValueBox<[String: BackendServerMetrics]>([:])
+    private let expiry = NIOLockedValueBox<[String: Gauge]>([:])
+
+    package let reloadsSucceeded: Counter
+    package let reloadsFailed: Counter
+    package let lastReloadTimestamp: Gauge
+    package let lastReloadSuccess: Gauge
+    package let startTimestamp: Gauge
+
+    /// Request durations, in seconds: from 1 ms to 30 s.
+    package static let durationBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5),
+        .seconds(10), .seconds(30),
+    ]
+
+    package init() {
+        registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = Self.durationBuckets
+        self.factory = factory
+        reloadsSucceeded = Counter(label: "gateway_config_reloads_total", dimensions: [("result", "success")], factory: factory)
+        reloadsFailed = Counter(label: "gateway_config_reloads_total", dimensions: [("result", "failure")], factory: factory)
+        lastReloadTimestamp = Gauge(label: "gateway_config_last_reload_timestamp_seconds", factory: factory)
+        lastReloadSuccess = Gauge(label: "gateway_config_last_reload_success", factory: factory)
+        startTimestamp = Gauge(label: "gateway_start_timestamp_seconds", factory: factory)
+        let now = Date().timeIntervalSince1970
+        startTimestamp.record(now)
+        // The configuration loaded at start counts as the first successful load.
+        lastReloadTimestamp.record(now)
+        lastReloadSuccess.record(1)
+    }
+
+    /// The metrics of listener `name`, created on first use.
+    package func listener(_ name: String) -> ListenerMetrics {
+        listeners.withLockedValue { table in
+            if let existing = table[name] { return existing }
+            let created = ListenerMetrics(listener: name, factory: factory)
+            table[name] = created
+            return created
+        }
+    }
+
+    /// The metrics of one server of a backend group, created on first use.
+    package func backendServer(backend: String, server: String) -> BackendServerMetrics {
+        servers.withLockedValue { table in
+            let key = backend + "\u{0}" + server
+            if let existing = table[key] { return existing }
+            let created = BackendServerMetrics(backend: backend, server: server, factory: factory)
+            table[key] = created
+            return created
+        }
+    }
+
+    package func recordReload(success: Bool) {
+        (success ? reloadsSucceeded : reloadsFailed).increment()
+        lastReloadTimestamp.record(Date().timeIntervalSince1970)
+        lastReloadSuccess.record(success ? 1 : 0)
+    }
+
+    /// The Prometheus text exposition: the registry, after refreshing what is computed at scrape time
+    /// (certificate expiry), followed by the metrics plugins defined through the ABI.
+    package func exposition(runtime: GatewayRuntime, now: Date = Date()) -> [UInt8] {
+        for listener in runtime.listeners {
+            guard let tls = listener.tls else { continue }
+            if let date = tls.serverCertificateExpiry {
+                expiryGauge(listener: listener.name, kind: "server_certificate").record(date.timeIntervalSince(now) / 86_400)
+            }
+            if let date = tls.clientCAExpiry {
+                expiryGauge(listener: listener.name, kind: "client_ca").record(date.timeIntervalSince(now) / 86_400)
+            }
+        }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 * 1024)
+        registry.emit(into: &buffer)
+        PluginRegistry.shared.appendExposition(into: &buffer)
+        return buffer
+    }
+
+    private func expiryGauge(listener: String, kind: String) -> Gauge {
+        expiry.withLockedValue { table in
+            let key = listener + "\u{0}" + kind
+            if let gauge = table[key] { return gauge }
+            let gauge = Gauge(label: "gateway_certificate_expiry_days", dimensions: [("listener", listener), ("kind", kind)], factory: factory)
+            table[key] = gauge
+            return gauge
+        }
+    }
+}
+
+// Prometheus exports its own Counter and Gauge; in this module the names mean swift-metrics' types.
+package typealias Counter = CoreMetrics.Counter
+package typealias Gauge = CoreMetrics.Gauge
+package typealias Meter = CoreMetrics.Meter

@@ -1,0 +1,72 @@
+import CoreMetrics
+import NIOCore
+import Prometheus
+
+/// One listener's metric handles. Every label set is created up front, so the request path only increments.
+package final class ListenerMetrics: Sendable {
+    package let connectionsAccepted: Counter
+    package let connectionsActive: Meter
+    /// Accepted connections whose set-up failed, by stage (`SetupStage`): each is also logged with the peer.
+    private let setupFailures: [Counter]
+    package let handshakesSucceeded: Counter
+    /// Failed handshakes by rejection reason (the stable `HandshakeRejection.Code` names).
+    private let handshakesFailed: [String: Counter]
+    private let handshakesFailedOther: Counter
+    /// Requests by status class: index 0 for 1xx ... 4 for 5xx.
+    private let requests: [Counter]
+    package let requestDuration: CoreMetrics.Timer
+
+    package static let rejectionCodes: [HandshakeRejection.Code] = [
+        .noCertificate, .unknownCA, .selfSigned, .expired, .notYetValid, .revoked, .crlExpired, .badSignature,
+        .usage, .chainTooLong, .invalidCA, .malformed, .protocolVersion, .tlsError,
+    ]
+
+    package init(listener: String, factory: PrometheusMetricsFactory) {
+        let l = ("listener", listener)
+        connectionsAccepted = Counter(label: "gateway_connections_accepted_total", dimensions: [l], factory: factory)
+        connectionsActive = Meter(label: "gateway_connections_active", dimensions: [l], factory: factory)
+        setupFailures = SetupStage.allCases.map { stage in
+            Counter(label: "gateway_connection_setup_failures_total", dimensions: [l, ("stage", stage.rawValue)], factory: factory)
+        }
+        handshakesSucceeded = Counter(
+            label: "gateway_tls_handshakes_total", dimensions: [l, ("result", "success"), ("reason", "none")], factory: factory
+        )
+        var failed: [String: Counter] = [:]
+        for code in Self.rejectionCodes {
+            failed[code.name] = Counter(
+                label: "gateway_tls_handshakes_total", dimensions: [l, ("result", "failure"), ("reason", code.name)], factory: factory
+            )
+        }
+        handshakesFailed = failed
+        handshakesFailedOther = Counter(
+            label: "gateway_tls_handshakes_total", dimensions: [l, ("result", "failure"), ("reason", "other")], factory: factory
+        )
+        requests = (1...5).map { digit in
+            Counter(label: "gateway_requests_total", dimensions: [l, ("status_class", "\(digit)xx")], factory: factory)
+        }
+        requestDuration = CoreMetrics.Timer(label: "gateway_request_duration_seconds", dimensions: [l], factory: factory)
+    }
+
+    /// Where the set-up of an accepted connection can fail before it serves anything.
+    package enum SetupStage: String, CaseIterable {
+        /// The channel pipeline could not be built; the connection is closed.
+        case pipeline
+        /// The TLS handler for the ClientHello's server name could not be installed; the connection is closed.
+        case tls
+    }
+
+    package func connectionSetupFailed(_ stage: SetupStage) {
+        setupFailures[SetupStage.allCases.firstIndex(of: stage)!].increment()
+    }
+
+    package func handshakeFailed(_ code: HandshakeRejection.Code) {
+        (handshakesFailed[code.name] ?? handshakesFailedOther).increment()
+    }
+
+    /// Counts one answered request and its duration (head received to response end written).
+    package func requestCompleted(status: Int, started: NIODeadline, now: NIODeadline = .now()) {
+        let index = min(max(status / 100, 1), 5) - 1
+        requests[index].increment()
+        requestDuration.recordNanoseconds((now - started).nanoseconds)
+    }
+}

@@ -1,0 +1,147 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOConcurrencyHelpers
+import PluginAPI
+
+/// The table of host functions handed to every plugin (`gw_host_api`). Built once; valid for the process.
+package enum HostAPI {
+    package static let table: UnsafePointer<gw_host_api> = {
+        let pointer = UnsafeMutablePointer<gw_host_api>.allocate(capacity: 1)
+        pointer.initialize(to: gw_host_api(
+            struct_size: UInt32(MemoryLayout<gw_host_api>.size),
+            abi_major: UInt16(GW_PLUGIN_ABI_MAJOR),
+            abi_minor: UInt16(GW_PLUGIN_ABI_MINOR),
+            log: { tag, level, message in
+                HostAPI.log(tag: tag, level: level, message: message)
+            },
+            get_attribute: { handle, attribute, index, out in
+                guard let out else { return GW_ERR_INVALID_ARGUMENT }
+                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
+                return target.attribute(attribute, index: Int(index), into: &out.pointee)
+            },
+            get_attribute_int: { handle, attribute, out in
+                guard let out else { return GW_ERR_INVALID_ARGUMENT }
+                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
+                guard let value = target.attributeInt(attribute) else { return GW_ERR_NOT_FOUND }
+                out.pointee = value
+                return GW_OK
+            },
+            get_header: { handle, name, index, out in
+                guard let out, let name = name.string else { return GW_ERR_INVALID_ARGUMENT }
+                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
+                return target.header(name, index: Int(index), into: &out.pointee)
+            },
+            set_header: { handle, name, value in
+                HostAPI.editHeader(handle, name, value, .set)
+            },
+            add_header: { handle, name, value in
+                HostAPI.editHeader(handle, name, value, .add)
+            },
+            remove_header: { handle, name in
+                HostAPI.editHeader(handle, name, gw_str(ptr: nil, len: 0), .remove)
+            },
+            respond: { handle, status, headers, count, body in
+                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
+                guard (200...599).contains(status), count == 0 || headers != nil, let bodyBytes = body.bytes else { return GW_ERR_INVALID_ARGUMENT }
+                var list: [(String, String)] = []
+                for i in 0..<count {
+                    guard let name = headers![i].name.string, let value = headers![i].value.string else { return GW_ERR_INVALID_ARGUMENT }
+                    guard HeaderValidation.isValidName(name), HeaderValidation.isValidValue(value) else { return GW_ERR_INVALID_HEADER }
+                    list.append((name, value))
+                }
+                return target.respond(status: Int(status), headers: list, body: bodyBytes)
+            },
+            set_var: { handle, name, value in
+                guard let name = name.string, !name.isEmpty, let value = value.string else { return GW_ERR_INVALID_ARGUMENT }
+                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
+                return target.setVar(name, value)
+            },
+            get_var: { handle, name, out in
+                guard let out, let name = name.string else { return GW_ERR_INVALID_ARGUMENT }
+                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
+                return target.getVar(name, into: &out.pointee)
+            },
+            metric_define: { tag, kind, name, help, outID in
+                guard let outID, let name = name.string else { return GW_ERR_INVALID_ARGUMENT }
+                return PluginRegistry.shared.defineMetric(tag: tag, kind: kind, name: name, help: help.string ?? "", id: &outID.pointee)
+            },
+            metric_record: { tag, id, value in
+                PluginRegistry.shared.recordMetric(tag: tag, id: id, value: value)
+            },
+            get_header_at: { handle, index, name, value in
+                guard let name, let value else { return GW_ERR_INVALID_ARGUMENT }
+                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
+                return target.header(at: Int(index), name: &name.pointee, value: &value.pointee)
+            }
+        ))
+        return UnsafePointer(pointer)
+    }()
+
+    private static func editHeader(_ handle: gw_handle, _ name: gw_str, _ value: gw_str, _ mode: HeaderEdit) -> gw_status {
+        guard name.ptr != nil || name.len == 0, value.ptr != nil || value.len == 0 else { return GW_ERR_INVALID_ARGUMENT }
+        guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
+        // Checked on the bytes, before any copy: a long value (a PEM) is scanned once, by memchr.
+        guard HeaderValidation.isValidName(name.buffer), mode == .remove || HeaderValidation.isValidValue(value.buffer) else {
+            return GW_ERR_INVALID_HEADER
+        }
+        return target.setHeader(name.string ?? "", mode == .remove ? "" : value.string ?? "", mode: mode)
+    }
+
+    /// Checks the level before anything else: a filtered debug line costs a lock and a comparison, not a
+    /// string conversion and an instance lookup.
+    package static func log(tag: UInt64, level: gw_log_level, message: gw_str) {
+        let swiftLevel: Logger.Level
+        switch level {
+        case GW_LOG_TRACE: swiftLevel = .trace
+        case GW_LOG_DEBUG: swiftLevel = .debug
+        case GW_LOG_INFO: swiftLevel = .info
+        case GW_LOG_WARNING: swiftLevel = .warning
+        default: swiftLevel = .error
+        }
+        var logger = PluginRegistry.shared.logger
+        guard swiftLevel >= logger.logLevel else { return }
+        let instance = PluginRegistry.shared.instanceInfo(tag: tag)
+        logger[metadataKey: "plugin"] = "\(instance?.plugin ?? "?")"
+        if let listener = instance?.listener { logger[metadataKey: "listener"] = "\(listener)" }
+        logger.log(level: swiftLevel, "\(message.string ?? "")")
+    }
+}
+
+/// RFC 9110 header syntax, checked on everything a plugin sets.
+package enum HeaderValidation {
+    /// RFC 9110 tchar, by byte.
+    private static let tchar: [Bool] = (0..<256).map { byte in
+        switch UInt8(byte) {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(UInt8(byte))
+        }
+    }
+
+    package static func isValidName(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { isValidName(UnsafeRawBufferPointer($0)) }
+    }
+
+    package static func isValidName(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        !bytes.isEmpty && tchar.withUnsafeBufferPointer { table in bytes.allSatisfy { table[Int($0)] } }
+    }
+
+    package static func isValidValue(_ value: String) -> Bool {
+        var value = value
+        return value.withUTF8 { isValidValue(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// No NUL, CR or LF.
+    package static func isValidValue(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return true }
+        return memchr(base, 0, bytes.count) == nil && memchr(base, 10, bytes.count) == nil && memchr(base, 13, bytes.count) == nil
+    }
+}
+
+extension HostAPI {
+    package static var abiVersion: String { "\(GW_PLUGIN_ABI_MAJOR).\(GW_PLUGIN_ABI_MINOR)" }
+}

@@ -1,0 +1,92 @@
+import NIOCore
+import PluginAPI
+
+/// One chain entry of one listener: a plugin library instantiated with that entry's config.
+package final class PluginInstance: @unchecked Sendable {
+    package enum OnError: String, ConfigEnum, Sendable {
+        case deny
+        case `continue`
+    }
+
+    package let library: PluginLibrary
+    package let listener: String
+    package let tag: UInt64
+    package let onError: OnError
+    package let timeout: TimeAmount
+    private let instance: UnsafeMutableRawPointer?
+    private var destroyed = false
+
+    package var name: String { library.name }
+
+    /// Calls the plugin's `create`; the error carries the plugin's own message.
+    package init(library: PluginLibrary, listener: String, configJSON: String, onError: OnError, timeout: TimeAmount) throws {
+        self.library = library
+        self.listener = listener
+        self.onError = onError
+        self.timeout = timeout
+        let tag = PluginRegistry.shared.register(plugin: library.name, listener: listener)
+        self.tag = tag
+        var created: UnsafeMutableRawPointer?
+        var error = [CChar](repeating: 0, count: 1024)
+        let status: Int32 = listener.withGWStr { listenerView in
+            configJSON.withGWStr { configView in
+                var args = gw_create_args(
+                    struct_size: UInt32(MemoryLayout<gw_create_args>.size), instance_tag: tag,
+                    listener_name: listenerView, config_json: configView
+                )
+                return error.withUnsafeMutableBufferPointer { buffer in
+                    library.descriptor.pointee.create(HostAPI.table, &args, &created, buffer.baseAddress, buffer.count - 1)
+                }
+            }
+        }
+        guard status == 0 else {
+            PluginRegistry.shared.unregister(tag: tag)
+            error[error.count - 1] = 0
+            let message = String(cString: error)
+            throw PluginError("plugin '\(library.name)' (\(library.path)) rejected its config: \(message.isEmpty ? "create returned \(status) without a message" : message)")
+        }
+        self.instance = created
+    }
+
+    /// Destroys the instance; called once, after its last request.
+    package func destroy() {
+        guard !destroyed else { return }
+        destroyed = true
+        library.descriptor.pointee.destroy(instance)
+        PluginRegistry.shared.unregister(tag: tag)
+    }
+
+    @inline(__always)
+    package func onConnection(_ handle: UInt64) {
+        library.descriptor.pointee.on_connection?(instance, handle)
+    }
+
+    @inline(__always)
+    package func onRequestHeaders(_ handle: UInt64) -> Int32 {
+        library.descriptor.pointee.on_request_headers.map { $0(instance, handle).rawValue } ?? GW_CONTINUE.rawValue
+    }
+
+    @inline(__always)
+    package func onResponseHeaders(_ handle: UInt64) -> Int32 {
+        library.descriptor.pointee.on_response_headers.map { $0(instance, handle).rawValue } ?? GW_CONTINUE.rawValue
+    }
+
+    package func onReopen() {
+        library.descriptor.pointee.on_reopen?(instance)
+    }
+
+    @inline(__always)
+    package func onComplete(_ handle: UInt64) {
+        library.descriptor.pointee.on_complete?(instance, handle)
+    }
+}
+
+extension String {
+    /// Runs `body` with a view of this string's UTF-8 bytes (valid only inside `body`).
+    package func withGWStr<T>(_ body: (gw_str) -> T) -> T {
+        var copy = self
+        return copy.withUTF8 { bytes in
+            body(gw_str(ptr: bytes.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }, len: bytes.count))
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import Logging
+import NIOConcurrencyHelpers
+import PluginAPI
+
+/// Process-wide plugin state: loaded libraries (each loaded once), instance tags for logging and metrics, and
+/// the metrics plugins defined. Libraries stay loaded for the life of the process.
+package final class PluginRegistry: @unchecked Sendable {
+    package static let shared = PluginRegistry()
+
+    package struct InstanceInfo: Sendable {
+        package var plugin: String
+        package var listener: String
+    }
+
+    /// A metric a plugin instance defined. Instances of the same plugin on the same listener (one per
+    /// configuration generation) share one series, so a reload never resets a plugin's counters.
+    package final class Metric: @unchecked Sendable {
+        package let name: String
+        package let help: String
+        package let kind: gw_metric_kind
+        package let plugin: String
+        package let listener: String
+        private let lock = NIOLock()
+        private var _count: UInt64 = 0
+        private var _sum: Double = 0
+
+        package init(name: String, help: String, kind: gw_metric_kind, plugin: String, listener: String) {
+            self.name = name
+            self.help = help
+            self.kind = kind
+            self.plugin = plugin
+            self.listener = listener
+        }
+
+        package func record(_ value: Double) {
+            lock.withLock {
+                _count += 1
+                _sum += value
+            }
+        }
+
+        package var count: UInt64 { lock.withLock { _count } }
+        package var sum: Double { lock.withLock { _sum } }
+    }
+
+    private let lock = NIOLock()
+    private var libraries: [String: PluginLibrary] = [:]
+    private var instances: [UInt64: InstanceInfo] = [:]
+    /// Each instance's metrics, by the id `metric_define` returned.
+    private var metrics: [UInt64: [Metric]] = [:]
+    /// Every series, by name, plugin and listener: what `/metrics` shows.
+    private var series: [String: Metric] = [:]
+    private var nextTag: UInt64 = 1
+    private var _logger = Logger(label: "gateway.plugin")
+
+    package var logger: Logger {
+        get { lock.withLock { _logger } }
+        set { lock.withLock { _logger = newValue } }
+    }
+
+    /// Loads `path` once; a second plugin file with a name already taken is refused.
+    package func library(at path: String) throws -> PluginLibrary {
+        if let loaded = lock.withLock({ libraries[path] }) { return loaded }
+        let library = try PluginLibrary.load(path: path)
+        return try lock.withLock {
+            if let existing = libraries.values.first(where: { $0.name == library.name && $0.path != path }) {
+                throw PluginError("\(path): plugin name '\(library.name)' is already used by \(existing.path)")
+            }
+            libraries[path] = library
+            return library
+        }
+    }
+
+    package func register(plugin: String, listener: String) -> UInt64 {
+        lock.withLock {
+            let tag = nextTag
+            nextTag += 1
+            instances[tag] = InstanceInfo(plugin: plugin, listener: listener)
+            return tag
+        }
+    }
+
+    package func unregister(tag: UInt64) {
+        lock.withLock {
+            instances.removeValue(forKey: tag)
+            metrics.removeValue(forKey: tag)  // the series stay in `series`: counters outlive instances
+        }
+    }
+
+    package func instanceInfo(tag: UInt64) -> InstanceInfo? {
+        lock.withLock { instances[tag] }
+    }
+
+    package func defineMetric(tag: UInt64, kind: gw_metric_kind, name: String, help: String, id: inout UInt32) -> gw_status {
+        guard kind == GW_METRIC_COUNTER || kind == GW_METRIC_HISTOGRAM else { return GW_ERR_INVALID_ARGUMENT }
+        let valid = !name.isEmpty && name.utf8.enumerated().allSatisfy { index, byte in
+            (byte >= 97 && byte <= 122) || byte == 95 || (index > 0 && byte >= 48 && byte <= 57)
+        }
+        guard valid else { return GW_ERR_INVALID_ARGUMENT }
+        return lock.withLock {
+            guard let info = instances[tag] else { return GW_ERR_INVALID_ARGUMENT }
+            var list = metrics[tag, default: []]
+            let fullName = "gateway_plugin_" + name
+            if let existing = list.firstIndex(where: { $0.name == fullName }) {
+                guard list[existing].kind == kind else { return GW_ERR_INVALID_ARGUMENT }
+                id = UInt32(existing)
+                return GW_OK
+            }
+            let key = fullName + "\u{0}" + info.plugin + "\u{0}" + info.listener
+            let metric: Metric
+            if let shared = series[key] {
+                guard shared.kind == kind else { return GW_ERR_INVALID_ARGUMENT }
+                metric = shared
+            } else {
+                guard !series.values.contains(where: { $0.name == fullName && $0.kind != kind }) else { return GW_ERR_INVALID_ARGUMENT }
+                metric = Metric(name: fullName, help: help, kind: kind, plugin: info.plugin, listener: info.listener)
+                series[key] = metric
+            }
+            list.append(metric)
+            metrics[tag] = list
+            id = UInt32(list.count - 1)
+            return GW_OK
+        }
+    }
+
+    package func recordMetric(tag: UInt64, id: UInt32, value: Double) -> gw_status {
+        guard value.isFinite else { return GW_ERR_INVALID_ARGUMENT }
+        let metric: Metric? = lock.withLock {
+            guard let list = metrics[tag], Int(id) < list.count else { return nil }
+            return list[Int(id)]
+        }
+        guard let metric else { return GW_ERR_INVALID_ARGUMENT }
+        metric.record(value)
+        return GW_OK
+    }
+
+    /// A snapshot of every plugin metric series (for the admin endpoint and tests).
+    package var metricSnapshot: [Metric] { lock.withLock { Array(series.values) } }
+
+    /// Appends every plugin metric in the Prometheus text format: counters as `<name>_total`, histograms
+    /// (the ABI defines no buckets) as summaries with `_sum` and `_count`. Labels: plugin and listener.
+    package func appendExposition(into buffer: inout [UInt8]) {
+        let families = Dictionary(grouping: metricSnapshot, by: \.name).sorted { $0.key < $1.key }
+        for (name, list) in families {
+            let first = list[0]
+            let counter = first.kind == GW_METRIC_COUNTER
+            let family = counter && !name.hasSuffix("_total") ? name + "_total" : name
+            var text = "# HELP \(family) \(Self.escapeHelp(first.help))\n# TYPE \(family) \(counter ? "counter" : "summary")\n"
+            for metric in list.sorted(by: { ($0.plugin, $0.listener) < ($1.plugin, $1.listener) }) {
+                let labels = "{plugin=\"\(Self.escapeLabel(metric.plugin))\",listener=\"\(Self.escapeLabel(metric.listener))\"}"
+                if counter {
+                    text += "\(family)\(labels) \(Self.number(metric.sum))\n"
+                } else {
+                    text += "\(family)_sum\(labels) \(Self.number(metric.sum))\n\(family)_count\(labels) \(metric.count)\n"
+                }
+            }
+            buffer.append(contentsOf: text.utf8)
+        }
+    }
+
+    private static func number(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)"
+    }
+
+    private static func escapeLabel(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+
+    private static func escapeHelp(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}

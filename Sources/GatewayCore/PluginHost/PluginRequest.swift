@@ -1,0 +1,169 @@
+import Atomics
+import NIOCore
+import NIOHTTP1
+import PluginAPI
+
+/// One request as plugins see it: the request head they may change, the response head, shared variables,
+/// and the figures of its completion. Owned by the proxy handler; touched by at most one hook at a time.
+package final class PluginRequest: PluginCallTarget {
+    package enum Phase {
+        case request, response, complete
+    }
+
+    private static let nextHandle = ManagedAtomic<UInt64>(1)
+
+    package let handle: UInt64
+    package let connection: ConnectionContext
+    package var head: HTTPRequestHead
+    package var backendName: String?
+    package var phase: Phase = .request
+    package var responseHead: HTTPResponseHead?
+    package var vars: [String: String] = [:]
+    /// Set by `respond`: the answer and which plugin gave it.
+    package var answer: (status: Int, headers: [(String, String)], body: [UInt8])?
+    package var answeredBy: String?
+    package var currentPlugin: String = ""
+    package var bytesReceived: Int64 = 0
+    package var bytesSent: Int64 = 0
+    package var backendServer: String?
+    package var clientAborted = false
+    package let started = NIODeadline.now()
+    package var finished: NIODeadline?
+    /// How many chain entries this request reached (their on_response_headers and on_complete will run).
+    package var reached = 0
+    private var arena: PluginArena { PluginArena.current }
+
+    package init(connection: ConnectionContext, head: HTTPRequestHead) {
+        self.handle = Self.nextHandle.loadThenWrappingIncrement(ordering: .relaxed) | (1 << 62)
+        self.connection = connection
+        self.head = head
+    }
+
+    package func endCall() { PluginArena.current.reset() }
+
+    private init(copying other: PluginRequest) {
+        handle = other.handle
+        connection = other.connection
+        head = other.head
+        backendName = other.backendName
+        vars = other.vars
+        reached = other.reached
+    }
+
+    /// A private copy for a blocking hook on a worker thread: the event loop never shares the original.
+    package func copyForBlockingCall() -> PluginRequest { PluginRequest(copying: self) }
+
+    /// Takes over what a blocking hook changed in its copy (on the event loop, once it finished in time).
+    package func adopt(_ copy: PluginRequest) {
+        head = copy.head
+        vars = copy.vars
+        answer = copy.answer
+        answeredBy = copy.answeredBy
+    }
+
+    package func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status {
+        func text(_ value: String?) -> gw_status {
+            guard let value else { return GW_ERR_NOT_FOUND }
+            out = arena.view(value)
+            return GW_OK
+        }
+        switch attribute {
+        case GW_ATTR_METHOD: return index == 0 ? text(head.method.rawValue) : GW_ERR_NOT_FOUND
+        case GW_ATTR_PATH: return index == 0 ? text(String(Router.path(of: head.uri))) : GW_ERR_NOT_FOUND
+        case GW_ATTR_QUERY:
+            guard index == 0, let q = head.uri.firstIndex(of: "?") else { return GW_ERR_NOT_FOUND }
+            return text(String(head.uri[head.uri.index(after: q)...].prefix { $0 != "#" }))
+        case GW_ATTR_HOST: return index == 0 ? text(head.headers.first(name: "host")) : GW_ERR_NOT_FOUND
+        case GW_ATTR_SCHEME: return index == 0 ? text(connection.isTLS ? "https" : "http") : GW_ERR_NOT_FOUND
+        case GW_ATTR_URI: return index == 0 ? text(head.uri) : GW_ERR_NOT_FOUND
+        case GW_ATTR_BACKEND_NAME: return index == 0 ? text(backendName) : GW_ERR_NOT_FOUND
+        case GW_ATTR_BACKEND_SERVER: return index == 0 && phase == .complete ? text(backendServer) : GW_ERR_NOT_FOUND
+        case GW_ATTR_ANSWERED_BY: return index == 0 ? text(answeredBy) : GW_ERR_NOT_FOUND
+        default:
+            return PluginConnectionAttributes.read(attribute, index: index, connection: connection, arena: arena, into: &out)
+        }
+    }
+
+    package func attributeInt(_ attribute: gw_attribute) -> Int64? {
+        switch attribute {
+        case GW_ATTR_REQUEST_ID: return Int64(bitPattern: handle & ~(1 << 62))
+        case GW_ATTR_RESPONSE_STATUS: return phase == .request ? nil : responseHead.map { Int64($0.status.code) }
+        case GW_ATTR_BYTES_RECEIVED: return phase == .complete ? bytesReceived : nil
+        case GW_ATTR_BYTES_SENT: return phase == .complete ? bytesSent : nil
+        case GW_ATTR_DURATION_US:
+            guard phase == .complete, let finished else { return nil }
+            return (finished - started).nanoseconds / 1000
+        case GW_ATTR_CLIENT_ABORTED: return phase == .complete ? (clientAborted ? 1 : 0) : nil
+        default: return PluginConnectionAttributes.readInt(attribute, connection: connection)
+        }
+    }
+
+    package func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status {
+        let headers: HTTPHeaders
+        switch phase {
+        case .request: headers = head.headers
+        case .response, .complete:
+            guard let responseHead else { return GW_ERR_NOT_FOUND }
+            headers = responseHead.headers
+        }
+        let values = headers[name]
+        guard index < values.count else { return GW_ERR_NOT_FOUND }
+        out = arena.view(values[index])
+        return GW_OK
+    }
+
+    package func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status {
+        let headers: HTTPHeaders
+        switch phase {
+        case .request: headers = head.headers
+        case .response, .complete:
+            guard let responseHead else { return GW_ERR_NOT_FOUND }
+            headers = responseHead.headers
+        }
+        guard index >= 0, index < headers.count else { return GW_ERR_NOT_FOUND }
+        let entry = headers[headers.index(headers.startIndex, offsetBy: index)]
+        name = arena.view(entry.name)
+        value = arena.view(entry.value)
+        return GW_OK
+    }
+
+    package func setHeader(_ name: String, _ value: String, mode: HeaderEdit) -> gw_status {
+        switch phase {
+        case .request:
+            Self.edit(&head.headers, name, value, mode)
+        case .response:
+            guard responseHead != nil else { return GW_ERR_WRONG_PHASE }
+            Self.edit(&responseHead!.headers, name, value, mode)
+        case .complete:
+            return GW_ERR_WRONG_PHASE
+        }
+        return GW_OK
+    }
+
+    private static func edit(_ headers: inout HTTPHeaders, _ name: String, _ value: String, _ mode: HeaderEdit) {
+        switch mode {
+        case .set: headers.replaceOrAdd(name: name, value: value)
+        case .add: headers.add(name: name, value: value)
+        case .remove: headers.remove(name: name)
+        }
+    }
+
+    package func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status {
+        guard phase == .request else { return GW_ERR_WRONG_PHASE }
+        answer = (status, headers, body)
+        answeredBy = currentPlugin
+        return GW_OK
+    }
+
+    package func setVar(_ name: String, _ value: String) -> gw_status {
+        guard phase != .complete else { return GW_ERR_WRONG_PHASE }
+        vars[name] = value
+        return GW_OK
+    }
+
+    package func getVar(_ name: String, into out: inout gw_str) -> gw_status {
+        guard let value = vars[name] else { return GW_ERR_NOT_FOUND }
+        out = arena.view(value)
+        return GW_OK
+    }
+}

@@ -1,0 +1,90 @@
+import NIOHTTP1
+
+/// How the gateway rewrites headers between client and backend: hop-by-hop headers removed (RFC 9110 7.6.1,
+/// including those the Connection header names), X-Forwarded-* set from what the gateway itself saw.
+package enum ProxyHeaders {
+    package static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+        "proxy-authenticate", "proxy-authorization",
+    ]
+
+    /// Removes hop-by-hop headers in place. One pass over the names finds whether there is anything to remove
+    /// (usually not: HTTP/1.1 clients seldom send any), so the common case costs a length check per header.
+    package static func removeHopByHop(_ headers: inout HTTPHeaders) {
+        guard headers.contains(where: { isHopByHop($0.name) }) else { return }
+        var names: [String] = []
+        for (name, value) in headers where isHopByHop(name) {
+            names.append(name)
+            guard equalsIgnoringCase(Substring(name), "connection") else { continue }
+            for token in value.split(separator: ",") {
+                let listed = trimmed(token)
+                if !listed.isEmpty, !equalsIgnoringCase(listed, "close"), !equalsIgnoringCase(listed, "keep-alive") {
+                    names.append(String(listed))
+                }
+            }
+        }
+        for name in names where headers.contains(name: name) { headers.remove(name: name) }
+    }
+
+    /// Whether `name` (any case) is one of `hopByHop`; lengths are compared first, nothing is allocated.
+    @inline(__always)
+    package static func isHopByHop(_ name: String) -> Bool {
+        let s = Substring(name)
+        switch name.utf8.count {
+        case 2: return equalsIgnoringCase(s, "te")
+        case 7: return equalsIgnoringCase(s, "trailer") || equalsIgnoringCase(s, "upgrade")
+        case 10: return equalsIgnoringCase(s, "connection") || equalsIgnoringCase(s, "keep-alive")
+        case 16: return equalsIgnoringCase(s, "proxy-connection")
+        case 17: return equalsIgnoringCase(s, "transfer-encoding")
+        case 18: return equalsIgnoringCase(s, "proxy-authenticate")
+        case 19: return equalsIgnoringCase(s, "proxy-authorization")
+        default: return false
+        }
+    }
+
+    /// ASCII case-insensitive equality with a lowercase literal.
+    package static func equalsIgnoringCase(_ text: Substring, _ lowercase: StaticString) -> Bool {
+        guard text.utf8.count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            zip(text.utf8, expected).allSatisfy { byte, wanted in (byte >= 65 && byte <= 90 ? byte | 0x20 : byte) == wanted }
+        }
+    }
+
+    /// Without leading and trailing spaces and tabs.
+    package static func trimmed(_ text: Substring) -> Substring {
+        var text = text
+        while let first = text.utf8.first, first == 32 || first == 9 { text = text.dropFirst() }
+        while let last = text.utf8.last, last == 32 || last == 9 { text = text.dropLast() }
+        return text
+    }
+
+    /// The request head sent to the backend. The client's Host is preserved.
+    package static func upstreamRequest(
+        _ head: HTTPRequestHead, clientIP: String, scheme: String, localPort: Int?, hasBody: Bool
+    ) -> HTTPRequestHead {
+        var headers = head.headers
+        removeHopByHop(&headers)
+        headers.remove(name: "expect")
+        // The client's Transfer-Encoding is hop-by-hop and was removed: a body without a Content-Length is
+        // re-framed as chunked here. NIO's encoder frames a GET/DELETE/OPTIONS body with neither header as raw
+        // bytes, which a backend would read as the next request (smuggling).
+        if hasBody && !headers.contains(name: "content-length") { headers.replaceOrAdd(name: "transfer-encoding", value: "chunked") }
+        let host = head.headers.first(name: "host")
+        let previous = headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
+        headers.replaceOrAdd(name: "x-forwarded-for", value: previous.isEmpty ? clientIP : "\(previous), \(clientIP)")
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: scheme)
+        if let localPort { headers.replaceOrAdd(name: "x-forwarded-port", value: String(localPort)) } else { headers.remove(name: "x-forwarded-port") }
+        if let host { headers.replaceOrAdd(name: "x-forwarded-host", value: host) } else { headers.remove(name: "x-forwarded-host") }
+        var upstream = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+        upstream.version = .http1_1
+        return upstream
+    }
+
+    /// The response head sent to the client.
+    package static func downstreamResponse(_ head: HTTPResponseHead, version: HTTPVersion, close: Bool) -> HTTPResponseHead {
+        var headers = head.headers
+        removeHopByHop(&headers)
+        if close { headers.add(name: "connection", value: "close") }
+        return HTTPResponseHead(version: version, status: head.status, headers: headers)
+    }
+}

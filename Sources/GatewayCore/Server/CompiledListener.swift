@@ -1,0 +1,23 @@
+import NIOCore
+
+/// A listener as the hot path uses it: bound address, TLS state, router and limits, all resolved at start-up.
+package final class CompiledListener: Sendable {
+    package let name: String
+    package let address: SocketAddress
+    package let tls: ListenerTLS?
+    package let router: Router
+    package let limits: HTTPLimitsConfig
+    package let plugins: PluginChain?
+    /// Shared by every generation of the listener with this name.
+    package let metrics: ListenerMetrics
+
+    package init(name: String, address: SocketAddress, tls: ListenerTLS?, router: Router, limits: HTTPLimitsConfig, plugins: PluginChain?, metrics: ListenerMetrics) {
+        self.name = name
+        self.address = address
+        self.tls = tls
+        self.router = router
+        self.limits = limits
+        self.plugins = plugins
+        self.metrics = metrics
+    }
+}

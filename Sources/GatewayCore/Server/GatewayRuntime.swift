@@ -1,0 +1,143 @@
+import Atomics
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// One generation of the compiled configuration: everything the request path needs, built and validated once.
+///
+/// A reload compiles a new generation and swaps it in for new connections; the old one is *retired*. A retired
+/// generation stays alive while connections that started on it are open, then tears itself down: plugin
+/// instances are destroyed (after their last request) and idle backend connections closed.
+public final class GatewayRuntime: Sendable {
+    package let listeners: [CompiledListener]
+    package let backends: [BackendGroup]
+    public let shutdownTimeout: ConfigDuration
+    /// The configuration this generation was compiled from (for `/config`).
+    package let config: GatewayConfig
+    package let metrics: GatewayMetrics
+    /// When this generation was compiled.
+    package let loadedAt: Date
+
+    /// Open connections times 2, plus 1 once retired: one atomic word, so that "retired with no connection
+    /// left" is reached exactly once and no connection can start on a generation that is being torn down.
+    private let state = ManagedAtomic<Int>(0)
+    private let checkers = NIOLockedValueBox<[HealthChecker]>([])
+
+    package init(listeners: [CompiledListener], backends: [BackendGroup], config: GatewayConfig, metrics: GatewayMetrics) {
+        self.listeners = listeners
+        self.backends = backends
+        self.shutdownTimeout = config.shutdownTimeout
+        self.config = config
+        self.metrics = metrics
+        self.loadedAt = Date()
+        teardownDone.enter()
+    }
+
+    /// Starts what runs in the background for this generation: the active health checks.
+    package func activate(group: any EventLoopGroup, logger: Logger) {
+        let started = backends.compactMap { backend in
+            backend.healthCheck.map { HealthChecker(backend: backend, config: $0, eventLoop: group.next(), logger: logger) }
+        }
+        checkers.withLockedValue { $0 = started }
+        for checker in started { checker.start() }
+    }
+
+    /// Registers a new connection; false when the generation is retired (the caller takes the current one).
+    package func connectionOpened() -> Bool {
+        var current = state.load(ordering: .relaxed)
+        while current & 1 == 0 {
+            let (exchanged, original) = state.compareExchange(expected: current, desired: current + 2, ordering: .sequentiallyConsistent)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    /// Called from the connection's close callback on its event loop; the teardown (plugin `destroy`, which
+    /// may flush files or wait for blocking hooks) runs on a background thread instead.
+    package func connectionClosed() {
+        if state.wrappingDecrementThenLoad(by: 2, ordering: .sequentiallyConsistent) == 1 {
+            DispatchQueue.global().async { self.tearDown() }
+        }
+    }
+
+    package var isRetired: Bool { state.load(ordering: .relaxed) & 1 == 1 }
+
+    /// Connections still open on this generation.
+    package var openConnections: Int { state.load(ordering: .relaxed) >> 1 }
+
+    /// Takes the generation out of service: no new connection starts on it, its health checks stop, and it
+    /// tears down once its last connection closes (at once if none is open).
+    package func retire() {
+        for checker in checkers.withLockedValue({ $0 }) { checker.stop() }
+        if state.wrappingIncrementThenLoad(by: 1, ordering: .sequentiallyConsistent) == 1 { tearDown() }
+    }
+
+    private let tornDown = ManagedAtomic<Bool>(false)
+    /// Held while plugin instances are reopened or destroyed: a SIGHUP reopen never races the teardown.
+    private let pluginLock = NIOLock()
+    /// Left once the teardown has finished (entered at init).
+    private let teardownDone = DispatchGroup()
+
+    /// Destroys the plugin instances and closes idle backend connections, once.
+    package func tearDown() {
+        guard tornDown.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged else { return }
+        for checker in checkers.withLockedValue({ $0 }) { checker.stop() }
+        pluginLock.withLock { destroyPlugins() }
+        for backend in backends { backend.shutdown() }
+        teardownDone.leave()
+    }
+
+    /// Returns once `tearDown` has finished (on whichever thread ran it).
+    package func tornDownCompletely() async {
+        await withCheckedContinuation { continuation in
+            teardownDone.notify(queue: .global()) { continuation.resume() }
+        }
+    }
+
+    package var isTornDown: Bool { tornDown.load(ordering: .relaxed) }
+
+    /// Asks every plugin instance to reopen its files (SIGHUP, after log rotation).
+    public func reopenPlugins() {
+        pluginLock.withLock {
+            guard !isTornDown else { return }
+            for listener in listeners { listener.plugins?.reopen() }
+        }
+    }
+
+    /// Destroys every plugin instance; called once no request can reach them any more.
+    public func destroyPlugins() {
+        for listener in listeners { listener.plugins?.destroy() }
+    }
+
+    /// Copies the health of servers that this generation shares with `previous` (same backend and address),
+    /// so that a reload neither forgets a down server nor resets its failure count.
+    package func inheritHealth(from previous: GatewayRuntime) {
+        for backend in backends {
+            guard let old = previous.backends.first(where: { $0.name == backend.name }) else { continue }
+            for server in backend.servers {
+                if let match = old.servers.first(where: { $0.address == server.address }) {
+                    server.inheritHealth(from: match, activeChecks: backend.healthCheck != nil)
+                }
+            }
+        }
+    }
+
+    /// True when every backend group has at least one server in rotation.
+    package var everyBackendHasAServer: Bool {
+        let now = NIODeadline.now()
+        return backends.allSatisfy { backend in backend.servers.contains { $0.isAvailable(now: now) } }
+    }
+
+    /// Loads, validates and compiles a configuration file; throws `ConfigValidationError` naming every problem.
+    public static func load(configPath: String) throws -> GatewayRuntime {
+        try load(configPath: configPath, metrics: GatewayMetrics())
+    }
+
+    package static func load(configPath: String, metrics: GatewayMetrics) throws -> GatewayRuntime {
+        let config = try ConfigLoader.load(path: configPath)
+        let base = URL(fileURLWithPath: configPath).deletingLastPathComponent().path
+        return try RuntimeCompiler(baseDirectory: base, source: configPath, metrics: metrics).compile(config)
+    }
+}

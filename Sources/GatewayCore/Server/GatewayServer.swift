@@ -1,0 +1,341 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// The gateway's listening side: binds every listener, builds each connection's pipeline, reloads the
+/// configuration without dropping a connection, and shuts down gracefully (stop accepting, let in-flight
+/// requests finish up to `shutdown_timeout`, then close).
+public final class GatewayServer: Service, @unchecked Sendable {
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    /// The file reloads read again; nil when the runtime was built in memory (reload is then refused).
+    package let configPath: String?
+    private let lock = NIOLock()
+    private var current: GatewayRuntime
+    private var slots: [String: ListenerSlot] = [:]
+    /// Generations replaced by a reload that still have open connections.
+    private var retired: [GatewayRuntime] = []
+    /// Sockets removed by a reload, still finishing their connections.
+    private var draining: [EventLoopFuture<Void>] = []
+    private var admin: AdminServer?
+    private var started = false
+    private var stopped = false
+    private let reloadGate = ReloadGate()
+    /// Every open client connection, so that shutdown can close what is left when `shutdown_timeout` passes.
+    package let openConnections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+
+    public init(runtime: GatewayRuntime, group: any EventLoopGroup, logger: Logger, configPath: String? = nil) {
+        self.current = runtime
+        self.group = group
+        self.logger = logger
+        self.configPath = configPath
+        PluginRegistry.shared.logger = logger
+    }
+
+    /// The generation new connections start on.
+    public var runtime: GatewayRuntime { lock.withLock { current } }
+
+    /// The bound address of each listener, by name (port 0 in the config is resolved here).
+    public var boundAddresses: [String: SocketAddress] {
+        lock.withLock {
+            Dictionary(slots.values.compactMap { slot in slot.channel?.localAddress.map { (slot.name, $0) } }, uniquingKeysWith: { a, _ in a })
+        }
+    }
+
+    /// The admin listener's bound address, when one is configured.
+    public var adminAddress: SocketAddress? { lock.withLock { admin?.localAddress } }
+
+    /// True when every listener is bound and accepting.
+    package var listenersBound: Bool {
+        lock.withLock { started && !stopped && slots.values.allSatisfy { $0.channel?.isActive == true } }
+    }
+
+    /// Binds all listeners (and the admin listener); on any failure, closes those already bound and throws.
+    public func start() async throws {
+        guard lock.withLock({ !started }) else { return }
+        let runtime = self.runtime
+        var bound: [ListenerSlot] = []
+        do {
+            for listener in runtime.listeners {
+                bound.append(try await bind(listener, runtime: runtime))
+            }
+            if let config = runtime.config.admin {
+                let admin = AdminServer(server: self, group: group, logger: logger)
+                try await admin.start(address: config.address)
+                lock.withLock { self.admin = admin }
+            }
+        } catch {
+            for slot in bound { try? await slot.channel?.close() }
+            throw error
+        }
+        runtime.activate(group: group, logger: logger)
+        lock.withLock {
+            for slot in bound { slots[slot.name] = slot }
+            started = true
+        }
+    }
+
+    private func bind(_ listener: CompiledListener, runtime: GatewayRuntime) async throws -> ListenerSlot {
+        let slot = ListenerSlot(listener: listener, runtime: runtime, group: group)
+        do {
+            let channel = try await makeBootstrap(for: slot).bind(to: listener.address).get()
+            slot.channel = channel
+            logger.info("listening", metadata: [
+                "listener": "\(listener.name)", "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+                "protocol": "\(listener.tls == nil ? "http" : "https")",
+                "client_auth": "\(listener.tls?.clientAuth.rawValue ?? "none")",
+            ])
+            return slot
+        } catch {
+            throw GatewayError.bindFailed("listener '\(listener.name)'", address: listener.address, error: error)
+        }
+    }
+
+    /// Runs the started server under one ServiceGroup until SIGTERM/SIGINT (graceful) while SIGHUP (or
+    /// `POST /reload` on the admin listener) reloads the configuration. `main` and `demo` both end here.
+    public func runUntilShutdownSignal(logger: Logger) async throws {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: self),
+                    .init(service: ReloadService(server: self, logger: logger), successTerminationBehavior: .ignore),
+                    .init(service: MemoryTrimService(), successTerminationBehavior: .ignore),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+            )
+        )
+        try await group.run()
+    }
+
+    public func run() async throws {
+        try await start()
+        // Wait for SIGTERM/SIGINT (through the ServiceGroup) or cancellation.
+        try? await gracefulShutdown()
+        await shutdown()
+    }
+
+    // MARK: reload
+
+    /// What a reload did, for the log, the admin endpoint and tests.
+    public struct ReloadOutcome: Sendable {
+        public var success: Bool
+        /// Every problem found (the `gateway validate` messages), or the bind failure.
+        public var errors: [String]
+    }
+
+    /// Reads the configuration file again, with every certificate, key, CA bundle, CRL and plugin, and swaps
+    /// it in for new connections. Connections already open finish on the generation they started on, which
+    /// is torn down (plugins destroyed) after its last connection closes. A configuration that fails
+    /// validation, or a new listener that cannot bind, changes nothing. Not reentrant: `ReloadService` calls
+    /// it one request at a time.
+    public func reload() async -> ReloadOutcome {
+        await reloadGate.enter()
+        let outcome = await reloadNow()
+        await reloadGate.leave()
+        return outcome
+    }
+
+    private func reloadNow() async -> ReloadOutcome {
+        guard let configPath else { return .init(success: false, errors: ["this gateway was not started from a configuration file"]) }
+        let old = runtime
+        guard lock.withLock({ started && !stopped }) else { return .init(success: false, errors: ["the gateway is not running"]) }
+        let new: GatewayRuntime
+        do {
+            new = try GatewayRuntime.load(configPath: configPath, metrics: old.metrics)
+        } catch {
+            let errors = (error as? ConfigValidationError)?.issues.map { "\($0)" } ?? ["\(error)"]
+            logger.error("reload failed: the configuration is invalid; still serving the previous one", metadata: [
+                "config": "\(configPath)", "errors": "\(errors.count)",
+            ])
+            for line in errors { logger.error("reload: \(configPath): \(line)") }
+            return failedReload(errors)
+        }
+        if new.config.admin?.address != old.config.admin?.address {
+            logger.warning("reload: a change of admin.address takes effect at the next restart")
+        }
+        // Bind the sockets the new configuration adds (or moves) before anything changes.
+        let existing = lock.withLock { slots }
+        var added: [ListenerSlot] = []
+        for listener in new.listeners where existing[listener.name]?.address != listener.address {
+            do {
+                added.append(try await bind(listener, runtime: new))
+            } catch {
+                abandon(new, sockets: added)
+                logger.error("reload failed: \(error); still serving the previous configuration")
+                return failedReload(["\(error)"])
+            }
+        }
+        new.inheritHealth(from: old)
+        let loop = group.next()
+        let removed: [ListenerSlot]? = lock.withLock {
+            // Shutdown began while this reload compiled: the new generation never goes live.
+            guard !stopped else { return nil }
+            var removed: [ListenerSlot] = []
+            var next: [String: ListenerSlot] = [:]
+            for listener in new.listeners {
+                if let slot = existing[listener.name], slot.address == listener.address {
+                    slot.swap(to: listener, runtime: new)
+                    next[listener.name] = slot
+                }
+            }
+            for slot in added { next[slot.name] = slot }
+            for (name, slot) in existing where next[name] !== slot { removed.append(slot) }
+            slots = next
+            current = new
+            retired.removeAll { $0.isTornDown }
+            retired.append(old)
+            draining.append(contentsOf: removed.map { $0.drain(on: loop) })
+            return removed
+        }
+        guard let removed else {
+            abandon(new, sockets: added)
+            return .init(success: false, errors: ["the gateway is shutting down"])
+        }
+        new.activate(group: group, logger: logger)
+        for slot in removed { logger.info("listener closed by reload", metadata: ["listener": "\(slot.name)", "address": "\(slot.address)"]) }
+        old.retire()
+        // Generations still finishing requests keep writing: let their plugins reopen files too (logrotate).
+        for generation in lock.withLock({ retired }) where !generation.isTornDown { generation.reopenPlugins() }
+        new.metrics.recordReload(success: true)
+        logger.info("configuration reloaded", metadata: [
+            "config": "\(configPath)", "listeners": "\(new.listeners.count)", "backends": "\(new.backends.count)",
+            "previous_generation_connections": "\(old.openConnections)",
+        ])
+        return .init(success: true, errors: [])
+    }
+
+    /// A generation that never went live: its new sockets stop accepting and finish the connections they may
+    /// already have accepted, and shutdown waits for its teardown like any retired generation's.
+    private func abandon(_ generation: GatewayRuntime, sockets: [ListenerSlot]) {
+        let loop = group.next()
+        lock.withLock {
+            retired.append(generation)
+            draining.append(contentsOf: sockets.map { $0.drain(on: loop) })
+        }
+        generation.retire()
+    }
+
+    private func failedReload(_ errors: [String]) -> ReloadOutcome {
+        let runtime = self.runtime
+        runtime.metrics.recordReload(success: false)
+        // SIGHUP also means "reopen your files" (logrotate): honour that even when the new config is broken.
+        for generation in lock.withLock({ retired }) + [runtime] where !generation.isTornDown { generation.reopenPlugins() }
+        return .init(success: false, errors: errors)
+    }
+
+    // MARK: shutdown
+
+    /// Stops accepting, lets in-flight requests finish up to `shutdown_timeout`, then closes what is left and
+    /// destroys every plugin instance (the audit plugin writes its queued lines).
+    public func shutdown() async {
+        // Let a reload in progress finish first; any later one sees `stopped` and does nothing.
+        await reloadGate.enter()
+        let (runtime, active, admin, removed): (GatewayRuntime, [ListenerSlot], AdminServer?, [EventLoopFuture<Void>]) = lock.withLock {
+            let wasStopped = stopped
+            stopped = true
+            return wasStopped ? (current, [], nil, []) : (current, Array(slots.values), self.admin, draining)
+        }
+        await reloadGate.leave()
+        guard active.count + removed.count > 0 || admin != nil else { return }
+        logger.info("shutting down", metadata: ["timeout": "\(runtime.shutdownTimeout)"])
+        let loop = group.next()
+        let drained = EventLoopFuture.andAllComplete(active.map { $0.drain(on: loop) } + removed, on: loop)
+        let done = loop.makePromise(of: Bool.self)
+        // Both callbacks run on `loop`, so the flag needs no lock.
+        var finished = false
+        drained.whenComplete { _ in
+            if !finished { finished = true; done.succeed(true) }
+        }
+        let timeout = loop.scheduleTask(in: runtime.shutdownTimeout.timeAmount) {
+            if !finished { finished = true; done.succeed(false) }
+        }
+        let clean = (try? await done.futureResult.get()) ?? false
+        timeout.cancel()
+        if !clean {
+            let remaining = openConnections.withLockedValue { Array($0.values) }
+            logger.warning("shutdown timeout reached; closing remaining connections", metadata: ["connections": "\(remaining.count)"])
+            for channel in remaining { channel.close(promise: nil) }
+            // closeFuture completes after channelInactive ran: the handlers' last plugin calls are done.
+            _ = try? await EventLoopFuture.andAllComplete(remaining.map(\.closeFuture), on: loop).get()
+        }
+        await admin?.stop()
+        // Every connection is closed (or the timeout passed): no request can reach a plugin instance any more.
+        runtime.retire()
+        for generation in lock.withLock({ retired }) + [runtime] {
+            generation.tearDown()
+            // A generation whose last connection just closed may be tearing down on a background thread: wait
+            // for it, so that the process never exits in the middle of a plugin's flush.
+            await generation.tornDownCompletely()
+        }
+        logger.info("stopped")
+    }
+
+    // MARK: connections
+
+    private func makeBootstrap(for slot: ListenerSlot) -> ServerBootstrap {
+        let logger = self.logger
+        let openConnections = self.openConnections
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // TCP_NODELAY is a TCP-level option (`.tcpOption`; `.socketOption(.tcp_nodelay)` is SO_DEBUG, which
+            // needs CAP_NET_ADMIN). Set on the listening socket, as NIO does by default: accepted sockets inherit
+            // it, so no connection pays a setsockopt of its own (UnprivilegedTests checks an accepted one).
+            .serverChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(slot.quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.allowRemoteHalfClosure, value: false)
+            .childChannelInitializer { channel in
+                guard let (listener, runtime) = slot.acquire() else {
+                    return channel.close()
+                }
+                let key = ObjectIdentifier(channel)
+                openConnections.withLockedValue { $0[key] = channel }
+                listener.metrics.connectionsAccepted.increment()
+                listener.metrics.connectionsActive.increment()
+                channel.closeFuture.whenComplete { _ in
+                    openConnections.withLockedValue { _ = $0.removeValue(forKey: key) }
+                    listener.metrics.connectionsActive.decrement()
+                    runtime.connectionClosed()
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    do {
+                        try Self.configureConnection(channel, listener: listener, runtime: runtime, logger: logger)
+                    } catch {
+                        listener.metrics.connectionSetupFailed(.pipeline)
+                        logger.error("closing connection: its pipeline could not be set up", metadata: [
+                            "listener": "\(listener.name)", "client": "\(channel.remoteAddress?.ipAddress ?? "unknown")", "error": "\(error)",
+                        ])
+                        throw error
+                    }
+                }
+            }
+    }
+
+    package static func configureConnection(_ channel: Channel, listener: CompiledListener, runtime: GatewayRuntime, logger: Logger) throws {
+        let connection = ConnectionContext(
+            listenerName: listener.name, isTLS: listener.tls != nil,
+            remoteAddress: channel.remoteAddress, localAddress: channel.localAddress
+        )
+        let sync = channel.pipeline.syncOperations
+        if let tls = listener.tls {
+            let hello = TLSHelloHandler(tls: tls, connection: connection, logger: logger, metrics: listener.metrics)
+            try sync.addHandler(hello)
+            try sync.addHandler(TLSHandshakeHandler(connection: connection, logger: logger, plugins: listener.plugins, metrics: listener.metrics, tls: tls))
+        } else {
+            listener.plugins?.onConnection(connection)
+        }
+        let headGuard = RequestHeadGuard(limits: listener.limits)
+        try sync.addHandler(headGuard)
+        try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+        try sync.addHandler(HTTPProxyHandler(listener: listener, runtime: runtime, connection: connection, headGuard: headGuard, logger: logger))
+    }
+}

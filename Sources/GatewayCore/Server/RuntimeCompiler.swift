@@ -1,0 +1,450 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SwiftASN1
+import X509
+
+/// Turns a decoded `GatewayConfig` into a `GatewayRuntime`: resolves files against the config's directory,
+/// parses every certificate, key, CA bundle and CRL, checks that keys match certificates and that CRLs are
+/// signed by the CAs they name, and reports every problem by key path.
+package struct RuntimeCompiler {
+    package let baseDirectory: String
+    package let source: String
+    package let metrics: GatewayMetrics
+    package var now = Date()
+    private let issues = ConfigIssueCollector()
+    /// Plugin instances created so far: destroyed again if the configuration turns out invalid.
+    private let created = CreatedPlugins()
+
+    package final class CreatedPlugins {
+        package var instances: [PluginInstance] = []
+        package var pool: NIOThreadPool?
+    }
+
+    package init(baseDirectory: String, source: String, metrics: GatewayMetrics = GatewayMetrics()) {
+        self.baseDirectory = baseDirectory
+        self.source = source
+        self.metrics = metrics
+    }
+
+    package func compile(_ config: GatewayConfig) throws -> GatewayRuntime {
+        let searchPaths = (config.pluginPaths ?? [Self.executableDirectory]).map(resolve)
+        let backends = compileBackends(config.backends)
+        var listeners: [CompiledListener] = []
+        var names = Set<String>()
+        if config.listeners.isEmpty { issues.add("listeners", "at least one listener is required") }
+        if let admin = config.admin, let address = parseListenAddress(admin.address, path: "admin.address"),
+           config.listeners.contains(where: { $0.address == admin.address }), address.port != 0 {
+            issues.add("admin.address", "'\(admin.address)' is also a listener's address")
+        }
+        for (i, listener) in config.listeners.enumerated() {
+            let path = "listeners[\(i)]"
+            if listener.name.isEmpty { issues.add("\(path).name", "must not be empty") }
+            if !names.insert(listener.name).inserted { issues.add("\(path).name", "duplicate listener name '\(listener.name)'") }
+            if let compiled = compileListener(listener, path: path, backends: backends, pluginPaths: searchPaths) { listeners.append(compiled) }
+        }
+        guard issues.issues.isEmpty else {
+            for instance in created.instances { instance.destroy() }
+            try? created.pool?.syncShutdownGracefully()
+            throw ConfigValidationError(source: source, issues: issues.issues)
+        }
+        return GatewayRuntime(listeners: listeners, backends: Array(backends.values), config: config, metrics: metrics)
+    }
+
+    // MARK: listeners
+
+    private func compileListener(_ config: ListenerConfig, path: String, backends: [String: BackendGroup], pluginPaths: [String]) -> CompiledListener? {
+        let address = parseListenAddress(config.address, path: "\(path).address")
+        var tls: ListenerTLS?
+        switch (config.protocol, config.tls) {
+        case (.https, nil):
+            issues.add("\(path).tls", "required for protocol https")
+        case (.http, .some):
+            issues.add("\(path).tls", "not allowed for protocol http (use protocol: https)")
+        case (.https, .some(let tlsConfig)):
+            tls = compileTLS(tlsConfig, path: "\(path).tls")
+        case (.http, nil):
+            break
+        }
+        let router = compileRoutes(config.routes, path: "\(path).routes", backends: backends)
+        let limits = config.limits
+        if limits.maxHeaderBytes < 1024 || limits.maxHeaderBytes > 1 << 20 { issues.add("\(path).limits.max_header_bytes", "must be between 1024 and 1048576") }
+        if limits.maxBodyBytes < 0 { issues.add("\(path).limits.max_body_bytes", "must not be negative") }
+        if limits.headerTimeout.nanoseconds <= 0 { issues.add("\(path).limits.header_timeout", "must be positive") }
+        if limits.idleTimeout.nanoseconds <= 0 { issues.add("\(path).limits.idle_timeout", "must be positive") }
+        let plugins = compilePlugins(config.plugins, path: "\(path).plugins", listener: config.name, searchPaths: pluginPaths)
+        guard let address, let router, config.protocol == .http || tls != nil else { return nil }
+        return CompiledListener(
+            name: config.name, address: address, tls: tls, router: router, limits: limits, plugins: plugins,
+            metrics: metrics.listener(config.name)
+        )
+    }
+
+    // MARK: plugins
+
+    /// The directory of the running executable: the default plugin path (SwiftPM builds plugins beside it).
+    package static var executableDirectory: String {
+        (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])).deletingLastPathComponent().path
+    }
+
+    private func compilePlugins(_ entries: [PluginEntryConfig], path: String, listener: String, searchPaths: [String]) -> PluginChain? {
+        guard !entries.isEmpty else { return nil }
+        var instances: [PluginInstance] = []
+        for (i, entry) in entries.enumerated() {
+            let keyPath = "\(path)[\(i)]"
+            if !(1...600_000).contains(entry.timeoutMs) { issues.add("\(keyPath).timeout_ms", "must be between 1 and 600000, got \(entry.timeoutMs)") }
+            guard let file = locatePlugin(entry.library, searchPaths: searchPaths, path: "\(keyPath).library") else { continue }
+            do {
+                let library = try PluginRegistry.shared.library(at: file)
+                if library.isBlocking && created.pool == nil {
+                    let pool = NIOThreadPool(numberOfThreads: 4)
+                    pool.start()
+                    created.pool = pool
+                }
+                let instance = try PluginInstance(
+                    library: library, listener: listener, configJSON: entry.config?.json ?? "{}", onError: entry.onError,
+                    timeout: .milliseconds(Int64(entry.timeoutMs))
+                )
+                created.instances.append(instance)
+                instances.append(instance)
+            } catch {
+                issues.add(keyPath, "\(error)")
+            }
+        }
+        return PluginChain(entries: instances, pool: created.pool)
+    }
+
+    private func locatePlugin(_ library: String, searchPaths: [String], path: String) -> String? {
+        if library.isEmpty { return nil }
+        if library.contains("/") {
+            let file = resolve(library)
+            guard FileManager.default.fileExists(atPath: file) else {
+                issues.add(path, "plugin library '\(library)' not found")
+                return nil
+            }
+            return file
+        }
+        for directory in searchPaths {
+            let file = URL(fileURLWithPath: directory).appendingPathComponent(library).path
+            if FileManager.default.fileExists(atPath: file) { return file }
+        }
+        issues.add(path, "plugin library '\(library)' not found in plugin_paths \(searchPaths)")
+        return nil
+    }
+
+    private func parseListenAddress(_ text: String, path: String) -> SocketAddress? {
+        guard let (host, port) = Self.splitHostPort(text) else {
+            issues.add(path, "'\(text)' is not an address of the form IP:port or [IPv6]:port")
+            return nil
+        }
+        do {
+            return try SocketAddress(ipAddress: host, port: port)
+        } catch {
+            issues.add(path, "'\(host)' is not an IP address (listeners bind to IP literals, e.g. 0.0.0.0 or [::])")
+            return nil
+        }
+    }
+
+    /// Splits `host:port` / `[v6]:port`; nil when malformed or the port is out of range.
+    package static func splitHostPort(_ text: String) -> (String, Int)? {
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else { return nil }
+        return (String(host), port)
+    }
+
+    // MARK: TLS
+
+    private func compileTLS(_ config: ListenerTLSConfig, path: String) -> ListenerTLS? {
+        if config.certificates.isEmpty { issues.add("\(path).certificates", "at least one server certificate is required") }
+        if !(1...16).contains(config.verifyDepth) { issues.add("\(path).verify_depth", "must be between 1 and 16, got \(config.verifyDepth)") }
+
+        // Client CAs and CRLs first: every server context sends the CA names.
+        var anchors: [Certificate] = []
+        var anchorsNIO: [NIOSSLCertificate] = []
+        if config.clientAuth != .none && config.clientCA.isEmpty {
+            issues.add("\(path).client_ca", "required when client_auth is \(config.clientAuth.rawValue)")
+        }
+        if config.clientAuth == .none && !config.clientCA.isEmpty {
+            issues.add("\(path).client_ca", "set, but client_auth is none: set client_auth to optional or required")
+        }
+        for (i, file) in config.clientCA.enumerated() {
+            let keyPath = "\(path).client_ca[\(i)]"
+            guard let certs = loadCertificates(file, path: keyPath) else { continue }
+            for (cert, nio) in certs {
+                guard case .isCertificateAuthority = (try? cert.extensions.basicConstraints) ?? .notCertificateAuthority else {
+                    issues.add(keyPath, "'\(file)' contains '\(cert.subject)', which is not a CA certificate (basicConstraints CA:TRUE missing)")
+                    continue
+                }
+                if cert.notValidAfter < now { issues.add(keyPath, "CA certificate '\(cert.subject)' in '\(file)' expired at \(cert.notValidAfter)") }
+                anchors.append(cert)
+                anchorsNIO.append(nio)
+            }
+        }
+        var crls: [CertificateRevocationList] = []
+        for (i, file) in config.crl.enumerated() {
+            let keyPath = "\(path).crl[\(i)]"
+            guard let data = readFile(file, path: keyPath) else { continue }
+            do {
+                for crl in try CertificateRevocationList.parseFile(data) {
+                    guard let issuer = anchors.first(where: { $0.subject == crl.issuer }) else {
+                        issues.add(keyPath, "CRL in '\(file)' is issued by '\(crl.issuer)', which is not among client_ca")
+                        continue
+                    }
+                    guard crl.isSignatureValid(by: issuer.publicKey) else {
+                        issues.add(keyPath, "CRL in '\(file)' is not validly signed by '\(crl.issuer)'")
+                        continue
+                    }
+                    if let next = crl.nextUpdate, next < now {
+                        issues.add(keyPath, "CRL in '\(file)' from '\(crl.issuer)' expired at \(next) (nextUpdate)")
+                        continue
+                    }
+                    crls.append(crl)
+                }
+            } catch {
+                issues.add(keyPath, "cannot parse CRL '\(file)': \(error)")
+            }
+        }
+        if config.clientAuth == .none && !config.crl.isEmpty { issues.add("\(path).crl", "set, but client_auth is none") }
+
+        var entries: [ListenerTLS.Entry] = []
+        var serverExpiries: [Date] = []
+        for (i, certConfig) in config.certificates.enumerated() {
+            let keyPath = "\(path).certificates[\(i)]"
+            guard let chain = loadCertificates(certConfig.cert, path: "\(keyPath).cert"), let leaf = chain.first else { continue }
+            guard let key = loadPrivateKey(certConfig.key, path: "\(keyPath).key", matching: leaf.0, certFile: certConfig.cert) else { continue }
+            serverExpiries.append(leaf.0.notValidAfter)
+            if leaf.0.notValidAfter < now {
+                issues.add("\(keyPath).cert", "certificate '\(leaf.0.subject)' in '\(certConfig.cert)' expired at \(leaf.0.notValidAfter)")
+            }
+            var names = certConfig.sni ?? []
+            if certConfig.sni == nil, let sans = try? leaf.0.extensions.subjectAlternativeNames {
+                for case .dnsName(let name) in sans { names.append(name) }
+            }
+            for (j, name) in names.enumerated() where !Self.isValidServerName(name) {
+                issues.add("\(keyPath).sni[\(j)]", "'\(name)' is not a host name or *.wildcard")
+            }
+            do {
+                let context = try ListenerTLS.makeContext(
+                    chain: chain.map(\.1), key: key, clientAuth: config.clientAuth, clientCAs: anchorsNIO, minVersion: config.minVersion
+                )
+                entries.append(.init(names: names, context: context))
+            } catch {
+                issues.add(keyPath, "TLS context cannot be built: \(error)")
+            }
+        }
+        guard !entries.isEmpty else { return nil }
+        let verifier = config.clientAuth == .none ? nil : ClientCertificateVerifier(anchors: anchors, crls: crls, maxDepth: config.verifyDepth)
+        return ListenerTLS(
+            entries: entries, clientAuth: config.clientAuth, verifier: verifier,
+            serverCertificateExpiry: serverExpiries.min(), clientCAExpiry: anchors.map(\.notValidAfter).min()
+        )
+    }
+
+    package static func isValidServerName(_ name: String) -> Bool {
+        var labels = name.lowercased().split(separator: ".", omittingEmptySubsequences: false)
+        if labels.first == "*" { labels.removeFirst() }
+        guard !labels.isEmpty else { return false }
+        return labels.allSatisfy { label in
+            !label.isEmpty && label.count <= 63 && label.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 }
+        }
+    }
+
+    // MARK: routes
+
+    private func compileRoutes(_ routes: [RouteConfig], path: String, backends: [String: BackendGroup]) -> Router? {
+        var compiled: [Router.Route] = []
+        var ok = true
+        if routes.isEmpty { issues.add(path, "at least one route is required") }
+        for (i, route) in routes.enumerated() {
+            let keyPath = "\(path)[\(i)]"
+            var matcher = RouteMatcher()
+            if let match = route.match {
+                if let host = match.host {
+                    let lower = host.lowercased()
+                    if !Self.isValidServerName(lower) {
+                        issues.add("\(keyPath).match.host", "'\(host)' is not a host name or *.wildcard")
+                        ok = false
+                    }
+                    matcher.host = lower.hasPrefix("*.") ? .suffix(String(lower.dropFirst(1))) : .exact(lower)
+                }
+                if match.pathPrefix != nil && match.pathExact != nil {
+                    issues.add("\(keyPath).match", "path_prefix and path_exact are mutually exclusive")
+                    ok = false
+                }
+                for (key, value) in [("path_prefix", match.pathPrefix), ("path_exact", match.pathExact)] {
+                    if let value, !value.hasPrefix("/") {
+                        issues.add("\(keyPath).match.\(key)", "'\(value)' must start with '/'")
+                        ok = false
+                    }
+                }
+                matcher.pathPrefix = match.pathPrefix
+                matcher.pathExact = match.pathExact
+                if let methods = match.methods {
+                    for (j, m) in methods.enumerated() where m.isEmpty || !m.utf8.allSatisfy({ $0 >= 65 && $0 <= 90 }) {
+                        issues.add("\(keyPath).match.methods[\(j)]", "'\(m)' is not an upper-case HTTP method")
+                        ok = false
+                    }
+                    matcher.methods = Set(methods)
+                }
+            }
+            guard let backend = backends[route.backend] else {
+                issues.add("\(keyPath).backend", "no backend named '\(route.backend)'")
+                ok = false
+                continue
+            }
+            compiled.append(.init(matcher: matcher, backend: backend))
+        }
+        return ok ? Router(routes: compiled) : nil
+    }
+
+    // MARK: backends
+
+    private func compileBackends(_ configs: [BackendConfig]) -> [String: BackendGroup] {
+        var groups: [String: BackendGroup] = [:]
+        for (i, config) in configs.enumerated() {
+            let path = "backends[\(i)]"
+            if config.name.isEmpty { issues.add("\(path).name", "must not be empty") }
+            if groups[config.name] != nil { issues.add("\(path).name", "duplicate backend name '\(config.name)'") }
+            var servers: [BackendServer] = []
+            for (j, server) in config.servers.enumerated() {
+                guard let (host, port) = Self.splitHostPort(server.address), port > 0 else {
+                    issues.add("\(path).servers[\(j)].address", "'\(server.address)' is not host:port")
+                    continue
+                }
+                if !(1...1000).contains(server.weight) { issues.add("\(path).servers[\(j)].weight", "must be between 1 and 1000, got \(server.weight)") }
+                servers.append(BackendServer(
+                    address: server.address, host: host, port: port, weight: max(1, min(server.weight, 1000)), maxIdle: config.maxIdleConnections,
+                    passive: config.passiveHealth, metrics: metrics.backendServer(backend: config.name, server: server.address)
+                ))
+            }
+            if let check = config.healthCheck {
+                let keyPath = "\(path).health_check"
+                if !check.path.hasPrefix("/") || check.path.utf8.contains(where: { $0 <= 32 || $0 == 127 }) {
+                    issues.add("\(keyPath).path", "'\(check.path)' must start with '/' and contain no spaces or control characters")
+                }
+                if check.interval.nanoseconds < 100_000_000 { issues.add("\(keyPath).interval", "must be at least 100ms") }
+                if check.timeout.nanoseconds <= 0 { issues.add("\(keyPath).timeout", "must be positive") }
+                if check.timeout.nanoseconds > check.interval.nanoseconds { issues.add("\(keyPath).timeout", "must not be longer than interval (\(check.interval))") }
+                if !(1...100).contains(check.healthy) { issues.add("\(keyPath).healthy", "must be between 1 and 100, got \(check.healthy)") }
+                if !(1...100).contains(check.unhealthy) { issues.add("\(keyPath).unhealthy", "must be between 1 and 100, got \(check.unhealthy)") }
+                if let host = check.host, host.isEmpty || host.utf8.contains(where: { $0 <= 32 || $0 == 127 }) {
+                    issues.add("\(keyPath).host", "'\(host)' is not a valid Host header value")
+                }
+            }
+            if let passive = config.passiveHealth {
+                if !(1...1000).contains(passive.consecutiveFailures) {
+                    issues.add("\(path).passive_health.consecutive_failures", "must be between 1 and 1000, got \(passive.consecutiveFailures)")
+                }
+                if passive.ejectFor.nanoseconds < 1_000_000 { issues.add("\(path).passive_health.eject_for", "must be at least 1ms") }
+            }
+            if config.connectTimeout.nanoseconds <= 0 { issues.add("\(path).connect_timeout", "must be positive") }
+            if config.responseTimeout.nanoseconds <= 0 { issues.add("\(path).response_timeout", "must be positive") }
+            if config.maxIdleConnections < 0 { issues.add("\(path).max_idle_connections", "must not be negative") }
+            var tlsContext: NIOSSLContext?
+            switch (config.protocol, config.tls) {
+            case (.http, .some): issues.add("\(path).tls", "not allowed for protocol http")
+            case (.https, let tls): tlsContext = compileBackendTLS(tls, path: "\(path).tls")
+            case (.http, nil): break
+            }
+            groups[config.name] = BackendGroup(
+                name: config.name, servers: servers, balance: config.balance, tlsContext: tlsContext,
+                serverName: config.tls?.serverName, connectTimeout: config.connectTimeout.timeAmount, responseTimeout: config.responseTimeout.timeAmount,
+                healthCheck: config.healthCheck
+            )
+        }
+        return groups
+    }
+
+    private func compileBackendTLS(_ config: BackendTLSConfig?, path: String) -> NIOSSLContext? {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        tls.applicationProtocols = ["http/1.1"]
+        if let config {
+            var roots: [NIOSSLCertificate] = []
+            for (i, file) in config.ca.enumerated() {
+                roots += loadCertificates(file, path: "\(path).ca[\(i)]")?.map(\.1) ?? []
+            }
+            if !roots.isEmpty { tls.trustRoots = .certificates(roots) }
+            // Always check the name: server_name when set, else the server's host name or IP address.
+            tls.certificateVerification = config.verify ? .fullVerification : .none
+            switch (config.cert, config.key) {
+            case (let cert?, let key?):
+                if let chain = loadCertificates(cert, path: "\(path).cert"), let leaf = chain.first,
+                    let privateKey = loadPrivateKey(key, path: "\(path).key", matching: leaf.0, certFile: cert)
+                {
+                    tls.certificateChain = chain.map { .certificate($0.1) }
+                    tls.privateKey = .privateKey(privateKey)
+                }
+            case (nil, nil): break
+            case (nil, _?): issues.add("\(path).cert", "required when key is set")
+            case (_?, nil): issues.add("\(path).key", "required when cert is set")
+            }
+        }
+        do {
+            return try NIOSSLContext(configuration: tls)
+        } catch {
+            issues.add(path, "TLS context cannot be built: \(error)")
+            return nil
+        }
+    }
+
+    // MARK: files
+
+    private func resolve(_ file: String) -> String {
+        file.hasPrefix("/") ? file : URL(fileURLWithPath: baseDirectory).appendingPathComponent(file).path
+    }
+
+    private func readFile(_ file: String, path: String) -> Data? {
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: resolve(file)))
+        } catch {
+            issues.add(path, "cannot read '\(file)': \(FileErrors.describe(error))")
+            return nil
+        }
+    }
+
+    /// Every certificate of a PEM file, parsed by both swift-certificates (checks) and NIOSSL (the TLS stack).
+    private func loadCertificates(_ file: String, path: String) -> [(Certificate, NIOSSLCertificate)]? {
+        guard let data = readFile(file, path: path) else { return nil }
+        do {
+            let text = String(decoding: data, as: UTF8.self)
+            let documents = try PEMDocument.parseMultiple(pemString: text).filter { $0.discriminator == "CERTIFICATE" }
+            guard !documents.isEmpty else {
+                issues.add(path, "'\(file)' contains no PEM certificate ('-----BEGIN CERTIFICATE-----')")
+                return nil
+            }
+            return try documents.map { doc in
+                (try Certificate(derEncoded: doc.derBytes), try NIOSSLCertificate(bytes: doc.derBytes, format: .der))
+            }
+        } catch {
+            issues.add(path, "cannot parse certificates in '\(file)': \(error)")
+            return nil
+        }
+    }
+
+    private func loadPrivateKey(_ file: String, path: String, matching leaf: Certificate, certFile: String) -> NIOSSLPrivateKey? {
+        guard let data = readFile(file, path: path) else { return nil }
+        do {
+            let key = try NIOSSLPrivateKey(bytes: Array(data), format: .pem)
+            if let parsed = try? Certificate.PrivateKey(pemEncoded: String(decoding: data, as: UTF8.self)), parsed.publicKey != leaf.publicKey {
+                issues.add(path, "key in '\(file)' does not match the certificate in '\(certFile)'")
+                return nil
+            }
+            return key
+        } catch {
+            issues.add(path, "cannot parse private key '\(file)' (PEM expected): \(error)")
+            return nil
+        }
+    }
+}

@@ -1,1 +1,0 @@
-#include "gateway_plugin.h"
