@@ -4,7 +4,7 @@ import PackageDescription
 // The request path's modules skip Swift's dynamic exclusivity checks (about a tenth of the instructions per
 // proxied request under callgrind; static checks still apply). See bench/results/profile-*.md.
 let hotPathSettings: [SwiftSetting] = [
-    .swiftLanguageMode(.v5),
+    .swiftLanguageMode(.v6),
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
@@ -82,7 +82,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ],
             path: "Sources/GatewayTooling",
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // `gateway`: argument parsing only.
         .executableTarget(
@@ -97,7 +97,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Gateway",
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .target(
             name: "ClientCertHeaders",
@@ -115,7 +115,7 @@ let package = Package(
             name: "TestSwiftPlugin",
             dependencies: [.product(name: "PluginAPI", package: "gateway-plugin-sdk")],
             path: "Tests/PluginFixtures/SwiftHeaderPlugin",
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The tests reach the core through `package` access, not @testable: they run the very build that
         // ships (`swift build -c release`, then `swift test -c release` recompiles no module of it).
@@ -138,7 +138,7 @@ let package = Package(
             ],
             path: "Tests/GatewayTests",
             exclude: ["Support/python"],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]
 )

@@ -50,10 +50,14 @@ final class AuditTests: XCTestCase {
 
     /// `connections` clients sending `perConnection` keep-alive requests each, concurrently.
     private func load(connections: Int, perConnection: Int, path: String = "/known/x") async throws {
+        try await Self.load(port: gateway.port("mtls"), tls: mtls, connections: connections, perConnection: perConnection, path: path)
+    }
+
+    private static func load(port: Int, tls: TestClient.TLSOptions, connections: Int, perConnection: Int, path: String = "/known/x") async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<connections {
                 group.addTask {
-                    let client = try await TestClient.connect(port: self.gateway.port("mtls"), tls: self.mtls)
+                    let client = try await TestClient.connect(port: port, tls: tls)
                     for _ in 0..<perConnection {
                         try await client.send("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n")
                         let response = await client.readResponse()
@@ -108,10 +112,11 @@ final class AuditTests: XCTestCase {
         try await Task.sleep(nanoseconds: 200_000_000)
         try FileManager.default.moveItem(atPath: auditPath, toPath: auditPath + ".1")
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.load(connections: 5, perConnection: 40) }
+            let (port, tls, gateway) = (gateway.port("mtls"), mtls, gateway!)
+            group.addTask { try await Self.load(port: port, tls: tls, connections: 5, perConnection: 40) }
             group.addTask {
                 try await Task.sleep(nanoseconds: 20_000_000)
-                self.gateway.reopenPlugins()
+                gateway.reopenPlugins()
             }
             try await group.waitForAll()
         }

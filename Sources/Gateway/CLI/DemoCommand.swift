@@ -57,7 +57,7 @@ struct DemoCommand: AsyncParsableCommand {
 
             Press Ctrl-C to stop.
             """)
-        fflush(stdout)
+        fflush(nil)  // every output stream: the printed lines reach a pipe before the gateway runs
         try await server.runUntilShutdownSignal(logger: logger)
         await backend.stop()
     }

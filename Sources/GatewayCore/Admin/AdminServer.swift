@@ -71,10 +71,10 @@ package final class AdminHandler: ChannelInboundHandler {
                 write(immediate, head: head, context: context)
             } else {
                 // POST /reload: the reload runs off the event loop; the answer is written back on it.
-                Task {
-                    let response = await endpoints.reload(method: head.method)
-                    loop.execute { self.write(response, head: head, context: bound.value) }
-                }
+                let handler = NIOLoopBound(self, eventLoop: loop)
+                let answered = loop.makePromise(of: AdminEndpoints.Response.self)
+                answered.completeWithTask { await endpoints.reload(method: head.method) }
+                answered.futureResult.whenSuccess { response in handler.value.write(response, head: head, context: bound.value) }
             }
         }
     }

@@ -7,7 +7,8 @@ import PluginAPI
 
 /// The table of host functions handed to every plugin (`gw_host_api`). Built once; valid for the process.
 package enum HostAPI {
-    package static let table: UnsafePointer<gw_host_api> = {
+    // Immutable after its one (thread-safe, lazy) initialisation; plugins only read it.
+    nonisolated(unsafe) package static let table: UnsafePointer<gw_host_api> = {
         let pointer = UnsafeMutablePointer<gw_host_api>.allocate(capacity: 1)
         pointer.initialize(to: gw_host_api(
             struct_size: UInt32(MemoryLayout<gw_host_api>.size),

@@ -8,7 +8,8 @@ import PluginAPI
 /// views are bump-allocated in a chunk kept for the life of the thread, so the request path allocates nothing
 /// here in the steady state; a view larger than the chunk gets its own allocation, freed at `reset`.
 package final class PluginArena {
-    private static let perThread = ThreadSpecificVariable<PluginArena>()
+    // Each thread reads and writes only its own value.
+    nonisolated(unsafe) private static let perThread = ThreadSpecificVariable<PluginArena>()
 
     /// This thread's arena.
     package static var current: PluginArena {

@@ -23,7 +23,8 @@ package final class PluginCallContext {
     package var handle: UInt64 = 0
     package var target: PluginCallTarget?
 
-    private static let current = ThreadSpecificVariable<PluginCallContext>()
+    // Each thread reads and writes only its own value.
+    nonisolated(unsafe) private static let current = ThreadSpecificVariable<PluginCallContext>()
 
     package static var forThisThread: PluginCallContext {
         if let context = current.currentValue { return context }

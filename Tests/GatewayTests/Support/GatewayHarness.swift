@@ -54,7 +54,7 @@ final class LogCapture: @unchecked Sendable {
 }
 
 /// Starts the real gateway in-process from a YAML config written next to the test PKI, on 127.0.0.1:0.
-final class GatewayHarness {
+final class GatewayHarness: Sendable {
     let server: GatewayServer
     /// The generation the gateway started with (a reload replaces `server.runtime`).
     let runtime: GatewayRuntime

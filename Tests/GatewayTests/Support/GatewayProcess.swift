@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 
 /// Runs the built `gateway` executable (the one next to this test bundle) as a child process.
 enum GatewayProcess {
@@ -26,17 +27,19 @@ enum GatewayProcess {
         process.standardError = err
         try process.run()
         // Drain both pipes concurrently so a chatty child cannot block on a full pipe.
-        var outData = Data(), errData = Data()
+        let collected = NIOLockedValueBox((out: Data(), err: Data()))
         let group = DispatchGroup()
+        let outHandle = out.fileHandleForReading, errHandle = err.fileHandleForReading
         group.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        DispatchQueue.global().async { let data = outHandle.readDataToEndOfFile(); collected.withLockedValue { $0.out = data }; group.leave() }
         group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        DispatchQueue.global().async { let data = errHandle.readDataToEndOfFile(); collected.withLockedValue { $0.err = data }; group.leave() }
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
         group.wait()
+        let (outData, errData) = collected.withLockedValue { ($0.out, $0.err) }
         return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
     }
 }

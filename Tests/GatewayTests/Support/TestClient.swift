@@ -41,7 +41,7 @@ final class TestClient: @unchecked Sendable {
         self.collector = collector
     }
 
-    struct TLSOptions {
+    struct TLSOptions: Sendable {
         var trust: [String] = []  // CA PEM files
         var certificateChain: String?  // PEM file, leaf first
         var key: String?

@@ -26,7 +26,8 @@ private func field(_ json: String, _ key: String) -> String? {
     return String(rest.dropFirst().prefix { $0 != "\"" })
 }
 
-private let descriptor: UnsafeMutablePointer<gw_plugin_descriptor> = {
+// Initialised once (Swift's lazy global initialisation is thread-safe) and only read after: the host reads it.
+nonisolated(unsafe) private let descriptor: UnsafeMutablePointer<gw_plugin_descriptor> = {
     let pointer = UnsafeMutablePointer<gw_plugin_descriptor>.allocate(capacity: 1)
     pointer.initialize(to: gw_plugin_descriptor(
         magic: GW_PLUGIN_MAGIC,

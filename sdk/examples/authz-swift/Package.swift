@@ -20,7 +20,7 @@ let package = Package(
         .target(
             name: "AuthzSwift",
             dependencies: [.product(name: "GatewayPluginKit", package: "gateway-plugin-sdk")],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]
 )
