@@ -8,7 +8,7 @@ import Glibc
 /// Writes one JSON object per line for every request and every refused handshake: who the client was (from
 /// its certificate), what it asked, what it got, and who decided. Hooks only build the line; the file is
 /// written by `AuditWriter`'s thread.
-final class AuditLog: GatewayPlugin, @unchecked Sendable {
+final class AuditLog: GatewayPlugin, Sendable {
     let writer: AuditWriter
     let events: Set<String>
     /// nil: every field.

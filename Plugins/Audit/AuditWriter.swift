@@ -8,6 +8,7 @@ import Glibc
 /// Writes audit lines to a file from its own thread, so that hooks never do file I/O. Lines wait in a
 /// bounded queue; by default a full queue makes producers wait (nothing is lost); `when_full: drop` counts
 /// and reports what it drops instead. Reopens on request (SIGHUP), rotates by size, flushes on close.
+// @unchecked Sendable: the queue and file state are shared with the writer thread under `condition`.
 final class AuditWriter: @unchecked Sendable {
     enum FsyncPolicy: String {
         case never, interval, always

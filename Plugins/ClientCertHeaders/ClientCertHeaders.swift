@@ -5,6 +5,7 @@ import GatewayPluginKit
 /// Puts the client certificate's identity into request headers whose names the operator chooses, in the
 /// formats of the load balancer and proxies backends already understand (dialects), and strips every
 /// client-sent header it owns first, including underscore spellings, so a backend never sees a forged one.
+// @unchecked Sendable: the per-identity cache is read and written under `lock`; the rest is immutable.
 final class ClientCertHeaders: GatewayPlugin, @unchecked Sendable {
     enum Kind {
         // From the certificate: computed once per identity and cached.

@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOPosix
 
 /// The admin listener: plain HTTP/1.1 on its own socket, answered by `AdminEndpoints`.
+// @unchecked Sendable: `channel` is written by `start()` and read by `stop()`, which the server calls in order.
 package final class AdminServer: @unchecked Sendable {
     private let endpoints: AdminEndpoints
     private let group: any EventLoopGroup

@@ -4,6 +4,7 @@ import NIOCore
 /// Runs a backend group's active health checks on one event loop: every `interval`, one probe per server;
 /// `unhealthy` failures in a row take a server out of rotation, `healthy` successes in a row put it back.
 /// Servers start in rotation (the first probe runs at once). All state lives on `eventLoop`.
+// @unchecked Sendable: all mutable state is read and written on `eventLoop` only.
 package final class HealthChecker: @unchecked Sendable {
     private let backend: BackendGroup
     private let config: HealthCheckConfig

@@ -60,6 +60,7 @@ package final class PluginArena {
 
 /// Bytes allocated once and never moved, so that views of them stay valid as long as their owner lives
 /// (a connection's `ClientIdentity`): reading a certificate field allocates nothing per request.
+// @unchecked Sendable: the bytes are written once, in init, and only read after.
 package final class StableBytes: @unchecked Sendable {
     package let buffer: UnsafeMutableRawBufferPointer
 

@@ -6,7 +6,7 @@ import PluginAPI
 /// The plugins of one listener, run in order. Plain hooks run inline on the event loop; hooks of plugins
 /// flagged GW_PLUGIN_FLAG_BLOCKING run on a bounded worker pool against a copy of the request, with the
 /// entry's timeout, and their changes are applied back on the event loop only if they finish in time.
-package final class PluginChain: @unchecked Sendable {
+package final class PluginChain: Sendable {
     package enum Outcome {
         /// Go on to the backend (with whatever the plugins changed).
         case proceed

@@ -2,6 +2,8 @@ import NIOCore
 import PluginAPI
 
 /// One chain entry of one listener: a plugin library instantiated with that entry's config.
+// @unchecked Sendable: immutable after create except `destroyed`, which only `destroy()` writes, at the
+// generation's teardown, after the last request that could reach the instance.
 package final class PluginInstance: @unchecked Sendable {
     package enum OnError: String, ConfigEnum, Sendable {
         case deny

@@ -7,6 +7,8 @@ import PluginAPI
 
 /// A plugin shared library, loaded once per process and never unloaded once its code has run (a library's
 /// threads, atexit handlers or static destructors could otherwise run into unmapped code).
+// @unchecked Sendable: immutable after load; `descriptor` points at the plugin's static descriptor, which
+// nothing writes.
 package final class PluginLibrary: @unchecked Sendable {
     package let path: String
     package let name: String

@@ -4,6 +4,7 @@ import PluginAPI
 
 /// Process-wide plugin state: loaded libraries (each loaded once), instance tags for logging and metrics, and
 /// the metrics plugins defined. Libraries stay loaded for the life of the process.
+// @unchecked Sendable: every mutable property is read and written under `lock`.
 package final class PluginRegistry: @unchecked Sendable {
     package static let shared = PluginRegistry()
 
@@ -14,6 +15,7 @@ package final class PluginRegistry: @unchecked Sendable {
 
     /// A metric a plugin instance defined. Instances of the same plugin on the same listener (one per
     /// configuration generation) share one series, so a reload never resets a plugin's counters.
+    // @unchecked Sendable: the count and sum are read and written under `lock`; the rest is immutable.
     package final class Metric: @unchecked Sendable {
         package let name: String
         package let help: String

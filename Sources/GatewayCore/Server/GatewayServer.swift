@@ -10,6 +10,7 @@ import ServiceLifecycle
 /// The gateway's listening side: binds every listener, builds each connection's pipeline, reloads the
 /// configuration without dropping a connection, and shuts down gracefully (stop accepting, let in-flight
 /// requests finish up to `shutdown_timeout`, then close).
+// @unchecked Sendable: the mutable state is read and written under `lock` (open connections in a locked box).
 public final class GatewayServer: Service, @unchecked Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger

@@ -5,6 +5,7 @@ import NIOPosix
 
 /// The demo's backend: answers every request with the request line and the headers it received, so that a
 /// curl through the gateway shows exactly what a backend sees.
+// @unchecked Sendable: `channel` is written by `start()` and read by `stop()`, called in that order.
 public final class EchoBackend: @unchecked Sendable {
     private var channel: Channel?
     private let group: any EventLoopGroup
