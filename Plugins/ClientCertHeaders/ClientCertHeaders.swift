@@ -201,7 +201,7 @@ final class ClientCertHeaders: GatewayPlugin, @unchecked Sendable {
                 guard let view = request.attribute(Self.connectionAttribute(field.kind)) else { continue }
                 status = withGWStr(field.header) { request.setHeader($0, view) }
             }
-            if status != GW_OK { return gw_action(rawValue: status.rawValue) }
+            if status != GW_OK { return status }  // a negative gw_status is also a failing gw_action
         }
         return GW_CONTINUE
     }

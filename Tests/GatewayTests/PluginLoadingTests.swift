@@ -12,7 +12,7 @@ final class PluginLoadingTests: XCTestCase {
             ("future_major", "is built for plugin ABI 2.x (exports gw_plugin_entry_v2); this gateway supports ABI 1.0 to 1.0 (gw_plugin_entry_v1)"),
             ("bad_magic", "descriptor returned by gw_plugin_entry_v1 has magic 0xDEADBEEF, expected 0x4757504C: not a gateway plugin descriptor"),
             ("wrong_major", "plugin is built for ABI 2.0, this gateway supports ABI 1.0 to 1.0 (abi_major mismatch)"),
-            ("newer_minor", "plugin is built for ABI 1.99, newer than this gateway's ABI 1.0"),
+            ("newer_minor", "plugin requires ABI 1.1 (abi_minor in its descriptor), newer than this gateway's ABI 1.0: upgrade the gateway, or build the plugin to require ABI 1.0 (docs/plugins.md, 'Versions')"),
             ("missing_hook", "required hook 'destroy' is NULL in the descriptor"),
         ]
         for (fixture, message) in cases {
@@ -88,5 +88,48 @@ final class PluginLoadingTests: XCTestCase {
         let result = try GatewayProcess.run(["validate", "--config", config])
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stderr.contains("listeners[0].plugins[0].library: plugin library 'libNope.so' not found in plugin_paths [\"\(pki.directory)/plugins\"]"), result.stderr)
+    }
+
+    func testAPluginBuiltPedanticallyAgainstTheFrozenHeaderLoadsAndSeesTheRules() async throws {
+        // abi10.c: -std=c99 -pedantic -fvisibility=hidden (only GW_PLUGIN_EXPORT exports its entry point);
+        // its compile-time checks of the 1.0 sizes passed, or it would not have built.
+        let path = try PluginFixtures.build("abi10")
+        let inspect = try GatewayProcess.run(["plugin", "inspect", path])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("abi:      1.0 (this gateway: 1.0)"), inspect.stdout)
+        let pki = try TestPKI()
+        let backend = TestBackend()
+        try await backend.start()
+        let gateway = try await GatewayHarness(yaml: """
+            listeners:
+              - { name: l, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(path) } ], routes: [ { backend: b } ] }
+            backends: [ { name: b, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, in: pki.directory)
+        let response = try await TestClient.get(port: gateway.port("l"), tls: nil, path: "/abi")
+        XCTAssertEqual(response?.status, 200)
+        // metric_define works in create and is refused (GW_ERR_WRONG_PHASE) in a request hook; GW_HOST_HAS sees
+        // the last 1.0 host function.
+        XCTAssertEqual(backend.requests.last?.head.headers.first(name: "x-abi"), "has_get_header_at=1 late_metric=-5 create_metric=0")
+        await gateway.stop()
+        await backend.stop()
+    }
+
+    func testTheMinimalPluginInTheGuideBuildsPedanticallyAndLoads() throws {
+        // docs/plugins.md's "A minimal plugin in C", compiled as written, must stay true to the header.
+        let guide = try String(contentsOfFile: "\(PluginFixtures.packageRoot)/docs/plugins.md", encoding: .utf8)
+        let section = try XCTUnwrap(guide.range(of: "## A minimal plugin in C")).upperBound
+        let start = try XCTUnwrap(guide.range(of: "```c\n", range: section..<guide.endIndex)).upperBound
+        let end = try XCTUnwrap(guide.range(of: "\n```", range: start..<guide.endIndex)).lowerBound
+        let pki = try TestPKI()
+        let source = pki.path("minimal.c"), library = pki.path("libminimal.so")
+        try String(guide[start..<end]).write(toFile: source, atomically: true, encoding: .utf8)
+        let cc = try GatewayProcess.runCommand("/usr/bin/cc", [
+            "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fvisibility=hidden", "-shared", "-fPIC",
+            "-I", "\(PluginFixtures.packageRoot)/sdk/include", "-o", library, source,
+        ])
+        XCTAssertEqual(cc.status, 0, cc.stderr)
+        let inspect = try GatewayProcess.run(["plugin", "inspect", library])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("hooks:    create, destroy, on_request_headers"), inspect.stdout)
     }
 }

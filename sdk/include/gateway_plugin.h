@@ -10,15 +10,24 @@
  *   - The host calls it once, right after dlopen, with a table of host functions (`gw_host_api`); the plugin
  *     returns a pointer to its static descriptor (`gw_plugin_descriptor`). No host symbol is exported to
  *     plugins: everything a plugin may call is in the table.
- *   - Both tables start with their own size and only ever grow at the end. Within one major version, a newer
- *     host loads plugins built for an older or equal minor version; a plugin built for a newer minor than the
- *     host is refused (it may call functions the host does not have). A plugin that wants to run on older
- *     hosts checks `host->struct_size` before calling a function added in a later minor version.
+ *   - Both tables start with their own size and only ever grow at the end; nothing is removed, reordered or
+ *     retyped within a major version. Every member is marked with the minor version that added it.
+ *   - Versions. A descriptor's `abi_minor` is the lowest minor version whose host functions the plugin
+ *     REQUIRES (GW_PLUGIN_ABI_MINOR of the header it was built against, unless it sets a lower one on
+ *     purpose). The host refuses only a plugin that requires a newer minor than it has. A plugin that can also
+ *     run on older hosts declares the older minor and probes each newer host function before calling it:
+ *     `if (GW_HOST_HAS(host, some_later_function)) ...`. The host likewise reads a descriptor member added in
+ *     a later minor only when the plugin's `struct_size` covers it.
  *
- * Threads. Unless a hook's comment says otherwise, hooks run on one of the gateway's event-loop threads and
- * MUST NOT block (no file or network I/O, no sleeping, no waiting on locks held for long). A plugin whose hooks
- * need to block sets GW_PLUGIN_FLAG_BLOCKING: its on_request_headers then runs on a bounded pool of worker
- * threads, each call limited by the chain entry's `timeout_ms` (its other hooks stay on the event loop). A
+ * Trust. A plugin is code in the gateway's process, with its privileges, its memory and its private keys in
+ * reach: the ABI protects against mistakes (stale handles, bad arguments, oversized strings), not against a
+ * hostile plugin. Load only plugins you would link into the gateway yourself.
+ *
+ * Threads. Every hook's comment says which thread calls it. The request and connection hooks run on one of
+ * the gateway's event-loop threads and MUST NOT block (no file or network I/O, no sleeping, no waiting on locks
+ * held for long), with one exception: for a plugin that sets GW_PLUGIN_FLAG_BLOCKING, on_request_headers runs
+ * on a bounded pool of worker threads instead, each call limited by the chain entry's `timeout` (its other
+ * hooks stay on the event loop). A
  * blocking call works on a private copy of the request; the host adopts the copy's changes only if the call
  * returns in time. After a timeout the request goes on (on_error applies) while the late call may still be
  * running on its copy, whose changes are then discarded. Hooks of one instance may run concurrently on several
@@ -34,10 +43,14 @@
  * hook call they were passed to (and on the thread that runs it). A host function called with a stale or
  * unknown handle returns GW_ERR_STALE_HANDLE; it never crashes.
  *
- * Errors. Host functions return a gw_status: 0 (GW_OK) or a negative error code. Request hooks return a
- * gw_action: GW_CONTINUE, GW_STOP (the plugin answered the request with `respond`), or a negative value (an
- * error): the chain entry's `on_error` policy then decides: `deny` (the default) answers 500 and nothing is
- * forwarded; `continue` goes on with the next plugin.
+ * Errors. Host functions, `create` and on_response_headers return a gw_status: 0 (GW_OK) or a negative error
+ * code. on_request_headers returns a gw_action: GW_CONTINUE, GW_STOP (the plugin answered the request with
+ * `respond`), or a negative value (an error): the chain entry's `on_error` policy then decides: `deny` (the
+ * default) answers 500 and nothing is forwarded; `continue` goes on with the next plugin.
+ *
+ * Types. Every value that crosses the boundary has a fixed width (C enums do not): the named types below are
+ * typedefs of intN_t/uintN_t, their values are macros. No struct has implicit padding on the usual ABIs
+ * (LP64 and ILP32): where alignment would insert some, a `reserved` field (always 0) holds the place.
  */
 #ifndef GATEWAY_PLUGIN_H
 #define GATEWAY_PLUGIN_H
@@ -60,6 +73,9 @@ extern "C" {
 /** The entry symbol's name for this major version, for dlsym and for error messages. */
 #define GW_PLUGIN_ENTRY_SYMBOL "gw_plugin_entry_v1"
 
+/* ---- ABI 1.0: everything from here to "Sizes and probes". A later minor version adds its members under a
+ * marker of its own (e.g. "ABI 1.1") at the end of each struct and of each list of values. ---------------- */
+
 /** A borrowed byte string: `ptr` need not be NUL-terminated; `ptr` may be NULL only when `len` is 0. */
 typedef struct gw_str {
     const char *ptr;
@@ -69,106 +85,110 @@ typedef struct gw_str {
 /** A connection or request, valid only during the hook call that received it. 0 is never a valid handle. */
 typedef uint64_t gw_handle;
 
-/** Results of host functions. Negative values are errors; new codes may be added in later minor versions. */
-typedef enum gw_status {
-    GW_OK = 0,
-    /** An argument is NULL, out of range, or not allowed here (e.g. an attribute index past the end). */
-    GW_ERR_INVALID_ARGUMENT = -1,
-    /** The attribute, header or variable does not exist for this handle (e.g. no client certificate). */
-    GW_ERR_NOT_FOUND = -2,
-    /** The handle is not the one of the hook now running on this thread. */
-    GW_ERR_STALE_HANDLE = -3,
-    /** A header name is not an RFC 9110 token, or a value contains CR, LF or NUL. Nothing was changed. */
-    GW_ERR_INVALID_HEADER = -4,
-    /** The call is not allowed in this hook (e.g. setting a request header in on_response_headers). */
-    GW_ERR_WRONG_PHASE = -5,
-    /** The host failed internally; the request goes on as if the call had not been made. */
-    GW_ERR_INTERNAL = -6,
-} gw_status;
+/** Results of host functions, `create` and on_response_headers. Negative values are errors; new codes may
+ *  be added in later minor versions (treat an unknown negative code as an error). */
+typedef int32_t gw_status;
+#define GW_OK 0
+/** An argument is NULL, out of range, or not allowed here (e.g. an attribute index past the end). */
+#define GW_ERR_INVALID_ARGUMENT (-1)
+/** The attribute, header or variable does not exist for this handle (e.g. no client certificate). */
+#define GW_ERR_NOT_FOUND (-2)
+/** The handle is not the one of the hook now running on this thread. */
+#define GW_ERR_STALE_HANDLE (-3)
+/** A header name is not an RFC 9110 token, or a value contains CR, LF or NUL. Nothing was changed. */
+#define GW_ERR_INVALID_HEADER (-4)
+/** The call is not allowed here (e.g. setting a request header in on_response_headers, or metric_define
+ *  outside `create`). */
+#define GW_ERR_WRONG_PHASE (-5)
+/** The host failed internally; the request goes on as if the call had not been made. */
+#define GW_ERR_INTERNAL (-6)
 
-/** What a request hook tells the host. */
-typedef enum gw_action {
-    /** Go on with the next plugin, then the backend. */
-    GW_CONTINUE = 0,
-    /** The plugin answered with `respond`: later plugins and the backend are skipped. */
-    GW_STOP = 1,
-    /** Any negative value is an error; the entry's `on_error` policy applies. */
-    GW_FAILED = -1,
-} gw_action;
+/** What on_request_headers tells the host. */
+typedef int32_t gw_action;
+/** Go on with the next plugin, then the backend. */
+#define GW_CONTINUE 0
+/** The plugin answered with `respond`: later plugins and the backend are skipped. */
+#define GW_STOP 1
+/** Any negative value is an error; the entry's `on_error` policy applies. */
+#define GW_FAILED (-1)
 
 /** Log levels for `gw_host_api.log`. */
-typedef enum gw_log_level {
-    GW_LOG_TRACE = 0,
-    GW_LOG_DEBUG = 1,
-    GW_LOG_INFO = 2,
-    GW_LOG_WARNING = 3,
-    GW_LOG_ERROR = 4,
-} gw_log_level;
+typedef int32_t gw_log_level;
+#define GW_LOG_TRACE 0
+#define GW_LOG_DEBUG 1
+#define GW_LOG_INFO 2
+#define GW_LOG_WARNING 3
+#define GW_LOG_ERROR 4
 
 /**
  * Attributes a plugin can read with `get_attribute` (strings and bytes) or `get_attribute_int` (integers).
  * Connection attributes are readable with a connection handle and with a request handle. The `index` argument
  * selects one value of a multi-valued attribute (SANs, chain certificates) and is 0 otherwise; past the last
  * value the host returns GW_ERR_NOT_FOUND, so a plugin iterates until it does.
- * New attributes are added at the end in later minor versions; an unknown attribute gives GW_ERR_NOT_FOUND.
+ * An unknown attribute gives GW_ERR_NOT_FOUND, so a plugin can ask a host of any minor version.
+ *
+ * Numbering, for every minor version to come: numbers are never reused or renumbered. Ranges:
+ *   1-39      connection attributes          40-59    request attributes
+ *   60-79     completion attributes          80-999   reserved for later host attributes of any kind
+ *   1000-     never used by the host (free for a plugin's own tables)
+ * A later minor adds an attribute with the next free number of its range (then of 80-999), marked with that
+ * minor version like every other addition.
  */
-typedef enum gw_attribute {
-    /* Connection (string unless noted). */
-    GW_ATTR_LISTENER_NAME = 1,
-    GW_ATTR_CLIENT_ADDRESS = 2,      /* IP address text, e.g. "127.0.0.1" or "::1" */
-    GW_ATTR_CLIENT_PORT = 3,         /* int */
-    GW_ATTR_LOCAL_ADDRESS = 4,
-    GW_ATTR_LOCAL_PORT = 5,          /* int */
-    GW_ATTR_CONNECTION_ID = 6,       /* int, unique in this process */
-    GW_ATTR_SNI = 7,                 /* not found without SNI */
-    GW_ATTR_ALPN = 8,                /* negotiated protocol */
-    GW_ATTR_TLS_VERSION = 9,         /* "TLSv1.2", "TLSv1.3" */
-    GW_ATTR_TLS_CIPHER = 10,         /* OpenSSL name of the negotiated suite */
-    GW_ATTR_TLS_CIPHERS_OFFERED = 11,/* the client's offered suites, OpenSSL names joined by ':' */
-    GW_ATTR_CLIENT_CERT_PRESENT = 12,/* int: 1 if the client presented a certificate */
-    GW_ATTR_CLIENT_VERIFY = 13,      /* "SUCCESS", "FAILED:<reason code>" or "NONE" (nginx's $ssl_client_verify) */
-    GW_ATTR_VERIFY_ERROR = 14,       /* the precise reason text when verification failed */
-    GW_ATTR_CLIENT_SUBJECT = 15,     /* RFC 2253 as OpenSSL prints it, e.g. "CN=a,O=Org,C=US" */
-    GW_ATTR_CLIENT_ISSUER = 16,
-    GW_ATTR_CLIENT_SERIAL = 17,      /* uppercase hex, no separators */
-    GW_ATTR_CLIENT_FINGERPRINT_SHA1 = 18,   /* lowercase hex of the leaf DER */
-    GW_ATTR_CLIENT_FINGERPRINT_SHA256 = 19,
-    GW_ATTR_CLIENT_NOT_BEFORE = 20,  /* "Sep 21 22:43:21 2027 GMT" */
-    GW_ATTR_CLIENT_NOT_AFTER = 21,
-    GW_ATTR_CLIENT_NOT_BEFORE_UNIX = 22, /* int, seconds since 1970 */
-    GW_ATTR_CLIENT_NOT_AFTER_UNIX = 23,  /* int */
-    GW_ATTR_CLIENT_SAN_DNS = 24,     /* indexed */
-    GW_ATTR_CLIENT_SAN_URI = 25,     /* indexed */
-    GW_ATTR_CLIENT_SAN_IP = 26,      /* indexed, text */
-    GW_ATTR_CLIENT_SAN_EMAIL = 27,   /* indexed */
-    GW_ATTR_CLIENT_CERT_DER = 28,    /* bytes: the leaf */
-    GW_ATTR_CLIENT_CERT_PEM = 29,    /* the leaf, PEM with a final newline */
-    GW_ATTR_CLIENT_CHAIN_DER = 30,   /* bytes, indexed: the presented chain, leaf first */
-    GW_ATTR_CLIENT_CHAIN_PEM = 31,   /* every presented certificate, PEM, concatenated */
-    /* Request (string unless noted); not found with a connection handle. */
-    GW_ATTR_REQUEST_ID = 40,         /* int, unique in this process */
-    GW_ATTR_METHOD = 41,
-    GW_ATTR_PATH = 42,               /* without the query */
-    GW_ATTR_QUERY = 43,              /* without '?'; not found when absent */
-    GW_ATTR_HOST = 44,               /* the Host header as received */
-    GW_ATTR_SCHEME = 45,             /* "https" or "http" */
-    GW_ATTR_URI = 46,                /* the request target as received */
-    GW_ATTR_BACKEND_NAME = 47,       /* the routed backend group; not found when no route matched */
-    /* Completion (on_complete only, and on_response_headers for the status). */
-    GW_ATTR_RESPONSE_STATUS = 60,    /* int */
-    GW_ATTR_BYTES_RECEIVED = 61,     /* int: request body bytes read from the client */
-    GW_ATTR_BYTES_SENT = 62,         /* int: response body bytes written to the client */
-    GW_ATTR_DURATION_US = 63,        /* int: from request head to completion */
-    GW_ATTR_BACKEND_SERVER = 64,     /* "host:port" of the server that answered; not found if none did */
-    GW_ATTR_ANSWERED_BY = 65,        /* name of the plugin that answered with `respond`; not found otherwise */
-    GW_ATTR_CLIENT_ABORTED = 66,     /* int: 1 if the client went away before the response was complete */
-} gw_attribute;
+typedef uint32_t gw_attribute;
+/* Connection (string unless noted). */
+#define GW_ATTR_LISTENER_NAME            1u
+#define GW_ATTR_CLIENT_ADDRESS           2u  /* IP address text, e.g. "127.0.0.1" or "::1" */
+#define GW_ATTR_CLIENT_PORT              3u  /* int */
+#define GW_ATTR_LOCAL_ADDRESS            4u
+#define GW_ATTR_LOCAL_PORT               5u  /* int */
+#define GW_ATTR_CONNECTION_ID            6u  /* int, unique in this process */
+#define GW_ATTR_SNI                      7u  /* not found without SNI */
+#define GW_ATTR_ALPN                     8u  /* negotiated protocol */
+#define GW_ATTR_TLS_VERSION              9u  /* "TLSv1.2", "TLSv1.3" */
+#define GW_ATTR_TLS_CIPHER               10u  /* OpenSSL name of the negotiated suite */
+#define GW_ATTR_TLS_CIPHERS_OFFERED      11u  /* the client's offered suites, OpenSSL names joined by ':' */
+#define GW_ATTR_CLIENT_CERT_PRESENT      12u  /* int: 1 if the client presented a certificate */
+#define GW_ATTR_CLIENT_VERIFY            13u  /* "SUCCESS", "FAILED:<reason code>" or "NONE" (nginx's $ssl_client_verify) */
+#define GW_ATTR_VERIFY_ERROR             14u  /* the precise reason text when verification failed */
+#define GW_ATTR_CLIENT_SUBJECT           15u  /* RFC 2253 as OpenSSL prints it, e.g. "CN=a,O=Org,C=US" */
+#define GW_ATTR_CLIENT_ISSUER            16u
+#define GW_ATTR_CLIENT_SERIAL            17u  /* uppercase hex, no separators */
+#define GW_ATTR_CLIENT_FINGERPRINT_SHA1  18u  /* lowercase hex of the leaf DER */
+#define GW_ATTR_CLIENT_FINGERPRINT_SHA256 19u
+#define GW_ATTR_CLIENT_NOT_BEFORE        20u  /* "Sep 21 22:43:21 2027 GMT" */
+#define GW_ATTR_CLIENT_NOT_AFTER         21u
+#define GW_ATTR_CLIENT_NOT_BEFORE_UNIX   22u  /* int, seconds since 1970 */
+#define GW_ATTR_CLIENT_NOT_AFTER_UNIX    23u  /* int */
+#define GW_ATTR_CLIENT_SAN_DNS           24u  /* indexed */
+#define GW_ATTR_CLIENT_SAN_URI           25u  /* indexed */
+#define GW_ATTR_CLIENT_SAN_IP            26u  /* indexed, text */
+#define GW_ATTR_CLIENT_SAN_EMAIL         27u  /* indexed */
+#define GW_ATTR_CLIENT_CERT_DER          28u  /* bytes: the leaf */
+#define GW_ATTR_CLIENT_CERT_PEM          29u  /* the leaf, PEM with a final newline */
+#define GW_ATTR_CLIENT_CHAIN_DER         30u  /* bytes, indexed: the presented chain, leaf first */
+#define GW_ATTR_CLIENT_CHAIN_PEM         31u  /* every presented certificate, PEM, concatenated */
+/* Request (string unless noted); not found with a connection handle. */
+#define GW_ATTR_REQUEST_ID               40u  /* int, unique in this process */
+#define GW_ATTR_METHOD                   41u
+#define GW_ATTR_PATH                     42u  /* without the query */
+#define GW_ATTR_QUERY                    43u  /* without '?'; not found when absent */
+#define GW_ATTR_HOST                     44u  /* the Host header as received */
+#define GW_ATTR_SCHEME                   45u  /* "https" or "http" */
+#define GW_ATTR_URI                      46u  /* the request target as received */
+#define GW_ATTR_BACKEND_NAME             47u  /* the routed backend group; not found when no route matched */
+/* Completion (on_complete only, and on_response_headers for the status). */
+#define GW_ATTR_RESPONSE_STATUS          60u  /* int */
+#define GW_ATTR_BYTES_RECEIVED           61u  /* int: request body bytes read from the client */
+#define GW_ATTR_BYTES_SENT               62u  /* int: response body bytes written to the client */
+#define GW_ATTR_DURATION_US              63u  /* int: from request head to completion */
+#define GW_ATTR_BACKEND_SERVER           64u  /* "host:port" of the server that answered; not found if none did */
+#define GW_ATTR_ANSWERED_BY              65u  /* name of the plugin that answered with `respond`; not found otherwise */
+#define GW_ATTR_CLIENT_ABORTED           66u  /* int: 1 if the client went away before the response was complete */
 
 /** Kinds of metric a plugin can define. */
-typedef enum gw_metric_kind {
-    GW_METRIC_COUNTER = 0,
-    GW_METRIC_HISTOGRAM = 1,
-} gw_metric_kind;
+typedef uint32_t gw_metric_kind;
+#define GW_METRIC_COUNTER 0u
+#define GW_METRIC_HISTOGRAM 1u
 
 /** One header, for `respond`. */
 typedef struct gw_header {
@@ -232,7 +252,8 @@ typedef struct gw_host_api {
     gw_status (*get_var)(gw_handle request, gw_str name, gw_str *out);
 
     /**
-     * Defines a metric; call it from `create`. `*out_id` identifies it for `metric_record`. The name must
+     * Defines a metric, from `create` only (elsewhere GW_ERR_WRONG_PHASE). `*out_id` identifies it for
+     * `metric_record`. The name must
      * match [a-z_][a-z0-9_]*; the host prefixes it with "gateway_plugin_". Same name twice gives the same id.
      * Instances of the same plugin on the same listener (e.g. the old and the new instance across a reload)
      * share one series, so values carry over a reload. Exported on the admin listener's GET /metrics with
@@ -256,6 +277,8 @@ typedef struct gw_host_api {
 typedef struct gw_create_args {
     /** sizeof(gw_create_args) as the host was built. */
     uint32_t struct_size;
+    /** 0; holds the place the alignment of `instance_tag` would leave as padding. */
+    uint32_t reserved;
     /** Tag for `log`, `metric_define` and `metric_record`. */
     uint64_t instance_tag;
     /** The listener this instance serves. */
@@ -265,7 +288,8 @@ typedef struct gw_create_args {
 } gw_create_args;
 
 /** Flags in gw_plugin_descriptor.flags. */
-#define GW_PLUGIN_FLAG_BLOCKING 0x1u /* request hooks may block: run them on the worker pool, with timeout_ms */
+#define GW_PLUGIN_FLAG_BLOCKING 0x1u /* on_request_headers may block: the host runs it on the worker pool, within
+                                        the entry's `timeout`; every other hook stays on the event loop */
 
 /**
  * The plugin's descriptor, returned by the entry point. Must stay valid (static) until the process exits:
@@ -295,11 +319,12 @@ typedef struct gw_plugin_descriptor {
      * older configuration are being destroyed; the previous instances are destroyed only after the new ones
      * were created. If the reload fails (another entry's `create`, any other config error, a listener that
      * cannot bind), the instances it created are destroyed and the previous ones stay.
-     * Returns 0 and sets `*instance` (opaque to the host) on success. On failure returns non-zero and writes a
+     * Returns GW_OK and sets `*instance` (opaque to the host) on success. On failure returns a negative
+     * gw_status (any non-zero value is taken as a failure) and writes a
      * NUL-terminated reason into `error` (at most `error_capacity` bytes, truncated if longer); the host copies
      * it into its error message, which names the library, the listener and the chain entry.
      */
-    int32_t (*create)(const gw_host_api *host, const gw_create_args *args, void **instance, char *error, size_t error_capacity);
+    gw_status (*create)(const gw_host_api *host, const gw_create_args *args, void **instance, char *error, size_t error_capacity);
 
     /**
      * Required. Destroys an instance, exactly once, after its last request completed: when the configuration
@@ -319,12 +344,19 @@ typedef struct gw_plugin_descriptor {
      */
     void (*on_connection)(void *instance, gw_handle connection);
 
-    /** Optional. The request head arrived: read attributes and headers, change request headers, or respond. */
+    /**
+     * Optional. The request head arrived: read attributes and headers, change request headers, or respond.
+     * Event-loop thread; for a plugin with GW_PLUGIN_FLAG_BLOCKING, a worker-pool thread, on a copy of the
+     * request, within the entry's `timeout`.
+     */
     gw_action (*on_request_headers)(void *instance, gw_handle request);
 
-    /** Optional. The backend's (or a plugin's, or the gateway's) response head is about to be sent: change
-     *  response headers. Event-loop thread, also for blocking plugins. Runs for the entries the request reached. */
-    gw_action (*on_response_headers)(void *instance, gw_handle request);
+    /**
+     * Optional. The backend's (or a plugin's, or the gateway's) response head is about to be sent: change
+     * response headers. Event-loop thread, also for blocking plugins. Runs for the entries the request reached.
+     * Returns GW_OK; a negative gw_status is logged and counted, and the response goes out as it stands.
+     */
+    gw_status (*on_response_headers)(void *instance, gw_handle request);
 
     /**
      * Optional. The exchange is over: after the response was sent, or the client went away. Read-only; runs
@@ -351,6 +383,37 @@ typedef struct gw_plugin_descriptor {
  * load (the host reports it).
  */
 typedef const gw_plugin_descriptor *(*gw_plugin_entry_fn)(const gw_host_api *host);
+
+/* ---- Sizes and probes ---------------------------------------------------------------------------------- */
+
+/** The size of each struct as ABI 1.0 defines it: up to and including its last 1.0 member (on LP64: host
+ *  table 112, create args 48, descriptor 88 bytes). A table whose struct_size is smaller is refused. */
+#define GW_HOST_API_SIZE_1_0 (offsetof(gw_host_api, get_header_at) + sizeof(void (*)(void)))
+#define GW_CREATE_ARGS_SIZE_1_0 (offsetof(gw_create_args, config_json) + sizeof(gw_str))
+#define GW_PLUGIN_DESCRIPTOR_SIZE_1_0 (offsetof(gw_plugin_descriptor, on_reopen) + sizeof(void (*)(void)))
+
+/** True when the host's table has `member`: call a host function added after the minor version you require
+ *  only when this says so. */
+#define GW_HOST_HAS(host, member) \
+    ((host)->struct_size >= offsetof(gw_host_api, member) + sizeof(((const gw_host_api *)0)->member))
+
+/* ---- The entry point ----------------------------------------------------------------------------------- */
+
+/** Exports a symbol from a shared library built with -fvisibility=hidden (and keeps C++ from mangling it). */
+#if defined(_WIN32)
+#define GW_PLUGIN_EXPORT __declspec(dllexport)
+#elif defined(__GNUC__) || defined(__clang__)
+#define GW_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define GW_PLUGIN_EXPORT
+#endif
+
+#if !defined(__swift__)
+/** The one symbol a C or C++ plugin defines: `GW_PLUGIN_EXPORT const gw_plugin_descriptor
+ *  *gw_plugin_entry_v1(const gw_host_api *host) { ... }`. (Swift plugins export it with @_cdecl; the
+ *  prototype is hidden from Swift so that it does not clash with theirs.) */
+GW_PLUGIN_EXPORT const gw_plugin_descriptor *gw_plugin_entry_v1(const gw_host_api *host);
+#endif
 
 #ifdef __cplusplus
 }

@@ -27,13 +27,10 @@
 extern "C" {
 #endif
 
-/** Marks the entry point exported even when the plugin is built with -fvisibility=hidden:
- *  `GW_PLUGIN_EXPORT const gw_plugin_descriptor *gw_plugin_entry_v1(const gw_host_api *host) { ... }`. */
+/* GW_PLUGIN_EXPORT (the entry point's export marker) is defined by gateway_plugin.h. */
 #if defined(__GNUC__) || defined(__clang__)
-#define GW_PLUGIN_EXPORT __attribute__((visibility("default")))
 #define GW_PRINTF_LIKE(fmt, first) __attribute__((format(printf, fmt, first)))
 #else
-#define GW_PLUGIN_EXPORT
 #define GW_PRINTF_LIKE(fmt, first)
 #endif
 

@@ -77,17 +77,17 @@ package final class PluginChain: Sendable {
     /// nil: go on with the next entry.
     private func judge(_ code: Int32, entry: PluginInstance, request: PluginRequest) -> Outcome? {
         switch code {
-        case GW_CONTINUE.rawValue:
+        case GW_CONTINUE:
             // `respond` counts only with GW_STOP.
             if request.answer != nil, request.answeredBy == entry.name {
                 request.answer = nil
                 request.answeredBy = nil
             }
             return nil
-        case GW_STOP.rawValue where request.answer != nil:
+        case GW_STOP where request.answer != nil:
             return .answered
         default:
-            let reason = code == GW_STOP.rawValue ? "returned GW_STOP without calling respond" : "on_request_headers returned \(code)\(Self.statusName(code))"
+            let reason = code == GW_STOP ? "returned GW_STOP without calling respond" : "on_request_headers returned \(code)\(Self.statusName(code))"
             logger.error("plugin failed", metadata: [
                 "plugin": "\(entry.name)", "listener": "\(entry.listener)", "reason": "\(reason)", "on_error": "\(entry.onError.rawValue)",
             ])
@@ -111,7 +111,7 @@ package final class PluginChain: Sendable {
             guard !finished else { return }
             finished = true
             self.logger.error("plugin timed out", metadata: ["plugin": "\(entry.name)", "listener": "\(entry.listener)", "timeout": "\(entry.timeout)"])
-            done(Int32(GW_FAILED.rawValue))
+            done(GW_FAILED)
         }
         result.whenComplete { outcome in
             guard !finished else { return }
@@ -122,7 +122,7 @@ package final class PluginChain: Sendable {
                 request.adopt(copy)
                 done(code)
             case .failure:
-                done(Int32(GW_FAILED.rawValue))
+                done(GW_FAILED)
             }
         }
     }
@@ -166,12 +166,12 @@ package final class PluginChain: Sendable {
 
     package static func statusName(_ code: Int32) -> String {
         switch code {
-        case GW_FAILED.rawValue: return " (GW_FAILED)"
-        case GW_ERR_NOT_FOUND.rawValue: return " (GW_ERR_NOT_FOUND)"
-        case GW_ERR_STALE_HANDLE.rawValue: return " (GW_ERR_STALE_HANDLE)"
-        case GW_ERR_INVALID_HEADER.rawValue: return " (GW_ERR_INVALID_HEADER)"
-        case GW_ERR_WRONG_PHASE.rawValue: return " (GW_ERR_WRONG_PHASE)"
-        case GW_ERR_INTERNAL.rawValue: return " (GW_ERR_INTERNAL)"
+        case GW_FAILED: return " (GW_FAILED)"
+        case GW_ERR_NOT_FOUND: return " (GW_ERR_NOT_FOUND)"
+        case GW_ERR_STALE_HANDLE: return " (GW_ERR_STALE_HANDLE)"
+        case GW_ERR_INVALID_HEADER: return " (GW_ERR_INVALID_HEADER)"
+        case GW_ERR_WRONG_PHASE: return " (GW_ERR_WRONG_PHASE)"
+        case GW_ERR_INTERNAL: return " (GW_ERR_INTERNAL)"
         default: return ""
         }
     }

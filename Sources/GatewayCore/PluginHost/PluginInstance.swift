@@ -33,15 +33,18 @@ package final class PluginInstance: @unchecked Sendable {
         let status: Int32 = listener.withGWStr { listenerView in
             configJSON.withGWStr { configView in
                 var args = gw_create_args(
-                    struct_size: UInt32(MemoryLayout<gw_create_args>.size), instance_tag: tag,
+                    struct_size: UInt32(MemoryLayout<gw_create_args>.size), reserved: 0, instance_tag: tag,
                     listener_name: listenerView, config_json: configView
                 )
                 return error.withUnsafeMutableBufferPointer { buffer in
-                    library.descriptor.pointee.create(HostAPI.table, &args, &created, buffer.baseAddress, buffer.count - 1)
+                    // metric_define is allowed for this tag while create runs (creates never overlap).
+                    PluginRegistry.shared.creating(tag: tag) {
+                        library.descriptor.pointee.create(HostAPI.table, &args, &created, buffer.baseAddress, buffer.count - 1)
+                    }
                 }
             }
         }
-        guard status == 0 else {
+        guard status == GW_OK else {
             PluginRegistry.shared.unregister(tag: tag)
             error[error.count - 1] = 0
             let message = String(cString: error)
@@ -65,12 +68,12 @@ package final class PluginInstance: @unchecked Sendable {
 
     @inline(__always)
     package func onRequestHeaders(_ handle: UInt64) -> Int32 {
-        library.descriptor.pointee.on_request_headers.map { $0(instance, handle).rawValue } ?? GW_CONTINUE.rawValue
+        library.descriptor.pointee.on_request_headers.map { $0(instance, handle) } ?? GW_CONTINUE
     }
 
     @inline(__always)
     package func onResponseHeaders(_ handle: UInt64) -> Int32 {
-        library.descriptor.pointee.on_response_headers.map { $0(instance, handle).rawValue } ?? GW_CONTINUE.rawValue
+        library.descriptor.pointee.on_response_headers.map { $0(instance, handle) } ?? GW_CONTINUE
     }
 
     package func onReopen() {

@@ -17,9 +17,11 @@ package final class PluginLibrary: @unchecked Sendable {
     package let flags: UInt32
     package let descriptor: UnsafePointer<gw_plugin_descriptor>
 
-    /// The descriptor size of ABI 1.0 (64-bit), fixed forever: later minors only append fields, and a plugin
-    /// built against 1.0 must still load.
-    package static let minimumDescriptorSize = 88
+    /// The descriptor size of ABI 1.0 (the header's GW_PLUGIN_DESCRIPTOR_SIZE_1_0: up to and including
+    /// `on_reopen`, 88 bytes on LP64), fixed forever: later minors only append members, and a plugin built
+    /// against 1.0 must still load.
+    package static let minimumDescriptorSize =
+        MemoryLayout<gw_plugin_descriptor>.offset(of: \gw_plugin_descriptor.on_reopen)! + MemoryLayout<UnsafeRawPointer>.size  // a C function pointer
 
     package var isBlocking: Bool { flags & GW_PLUGIN_FLAG_BLOCKING != 0 }
     package var hasOnConnection: Bool { descriptor.pointee.on_connection != nil }
@@ -74,7 +76,7 @@ package final class PluginLibrary: @unchecked Sendable {
             throw PluginError("\(path): plugin is built for ABI \(d.abi_major).\(d.abi_minor), this gateway supports ABI \(GW_PLUGIN_ABI_MAJOR).0 to \(GW_PLUGIN_ABI_MAJOR).\(GW_PLUGIN_ABI_MINOR) (abi_major mismatch)")
         }
         guard d.abi_minor <= GW_PLUGIN_ABI_MINOR else {
-            throw PluginError("\(path): plugin is built for ABI \(d.abi_major).\(d.abi_minor), newer than this gateway's ABI \(GW_PLUGIN_ABI_MAJOR).\(GW_PLUGIN_ABI_MINOR): upgrade the gateway or rebuild the plugin against this gateway's gateway_plugin.h")
+            throw PluginError("\(path): plugin requires ABI \(d.abi_major).\(d.abi_minor) (abi_minor in its descriptor), newer than this gateway's ABI \(GW_PLUGIN_ABI_MAJOR).\(GW_PLUGIN_ABI_MINOR): upgrade the gateway, or build the plugin to require ABI \(GW_PLUGIN_ABI_MAJOR).\(GW_PLUGIN_ABI_MINOR) (docs/plugins.md, 'Versions')")
         }
         guard Int(d.struct_size) >= minimumDescriptorSize else {
             throw PluginError("\(path): descriptor struct_size is \(d.struct_size), smaller than ABI \(GW_PLUGIN_ABI_MAJOR).0's \(minimumDescriptorSize) bytes")

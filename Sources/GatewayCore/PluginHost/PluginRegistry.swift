@@ -53,6 +53,8 @@ package final class PluginRegistry: @unchecked Sendable {
     /// Every series, by name, plugin and listener: what `/metrics` shows.
     private var series: [String: Metric] = [:]
     private var nextTag: UInt64 = 1
+    /// The instance whose `create` is running (only it may call metric_define).
+    private var creatingTag: UInt64?
     private var _logger = Logger(label: "gateway.plugin")
 
     package var logger: Logger {
@@ -93,7 +95,15 @@ package final class PluginRegistry: @unchecked Sendable {
         lock.withLock { instances[tag] }
     }
 
+    /// Runs `body` (an instance's `create`) with `tag` as the one instance allowed to define metrics.
+    package func creating<Result>(tag: UInt64, _ body: () -> Result) -> Result {
+        lock.withLock { creatingTag = tag }
+        defer { lock.withLock { creatingTag = nil } }
+        return body()
+    }
+
     package func defineMetric(tag: UInt64, kind: gw_metric_kind, name: String, help: String, id: inout UInt32) -> gw_status {
+        guard lock.withLock({ creatingTag == tag }) else { return GW_ERR_WRONG_PHASE }
         guard kind == GW_METRIC_COUNTER || kind == GW_METRIC_HISTOGRAM else { return GW_ERR_INVALID_ARGUMENT }
         let valid = !name.isEmpty && name.utf8.enumerated().allSatisfy { index, byte in
             (byte >= 97 && byte <= 122) || byte == 95 || (index > 0 && byte >= 48 && byte <= 57)

@@ -12,12 +12,15 @@ enum PluginFixtures {
     }()
     private static let built = NIOLockedValueBox<[String: String]>([:])
 
-    /// The path of `lib<name>.so`, compiled from `<name>.c`.
+    /// The path of `lib<name>.so`, compiled from `<name>.c` as a plugin author would: C99, every warning an
+    /// error, -pedantic (the header promises plain C99). `abi10` is also built with -fvisibility=hidden, so
+    /// only GW_PLUGIN_EXPORT can make its entry point visible.
     static func build(_ name: String) throws -> String {
         if let path = built.withLockedValue({ $0[name] }) { return path }
         let output = "\(directory)/lib\(name).so"
         let result = try GatewayProcess.runCommand("/usr/bin/cc", [
-            "-std=c99", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
+            "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-shared", "-fPIC",
+        ] + (name == "abi10" ? ["-fvisibility=hidden"] : []) + [
             "-I", "\(packageRoot)/sdk/include", "-o", output, "\(packageRoot)/Tests/PluginFixtures/\(name).c",
         ])
         guard result.status == 0 else { throw FixtureError(message: "cc failed for \(name): \(result.stderr)") }

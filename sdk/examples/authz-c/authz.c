@@ -851,7 +851,7 @@ static gw_action on_request_headers(void *instance, gw_handle request) {
  * Lifecycle.
  */
 
-static int32_t create(const gw_host_api *h, const gw_create_args *args, void **instance, char *error, size_t cap) {
+static gw_status create(const gw_host_api *h, const gw_create_args *args, void **instance, char *error, size_t cap) {
     errors e = {0, 0, 0, 0};
     jvalue root;
     authz *a;
@@ -859,7 +859,7 @@ static int32_t create(const gw_host_api *h, const gw_create_args *args, void **i
     e.cap = cap;
     if (cap > 0) error[0] = '\0';
     (void)h;
-    if (!(a = calloc(1, sizeof *a))) { err_add(&e, "out of memory"); return 1; }
+    if (!(a = calloc(1, sizeof *a))) { err_add(&e, "out of memory"); return GW_ERR_INTERNAL; }
     a->tag = args->instance_tag;
     a->deny_status = 403;
     if (json_parse(args->config_json, &root, &e) == 0) {
@@ -868,12 +868,12 @@ static int32_t create(const gw_host_api *h, const gw_create_args *args, void **i
     }
     if (e.count > 0) {
         authz_free(a);
-        return 1;
+        return GW_ERR_INVALID_ARGUMENT;
     }
     gw_logf(host, a->tag, GW_LOG_INFO, "authz: %lu rules, default %s, deny status %u", (unsigned long)a->rule_count,
             a->default_allow ? "allow" : "deny", (unsigned)a->deny_status);
     *instance = a;
-    return 0;
+    return GW_OK;
 }
 
 static void destroy(void *instance) { authz_free(instance); }

@@ -1,0 +1,61 @@
+/*
+ * Built like a plugin author's C file against the frozen ABI 1.0 header: -std=c99 -Wall -Wextra -Werror
+ * -pedantic -fvisibility=hidden, so only GW_PLUGIN_EXPORT makes the entry point visible. It checks the header's
+ * promises at compile time (sizes, no padding) and at run time, and reports them to the backend:
+ * on_request_headers sets `x-abi: has_get_header_at=1 late_metric=<status> create_metric=<status>`, where
+ * late_metric is what metric_define returns outside create (GW_ERR_WRONG_PHASE, -5) and create_metric what it
+ * returned inside create (GW_OK, 0).
+ */
+#include <stdio.h>
+#include <string.h>
+#include "gateway_plugin.h"
+
+/* C99 has no _Static_assert: an array of negative size fails the build instead. */
+#define ABI_ASSERT(name, condition) typedef char abi_assert_##name[(condition) ? 1 : -1]
+ABI_ASSERT(status_width, sizeof(gw_status) == 4);
+ABI_ASSERT(attribute_width, sizeof(gw_attribute) == 4);
+ABI_ASSERT(descriptor_1_0, GW_PLUGIN_DESCRIPTOR_SIZE_1_0 == sizeof(gw_plugin_descriptor));
+ABI_ASSERT(host_api_1_0, GW_HOST_API_SIZE_1_0 == sizeof(gw_host_api));
+ABI_ASSERT(create_args_1_0, GW_CREATE_ARGS_SIZE_1_0 == sizeof(gw_create_args));
+ABI_ASSERT(create_args_unpadded, sizeof(gw_create_args) == 4 + 4 + 8 + 2 * sizeof(gw_str));
+
+static const gw_host_api *host;
+static gw_status create_metric = 1;
+
+static gw_status abi_create(const gw_host_api *h, const gw_create_args *args, void **instance, char *error, size_t cap) {
+    (void)error; (void)cap;
+    uint32_t id = 0;
+    create_metric = h->metric_define(args->instance_tag, GW_METRIC_COUNTER, (gw_str){"abi_requests", 12}, (gw_str){"", 0}, &id);
+    *instance = (void *)(uintptr_t)args->instance_tag;
+    return GW_OK;
+}
+
+static void abi_destroy(void *instance) { (void)instance; }
+
+static gw_action abi_request(void *instance, gw_handle request) {
+    uint32_t id = 0;
+    gw_status late = host->metric_define((uint64_t)(uintptr_t)instance, GW_METRIC_COUNTER, (gw_str){"abi_late", 8}, (gw_str){"", 0}, &id);
+    char value[96];
+    int n = snprintf(value, sizeof value, "has_get_header_at=%d late_metric=%d create_metric=%d",
+                     GW_HOST_HAS(host, get_header_at) ? 1 : 0, (int)late, (int)create_metric);
+    gw_status set = host->set_header(request, (gw_str){"x-abi", 5}, (gw_str){value, (size_t)n});
+    return set == GW_OK ? GW_CONTINUE : GW_FAILED;
+}
+
+static gw_status abi_response(void *instance, gw_handle request) {
+    (void)instance; (void)request;
+    return GW_OK;
+}
+
+static const gw_plugin_descriptor descriptor = {
+    .magic = GW_PLUGIN_MAGIC, .struct_size = sizeof(gw_plugin_descriptor),
+    .abi_major = GW_PLUGIN_ABI_MAJOR, .abi_minor = GW_PLUGIN_ABI_MINOR, .flags = 0,
+    .name = "abi10", .version = "1.0.0",
+    .create = abi_create, .destroy = abi_destroy,
+    .on_request_headers = abi_request, .on_response_headers = abi_response,
+};
+
+GW_PLUGIN_EXPORT const gw_plugin_descriptor *gw_plugin_entry_v1(const gw_host_api *h) {
+    host = h;
+    return &descriptor;
+}
