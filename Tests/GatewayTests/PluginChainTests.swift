@@ -77,6 +77,8 @@ final class PluginChainTests: XCTestCase {
         XCTAssertEqual(backend.requests.count, 1, "a plugin's answer stops the chain: nothing is forwarded")
         let deniedComplete = await logged("complete p1 status=403 answered_by=tagger")
         XCTAssertTrue(deniedComplete, "on_complete runs for entries before the one that answered")
+        let deniedCompleteP2 = await logged("complete p2 status=403 answered_by=tagger")
+        XCTAssertTrue(deniedCompleteP2, "and for the one that answered")
 
         let other = try await TestClient.get(port: gateway.port("other"), tls: tls("valid"), path: "/x")
         XCTAssertEqual(other?.status, 200)
@@ -168,5 +170,42 @@ final class PluginChainTests: XCTestCase {
         XCTAssertEqual(backend.requests.count, 1)
         let timedOut = await gateway.logs.waitFor { $0.message == "plugin timed out" }
         XCTAssertEqual(timedOut?.metadata["plugin"], "slow_blocking")
+    }
+
+    func testAnAuditAfterTheAuthorizerStillRecordsItsDenials() async throws {
+        // The log phase: on_complete runs on every entry, so an observer placed after a plugin that answers
+        // sees the answer (it used to see only what was forwarded).
+        let tagger = try PluginFixtures.build("tagger")
+        let audit = pki.path("after-authz.log")
+        let library = Bundle.main.bundleURL.appendingPathComponent("libAudit.so").path
+        try await start("""
+              - name: mtls
+                address: "127.0.0.1:0"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: ca.pem
+                plugins:
+                  - { library: \(tagger), config: { tag: authz, deny_path: /forbidden } }
+                  - { library: \(library), config: { path: \(audit), fsync: always } }
+                routes: [ { backend: app } ]
+            """)
+        let denied = try await TestClient.get(port: gateway.port("mtls"), tls: tls("valid"), path: "/forbidden")
+        XCTAssertEqual(denied?.status, 403)
+        let allowed = try await TestClient.get(port: gateway.port("mtls"), tls: tls("valid"), path: "/fine")
+        XCTAssertEqual(allowed?.status, 200)
+        await gateway.stop()
+        gateway = nil
+        let lines = try String(contentsOfFile: audit, encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        XCTAssertEqual(lines.count, 2, "one line per request, the denied one included")
+        let deniedLine = try XCTUnwrap(lines.first { $0["path"] as? String == "/forbidden" })
+        XCTAssertEqual(deniedLine["status"] as? Int, 403)
+        XCTAssertEqual(deniedLine["decision"] as? String, "answered")
+        XCTAssertEqual(deniedLine["answered_by"] as? String, "tagger")
+        XCTAssertEqual(deniedLine["subject"] as? String, "CN=valid-client,OU=ops,O=Test,C=US")
+        let allowedLine = try XCTUnwrap(lines.first { $0["path"] as? String == "/fine" })
+        XCTAssertEqual(allowedLine["decision"] as? String, "forwarded")
     }
 }

@@ -359,9 +359,11 @@ typedef struct gw_plugin_descriptor {
     gw_status (*on_response_headers)(void *instance, gw_handle request);
 
     /**
-     * Optional. The exchange is over: after the response was sent, or the client went away. Read-only; runs
-     * for every request that reached this entry of the chain (entries after one that answered are not reached
-     * and get no hook). Event-loop thread, even for blocking plugins: hand slow work to your own thread.
+     * Optional. The exchange is over: after the response was sent, or the client went away. Read-only. The
+     * log phase: it runs on EVERY entry of the chain for every request that entered the chain, also on the
+     * entries the request did not reach because an earlier plugin answered or failed (GW_ATTR_ANSWERED_BY
+     * names who answered), so an observer such as an audit log sees every decision wherever it stands in the
+     * chain. Event-loop thread, even for blocking plugins: hand slow work to your own thread.
      */
     void (*on_complete)(void *instance, gw_handle request);
 

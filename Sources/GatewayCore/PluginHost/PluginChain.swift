@@ -143,11 +143,13 @@ package final class PluginChain: Sendable {
         }
     }
 
-    /// Runs on_complete of the entries the request reached.
+    /// Runs on_complete of every entry, also those the request did not reach because an earlier one answered
+    /// or failed: the log phase, so that where an observer (Audit) stands in the chain never decides what it
+    /// sees.
     package func runComplete(_ request: PluginRequest) {
         request.phase = .complete
         request.finished = request.finished ?? .now()
-        for entry in entries.prefix(request.reached) where entry.library.hasOnComplete {
+        for entry in entries where entry.library.hasOnComplete {
             PluginCallContext.with(request.handle, request) { entry.onComplete(request.handle) }
             request.endCall()
         }

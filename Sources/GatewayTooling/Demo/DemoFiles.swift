@@ -46,7 +46,7 @@ package enum DemoFiles {
               client_auth: required
               client_ca: [ca.pem]
             plugins:                       # the bundled plugins, found beside the gateway executable
-              - library: libAudit.so       # first, so that it records every request
+              - library: libAudit.so       # records every request (its place in the chain does not matter)
                 config: { path: "\(directory)/audit.log" }
               - library: libClientCertHeaders.so
                 config: { fields: { sans: true, spiffe_id: true } }
