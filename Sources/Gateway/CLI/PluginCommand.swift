@@ -21,7 +21,7 @@ struct PluginInspectCommand: AsyncParsableCommand {
     var file: String
 
     func run() async throws {
-        let path = URL(fileURLWithPath: file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file).standardized.path
+        let path = CommandLinePath.absolute(file)
         do {
             let library = try PluginLibrary.load(path: path)
             print("""
@@ -62,8 +62,7 @@ struct PluginBenchCommand: AsyncParsableCommand {
     var ca: String?
 
     func run() async throws {
-        let cwd = FileManager.default.currentDirectoryPath
-        func absolute(_ file: String) -> String { URL(fileURLWithPath: file.hasPrefix("/") ? file : cwd + "/" + file).standardized.path }
+        let absolute = { CommandLinePath.absolute($0) }
         let bench = PluginBench(
             libraryPath: absolute(file), iterations: iterations, configJSON: config,
             chainPEM: try cert.map { try String(contentsOfFile: absolute($0), encoding: .utf8) },

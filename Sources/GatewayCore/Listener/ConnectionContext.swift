@@ -22,7 +22,6 @@ public final class ConnectionContext {
     /// The client IP as text, computed once (X-Forwarded-For, logs).
     public let remoteIP: String
     public package(set) var serverName: String?
-    public package(set) var offeredALPN: [String] = []
     public package(set) var offeredCipherSuites: [UInt16] = []
     public package(set) var cipherSuite: UInt16?
     public package(set) var negotiatedALPN: String?

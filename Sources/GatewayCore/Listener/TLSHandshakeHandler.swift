@@ -93,7 +93,7 @@ package final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannel
 
     private func metadata(extra: Logger.Metadata) -> Logger.Metadata {
         var m: Logger.Metadata = [
-            "listener": "\(connection.listenerName)", "client": "\(connection.remoteAddress.map { "\($0)" } ?? "?")",
+            "listener": "\(connection.listenerName)", "client": "\(connection.remoteAddress.text)",
             "connection_id": "\(connection.id)",
         ]
         if let sni = connection.serverName { m["sni"] = "\(sni)" }

@@ -49,13 +49,12 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .notTLS(let reason):
             state = .done
             logger.info("closing connection that did not start with a TLS ClientHello", metadata: [
-                "client": "\(connection.remoteIP)", "listener": "\(connection.listenerName)", "reason": "\(reason)",
+                "client": "\(connection.remoteAddress.text)", "listener": "\(connection.listenerName)", "reason": "\(reason)",
             ])
             context.close(promise: nil)
         case .complete(let hello):
             state = .awaitingServerHello
             connection.serverName = hello.serverName
-            connection.offeredALPN = hello.alpn
             connection.offeredCipherSuites = hello.cipherSuites
             let sslContext = tls.context(forServerName: hello.serverName)
             let handler: NIOSSLServerHandler
@@ -90,7 +89,7 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
             } catch {
                 metrics.connectionSetupFailed(.tls)
                 logger.error("closing connection: cannot install the TLS handler", metadata: [
-                    "client": "\(connection.remoteIP)", "listener": "\(connection.listenerName)", "error": "\(error)",
+                    "client": "\(connection.remoteAddress.text)", "listener": "\(connection.listenerName)", "error": "\(error)",
                 ])
                 context.close(promise: nil)
                 return

@@ -263,7 +263,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         // Malformed requests (HTTPParserError) were answered with 400 by NIO's protocol error handler in front.
         if case .proxying(let exchange) = state { abortExchange(exchange) }
         state = .closed
-        logger.debug("client connection error", metadata: ["client": "\(connection.remoteIP)", "error": "\(error)"])
+        logger.debug("client connection error", metadata: ["client": "\(connection.remoteAddress.text)", "error": "\(error)"])
         context.close(promise: nil)
     }
 

@@ -3,11 +3,6 @@ import NIOHTTP1
 /// How the gateway rewrites headers between client and backend: hop-by-hop headers removed (RFC 9110 7.6.1,
 /// including those the Connection header names), X-Forwarded-* set from what the gateway itself saw.
 package enum ProxyHeaders {
-    package static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authenticate", "proxy-authorization",
-    ]
-
     /// Removes hop-by-hop headers in place. One pass over the names finds whether there is anything to remove
     /// (usually not: HTTP/1.1 clients seldom send any), so the common case costs a length check per header.
     package static func removeHopByHop(_ headers: inout HTTPHeaders) {
@@ -26,7 +21,9 @@ package enum ProxyHeaders {
         for name in names where headers.contains(name: name) { headers.remove(name: name) }
     }
 
-    /// Whether `name` (any case) is one of `hopByHop`; lengths are compared first, nothing is allocated.
+    /// Whether `name` (any case) is a hop-by-hop header: Connection, Keep-Alive, Proxy-Connection, TE, Trailer,
+    /// Transfer-Encoding, Upgrade, Proxy-Authenticate, Proxy-Authorization. Lengths are compared first, nothing
+    /// is allocated.
     @inline(__always)
     package static func isHopByHop(_ name: String) -> Bool {
         let s = Substring(name)

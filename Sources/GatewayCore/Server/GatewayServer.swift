@@ -313,7 +313,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
                     } catch {
                         listener.metrics.connectionSetupFailed(.pipeline)
                         logger.error("closing connection: its pipeline could not be set up", metadata: [
-                            "listener": "\(listener.name)", "client": "\(channel.remoteAddress?.ipAddress ?? "unknown")", "error": "\(error)",
+                            "listener": "\(listener.name)", "client": "\(channel.remoteAddress.text)", "error": "\(error)",
                         ])
                         throw error
                     }

@@ -4,12 +4,10 @@
 public struct GatewayError: Error, CustomStringConvertible, Hashable, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Backing: Hashable, Sendable {
-            case invalidConfiguration
             case bindFailed
             case invalidArgument
         }
         private let backing: Backing
-        public static let invalidConfiguration = Code(backing: .invalidConfiguration)
         public static let bindFailed = Code(backing: .bindFailed)
         /// A command-line argument or input file the operator gave is unusable.
         public static let invalidArgument = Code(backing: .invalidArgument)

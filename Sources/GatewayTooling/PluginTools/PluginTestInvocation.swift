@@ -27,7 +27,7 @@ package struct PluginTestInvocation {
 
     package func execute() throws -> [PluginTestRun.Outcome] {
         let cwd = directory
-        func absolute(_ path: String) -> String { URL(fileURLWithPath: path.hasPrefix("/") ? path : cwd + "/" + path).standardized.path }
+        func absolute(_ path: String) -> String { CommandLinePath.absolute(path, in: cwd) }
         func read(_ path: String, _ option: String) throws -> String {
             do { return try String(contentsOfFile: absolute(path), encoding: .utf8) } catch {
                 throw GatewayError(.invalidArgument, "\(option) \(path): \(FileErrors.describe(error))")
