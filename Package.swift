@@ -126,6 +126,7 @@ let package = Package(
                 "GatewayTooling",
                 // Built for the tests to start as a process.
                 "Gateway",
+                .product(name: "GatewayPluginKit", package: "gateway-plugin-sdk"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -162,7 +162,8 @@ final class SDKTests: XCTestCase {
         try "{ default: deny, rules: [ { path: /admin/, allow: { subject_ou: [ops] } } ] }".write(toFile: pki.path("bad-authz.yaml"), atomically: true, encoding: .utf8)
         let refused = try GatewayProcess.run(["plugin", "test", library, "--config", pki.path("bad-authz.yaml")])
         XCTAssertEqual(refused.status, 1)
-        XCTAssertTrue(refused.stderr.contains("plugin '\(plugin)'") && refused.stderr.contains("rules[0]: unknown key 'path'"), refused.stderr)
+        let expected = plugin == "authz" ? "rules[0]: unknown key 'path'" : "rules[0].path_prefix: missing required key (rules[0] has: allow, path)"
+        XCTAssertTrue(refused.stderr.contains("plugin '\(plugin)'") && refused.stderr.contains(expected), refused.stderr)
 
         // The harness reproduces the gateway's decisions (verifying the certificate against the same CA).
         try Self.config.write(toFile: pki.path("authz-config.yaml"), atomically: true, encoding: .utf8)

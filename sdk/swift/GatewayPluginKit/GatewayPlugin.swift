@@ -10,7 +10,8 @@ public protocol GatewayPlugin: AnyObject {
     init(tag: UInt64, config: String) throws
     func onConnection(_ connection: GatewayRequest)
     func onRequestHeaders(_ request: GatewayRequest) -> gw_action
-    func onResponseHeaders(_ request: GatewayRequest) -> gw_action
+    /// GW_OK, or a negative gw_status (logged and counted; the response goes out as it stands).
+    func onResponseHeaders(_ request: GatewayRequest) -> gw_status
     func onComplete(_ request: GatewayRequest)
     func reopen()
     /// Called by `destroy`, after the instance's last request: flush and stop your threads here.
@@ -20,7 +21,7 @@ public protocol GatewayPlugin: AnyObject {
 extension GatewayPlugin {
     public func onConnection(_ connection: GatewayRequest) {}
     public func onRequestHeaders(_ request: GatewayRequest) -> gw_action { GW_CONTINUE }
-    public func onResponseHeaders(_ request: GatewayRequest) -> gw_action { GW_CONTINUE }
+    public func onResponseHeaders(_ request: GatewayRequest) -> gw_status { GW_OK }
     public func onComplete(_ request: GatewayRequest) {}
     public func reopen() {}
     public func shutdown() {}

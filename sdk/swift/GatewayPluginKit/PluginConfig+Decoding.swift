@@ -2,11 +2,29 @@ import Foundation
 
 extension PluginConfig {
     /// Decodes the config into `T`. Errors become a `PluginConfigError` naming the key path, e.g.
-    /// `rules[1].allow.subject_ou: expected an array of strings`. Use `StrictKeys.check` in `init(from:)`
-    /// so that a misspelt key is an error instead of being ignored.
-    public func decode<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+    /// `rules[1].allow.subject_ou: expected an array of strings`. Strict by default, as the gateway's own
+    /// config is: a key that `T` never asks for is an error (`rules[0]: unknown key 'alow'; known: allow,
+    /// methods, path_prefix`), so a misspelt setting cannot silently be no setting. Pass
+    /// `allowingUnknownKeys: true` to ignore such keys instead.
+    public func decode<T: Decodable>(_ type: T.Type = T.self, allowingUnknownKeys: Bool = false) throws -> T {
         do {
-            return try JSONDecoder().decode(T.self, from: Data(json.utf8))
+            guard let value = ConfigValue.parse(json) else { throw PluginConfigError("config is not valid JSON") }
+            let usage = ConfigDecoder.Usage()
+            let decoded: T
+            do {
+                decoded = try T(from: ConfigDecoder(value: value, codingPath: [], usage: usage))
+            } catch DecodingError.keyNotFound(let key, let context) where !allowingUnknownKeys {
+                // A required key is missing, perhaps misspelt: say what the mapping does have. (Which of those
+                // keys are unknown cannot be told yet: the type stopped asking at the missing one.)
+                var message = Self.describe(.keyNotFound(key, context))
+                let path = Self.keyPath(context.codingPath)
+                if let present = usage.present[path], !present.isEmpty {
+                    message += " (\(path.isEmpty ? "config" : path) has: \(present.sorted().joined(separator: ", ")))"
+                }
+                throw PluginConfigError(message)
+            }
+            if !allowingUnknownKeys, let unknown = ConfigDecoder.firstUnknownKey(usage) { throw PluginConfigError(unknown) }
+            return decoded
         } catch let error as PluginConfigError {
             throw error
         } catch let error as DecodingError {
@@ -62,7 +80,8 @@ extension PluginConfig {
     }
 }
 
-/// Rejects keys a `Decodable` type does not know, with their key path.
+/// Rejects keys a `Decodable` type does not know, with their key path. `PluginConfig.decode` does this for
+/// every mapping already; this remains for types decoded with another decoder.
 public enum StrictKeys {
     private struct AnyKey: CodingKey {
         var stringValue: String

@@ -1,6 +1,7 @@
 import GatewayPluginKit
 
-/// The plugin's config, decoded strictly: unknown keys and wrong types are errors that name their key path.
+/// The plugin's config. `PluginConfig.decode` is strict: unknown keys and wrong types are errors that name
+/// their key path, so the custom `init(from:)`s below only supply defaults.
 struct AuthzConfig: Decodable {
     enum Verdict: String, Decodable {
         case allow, deny
@@ -23,7 +24,6 @@ struct AuthzConfig: Decodable {
     }
 
     init(from decoder: any Decoder) throws {
-        try StrictKeys.check(decoder, CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         `default` = try c.decodeIfPresent(Verdict.self, forKey: .default) ?? .deny
         rules = try c.decode([Rule].self, forKey: .rules)
@@ -44,17 +44,9 @@ struct AuthzConfig: Decodable {
         var methods: [String]?
         var allow: Allow
 
-        enum CodingKeys: String, CodingKey, CaseIterable {
+        enum CodingKeys: String, CodingKey {
             case pathPrefix = "path_prefix"
             case methods, allow
-        }
-
-        init(from decoder: any Decoder) throws {
-            try StrictKeys.check(decoder, CodingKeys.self)
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            pathPrefix = try c.decode(String.self, forKey: .pathPrefix)
-            methods = try c.decodeIfPresent([String].self, forKey: .methods)
-            allow = try c.decode(Allow.self, forKey: .allow)
         }
     }
 
@@ -85,7 +77,6 @@ struct AuthzConfig: Decodable {
         }
 
         init(from decoder: any Decoder) throws {
-            try StrictKeys.check(decoder, CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
             func list(_ key: CodingKeys) throws -> [String] { try c.decodeIfPresent([String].self, forKey: key) ?? [] }
             subjectCN = try list(.subjectCN)
