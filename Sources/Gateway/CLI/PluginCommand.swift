@@ -7,7 +7,7 @@ struct PluginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugin",
         abstract: "Work with plugin libraries.",
-        subcommands: [PluginInspectCommand.self, PluginTestCommand.self, PluginBenchCommand.self]
+        subcommands: [PluginNewCommand.self, PluginInspectCommand.self, PluginTestCommand.self, PluginBenchCommand.self]
     )
 }
 
@@ -72,6 +72,51 @@ struct PluginBenchCommand: AsyncParsableCommand {
             try bench.run { print($0) }
         } catch let error as PluginBench.Refusal {
             throw ValidationError(error.reason)
+        }
+    }
+}
+
+/// Scaffolds a plugin project that builds and passes `gateway plugin test` as written.
+struct PluginNewCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "new",
+        abstract: "Make a new plugin project in C or Swift that builds and passes `gateway plugin test` at once.",
+        discussion: """
+            Example: gateway plugin new c my_authz && cd my_authz && make && gateway plugin test ./libmy_authz.so
+            """
+    )
+
+    @Argument(help: "c or swift.")
+    var language: String
+
+    @Argument(help: "The plugin's name: [a-z][a-z0-9_]*, at most 64 bytes. Also the default directory.")
+    var name: String
+
+    @Option(help: "Directory to create (default: ./NAME). Must not exist or be empty.")
+    var dir: String?
+
+    @Option(help: "The plugin SDK folder (default: the sdk folder of the checkout this gateway was built from).")
+    var sdk: String?
+
+    func run() async throws {
+        do {
+            guard let language = PluginScaffold.Language(rawValue: language) else {
+                throw GatewayError(.invalidArgument, "language '\(language)': expected c or swift")
+            }
+            guard let sdk = sdk.map({ CommandLinePath.absolute($0) }) ?? PluginScaffold.defaultSDK else {
+                throw GatewayError(.invalidArgument, "the checkout this gateway was built from is gone: pass --sdk <checkout>/sdk")
+            }
+            let scaffold = try PluginScaffold(language: language, name: name, sdk: sdk)
+            let directory = CommandLinePath.absolute(dir ?? name)
+            try scaffold.write(to: directory)
+            let build = language == .c ? "make" : "swift build -c release"
+            print("""
+                Made \(directory) (\(scaffold.files.map(\.path).joined(separator: ", "))).
+                Next: cd \(directory) && \(build) && gateway plugin test \(scaffold.library) --request "GET /hello"
+                """)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }

@@ -5,6 +5,13 @@ extension GatewayRequest {
         withGWStr(name) { n in withGWStr(value) { v in setHeader(n, v) } }
     }
 
+    /// Removes every value of a request header (in on_request_headers) or response header (in
+    /// on_response_headers), in any case. Removing an absent header succeeds.
+    @discardableResult
+    public func removeHeader(_ name: String) -> gw_status {
+        withGWStr(name) { removeHeader($0) }
+    }
+
     /// Answers the request from on_request_headers; takes effect when the hook then returns GW_STOP.
     @discardableResult
     public func respond(status: Int, headers: [(String, String)] = [], body: String = "") -> gw_status {
