@@ -132,4 +132,26 @@ final class PluginLoadingTests: XCTestCase {
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
         XCTAssertTrue(inspect.stdout.contains("hooks:    create, destroy, on_request_headers"), inspect.stdout)
     }
+
+    func testASecondFileWithALoadedNameSaysARestartIsNeededAndPathsAreNormalised() throws {
+        let pki = try TestPKI()
+        let original = try PluginFixtures.build("tagger")
+        try FileManager.default.createDirectory(atPath: pki.path("v2"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: original, toPath: pki.path("v2/libtagger.so"))
+        let config = pki.path("two.yaml")
+        try """
+            listeners:
+              - name: l
+                address: "127.0.0.1:0"
+                protocol: http
+                plugins: [ { library: \(original), config: { tag: a } }, { library: ./v2/../v2/libtagger.so, config: { tag: b } } ]
+                routes: [ { backend: b } ]
+            backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let validate = try GatewayProcess.run(["validate", "--config", config])
+        XCTAssertEqual(validate.status, 1)
+        XCTAssertTrue(validate.stderr.contains(
+            "listeners[0].plugins[1]: \(pki.path("v2/libtagger.so")): plugin name 'tagger' is already used by \(original), which stays loaded until the process exits: to replace a plugin with a file at another path, restart the gateway"
+        ), validate.stderr)
+    }
 }

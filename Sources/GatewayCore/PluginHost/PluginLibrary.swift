@@ -61,7 +61,7 @@ package final class PluginLibrary: @unchecked Sendable {
                 throw PluginError("\(path): is built for plugin ABI \(major).x (exports gw_plugin_entry_v\(major)); this gateway supports ABI \(GW_PLUGIN_ABI_MAJOR).0 to \(GW_PLUGIN_ABI_MAJOR).\(GW_PLUGIN_ABI_MINOR) (gw_plugin_entry_v\(GW_PLUGIN_ABI_MAJOR))")
             }
             dlclose(handle)
-            throw PluginError("\(path): not a gateway plugin: symbol '\(GW_PLUGIN_ENTRY_SYMBOL)' not found")
+            throw PluginError("\(path): not a gateway plugin: symbol '\(GW_PLUGIN_ENTRY_SYMBOL)' not found (usual causes: built with -fvisibility=hidden without GW_PLUGIN_EXPORT on the entry point; C++ without extern \"C\" (include gateway_plugin.h, whose prototype has it); a misspelt name; in Swift, no @_cdecl(\"\(GW_PLUGIN_ENTRY_SYMBOL)\"))")
         }
         // From here on plugin code runs: the library is never closed.
         let entry = unsafeBitCast(symbol, to: gw_plugin_entry_fn.self)

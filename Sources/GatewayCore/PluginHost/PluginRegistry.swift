@@ -68,7 +68,7 @@ package final class PluginRegistry: @unchecked Sendable {
         let library = try PluginLibrary.load(path: path)
         return try lock.withLock {
             if let existing = libraries.values.first(where: { $0.name == library.name && $0.path != path }) {
-                throw PluginError("\(path): plugin name '\(library.name)' is already used by \(existing.path)")
+                throw PluginError("\(path): plugin name '\(library.name)' is already used by \(existing.path), which stays loaded until the process exits: to replace a plugin with a file at another path, restart the gateway")
             }
             libraries[path] = library
             return library

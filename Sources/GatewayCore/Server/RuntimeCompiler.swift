@@ -118,7 +118,8 @@ package struct RuntimeCompiler {
     private func locatePlugin(_ library: String, searchPaths: [String], path: String) -> String? {
         if library.isEmpty { return nil }
         if library.contains("/") {
-            let file = resolve(library)
+            // Normalised (no `.` or `..`), so that one file has one name in every message and in the registry.
+            let file = URL(fileURLWithPath: resolve(library)).standardized.path
             guard FileManager.default.fileExists(atPath: file) else {
                 issues.add(path, "plugin library '\(library)' not found")
                 return nil
@@ -126,7 +127,7 @@ package struct RuntimeCompiler {
             return file
         }
         for directory in searchPaths {
-            let file = URL(fileURLWithPath: directory).appendingPathComponent(library).path
+            let file = URL(fileURLWithPath: directory).appendingPathComponent(library).standardized.path
             if FileManager.default.fileExists(atPath: file) { return file }
         }
         issues.add(path, "plugin library '\(library)' not found in plugin_paths \(searchPaths)")
