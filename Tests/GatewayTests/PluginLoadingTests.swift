@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import GatewayTooling
+import X509
 import XCTest
 
 /// A broken plugin is refused at start-up with a message naming the file, the symbol or field and both
@@ -110,7 +111,37 @@ final class PluginLoadingTests: XCTestCase {
         // metric_define works in create and is refused (GW_ERR_WRONG_PHASE) in a request hook; GW_HOST_HAS sees
         // the last 1.0 host function.
         XCTAssertEqual(backend.requests.last?.head.headers.first(name: "x-abi"), "has_get_header_at=1 late_metric=-5 create_metric=0")
+        XCTAssertNil(backend.requests.last?.head.headers.first(name: "x-dn"), "no client certificate, no DN")
         await gateway.stop()
+
+        // get_dn_value: values decoded from the certificate, never RFC 2253 text to parse. The CN holds every
+        // character RFC 2253 escapes; two OUs; O by OID; the issuer's CN; an absent type.
+        let f = CertificateFactory.self
+        let tricky = try f.makeLeaf(
+            try DistinguishedName {
+                CountryName("US")
+                OrganizationName("Test")
+                OrganizationalUnitName("ops")
+                OrganizationalUnitName("dev")
+                CommonName(#"Smith, John+Jr "x" <y>;\z"#)
+            }, issuer: pki.rootCA)
+        try pki.write("tricky.pem", tricky.certificatePEM)
+        try pki.write("tricky.key", tricky.privateKeyPEM)
+        let tls = try await GatewayHarness(yaml: """
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:0"
+                tls: { certificates: [ { cert: server.pem, key: server.key } ], client_auth: required, client_ca: ca.pem }
+                plugins: [ { library: \(path) } ]
+                routes: [ { backend: b } ]
+            backends: [ { name: b, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, in: pki.directory)
+        let options = TestClient.TLSOptions(trust: [pki.path("ca.pem")], certificateChain: pki.path("tricky.pem"), key: pki.path("tricky.key"))
+        let verified = try await TestClient.get(port: tls.port("mtls"), tls: options, path: "/dn")
+        XCTAssertEqual(verified?.status, 200)
+        XCTAssertEqual(backend.requests.last?.head.headers.first(name: "x-dn"),
+                       #"cn=Smith, John+Jr "x" <y>;\z|ou=dev,ops|o=Test|issuer_cn=Test Root CA|missing=-2"#)
+        await tls.stop()
         await backend.stop()
     }
 

@@ -4,7 +4,8 @@
  * promises at compile time (sizes, no padding) and at run time, and reports them to the backend:
  * on_request_headers sets `x-abi: has_get_header_at=1 late_metric=<status> create_metric=<status>`, where
  * late_metric is what metric_define returns outside create (GW_ERR_WRONG_PHASE, -5) and create_metric what it
- * returned inside create (GW_OK, 0).
+ * returned inside create (GW_OK, 0). With a client certificate it also sets `x-dn` from get_dn_value:
+ * `cn=<subject CN>|ou=<subject OU #0>,<OU #1>|o=<subject 2.5.4.10>|issuer_cn=<issuer cn>|missing=<status>`.
  */
 #include <stdio.h>
 #include <string.h>
@@ -39,7 +40,18 @@ static gw_action abi_request(void *instance, gw_handle request) {
     int n = snprintf(value, sizeof value, "has_get_header_at=%d late_metric=%d create_metric=%d",
                      GW_HOST_HAS(host, get_header_at) ? 1 : 0, (int)late, (int)create_metric);
     gw_status set = host->set_header(request, (gw_str){"x-abi", 5}, (gw_str){value, (size_t)n});
-    return set == GW_OK ? GW_CONTINUE : GW_FAILED;
+    if (set != GW_OK) return GW_FAILED;
+    gw_str cn, ou0, ou1 = {"-", 1}, o, issuer_cn, missing;
+    if (host->get_dn_value(request, GW_DN_SUBJECT, (gw_str){"CN", 2}, 0, &cn) != GW_OK) return GW_CONTINUE;
+    if (host->get_dn_value(request, GW_DN_SUBJECT, (gw_str){"ou", 2}, 0, &ou0) != GW_OK) ou0 = (gw_str){"-", 1};
+    (void)host->get_dn_value(request, GW_DN_SUBJECT, (gw_str){"OU", 2}, 1, &ou1);
+    if (host->get_dn_value(request, GW_DN_SUBJECT, (gw_str){"2.5.4.10", 8}, 0, &o) != GW_OK) o = (gw_str){"-", 1};
+    if (host->get_dn_value(request, GW_DN_ISSUER, (gw_str){"cn", 2}, 0, &issuer_cn) != GW_OK) issuer_cn = (gw_str){"-", 1};
+    gw_status absent = host->get_dn_value(request, GW_DN_SUBJECT, (gw_str){"UID", 3}, 0, &missing);
+    char dn[512];
+    n = snprintf(dn, sizeof dn, "cn=%.*s|ou=%.*s,%.*s|o=%.*s|issuer_cn=%.*s|missing=%d", (int)cn.len, cn.ptr, (int)ou0.len, ou0.ptr,
+                 (int)ou1.len, ou1.ptr, (int)o.len, o.ptr, (int)issuer_cn.len, issuer_cn.ptr, (int)absent);
+    return host->set_header(request, (gw_str){"x-dn", 4}, (gw_str){dn, (size_t)n}) == GW_OK ? GW_CONTINUE : GW_FAILED;
 }
 
 static gw_status abi_response(void *instance, gw_handle request) {

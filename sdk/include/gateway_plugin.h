@@ -190,6 +190,11 @@ typedef uint32_t gw_metric_kind;
 #define GW_METRIC_COUNTER 0u
 #define GW_METRIC_HISTOGRAM 1u
 
+/** Which name of the client certificate `get_dn_value` reads. */
+typedef uint32_t gw_dn;
+#define GW_DN_SUBJECT 0u
+#define GW_DN_ISSUER 1u
+
 /** One header, for `respond`. */
 typedef struct gw_header {
     gw_str name;
@@ -271,6 +276,17 @@ typedef struct gw_host_api {
      * GW_ERR_NOT_FOUND past the last header. Lets a plugin find every spelling of a header it owns.
      */
     gw_status (*get_header_at)(gw_handle request, uint32_t index, gw_str *name, gw_str *value);
+
+    /**
+     * Reads one attribute value of the client certificate's subject or issuer, decoded from the certificate
+     * itself, so an authorizer never parses (or mis-parses) RFC 2253 text: `type` is a short name as OpenSSL
+     * prints it ("CN", "OU", "O", "C", "L", "ST", "DC", "UID", "emailAddress", "serialNumber", ...; any
+     * case) or a dotted OID ("2.5.4.11"); `index` selects among its values in RFC 2253 order (most specific
+     * first, as GW_ATTR_CLIENT_SUBJECT prints them). The value is the text itself, UTF-8, without escaping;
+     * a value of a non-string ASN.1 type is its DER as bytes. Connection or request handle, in any hook.
+     * GW_ERR_NOT_FOUND without a client certificate, for an absent type, or past the last value.
+     */
+    gw_status (*get_dn_value)(gw_handle handle, gw_dn which, gw_str type, uint32_t index, gw_str *out);
 } gw_host_api;
 
 /** What `create` receives about the chain entry it instantiates. */
@@ -389,8 +405,8 @@ typedef const gw_plugin_descriptor *(*gw_plugin_entry_fn)(const gw_host_api *hos
 /* ---- Sizes and probes ---------------------------------------------------------------------------------- */
 
 /** The size of each struct as ABI 1.0 defines it: up to and including its last 1.0 member (on LP64: host
- *  table 112, create args 48, descriptor 88 bytes). A table whose struct_size is smaller is refused. */
-#define GW_HOST_API_SIZE_1_0 (offsetof(gw_host_api, get_header_at) + sizeof(void (*)(void)))
+ *  table 120, create args 48, descriptor 88 bytes). A table whose struct_size is smaller is refused. */
+#define GW_HOST_API_SIZE_1_0 (offsetof(gw_host_api, get_dn_value) + sizeof(void (*)(void)))
 #define GW_CREATE_ARGS_SIZE_1_0 (offsetof(gw_create_args, config_json) + sizeof(gw_str))
 #define GW_PLUGIN_DESCRIPTOR_SIZE_1_0 (offsetof(gw_plugin_descriptor, on_reopen) + sizeof(void (*)(void)))
 

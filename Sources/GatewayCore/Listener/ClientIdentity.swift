@@ -29,6 +29,16 @@ public final class ClientIdentity: Sendable {
     public let notAfterText: String
     /// The same fields as C views for plugins, allocated once with the identity.
     package let views: Views
+    /// The subject's and issuer's attributes, decoded, for `get_dn_value` (RFC 2253 order).
+    package let subjectValues: [DNValue]
+    package let issuerValues: [DNValue]
+
+    /// One attribute of a distinguished name: its OID, OpenSSL's short name, and its value as a stable view.
+    package struct DNValue: Sendable {
+        package let oid: String
+        package let shortName: String?
+        package let value: StableBytes
+    }
 
     package final class Views: Sendable {
         package let subject, issuer, serial, sha1, sha256, notBefore, notAfter, leafPEM, chainPEM: StableBytes
@@ -86,6 +96,11 @@ public final class ClientIdentity: Sendable {
         self.chainPEM = der.map(Self.pem).joined()
         self.notBeforeText = Self.opensslTime(leaf.notValidBefore)
         self.notAfterText = Self.opensslTime(leaf.notValidAfter)
+        func values(_ name: DistinguishedName) -> [DNValue] {
+            DistinguishedNameFormatter.attributes(name).map { DNValue(oid: $0.oid, shortName: $0.short, value: StableBytes($0.value)) }
+        }
+        self.subjectValues = values(leaf.subject)
+        self.issuerValues = values(leaf.issuer)
         self.views = Views(Fields(
             subject: subject, issuer: issuer, serial: serialHex, sha1: sha1Fingerprint, sha256: sha256Fingerprint,
             notBefore: notBeforeText, notAfter: notAfterText, leafPEM: leafPEM, chainPEM: chainPEM,

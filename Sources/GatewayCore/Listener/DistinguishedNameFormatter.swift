@@ -31,6 +31,32 @@ package enum DistinguishedNameFormatter {
         return out
     }
 
+    /// Every attribute in RFC 2253 order (as `rfc2253` prints them): the OID, OpenSSL's short name, and the
+    /// value as text (UTF-8, unescaped) for string types or as its DER for any other type.
+    package static func attributes(_ name: DistinguishedName) -> [(oid: String, short: String?, value: [UInt8])] {
+        var result: [(oid: String, short: String?, value: [UInt8])] = []
+        for rdn in name.reversed() {
+            for attribute in Array(rdn).reversed() {
+                var serializer = DER.Serializer()
+                guard (try? serializer.serialize(ASN1Any(attribute.value))) != nil else { continue }
+                let der = serializer.serializedBytes
+                var text: [UInt8]? = nil
+                if let (tag, content) = splitDER(der) {
+                    switch tag {
+                    case 0x0C: text = Array(String(decoding: content, as: UTF8.self).utf8)
+                    case 0x13, 0x16, 0x12, 0x1A, 0x14: text = Array(String(content.map { Character(Unicode.Scalar($0)) }).utf8)
+                    case 0x1E where content.count % 2 == 0:
+                        let units = stride(from: 0, to: content.count, by: 2).map { UInt16(content[$0]) << 8 | UInt16(content[$0 + 1]) }
+                        text = Array(String(decoding: units, as: UTF16.self).utf8)
+                    default: text = nil
+                    }
+                }
+                result.append((attribute.type.description, shortNames[attribute.type], text ?? der))
+            }
+        }
+        return result
+    }
+
     private static func value(_ value: RelativeDistinguishedName.Attribute.Value, known: Bool) -> String {
         var serializer = DER.Serializer()
         guard (try? serializer.serialize(ASN1Any(value))) != nil else { return "" }

@@ -75,6 +75,11 @@ package enum HostAPI {
                 guard let name, let value else { return GW_ERR_INVALID_ARGUMENT }
                 guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
                 return target.header(at: Int(index), name: &name.pointee, value: &value.pointee)
+            },
+            get_dn_value: { handle, which, type, index, out in
+                guard let out, let type = type.string, !type.isEmpty else { return GW_ERR_INVALID_ARGUMENT }
+                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
+                return target.dnValue(which, type: type, index: Int(index), into: &out.pointee)
             }
         ))
         return UnsafePointer(pointer)

@@ -5,6 +5,7 @@ import PluginAPI
 package protocol PluginCallTarget: AnyObject {
     func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status
     func attributeInt(_ attribute: gw_attribute) -> Int64?
+    func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status
     func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status
     func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status
     func setHeader(_ name: String, _ value: String, mode: HeaderEdit) -> gw_status

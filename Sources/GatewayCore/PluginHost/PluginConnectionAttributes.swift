@@ -69,6 +69,27 @@ package enum PluginConnectionAttributes {
     }
 }
 
+extension PluginConnectionAttributes {
+    /// `get_dn_value`: the `index`-th value of attribute `type` (short name, any case, or dotted OID).
+    package static func dnValue(_ which: gw_dn, type: String, index: Int, connection: ConnectionContext, into out: inout gw_str) -> gw_status {
+        let values: [ClientIdentity.DNValue]
+        switch which {
+        case GW_DN_SUBJECT: values = connection.clientCertificate?.subjectValues ?? []
+        case GW_DN_ISSUER: values = connection.clientCertificate?.issuerValues ?? []
+        default: return GW_ERR_INVALID_ARGUMENT
+        }
+        var seen = 0
+        for value in values where value.oid == type || value.shortName?.caseInsensitiveCompare(type) == .orderedSame {
+            if seen == index {
+                out = value.value.view
+                return GW_OK
+            }
+            seen += 1
+        }
+        return GW_ERR_NOT_FOUND
+    }
+}
+
 /// The target of a connection handle (on_connection): read-only.
 package final class PluginConnectionTarget: PluginCallTarget {
     package let connection: ConnectionContext
@@ -82,6 +103,9 @@ package final class PluginConnectionTarget: PluginCallTarget {
         PluginConnectionAttributes.read(attribute, index: index, connection: connection, arena: arena, into: &out)
     }
     package func attributeInt(_ attribute: gw_attribute) -> Int64? { PluginConnectionAttributes.readInt(attribute, connection: connection) }
+    package func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status {
+        PluginConnectionAttributes.dnValue(which, type: type, index: index, connection: connection, into: &out)
+    }
     package func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     package func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     package func setHeader(_ name: String, _ value: String, mode: HeaderEdit) -> gw_status { GW_ERR_WRONG_PHASE }

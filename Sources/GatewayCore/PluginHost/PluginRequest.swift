@@ -61,6 +61,10 @@ package final class PluginRequest: PluginCallTarget {
         answeredBy = copy.answeredBy
     }
 
+    package func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status {
+        PluginConnectionAttributes.dnValue(which, type: type, index: index, connection: connection, into: &out)
+    }
+
     package func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status {
         func text(_ value: String?) -> gw_status {
             guard let value else { return GW_ERR_NOT_FOUND }

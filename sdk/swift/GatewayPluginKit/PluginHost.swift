@@ -66,6 +66,21 @@ public struct GatewayRequest {
         return values
     }
 
+    /// Every value of one attribute of the client certificate's subject (`GW_DN_SUBJECT`) or issuer, decoded
+    /// from the certificate by the gateway (`get_dn_value`): `dnValues(GW_DN_SUBJECT, "OU")`. `type` is a short
+    /// name ("CN", "OU", "O", ...; any case) or a dotted OID. Prefer it to parsing `clientCertificate.subject`
+    /// text for authorization decisions.
+    public func dnValues(_ which: gw_dn, _ type: String) -> [String] {
+        var values: [String] = []
+        var index: UInt32 = 0
+        var out = gw_str(ptr: nil, len: 0)
+        while withGWStr(type, { PluginHost.api.pointee.get_dn_value(handle, which, $0, index, &out) }) == GW_OK {
+            values.append(out.string)
+            index += 1
+        }
+        return values
+    }
+
     public func integer(_ attribute: gw_attribute) -> Int64? {
         var out: Int64 = 0
         return PluginHost.api.pointee.get_attribute_int(handle, attribute, &out) == GW_OK ? out : nil
