@@ -1,3 +1,5 @@
+import NIOConcurrencyHelpers
+
 /// One problem found in a configuration file, named by its key path (e.g. `listeners[0].tls.client_ca`).
 public struct ConfigIssue: Hashable, Sendable, CustomStringConvertible {
     public var path: String
@@ -36,12 +38,15 @@ public struct ConfigValidationError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Collects issues while a configuration is decoded and validated.
-package final class ConfigIssueCollector {
-    private(set) var issues: [ConfigIssue] = []
+/// Collects issues while a configuration is decoded and validated. Passed to the decoders in `userInfo`,
+/// which Foundation requires to be Sendable: hence the lock, uncontended and paid only at load.
+package final class ConfigIssueCollector: Sendable {
+    private let collected = NIOLockedValueBox<[ConfigIssue]>([])
+
+    var issues: [ConfigIssue] { collected.withLockedValue { $0 } }
 
     package func add(_ path: String, _ message: String) {
-        issues.append(ConfigIssue(path: path, message: message))
+        collected.withLockedValue { $0.append(ConfigIssue(path: path, message: message)) }
     }
 
     package func add(_ codingPath: [any CodingKey], _ message: String) {

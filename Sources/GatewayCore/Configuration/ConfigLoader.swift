@@ -16,7 +16,7 @@ public enum ConfigLoader {
 
     public static func decode(_ data: Data, source: String, json: Bool = false) throws -> GatewayConfig {
         let issues = ConfigIssueCollector()
-        let userInfo: [CodingUserInfoKey: Any] = [.configIssues: issues]
+        let userInfo: [CodingUserInfoKey: any Sendable] = [.configIssues: issues]
         var config: GatewayConfig?
         do {
             if json {

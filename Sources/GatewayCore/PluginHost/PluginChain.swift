@@ -101,19 +101,25 @@ package final class PluginChain: Sendable {
     private func runBlocking(_ entry: PluginInstance, _ request: PluginRequest, pool: NIOThreadPool, on eventLoop: any EventLoop, done: @escaping (Int32) -> Void) {
         let copy = request.copyForBlockingCall()
         copy.currentPlugin = entry.name
+        // The copy belongs to this blocking call alone: the event loop reads it back only once the call has
+        // finished (adopt), and after a timeout never again.
+        let transfer = BlockingCallCopy(request: copy)
         let result = pool.runIfActive(eventLoop: eventLoop) {
+            let copy = transfer.request
             let code = PluginCallContext.with(copy.handle, copy) { entry.onRequestHeaders(copy.handle) }
             copy.endCall()
             return code
         }
+        // From here on, everything runs on `eventLoop` (runBlocking is called there).
+        let loop = eventLoop.assumeIsolatedUnsafeUnchecked()
         var finished = false
-        let timer = eventLoop.scheduleTask(in: entry.timeout) {
+        let timer = loop.scheduleTask(in: entry.timeout) {
             guard !finished else { return }
             finished = true
             self.logger.error("plugin timed out", metadata: ["plugin": "\(entry.name)", "listener": "\(entry.listener)", "timeout": "\(entry.timeout)"])
             done(GW_FAILED)
         }
-        result.whenComplete { outcome in
+        result.assumeIsolatedUnsafeUnchecked().whenComplete { outcome in
             guard !finished else { return }
             finished = true
             timer.cancel()
@@ -177,4 +183,10 @@ package final class PluginChain: Sendable {
         default: return ""
         }
     }
+}
+
+/// Hands a blocking call its private request copy across the worker-pool boundary.
+// @unchecked Sendable: one thread at a time owns the copy (the worker while the call runs, then the event loop).
+private struct BlockingCallCopy: @unchecked Sendable {
+    let request: PluginRequest
 }

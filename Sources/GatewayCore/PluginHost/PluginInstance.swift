@@ -46,8 +46,7 @@ package final class PluginInstance: @unchecked Sendable {
         }
         guard status == GW_OK else {
             PluginRegistry.shared.unregister(tag: tag)
-            error[error.count - 1] = 0
-            let message = String(cString: error)
+            let message = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw PluginError("plugin '\(library.name)' (\(library.path)) rejected its config: \(message.isEmpty ? "create returned \(status) without a message" : message)")
         }
         self.instance = created

@@ -293,7 +293,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             attach(pooled, to: exchange)
             return
         }
-        exchange.backend.connect(to: server, on: context.eventLoop).whenComplete { [self] result in
+        // The connect future completes on this channel's loop (ClientBootstrap(group: eventLoop)): isolated.
+        exchange.backend.connect(to: server, on: context.eventLoop).assumeIsolatedUnsafeUnchecked().whenComplete { [self] result in
             if case .success = result { server.connectSucceeded() }
             guard case .proxying(let current) = self.state, current === exchange else {
                 if case .success(let orphan) = result { orphan.channel.close(promise: nil) }
@@ -353,7 +354,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// is not mistaken for a slow backend.
     private func startResponseTimer(_ exchange: Exchange) {
         guard let context, exchange.timeout == nil, !exchange.responseStarted else { return }
-        exchange.timeout = context.eventLoop.scheduleTask(in: exchange.backend.responseTimeout) { [weak self] in
+        exchange.timeout = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: exchange.backend.responseTimeout) { [weak self] in
             guard let self, case .proxying(let current) = self.state, current === exchange, !exchange.responseStarted else { return }
             self.logger.warning("backend response timeout", metadata: ["backend": "\(exchange.backend.name)", "server": "\(exchange.server.address)"])
             exchange.server.metrics.responseTimeouts.increment()
@@ -486,7 +487,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             holdClientReads(false)
             headGuard.awaitNextHead()
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [weak self] _ in
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] _ in
             self?.listener.metrics.requestCompleted(status: status, started: started)
             // on_complete runs once the response is on its way out.
             self?.complete(request, backendServer: server, aborted: false, bytesIn: bytesIn, bytesOut: bytesOut)
@@ -556,7 +557,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         if !close {
             holdClientReads(false)
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [weak self] _ in
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] _ in
             self?.listener.metrics.requestCompleted(status: Int(status.code), started: started)
             self?.complete(request, backendServer: nil, aborted: false, bytesIn: bytesIn, bytesOut: bytesOut)
             if close { self?.closeClient() }

@@ -105,7 +105,7 @@ package final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHan
 
     private func schedule(in amount: TimeAmount) {
         guard let context else { return }
-        timer = context.eventLoop.scheduleTask(in: min(amount, checkInterval)) { [weak self] in
+        timer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: min(amount, checkInterval)) { [weak self] in
             self?.timerFired()
         }
     }
@@ -127,7 +127,7 @@ package final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHan
         closed = true
         timer?.cancel()
         let text = "HTTP/1.1 \(status)\r\ncontent-type: text/plain\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
-        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: text))).whenComplete { _ in
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: text))).assumeIsolatedUnsafeUnchecked().whenComplete { _ in
             context.close(promise: nil)
         }
     }

@@ -161,8 +161,10 @@ public final class GatewayServer: Service, @unchecked Sendable {
         }
         // Bind the sockets the new configuration adds (or moves) before anything changes.
         let existing = lock.withLock { slots }
+        let plan = ReloadPlan(current: existing.mapValues(\.address), next: new.listeners.map { ($0.name, $0.address) })
+        let toBind = Set(plan.bind)
         var added: [ListenerSlot] = []
-        for listener in new.listeners where existing[listener.name]?.address != listener.address {
+        for listener in new.listeners where toBind.contains(listener.name) {
             do {
                 added.append(try await bind(listener, runtime: new))
             } catch {
@@ -176,16 +178,15 @@ public final class GatewayServer: Service, @unchecked Sendable {
         let removed: [ListenerSlot]? = lock.withLock {
             // Shutdown began while this reload compiled: the new generation never goes live.
             guard !stopped else { return nil }
-            var removed: [ListenerSlot] = []
             var next: [String: ListenerSlot] = [:]
-            for listener in new.listeners {
-                if let slot = existing[listener.name], slot.address == listener.address {
-                    slot.swap(to: listener, runtime: new)
-                    next[listener.name] = slot
-                }
+            let kept = Set(plan.keep)
+            for listener in new.listeners where kept.contains(listener.name) {
+                let slot = existing[listener.name]!
+                slot.swap(to: listener, runtime: new)
+                next[listener.name] = slot
             }
             for slot in added { next[slot.name] = slot }
-            for (name, slot) in existing where next[name] !== slot { removed.append(slot) }
+            let removed = plan.drain.compactMap { existing[$0] }
             slots = next
             current = new
             retired.removeAll { $0.isTornDown }
@@ -247,13 +248,15 @@ public final class GatewayServer: Service, @unchecked Sendable {
         let loop = group.next()
         let drained = EventLoopFuture.andAllComplete(active.map { $0.drain(on: loop) } + removed, on: loop)
         let done = loop.makePromise(of: Bool.self)
-        // Both callbacks run on `loop`, so the flag needs no lock.
-        var finished = false
+        // Whichever comes first completes `done`: the drain, or the timeout. (Both run on `loop`; the box makes
+        // that visible to the compiler, at a cost paid once per shutdown.)
+        let finished = NIOLockedValueBox(false)
+        let first: @Sendable () -> Bool = { finished.withLockedValue { done in defer { done = true }; return !done } }
         drained.whenComplete { _ in
-            if !finished { finished = true; done.succeed(true) }
+            if first() { done.succeed(true) }
         }
         let timeout = loop.scheduleTask(in: runtime.shutdownTimeout.timeAmount) {
-            if !finished { finished = true; done.succeed(false) }
+            if first() { done.succeed(false) }
         }
         let clean = (try? await done.futureResult.get()) ?? false
         timeout.cancel()
