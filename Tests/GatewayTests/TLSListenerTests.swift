@@ -53,8 +53,8 @@ final class TLSListenerTests: XCTestCase {
         defer { Task { await client.close() } }
         try await client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         _ = await client.readResponse()
-        let handler = try await client.channel.pipeline.handler(type: NIOSSLClientHandler.self).get()
-        let peer = try await client.channel.eventLoop.submit { handler.peerCertificate }.get()
+        let channel = client.channel
+        let peer = try await channel.eventLoop.submit { try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate }.get()
         guard let der = try peer?.toDERBytes() else { return nil }
         let certificate = try Certificate(derEncoded: der)
         return try certificate.extensions.subjectAlternativeNames?.compactMap { name -> String? in

@@ -9,7 +9,7 @@ final class ClosingBackend: @unchecked Sendable {
     private final class Closer: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            context.writeAndFlush(NIOAny(ByteBuffer(string: "NOT HTTP AT ALL\r\n\r\n"))).whenComplete { _ in context.close(promise: nil) }
+            context.writeAndFlush(NIOAny(ByteBuffer(string: "NOT HTTP AT ALL\r\n\r\n"))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }
 

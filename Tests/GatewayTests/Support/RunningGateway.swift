@@ -12,7 +12,7 @@ final class RunningGateway {
     init(config: String, adminPort: Int, logPath: String, netBindService: Bool = false) throws {
         self.logPath = logPath
         self.adminPort = adminPort
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         try Unprivileged.handOver(URL(fileURLWithPath: config).deletingLastPathComponent().path)
         let (executable, arguments) = Unprivileged.command(try Unprivileged.gatewayExecutable, ["run", "--config", config], netBindService: netBindService)
         process.executableURL = URL(fileURLWithPath: executable)

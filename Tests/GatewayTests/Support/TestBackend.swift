@@ -63,7 +63,7 @@ final class TestBackend: @unchecked Sendable {
         var remaining = count
         while remaining > 0 {
             let n = min(remaining, patternBlock.count)
-            patternBlock.withUnsafeBytes { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            _ = patternBlock.withUnsafeBytes { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             remaining -= n
         }
         return buffer
@@ -127,7 +127,7 @@ final class TestBackend: @unchecked Sendable {
                     headers.add(name: "connection", value: "close")
                     let status: HTTPResponseStatus = healthy.withLockedValue { $0 } ? .ok : .serviceUnavailable
                     context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-                    context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+                    context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
                     return
                 }
                 let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
@@ -140,8 +140,9 @@ final class TestBackend: @unchecked Sendable {
             let path = head.uri
             var headers = HTTPHeaders()
             headers.add(name: "x-backend", value: name)
+            let fixed = headers
             if path.contains("/slow") {
-                context.eventLoop.scheduleTask(in: .seconds(3)) { self.send(context: context, head: head, headers: headers, body: ByteBuffer(string: "slow")) }
+                context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(3)) { self.send(context: context, head: head, headers: fixed, body: ByteBuffer(string: "slow")) }
                 return
             }
             if path.hasPrefix("/stream/") {

@@ -67,11 +67,12 @@ final class TestClient: @unchecked Sendable {
             sslContext = try NIOSSLContext(configuration: config)
         }
         let serverName = tls?.serverName
+        let clientContext = sslContext
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let sslContext {
-                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
+                    if let clientContext {
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: clientContext, serverHostname: serverName))
                     }
                     try channel.pipeline.syncOperations.addHandler(collector)
                 }
