@@ -37,6 +37,23 @@ final class SDKTests: XCTestCase {
         XCTAssertEqual(found, ["sdk/include/gateway_plugin.h"])
     }
 
+    func testTheKitsAPIReferenceBuildsWithoutWarnings() throws {
+        // sdk/swift/make-docs: symbol graphs from the SDK package, then the toolchain's docc with
+        // --warnings-as-errors (a broken link in the catalog fails it).
+        let output = pki.path("kit.doccarchive")
+        let result = try GatewayProcess.runCommand("/usr/bin/env", [
+            "HOME=\(pki.directory)", "bash", "\(PluginFixtures.packageRoot)/sdk/swift/make-docs", output,
+        ], timeout: 600)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        for page in ["gatewaypluginkit.json", "gatewaypluginkit/gatewayrequestplugin.json", "gatewaypluginkit/pluginconfig/decode(_:allowingunknownkeys:).json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(output)/data/documentation/\(page)"), page)
+        }
+        let overview = try String(contentsOfFile: "\(output)/data/documentation/gatewaypluginkit.json", encoding: .utf8)
+        XCTAssertTrue(overview.contains("gateway plugin new swift NAME"), "the catalog's overview article is in the archive")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(output)/data/documentation/gatewaypluginkit/bufsiz.json"),
+                       "only the ABI header reaches Swift, not the C helpers' libc")
+    }
+
     func testCQuickStartBuildsAnAuthorizerThatDecidesInTheGateway() async throws {
         let directory = try runQuickStart("c")
         XCTAssertTrue(directory.output.contains("name:     authz"), directory.output)
