@@ -5,12 +5,11 @@ import NIOHTTP1
 import NIOPosix
 
 /// The admin listener: plain HTTP/1.1 on its own socket, answered by `AdminEndpoints`.
-// @unchecked Sendable: `channel` is written by `start()` and read by `stop()`, which the server calls in order.
-package final class AdminServer: @unchecked Sendable {
+package final class AdminServer: Sendable {
     private let endpoints: AdminEndpoints
     private let group: any EventLoopGroup
     private let logger: Logger
-    private var channel: (any Channel)?
+    private let bound = NIOLockedValueBox<(any Channel)?>(nil)
 
     package init(server: GatewayServer, group: any EventLoopGroup, logger: Logger) {
         self.endpoints = AdminEndpoints(server: server)
@@ -18,7 +17,7 @@ package final class AdminServer: @unchecked Sendable {
         self.logger = logger
     }
 
-    package var localAddress: SocketAddress? { channel?.localAddress }
+    package var localAddress: SocketAddress? { bound.withLockedValue { $0?.localAddress } }
 
     package func start(address: String) async throws {
         guard let (host, port) = RuntimeCompiler.splitHostPort(address), let socketAddress = try? SocketAddress(ipAddress: host, port: port) else {
@@ -26,7 +25,7 @@ package final class AdminServer: @unchecked Sendable {
         }
         let endpoints = self.endpoints
         do {
-            channel = try await ServerBootstrap(group: group)
+            let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -35,14 +34,15 @@ package final class AdminServer: @unchecked Sendable {
                     }
                 }
                 .bind(to: socketAddress).get()
+            bound.withLockedValue { $0 = channel }
         } catch {
             throw GatewayError.bindFailed("admin", address: socketAddress, error: error)
         }
-        logger.info("admin listening", metadata: ["address": "\(channel?.localAddress.map { "\($0)" } ?? "?")"])
+        logger.info("admin listening", metadata: ["address": "\(localAddress.map { "\($0)" } ?? "?")"])
     }
 
     package func stop() async {
-        try? await channel?.close()
+        try? await bound.withLockedValue({ $0 })?.close()
     }
 }
 

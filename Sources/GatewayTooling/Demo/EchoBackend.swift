@@ -1,13 +1,13 @@
 import GatewayCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 
 /// The demo's backend: answers every request with the request line and the headers it received, so that a
 /// curl through the gateway shows exactly what a backend sees.
-// @unchecked Sendable: `channel` is written by `start()` and read by `stop()`, called in that order.
-public final class EchoBackend: @unchecked Sendable {
-    private var channel: Channel?
+public final class EchoBackend: Sendable {
+    private let bound = NIOLockedValueBox<(any Channel)?>(nil)
     private let group: any EventLoopGroup
 
     public init(group: any EventLoopGroup) { self.group = group }
@@ -22,12 +22,12 @@ public final class EchoBackend: @unchecked Sendable {
                 }
             }
             .bind(host: host, port: port).get()
-        self.channel = channel
+        bound.withLockedValue { $0 = channel }
         return channel.localAddress!
     }
 
     public func stop() async {
-        try? await channel?.close()
+        try? await bound.withLockedValue({ $0 })?.close()
     }
 
     private final class EchoHandler: ChannelInboundHandler {
