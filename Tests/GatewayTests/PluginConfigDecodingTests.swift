@@ -45,6 +45,22 @@ final class PluginConfigDecodingTests: XCTestCase {
         XCTAssertEqual(error(#"{"prefix":"p","rules":[],"prefx":"q"}"#), "config: unknown key 'prefx'; known: enabled, labels, limit, prefix, ratio, rules")
     }
 
+    func testJSONThatIsNotJSONIsRefused() {
+        for text in [#"{"prefix":"\ud800","rules":[]}"#, #"{"prefix":"\ud800x\udc00","rules":[]}"#, #"{"prefix":"\udc00","rules":[]}"#,
+                     #"{"prefix":"\u+041","rules":[]}"#, #"{"prefix":"p","rules":[],"limit":01}"#, #"{"prefix":"p","rules":[],"limit":+1}"#,
+                     #"{"prefix":"p","rules":[],"ratio":.5}"#, #"{"prefix":"p","rules":[],"ratio":1e400}"#, #"{"prefix":"p","rules":[],"ratio":5.}"#] {
+            XCTAssertEqual(error(text), "config is not valid JSON", text)
+        }
+    }
+
+    func testURLDecimalAndDataDecodeAsJSONDecoderDoesThem() throws {
+        struct Foundationy: Decodable { var url: URL; var amount: Decimal; var blob: Data }
+        let decoded = try PluginConfig(json: #"{"url":"https://example.test/x","amount":12.50,"blob":"aGk="}"#, tag: 0).decode(Foundationy.self)
+        XCTAssertEqual(decoded.url.host, "example.test")
+        XCTAssertEqual(decoded.amount, Decimal(string: "12.5"))
+        XCTAssertEqual(decoded.blob, Data("hi".utf8))
+    }
+
     func testUnknownKeysCanBeAllowed() throws {
         XCTAssertEqual(try decode(#"{"prefix":"p","rules":[],"later":1}"#, allowingUnknownKeys: true).prefix, "p")
     }

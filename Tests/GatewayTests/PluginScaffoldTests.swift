@@ -6,7 +6,7 @@ final class PluginScaffoldTests: XCTestCase {
     func testCAndSwiftProjectsBuildAndDecide() throws {
         let pki = try TestPKI()
         try "{ deny_prefix: /admin/ }".write(toFile: pki.path("scaffold.yaml"), atomically: true, encoding: .utf8)
-        for (language, build, library) in [("c", ["make"], "libhello_c.so"), ("swift", ["swift", "build", "-c", "release"], ".build/release/libHelloSwift.so")] {
+        for (language, build, library) in [("c", ["make"], "libhello_c.so"), ("swift", ["swift", "build", "-c", "release"], ".build/release/libHelloSwiftPlugin.so")] {
             let name = "hello_\(language)"
             let directory = pki.path(name)
             let made = try GatewayProcess.run(["plugin", "new", language, name, "--dir", directory])
@@ -35,6 +35,16 @@ final class PluginScaffoldTests: XCTestCase {
                 XCTAssertTrue(typo.stderr.contains("config: unknown key 'deny_prefx'; known: deny_prefix"), typo.stderr)
             }
         }
+    }
+
+    func testNamesThatAreSwiftOrSDKNamesStillBuild() throws {
+        // `decision` would name a type Decision, which the kit declares: the Plugin suffix avoids it.
+        let pki = try TestPKI()
+        let directory = pki.path("decision")
+        XCTAssertEqual(try GatewayProcess.run(["plugin", "new", "swift", "decision", "--dir", directory]).status, 0)
+        let built = try GatewayProcess.runCommand("/usr/bin/env", ["HOME=\(directory)", "bash", "-c", "cd \(directory) && swift build -c release"], timeout: 600)
+        XCTAssertEqual(built.status, 0, built.stdout + built.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/.build/release/libDecisionPlugin.so"))
     }
 
     func testRefusesABadNameALanguageAndAUsedDirectory() throws {

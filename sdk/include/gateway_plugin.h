@@ -10,7 +10,8 @@
  *   - The host calls it once, right after dlopen, with a table of host functions (`gw_host_api`); the plugin
  *     returns a pointer to its static descriptor (`gw_plugin_descriptor`). No host symbol is exported to
  *     plugins: everything a plugin may call is in the table.
- *   - Both tables start with their own size and only ever grow at the end; nothing is removed, reordered or
+ *   - Both tables carry their own size (`struct_size`; the descriptor after its `magic`) and only ever grow
+ *     at the end; nothing is removed, reordered or
  *     retyped within a major version. Every member is marked with the minor version that added it.
  *   - Versions. A descriptor's `abi_minor` is the lowest minor version whose host functions the plugin
  *     REQUIRES (GW_PLUGIN_ABI_MINOR of the header it was built against, unless it sets a lower one on
@@ -31,8 +32,10 @@
  * blocking call works on a private copy of the request; the host adopts the copy's changes only if the call
  * returns in time. After a timeout the request goes on (on_error applies) while the late call may still be
  * running on its copy, whose changes are then discarded. Hooks of one instance may run concurrently on several
- * threads (one per event loop), so instance state shared between requests must be thread-safe. Apart from a
- * timed-out blocking call, calls that concern one request or connection never overlap.
+ * threads (one per event loop), so instance state shared between requests must be thread-safe. Calls that
+ * concern one request or connection never overlap, with one exception: while a blocking on_request_headers
+ * still runs on its copy (timed out, or the client went away or sent a body over the limit meanwhile), the
+ * event loop may already run that request's on_response_headers and on_complete on the original.
  *
  * Memory. Nothing allocated on one side is freed on the other. Strings cross as (pointer, length) views
  * (`gw_str`), not NUL-terminated unless stated. A view the host hands out is valid until the hook that
@@ -417,7 +420,8 @@ typedef const gw_plugin_descriptor *(*gw_plugin_entry_fn)(const gw_host_api *hos
 
 /* ---- The entry point ----------------------------------------------------------------------------------- */
 
-/** Exports a symbol from a shared library built with -fvisibility=hidden (and keeps C++ from mangling it). */
+/** Exports a symbol from a shared library built with -fvisibility=hidden. (C++ name mangling is prevented
+ *  by the prototype below, which the header's extern "C" block covers.) */
 #if defined(_WIN32)
 #define GW_PLUGIN_EXPORT __declspec(dllexport)
 #elif defined(__GNUC__) || defined(__clang__)

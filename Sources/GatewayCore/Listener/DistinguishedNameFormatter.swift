@@ -38,8 +38,8 @@ package enum DistinguishedNameFormatter {
         for rdn in name.reversed() {
             for attribute in Array(rdn).reversed() {
                 var serializer = DER.Serializer()
-                guard (try? serializer.serialize(ASN1Any(attribute.value))) != nil else { continue }
-                let der = serializer.serializedBytes
+                // An attribute that cannot be re-encoded keeps its place (an empty value): indexes stay right.
+                let der = (try? serializer.serialize(ASN1Any(attribute.value))) != nil ? serializer.serializedBytes : []
                 var text: [UInt8]? = nil
                 if let (tag, content) = splitDER(der) {
                     switch tag {
@@ -48,6 +48,13 @@ package enum DistinguishedNameFormatter {
                     case 0x1E where content.count % 2 == 0:
                         let units = stride(from: 0, to: content.count, by: 2).map { UInt16(content[$0]) << 8 | UInt16(content[$0 + 1]) }
                         text = Array(String(decoding: units, as: UTF16.self).utf8)
+                    case 0x1C where content.count % 4 == 0:  // UniversalString, UTF-32BE
+                        var scalars = String.UnicodeScalarView()
+                        for i in stride(from: 0, to: content.count, by: 4) {
+                            let code = UInt32(content[i]) << 24 | UInt32(content[i + 1]) << 16 | UInt32(content[i + 2]) << 8 | UInt32(content[i + 3])
+                            scalars.append(Unicode.Scalar(code) ?? "\u{FFFD}")
+                        }
+                        text = Array(String(scalars).utf8)
                     default: text = nil
                     }
                 }

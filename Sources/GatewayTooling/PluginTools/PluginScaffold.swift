@@ -28,6 +28,9 @@ package struct PluginScaffold {
         else {
             throw GatewayError(.invalidArgument, "plugin name '\(name)': use 1 to 64 of [a-z0-9_], starting with a letter (it names the C symbols and the library)")
         }
+        guard !sdk.contains(where: { $0 == "\"" || $0 == "\\" || $0 == " " || $0 == "$" }) else {
+            throw GatewayError(.invalidArgument, "--sdk \(sdk): a path with quotes, backslashes, spaces or $ cannot go into a Makefile and Package.swift as is; use a path without them (a symlink)")
+        }
         guard FileManager.default.fileExists(atPath: "\(sdk)/include/gateway_plugin.h") else {
             throw GatewayError(.invalidArgument, "--sdk \(sdk): no include/gateway_plugin.h there; pass the sdk folder of a gateway checkout")
         }
@@ -62,8 +65,10 @@ package struct PluginScaffold {
         language == .c ? "lib\(name).so" : ".build/release/lib\(typeName).so"
     }
 
+    /// `my_authz` -> `MyAuthzPlugin`: the suffix keeps every valid name clear of Swift's and the SDK's own
+    /// names (`string`, `decision`, `self`, `gateway_plugin_kit`, ...).
     private var typeName: String {
-        name.split(separator: "_").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+        name.split(separator: "_").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined() + "Plugin"
     }
 
     private var headerName: String { "x-\(name.replacingOccurrences(of: "_", with: "-"))-subject" }

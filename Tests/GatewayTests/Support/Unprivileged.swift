@@ -6,21 +6,46 @@ import NIOConcurrencyHelpers
 /// anyone else; every test that starts a `gateway` process goes through here.
 enum Unprivileged {
     static let user = "nobody"
-    static let group = "nogroup"
+    /// nobody's own group (nogroup on Debian, nobody elsewhere).
+    static let group: String = {
+        guard let entry = getpwnam(user), let group = getgrgid(entry.pointee.pw_gid) else { return "nogroup" }
+        return String(cString: group.pointee.gr_name)
+    }()
 
-    /// True when this process is root and can drop to `nobody` with setpriv. Run as another user, the tests'
-    /// children are unprivileged already and start as they are.
-    static var canDrop: Bool {
-        getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") && getpwnam(user) != nil && getgrnam(group) != nil
-    }
+    /// True when this process is root and can run the gateway as `nobody` with setpriv. Run as another user,
+    /// the tests' children are unprivileged already and start as they are. If root cannot (no setpriv, no
+    /// such user, or a Swift runtime that user cannot read), the tests say so on stderr and run as root.
+    static let canDrop: Bool = {
+        guard getuid() == 0 else { return false }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), getpwnam(user) != nil else {
+            FileHandle.standardError.write(Data("warning: no setpriv or no user \(user): the gateway processes of the tests run as root\n".utf8))
+            return false
+        }
+        return true
+    }()
+
+    /// Whether the copied gateway starts as `nobody` at all (`gateway --help`); checked once.
+    static let runsUnprivileged: Bool = {
+        guard canDrop, let executable = try? gatewayExecutable else { return false }
+        let (path, arguments) = setpriv(executable, ["--help"], netBindService: false)
+        let probe = try? GatewayProcess.runCommand(path, arguments, timeout: 30)
+        if probe?.status != 0 {
+            FileHandle.standardError.write(Data("warning: the gateway does not start as \(user) (\(probe?.stderr ?? "?")): its Swift runtime must be readable by that user\n".utf8))
+        }
+        return probe?.status == 0
+    }()
 
     /// The user id the gateway runs as.
-    static var uid: uid_t { canDrop ? getpwnam(user)!.pointee.pw_uid : getuid() }
+    static var uid: uid_t { runsUnprivileged ? getpwnam(user)!.pointee.pw_uid : getuid() }
 
     /// The command that runs `executable` unprivileged. `netBindService` grants CAP_NET_BIND_SERVICE exactly as
     /// the systemd unit does: ambient and inheritable, the bounding set reduced to it, no new privileges.
     static func command(_ executable: String, _ arguments: [String], netBindService: Bool = false) -> (String, [String]) {
-        guard canDrop else { return (executable, arguments) }
+        guard runsUnprivileged else { return (executable, arguments) }
+        return setpriv(executable, arguments, netBindService: netBindService)
+    }
+
+    private static func setpriv(_ executable: String, _ arguments: [String], netBindService: Bool) -> (String, [String]) {
         var prefix = ["--reuid=\(user)", "--regid=\(group)", "--clear-groups"]
         if netBindService {
             prefix += [
@@ -34,7 +59,7 @@ enum Unprivileged {
     /// Hands a test directory (and what is in it) to the unprivileged user, the way an operator makes the
     /// configuration readable and the audit directory writable for the service user.
     static func handOver(_ directory: String) throws {
-        guard canDrop else { return }
+        guard runsUnprivileged else { return }
         let result = try GatewayProcess.runCommand("/bin/chown", ["-R", "\(user):\(group)", directory])
         guard result.status == 0 else { throw PluginFixtures.FixtureError(message: "chown \(directory): \(result.stderr)") }
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Decodes a plugin's config and notes, for every mapping, which keys the type asked for: a key nobody asked
 /// for is then an error (`rules[0]: unknown key 'alow'; known: allow, methods, path_prefix`), as in the
 /// gateway's own config. Foundation's JSONDecoder ignores such keys, so a misspelt `deny` would silently be
@@ -30,6 +32,27 @@ struct ConfigDecoder: Decoder {
 
     private func mismatch(_ type: Any.Type) -> DecodingError {
         .typeMismatch(type, .init(codingPath: codingPath, debugDescription: "found \(value.kind)"))
+    }
+
+    /// Decodes one value: URL, Decimal and Data the way JSONDecoder does (a string, a number, base64 text),
+    /// everything else through its own `init(from:)`.
+    static func decode<T: Decodable>(_ type: T.Type, from value: ConfigValue, codingPath: [any CodingKey], usage: Usage) throws -> T {
+        func corrupted(_ what: String) -> DecodingError { .dataCorrupted(.init(codingPath: codingPath, debugDescription: what)) }
+        if T.self == URL.self {
+            guard case .string(let text) = value else { throw DecodingError.typeMismatch(String.self, .init(codingPath: codingPath, debugDescription: "found \(value.kind)")) }
+            guard let url = URL(string: text) else { throw corrupted("'\(text)' is not a URL") }
+            return url as! T
+        }
+        if T.self == Decimal.self {
+            guard case .number(let text) = value, let decimal = Decimal(string: text) else { throw DecodingError.typeMismatch(Double.self, .init(codingPath: codingPath, debugDescription: "found \(value.kind)")) }
+            return decimal as! T
+        }
+        if T.self == Data.self {
+            guard case .string(let text) = value else { throw DecodingError.typeMismatch(String.self, .init(codingPath: codingPath, debugDescription: "found \(value.kind)")) }
+            guard let data = Data(base64Encoded: text) else { throw corrupted("not base64") }
+            return data as! T
+        }
+        return try T(from: ConfigDecoder(value: value, codingPath: codingPath, usage: usage))
     }
 
     /// The unknown keys after a decode, the first (by path, then key) as an error message.
@@ -76,7 +99,7 @@ struct ConfigDecoder: Decoder {
             guard let value = ask(key) else {
                 throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "missing"))
             }
-            return try T(from: ConfigDecoder(value: value, codingPath: codingPath + [key], usage: usage))
+            return try ConfigDecoder.decode(T.self, from: value, codingPath: codingPath + [key], usage: usage)
         }
 
         func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
@@ -124,7 +147,10 @@ struct ConfigDecoder: Decoder {
             return true
         }
 
-        mutating func decode<T: Decodable>(_ type: T.Type) throws -> T { try T(from: next()) }
+        mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
+            let decoder = try next()
+            return try ConfigDecoder.decode(T.self, from: decoder.value, codingPath: decoder.codingPath, usage: usage)
+        }
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
             try next().container(keyedBy: type)
         }
@@ -184,6 +210,6 @@ struct ConfigDecoder: Decoder {
         func decode(_ type: UInt32.Type) throws -> UInt32 { try integer(type) }
         func decode(_ type: UInt64.Type) throws -> UInt64 { try integer(type) }
 
-        func decode<T: Decodable>(_ type: T.Type) throws -> T { try T(from: ConfigDecoder(value: value, codingPath: codingPath, usage: usage)) }
+        func decode<T: Decodable>(_ type: T.Type) throws -> T { try ConfigDecoder.decode(T.self, from: value, codingPath: codingPath, usage: usage) }
     }
 }

@@ -86,12 +86,33 @@ indirect enum ConfigValue {
                     return nil
                 }
             default:
-                let start = index
-                while index < bytes.count, "+-0123456789.eE".utf8.contains(bytes[index]) { index += 1 }
-                guard index > start else { return nil }
-                let text = String(decoding: bytes[start..<index], as: UTF8.self)
-                return Double(text) == nil ? nil : .number(text)
+                return number()
             }
+        }
+
+        /// RFC 8259's number grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?, and finite.
+        mutating func number() -> ConfigValue? {
+            let start = index
+            func digits() -> Int {
+                let from = index
+                while index < bytes.count, (48...57).contains(bytes[index]) { index += 1 }
+                return index - from
+            }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+            guard index < bytes.count else { return nil }
+            if bytes[index] == UInt8(ascii: "0") { index += 1 } else if digits() == 0 { return nil }
+            if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+                index += 1
+                guard digits() > 0 else { return nil }
+            }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+                index += 1
+                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+                guard digits() > 0 else { return nil }
+            }
+            let text = String(decoding: bytes[start..<index], as: UTF8.self)
+            guard let value = Double(text), value.isFinite else { return nil }
+            return .number(text)
         }
 
         /// A string starting at the opening quote; escapes decoded, surrogate pairs joined.
@@ -106,6 +127,8 @@ indirect enum ConfigValue {
             while index < bytes.count {
                 let byte = bytes[index]
                 index += 1
+                // A high surrogate must be followed at once by a low one, as a \u escape.
+                if pendingHigh != nil, byte != UInt8(ascii: "\\") { return nil }
                 if byte == UInt8(ascii: "\"") { flush(); return String(scalars) }
                 guard byte == UInt8(ascii: "\\") else {
                     guard byte >= 0x20 else { return nil }
@@ -116,6 +139,7 @@ indirect enum ConfigValue {
                 guard index < bytes.count else { return nil }
                 let escape = bytes[index]
                 index += 1
+                if pendingHigh != nil, escape != UInt8(ascii: "u") { return nil }
                 switch escape {
                 case UInt8(ascii: "\""): scalars.append("\"")
                 case UInt8(ascii: "\\"): scalars.append("\\")
@@ -126,9 +150,16 @@ indirect enum ConfigValue {
                 case UInt8(ascii: "r"): scalars.append("\r")
                 case UInt8(ascii: "t"): scalars.append("\t")
                 case UInt8(ascii: "u"):
-                    guard bytes.count - index >= 4, let code = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16) else { return nil }
+                    guard bytes.count - index >= 4, bytes[index..<index + 4].allSatisfy({ ConfigValue.isHexDigit($0) }),
+                        let code = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16)
+                    else { return nil }
                     index += 4
-                    if (0xD800...0xDBFF).contains(code) { pendingHigh = code; continue }
+                    if (0xD800...0xDBFF).contains(code) {
+                        guard pendingHigh == nil else { return nil }
+                        pendingHigh = code
+                        continue
+                    }
+                    if pendingHigh != nil, !(0xDC00...0xDFFF).contains(code) { return nil }
                     if (0xDC00...0xDFFF).contains(code) {
                         guard let high = pendingHigh, let scalar = Unicode.Scalar(0x10000 + ((high - 0xD800) << 10) + (code - 0xDC00)) else { return nil }
                         pendingHigh = nil
@@ -142,5 +173,9 @@ indirect enum ConfigValue {
             }
             return nil
         }
+    }
+
+    static func isHexDigit(_ byte: UInt8) -> Bool {
+        (48...57).contains(byte) || (65...70).contains(byte) || (97...102).contains(byte)
     }
 }

@@ -67,7 +67,8 @@ extension PluginConfig {
     private static func typeName(_ type: Any.Type) -> String {
         switch type {
         case is String.Type: return "a string"
-        case is Int.Type, is Int64.Type, is UInt.Type, is Int32.Type: return "an integer"
+        case is Int.Type, is Int8.Type, is Int16.Type, is Int32.Type, is Int64.Type,
+             is UInt.Type, is UInt8.Type, is UInt16.Type, is UInt32.Type, is UInt64.Type: return "an integer"
         case is Double.Type, is Float.Type: return "a number"
         case is Bool.Type: return "true or false"
         case is [String].Type: return "an array of strings"
