@@ -185,4 +185,17 @@ final class PluginLoadingTests: XCTestCase {
             "listeners[0].plugins[1]: \(pki.path("v2/libtagger.so")): plugin name 'tagger' is already used by \(original), which stays loaded until the process exits: to replace a plugin with a file at another path, restart the gateway"
         ), validate.stderr)
     }
+
+    func testPluginBenchTakesItsConfigFromAFileAsPluginTestDoes() throws {
+        let pki = try TestPKI()
+        let tagger = try PluginFixtures.build("tagger")
+        try "{ tag: bench }".write(toFile: pki.path("bench.yaml"), atomically: true, encoding: .utf8)
+        let ok = try GatewayProcess.run(["plugin", "bench", tagger, "--iterations", "2000", "--config", pki.path("bench.yaml")])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertTrue(ok.stdout.contains("chain | ns/request | ns/plugin call"), ok.stdout)
+        try "[not, a, mapping]".write(toFile: pki.path("list.yaml"), atomically: true, encoding: .utf8)
+        let refused = try GatewayProcess.run(["plugin", "bench", tagger, "--iterations", "10", "--config", pki.path("list.yaml")])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("--config \(pki.path("list.yaml")): expected a mapping"), refused.stderr)
+    }
 }

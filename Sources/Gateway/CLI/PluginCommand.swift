@@ -52,8 +52,8 @@ struct PluginBenchCommand: AsyncParsableCommand {
     @Option(help: "Requests per chain length.")
     var iterations: Int = 1_000_000
 
-    @Option(help: "The JSON config handed to every instance.")
-    var config: String = "{}"
+    @Option(help: "A YAML or JSON file holding the config mapping handed to every instance (as for `plugin test`).")
+    var config: String?
 
     @Option(help: "PEM client certificate chain: requests carry this identity (e.g. to measure header injection), and the identity extraction per connection is measured too.")
     var cert: String?
@@ -64,7 +64,8 @@ struct PluginBenchCommand: AsyncParsableCommand {
     func run() async throws {
         let absolute = { CommandLinePath.absolute($0) }
         let bench = PluginBench(
-            libraryPath: absolute(file), iterations: iterations, configJSON: config,
+            libraryPath: absolute(file), iterations: iterations,
+            configJSON: try config.map { try PluginTestInvocation.configJSON(file: $0, directory: FileManager.default.currentDirectoryPath) } ?? "{}",
             chainPEM: try cert.map { try String(contentsOfFile: absolute($0), encoding: .utf8) },
             caPEM: try ca.map { try String(contentsOfFile: absolute($0), encoding: .utf8) }
         )

@@ -25,6 +25,24 @@ package struct PluginTestInvocation {
         self.directory = directory
     }
 
+    /// `--config FILE` of `plugin test` and `plugin bench`: a YAML or JSON file holding the plugin's config
+    /// mapping (what goes under `config:`), as the JSON text the gateway would hand the plugin.
+    package static func configJSON(file: String, directory: String) throws -> String {
+        let text: String
+        do { text = try String(contentsOfFile: CommandLinePath.absolute(file, in: directory), encoding: .utf8) } catch {
+            throw GatewayError(.invalidArgument, "--config \(file): \(FileErrors.describe(error))")
+        }
+        do {
+            let value = try YAMLDecoder().decode(JSONValue.self, from: text)
+            guard case .object = value else { throw GatewayError(.invalidArgument, "--config \(file): expected a mapping") }
+            return value.json
+        } catch let error as GatewayError {
+            throw error
+        } catch {
+            throw GatewayError(.invalidArgument, "--config \(file): not valid YAML or JSON: \(error)")
+        }
+    }
+
     package func execute() throws -> [PluginTestRun.Outcome] {
         let cwd = directory
         func absolute(_ path: String) -> String { CommandLinePath.absolute(path, in: cwd) }
@@ -34,19 +52,7 @@ package struct PluginTestInvocation {
             }
         }
         let library = try PluginLibrary.load(path: absolute(file))
-        var configJSON = "{}"
-        if let config {
-            let text = try read(config, "--config")
-            do {
-                let value = try YAMLDecoder().decode(JSONValue.self, from: text)
-                guard case .object = value else { throw GatewayError(.invalidArgument, "--config \(config): expected a mapping") }
-                configJSON = value.json
-            } catch let error as GatewayError {
-                throw error
-            } catch {
-                throw GatewayError(.invalidArgument, "--config \(config): not valid YAML or JSON: \(error)")
-            }
-        }
+        let configJSON = try config.map { try Self.configJSON(file: $0, directory: cwd) } ?? "{}"
         let parsedRequests = try (requests.isEmpty ? ["GET /"] : requests).map { spec -> (String, String, [(String, String)]) in
             let parts = spec.split(separator: " ", omittingEmptySubsequences: true)
             guard parts.count == 2, parts[1].hasPrefix("/") else {
