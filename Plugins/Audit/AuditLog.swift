@@ -17,7 +17,7 @@ final class AuditLog: GatewayPlugin, Sendable {
     static let requestFields = [
         "request_id", "listener", "client_address", "client_port", "tls_version", "tls_cipher", "subject", "issuer", "serial",
         "fingerprint", "sans", "method", "host", "path", "status", "bytes_in", "bytes_out", "duration_ms", "backend_server",
-        "decision", "answered_by", "reason", "client_aborted",
+        "decision", "answered_by", "reason", "client_aborted", "response_incomplete",
     ]
     static let rejectionFields = ["listener", "client_address", "client_port", "sni", "reason", "detail", "subject", "issuer", "serial", "fingerprint"]
 
@@ -140,6 +140,7 @@ final class AuditLog: GatewayPlugin, Sendable {
         // Why a plugin let the request through or answered it (e.g. the authorization rule that decided).
         if line.wants("reason") { line.add("reason", request.variable("decision_reason")) }
         if request.integer(GW_ATTR_CLIENT_ABORTED) == 1 { line.addRaw("client_aborted", "true") }
+        if request.integer(GW_ATTR_RESPONSE_INCOMPLETE) == 1 { line.addRaw("response_incomplete", "true") }
         writer.submit(line.finish())
     }
 

@@ -140,4 +140,33 @@ final class BackendProtocolTests: XCTestCase {
         }
         try await assertStillServing()
     }
+
+    func testAResponseCutOffMidBodyIsAuditedAsIncomplete() async throws {
+        let cutOff = ScriptedBackend(response: "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", closeAfterResponse: true)
+        try await cutOff.start()
+        defer { Task { await cutOff.stop() } }
+        let audit = pki.path("cut.log")
+        let library = Bundle.main.bundleURL.appendingPathComponent("libAudit.so").path
+        let harness = try await GatewayHarness(yaml: """
+            listeners:
+              - name: plain
+                address: "127.0.0.1:0"
+                protocol: http
+                plugins: [ { library: \(library), config: { path: \(audit) } } ]
+                routes: [ { backend: cut } ]
+            backends: [ { name: cut, servers: [ { address: "127.0.0.1:\(cutOff.port)" } ] } ]
+            """, in: pki.directory)
+        let client = try await TestClient.connect(port: harness.port("plain"), tls: nil)
+        try await client.send("GET /cut HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        let closed = await client.waitForClose()
+        XCTAssertTrue(closed, "the client learns the response is incomplete the only way HTTP/1.1 allows: a close")
+        XCTAssertTrue(client.receivedText.hasPrefix("HTTP/1.1 200 OK"), client.receivedText)
+        await harness.stop()
+        let line = try XCTUnwrap(try String(contentsOfFile: audit, encoding: .utf8).split(separator: "\n").first)
+        let fields = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(fields["status"] as? Int, 200)
+        XCTAssertEqual(fields["response_incomplete"] as? Bool, true, "\(fields)")
+        XCTAssertEqual(fields["decision"] as? String, "forwarded")
+        XCTAssertEqual(fields["backend_server"] as? String, "127.0.0.1:\(cutOff.port)")
+    }
 }

@@ -187,6 +187,8 @@ typedef uint32_t gw_attribute;
 #define GW_ATTR_BACKEND_SERVER           64u  /* "host:port" of the server that answered; not found if none did */
 #define GW_ATTR_ANSWERED_BY              65u  /* name of the plugin that answered with `respond`; not found otherwise */
 #define GW_ATTR_CLIENT_ABORTED           66u  /* int: 1 if the client went away before the response was complete */
+#define GW_ATTR_RESPONSE_INCOMPLETE      67u  /* int: 1 if the response was cut off after its head went out (the
+                                                 backend failed mid-response, or the request body passed its limit) */
 
 /** Kinds of metric a plugin can define. */
 typedef uint32_t gw_metric_kind;

@@ -27,6 +27,8 @@ package final class PluginRequest: PluginCallTarget {
     package var bytesSent: Int64 = 0
     package var backendServer: String?
     package var clientAborted = false
+    /// The response head went out but the response was cut off (GW_ATTR_RESPONSE_INCOMPLETE).
+    package var responseIncomplete = false
     package let started = NIODeadline.now()
     package var finished: NIODeadline?
     /// How many chain entries this request reached (their on_response_headers and on_complete will run).
@@ -98,6 +100,7 @@ package final class PluginRequest: PluginCallTarget {
             guard phase == .complete, let finished else { return nil }
             return (finished - started).nanoseconds / 1000
         case GW_ATTR_CLIENT_ABORTED: return phase == .complete ? (clientAborted ? 1 : 0) : nil
+        case GW_ATTR_RESPONSE_INCOMPLETE: return phase == .complete ? (responseIncomplete ? 1 : 0) : nil
         default: return PluginConnectionAttributes.readInt(attribute, connection: connection)
         }
     }

@@ -207,7 +207,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             if !exchange.responseStarted {
                 answer(.payloadTooLarge, "request body larger than \(listener.limits.maxBodyBytes) bytes\n", head: exchange.clientHead, close: true)
             } else {
-                closeClient()
+                closeClient(cutOffFrom: exchange)
             }
             return
         }
@@ -409,7 +409,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         ])
         if exchange.responseStarted {
             abortExchange(exchange)
-            closeClient()
+            closeClient(cutOffFrom: exchange)
         } else {
             failExchange(exchange, .badGateway, "backend '\(exchange.backend.name)' sent an invalid response\n")
         }
@@ -446,7 +446,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         if exchange.responseStarted {
             // The client already has part of the response: closing is the only honest signal.
             releaseActive(exchange)
-            closeClient()
+            closeClient(cutOffFrom: exchange)
             return
         }
         // A reused keep-alive connection the backend closed before answering: safe to retry once on a fresh one
@@ -567,6 +567,16 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private func closeClient() {
         state = .closed
         completePlugins(backendServer: nil, aborted: false)
+        context?.close(promise: nil)
+    }
+
+    /// Closes a client whose response head from `exchange`'s backend already went out: on_complete sees the
+    /// server that was answering and GW_ATTR_RESPONSE_INCOMPLETE, so an audit line never shows a truncated
+    /// response as a complete one.
+    private func closeClient(cutOffFrom exchange: Exchange) {
+        pluginRequest?.responseIncomplete = true
+        state = .closed
+        completePlugins(backendServer: exchange.server.address, aborted: false)
         context?.close(promise: nil)
     }
 

@@ -6,21 +6,28 @@ import NIOPosix
 /// reads (requests without a body), it writes `response` as raw bytes and keeps the connection open.
 final class ScriptedBackend: @unchecked Sendable {
     let response: String
+    /// Close the connection right after writing the response (a backend that dies mid-body).
+    let closeAfterResponse: Bool
     /// Connections accepted and request heads read so far.
     let counts = NIOLockedValueBox<(connections: Int, requests: Int)>((0, 0))
     private var channel: Channel?
     private(set) var port = 0
 
-    init(response: String) { self.response = response }
+    init(response: String, closeAfterResponse: Bool = false) {
+        self.response = response
+        self.closeAfterResponse = closeAfterResponse
+    }
 
     private final class Answerer: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         let response: String
+        let close: Bool
         let counts: NIOLockedValueBox<(connections: Int, requests: Int)>
         private var pending: [UInt8] = []
 
-        init(response: String, counts: NIOLockedValueBox<(connections: Int, requests: Int)>) {
+        init(response: String, close: Bool, counts: NIOLockedValueBox<(connections: Int, requests: Int)>) {
             self.response = response
+            self.close = close
             self.counts = counts
         }
 
@@ -37,17 +44,19 @@ final class ScriptedBackend: @unchecked Sendable {
                 pending.removeFirst(end + 4)
                 counts.withLockedValue { $0.requests += 1 }
                 context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: response)), promise: nil)
+                if close { context.close(promise: nil) }
             }
         }
     }
 
     func start() async throws {
         let response = self.response
+        let close = self.closeAfterResponse
         let counts = self.counts
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Answerer(response: response, counts: counts))
+                    try channel.pipeline.syncOperations.addHandler(Answerer(response: response, close: close, counts: counts))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
