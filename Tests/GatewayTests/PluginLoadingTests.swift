@@ -198,4 +198,15 @@ final class PluginLoadingTests: XCTestCase {
         XCTAssertNotEqual(refused.status, 0)
         XCTAssertTrue(refused.stderr.contains("--config \(pki.path("list.yaml")): expected a mapping"), refused.stderr)
     }
+
+    func testPluginTestRunsABlockingPluginOnARealLoop() throws {
+        // The worker pool completes from its own thread: on an embedded loop that raced (and NIO said so).
+        let pki = try TestPKI()
+        let library = try PluginFixtures.build("slow_blocking")
+        try "{ sleep_ms: 30 }".write(toFile: pki.path("slow.yaml"), atomically: true, encoding: .utf8)
+        let result = try GatewayProcess.run(["plugin", "test", library, "--config", pki.path("slow.yaml"), "--request", "GET /a", "--request", "GET /b"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(result.stdout.components(separatedBy: "+ x-blocking: done").count - 1, 2, result.stdout)
+        XCTAssertFalse(result.stderr.contains("API misuse") || result.stderr.contains("BUG"), result.stderr)
+    }
 }

@@ -7,7 +7,7 @@ import PluginAPI
 /// flagged GW_PLUGIN_FLAG_BLOCKING run on a bounded worker pool against a copy of the request, with the
 /// entry's timeout, and their changes are applied back on the event loop only if they finish in time.
 package final class PluginChain: Sendable {
-    package enum Outcome {
+    package enum Outcome: Sendable {
         /// Go on to the backend (with whatever the plugins changed).
         case proceed
         /// A plugin answered; `request.answer` holds the response.

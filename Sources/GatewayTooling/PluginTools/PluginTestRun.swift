@@ -74,6 +74,10 @@ package struct PluginTestRun {
         let chain = PluginChain(entries: [instance], pool: pool)
         defer { chain.destroy() }
         chain.onConnection(connection)
+        // Inline plugins run on an embedded loop. A blocking plugin's worker completes from its own thread,
+        // which an embedded loop would take for itself: it gets a real one-thread loop instead.
+        let group = library.isBlocking ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
+        defer { try? group?.syncShutdownGracefully() }
         let loop = EmbeddedEventLoop()
         var outcomes: [Outcome] = []
         for spec in requests {
@@ -82,12 +86,15 @@ package struct PluginTestRun {
             let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: spec.method), uri: spec.target, headers: headers)
             let request = PluginRequest(connection: connection, head: head)
             var result: PluginChain.Outcome?
-            chain.runRequestHeaders(request, on: loop) { result = $0 }
-            // A blocking plugin answers on the worker pool; its completion is queued on the loop.
-            let deadline = Date().addingTimeInterval(35)
-            while result == nil && Date() < deadline {
+            if let realLoop = group?.next() {
+                let done = realLoop.makePromise(of: PluginChain.Outcome.self)
+                let handoff = RequestHandoff(request: request)
+                realLoop.execute { chain.runRequestHeaders(handoff.request, on: realLoop) { done.succeed($0) } }
+                // The chain's own timeout (30 s here) ends a hanging call; this wait only backs it up.
+                result = try? done.futureResult.wait()
+            } else {
+                chain.runRequestHeaders(request, on: loop) { result = $0 }
                 loop.run()
-                if result == nil { usleep(1000) }
             }
             guard let result else { throw GatewayError(.invalidArgument, "the plugin did not finish \(spec.method) \(spec.target)") }
             let before = Array(head.headers.map { ($0.name, $0.value) })
@@ -125,4 +132,10 @@ package struct PluginTestRun {
 
 extension PluginChain.Outcome {
     package var isProceed: Bool { if case .proceed = self { return true } else { return false } }
+}
+
+/// Hands a request to the blocking-plugin loop of `gateway plugin test` and back.
+// @unchecked Sendable: the caller waits until the loop is done with the request before it reads it again.
+private struct RequestHandoff: @unchecked Sendable {
+    let request: PluginRequest
 }
