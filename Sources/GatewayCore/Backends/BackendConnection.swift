@@ -11,7 +11,8 @@ package protocol BackendConnectionDelegate: AnyObject {
 }
 
 /// One HTTP/1.1 connection to a backend server and the handler at the end of its pipeline. Owned by at most one
-/// request at a time; idle ones wait in the server's `BackendConnectionPool`.
+/// request at a time; idle ones wait in the server's `BackendConnectionPool`. Confined to its channel's event
+/// loop (not Sendable): the pool keeps it in a list bound to that loop.
 package final class BackendConnection: ChannelDuplexHandler {
     package typealias InboundIn = HTTPClientResponsePart
     package typealias OutboundIn = HTTPClientRequestPart
@@ -93,6 +94,3 @@ package final class BackendConnection: ChannelDuplexHandler {
 
     package var isWritable: Bool { channel.isWritable }
 }
-
-// Confined to its channel's event loop; the pool only hands it between owners on that same loop.
-extension BackendConnection: @unchecked Sendable {}

@@ -1,51 +1,76 @@
-import NIOConcurrencyHelpers
+import Atomics
 import NIOCore
 
 /// Idle keep-alive connections to one backend server, kept per event loop so that a request always reuses a
-/// connection on its own client's loop (no cross-thread hops on the request path).
+/// connection on its own client's loop. Each loop's list is bound to that loop and touched only there: the
+/// request path takes no lock (one atomic load finds the lists, which are set once, before the first request).
 package final class BackendConnectionPool: Sendable {
-    private let idle = NIOLockedValueBox<[ObjectIdentifier: [BackendConnection]]>([:])
+    /// The idle lists, one per event loop of the server's group.
+    private final class Lists: Sendable {
+        let byLoop: [ObjectIdentifier: NIOLoopBoundBox<[BackendConnection]>]
+
+        init(eventLoops: [any EventLoop]) {
+            var byLoop: [ObjectIdentifier: NIOLoopBoundBox<[BackendConnection]>] = [:]
+            for loop in eventLoops {
+                byLoop[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue([], as: [BackendConnection].self, eventLoop: loop)
+            }
+            self.byLoop = byLoop
+        }
+    }
+
+    private let lists = ManagedAtomicLazyReference<Lists>()
     package let maxIdlePerEventLoop: Int
 
     package init(maxIdlePerEventLoop: Int) {
         self.maxIdlePerEventLoop = maxIdlePerEventLoop
     }
 
-    /// An idle, still-open connection on `eventLoop`, if any.
-    package func take(on eventLoop: any EventLoop) -> BackendConnection? {
-        let key = ObjectIdentifier(eventLoop)
-        while let connection = idle.withLockedValue({ $0[key]?.popLast() }) {
-            if connection.channel.isActive { return connection }
-        }
-        return nil
+    /// Creates the per-loop lists for the loops that will serve requests. Called once, before the runtime
+    /// serves its first connection; later calls keep the first set. A loop outside the set never pools.
+    package func prepare(eventLoops: [any EventLoop]) {
+        _ = lists.storeIfNilThenLoad(Lists(eventLoops: eventLoops))
     }
 
-    /// Returns a connection whose last exchange ended cleanly; closes it when the pool is full.
+    private func list(on eventLoop: any EventLoop) -> NIOLoopBoundBox<[BackendConnection]>? {
+        lists.load()?.byLoop[ObjectIdentifier(eventLoop)]
+    }
+
+    /// An idle, still-open connection on `eventLoop` (the caller's loop), if any.
+    package func take(on eventLoop: any EventLoop) -> BackendConnection? {
+        guard let list = list(on: eventLoop) else { return nil }
+        return list.withValue { idle in
+            while let connection = idle.popLast() {
+                if connection.channel.isActive { return connection }
+            }
+            return nil
+        }
+    }
+
+    /// Returns a connection whose last exchange ended cleanly (on its own loop); closes it when the pool is
+    /// full.
     package func giveBack(_ connection: BackendConnection) {
-        let key = ObjectIdentifier(connection.channel.eventLoop)
-        let kept = idle.withLockedValue { pool -> Bool in
-            var list = pool[key, default: []]
-            guard list.count < maxIdlePerEventLoop else { return false }
-            list.append(connection)
-            pool[key] = list
+        let kept = list(on: connection.channel.eventLoop)?.withValue { idle in
+            guard idle.count < maxIdlePerEventLoop else { return false }
+            idle.append(connection)
             return true
         }
-        if !kept { connection.channel.close(promise: nil) }
+        if kept != true { connection.channel.close(promise: nil) }
     }
 
-    /// Forgets a connection that closed while idle.
+    /// Forgets a connection that closed while idle (on its own loop).
     package func remove(_ connection: BackendConnection) {
-        let key = ObjectIdentifier(connection.channel.eventLoop)
-        idle.withLockedValue { pool in
-            pool[key]?.removeAll { $0 === connection }
-        }
+        guard let list = list(on: connection.channel.eventLoop) else { return }
+        list.value.removeAll { $0 === connection }
     }
 
+    /// Closes every idle connection, each on its own loop; callable from any thread.
     package func closeAll() {
-        let all = idle.withLockedValue { pool -> [BackendConnection] in
-            defer { pool.removeAll() }
-            return pool.values.flatMap { $0 }
+        guard let lists = lists.load() else { return }
+        for list in lists.byLoop.values {
+            list.eventLoop.execute {
+                let idle = list.withValue { idle in defer { idle.removeAll() }; return idle }
+                for connection in idle { connection.channel.close(promise: nil) }
+            }
         }
-        for connection in all { connection.channel.close(promise: nil) }
     }
 }

@@ -33,8 +33,9 @@ package final class BackendGroup: Sendable {
     }
 
     /// Opens a new connection to `server` on `eventLoop` (the client's loop).
-    package func connect(to server: BackendServer, on eventLoop: any EventLoop) -> EventLoopFuture<BackendConnection> {
-        let connection = BackendConnection(server: server)
+    /// Call it on `eventLoop`: the connection handler is bound to that loop, where its future completes.
+    package func connect(to server: BackendServer, on eventLoop: any EventLoop) -> EventLoopFuture<NIOLoopBound<BackendConnection>> {
+        let connection = NIOLoopBound(BackendConnection(server: server), eventLoop: eventLoop)
         let tlsContext = self.tlsContext
         let sniName = self.sniName(for: server)
         let bootstrap = ClientBootstrap(group: eventLoop)
@@ -49,7 +50,7 @@ package final class BackendGroup: Sendable {
                         try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: sniName))
                     }
                     try sync.addHTTPClientHandlers(leftOverBytesStrategy: .dropBytes)
-                    try sync.addHandler(connection)
+                    try sync.addHandler(connection.value)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)

@@ -3,30 +3,34 @@ import NIOCore
 
 /// Runs a backend group's active health checks on one event loop: every `interval`, one probe per server;
 /// `unhealthy` failures in a row take a server out of rotation, `healthy` successes in a row put it back.
-/// Servers start in rotation (the first probe runs at once). All state lives on `eventLoop`.
-// @unchecked Sendable: all mutable state is read and written on `eventLoop` only.
-package final class HealthChecker: @unchecked Sendable {
+/// Servers start in rotation (the first probe runs at once). All state lives on `eventLoop`, in a box bound
+/// to it.
+package final class HealthChecker: Sendable {
+    private struct State {
+        var task: RepeatedTask?
+        var stopped = false
+        /// Per server: successes (positive) or failures (negative) in a row.
+        var streaks: [Int]
+    }
+
     private let backend: BackendGroup
     private let config: HealthCheckConfig
     private let eventLoop: any EventLoop
     private let logger: Logger
-    private var task: RepeatedTask?
-    private var stopped = false
-    /// Per server: successes (positive) or failures (negative) in a row.
-    private var streaks: [Int]
+    private let state: NIOLoopBoundBox<State>
 
     package init(backend: BackendGroup, config: HealthCheckConfig, eventLoop: any EventLoop, logger: Logger) {
         self.backend = backend
         self.config = config
         self.eventLoop = eventLoop
         self.logger = logger
-        self.streaks = Array(repeating: 0, count: backend.servers.count)
+        self.state = .makeBoxSendingValue(State(streaks: Array(repeating: 0, count: backend.servers.count)), eventLoop: eventLoop)
     }
 
     package func start() {
         eventLoop.execute { [self] in
-            guard !stopped, task == nil else { return }
-            task = eventLoop.scheduleRepeatedAsyncTask(initialDelay: .zero, delay: config.interval.timeAmount) { [self] _ in
+            guard !state.value.stopped, state.value.task == nil else { return }
+            state.value.task = eventLoop.scheduleRepeatedAsyncTask(initialDelay: .zero, delay: config.interval.timeAmount) { [self] _ in
                 self.round()
             }
         }
@@ -34,9 +38,9 @@ package final class HealthChecker: @unchecked Sendable {
 
     package func stop() {
         eventLoop.execute { [self] in
-            stopped = true
-            task?.cancel()
-            task = nil
+            state.value.stopped = true
+            state.value.task?.cancel()
+            state.value.task = nil
         }
     }
 
@@ -51,21 +55,23 @@ package final class HealthChecker: @unchecked Sendable {
     }
 
     private func record(_ outcome: HealthProbe.Outcome, server: BackendServer, index: Int) {
-        guard !stopped else { return }
+        guard !state.value.stopped else { return }
+        let streak = state.withValue { state in
+            state.streaks[index] = outcome.healthy ? max(state.streaks[index], 0) + 1 : min(state.streaks[index], 0) - 1
+            return state.streaks[index]
+        }
         if outcome.healthy {
-            streaks[index] = max(streaks[index], 0) + 1
-            if !server.checkedHealthy.load(ordering: .relaxed), streaks[index] >= config.healthy {
+            if !server.checkedHealthy.load(ordering: .relaxed), streak >= config.healthy {
                 server.setChecked(healthy: true)
                 logger.notice("backend server healthy again", metadata: [
-                    "backend": "\(backend.name)", "server": "\(server.address)", "checks_passed": "\(streaks[index])",
+                    "backend": "\(backend.name)", "server": "\(server.address)", "checks_passed": "\(streak)",
                 ])
             }
         } else {
-            streaks[index] = min(streaks[index], 0) - 1
-            if server.checkedHealthy.load(ordering: .relaxed), -streaks[index] >= config.unhealthy {
+            if server.checkedHealthy.load(ordering: .relaxed), -streak >= config.unhealthy {
                 server.setChecked(healthy: false)
                 logger.warning("backend server unhealthy: no traffic until it passes its health checks", metadata: [
-                    "backend": "\(backend.name)", "server": "\(server.address)", "checks_failed": "\(-streaks[index])",
+                    "backend": "\(backend.name)", "server": "\(server.address)", "checks_failed": "\(-streak)",
                     "last_error": "\(outcome.detail)",
                 ])
             } else if !server.checkedHealthy.load(ordering: .relaxed) {

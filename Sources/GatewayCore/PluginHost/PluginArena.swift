@@ -60,13 +60,17 @@ package final class PluginArena {
 
 /// Bytes allocated once and never moved, so that views of them stay valid as long as their owner lives
 /// (a connection's `ClientIdentity`): reading a certificate field allocates nothing per request.
-// @unchecked Sendable: the bytes are written once, in init, and only read after.
-package final class StableBytes: @unchecked Sendable {
-    package let buffer: UnsafeMutableRawBufferPointer
+/// The bytes are written once, in init, and only read after.
+package final class StableBytes: Sendable {
+    private let storage: ForeignPointer<UnsafeMutableRawBufferPointer>
+    package var buffer: UnsafeMutableRawBufferPointer {
+        @inline(__always) get { storage.raw }
+    }
 
     package init(_ bytes: some Collection<UInt8>) {
-        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
         _ = buffer.initializeMemory(as: UInt8.self, from: bytes)
+        storage = ForeignPointer(buffer)
         count = bytes.count
     }
 

@@ -103,9 +103,9 @@ package final class PluginChain: Sendable {
         copy.currentPlugin = entry.name
         // The copy belongs to this blocking call alone: the event loop reads it back only once the call has
         // finished (adopt), and after a timeout never again.
-        let transfer = BlockingCallCopy(request: copy)
+        let transfer = Handoff(copy)  // the worker owns it while the call runs, then the event loop
         let result = pool.runIfActive(eventLoop: eventLoop) {
-            let copy = transfer.request
+            let copy = transfer.value
             let code = PluginCallContext.with(copy.handle, copy) { entry.onRequestHeaders(copy.handle) }
             copy.endCall()
             return code
@@ -183,10 +183,4 @@ package final class PluginChain: Sendable {
         default: return ""
         }
     }
-}
-
-/// Hands a blocking call its private request copy across the worker-pool boundary.
-// @unchecked Sendable: one thread at a time owns the copy (the worker while the call runs, then the event loop).
-private struct BlockingCallCopy: @unchecked Sendable {
-    let request: PluginRequest
 }

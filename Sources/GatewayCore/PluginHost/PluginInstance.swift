@@ -1,10 +1,10 @@
+import Atomics
 import NIOCore
 import PluginAPI
 
 /// One chain entry of one listener: a plugin library instantiated with that entry's config.
-// @unchecked Sendable: immutable after create except `destroyed`, which only `destroy()` writes, at the
-// generation's teardown, after the last request that could reach the instance.
-package final class PluginInstance: @unchecked Sendable {
+/// Immutable after create except `destroyed` (an atomic); its hooks run on every event loop at once.
+package final class PluginInstance: Sendable {
     package enum OnError: String, ConfigEnum, Sendable {
         case deny
         case `continue`
@@ -15,8 +15,12 @@ package final class PluginInstance: @unchecked Sendable {
     package let tag: UInt64
     package let onError: OnError
     package let timeout: TimeAmount
-    private let instance: UnsafeMutableRawPointer?
-    private var destroyed = false
+    /// The plugin's instance state, which the ABI requires the plugin to make safe for concurrent hooks.
+    private let handle: ForeignPointer<UnsafeMutableRawPointer?>
+    private var instance: UnsafeMutableRawPointer? {
+        @inline(__always) get { handle.raw }
+    }
+    private let destroyed = ManagedAtomic(false)
 
     package var name: String { library.name }
 
@@ -49,13 +53,12 @@ package final class PluginInstance: @unchecked Sendable {
             let message = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw PluginError("plugin '\(library.name)' (\(library.path)) rejected its config: \(message.isEmpty ? "create returned \(status) without a message" : message)")
         }
-        self.instance = created
+        self.handle = ForeignPointer(created)
     }
 
     /// Destroys the instance; called once, after its last request.
     package func destroy() {
-        guard !destroyed else { return }
-        destroyed = true
+        guard destroyed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
         library.descriptor.pointee.destroy(instance)
         PluginRegistry.shared.unregister(tag: tag)
     }

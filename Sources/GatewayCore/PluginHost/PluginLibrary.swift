@@ -7,15 +7,18 @@ import PluginAPI
 
 /// A plugin shared library, loaded once per process and never unloaded once its code has run (a library's
 /// threads, atexit handlers or static destructors could otherwise run into unmapped code).
-// @unchecked Sendable: immutable after load; `descriptor` points at the plugin's static descriptor, which
-// nothing writes.
-package final class PluginLibrary: @unchecked Sendable {
+/// Immutable after load.
+package final class PluginLibrary: Sendable {
     package let path: String
     package let name: String
     package let version: String
     package let abiMinor: UInt16
     package let flags: UInt32
-    package let descriptor: UnsafePointer<gw_plugin_descriptor>
+    /// The plugin's static descriptor, which nothing writes.
+    private let descriptorPointer: ForeignPointer<UnsafePointer<gw_plugin_descriptor>>
+    package var descriptor: UnsafePointer<gw_plugin_descriptor> {
+        @inline(__always) get { descriptorPointer.raw }
+    }
 
     /// The descriptor size of ABI 1.0 (the header's GW_PLUGIN_DESCRIPTOR_SIZE_1_0: up to and including
     /// `on_reopen`, 88 bytes on LP64), fixed forever: later minors only append members, and a plugin built
@@ -41,7 +44,7 @@ package final class PluginLibrary: @unchecked Sendable {
 
     private init(path: String, descriptor: UnsafePointer<gw_plugin_descriptor>, name: String, version: String) {
         self.path = path
-        self.descriptor = descriptor
+        self.descriptorPointer = ForeignPointer(descriptor)
         self.name = name
         self.version = version
         self.abiMinor = descriptor.pointee.abi_minor

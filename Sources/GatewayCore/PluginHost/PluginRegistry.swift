@@ -4,8 +4,7 @@ import PluginAPI
 
 /// Process-wide plugin state: loaded libraries (each loaded once), instance tags for logging and metrics, and
 /// the metrics plugins defined. Libraries stay loaded for the life of the process.
-// @unchecked Sendable: every mutable property is read and written under `lock`.
-package final class PluginRegistry: @unchecked Sendable {
+package final class PluginRegistry: Sendable {
     package static let shared = PluginRegistry()
 
     package struct InstanceInfo: Sendable {
@@ -15,16 +14,13 @@ package final class PluginRegistry: @unchecked Sendable {
 
     /// A metric a plugin instance defined. Instances of the same plugin on the same listener (one per
     /// configuration generation) share one series, so a reload never resets a plugin's counters.
-    // @unchecked Sendable: the count and sum are read and written under `lock`; the rest is immutable.
-    package final class Metric: @unchecked Sendable {
+    package final class Metric: Sendable {
         package let name: String
         package let help: String
         package let kind: gw_metric_kind
         package let plugin: String
         package let listener: String
-        private let lock = NIOLock()
-        private var _count: UInt64 = 0
-        private var _sum: Double = 0
+        private let values = NIOLockedValueBox<(count: UInt64, sum: Double)>((0, 0))
 
         package init(name: String, help: String, kind: gw_metric_kind, plugin: String, listener: String) {
             self.name = name
@@ -35,83 +31,87 @@ package final class PluginRegistry: @unchecked Sendable {
         }
 
         package func record(_ value: Double) {
-            lock.withLock {
-                _count += 1
-                _sum += value
+            values.withLockedValue { values in
+                values.count += 1
+                values.sum += value
             }
         }
 
-        package var count: UInt64 { lock.withLock { _count } }
-        package var sum: Double { lock.withLock { _sum } }
+        package var count: UInt64 { values.withLockedValue { $0.count } }
+        package var sum: Double { values.withLockedValue { $0.sum } }
     }
 
-    private let lock = NIOLock()
-    private var libraries: [String: PluginLibrary] = [:]
-    private var instances: [UInt64: InstanceInfo] = [:]
-    /// Each instance's metrics, by the id `metric_define` returned.
-    private var metrics: [UInt64: [Metric]] = [:]
-    /// Every series, by name, plugin and listener: what `/metrics` shows.
-    private var series: [String: Metric] = [:]
-    private var nextTag: UInt64 = 1
-    /// The instance whose `create` is running (only it may call metric_define).
-    private var creatingTag: UInt64?
-    private var _logger = Logger(label: "gateway.plugin")
+    /// Everything mutable, behind one lock.
+    private struct State {
+        var libraries: [String: PluginLibrary] = [:]
+        var instances: [UInt64: InstanceInfo] = [:]
+        /// Each instance's metrics, by the id `metric_define` returned.
+        var metrics: [UInt64: [Metric]] = [:]
+        /// Every series, by name, plugin and listener: what `/metrics` shows.
+        var series: [String: Metric] = [:]
+        var nextTag: UInt64 = 1
+        /// The instance whose `create` is running (only it may call metric_define).
+        var creatingTag: UInt64?
+        var logger = Logger(label: "gateway.plugin")
+    }
+
+    private let state = NIOLockedValueBox(State())
 
     package var logger: Logger {
-        get { lock.withLock { _logger } }
-        set { lock.withLock { _logger = newValue } }
+        get { state.withLockedValue { $0.logger } }
+        set { state.withLockedValue { $0.logger = newValue } }
     }
 
     /// Loads `path` once; a second plugin file with a name already taken is refused.
     package func library(at path: String) throws -> PluginLibrary {
-        if let loaded = lock.withLock({ libraries[path] }) { return loaded }
+        if let loaded = state.withLockedValue({ state in state.libraries[path] }) { return loaded }
         let library = try PluginLibrary.load(path: path)
-        return try lock.withLock {
-            if let existing = libraries.values.first(where: { $0.name == library.name && $0.path != path }) {
+        return try state.withLockedValue { state in
+            if let existing = state.libraries.values.first(where: { $0.name == library.name && $0.path != path }) {
                 throw PluginError("\(path): plugin name '\(library.name)' is already used by \(existing.path), which stays loaded until the process exits: to replace a plugin with a file at another path, restart the gateway")
             }
-            libraries[path] = library
+            state.libraries[path] = library
             return library
         }
     }
 
     package func register(plugin: String, listener: String) -> UInt64 {
-        lock.withLock {
-            let tag = nextTag
-            nextTag += 1
-            instances[tag] = InstanceInfo(plugin: plugin, listener: listener)
+        state.withLockedValue { state in
+            let tag = state.nextTag
+            state.nextTag += 1
+            state.instances[tag] = InstanceInfo(plugin: plugin, listener: listener)
             return tag
         }
     }
 
     package func unregister(tag: UInt64) {
-        lock.withLock {
-            instances.removeValue(forKey: tag)
-            metrics.removeValue(forKey: tag)  // the series stay in `series`: counters outlive instances
+        state.withLockedValue { state in
+            state.instances.removeValue(forKey: tag)
+            state.metrics.removeValue(forKey: tag)  // the series stay in `series`: counters outlive instances
         }
     }
 
     package func instanceInfo(tag: UInt64) -> InstanceInfo? {
-        lock.withLock { instances[tag] }
+        state.withLockedValue { state in state.instances[tag] }
     }
 
     /// Runs `body` (an instance's `create`) with `tag` as the one instance allowed to define metrics.
     package func creating<Result>(tag: UInt64, _ body: () -> Result) -> Result {
-        lock.withLock { creatingTag = tag }
-        defer { lock.withLock { creatingTag = nil } }
+        state.withLockedValue { state in state.creatingTag = tag }
+        defer { state.withLockedValue { state in state.creatingTag = nil } }
         return body()
     }
 
     package func defineMetric(tag: UInt64, kind: gw_metric_kind, name: String, help: String, id: inout UInt32) -> gw_status {
-        guard lock.withLock({ creatingTag == tag }) else { return GW_ERR_WRONG_PHASE }
+        guard state.withLockedValue({ state in state.creatingTag == tag }) else { return GW_ERR_WRONG_PHASE }
         guard kind == GW_METRIC_COUNTER || kind == GW_METRIC_HISTOGRAM else { return GW_ERR_INVALID_ARGUMENT }
         let valid = !name.isEmpty && name.utf8.enumerated().allSatisfy { index, byte in
             (byte >= 97 && byte <= 122) || byte == 95 || (index > 0 && byte >= 48 && byte <= 57)
         }
         guard valid else { return GW_ERR_INVALID_ARGUMENT }
-        return lock.withLock {
-            guard let info = instances[tag] else { return GW_ERR_INVALID_ARGUMENT }
-            var list = metrics[tag, default: []]
+        return state.withLockedValue { state in
+            guard let info = state.instances[tag] else { return GW_ERR_INVALID_ARGUMENT }
+            var list = state.metrics[tag, default: []]
             let fullName = "gateway_plugin_" + name
             if let existing = list.firstIndex(where: { $0.name == fullName }) {
                 guard list[existing].kind == kind else { return GW_ERR_INVALID_ARGUMENT }
@@ -120,16 +120,16 @@ package final class PluginRegistry: @unchecked Sendable {
             }
             let key = fullName + "\u{0}" + info.plugin + "\u{0}" + info.listener
             let metric: Metric
-            if let shared = series[key] {
+            if let shared = state.series[key] {
                 guard shared.kind == kind else { return GW_ERR_INVALID_ARGUMENT }
                 metric = shared
             } else {
-                guard !series.values.contains(where: { $0.name == fullName && $0.kind != kind }) else { return GW_ERR_INVALID_ARGUMENT }
+                guard !state.series.values.contains(where: { $0.name == fullName && $0.kind != kind }) else { return GW_ERR_INVALID_ARGUMENT }
                 metric = Metric(name: fullName, help: help, kind: kind, plugin: info.plugin, listener: info.listener)
-                series[key] = metric
+                state.series[key] = metric
             }
             list.append(metric)
-            metrics[tag] = list
+            state.metrics[tag] = list
             id = UInt32(list.count - 1)
             return GW_OK
         }
@@ -137,8 +137,8 @@ package final class PluginRegistry: @unchecked Sendable {
 
     package func recordMetric(tag: UInt64, id: UInt32, value: Double) -> gw_status {
         guard value.isFinite else { return GW_ERR_INVALID_ARGUMENT }
-        let metric: Metric? = lock.withLock {
-            guard let list = metrics[tag], Int(id) < list.count else { return nil }
+        let metric: Metric? = state.withLockedValue { state in
+            guard let list = state.metrics[tag], Int(id) < list.count else { return nil }
             return list[Int(id)]
         }
         guard let metric else { return GW_ERR_INVALID_ARGUMENT }
@@ -147,7 +147,7 @@ package final class PluginRegistry: @unchecked Sendable {
     }
 
     /// A snapshot of every plugin metric series (for the admin endpoint and tests).
-    package var metricSnapshot: [Metric] { lock.withLock { Array(series.values) } }
+    package var metricSnapshot: [Metric] { state.withLockedValue { state in Array(state.series.values) } }
 
     /// Appends every plugin metric in the Prometheus text format: counters as `<name>_total`, histograms
     /// (the ABI defines no buckets) as summaries with `_sum` and `_count`. Labels: plugin and listener.

@@ -35,6 +35,15 @@ public final class GatewayRuntime: Sendable {
     }
 
     /// Starts what runs in the background for this generation: the active health checks.
+    /// Gives every backend server's keep-alive pool its per-loop lists for `group`'s loops. Called before the
+    /// generation's first connection (before its sockets bind); has no side effect beyond memory.
+    package func prepare(group: any EventLoopGroup) {
+        let loops = Array(group.makeIterator())
+        for backend in backends {
+            for server in backend.servers { server.pool.prepare(eventLoops: loops) }
+        }
+    }
+
     package func activate(group: any EventLoopGroup, logger: Logger) {
         let started = backends.compactMap { backend in
             backend.healthCheck.map { HealthChecker(backend: backend, config: $0, eventLoop: group.next(), logger: logger) }

@@ -10,28 +10,34 @@ import ServiceLifecycle
 /// The gateway's listening side: binds every listener, builds each connection's pipeline, reloads the
 /// configuration without dropping a connection, and shuts down gracefully (stop accepting, let in-flight
 /// requests finish up to `shutdown_timeout`, then close).
-// @unchecked Sendable: the mutable state is read and written under `lock` (open connections in a locked box).
-public final class GatewayServer: Service, @unchecked Sendable {
+public final class GatewayServer: Service, Sendable {
+    /// The server's one piece of mutable state.
+    private struct State {
+        enum Phase { case created, running, stopped }
+        var phase = Phase.created
+        /// The generation new connections start on.
+        var current: GatewayRuntime
+        var slots: [String: ListenerSlot] = [:]
+        /// Generations replaced by a reload that still have open connections.
+        var retired: [GatewayRuntime] = []
+        /// Sockets removed by a reload, still finishing their connections.
+        var draining: [EventLoopFuture<Void>] = []
+        var admin: AdminServer?
+    }
+
     private let group: any EventLoopGroup
     private let logger: Logger
     /// The file reloads read again; nil when the runtime was built in memory (reload is then refused).
     package let configPath: String?
-    private let lock = NIOLock()
-    private var current: GatewayRuntime
-    private var slots: [String: ListenerSlot] = [:]
-    /// Generations replaced by a reload that still have open connections.
-    private var retired: [GatewayRuntime] = []
-    /// Sockets removed by a reload, still finishing their connections.
-    private var draining: [EventLoopFuture<Void>] = []
-    private var admin: AdminServer?
-    private var started = false
-    private var stopped = false
+    /// Everything that changes over the server's life, in one value behind one lock: the phase, the live
+    /// generation and its sockets, and what reloads left finishing.
+    private let state: NIOLockedValueBox<State>
     private let reloadGate = ReloadGate()
     /// Every open client connection, so that shutdown can close what is left when `shutdown_timeout` passes.
     package let openConnections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
 
     public init(runtime: GatewayRuntime, group: any EventLoopGroup, logger: Logger, configPath: String? = nil) {
-        self.current = runtime
+        self.state = NIOLockedValueBox(State(current: runtime))
         self.group = group
         self.logger = logger
         self.configPath = configPath
@@ -39,27 +45,30 @@ public final class GatewayServer: Service, @unchecked Sendable {
     }
 
     /// The generation new connections start on.
-    public var runtime: GatewayRuntime { lock.withLock { current } }
+    public var runtime: GatewayRuntime { state.withLockedValue { $0.current } }
 
     /// The bound address of each listener, by name (port 0 in the config is resolved here).
     public var boundAddresses: [String: SocketAddress] {
-        lock.withLock {
-            Dictionary(slots.values.compactMap { slot in slot.channel?.localAddress.map { (slot.name, $0) } }, uniquingKeysWith: { a, _ in a })
+        state.withLockedValue { state in
+            Dictionary(state.slots.values.compactMap { slot in slot.channel?.localAddress.map { (slot.name, $0) } }, uniquingKeysWith: { a, _ in a })
         }
     }
 
     /// The admin listener's bound address, when one is configured.
-    public var adminAddress: SocketAddress? { lock.withLock { admin?.localAddress } }
+    public var adminAddress: SocketAddress? { state.withLockedValue { $0.admin?.localAddress } }
 
     /// True when every listener is bound and accepting.
     package var listenersBound: Bool {
-        lock.withLock { started && !stopped && slots.values.allSatisfy { $0.channel?.isActive == true } }
+        state.withLockedValue { state in
+            state.phase == .running && state.slots.values.allSatisfy { $0.channel?.isActive == true }
+        }
     }
 
     /// Binds all listeners (and the admin listener); on any failure, closes those already bound and throws.
     public func start() async throws {
-        guard lock.withLock({ !started }) else { return }
+        guard state.withLockedValue({ $0.phase == .created }) else { return }
         let runtime = self.runtime
+        runtime.prepare(group: group)
         var bound: [ListenerSlot] = []
         do {
             for listener in runtime.listeners {
@@ -68,17 +77,24 @@ public final class GatewayServer: Service, @unchecked Sendable {
             if let config = runtime.config.admin {
                 let admin = AdminServer(server: self, group: group, logger: logger)
                 try await admin.start(address: config.address)
-                lock.withLock { self.admin = admin }
+                state.withLockedValue { $0.admin = admin }
             }
         } catch {
             for slot in bound { try? await slot.channel?.close() }
             throw error
         }
-        runtime.activate(group: group, logger: logger)
-        lock.withLock {
-            for slot in bound { slots[slot.name] = slot }
-            started = true
+        let live = state.withLockedValue { state -> Bool in
+            // Shutdown may have begun while the sockets were binding: then they never serve.
+            guard state.phase == .created else { return false }
+            for slot in bound { state.slots[slot.name] = slot }
+            state.phase = .running
+            return true
         }
+        guard live else {
+            for slot in bound { try? await slot.channel?.close() }
+            return
+        }
+        runtime.activate(group: group, logger: logger)
     }
 
     private func bind(_ listener: CompiledListener, runtime: GatewayRuntime) async throws -> ListenerSlot {
@@ -144,7 +160,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
     private func reloadNow() async -> ReloadOutcome {
         guard let configPath else { return .init(success: false, errors: ["this gateway was not started from a configuration file"]) }
         let old = runtime
-        guard lock.withLock({ started && !stopped }) else { return .init(success: false, errors: ["the gateway is not running"]) }
+        guard state.withLockedValue({ $0.phase == .running }) else { return .init(success: false, errors: ["the gateway is not running"]) }
         let new: GatewayRuntime
         do {
             new = try GatewayRuntime.load(configPath: configPath, metrics: old.metrics)
@@ -159,8 +175,9 @@ public final class GatewayServer: Service, @unchecked Sendable {
         if new.config.admin?.address != old.config.admin?.address {
             logger.warning("reload: a change of admin.address takes effect at the next restart")
         }
+        new.prepare(group: group)
         // Bind the sockets the new configuration adds (or moves) before anything changes.
-        let existing = lock.withLock { slots }
+        let existing = state.withLockedValue { $0.slots }
         let plan = ReloadPlan(current: existing.mapValues(\.address), next: new.listeners.map { ($0.name, $0.address) })
         let toBind = Set(plan.bind)
         var added: [ListenerSlot] = []
@@ -175,9 +192,9 @@ public final class GatewayServer: Service, @unchecked Sendable {
         }
         new.inheritHealth(from: old)
         let loop = group.next()
-        let removed: [ListenerSlot]? = lock.withLock {
+        let removed: [ListenerSlot]? = state.withLockedValue { state in
             // Shutdown began while this reload compiled: the new generation never goes live.
-            guard !stopped else { return nil }
+            guard state.phase == .running else { return nil }
             var next: [String: ListenerSlot] = [:]
             let kept = Set(plan.keep)
             for listener in new.listeners where kept.contains(listener.name) {
@@ -187,11 +204,11 @@ public final class GatewayServer: Service, @unchecked Sendable {
             }
             for slot in added { next[slot.name] = slot }
             let removed = plan.drain.compactMap { existing[$0] }
-            slots = next
-            current = new
-            retired.removeAll { $0.isTornDown }
-            retired.append(old)
-            draining.append(contentsOf: removed.map { $0.drain(on: loop) })
+            state.slots = next
+            state.current = new
+            state.retired.removeAll { $0.isTornDown }
+            state.retired.append(old)
+            state.draining.append(contentsOf: removed.map { $0.drain(on: loop) })
             return removed
         }
         guard let removed else {
@@ -202,7 +219,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
         for slot in removed { logger.info("listener closed by reload", metadata: ["listener": "\(slot.name)", "address": "\(slot.address)"]) }
         old.retire()
         // Generations still finishing requests keep writing: let their plugins reopen files too (logrotate).
-        for generation in lock.withLock({ retired }) where !generation.isTornDown { generation.reopenPlugins() }
+        for generation in state.withLockedValue({ $0.retired }) where !generation.isTornDown { generation.reopenPlugins() }
         new.metrics.recordReload(success: true)
         logger.info("configuration reloaded", metadata: [
             "config": "\(configPath)", "listeners": "\(new.listeners.count)", "backends": "\(new.backends.count)",
@@ -215,9 +232,9 @@ public final class GatewayServer: Service, @unchecked Sendable {
     /// already have accepted, and shutdown waits for its teardown like any retired generation's.
     private func abandon(_ generation: GatewayRuntime, sockets: [ListenerSlot]) {
         let loop = group.next()
-        lock.withLock {
-            retired.append(generation)
-            draining.append(contentsOf: sockets.map { $0.drain(on: loop) })
+        state.withLockedValue { state in
+            state.retired.append(generation)
+            state.draining.append(contentsOf: sockets.map { $0.drain(on: loop) })
         }
         generation.retire()
     }
@@ -226,7 +243,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
         let runtime = self.runtime
         runtime.metrics.recordReload(success: false)
         // SIGHUP also means "reopen your files" (logrotate): honour that even when the new config is broken.
-        for generation in lock.withLock({ retired }) + [runtime] where !generation.isTornDown { generation.reopenPlugins() }
+        for generation in state.withLockedValue({ $0.retired }) + [runtime] where !generation.isTornDown { generation.reopenPlugins() }
         return .init(success: false, errors: errors)
     }
 
@@ -237,10 +254,10 @@ public final class GatewayServer: Service, @unchecked Sendable {
     public func shutdown() async {
         // Let a reload in progress finish first; any later one sees `stopped` and does nothing.
         await reloadGate.enter()
-        let (runtime, active, admin, removed): (GatewayRuntime, [ListenerSlot], AdminServer?, [EventLoopFuture<Void>]) = lock.withLock {
-            let wasStopped = stopped
-            stopped = true
-            return wasStopped ? (current, [], nil, []) : (current, Array(slots.values), self.admin, draining)
+        let (runtime, active, admin, removed): (GatewayRuntime, [ListenerSlot], AdminServer?, [EventLoopFuture<Void>]) = state.withLockedValue { state in
+            let wasStopped = state.phase == .stopped
+            state.phase = .stopped
+            return wasStopped ? (state.current, [], nil, []) : (state.current, Array(state.slots.values), state.admin, state.draining)
         }
         await reloadGate.leave()
         guard active.count + removed.count > 0 || admin != nil else { return }
@@ -270,7 +287,7 @@ public final class GatewayServer: Service, @unchecked Sendable {
         await admin?.stop()
         // Every connection is closed (or the timeout passed): no request can reach a plugin instance any more.
         runtime.retire()
-        for generation in lock.withLock({ retired }) + [runtime] {
+        for generation in state.withLockedValue({ $0.retired }) + [runtime] {
             generation.tearDown()
             // A generation whose last connection just closed may be tearing down on a background thread: wait
             // for it, so that the process never exits in the middle of a plugin's flush.

@@ -88,8 +88,8 @@ package struct PluginTestRun {
             var result: PluginChain.Outcome?
             if let realLoop = group?.next() {
                 let done = realLoop.makePromise(of: PluginChain.Outcome.self)
-                let handoff = RequestHandoff(request: request)
-                realLoop.execute { chain.runRequestHeaders(handoff.request, on: realLoop) { done.succeed($0) } }
+                let handoff = Handoff(request)  // the caller waits until the loop is done with it
+                realLoop.execute { chain.runRequestHeaders(handoff.value, on: realLoop) { done.succeed($0) } }
                 // The chain's own timeout (30 s here) ends a hanging call; this wait only backs it up.
                 result = try? done.futureResult.wait()
             } else {
@@ -132,10 +132,4 @@ package struct PluginTestRun {
 
 extension PluginChain.Outcome {
     package var isProceed: Bool { if case .proceed = self { return true } else { return false } }
-}
-
-/// Hands a request to the blocking-plugin loop of `gateway plugin test` and back.
-// @unchecked Sendable: the caller waits until the loop is done with the request before it reads it again.
-private struct RequestHandoff: @unchecked Sendable {
-    let request: PluginRequest
 }
