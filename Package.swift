@@ -44,6 +44,8 @@ let package = Package(
             name: "GatewayCore",
             dependencies: [
                 .product(name: "PluginAPI", package: "gateway-plugin-sdk"),
+                // Only for JSONText, the one JSON string escaper shared with the plugins.
+                .product(name: "GatewayPluginKit", package: "gateway-plugin-sdk"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

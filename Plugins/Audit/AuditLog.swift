@@ -24,43 +24,39 @@ final class AuditLog: GatewayPlugin, Sendable {
     typealias ConfigError = PluginConfigError
 
     init(tag: UInt64, config json: String) throws {
-        let config = try ConfigError.mapping(
-            json, known: ["path", "events", "fields", "queue_size", "when_full", "fsync", "fsync_interval_ms", "max_size", "max_files"])
-        let types: [(String, Bool, String)] = [
-            ("path", config["path"] is String, "a string"), ("events", config["events"] is [String], "a list of strings"),
-            ("fields", config["fields"] is [String], "a list of strings"), ("queue_size", config["queue_size"] is Int, "an integer"),
-            ("when_full", config["when_full"] is String, "a string"), ("fsync", config["fsync"] is String, "a string"),
-            ("fsync_interval_ms", config["fsync_interval_ms"] is Int, "an integer"), ("max_size", config["max_size"] is Int, "an integer"),
-            ("max_files", config["max_files"] is Int, "an integer"),
-        ]
-        for (key, ok, expected) in types where config[key] != nil && !ok { throw ConfigError("\(key): expected \(expected)") }
-        guard let path = config["path"] as? String, !path.isEmpty else { throw ConfigError("path: required (the audit log file)") }
-        var options = AuditWriter.Options(path: path)
-        if let size = config["queue_size"] {
-            guard let n = size as? Int, n >= 1 else { throw ConfigError("queue_size: must be a positive integer") }
-            options.queueSize = n
+        let config = try PluginConfig(json: json, tag: tag).decode(Config.self)
+        guard !config.path.isEmpty else { throw ConfigError("path: required (the audit log file)") }
+        var options = AuditWriter.Options(path: config.path)
+        if let size = config.queueSize {
+            guard size >= 1 else { throw ConfigError("queue_size: must be a positive integer") }
+            options.queueSize = size
         }
-        switch config["when_full"] as? String ?? "block" {
+        switch config.whenFull {
         case "block": options.dropWhenFull = false
         case "drop": options.dropWhenFull = true
         case let other: throw ConfigError("when_full: '\(other)' is not one of: block | drop")
         }
-        guard let fsync = AuditWriter.FsyncPolicy(rawValue: config["fsync"] as? String ?? "interval") else {
+        guard let fsync = AuditWriter.FsyncPolicy(rawValue: config.fsync) else {
             throw ConfigError("fsync: must be one of: never | interval | always")
         }
         options.fsync = fsync
-        if let ms = config["fsync_interval_ms"] as? Int { options.fsyncInterval = Double(max(ms, 1)) / 1000 }
-        if let max = config["max_size"] as? Int { options.maxSize = Int64(max) }
-        if let files = config["max_files"] as? Int {
+        if let ms = config.fsyncIntervalMs {
+            guard ms >= 1 else { throw ConfigError("fsync_interval_ms: must be at least 1") }
+            options.fsyncInterval = Double(ms) / 1000
+        }
+        if let max = config.maxSize {
+            guard max >= 0 else { throw ConfigError("max_size: must be 0 (no rotation) or a size in bytes") }
+            options.maxSize = max
+        }
+        if let files = config.maxFiles {
             guard files >= 1 else { throw ConfigError("max_files: must be at least 1") }
             options.maxFiles = files
         }
-        let eventList = config["events"] as? [String] ?? ["request", "handshake_rejected"]
-        for event in eventList where event != "request" && event != "handshake_rejected" {
+        for event in config.events where event != "request" && event != "handshake_rejected" {
             throw ConfigError("events: '\(event)' is not one of: request | handshake_rejected")
         }
-        events = Set(eventList)
-        if let list = config["fields"] as? [String] {
+        events = Set(config.events)
+        if let list = config.fields {
             for field in list where !Self.requestFields.contains(field) && !Self.rejectionFields.contains(field) {
                 throw ConfigError("fields: unknown field '\(field)'")
             }
@@ -175,14 +171,14 @@ struct JSONLine {
     mutating func add(_ key: String, _ value: String?) {
         guard var value, wants(key) else { return }
         self.key(key)
-        value.withUTF8 { Self.appendQuoted(UnsafeRawBufferPointer($0), to: &bytes) }
+        value.withUTF8 { JSONText.appendQuoted(UnsafeRawBufferPointer($0), to: &bytes) }
     }
 
     /// A value the host lent for the duration of the hook.
     mutating func add(_ key: String, _ value: gw_str?) {
         guard let value, wants(key) else { return }
         self.key(key)
-        Self.appendQuoted(value.buffer, to: &bytes)
+        JSONText.appendQuoted(value.buffer, to: &bytes)
     }
 
     mutating func add(_ key: String, _ value: Int64?) {
@@ -198,7 +194,7 @@ struct JSONLine {
         for (i, value) in values.enumerated() {
             if i > 0 { bytes.append(UInt8(ascii: ",")) }
             var value = value
-            value.withUTF8 { Self.appendQuoted(UnsafeRawBufferPointer($0), to: &bytes) }
+            value.withUTF8 { JSONText.appendQuoted(UnsafeRawBufferPointer($0), to: &bytes) }
         }
         bytes.append(UInt8(ascii: "]"))
     }
@@ -213,7 +209,7 @@ struct JSONLine {
         }
         bytes.append(UInt8(ascii: "\""))
         bytes.append(contentsOf: prefix.utf8)
-        Self.appendEscaped(value.buffer, to: &bytes)
+        JSONText.appendEscaped(value.buffer, to: &bytes)
         bytes.append(UInt8(ascii: "\""))
     }
 
@@ -228,44 +224,6 @@ struct JSONLine {
     consuming func finish() -> [UInt8] {
         bytes.append(UInt8(ascii: "}"))
         return bytes
-    }
-
-    static func quote(_ s: String) -> String {
-        var out: [UInt8] = []
-        var s = s
-        s.withUTF8 { appendQuoted(UnsafeRawBufferPointer($0), to: &out) }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    static func appendQuoted(_ value: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        appendEscaped(value, to: &out)
-        out.append(UInt8(ascii: "\""))
-    }
-
-    /// JSON string escaping on UTF-8 bytes; invalid UTF-8 is replaced (U+FFFD), U+2028/2029 escaped.
-    static func appendEscaped(_ value: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        // Fast path: printable ASCII without quote or backslash is copied as is (names, paths, hex, DNs).
-        if value.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }) {
-            out.append(contentsOf: value)
-            return
-        }
-        let hex = Array("0123456789abcdef".utf8)
-        for scalar in String(decoding: value, as: UTF8.self).unicodeScalars {
-            switch scalar {
-            case "\"": out.append(contentsOf: "\\\"".utf8)
-            case "\\": out.append(contentsOf: "\\\\".utf8)
-            case "\n": out.append(contentsOf: "\\n".utf8)
-            case "\r": out.append(contentsOf: "\\r".utf8)
-            case "\t": out.append(contentsOf: "\\t".utf8)
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029:
-                let v = Int(scalar.value)
-                out.append(contentsOf: "\\u".utf8)
-                out.append(contentsOf: [hex[(v >> 12) & 15], hex[(v >> 8) & 15], hex[(v >> 4) & 15], hex[v & 15]])
-            default:
-                out.append(contentsOf: String(scalar).utf8)
-            }
-        }
     }
 
     /// Local time with milliseconds and the UTC offset, e.g. 2026-11-29T02:50:01.123+00:00. The part up to

@@ -1,12 +1,12 @@
-import CoreFoundation
 import Foundation
 import GatewayPluginKit
+import Synchronization
 
 /// Puts the client certificate's identity into request headers whose names the operator chooses, in the
 /// formats of the load balancer and proxies backends already understand (dialects), and strips every
 /// client-sent header it owns first, including underscore spellings, so a backend never sees a forged one.
-// @unchecked Sendable: the per-identity cache is read and written under `lock`; the rest is immutable.
-final class ClientCertHeaders: GatewayPlugin, @unchecked Sendable {
+/// Sendable: hooks run on every event loop at once; the per-identity cache is behind a mutex.
+final class ClientCertHeaders: GatewayPlugin, Sendable {
     enum Kind {
         // From the certificate: computed once per identity and cached.
         case subject, issuer, fingerprint, serial, notAfter, notBefore, leafEscaped, chainEscaped, sans, spiffeID
@@ -89,8 +89,7 @@ final class ClientCertHeaders: GatewayPlugin, @unchecked Sendable {
     let chainDependent: Bool
     /// Every header name this instance owns, lowercase with `_` as `-`, by length (for allocation-free matching).
     private let ownedByLength: [Int: [[UInt8]]]
-    private let lock = NSLock()
-    private var cache: [CacheKey: [[UInt8]?]] = [:]
+    private let cache = Mutex<[CacheKey: [[UInt8]?]]>([:])
 
     struct CacheKey: Hashable {
         var a: UInt64, b: UInt64, c: UInt64, d: UInt64
@@ -100,46 +99,38 @@ final class ClientCertHeaders: GatewayPlugin, @unchecked Sendable {
 
     init(tag: UInt64, config json: String) throws {
         self.tag = tag
-        let config = try ConfigError.mapping(json, known: ["dialect", "fields", "fingerprint_algorithm", "max_value_bytes", "xfcc_elements"])
-        for (key, check) in [("dialect", config["dialect"] is String), ("fingerprint_algorithm", config["fingerprint_algorithm"] is String),
-                             ("max_value_bytes", config["max_value_bytes"] is Int), ("xfcc_elements", config["xfcc_elements"] is [String]),
-                             ("fields", config["fields"] is [String: Any])] where config[key] != nil && !check {
-            throw ConfigError("\(key): wrong type (\(key == "fields" ? "expected a mapping" : key == "xfcc_elements" ? "expected a list of strings" : key == "max_value_bytes" ? "expected an integer" : "expected a string"))")
-        }
-        let dialect = config["dialect"] as? String ?? "elb"
+        let config = try PluginConfig(json: json, tag: tag).decode(Config.self)
+        let dialect = config.dialect
         guard let specs = Self.dialects[dialect] else {
             throw ConfigError("dialect: '\(dialect)' is not one of: elb | aws | xfcc | rfc9440")
         }
-        switch config["fingerprint_algorithm"] as? String ?? "sha1" {
+        switch config.fingerprintAlgorithm {
         case "sha1": useSHA256 = false
         case "sha256": useSHA256 = true
         case let other: throw ConfigError("fingerprint_algorithm: '\(other)' is not one of: sha1 | sha256")
         }
-        maxValueBytes = config["max_value_bytes"] as? Int ?? 16384
+        maxValueBytes = config.maxValueBytes
         guard maxValueBytes >= 256 else { throw ConfigError("max_value_bytes: must be at least 256") }
-        let elements = config["xfcc_elements"] as? [String] ?? Self.xfccElements
+        let elements = config.xfccElements ?? Self.xfccElements
         for element in elements where !Self.xfccElements.contains(element) {
             throw ConfigError("xfcc_elements: '\(element)' is not one of: \(Self.xfccElements.joined(separator: ", "))")
         }
         xfccParts = Set(elements)
 
         var all = specs + Self.extras
-        let overrides = config["fields"] as? [String: Any] ?? [:]
-        for (key, value) in overrides {
+        for (key, value) in config.fields.sorted(by: { $0.key < $1.key }) {
             guard let index = all.firstIndex(where: { $0.key == key }) else {
                 throw ConfigError("fields.\(key): unknown field for dialect \(dialect); known: \(all.map(\.key).joined(separator: ", "))")
             }
             switch value {
-            case let flag as NSNumber where CFGetTypeID(flag) == CFBooleanGetTypeID():
-                all[index].enabled = flag.boolValue
-            case let name as String:
+            case .enabled(let enabled):
+                all[index].enabled = enabled
+            case .header(let name):
                 guard Self.isValidHeaderName(name) else {
                     throw ConfigError("fields.\(key): header name '\(name)' must be 1 to 40 of lowercase letters, digits, '_' and '-'")
                 }
                 all[index].header = name
                 all[index].enabled = true
-            default:
-                throw ConfigError("fields.\(key): expected a header name or true/false")
             }
         }
         fields = all.filter(\.enabled).map { Field(key: $0.key, header: Array($0.header.utf8), kind: $0.kind) }
@@ -232,17 +223,12 @@ final class ClientCertHeaders: GatewayPlugin, @unchecked Sendable {
             }
             key.d ^= hash
         }
-        lock.lock()
-        if let hit = cache[key] {
-            lock.unlock()
-            return hit
-        }
-        lock.unlock()
+        if let hit = cache.withLock({ $0[key] }) { return hit }
         let computed = fields.map { field in field.kind.fromCertificate ? compute(field, request) : nil }
-        lock.lock()
-        if cache.count >= 10_000 { cache.removeAll(keepingCapacity: true) }
-        cache[key] = computed
-        lock.unlock()
+        cache.withLock { cache in
+            if cache.count >= 10_000 { cache.removeAll(keepingCapacity: true) }
+            cache[key] = computed
+        }
         return computed
     }
 

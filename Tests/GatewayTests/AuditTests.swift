@@ -221,4 +221,29 @@ final class AuditTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("listeners[0].plugins[0]: plugin 'audit'"), result.stderr)
         XCTAssertTrue(result.stderr.contains("cannot open '\(readOnly)/sub/audit.log': No such file or directory"), result.stderr)
     }
+
+    /// The config is decoded by the SDK's strict typed decoder: a misspelt or mistyped key is an error that
+    /// names it, as in the gateway's own config.
+    func testConfigErrorsNameTheKey() throws {
+        let log = pki.path("audit-errors.log")
+        let cases: [(config: String, error: String)] = [
+            ("{ path: \(log), pth: x }", "config: unknown key 'pth'; known: events, fields, fsync, fsync_interval_ms, max_files, max_size, path, queue_size, when_full"),
+            ("{ events: [request] }", "path: required (the audit log file)"),
+            ("{ path: \(log), queue_size: many }", "queue_size: expected an integer"),
+            ("{ path: \(log), events: request }", "events: expected an array"),
+            ("{ path: \(log), fsync_interval_ms: 0 }", "fsync_interval_ms: must be at least 1"),
+            ("[ \(log) ]", "config: expected a mapping"),
+        ]
+        for (index, item) in cases.enumerated() {
+            let config = pki.path("audit-bad-\(index).yaml")
+            try """
+                listeners:
+                  - { name: l, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(Self.library), config: \(item.config) } ], routes: [ { backend: b } ] }
+                backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            let result = try GatewayProcess.run(["validate", "--config", config])
+            XCTAssertEqual(result.status, 1, item.config)
+            XCTAssertTrue(result.stderr.contains("plugin 'audit' (\(Self.library)) rejected its config: \(item.error)"), "\(item.config): \(result.stderr)")
+        }
+    }
 }

@@ -166,4 +166,27 @@ final class ClientCertHeadersTests: XCTestCase {
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stderr.contains("rejected its config: fields.subjectdn: header name 'X-Subject!' must be 1 to 40 of lowercase letters, digits, '_' and '-'"), result.stderr)
     }
+
+    /// The config is decoded by the SDK's strict typed decoder: a misspelt or mistyped key is an error that
+    /// names it.
+    func testConfigErrorsNameTheKey() throws {
+        let cases: [(config: String, error: String)] = [
+            ("{ dialekt: aws }", "config: unknown key 'dialekt'; known: dialect, fields, fingerprint_algorithm, max_value_bytes, xfcc_elements"),
+            ("{ max_value_bytes: big }", "max_value_bytes: expected an integer"),
+            ("{ fields: { sans: 3 } }", "fields.sans: expected a header name or true/false"),
+            ("{ fields: { nope: true } }", "fields.nope: unknown field for dialect elb"),
+            ("{ xfcc_elements: Hash }", "xfcc_elements: expected an array"),
+        ]
+        for (index, item) in cases.enumerated() {
+            let config = pki.path("cch-bad-\(index).yaml")
+            try """
+                listeners:
+                  - { name: l, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(Self.library), config: \(item.config) } ], routes: [ { backend: b } ] }
+                backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            let result = try GatewayProcess.run(["validate", "--config", config])
+            XCTAssertEqual(result.status, 1, item.config)
+            XCTAssertTrue(result.stderr.contains("rejected its config: \(item.error)"), "\(item.config): \(result.stderr)")
+        }
+    }
 }

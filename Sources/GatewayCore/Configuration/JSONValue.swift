@@ -1,4 +1,5 @@
 import Foundation
+import GatewayPluginKit
 
 /// Any YAML/JSON value, kept to hand a plugin its `config` as JSON text.
 package enum JSONValue: Codable, Equatable, Sendable {
@@ -73,19 +74,5 @@ package enum JSONValue: Codable, Equatable, Sendable {
         }
     }
 
-    package static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    package static func quote(_ s: String) -> String { JSONText.quoted(s) }
 }

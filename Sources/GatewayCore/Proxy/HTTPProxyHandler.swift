@@ -297,12 +297,12 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         exchange.backend.connect(to: server, on: context.eventLoop).assumeIsolatedUnsafeUnchecked().whenComplete { [self] result in
             if case .success = result { server.connectSucceeded() }
             guard case .proxying(let current) = self.state, current === exchange else {
-                if case .success(let orphan) = result { orphan.channel.close(promise: nil) }
+                if case .success(let orphan) = result { orphan.value.channel.close(promise: nil) }
                 return
             }
             switch result {
             case .success(let backendConnection):
-                self.attach(backendConnection, to: exchange)
+                self.attach(backendConnection.value, to: exchange)
             case .failure(let error):
                 self.connectFailed(exchange, error: error)
             }

@@ -38,8 +38,8 @@ final class AuthzPlugin: GatewayRequestPlugin {
         request.setVar("decision_reason", prefix.map { "\(ruleName) (\($0)): \(decision)" } ?? "\(ruleName): \(decision)")
         PluginHost.log(tag, GW_LOG_DEBUG, "\(method) \(path): \(decision) by \(ruleName)")
         if allowed { return .proceed }
-        var body = #"{"error":"forbidden","rule":"\#(ruleName)""#
-        if let prefix { body += #","path_prefix":"\#(Self.jsonEscaped(prefix))""# }
+        var body = #"{"error":"forbidden","rule":\#(JSONText.quoted(ruleName))"#
+        if let prefix { body += #","path_prefix":\#(JSONText.quoted(prefix))"# }
         return .json(status: config.denyStatus, body + "}")
     }
 
@@ -84,19 +84,6 @@ final class AuthzPlugin: GatewayRequestPlugin {
             i += 1
         }
         return true
-    }
-
-    static func jsonEscaped(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
     }
 }
 

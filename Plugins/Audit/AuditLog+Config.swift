@@ -1,0 +1,41 @@
+import GatewayPluginKit
+
+extension AuditLog {
+    /// A chain entry's config, decoded strictly by the SDK's decoder (a misspelt key is an error naming it).
+    struct Config: Decodable {
+        /// The audit log file (required).
+        var path: String
+        var events = ["request", "handshake_rejected"]
+        /// Fields to write; nil: every field.
+        var fields: [String]?
+        var queueSize: Int?
+        var whenFull = "block"
+        var fsync = "interval"
+        var fsyncIntervalMs: Int?
+        var maxSize: Int64?
+        var maxFiles: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case path, events, fields, fsync
+            case queueSize = "queue_size"
+            case whenFull = "when_full"
+            case fsyncIntervalMs = "fsync_interval_ms"
+            case maxSize = "max_size"
+            case maxFiles = "max_files"
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            guard container.contains(.path) else { throw PluginConfigError("path: required (the audit log file)") }
+            path = try container.decode(String.self, forKey: .path)
+            events = try container.decodeIfPresent([String].self, forKey: .events) ?? events
+            fields = try container.decodeIfPresent([String].self, forKey: .fields)
+            queueSize = try container.decodeIfPresent(Int.self, forKey: .queueSize)
+            whenFull = try container.decodeIfPresent(String.self, forKey: .whenFull) ?? whenFull
+            fsync = try container.decodeIfPresent(String.self, forKey: .fsync) ?? fsync
+            fsyncIntervalMs = try container.decodeIfPresent(Int.self, forKey: .fsyncIntervalMs)
+            maxSize = try container.decodeIfPresent(Int64.self, forKey: .maxSize)
+            maxFiles = try container.decodeIfPresent(Int.self, forKey: .maxFiles)
+        }
+    }
+}
