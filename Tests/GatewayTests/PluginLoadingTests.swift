@@ -162,6 +162,17 @@ final class PluginLoadingTests: XCTestCase {
         let inspect = try GatewayProcess.run(["plugin", "inspect", library])
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
         XCTAssertTrue(inspect.stdout.contains("hooks:    create, destroy, on_request_headers"), inspect.stdout)
+        // Its config, read through the config reader: the header it names, and a misspelt key refused.
+        try "{ header: x-who }".write(toFile: pki.path("minimal.yaml"), atomically: true, encoding: .utf8)
+        let run = try GatewayProcess.run([
+            "plugin", "test", library, "--config", pki.path("minimal.yaml"), "--cert", pki.path("valid.pem"), "--ca", pki.path("ca.pem"), "--json",
+        ])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains(#"["x-who","CN=valid-client,OU=ops,O=Test,C=US"]"#), run.stdout)
+        try "{ heder: x-who }".write(toFile: pki.path("typo.yaml"), atomically: true, encoding: .utf8)
+        let typo = try GatewayProcess.run(["plugin", "test", library, "--config", pki.path("typo.yaml")])
+        XCTAssertEqual(typo.status, 1)
+        XCTAssertTrue(typo.stderr.contains("config: unknown key 'heder'; known: header"), typo.stderr)
     }
 
     func testASecondFileWithALoadedNameSaysARestartIsNeededAndPathsAreNormalised() throws {

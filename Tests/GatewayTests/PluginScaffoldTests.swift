@@ -27,13 +27,15 @@ final class PluginScaffoldTests: XCTestCase {
             XCTAssertEqual(outcomes.last?["decision"] as? String, "respond", language)
             XCTAssertEqual(outcomes.last?["status"] as? Int, 403, language)
 
-            // The Swift project decodes its config strictly, like the gateway.
-            if language == "swift" {
-                try "{ deny_prefx: /admin/ }".write(toFile: pki.path("typo.yaml"), atomically: true, encoding: .utf8)
-                let typo = try GatewayProcess.run(["plugin", "test", "\(directory)/\(library)", "--config", pki.path("typo.yaml")])
-                XCTAssertEqual(typo.status, 1)
-                XCTAssertTrue(typo.stderr.contains("config: unknown key 'deny_prefx'; known: deny_prefix"), typo.stderr)
-            }
+            // Both projects read their config strictly, like the gateway (C through the host's config reader).
+            try "{ deny_prefx: /admin/ }".write(toFile: pki.path("typo.yaml"), atomically: true, encoding: .utf8)
+            let typo = try GatewayProcess.run(["plugin", "test", "\(directory)/\(library)", "--config", pki.path("typo.yaml")])
+            XCTAssertEqual(typo.status, 1, language)
+            XCTAssertTrue(typo.stderr.contains("config: unknown key 'deny_prefx'; known: deny_prefix"), "\(language): \(typo.stderr)")
+            try "{ deny_prefix: 3 }".write(toFile: pki.path("wrongtype.yaml"), atomically: true, encoding: .utf8)
+            let wrongType = try GatewayProcess.run(["plugin", "test", "\(directory)/\(library)", "--config", pki.path("wrongtype.yaml")])
+            XCTAssertEqual(wrongType.status, 1, language)
+            XCTAssertTrue(wrongType.stderr.contains("deny_prefix: expected a string"), "\(language): \(wrongType.stderr)")
         }
     }
 

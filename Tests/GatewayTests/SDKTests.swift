@@ -68,6 +68,25 @@ final class SDKTests: XCTestCase {
         try await checkDecisions(library: "\(directory.path)/my-swift-authz/.build/release/libAuthzSwift.so", plugin: "authz_swift")
     }
 
+    func testACopiedSwiftExampleWithoutGatewaySDKSaysWhatToSet() throws {
+        // In place, the example finds the SDK two folders up; copied elsewhere, its manifest stops with a
+        // message naming GATEWAY_SDK instead of an obscure dependency error.
+        let copy = pki.path("copied-authz")
+        try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+        let example = "\(PluginFixtures.packageRoot)/sdk/examples/authz-swift"
+        for file in ["Package.swift", "Sources"] { try FileManager.default.copyItem(atPath: "\(example)/\(file)", toPath: "\(copy)/\(file)") }
+        let describe = { (environment: [String]) in
+            try GatewayProcess.runCommand("/usr/bin/env", ["HOME=\(self.pki.directory)"] + environment + ["swift", "package", "--package-path", copy, "describe"], timeout: 300)
+        }
+        let lost = try describe([])
+        XCTAssertNotEqual(lost.status, 0)
+        XCTAssertTrue(lost.stderr.contains("is not the gateway's plugin SDK (no include/gateway_plugin.h there). Set GATEWAY_SDK"), lost.stderr)
+        let found = try describe(["GATEWAY_SDK=\(PluginFixtures.packageRoot)/sdk"])
+        XCTAssertEqual(found.status, 0, found.stderr)
+        let inPlace = try GatewayProcess.runCommand("/usr/bin/env", ["HOME=\(pki.directory)", "swift", "package", "--package-path", example, "describe"], timeout: 300)
+        XCTAssertEqual(inPlace.status, 0, inPlace.stderr)
+    }
+
     // MARK: helpers
 
     /// Runs the shell block marked `<!-- newcomer-test:NAME -->` in sdk/README.md, as written, in a new

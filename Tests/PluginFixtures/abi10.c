@@ -19,6 +19,7 @@ ABI_ASSERT(descriptor_1_0, GW_PLUGIN_DESCRIPTOR_SIZE_1_0 == sizeof(gw_plugin_des
 ABI_ASSERT(host_api_1_0, GW_HOST_API_SIZE_1_0 == sizeof(gw_host_api));
 ABI_ASSERT(create_args_1_0, GW_CREATE_ARGS_SIZE_1_0 == sizeof(gw_create_args));
 ABI_ASSERT(create_args_unpadded, sizeof(gw_create_args) == 4 + 4 + 8 + 2 * sizeof(gw_str));
+ABI_ASSERT(config_value_unpadded, sizeof(gw_config_value) == 4 + 4 + 8 + 8 + sizeof(gw_str));
 
 static const gw_host_api *host;
 static gw_status create_metric = 1;

@@ -200,6 +200,34 @@ typedef uint32_t gw_dn;
 #define GW_DN_SUBJECT 0u
 #define GW_DN_ISSUER 1u
 
+/** The kind of a config value (`config_get`). */
+typedef uint32_t gw_config_type;
+/** No value at that path (an absent key, an index past the end, or a path through a non-container). */
+#define GW_CONFIG_MISSING 0u
+#define GW_CONFIG_NULL 1u
+#define GW_CONFIG_BOOL 2u
+/** A number without a fractional part that fits int64_t. */
+#define GW_CONFIG_INT 3u
+/** Any other number. */
+#define GW_CONFIG_NUMBER 4u
+#define GW_CONFIG_STRING 5u
+#define GW_CONFIG_ARRAY 6u
+#define GW_CONFIG_OBJECT 7u
+
+/** One value of the plugin's config, as `config_get` reads it. */
+typedef struct gw_config_value {
+    gw_config_type type;
+    /** ARRAY: its elements; OBJECT: its keys; otherwise 0. */
+    uint32_t count;
+    /** INT: the value; BOOL: 0 or 1; otherwise 0. */
+    int64_t integer;
+    /** INT and NUMBER: the value; otherwise 0. */
+    double number;
+    /** STRING: the text (UTF-8, NUL-terminated after `len` bytes, valid until `create` returns); otherwise
+     *  empty. */
+    gw_str string;
+} gw_config_value;
+
 /** One header, for `respond`. */
 typedef struct gw_header {
     gw_str name;
@@ -292,6 +320,31 @@ typedef struct gw_host_api {
      * GW_ERR_NOT_FOUND without a client certificate, for an absent type, or past the last value.
      */
     gw_status (*get_dn_value)(gw_handle handle, gw_dn which, gw_str type, uint32_t index, gw_str *out);
+
+    /*
+     * The config reader: typed values of the instance's own config (the chain entry's `config`, which `create`
+     * also receives as JSON text), so a C plugin needs no JSON parser. From `create` only, with the tag it
+     * received (elsewhere GW_ERR_WRONG_PHASE). A `path` names a value: keys joined by '.', array elements as
+     * "[i]", e.g. "rules[0].allow.subject_ou"; the empty path is the whole config (`{}` when the entry has
+     * none). A path that is not of that form is GW_ERR_INVALID_ARGUMENT. Views stay valid until
+     * `create` returns. gateway_plugin_helpers.h wraps these into typed getters with error messages.
+     */
+
+    /** Reads the value at `path`. An absent value is GW_OK with type GW_CONFIG_MISSING. */
+    gw_status (*config_get)(uint64_t instance_tag, gw_str path, gw_config_value *out);
+
+    /** The `index`-th key (in sorted order) of the object at `path`. GW_ERR_NOT_FOUND past the last key or
+     *  when `path` is not an object. */
+    gw_status (*config_key_at)(uint64_t instance_tag, gw_str path, uint32_t index, gw_str *out);
+
+    /**
+     * Checks that the object at `path` has no key outside `known` (`known_count` NUL-terminated names): GW_OK,
+     * or GW_ERR_INVALID_ARGUMENT with "<path>: unknown key '<key>'; known: <names>" (the gateway's own
+     * wording, "config" for the empty path) written to `error` (NUL-terminated, cut to `error_capacity`).
+     * A path that is missing or not an object is GW_OK: the typed getters report wrong types.
+     */
+    gw_status (*config_check_keys)(uint64_t instance_tag, gw_str path, const char *const *known, uint32_t known_count,
+                                   char *error, size_t error_capacity);
 } gw_host_api;
 
 /** What `create` receives about the chain entry it instantiates. */
@@ -410,8 +463,8 @@ typedef const gw_plugin_descriptor *(*gw_plugin_entry_fn)(const gw_host_api *hos
 /* ---- Sizes and probes ---------------------------------------------------------------------------------- */
 
 /** The size of each struct as ABI 1.0 defines it: up to and including its last 1.0 member (on LP64: host
- *  table 120, create args 48, descriptor 88 bytes). A table whose struct_size is smaller is refused. */
-#define GW_HOST_API_SIZE_1_0 (offsetof(gw_host_api, get_dn_value) + sizeof(void (*)(void)))
+ *  table 144, create args 48, descriptor 88 bytes). A table whose struct_size is smaller is refused. */
+#define GW_HOST_API_SIZE_1_0 (offsetof(gw_host_api, config_check_keys) + sizeof(void (*)(void)))
 #define GW_CREATE_ARGS_SIZE_1_0 (offsetof(gw_create_args, config_json) + sizeof(gw_str))
 #define GW_PLUGIN_DESCRIPTOR_SIZE_1_0 (offsetof(gw_plugin_descriptor, on_reopen) + sizeof(void (*)(void)))
 

@@ -161,6 +161,86 @@ static inline gw_status gw_respond_json(const gw_host_api *host, gw_handle reque
     return host->respond(request, status, &content_type, 1, json_body);
 }
 
+/* ---- Typed config getters (create only) ----------------------------------------------------------------- */
+
+/*
+ * Over the host's config reader (config_get): read the instance's config by key path, e.g. "rules[0].allow.ou",
+ * with the gateway's own error wording. Each getter returns
+ *    1  the value is there and of the type: written to *out;
+ *    0  the value is absent (or null): *out is left as it was, so set the default first;
+ *   -1  the value has another type, the path is malformed, or the host has no config reader (not in create):
+ *       "<path>: expected <type>" is written to `error` (NUL-terminated, cut to `cap`), ready for create's
+ *       error buffer.
+ * `path` is NUL-terminated. Strings are views valid until create returns: copy what you keep. Call
+ * config_check_keys on every object you read, so that a misspelt key is an error, not a silent default.
+ */
+static inline int gw_config__typed(const gw_host_api *host, uint64_t tag, const char *path, gw_config_type want,
+                                   const char *what, gw_config_value *value, char *error, size_t cap) {
+    gw_status status;
+    if (!GW_HOST_HAS(host, config_get)) {
+        if (cap > 0) snprintf(error, cap, "%s: this host has no config reader", path);
+        return -1;
+    }
+    status = host->config_get(tag, gw_str_from_cstr(path), value);
+    if (status != GW_OK) {
+        if (cap > 0) snprintf(error, cap, "%s: cannot be read (status %d)", path, (int)status);
+        return -1;
+    }
+    if (value->type == GW_CONFIG_MISSING || value->type == GW_CONFIG_NULL) return 0;
+    /* An integer is also a number. */
+    if (value->type == want || (want == GW_CONFIG_NUMBER && value->type == GW_CONFIG_INT)) return 1;
+    if (cap > 0) snprintf(error, cap, "%s: expected %s", path[0] ? path : "config", what);
+    return -1;
+}
+
+/** A string (a view valid until create returns). */
+static inline int gw_config_string(const gw_host_api *host, uint64_t tag, const char *path, gw_str *out, char *error, size_t cap) {
+    gw_config_value value;
+    int found = gw_config__typed(host, tag, path, GW_CONFIG_STRING, "a string", &value, error, cap);
+    if (found == 1) *out = value.string;
+    return found;
+}
+
+/** An integer (a number without a fractional part that fits int64_t). */
+static inline int gw_config_int(const gw_host_api *host, uint64_t tag, const char *path, int64_t *out, char *error, size_t cap) {
+    gw_config_value value;
+    int found = gw_config__typed(host, tag, path, GW_CONFIG_INT, "an integer", &value, error, cap);
+    if (found == 1) *out = value.integer;
+    return found;
+}
+
+/** Any number. */
+static inline int gw_config_number(const gw_host_api *host, uint64_t tag, const char *path, double *out, char *error, size_t cap) {
+    gw_config_value value;
+    int found = gw_config__typed(host, tag, path, GW_CONFIG_NUMBER, "a number", &value, error, cap);
+    if (found == 1) *out = value.number;
+    return found;
+}
+
+/** true or false, as 1 or 0. */
+static inline int gw_config_bool(const gw_host_api *host, uint64_t tag, const char *path, int *out, char *error, size_t cap) {
+    gw_config_value value;
+    int found = gw_config__typed(host, tag, path, GW_CONFIG_BOOL, "true or false", &value, error, cap);
+    if (found == 1) *out = value.integer != 0;
+    return found;
+}
+
+/** An array: its element count (read the elements as "<path>[i]"). */
+static inline int gw_config_array(const gw_host_api *host, uint64_t tag, const char *path, uint32_t *count, char *error, size_t cap) {
+    gw_config_value value;
+    int found = gw_config__typed(host, tag, path, GW_CONFIG_ARRAY, "an array", &value, error, cap);
+    if (found == 1) *count = value.count;
+    return found;
+}
+
+/** An object: its key count (enumerate the keys with host->config_key_at). */
+static inline int gw_config_object(const gw_host_api *host, uint64_t tag, const char *path, uint32_t *count, char *error, size_t cap) {
+    gw_config_value value;
+    int found = gw_config__typed(host, tag, path, GW_CONFIG_OBJECT, "a mapping", &value, error, cap);
+    if (found == 1) *count = value.count;
+    return found;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -80,10 +80,47 @@ package enum HostAPI {
                 guard let out, let type = type.string, !type.isEmpty else { return GW_ERR_INVALID_ARGUMENT }
                 guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
                 return target.dnValue(which, type: type, index: Int(index), into: &out.pointee)
+            },
+            config_get: { tag, path, out in
+                guard let out, let path = path.string else { return GW_ERR_INVALID_ARGUMENT }
+                guard let reader = PluginRegistry.shared.configReader(tag: tag) else { return GW_ERR_WRONG_PHASE }
+                guard let value = reader.value(at: path) else { return GW_ERR_INVALID_ARGUMENT }
+                out.pointee = value
+                return GW_OK
+            },
+            config_key_at: { tag, path, index, out in
+                guard let out, let path = path.string else { return GW_ERR_INVALID_ARGUMENT }
+                guard let reader = PluginRegistry.shared.configReader(tag: tag) else { return GW_ERR_WRONG_PHASE }
+                guard PluginConfigReader.steps(path) != nil else { return GW_ERR_INVALID_ARGUMENT }
+                guard let key = reader.key(at: path, index: Int(index)) else { return GW_ERR_NOT_FOUND }
+                out.pointee = key
+                return GW_OK
+            },
+            config_check_keys: { tag, path, known, count, error, capacity in
+                guard let path = path.string, count == 0 || known != nil else { return GW_ERR_INVALID_ARGUMENT }
+                guard let reader = PluginRegistry.shared.configReader(tag: tag) else { return GW_ERR_WRONG_PHASE }
+                guard PluginConfigReader.steps(path) != nil else { return GW_ERR_INVALID_ARGUMENT }
+                var names: [String] = []
+                for i in 0..<Int(count) {
+                    guard let name = known![i] else { return GW_ERR_INVALID_ARGUMENT }
+                    names.append(String(cString: name))
+                }
+                guard let message = reader.unknownKey(at: path, known: names) else { return GW_OK }
+                HostAPI.copy(message, to: error, capacity: capacity)
+                return GW_ERR_INVALID_ARGUMENT
             }
         ))
         return UnsafePointer(pointer)
     }()
+
+    /// Writes `message` NUL-terminated into a plugin's buffer, cut (at a UTF-8 boundary) to fit.
+    private static func copy(_ message: String, to buffer: UnsafeMutablePointer<CChar>?, capacity: Int) {
+        guard let buffer, capacity > 0 else { return }
+        var bytes = Array(message.utf8.prefix(capacity - 1))
+        while String(validating: bytes, as: UTF8.self) == nil { bytes.removeLast() }
+        for (offset, byte) in bytes.enumerated() { buffer[offset] = CChar(bitPattern: byte) }
+        buffer[bytes.count] = 0
+    }
 
     private static func editHeader(_ handle: gw_handle, _ name: gw_str, _ value: gw_str, _ mode: HeaderEdit) -> gw_status {
         guard name.ptr != nil || name.len == 0, value.ptr != nil || value.len == 0 else { return GW_ERR_INVALID_ARGUMENT }

@@ -1,3 +1,4 @@
+import Foundation
 import Atomics
 import NIOCore
 import PluginAPI
@@ -32,6 +33,8 @@ package final class PluginInstance: Sendable {
         self.timeout = timeout
         let tag = PluginRegistry.shared.register(plugin: library.name, listener: listener)
         self.tag = tag
+        // Kept alive until create returns: the views the config reader hands out point into it.
+        let reader = PluginConfigReader(config: try? JSONDecoder().decode(JSONValue.self, from: Data(configJSON.utf8)))
         var created: UnsafeMutableRawPointer?
         var error = [CChar](repeating: 0, count: 1024)
         let status: Int32 = listener.withGWStr { listenerView in
@@ -42,12 +45,13 @@ package final class PluginInstance: Sendable {
                 )
                 return error.withUnsafeMutableBufferPointer { buffer in
                     // metric_define is allowed for this tag while create runs (creates never overlap).
-                    PluginRegistry.shared.creating(tag: tag) {
+                    PluginRegistry.shared.creating(tag: tag, config: reader) {
                         library.descriptor.pointee.create(HostAPI.table, &args, &created, buffer.baseAddress, buffer.count - 1)
                     }
                 }
             }
         }
+        withExtendedLifetime(reader) {}
         guard status == GW_OK else {
             PluginRegistry.shared.unregister(tag: tag)
             let message = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

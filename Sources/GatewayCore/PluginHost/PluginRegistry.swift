@@ -50,8 +50,10 @@ package final class PluginRegistry: Sendable {
         /// Every series, by name, plugin and listener: what `/metrics` shows.
         var series: [String: Metric] = [:]
         var nextTag: UInt64 = 1
-        /// The instance whose `create` is running (only it may call metric_define).
+        /// The instance whose `create` is running (only it may call metric_define and read its config).
         var creatingTag: UInt64?
+        /// That instance's config, for the config reader.
+        var creatingConfig: PluginConfigReader?
         var logger = Logger(label: "gateway.plugin")
     }
 
@@ -95,11 +97,25 @@ package final class PluginRegistry: Sendable {
         state.withLockedValue { state in state.instances[tag] }
     }
 
-    /// Runs `body` (an instance's `create`) with `tag` as the one instance allowed to define metrics.
-    package func creating<Result>(tag: UInt64, _ body: () -> Result) -> Result {
-        state.withLockedValue { state in state.creatingTag = tag }
-        defer { state.withLockedValue { state in state.creatingTag = nil } }
+    /// Runs `body` (an instance's `create`) with `tag` as the one instance allowed to define metrics and read
+    /// `config` through the config reader.
+    package func creating<Result>(tag: UInt64, config: PluginConfigReader, _ body: () -> Result) -> Result {
+        state.withLockedValue { state in
+            state.creatingTag = tag
+            state.creatingConfig = config
+        }
+        defer {
+            state.withLockedValue { state in
+                state.creatingTag = nil
+                state.creatingConfig = nil
+            }
+        }
         return body()
+    }
+
+    /// The config of the instance `tag` while its `create` runs; nil otherwise (GW_ERR_WRONG_PHASE).
+    package func configReader(tag: UInt64) -> PluginConfigReader? {
+        state.withLockedValue { state in state.creatingTag == tag ? state.creatingConfig : nil }
     }
 
     package func defineMetric(tag: UInt64, kind: gw_metric_kind, name: String, help: String, id: inout UInt32) -> gw_status {

@@ -105,7 +105,7 @@ package struct PluginScaffold {
         SDK ?= \(sdk)
         CFLAGS ?= -std=c99 -O2 -Wall -Wextra -Werror -pedantic
 
-        lib\(name).so: \(name).c $(SDK)/include/gateway_plugin.h
+        lib\(name).so: \(name).c $(SDK)/include/gateway_plugin.h $(SDK)/include/gateway_plugin_helpers.h
         \t$(CC) -shared -fPIC -fvisibility=hidden $(CFLAGS) -I$(SDK)/include \(name).c -o lib\(name).so
 
         clean:
@@ -123,10 +123,8 @@ package struct PluginScaffold {
          * copy the client sent) and answers 403 for paths under the config's "deny_prefix", if set.
          * Config: { "deny_prefix": "/admin/" } (optional). Built by `make`; see README.md.
          */
-        #include <stdio.h>
         #include <stdlib.h>
-        #include <string.h>
-        #include "gateway_plugin.h"
+        #include "gateway_plugin_helpers.h" /* gateway_plugin.h, gw_config_string, GW_STR_LIT, stdio, string */
 
         static const gw_host_api *host;
 
@@ -134,32 +132,21 @@ package struct PluginScaffold {
             char deny_prefix[256];
         } \(name)_instance;
 
-        /* Reads "deny_prefix":"..." from the config: compact JSON the gateway wrote itself, not NUL-terminated.
-         * Returns 1 when absent or read, 0 when present but not a plain string that fits. */
-        static int read_prefix(gw_str json, char *out, size_t cap) {
-            static const char key[] = "\\"deny_prefix\\":";
-            size_t n = sizeof key - 1;
-            for (size_t i = 0; i + n <= json.len; i++) {
-                if (memcmp(json.ptr + i, key, n) != 0) continue;
-                size_t j = i + n, k = 0;
-                if (j >= json.len || json.ptr[j++] != '"') return 0;
-                while (j < json.len && json.ptr[j] != '"' && json.ptr[j] != '\\\\' && k + 1 < cap) out[k++] = json.ptr[j++];
-                out[k] = 0;
-                return j < json.len && json.ptr[j] == '"';
-            }
-            out[0] = 0;
-            return 1;
-        }
-
         static gw_status \(name)_create(const gw_host_api *h, const gw_create_args *args, void **instance, char *error, size_t cap) {
+            /* The config reader: typed values by key path, and the gateway's own wording for a bad config. */
+            static const char *const known[] = {"deny_prefix"};
+            gw_str prefix = {"", 0};
             host = h;
+            if (h->config_check_keys(args->instance_tag, GW_STR_LIT(""), known, 1, error, cap) != GW_OK) return GW_ERR_INVALID_ARGUMENT;
+            if (gw_config_string(h, args->instance_tag, "deny_prefix", &prefix, error, cap) < 0) return GW_ERR_INVALID_ARGUMENT;
             \(name)_instance *self = calloc(1, sizeof *self);
             if (!self) { snprintf(error, cap, "out of memory"); return GW_ERR_INTERNAL; }
-            if (!read_prefix(args->config_json, self->deny_prefix, sizeof self->deny_prefix)) {
+            if (prefix.len >= sizeof self->deny_prefix || memchr(prefix.ptr, 0, prefix.len)) {
                 free(self);
-                snprintf(error, cap, "deny_prefix: expected a string of at most 255 bytes");
+                snprintf(error, cap, "deny_prefix: expected a string of at most %d bytes", (int)sizeof self->deny_prefix - 1);
                 return GW_ERR_INVALID_ARGUMENT;
             }
+            memcpy(self->deny_prefix, prefix.ptr, prefix.len); /* the view is valid only until create returns */
             *instance = self;
             return GW_OK;
         }
