@@ -4,18 +4,13 @@ import GatewayTooling
 import XCTest
 
 /// The bundled Audit plugin: one JSON line per request and per refused handshake, nothing lost.
-final class AuditTests: XCTestCase {
-    var pki: TestPKI!
-    var backend: TestBackend!
-    var gateway: GatewayHarness!
+final class AuditTests: GatewayTestCase {
     var auditPath: String!
 
     static var library: String { Bundle.main.bundleURL.appendingPathComponent("libAudit.so").path }
 
     override func setUp() async throws {
-        pki = try TestPKI()
-        backend = TestBackend()
-        try await backend.start()
+        try await super.setUp()
         auditPath = pki.path("audit.log")
         gateway = try await GatewayHarness(yaml: """
             listeners:
@@ -30,11 +25,6 @@ final class AuditTests: XCTestCase {
                   - { match: { path_prefix: /known/ }, backend: app }
             backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
             """, in: pki.directory)
-    }
-
-    override func tearDown() async throws {
-        await gateway?.stop()
-        await backend.stop()
     }
 
     private var mtls: TestClient.TLSOptions {

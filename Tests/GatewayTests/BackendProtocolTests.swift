@@ -5,11 +5,11 @@ import XCTest
 
 /// Backends that answer what the gateway did not ask for: every byte a backend sends is untrusted, and a bad
 /// answer ends that exchange (502 or a closed client connection), never the process.
-final class BackendProtocolTests: XCTestCase {
-    var pki: TestPKI!
-    var good: TestBackend!
+final class BackendProtocolTests: GatewayTestCase {
+    override class var backendName: String { "good" }
+    /// The well-behaved backend is the fixture's `backend`.
+    var good: TestBackend { backend }
     var scripted: [String: ScriptedBackend] = [:]
-    var gateway: GatewayHarness!
 
     /// Raw answers by route name.
     static let answers: [String: String] = [
@@ -21,9 +21,7 @@ final class BackendProtocolTests: XCTestCase {
     ]
 
     override func setUp() async throws {
-        pki = try TestPKI()
-        good = TestBackend(name: "good")
-        try await good.start()
+        try await super.setUp()
         for (name, answer) in Self.answers {
             let backend = ScriptedBackend(response: answer)
             try await backend.start()
@@ -57,8 +55,7 @@ final class BackendProtocolTests: XCTestCase {
     }
 
     override func tearDown() async throws {
-        await gateway?.stop()
-        await good?.stop()
+        try await super.tearDown()
         for backend in scripted.values { await backend.stop() }
     }
 

@@ -4,15 +4,10 @@ import NIOSSL
 import XCTest
 
 /// Mutual TLS: every client-certificate case, under `required` and `optional`, against the real gateway.
-final class ClientAuthTests: XCTestCase {
-    var pki: TestPKI!
-    var backend: TestBackend!
-    var gateway: GatewayHarness!
+final class ClientAuthTests: GatewayTestCase {
 
     override func setUp() async throws {
-        pki = try TestPKI()
-        backend = TestBackend()
-        try await backend.start()
+        try await super.setUp()
         gateway = try await GatewayHarness(yaml: """
             listeners:
               - name: required
@@ -38,13 +33,6 @@ final class ClientAuthTests: XCTestCase {
                 servers: [ { address: "127.0.0.1:\(backend.port)" } ]
             """, in: pki.directory)
     }
-
-    override func tearDown() async throws {
-        await gateway.stop()
-        await backend.stop()
-    }
-
-    private func tls(_ client: String?) -> TestClient.TLSOptions { pki.clientTLS(client) }
 
     /// Sends one request; returns the status, or nil when the handshake was refused.
     private func attempt(_ listener: String, client: String?) async throws -> Int? {

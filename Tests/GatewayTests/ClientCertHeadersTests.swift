@@ -4,17 +4,12 @@ import GatewayTooling
 import XCTest
 
 /// The bundled ClientCertHeaders plugin, loaded with dlopen into the real gateway.
-final class ClientCertHeadersTests: XCTestCase {
-    var pki: TestPKI!
-    var backend: TestBackend!
-    var gateway: GatewayHarness!
+final class ClientCertHeadersTests: GatewayTestCase {
 
     static var library: String { Bundle.main.bundleURL.appendingPathComponent("libClientCertHeaders.so").path }
 
     override func setUp() async throws {
-        pki = try TestPKI()
-        backend = TestBackend()
-        try await backend.start()
+        try await super.setUp()
         func listener(_ name: String, auth: String, config: String) -> String {
             """
               - name: \(name)
@@ -38,11 +33,6 @@ final class ClientCertHeadersTests: XCTestCase {
             \(listener("small", auth: "required", config: "{ dialect: rfc9440, max_value_bytes: 300 }"))
             backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
             """, in: pki.directory)
-    }
-
-    override func tearDown() async throws {
-        await gateway.stop()
-        await backend.stop()
     }
 
     private func send(_ listener: String, client: String?, headers: [String] = []) async throws -> TestBackend.Received? {

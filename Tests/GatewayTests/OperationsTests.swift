@@ -6,23 +6,9 @@ import XCTest
 
 /// The admin listener, metrics (parsed with prometheus_client), readiness, active health checks, passive
 /// ejection and in-process reloads.
-final class OperationsTests: XCTestCase {
-    var pki: TestPKI!
-    var backend: TestBackend!
-    var gateway: GatewayHarness!
+final class OperationsTests: GatewayTestCase {
+    override class var backendName: String { "a" }
 
-    override func setUp() async throws {
-        pki = try TestPKI()
-        backend = TestBackend(name: "a")
-        try await backend.start()
-    }
-
-    override func tearDown() async throws {
-        await gateway?.stop()
-        await backend.stop()
-    }
-
-    private func tls(_ client: String?) -> TestClient.TLSOptions { pki.clientTLS(client) }
 
     private func admin(_ path: String, method: String = "GET") async throws -> TestClient.Response {
         let client = try await TestClient.connect(port: gateway.adminPort, tls: nil)

@@ -4,21 +4,7 @@ import GatewayTooling
 import XCTest
 
 /// Plugins in C and Swift loaded with dlopen into the real gateway, chained per listener.
-final class PluginChainTests: XCTestCase {
-    var pki: TestPKI!
-    var backend: TestBackend!
-    var gateway: GatewayHarness!
-
-    override func setUp() async throws {
-        pki = try TestPKI()
-        backend = TestBackend()
-        try await backend.start()
-    }
-
-    override func tearDown() async throws {
-        await gateway?.stop()
-        await backend.stop()
-    }
+final class PluginChainTests: GatewayTestCase {
 
     private func start(_ listeners: String) async throws {
         gateway = try await GatewayHarness(yaml: """
@@ -27,8 +13,6 @@ final class PluginChainTests: XCTestCase {
             backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
             """, in: pki.directory)
     }
-
-    private func tls(_ client: String?) -> TestClient.TLSOptions { pki.clientTLS(client) }
 
     private func logged(_ text: String) async -> Bool {
         await gateway.logs.waitFor { $0.message.contains(text) } != nil

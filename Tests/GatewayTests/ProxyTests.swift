@@ -6,22 +6,24 @@ import NIOCore
 import XCTest
 
 /// Proxying through the real gateway to real backends: bodies, framing, headers, failures, balancing.
-final class ProxyTests: XCTestCase {
-    var pki: TestPKI!
-    var backendA: TestBackend!
+final class ProxyTests: GatewayTestCase {
+    override class var backendName: String { "A" }
+    /// Backend A is the fixture's `backend`.
+    var backendA: TestBackend { backend }
     var backendB: TestBackend!
     var broken: ClosingBackend!
-    var gateway: GatewayHarness!
     var refusedPort = 0
 
     override func setUp() async throws {
-        pki = try TestPKI()
-        backendA = TestBackend(name: "A")
+        try await super.setUp()
         backendB = TestBackend(name: "B")
         broken = ClosingBackend()
-        try await backendA.start()
         try await backendB.start()
         try await broken.start()
+        addTeardown { [backendB, broken] in
+            await backendB?.stop()
+            await broken?.stop()
+        }
         refusedPort = try unusedPort()
         gateway = try await GatewayHarness(yaml: """
             listeners:
@@ -56,13 +58,6 @@ final class ProxyTests: XCTestCase {
               - { name: empty, servers: [] }
               - { name: slow, response_timeout: 300ms, servers: [ { address: "127.0.0.1:\(backendA.port)" } ] }
             """, in: pki.directory)
-    }
-
-    override func tearDown() async throws {
-        await gateway.stop()
-        await backendA.stop()
-        await backendB.stop()
-        await broken.stop()
     }
 
     var plain: Int { gateway.port("plain") }

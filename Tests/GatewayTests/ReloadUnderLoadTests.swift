@@ -6,27 +6,22 @@ import XCTest
 /// The real `gateway run` process under continuous keep-alive load (50 connections from a Python client):
 /// SIGHUP every second while the server certificate, the CA bundle, the CRL and the routes change, a broken
 /// configuration in between, and SIGTERM at the end.
-final class ReloadUnderLoadTests: XCTestCase {
-    var pki: TestPKI!
-    var backendA: TestBackend!
+final class ReloadUnderLoadTests: GatewayTestCase {
+    override class var backendName: String { "a" }
+    /// Backend a is the fixture's `backend`.
+    var backendA: TestBackend { backend }
     var backendB: TestBackend!
 
     override func setUp() async throws {
-        pki = try TestPKI()
-        backendA = TestBackend(name: "a")
+        try await super.setUp()
         backendB = TestBackend(name: "b")
-        try await backendA.start()
         try await backendB.start()
+        addTeardown { [backendB] in await backendB?.stop() }
         // A second server certificate for localhost (a new serial) to rotate to.
         let f = CertificateFactory.self
         let rotated = try f.makeLeaf(f.name(commonName: "localhost"), issuer: pki.rootCA, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], usages: [.serverAuth])
         try pki.write("server-rotated.pem", rotated.certificatePEM)
         try pki.write("server-rotated.key", rotated.privateKeyPEM)
-    }
-
-    override func tearDown() async throws {
-        await backendA.stop()
-        await backendB.stop()
     }
 
     struct Generation {

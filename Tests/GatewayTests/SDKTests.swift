@@ -7,21 +7,7 @@ import XCTest
 /// (the C one with only sdk/ and a C compiler, the Swift one as its own package), and the plugins they build
 /// loaded into the real gateway, where allow and deny decisions, the 403 body and the audit line are checked
 /// for clients with different certificates, then reproduced with `gateway plugin test`.
-final class SDKTests: XCTestCase {
-    var pki: TestPKI!
-    var backend: TestBackend!
-    var gateway: GatewayHarness!
-
-    override func setUp() async throws {
-        pki = try TestPKI()
-        backend = TestBackend()
-        try await backend.start()
-    }
-
-    override func tearDown() async throws {
-        await gateway?.stop()
-        await backend.stop()
-    }
+final class SDKTests: GatewayTestCase {
 
     func testTheRepositoryHoldsOneCopyOfTheABIHeader() throws {
         // The gateway (PluginAPI in sdk/Package.swift), the fixtures, the examples and bench/run all compile
@@ -109,8 +95,6 @@ final class SDKTests: XCTestCase {
         XCTAssertEqual(result.status, 0, "the \(name) quick start, run literally:\n\(result.stdout)\n\(result.stderr)")
         return (directory, result.stdout + result.stderr)
     }
-
-    private func tls(_ client: String?) -> TestClient.TLSOptions { pki.clientTLS(client) }
 
     /// The example's rules against TestPKI's clients: `valid` (OU=ops, issued by Test Root CA, SPIFFE ID
     /// spiffe://test/ns/ops/sa/valid) and `via-intermediate` (issued by Test Intermediate CA).

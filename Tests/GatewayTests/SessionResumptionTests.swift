@@ -6,15 +6,10 @@ import XCTest
 /// TLS session resumption skips BoringSSL's verification callback: the gateway verifies the session's client
 /// certificate itself, so a resumed connection carries the same verified identity as a full handshake, and a
 /// client cannot drop an identity header a plugin set by naming it in `Connection`.
-final class SessionResumptionTests: XCTestCase {
-    var pki: TestPKI!
-    var backend: TestBackend!
-    var gateway: GatewayHarness!
+final class SessionResumptionTests: GatewayTestCase {
 
     override func setUp() async throws {
-        pki = try TestPKI()
-        backend = TestBackend()
-        try await backend.start()
+        try await super.setUp()
         let tagger = try PluginFixtures.build("tagger")
         gateway = try await GatewayHarness(yaml: """
             listeners:
@@ -28,11 +23,6 @@ final class SessionResumptionTests: XCTestCase {
                 routes: [ { backend: app } ]
             backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
             """, in: pki.directory)
-    }
-
-    override func tearDown() async throws {
-        await gateway?.stop()
-        await backend.stop()
     }
 
     /// One request through `openssl s_client`; returns its output (handshake summary and response).

@@ -4,15 +4,9 @@ import XCTest
 
 /// Malformed and ambiguous requests are answered by the gateway and the connection closed; nothing reaches
 /// the backend.
-final class SmugglingTests: XCTestCase {
-    var pki: TestPKI!
-    var backend: TestBackend!
-    var gateway: GatewayHarness!
-
+final class SmugglingTests: GatewayTestCase {
     override func setUp() async throws {
-        pki = try TestPKI()
-        backend = TestBackend()
-        try await backend.start()
+        try await super.setUp()
         gateway = try await GatewayHarness(yaml: """
             listeners:
               - name: plain
@@ -23,11 +17,6 @@ final class SmugglingTests: XCTestCase {
             backends:
               - { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] }
             """, in: pki.directory)
-    }
-
-    override func tearDown() async throws {
-        await gateway.stop()
-        await backend.stop()
     }
 
     /// Sends raw bytes; returns the response status and whether the gateway then closed the connection.
