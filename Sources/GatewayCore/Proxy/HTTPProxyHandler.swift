@@ -111,27 +111,20 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         }
     }
 
-    private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func receivedHead(_ received: HTTPRequestHead, context: ChannelHandlerContext) {
         headGuard.headReceived()
         guard case .idle = state else { return }
         requestStarted = .now()
+        var head = received
+        if let refusal = RequestHeadValidator.normalise(&head, maxBodyBytes: listener.limits.maxBodyBytes) {
+            return answer(refusal.status, refusal.message, head: received, close: true)
+        }
         let hasBody = head.headers.contains(name: "transfer-encoding")
             || (head.headers.first(name: "content-length").flatMap { Int64($0) } ?? 0) > 0
         let keepAlive = head.isKeepAlive
-
-        guard head.version.major == 1 else {
-            return answer(.httpVersionNotSupported, "HTTP version not supported\n", head: head, close: true)
-        }
-        let hosts = head.headers[canonicalForm: "host"]
-        if hosts.count > 1 || (head.version.minor >= 1 && hosts.isEmpty) {
-            return answer(.badRequest, "missing or repeated Host header\n", head: head, close: true)
-        }
-        if let length = head.headers.first(name: "content-length").flatMap({ Int64($0) }), length > listener.limits.maxBodyBytes {
-            return answer(.payloadTooLarge, "request body larger than \(listener.limits.maxBodyBytes) bytes\n", head: head, close: true)
-        }
         requestBodyBytes = 0
         responseBodyBytes = 0
-        let backend = listener.router.route(hostHeader: hosts.first.map(String.init), uri: head.uri, method: head.method.rawValue)
+        let backend = listener.router.route(hostHeader: head.headers.first(name: "host"), uri: head.uri, method: head.method.rawValue)
         if let chain = listener.plugins {
             // Plugins see the request without its hop-by-hop headers: a client naming a header in `Connection`
             // must not be able to remove what a plugin sets (an identity header) on the way to the backend.
@@ -380,7 +373,10 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             exchange.timeout?.cancel()
             exchange.responseStarted = true
             exchange.responseKeepAlive = head.isKeepAlive
-            let close = !exchange.keepAlive || !exchange.requestEnded || runtime.isRetired
+            // An HTTP/1.0 client cannot read a chunked body: without a length, the end of the body is the close.
+            let unframedFor10 = exchange.clientHead.version.minor == 0 && !head.headers.contains(name: "content-length")
+                && exchange.clientHead.method != .HEAD && head.status != .noContent && head.status != .notModified
+            let close = !exchange.keepAlive || !exchange.requestEnded || runtime.isRetired || unframedFor10
             exchange.closeAfterResponse = close
             exchange.status = Int(head.status.code)
             let downstream = ProxyHeaders.downstreamResponse(head, version: exchange.clientHead.version, close: close)

@@ -13,7 +13,10 @@ package enum ProxyHeaders {
             guard equalsIgnoringCase(Substring(name), "connection") else { continue }
             for token in value.split(separator: ",") {
                 let listed = trimmed(token)
-                if !listed.isEmpty, !equalsIgnoringCase(listed, "close"), !equalsIgnoringCase(listed, "keep-alive") {
+                // Connection may not name what frames or routes the message: Host and Content-Length stay
+                // (Transfer-Encoding is hop-by-hop anyway, and re-framed).
+                if !listed.isEmpty, !equalsIgnoringCase(listed, "close"), !equalsIgnoringCase(listed, "keep-alive"),
+                    !equalsIgnoringCase(listed, "host"), !equalsIgnoringCase(listed, "content-length") {
                     names.append(String(listed))
                 }
             }

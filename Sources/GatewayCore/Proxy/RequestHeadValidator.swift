@@ -1,0 +1,94 @@
+import NIOHTTP1
+
+/// The checks a request head passes before routing, plugins or any backend sees it (RFC 9112), and the one
+/// normal form they then all see: an absolute-form target becomes origin-form with Host taken from its
+/// authority (as RFC 9112 3.2.2 tells a server to do), and Content-Length becomes one canonical value. A head
+/// that fails is answered by the gateway and its connection closed; nothing of it reaches a backend.
+package enum RequestHeadValidator {
+    package struct Refusal: Error, Equatable, Sendable {
+        package var status: HTTPResponseStatus
+        package var message: String
+
+        package init(_ status: HTTPResponseStatus, _ message: String) {
+            self.status = status
+            self.message = message
+        }
+    }
+
+    /// Checks and normalises `head` in place; the refusal to answer with otherwise.
+    package static func normalise(_ head: inout HTTPRequestHead, maxBodyBytes: Int64) -> Refusal? {
+        guard head.version.major == 1 else { return Refusal(.httpVersionNotSupported, "HTTP version not supported\n") }
+        if head.method == .CONNECT { return Refusal(.methodNotAllowed, "CONNECT is not supported\n") }
+        // RFC 9112 3.2: more than one Host is refused (before an absolute-form target replaces it), none too in
+        // HTTP/1.1.
+        if head.headers[canonicalForm: "host"].count > 1 { return Refusal(.badRequest, "missing or repeated Host header\n") }
+        if let refusal = normaliseTarget(&head) { return refusal }
+        if head.version.minor >= 1, !head.headers.contains(name: "host") { return Refusal(.badRequest, "missing or repeated Host header\n") }
+        // Presence by name: the canonical (comma-split) lists drop empty values.
+        let hasTransferEncoding = head.headers.contains(name: "transfer-encoding")
+        let hasLength = head.headers.contains(name: "content-length")
+        if hasTransferEncoding {
+            let transferEncoding = head.headers[canonicalForm: "transfer-encoding"]
+            if head.version.minor == 0 { return Refusal(.badRequest, "Transfer-Encoding in an HTTP/1.0 request\n") }
+            if hasLength { return Refusal(.badRequest, "both Transfer-Encoding and Content-Length\n") }
+            // Only chunked, once: another coding (gzip, chunked) would be lost or misread on the way.
+            guard transferEncoding.count == 1, ProxyHeaders.equalsIgnoringCase(ProxyHeaders.trimmed(transferEncoding[0]), "chunked") else {
+                return Refusal(.notImplemented, "transfer coding not supported (only chunked)\n")
+            }
+        }
+        if hasLength {
+            let lengths = head.headers[canonicalForm: "content-length"]
+            // Every value (and every item of a comma-separated list) digits only and the same number.
+            var length: Int64?
+            for item in lengths {
+                let value = ProxyHeaders.trimmed(item)
+                guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let parsed = Int64(value),
+                    length == nil || length == parsed
+                else { return Refusal(.badRequest, "invalid Content-Length\n") }
+                length = parsed
+            }
+            guard let length else { return Refusal(.badRequest, "invalid Content-Length\n") }
+            if length > maxBodyBytes { return Refusal(.payloadTooLarge, "request body larger than \(maxBodyBytes) bytes\n") }
+            let canonical = String(length)
+            if head.headers["content-length"] != [canonical] { head.headers.replaceOrAdd(name: "content-length", value: canonical) }
+        }
+        return nil
+    }
+
+    /// Origin-form ("/path?query") stays; "*" for OPTIONS stays; absolute-form ("http://host:port/path") becomes
+    /// origin-form with Host set to its authority. A fragment, userinfo, another scheme or anything else is
+    /// refused.
+    private static func normaliseTarget(_ head: inout HTTPRequestHead) -> Refusal? {
+        let target = head.uri.utf8
+        if target.contains(UInt8(ascii: "#")) { return Refusal(.badRequest, "fragment in request target\n") }
+        if target.first == UInt8(ascii: "/") { return nil }
+        if head.uri == "*", head.method == .OPTIONS { return nil }
+        let scheme: Int
+        if hasPrefixIgnoringCase(target, "http://") {
+            scheme = 7
+        } else if hasPrefixIgnoringCase(target, "https://") {
+            scheme = 8
+        } else {
+            return Refusal(.badRequest, "invalid request target\n")
+        }
+        let rest = head.uri.utf8.dropFirst(scheme)
+        let authorityEnd = rest.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? rest.endIndex
+        let authority = Substring(rest[rest.startIndex..<authorityEnd])
+        // host[:port], a name or an IP literal: no userinfo, nothing a Host header could not carry.
+        let allowed = authority.utf8.allSatisfy { byte in
+            (byte >= 48 && byte <= 57) || (byte | 0x20 >= 97 && byte | 0x20 <= 122) || byte == 45 || byte == 46 || byte == 95 || byte == 58 || byte == 91 || byte == 93
+        }
+        guard !authority.isEmpty, allowed else {
+            return Refusal(.badRequest, "invalid authority in request target\n")
+        }
+        let path = Substring(rest[authorityEnd...])
+        head.uri = path.utf8.first == UInt8(ascii: "/") ? String(path) : "/" + path
+        // RFC 9112 3.2.2: the target's authority wins over any Host the client sent.
+        head.headers.replaceOrAdd(name: "host", value: String(authority))
+        return nil
+    }
+
+    private static func hasPrefixIgnoringCase(_ text: String.UTF8View, _ lowercase: StaticString) -> Bool {
+        ProxyHeaders.equalsIgnoringCase(Substring(text.prefix(lowercase.utf8CodeUnitCount)), lowercase)
+    }
+}

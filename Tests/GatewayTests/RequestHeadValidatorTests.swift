@@ -1,0 +1,65 @@
+import GatewayCore
+import NIOHTTP1
+import XCTest
+
+/// The request-head checks and normal form, as a pure function (the socket-level tests are in
+/// HostileRequestTests).
+final class RequestHeadValidatorTests: XCTestCase {
+    private func check(_ uri: String, _ headers: [(String, String)]) -> (HTTPRequestHead, RequestHeadValidator.Refusal?) {
+        check(.GET, uri, headers)
+    }
+
+    private func check(_ method: HTTPMethod, _ uri: String, _ headers: [(String, String)], version: HTTPVersion = .http1_1) -> (HTTPRequestHead, RequestHeadValidator.Refusal?) {
+        var head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers))
+        let refusal = RequestHeadValidator.normalise(&head, maxBodyBytes: 1000)
+        return (head, refusal)
+    }
+
+    func testAbsoluteFormBecomesOriginFormWithTheAuthorityAsHost() {
+        let (head, refusal) = check("http://other.example:8080/x?y=1", [("Host", "localhost")])
+        XCTAssertNil(refusal)
+        XCTAssertEqual(head.uri, "/x?y=1")
+        XCTAssertEqual(head.headers[canonicalForm: "host"], ["other.example:8080"])
+        XCTAssertEqual(check("HTTPS://h", [("host", "h")]).0.uri, "/")
+        XCTAssertEqual(check("http://h?q", []).0.uri, "/?q", "HTTP/1.1 without Host is fine when the target has the authority")
+        XCTAssertEqual(check("http://u@h/", [("host", "h")]).1?.status, .badRequest, "userinfo")
+        XCTAssertEqual(check("http:///x", [("host", "h")]).1?.status, .badRequest, "empty authority")
+        XCTAssertEqual(check("ftp://h/x", [("host", "h")]).1?.status, .badRequest)
+        XCTAssertEqual(check("x", [("host", "h")]).1?.status, .badRequest)
+        XCTAssertEqual(check("http://a/", [("host", "a"), ("host", "b")]).1?.status, .badRequest, "repeated Host, even with absolute-form")
+    }
+
+    func testFragmentsConnectAndAsterisk() {
+        XCTAssertEqual(check("/a#b", [("host", "h")]).1, .init(.badRequest, "fragment in request target\n"))
+        XCTAssertEqual(check(.CONNECT, "h:443", [("host", "h")]).1?.status, .methodNotAllowed)
+        XCTAssertNil(check(.OPTIONS, "*", [("host", "h")]).1)
+        XCTAssertEqual(check(.GET, "*", [("host", "h")]).1?.status, .badRequest)
+    }
+
+    func testContentLengthMustBeOneCanonicalNumber() {
+        XCTAssertEqual(check(.POST, "/", [("host", "h"), ("content-length", "9223372036854775813")]).1, .init(.badRequest, "invalid Content-Length\n"))
+        XCTAssertEqual(check(.POST, "/", [("host", "h"), ("content-length", "+5")]).1?.status, .badRequest)
+        XCTAssertEqual(check(.POST, "/", [("host", "h"), ("content-length", "5, 6")]).1?.status, .badRequest)
+        XCTAssertEqual(check(.POST, "/", [("host", "h"), ("content-length", "")]).1?.status, .badRequest)
+        let (same, none) = check(.POST, "/", [("host", "h"), ("content-length", "5, 5"), ("content-length", "05")])
+        XCTAssertNil(none)
+        XCTAssertEqual(same.headers["content-length"], ["5"], "one canonical value")
+        XCTAssertEqual(check(.POST, "/", [("host", "h"), ("content-length", "7 ")]).0.headers["content-length"], ["7"], "no trailing space forwarded")
+        XCTAssertEqual(check(.POST, "/", [("host", "h"), ("content-length", "1001")]).1?.status, .payloadTooLarge)
+    }
+
+    func testOnlyChunkedTransferCodingOnHTTP11() {
+        XCTAssertNil(check(.POST, "/", [("host", "h"), ("transfer-encoding", " Chunked ")]).1)
+        XCTAssertEqual(check(.POST, "/", [("host", "h"), ("transfer-encoding", "gzip, chunked")]).1?.status, .notImplemented)
+        XCTAssertEqual(check(.POST, "/", [("host", "h"), ("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")]).1?.status, .notImplemented)
+        XCTAssertEqual(check(.POST, "/", [("host", "h"), ("transfer-encoding", "chunked"), ("content-length", "3")]).1?.status, .badRequest)
+        XCTAssertEqual(check(.POST, "/", [("transfer-encoding", "chunked")], version: .http1_0).1?.status, .badRequest)
+        XCTAssertEqual(check(.GET, "/", [], version: .init(major: 2, minor: 0)).1?.status, .httpVersionNotSupported)
+    }
+
+    func testConnectionCannotRemoveHostOrContentLength() {
+        var headers = HTTPHeaders([("Host", "h"), ("Content-Length", "3"), ("Connection", "host, content-length, x-drop"), ("X-Drop", "1"), ("X-Keep", "1")])
+        ProxyHeaders.removeHopByHop(&headers)
+        XCTAssertEqual(headers.map(\.name), ["Host", "Content-Length", "X-Keep"])
+    }
+}
