@@ -260,7 +260,7 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         case .sans:
             var parts: [String] = []
             for (attribute, prefix) in [(GW_ATTR_CLIENT_SAN_DNS, "DNS"), (GW_ATTR_CLIENT_SAN_URI, "URI"), (GW_ATTR_CLIENT_SAN_IP, "IP"), (GW_ATTR_CLIENT_SAN_EMAIL, "email")] {
-                parts += request.strings(attribute).map { "\(prefix):\($0)" }
+                parts += request.strings(attribute).map { "\(prefix):\(HeaderValueFormats.listItem($0))" }
             }
             text = parts.isEmpty ? nil : Array(parts.joined(separator: ", ").utf8)
         case .spiffeID:

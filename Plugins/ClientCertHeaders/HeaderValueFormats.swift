@@ -21,6 +21,23 @@ enum HeaderValueFormats {
         return out
     }
 
+    /// One entry of a `, `-joined list (the `sans` field): `%`, `,` and every byte outside printable ASCII
+    /// (space included) percent-encoded, so that a value cannot contain the separator and forge another entry
+    /// for a backend that splits the header. Percent-decoding gives the value back.
+    static func listItem(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: ",") }) else { return text }
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        for byte in text.utf8 {
+            if byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "%") || byte == UInt8(ascii: ",") {
+                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            } else {
+                out.append(byte)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// RFC 8941 byte sequence, as RFC 9440 uses it: `:base64:`.
     static func structuredBytes(_ der: UnsafeRawBufferPointer) -> String {
         ":" + base64(der) + ":"

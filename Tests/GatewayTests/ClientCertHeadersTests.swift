@@ -52,6 +52,23 @@ final class ClientCertHeadersTests: GatewayTestCase {
         return ClientIdentity(presented: chain.map(\.certificate), der: try chain.map { try $0.certificate.serializeAsPEM().derBytes })
     }
 
+    func testASANCannotForgeAnotherListEntry() async throws {
+        // Before: SANs were joined with ", " as they were, so this one URI SAN read as two entries, the second
+        // an identity the CA never issued, to a backend that splits the header.
+        let f = CertificateFactory.self
+        let forger = try f.makeLeaf(f.name(commonName: "forger"), issuer: pki.rootCA, dnsNames: ["a.test"],
+                                    uris: ["spiffe://test/ok, URI:spiffe://test/admin", "spiffe://test/100%"])
+        try pki.write("forger.pem", forger.certificatePEM)
+        try pki.write("forger.key", forger.privateKeyPEM)
+        let sent = try await send("elb", client: "forger")
+        let received = try XCTUnwrap(sent)
+        let sans = try XCTUnwrap(received.head.headers.first(name: "x-forwarded-clientcert-sans"))
+        XCTAssertEqual(sans, "DNS:a.test, URI:spiffe://test/ok%2C%20URI:spiffe://test/admin, URI:spiffe://test/100%25")
+        let entries = sans.components(separatedBy: ", ")
+        XCTAssertEqual(entries.count, 3)
+        XCTAssertEqual(entries[1].dropFirst(4).removingPercentEncoding, "spiffe://test/ok, URI:spiffe://test/admin", "percent-decoding gives the SAN back")
+    }
+
     func testELBDialectValues() async throws {
         let sent = try await send("elb", client: "valid")
         let received = try XCTUnwrap(sent)
