@@ -22,7 +22,8 @@ struct LoggingOptions: ParsableArguments {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return handler
+            // Client- and backend-supplied text never splits or forges a line.
+            return LineSafeLogHandler(wrapping: handler)
         }
         var logger = Logger(label: "gateway")
         logger.logLevel = level

@@ -17,7 +17,29 @@ package struct ClientHello: Sendable, Equatable {
     package enum ParseResult: Equatable {
         case needMoreData
         case notTLS(String)
+        /// A well-formed ClientHello the gateway refuses (a server name that is no host name).
+        case refused(String)
         case complete(ClientHello)
+    }
+
+    /// RFC 6066 3: a host name in ASCII without a trailing dot; here also 1 to 253 bytes, labels of 1 to 63
+    /// letters, digits, '-' or '_'. Anything else (control bytes, spaces, an IP literal with ':') is refused
+    /// before it can reach a log line, a plugin or a header.
+    package static func isValidServerName(_ name: some Collection<UInt8>) -> Bool {
+        guard (1...253).contains(name.count) else { return false }
+        var label = 0
+        for byte in name {
+            if byte == UInt8(ascii: ".") {
+                guard label > 0 else { return false }
+                label = 0
+                continue
+            }
+            let allowed = (byte >= 48 && byte <= 57) || (byte | 0x20 >= 97 && byte | 0x20 <= 122) || byte == 45 || byte == 95
+            guard allowed else { return false }
+            label += 1
+            guard label <= 63 else { return false }
+        }
+        return label > 0
     }
 
     /// The largest ClientHello accepted (post-quantum key shares make them ~2 KiB; 64 KiB is generous).
@@ -44,16 +66,21 @@ package struct ClientHello: Sendable, Equatable {
                 guard bodyLength <= maximumSize else { return .notTLS("ClientHello too large") }
                 if handshake.readableBytes >= 4 + bodyLength {
                     handshake.moveReaderIndex(forwardBy: 4)
-                    guard var body = handshake.readSlice(length: bodyLength), let hello = parseBody(&body) else {
-                        return .notTLS("malformed ClientHello")
+                    guard var body = handshake.readSlice(length: bodyLength) else { return .notTLS("malformed ClientHello") }
+                    do {
+                        guard let hello = try parseBody(&body) else { return .notTLS("malformed ClientHello") }
+                        return .complete(hello)
+                    } catch {
+                        return .refused("server_name is not a valid host name")
                     }
-                    return .complete(hello)
                 }
             }
         }
     }
 
-    private static func parseBody(_ body: inout ByteBuffer) -> ClientHello? {
+    private struct InvalidServerName: Error {}
+
+    private static func parseBody(_ body: inout ByteBuffer) throws(InvalidServerName) -> ClientHello? {
         var hello = ClientHello()
         guard body.readInteger(as: UInt16.self) != nil,  // legacy_version
             body.readSlice(length: 32) != nil,  // random
@@ -78,9 +105,12 @@ package struct ClientHello: Sendable, Equatable {
                 guard let listLength = data.readInteger(as: UInt16.self), var list = data.readSlice(length: Int(listLength)) else { return nil }
                 while list.readableBytes > 0 {
                     guard let nameType = list.readInteger(as: UInt8.self), let nameLength = list.readInteger(as: UInt16.self),
-                        let name = list.readString(length: Int(nameLength))
+                        let name = list.readBytes(length: Int(nameLength))
                     else { return nil }
-                    if nameType == 0, hello.serverName == nil { hello.serverName = name }
+                    if nameType == 0, hello.serverName == nil {
+                        guard isValidServerName(name) else { throw InvalidServerName() }
+                        hello.serverName = String(decoding: name, as: UTF8.self)
+                    }
                 }
             case 16:  // application_layer_protocol_negotiation
                 guard let listLength = data.readInteger(as: UInt16.self), var list = data.readSlice(length: Int(listLength)) else { return nil }

@@ -52,6 +52,13 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
                 "client": "\(connection.remoteAddress.text)", "listener": "\(connection.listenerName)", "reason": "\(reason)",
             ])
             context.close(promise: nil)
+        case .refused(let reason):
+            state = .done
+            metrics.handshakeFailed(.tlsError)
+            logger.info("refusing a ClientHello", metadata: [
+                "client": "\(connection.remoteAddress.text)", "listener": "\(connection.listenerName)", "reason": "\(reason)",
+            ])
+            context.close(promise: nil)
         case .complete(let hello):
             state = .awaitingServerHello
             connection.serverName = hello.serverName
