@@ -71,7 +71,7 @@ final class BackendProtocolTests: GatewayTestCase {
 
     private func protocolErrors(_ backend: String) async throws -> Double {
         let client = try await TestClient.connect(port: gateway.adminPort, tls: nil)
-        try await client.send("GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n")
+        try await client.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         let text = await client.readResponse()?.text ?? ""
         await client.close()
         let port = scripted[backend]!.port

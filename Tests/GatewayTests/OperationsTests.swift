@@ -10,10 +10,11 @@ final class OperationsTests: GatewayTestCase {
     override class var backendName: String { "a" }
 
 
-    private func admin(_ path: String, method: String = "GET") async throws -> TestClient.Response {
+    private func admin(_ path: String, method: String = "GET", headers: [String] = ["Host: 127.0.0.1"]) async throws -> TestClient.Response {
         let client = try await TestClient.connect(port: gateway.adminPort, tls: nil)
         defer { Task { await client.close() } }
-        try await client.send("\(method) \(path) HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n\r\n")
+        let lines = headers.map { $0 + "\r\n" }.joined()
+        try await client.send("\(method) \(path) HTTP/1.1\r\n\(lines)Content-Length: 0\r\n\r\n")
         let v1 = await client.readResponse()
         return try XCTUnwrap(v1, "admin \(method) \(path) answered")
     }
@@ -128,6 +129,36 @@ final class OperationsTests: GatewayTestCase {
         let reload = try await admin("/reload", method: "POST")
         XCTAssertEqual(reload.status, 200, reload.text)
         XCTAssertTrue(reload.text.contains("\"success\" : true"), reload.text)
+    }
+
+    func testTheAdminListenerRefusesWebPagesAndRebindingNames() async throws {
+        // Before: no Host or Origin check, so a page on the gateway's host could POST /reload, and a DNS
+        // rebinding name could read /config.
+        gateway = try await GatewayHarness(yaml: listenerYAML() + """
+
+            backends:
+              - { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] }
+              - { name: nowhere, servers: [ { address: "127.0.0.1:\(backend.port)" } ] }
+            """, in: pki.directory)
+        let port = gateway.adminPort
+        let rebinding = try await admin("/config", headers: ["Host: attacker.example:\(port)"])
+        XCTAssertEqual(rebinding.status, 421, rebinding.text)
+        XCTAssertFalse(rebinding.text.contains("listeners"))
+        let wrongPort = try await admin("/config", headers: ["Host: 127.0.0.1:1"])
+        XCTAssertEqual(wrongPort.status, 421)
+        let reloadsBefore = try await metrics().value("gateway_config_reloads_total", ["result": "success"]) ?? 0
+        for origin in ["Origin: http://attacker.example", "Origin: null", "Sec-Fetch-Site: cross-site"] {
+            let refused = try await admin("/reload", method: "POST", headers: ["Host: 127.0.0.1:\(port)", origin])
+            XCTAssertEqual(refused.status, 403, "\(origin): \(refused.text)")
+        }
+        let reloadsAfter = try await metrics().value("gateway_config_reloads_total", ["result": "success"]) ?? 0
+        XCTAssertEqual(reloadsAfter, reloadsBefore, "no refused POST reloaded")
+        for headers in [["Host: localhost:\(port)"], ["Host: 127.0.0.1:\(port)", "Origin: http://127.0.0.1:\(port)"], []] {
+            let allowed = try await admin("/reload", method: "POST", headers: headers)
+            XCTAssertEqual(allowed.status, 200, "\(headers): \(allowed.text)")
+        }
+        let readable = try await admin("/healthz", headers: ["Host: [::1]:\(port)"])
+        XCTAssertEqual(readable.status, 200)
     }
 
     func testHealthChecksRemoveAndRestoreAServerAndReadinessFollows() async throws {

@@ -24,13 +24,15 @@ package final class AdminServer: Sendable {
             throw GatewayError(.bindFailed, "admin: '\(address)' is not an IP address and port")
         }
         let endpoints = self.endpoints
+        let hostName = AdminRequestGuard.systemHostName()
         do {
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(AdminHandler(endpoints: endpoints))
+                        let guardian = AdminRequestGuard(port: channel.localAddress?.port, hostName: hostName)
+                        try channel.pipeline.syncOperations.addHandler(AdminHandler(endpoints: endpoints, guard: guardian))
                     }
                 }
                 .bind(to: socketAddress).get()
@@ -52,10 +54,12 @@ package final class AdminHandler: ChannelInboundHandler {
     package typealias OutboundOut = HTTPServerResponsePart
 
     private let endpoints: AdminEndpoints
+    private let requestGuard: AdminRequestGuard
     private var head: HTTPRequestHead?
 
-    package init(endpoints: AdminEndpoints) {
+    package init(endpoints: AdminEndpoints, guard requestGuard: AdminRequestGuard) {
         self.endpoints = endpoints
+        self.requestGuard = requestGuard
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -68,7 +72,9 @@ package final class AdminHandler: ChannelInboundHandler {
             let loop = context.eventLoop
             let bound = NIOLoopBound(context, eventLoop: loop)
             let endpoints = self.endpoints
-            if let immediate = endpoints.answer(method: head.method, uri: head.uri) {
+            if let refusal = requestGuard.refusal(for: head) {
+                write(refusal, head: head, context: context)
+            } else if let immediate = endpoints.answer(method: head.method, uri: head.uri) {
                 write(immediate, head: head, context: context)
             } else {
                 // POST /reload: the reload runs off the event loop; the answer is written back on it.
