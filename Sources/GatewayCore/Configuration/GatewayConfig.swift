@@ -158,12 +158,23 @@ public struct HTTPLimitsConfig: Codable, Sendable {
     public var maxBodyBytes: Int64 = 16 * 1024 * 1024
     public var headerTimeout: ConfigDuration = .seconds(10)
     public var idleTimeout: ConfigDuration = .seconds(60)
+    /// A request body is read in windows of this length: a window with no byte, or fewer than
+    /// `minBodyRate` bytes per second, ends the request (408, or a close once the response started).
+    public var bodyTimeout: ConfigDuration = .seconds(30)
+    /// Bytes per second a request body must average over each `bodyTimeout` window (0: any progress will do).
+    public var minBodyRate: Int = 256
+    /// How long the client may leave the gateway unable to write (it reads nothing of a response) before the
+    /// exchange is ended and both connections closed.
+    public var sendTimeout: ConfigDuration = .seconds(60)
 
     package enum CodingKeys: String, CodingKey {
         case maxHeaderBytes = "max_header_bytes"
         case maxBodyBytes = "max_body_bytes"
         case headerTimeout = "header_timeout"
         case idleTimeout = "idle_timeout"
+        case bodyTimeout = "body_timeout"
+        case minBodyRate = "min_body_rate"
+        case sendTimeout = "send_timeout"
     }
 
     public init() {}
@@ -174,6 +185,9 @@ public struct HTTPLimitsConfig: Codable, Sendable {
         maxBodyBytes = c.value(.maxBodyBytes, default: maxBodyBytes)
         headerTimeout = c.value(.headerTimeout, default: headerTimeout)
         idleTimeout = c.value(.idleTimeout, default: idleTimeout)
+        bodyTimeout = c.value(.bodyTimeout, default: bodyTimeout)
+        minBodyRate = c.value(.minBodyRate, default: minBodyRate)
+        sendTimeout = c.value(.sendTimeout, default: sendTimeout)
     }
 }
 

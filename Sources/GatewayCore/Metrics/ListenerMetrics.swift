@@ -15,6 +15,8 @@ package final class ListenerMetrics: Sendable {
     /// Requests by status class: index 0 for 1xx ... 4 for 5xx.
     private let requests: [Counter]
     package let requestDuration: CoreMetrics.Timer
+    /// Clients closed for being too slow, by kind (`ClientTimeout`).
+    private let clientTimeouts: [Counter]
 
     package static let rejectionCodes: [HandshakeRejection.Code] = [
         .noCertificate, .unknownCA, .selfSigned, .expired, .notYetValid, .revoked, .crlExpired, .badSignature,
@@ -45,6 +47,21 @@ package final class ListenerMetrics: Sendable {
             Counter(label: "gateway_requests_total", dimensions: [l, ("status_class", "\(digit)xx")], factory: factory)
         }
         requestDuration = CoreMetrics.Timer(label: "gateway_request_duration_seconds", dimensions: [l], factory: factory)
+        clientTimeouts = ClientTimeout.allCases.map { kind in
+            Counter(label: "gateway_client_timeouts_total", dimensions: [l, ("kind", kind.rawValue)], factory: factory)
+        }
+    }
+
+    /// Why a slow client was closed.
+    package enum ClientTimeout: String, CaseIterable {
+        /// Its request body came slower than `min_body_rate` over a `body_timeout` window.
+        case body
+        /// It read nothing of its response for `send_timeout`.
+        case send
+    }
+
+    package func clientTimedOut(_ kind: ClientTimeout) {
+        clientTimeouts[ClientTimeout.allCases.firstIndex(of: kind)!].increment()
     }
 
     /// Where the set-up of an accepted connection can fail before it serves anything.

@@ -79,6 +79,11 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private var pluginRequest: PluginRequest?
     private var requestBodyBytes: Int64 = 0
     private var responseBodyBytes: Int64 = 0
+    /// The request body's progress, checked every `body_timeout` while a body is being read.
+    private var bodyRate: BodyRateCheck
+    private var bodyTimer: Scheduled<Void>?
+    /// Armed while the client leaves the connection unwritable (reads nothing of a response).
+    private var sendTimer: Scheduled<Void>?
 
     private let listener: CompiledListener
     /// The configuration generation this connection started on; once a reload retires it, the connection
@@ -96,10 +101,92 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         self.connection = connection
         self.headGuard = headGuard
         self.logger = logger
+        self.bodyRate = BodyRateCheck(minimumRate: listener.limits.minBodyRate, windowNanoseconds: listener.limits.bodyTimeout.nanoseconds)
     }
 
     package func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    package func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        bodyTimer?.cancel()
+        sendTimer?.cancel()
+        self.context = nil
+    }
+
+    // MARK: slow clients
+
+    /// Starts checking the body of the request just received, window by window.
+    private func watchBody() {
+        guard let context else { return }
+        bodyTimer?.cancel()
+        _ = bodyRate.windowEnded()  // a fresh window
+        bodyTimer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: listener.limits.bodyTimeout.timeAmount) { [self] in
+            self.bodyWindowEnded()
+        }
+    }
+
+    private func stopWatchingBody() {
+        bodyTimer?.cancel()
+        bodyTimer = nil
+    }
+
+    private func bodyWindowEnded() {
+        bodyTimer = nil
+        let waiting: Bool
+        switch state {
+        case .plugins(let pending): waiting = !pending.ended
+        case .proxying(let exchange): waiting = !exchange.requestEnded
+        default: waiting = false
+        }
+        guard waiting else { return }
+        if clientReadsHeld { bodyRate.readsHeld() }
+        guard bodyRate.windowEnded() else {
+            bodyTimer = context?.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: listener.limits.bodyTimeout.timeAmount) { [self] in
+                self.bodyWindowEnded()
+            }
+            return
+        }
+        listener.metrics.clientTimedOut(.body)
+        logger.warning("closing a client that sends its request body too slowly", metadata: [
+            "listener": "\(listener.name)", "client": "\(connection.remoteAddress.text)", "body_bytes": "\(requestBodyBytes)",
+            "body_timeout": "\(listener.limits.bodyTimeout)", "min_body_rate": "\(listener.limits.minBodyRate)",
+        ])
+        switch state {
+        case .plugins(let pending):
+            answer(.requestTimeout, "request body timeout\n", head: pending.head, close: true)
+        case .proxying(let exchange):
+            abortExchange(exchange)
+            if exchange.responseStarted { closeClient(cutOffFrom: exchange) } else { answer(.requestTimeout, "request body timeout\n", head: exchange.clientHead, close: true) }
+        default:
+            break
+        }
+    }
+
+    /// The client stopped reading: give it `send_timeout` to take bytes again.
+    private func clientWritability(_ writable: Bool, context: ChannelHandlerContext) {
+        if writable {
+            sendTimer?.cancel()
+            sendTimer = nil
+        } else if sendTimer == nil {
+            sendTimer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: listener.limits.sendTimeout.timeAmount) { [self] in
+                self.sendTimedOut()
+            }
+        }
+    }
+
+    private func sendTimedOut() {
+        sendTimer = nil
+        guard let context, !context.channel.isWritable else { return }
+        listener.metrics.clientTimedOut(.send)
+        logger.warning("closing a client that does not read its response", metadata: [
+            "listener": "\(listener.name)", "client": "\(connection.remoteAddress.text)", "response_bytes": "\(responseBodyBytes)",
+            "send_timeout": "\(listener.limits.sendTimeout)",
+        ])
+        if case .proxying(let exchange) = state {
+            abortExchange(exchange)
+            closeClient(cutOffFrom: exchange)
+        } else {
+            closeClient()
+        }
+    }
 
     // MARK: client side
 
@@ -124,6 +211,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         let keepAlive = head.isKeepAlive
         requestBodyBytes = 0
         responseBodyBytes = 0
+        if hasBody { watchBody() }
         let backend = listener.router.route(hostHeader: head.headers.first(name: "host"), uri: head.uri, method: head.method.rawValue)
         if let chain = listener.plugins {
             // Plugins see the request without its hop-by-hop headers: a client naming a header in `Connection`
@@ -186,6 +274,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
 
     private func receivedBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
         requestBodyBytes += Int64(body.readableBytes)
+        bodyRate.received(body.readableBytes)
         if case .plugins(let pending) = state {
             if requestBodyBytes > listener.limits.maxBodyBytes {
                 return answer(.payloadTooLarge, "request body larger than \(listener.limits.maxBodyBytes) bytes\n", head: pending.head, close: true)
@@ -213,6 +302,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     private func receivedEnd(context: ChannelHandlerContext) {
+        stopWatchingBody()
         switch state {
         case .answered:
             state = .idle
@@ -239,6 +329,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     package func channelWritabilityChanged(context: ChannelHandlerContext) {
+        clientWritability(context.channel.isWritable, context: context)
         if case .proxying(let exchange) = state {
             exchange.connection?.holdReads(!context.channel.isWritable)
         }
@@ -246,6 +337,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
+        stopWatchingBody()
+        sendTimer?.cancel()
+        sendTimer = nil
         if case .proxying(let exchange) = state { abortExchange(exchange) }
         state = .closed
         completePlugins(backendServer: nil, aborted: true)
@@ -270,6 +364,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
 
     private func holdClientReads(_ hold: Bool) {
         clientReadsHeld = hold
+        if hold { bodyRate.readsHeld() }
         if !hold, pendingClientRead, let context {
             pendingClientRead = false
             context.read()

@@ -73,6 +73,9 @@ package struct RuntimeCompiler {
         if limits.maxBodyBytes < 0 { issues.add("\(path).limits.max_body_bytes", "must not be negative") }
         if limits.headerTimeout.nanoseconds <= 0 { issues.add("\(path).limits.header_timeout", "must be positive") }
         if limits.idleTimeout.nanoseconds <= 0 { issues.add("\(path).limits.idle_timeout", "must be positive") }
+        if limits.bodyTimeout.nanoseconds <= 0 { issues.add("\(path).limits.body_timeout", "must be positive") }
+        if limits.minBodyRate < 0 { issues.add("\(path).limits.min_body_rate", "must be 0 or more (bytes per second)") }
+        if limits.sendTimeout.nanoseconds <= 0 { issues.add("\(path).limits.send_timeout", "must be positive") }
         let plugins = compilePlugins(config.plugins, path: "\(path).plugins", listener: config.name, searchPaths: pluginPaths)
         guard let address, let router, config.protocol == .http || tls != nil else { return nil }
         return CompiledListener(

@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import GatewayCore
+import XCTest
+
+/// Clients too slow to be honest: one that trickles its body, and one that never reads its response. Before
+/// body_timeout/min_body_rate and send_timeout, each held a client and a backend connection forever.
+final class SlowClientTests: GatewayTestCase {
+    override func setUp() async throws {
+        try await super.setUp()
+        gateway = try await GatewayHarness(yaml: """
+            listeners:
+              - name: plain
+                address: "127.0.0.1:0"
+                protocol: http
+                limits: { body_timeout: 400ms, min_body_rate: 200, send_timeout: 600ms, header_timeout: 5s }
+                routes: [ { backend: app } ]
+            backends:
+              - { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] }
+            """, in: pki.directory)
+    }
+
+    private func timeouts(_ kind: String) throws -> Double {
+        let text = String(decoding: gateway.server.runtime.metrics.exposition(runtime: gateway.server.runtime), as: UTF8.self)
+        return try MetricSamples(exposition: text).value("gateway_client_timeouts_total", ["listener": "plain", "kind": kind]) ?? 0
+    }
+
+    func testATricklingBodyIsCutOffButASlowSteadyOneIsNot() async throws {
+        // 1 byte every 150 ms: ~7 bytes per 400 ms window, under 200 B/s x 0.4 s = 80.
+        let trickler = try await TestClient.connect(port: gateway.port("plain"), tls: nil)
+        try await trickler.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n")
+        for _ in 0..<20 {
+            try? await trickler.send("x")
+            try await Task.sleep(nanoseconds: 150_000_000)
+        }
+        let cut = await trickler.readResponse(timeout: 5)
+        XCTAssertEqual(cut?.status, 408)
+        let closed = await trickler.waitForClose(timeout: 5)
+        XCTAssertTrue(closed)
+        await trickler.close()
+        XCTAssertEqual(try timeouts("body"), 1)
+        let logged = await gateway.logs.waitFor { $0.message.contains("sends its request body too slowly") }
+        XCTAssertNotNil(logged)
+
+        // 100 bytes every 100 ms (1000 B/s): slow, steady, served.
+        let steady = try await TestClient.connect(port: gateway.port("plain"), tls: nil)
+        try await steady.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1500\r\n\r\n")
+        for _ in 0..<15 {
+            try await steady.send(String(repeating: "y", count: 100))
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        let served = await steady.readResponse(timeout: 5)
+        XCTAssertEqual(served?.status, 200)
+        XCTAssertEqual(served?.body.count, 1500)
+        await steady.close()
+        XCTAssertEqual(try timeouts("body"), 1, "the steady upload was not cut off")
+    }
+
+    func testAClientThatNeverReadsItsResponseIsClosed() async throws {
+        // A raw socket with a small receive buffer that asks for 64 MiB and reads nothing.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        var size: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(gateway.port("plain")).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        XCTAssertEqual(connected, 0)
+        let request = Array("GET /stream/67108864 HTTP/1.1\r\nHost: a\r\n\r\n".utf8)
+        XCTAssertEqual(request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }, request.count)
+        let logged = await gateway.logs.waitFor(timeout: 10) { $0.message.contains("does not read its response") }
+        XCTAssertNotNil(logged, "closed after send_timeout")
+        XCTAssertEqual(try timeouts("send"), 1)
+        let streamed = backend.streamed.withLockedValue { $0 }
+        XCTAssertLessThan(streamed, 64 << 20, "the backend stopped sending")
+        try await Task.sleep(nanoseconds: 500_000_000)
+        XCTAssertEqual(backend.streamed.withLockedValue { $0 }, streamed, "and its connection was closed: nothing more streams")
+    }
+}
