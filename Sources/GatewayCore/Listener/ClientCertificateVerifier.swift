@@ -1,4 +1,5 @@
 import Crypto
+import _CryptoExtras
 import Foundation
 import NIOConcurrencyHelpers
 import SwiftASN1
@@ -40,6 +41,20 @@ package final class ClientCertificateVerifier: Sendable {
     /// The chain each verified leaf came with (by the leaf's SHA-256), to re-verify resumed TLS sessions.
     private let chainsByLeaf = NIOLockedValueBox<[SHA256Digest: [[UInt8]]]>([:])
     package static let cacheLimit = 10_000
+    /// The most DER bytes of presented certificates read at all (a chain of 4096-bit RSA certificates is
+    /// about 1.5 KB each): more is refused before anything is parsed.
+    package static let maxPresentedBytes = 64 * 1024
+
+    /// The largest RSA key accepted in a presented certificate (as Go's crypto/tls).
+    package static let maxRSABits = 8192
+
+    /// The most certificates a client may present: the leaf, `maxDepth` intermediates and a root.
+    package var maxPresented: Int { maxDepth + 2 }
+
+    /// The most signature checks one verification may make: two per link of the longest allowed path (an
+    /// anchor and a presented candidate), so a handshake's verification cost is bounded whatever the client
+    /// sends. Candidates whose subject key identifier contradicts the authority key identifier cost none.
+    package var signatureBudget: Int { 2 * (maxDepth + 2) }
 
     package init(anchors: [Certificate], crls: [CertificateRevocationList], maxDepth: Int) {
         self.anchorsBySubject = Dictionary(grouping: anchors, by: \.subject)
@@ -52,7 +67,21 @@ package final class ClientCertificateVerifier: Sendable {
 
     /// Verifies the chain as presented (leaf first). `der` are the same certificates as DER bytes.
     package func verify(der: [[UInt8]], now: Date = Date()) -> Outcome {
+        var signatureChecks = 0
+        return verify(der: der, now: now, signatureChecks: &signatureChecks)
+    }
+
+    /// `verify`, counting the signature checks it made (tests state the bound).
+    package func verify(der: [[UInt8]], now: Date = Date(), signatureChecks: inout Int) -> Outcome {
         guard !der.isEmpty else { return .rejected(.init(.noCertificate, "client sent no certificate"), presented: nil) }
+        // Bounded before anything is parsed or hashed: a client cannot make verification cost more by sending more.
+        guard der.count <= maxPresented else {
+            return .rejected(.init(.chainTooLong, "client presented \(der.count) certificates; at most \(maxPresented) (verify_depth + 2) are read"), presented: nil)
+        }
+        let totalBytes = der.reduce(0) { $0 + $1.count }
+        guard totalBytes <= Self.maxPresentedBytes else {
+            return .rejected(.init(.chainTooLong, "client presented \(totalBytes) bytes of certificates; at most \(Self.maxPresentedBytes) are read"), presented: nil)
+        }
         var hasher = SHA256()
         for cert in der {
             var length = UInt32(cert.count).bigEndian
@@ -73,7 +102,15 @@ package final class ClientCertificateVerifier: Sendable {
             return .rejected(.init(.malformed, "presented certificate does not parse: \(error)"), presented: nil)
         }
         let identity = ClientIdentity(presented: presented, der: der)
-        switch check(presented, now: now) {
+        // The cost of one signature check grows with the RSA modulus (8192 bits: ~1 ms here): bound it too.
+        for certificate in presented {
+            if let rsa = _RSA.Signing.PublicKey(certificate.publicKey), rsa.keySizeInBits > Self.maxRSABits {
+                return .rejected(.init(.malformed, "certificate '\(certificate.subject)' has a \(rsa.keySizeInBits)-bit RSA key; at most \(Self.maxRSABits) bits are accepted"), presented: identity)
+            }
+        }
+        var signatures = SignatureBudget(limit: signatureBudget)
+        defer { signatureChecks = signatures.used }
+        switch check(presented, now: now, signatures: &signatures) {
         case .success(let window):
             let verified = Verified(identity: identity, validFrom: window.from, validUntil: window.until, crlNextUpdate: window.crlNextUpdate)
             cache.withLockedValue { cache in
@@ -108,7 +145,30 @@ package final class ClientCertificateVerifier: Sendable {
         var crlNextUpdate: Date?
     }
 
-    private func check(_ presented: [Certificate], now: Date) -> Result<Window, HandshakeRejection> {
+    /// Counts signature checks against a per-verification limit, and skips a candidate issuer whose subject key
+    /// identifier differs from the certificate's authority key identifier without any cryptography.
+    private struct SignatureBudget {
+        let limit: Int
+        var used = 0
+
+        /// Whether `issuer` signed `certificate`; nil once the budget is spent.
+        mutating func signed(_ certificate: Certificate, by issuer: Certificate) -> Bool? {
+            if let wanted = try? certificate.extensions.authorityKeyIdentifier?.keyIdentifier,
+                let offered = try? issuer.extensions.subjectKeyIdentifier?.keyIdentifier, wanted != offered
+            {
+                return false
+            }
+            guard used < limit else { return nil }
+            used += 1
+            return issuer.publicKey.isValidSignature(certificate.signature, for: certificate)
+        }
+    }
+
+    private func budgetSpent(_ leaf: Certificate) -> HandshakeRejection {
+        .init(.chainTooLong, "verifying '\(leaf.subject)' needed more than \(signatureBudget) signature checks; refused")
+    }
+
+    private func check(_ presented: [Certificate], now: Date, signatures: inout SignatureBudget) -> Result<Window, HandshakeRejection> {
         let leaf = presented[0]
         var chain = [leaf]
         var window = Window(from: leaf.notValidBefore, until: leaf.notValidAfter, crlNextUpdate: nil)
@@ -123,28 +183,38 @@ package final class ClientCertificateVerifier: Sendable {
             if chain.count > maxDepth + 1 {
                 return .failure(.init(.chainTooLong, "chain from '\(leaf.subject)' is longer than verify_depth \(maxDepth)"))
             }
-            if let anchor = issuingAnchor(of: current) {
+            guard let found = issuingAnchor(of: current, signatures: &signatures) else { return .failure(budgetSpent(leaf)) }
+            if let anchor = found {
                 chain.append(anchor)
                 anchored = true
                 // An intermediate listed in client_ca is trusted, but its own issuer's CRL still applies:
                 // keep climbing through client_ca up to a self-issued root.
                 var top = anchor
-                while top.subject != top.issuer, chain.count <= maxDepth + 1, let parent = issuingAnchor(of: top),
-                    !chain.contains(parent)
-                {
+                while top.subject != top.issuer, chain.count <= maxDepth + 1 {
+                    guard let found = issuingAnchor(of: top, signatures: &signatures) else { return .failure(budgetSpent(leaf)) }
+                    guard let parent = found, !chain.contains(parent) else { break }
                     chain.append(parent)
                     top = parent
                 }
                 break
             }
-            if let index = intermediates.firstIndex(where: { $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current) }) {
+            var issuerIndex: Int?
+            for (index, candidate) in intermediates.enumerated() where candidate.subject == current.issuer {
+                guard let signed = signatures.signed(current, by: candidate) else { return .failure(budgetSpent(leaf)) }
+                if signed {
+                    issuerIndex = index
+                    break
+                }
+            }
+            if let index = issuerIndex {
                 let next = intermediates.remove(at: index)
                 chain.append(next)
                 current = next
                 continue
             }
-            if current.subject == current.issuer && current.publicKey.isValidSignature(current.signature, for: current) {
-                return .failure(.init(.selfSigned, "self-signed certificate '\(current.subject)' is not a trusted CA"))
+            if current.subject == current.issuer {
+                guard let selfSigned = signatures.signed(current, by: current) else { return .failure(budgetSpent(leaf)) }
+                if selfSigned { return .failure(.init(.selfSigned, "self-signed certificate '\(current.subject)' is not a trusted CA")) }
             }
             if anchorsBySubject[current.issuer] != nil || intermediates.contains(where: { $0.subject == current.issuer }) {
                 return .failure(.init(.badSignature, "signature of '\(current.subject)' does not verify with its issuer '\(current.issuer)'"))
@@ -185,8 +255,13 @@ package final class ClientCertificateVerifier: Sendable {
         return .success(window)
     }
 
-    private func issuingAnchor(of certificate: Certificate) -> Certificate? {
-        anchorsBySubject[certificate.issuer]?.first { $0.publicKey.isValidSignature(certificate.signature, for: certificate) }
+    /// The trust anchor that signed `certificate`: .some(nil) when none did, nil when the budget ran out.
+    private func issuingAnchor(of certificate: Certificate, signatures: inout SignatureBudget) -> Certificate?? {
+        for anchor in anchorsBySubject[certificate.issuer] ?? [] {
+            guard let signed = signatures.signed(certificate, by: anchor) else { return nil }
+            if signed { return .some(anchor) }
+        }
+        return .some(nil)
     }
 
     private func checkLeafUsage(_ leaf: Certificate) -> HandshakeRejection? {
