@@ -252,6 +252,9 @@ package final class ClientCertificateVerifier: Sendable {
                 }
             }
         }
+        if let violation = NameConstraintsCheck.violation(in: chain) {
+            return .failure(.init(.nameConstraints, violation))
+        }
         return .success(window)
     }
 
@@ -304,5 +307,6 @@ package final class ClientCertificateVerifier: Sendable {
         [2, 5, 29, 14],  // subjectKeyIdentifier
         [2, 5, 29, 35],  // authorityKeyIdentifier
         [2, 5, 29, 32],  // certificatePolicies (not enforced, as in default OpenSSL verification)
+        [2, 5, 29, 30],  // nameConstraints (NameConstraintsCheck, critical or not)
     ]
 }

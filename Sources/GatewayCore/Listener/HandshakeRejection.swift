@@ -14,6 +14,7 @@ public struct HandshakeRejection: Error, Hashable, Sendable, CustomStringConvert
         public static let usage = Code("unsupported_certificate_purpose")
         public static let chainTooLong = Code("chain_too_long")
         public static let invalidCA = Code("invalid_ca")
+        public static let nameConstraints = Code("name_constraints")
         public static let malformed = Code("malformed_certificate")
         public static let protocolVersion = Code("protocol_version")
         public static let tlsError = Code("tls_error")

@@ -20,7 +20,7 @@ package final class ListenerMetrics: Sendable {
 
     package static let rejectionCodes: [HandshakeRejection.Code] = [
         .noCertificate, .unknownCA, .selfSigned, .expired, .notYetValid, .revoked, .crlExpired, .badSignature,
-        .usage, .chainTooLong, .invalidCA, .malformed, .protocolVersion, .tlsError,
+        .usage, .chainTooLong, .invalidCA, .nameConstraints, .malformed, .protocolVersion, .tlsError,
     ]
 
     package init(listener: String, factory: PrometheusMetricsFactory) {
