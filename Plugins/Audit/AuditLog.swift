@@ -10,6 +10,8 @@ import Glibc
 /// written by `AuditWriter`'s thread.
 final class AuditLog: GatewayPlugin, Sendable {
     let writer: AuditWriter
+    /// The instance's tag: with the connection id, the key of its cached connection fields.
+    let tag: UInt64
     let events: Set<String>
     /// nil: every field.
     let fields: Set<String>?
@@ -24,6 +26,7 @@ final class AuditLog: GatewayPlugin, Sendable {
     typealias ConfigError = PluginConfigError
 
     init(tag: UInt64, config json: String) throws {
+        self.tag = tag
         let config = try PluginConfig(json: json, tag: tag).decode(Config.self)
         guard !config.path.isEmpty else { throw ConfigError("path: required (the audit log file)") }
         var options = AuditWriter.Options(path: config.path)
@@ -96,26 +99,10 @@ final class AuditLog: GatewayPlugin, Sendable {
         guard events.contains("request") else { return }
         var line = JSONLine(event: "request", fields: fields)
         line.add("request_id", request.integer(GW_ATTR_REQUEST_ID))
-        line.add("listener", request.attribute(GW_ATTR_LISTENER_NAME))
-        line.add("client_address", request.attribute(GW_ATTR_CLIENT_ADDRESS))
-        line.add("client_port", request.integer(GW_ATTR_CLIENT_PORT))
-        line.add("tls_version", request.attribute(GW_ATTR_TLS_VERSION))
-        line.add("tls_cipher", request.attribute(GW_ATTR_TLS_CIPHER))
-        line.add("subject", request.attribute(GW_ATTR_CLIENT_SUBJECT))
-        line.add("issuer", request.attribute(GW_ATTR_CLIENT_ISSUER))
-        line.add("serial", request.attribute(GW_ATTR_CLIENT_SERIAL))
-        line.add("fingerprint", request.attribute(GW_ATTR_CLIENT_FINGERPRINT_SHA256))
-        if line.wants("sans") {
-            var first = true
-            for (attribute, prefix) in Self.sanKinds {
-                var index: UInt32 = 0
-                while let value = request.attribute(attribute, index: index) {
-                    line.appendListItem("sans", prefix: prefix, value, first: first)
-                    first = false
-                    index += 1
-                }
-            }
-            if !first { line.closeList() }
+        if let connection = request.integer(GW_ATTR_CONNECTION_ID) {
+            line.appendRaw(ConnectionFragments.current.fragment(tag: tag, connection: connection) { connectionFields(request) })
+        } else {
+            line.appendRaw(connectionFields(request))
         }
         line.add("method", request.attribute(GW_ATTR_METHOD))
         line.add("host", request.attribute(GW_ATTR_HOST))
@@ -140,6 +127,33 @@ final class AuditLog: GatewayPlugin, Sendable {
         writer.submit(line.finish())
     }
 
+    /// The fields that stay the same for every request of a connection, serialized (`,"listener":...`).
+    private func connectionFields(_ request: GatewayRequest) -> [UInt8] {
+        var line = JSONLine(fragmentWith: fields)
+        line.add("listener", request.attribute(GW_ATTR_LISTENER_NAME))
+        line.add("client_address", request.attribute(GW_ATTR_CLIENT_ADDRESS))
+        line.add("client_port", request.integer(GW_ATTR_CLIENT_PORT))
+        line.add("tls_version", request.attribute(GW_ATTR_TLS_VERSION))
+        line.add("tls_cipher", request.attribute(GW_ATTR_TLS_CIPHER))
+        line.add("subject", request.attribute(GW_ATTR_CLIENT_SUBJECT))
+        line.add("issuer", request.attribute(GW_ATTR_CLIENT_ISSUER))
+        line.add("serial", request.attribute(GW_ATTR_CLIENT_SERIAL))
+        line.add("fingerprint", request.attribute(GW_ATTR_CLIENT_FINGERPRINT_SHA256))
+        if line.wants("sans") {
+            var first = true
+            for (attribute, prefix) in Self.sanKinds {
+                var index: UInt32 = 0
+                while let value = request.attribute(attribute, index: index) {
+                    line.appendListItem("sans", prefix: prefix, value, first: first)
+                    first = false
+                    index += 1
+                }
+            }
+            if !first { line.closeList() }
+        }
+        return line.fragment
+    }
+
     static let sanKinds: [(gw_attribute, String)] = [
         (GW_ATTR_CLIENT_SAN_DNS, "DNS:"), (GW_ATTR_CLIENT_SAN_URI, "URI:"), (GW_ATTR_CLIENT_SAN_IP, "IP:"), (GW_ATTR_CLIENT_SAN_EMAIL, "email:"),
     ]
@@ -149,6 +163,15 @@ final class AuditLog: GatewayPlugin, Sendable {
 struct JSONLine {
     private var bytes: [UInt8] = []
     private let fields: Set<String>?
+
+    /// A run of fields without the object's start, for `appendRaw` into a line.
+    init(fragmentWith fields: Set<String>?) {
+        self.fields = fields
+    }
+
+    var fragment: [UInt8] { bytes }
+
+    mutating func appendRaw(_ fragment: [UInt8]) { bytes.append(contentsOf: fragment) }
 
     init(event: String, fields: Set<String>?) {
         self.fields = fields
