@@ -181,16 +181,17 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         for name in forged {
             guard withGWStr(name, { request.removeHeader($0) }) == GW_OK else { return GW_FAILED }
         }
-        // 2. Set the gateway's own values.
+        // 2. Add the gateway's own values: every spelling of these names is gone (step 1), so an add is a set
+        //    without the host's scan for old values.
         let certificateValues = request.integer(GW_ATTR_CLIENT_CERT_PRESENT) == 1 ? values(for: request) : nil
         for (index, field) in fields.enumerated() {
             let status: gw_status
             if field.kind.fromCertificate {
                 guard let value = certificateValues?[index] else { continue }
-                status = withGWStr(field.header) { name in withGWStr(value) { request.setHeader(name, $0) } }
+                status = withGWStr(field.header) { name in withGWStr(value) { request.addHeader(name, $0) } }
             } else {
                 guard let view = request.attribute(Self.connectionAttribute(field.kind)) else { continue }
-                status = withGWStr(field.header) { request.setHeader($0, view) }
+                status = withGWStr(field.header) { request.addHeader($0, view) }
             }
             if status != GW_OK { return status }  // a negative gw_status is also a failing gw_action
         }

@@ -62,4 +62,20 @@ final class RequestHeadValidatorTests: XCTestCase {
         ProxyHeaders.removeHopByHop(&headers)
         XCTAssertEqual(headers.map(\.name), ["Host", "Content-Length", "X-Keep"])
     }
+
+    func testAHopByHopHeaderAPluginAddsIsStillRemovedUpstream() {
+        // The plugins' view is already free of hop-by-hop headers, so the upstream head skips the second pass,
+        // unless a plugin put one back.
+        let connection = ConnectionContext(listenerName: "l", isTLS: false, remoteAddress: nil, localAddress: nil)
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["host": "h"])
+        let quiet = PluginRequest(connection: connection, head: head)
+        _ = quiet.setHeader("x-id", "1", mode: .set)
+        XCTAssertFalse(quiet.addedHopByHop)
+        let noisy = PluginRequest(connection: connection, head: head)
+        _ = noisy.setHeader("Connection", "x-id", mode: .add)
+        XCTAssertTrue(noisy.addedHopByHop)
+        let upstream = ProxyHeaders.upstreamRequest(noisy.head, clientIP: "1.2.3.4", scheme: "http", localPort: nil, hasBody: false,
+                                                    hopByHopRemoved: !noisy.addedHopByHop)
+        XCTAssertNil(upstream.headers.first(name: "connection"))
+    }
 }

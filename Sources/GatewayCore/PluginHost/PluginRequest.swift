@@ -134,9 +134,14 @@ package final class PluginRequest: PluginCallTarget {
         return GW_OK
     }
 
+    /// A plugin set or added a hop-by-hop header (Connection, TE, ...) on the request: the head is no longer
+    /// free of them, so the host removes them again before forwarding.
+    package private(set) var addedHopByHop = false
+
     package func setHeader(_ name: String, _ value: String, mode: HeaderEdit) -> gw_status {
         switch phase {
         case .request:
+            if mode != .remove, ProxyHeaders.isHopByHop(name) { addedHopByHop = true }
             Self.edit(&head.headers, name, value, mode)
         case .response:
             guard responseHead != nil else { return GW_ERR_WRONG_PHASE }

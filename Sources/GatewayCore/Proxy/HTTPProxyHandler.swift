@@ -237,7 +237,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         let close = !pending.keepAlive || (pending.hasBody && !pending.ended)
         switch outcome {
         case .proceed:
-            dispatch(request.head, backend: pending.backend, keepAlive: pending.keepAlive, hasBody: pending.hasBody, buffered: pending.buffered, ended: pending.ended)
+            dispatch(request.head, backend: pending.backend, keepAlive: pending.keepAlive, hasBody: pending.hasBody, buffered: pending.buffered,
+                     ended: pending.ended, hopByHopRemoved: !request.addedHopByHop)
         case .answered:
             let answer = request.answer!
             respond(HTTPResponseStatus(statusCode: answer.status), body: answer.body, headers: answer.headers, head: pending.head, close: close)
@@ -247,7 +248,10 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     /// Sends the request on to its backend (or answers 404/503).
-    private func dispatch(_ head: HTTPRequestHead, backend: BackendGroup?, keepAlive: Bool, hasBody: Bool, buffered: [HTTPClientRequestPart], ended: Bool) {
+    private func dispatch(
+        _ head: HTTPRequestHead, backend: BackendGroup?, keepAlive: Bool, hasBody: Bool, buffered: [HTTPClientRequestPart], ended: Bool,
+        hopByHopRemoved: Bool = false
+    ) {
         guard let context else { return }
         guard let backend else {
             return answer(.notFound, "no route for this request\n", head: head, close: (hasBody && !ended) || !keepAlive)
@@ -261,7 +265,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         }
         let upstream = ProxyHeaders.upstreamRequest(
             head, clientIP: connection.remoteIP, scheme: connection.isTLS ? "https" : "http", localPort: connection.localAddress?.port,
-            hasBody: hasBody
+            hasBody: hasBody, hopByHopRemoved: hopByHopRemoved
         )
         let exchange = Exchange(clientHead: head, upstreamHead: upstream, backend: backend, serverIndex: first, keepAlive: keepAlive, hasBody: hasBody)
         exchange.buffered = buffered

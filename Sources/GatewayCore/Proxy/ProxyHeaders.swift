@@ -59,11 +59,13 @@ package enum ProxyHeaders {
     }
 
     /// The request head sent to the backend. The client's Host is preserved.
+    /// `hopByHopRemoved`: the head already went through `removeHopByHop` (the plugins' view) and nothing added
+    /// one since.
     package static func upstreamRequest(
-        _ head: HTTPRequestHead, clientIP: String, scheme: String, localPort: Int?, hasBody: Bool
+        _ head: HTTPRequestHead, clientIP: String, scheme: String, localPort: Int?, hasBody: Bool, hopByHopRemoved: Bool = false
     ) -> HTTPRequestHead {
         var headers = head.headers
-        removeHopByHop(&headers)
+        if !hopByHopRemoved { removeHopByHop(&headers) }
         headers.remove(name: "expect")
         // The client's Transfer-Encoding is hop-by-hop and was removed: a body without a Content-Length is
         // re-framed as chunked here. NIO's encoder frames a GET/DELETE/OPTIONS body with neither header as raw

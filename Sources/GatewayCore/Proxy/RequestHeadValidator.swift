@@ -19,14 +19,27 @@ package enum RequestHeadValidator {
     package static func normalise(_ head: inout HTTPRequestHead, maxBodyBytes: Int64) -> Refusal? {
         guard head.version.major == 1 else { return Refusal(.httpVersionNotSupported, "HTTP version not supported\n") }
         if head.method == .CONNECT { return Refusal(.methodNotAllowed, "CONNECT is not supported\n") }
+        // One pass over the names (compared by length first, no allocation) finds the three that matter here;
+        // the common request has a Host and nothing else to look at.
+        var hosts = 0
+        var hasTransferEncoding = false
+        var hasLength = false
+        for (name, _) in head.headers {
+            switch name.utf8.count {
+            case 4 where ProxyHeaders.equalsIgnoringCase(Substring(name), "host"): hosts += 1
+            case 14 where ProxyHeaders.equalsIgnoringCase(Substring(name), "content-length"): hasLength = true
+            case 17 where ProxyHeaders.equalsIgnoringCase(Substring(name), "transfer-encoding"): hasTransferEncoding = true
+            default: break
+            }
+        }
         // RFC 9112 3.2: more than one Host is refused (before an absolute-form target replaces it), none too in
         // HTTP/1.1.
-        if head.headers[canonicalForm: "host"].count > 1 { return Refusal(.badRequest, "missing or repeated Host header\n") }
-        if let refusal = normaliseTarget(&head) { return refusal }
-        if head.version.minor >= 1, !head.headers.contains(name: "host") { return Refusal(.badRequest, "missing or repeated Host header\n") }
-        // Presence by name: the canonical (comma-split) lists drop empty values.
-        let hasTransferEncoding = head.headers.contains(name: "transfer-encoding")
-        let hasLength = head.headers.contains(name: "content-length")
+        if hosts > 1 { return Refusal(.badRequest, "missing or repeated Host header\n") }
+        if head.uri.utf8.first != UInt8(ascii: "/") || head.uri.utf8.contains(UInt8(ascii: "#")) {
+            if let refusal = normaliseTarget(&head) { return refusal }
+            if hosts == 0, head.headers.contains(name: "host") { hosts = 1 }
+        }
+        if head.version.minor >= 1, hosts == 0 { return Refusal(.badRequest, "missing or repeated Host header\n") }
         if hasTransferEncoding {
             let transferEncoding = head.headers[canonicalForm: "transfer-encoding"]
             if head.version.minor == 0 { return Refusal(.badRequest, "Transfer-Encoding in an HTTP/1.0 request\n") }

@@ -5,6 +5,13 @@ extension GatewayRequest {
         withGWStr(name) { n in withGWStr(value) { v in setHeader(n, v) } }
     }
 
+    /// Adds one more value of a request header (in on_request_headers) or response header (in
+    /// on_response_headers), keeping the values it has.
+    @discardableResult
+    public func addHeader(_ name: String, _ value: String) -> gw_status {
+        withGWStr(name) { n in withGWStr(value) { v in addHeader(n, v) } }
+    }
+
     /// Removes every value of a request header (in on_request_headers) or response header (in
     /// on_response_headers), in any case. Removing an absent header succeeds.
     @discardableResult

@@ -107,6 +107,13 @@ public struct GatewayRequest {
         PluginHost.api.pointee.set_header(handle, name, value)
     }
 
+    /// Adds one more value of a header, keeping any the request already has (cheaper than `setHeader` when the
+    /// plugin removed the header itself first).
+    @discardableResult
+    public func addHeader(_ name: gw_str, _ value: gw_str) -> gw_status {
+        PluginHost.api.pointee.add_header(handle, name, value)
+    }
+
     @discardableResult
     public func removeHeader(_ name: gw_str) -> gw_status {
         PluginHost.api.pointee.remove_header(handle, name)
