@@ -471,6 +471,10 @@ listeners:
       - backend: app
     limits:
       idle_timeout: 10m
+      # Every benchmark connection comes from 127.0.0.1, and (d) holds 10,000 of them: as the peers,
+      # no per-address or per-listener cap (nginx's worker_connections and HAProxy's maxconn are raised too).
+      max_connections_per_ip: 0
+      max_connections: 0
     plugins:{plugins}
 backends:
   - name: app

@@ -166,6 +166,12 @@ public struct HTTPLimitsConfig: Codable, Sendable {
     /// How long the client may leave the gateway unable to write (it reads nothing of a response) before the
     /// exchange is ended and both connections closed.
     public var sendTimeout: ConfigDuration = .seconds(60)
+    /// A TLS handshake must complete within this of connecting (a connection that sends nothing included).
+    public var handshakeTimeout: ConfigDuration = .seconds(10)
+    /// Open connections on this listener at most; more are closed at accept (0: no limit).
+    public var maxConnections: Int = 20_000
+    /// Open connections from one client IP address at most; more are closed at accept (0: no limit).
+    public var maxConnectionsPerIP: Int = 1_000
 
     package enum CodingKeys: String, CodingKey {
         case maxHeaderBytes = "max_header_bytes"
@@ -175,6 +181,9 @@ public struct HTTPLimitsConfig: Codable, Sendable {
         case bodyTimeout = "body_timeout"
         case minBodyRate = "min_body_rate"
         case sendTimeout = "send_timeout"
+        case handshakeTimeout = "handshake_timeout"
+        case maxConnections = "max_connections"
+        case maxConnectionsPerIP = "max_connections_per_ip"
     }
 
     public init() {}
@@ -188,6 +197,9 @@ public struct HTTPLimitsConfig: Codable, Sendable {
         bodyTimeout = c.value(.bodyTimeout, default: bodyTimeout)
         minBodyRate = c.value(.minBodyRate, default: minBodyRate)
         sendTimeout = c.value(.sendTimeout, default: sendTimeout)
+        handshakeTimeout = c.value(.handshakeTimeout, default: handshakeTimeout)
+        maxConnections = c.value(.maxConnections, default: maxConnections)
+        maxConnectionsPerIP = c.value(.maxConnectionsPerIP, default: maxConnectionsPerIP)
     }
 }
 

@@ -17,6 +17,7 @@ public struct HandshakeRejection: Error, Hashable, Sendable, CustomStringConvert
         public static let nameConstraints = Code("name_constraints")
         public static let malformed = Code("malformed_certificate")
         public static let protocolVersion = Code("protocol_version")
+        public static let handshakeTimeout = Code("handshake_timeout")
         public static let tlsError = Code("tls_error")
         public var description: String { name }
     }

@@ -14,13 +14,29 @@ package final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannel
     private let plugins: PluginChain?
     private let metrics: ListenerMetrics
     private let tls: ListenerTLS
+    /// The whole handshake, from the connection's start, must complete within this (`handshake_timeout`).
+    private let timeout: TimeAmount
+    private var timer: Scheduled<Void>?
 
-    package init(connection: ConnectionContext, logger: Logger, plugins: PluginChain?, metrics: ListenerMetrics, tls: ListenerTLS) {
+    package init(connection: ConnectionContext, logger: Logger, plugins: PluginChain?, metrics: ListenerMetrics, tls: ListenerTLS, timeout: TimeAmount) {
         self.tls = tls
         self.connection = connection
         self.logger = logger
         self.plugins = plugins
         self.metrics = metrics
+        self.timeout = timeout
+    }
+
+    package func handlerAdded(context: ChannelHandlerContext) {
+        timer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: timeout) { [self] in
+            guard !connection.handshakeCompleted, context.channel.isActive else { return }
+            refuse(.init(.handshakeTimeout, "no complete TLS handshake within handshake_timeout (\(ConfigDuration(nanoseconds: timeout.nanoseconds)))"), context: context)
+        }
+    }
+
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
     }
 
     package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -17,10 +17,12 @@ package final class ListenerMetrics: Sendable {
     package let requestDuration: CoreMetrics.Timer
     /// Clients closed for being too slow, by kind (`ClientTimeout`).
     private let clientTimeouts: [Counter]
+    /// Connections closed at accept for a limit, by `RefusalReason`.
+    private let connectionsRefused: [Counter]
 
     package static let rejectionCodes: [HandshakeRejection.Code] = [
         .noCertificate, .unknownCA, .selfSigned, .expired, .notYetValid, .revoked, .crlExpired, .badSignature,
-        .usage, .chainTooLong, .invalidCA, .nameConstraints, .malformed, .protocolVersion, .tlsError,
+        .usage, .chainTooLong, .invalidCA, .nameConstraints, .malformed, .protocolVersion, .handshakeTimeout, .tlsError,
     ]
 
     package init(listener: String, factory: PrometheusMetricsFactory) {
@@ -47,9 +49,24 @@ package final class ListenerMetrics: Sendable {
             Counter(label: "gateway_requests_total", dimensions: [l, ("status_class", "\(digit)xx")], factory: factory)
         }
         requestDuration = CoreMetrics.Timer(label: "gateway_request_duration_seconds", dimensions: [l], factory: factory)
+        connectionsRefused = RefusalReason.allCases.map { reason in
+            Counter(label: "gateway_connections_refused_total", dimensions: [l, ("reason", reason.rawValue)], factory: factory)
+        }
         clientTimeouts = ClientTimeout.allCases.map { kind in
             Counter(label: "gateway_client_timeouts_total", dimensions: [l, ("kind", kind.rawValue)], factory: factory)
         }
+    }
+
+    /// Why a connection was closed at accept.
+    package enum RefusalReason: String, CaseIterable {
+        /// The listener had `max_connections` open.
+        case listenerLimit = "listener_limit"
+        /// The client's IP address had `max_connections_per_ip` open.
+        case clientLimit = "client_limit"
+    }
+
+    package func connectionRefused(_ reason: RefusalReason) {
+        connectionsRefused[RefusalReason.allCases.firstIndex(of: reason)!].increment()
     }
 
     /// Why a slow client was closed.

@@ -318,11 +318,27 @@ public final class GatewayServer: Service, Sendable {
                 guard let (listener, runtime) = slot.acquire() else {
                     return channel.close()
                 }
+                let clientIP = channel.remoteAddress?.ipAddress ?? "unknown"
+                let decision = slot.limiter.admit(ip: clientIP, maxTotal: listener.limits.maxConnections, maxPerIP: listener.limits.maxConnectionsPerIP)
+                guard decision == .admitted else {
+                    runtime.connectionClosed()
+                    listener.metrics.connectionRefused(decision == .listenerFull ? .listenerLimit : .clientLimit)
+                    if let refused = slot.limiter.shouldLogRefusal() {
+                        logger.warning("refusing connections over the limit", metadata: [
+                            "listener": "\(listener.name)", "client": "\(channel.remoteAddress.text)",
+                            "limit": "\(decision == .listenerFull ? "max_connections \(listener.limits.maxConnections)" : "max_connections_per_ip \(listener.limits.maxConnectionsPerIP)")",
+                            "refused_since_last_line": "\(refused)",
+                        ])
+                    }
+                    return channel.close()
+                }
+                let limiter = slot.limiter
                 let key = ObjectIdentifier(channel)
                 openConnections.withLockedValue { $0[key] = channel }
                 listener.metrics.connectionsAccepted.increment()
                 listener.metrics.connectionsActive.increment()
                 channel.closeFuture.whenComplete { _ in
+                    limiter.release(ip: clientIP)
                     openConnections.withLockedValue { _ = $0.removeValue(forKey: key) }
                     listener.metrics.connectionsActive.decrement()
                     runtime.connectionClosed()
@@ -350,7 +366,10 @@ public final class GatewayServer: Service, Sendable {
         if let tls = listener.tls {
             let hello = TLSHelloHandler(tls: tls, connection: connection, logger: logger, metrics: listener.metrics)
             try sync.addHandler(hello)
-            try sync.addHandler(TLSHandshakeHandler(connection: connection, logger: logger, plugins: listener.plugins, metrics: listener.metrics, tls: tls))
+            try sync.addHandler(TLSHandshakeHandler(
+                connection: connection, logger: logger, plugins: listener.plugins, metrics: listener.metrics, tls: tls,
+                timeout: listener.limits.handshakeTimeout.timeAmount
+            ))
         } else {
             listener.plugins?.onConnection(connection)
         }

@@ -11,6 +11,8 @@ package final class ListenerSlot: Sendable {
     private let bound = NIOLockedValueBox<(any Channel)?>(nil)
     /// Tracks this socket's connections for a graceful close (its own helper: one helper serves one socket).
     package let quiesce: ServerQuiescingHelper
+    /// This socket's open connections against max_connections and max_connections_per_ip.
+    package let limiter = ConnectionLimiter()
 
     package init(listener: CompiledListener, runtime: GatewayRuntime, group: any EventLoopGroup) {
         self.quiesce = ServerQuiescingHelper(group: group)

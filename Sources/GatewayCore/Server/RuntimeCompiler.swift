@@ -76,6 +76,9 @@ package struct RuntimeCompiler {
         if limits.bodyTimeout.nanoseconds <= 0 { issues.add("\(path).limits.body_timeout", "must be positive") }
         if limits.minBodyRate < 0 { issues.add("\(path).limits.min_body_rate", "must be 0 or more (bytes per second)") }
         if limits.sendTimeout.nanoseconds <= 0 { issues.add("\(path).limits.send_timeout", "must be positive") }
+        if limits.handshakeTimeout.nanoseconds <= 0 { issues.add("\(path).limits.handshake_timeout", "must be positive") }
+        if limits.maxConnections < 0 { issues.add("\(path).limits.max_connections", "must be 0 (no limit) or more") }
+        if limits.maxConnectionsPerIP < 0 { issues.add("\(path).limits.max_connections_per_ip", "must be 0 (no limit) or more") }
         let plugins = compilePlugins(config.plugins, path: "\(path).plugins", listener: config.name, searchPaths: pluginPaths)
         guard let address, let router, config.protocol == .http || tls != nil else { return nil }
         return CompiledListener(
