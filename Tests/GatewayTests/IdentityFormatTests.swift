@@ -28,6 +28,15 @@ final class IdentityFormatTests: XCTestCase {
         )
     }
 
+    /// One attribute per RDN, each value DER-encoded with the given string tag.
+    private func encoded(_ attributes: [(ASN1ObjectIdentifier, UInt8, [UInt8])]) throws -> DistinguishedName {
+        DistinguishedName(try attributes.map { type, tag, content in
+            let der = [tag, UInt8(content.count)] + content
+            let value = RelativeDistinguishedName.Attribute.Value(asn1Any: try ASN1Any(derEncoded: der))
+            return RelativeDistinguishedName([RelativeDistinguishedName.Attribute(type: type, value: value)])
+        })
+    }
+
     func testSubjectIssuerSerialFingerprintAndDatesMatchOpenSSL() throws {
         let type = ASN1ObjectIdentifier.RDNAttributeType.self
         let email: ASN1ObjectIdentifier = [1, 2, 840, 113549, 1, 9, 1]
@@ -41,6 +50,10 @@ final class IdentityFormatTests: XCTestCase {
             (name([[(type.organizationName, "東京大学")], [(type.commonName, "Zoë Ångström")]]), [0x12, 0x34]),
             (name([[(type.commonName, "with email")], [(email, "someone@example.org")]]), [0x05]),
             (name([[(type.domainComponent, "org")], [(type.domainComponent, "example")], [(type.commonName, "dc=style")]]), [0x06]),
+            // BMPString (Windows CAs) and UniversalString values: before, any of them crashed the process
+            // (the decoder indexed a slice from 0), from a certificate a client merely presents.
+            (try encoded([(type.organizationName, 0x1E, Array("Ünïcode BMP".utf16).flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }),
+                          (type.commonName, 0x1C, Array("UCS4 ✓".unicodeScalars).flatMap { s in [24, 16, 8, 0].map { UInt8((s.value >> UInt32($0)) & 0xFF) } })]), [0x07]),
         ]
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gw-dn-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

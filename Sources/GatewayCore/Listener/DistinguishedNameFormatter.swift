@@ -131,7 +131,8 @@ package enum DistinguishedNameFormatter {
     }
 
     /// Splits a DER TLV with a one-byte tag into its tag and content.
-    private static func splitDER(_ der: [UInt8]) -> (UInt8, ArraySlice<UInt8>)? {
+    /// The tag and the content bytes, as an array indexed from 0 (the decoders below index it so).
+    private static func splitDER(_ der: [UInt8]) -> (UInt8, [UInt8])? {
         guard der.count >= 2 else { return nil }
         var index = 1
         var length = Int(der[index])
@@ -146,7 +147,7 @@ package enum DistinguishedNameFormatter {
             }
         }
         guard der.count == index + length else { return nil }
-        return (der[0], der[index...])
+        return (der[0], Array(der[index...]))
     }
 
     /// OpenSSL's short names (OBJ_nid2sn) for the attribute types seen in certificate names.
