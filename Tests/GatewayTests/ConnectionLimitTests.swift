@@ -66,10 +66,8 @@ final class ConnectionLimitTests: GatewayTestCase {
             backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
             """, in: pki.directory)
         let silent = try await TestClient.connect(port: gateway.port("mtls"), tls: nil)
-        let started = Date()
         let closed = await silent.waitForClose(timeout: 10)
-        XCTAssertTrue(closed)
-        XCTAssertLessThan(Date().timeIntervalSince(started), 10, "long before header_timeout (30s)")
+        XCTAssertTrue(closed, "closed by handshake_timeout, long before header_timeout (30s)")
         await silent.close()
         XCTAssertEqual(try samples().value("gateway_tls_handshakes_total", ["listener": "mtls", "result": "failure", "reason": "handshake_timeout"]), 1)
         // A real client still gets through.

@@ -54,6 +54,12 @@ final class NameConstraintsTests: XCTestCase {
             let spiffeOutside = try XCTUnwrap(rejection(try verify(ca, uris: ["spiffe://other.example/ns/admin"])))
             XCTAssertEqual(spiffeOutside.code, .nameConstraints)
             XCTAssertTrue(spiffeOutside.detail.hasPrefix("URI 'spiffe://other.example/ns/admin' is outside"), spiffeOutside.detail)
+            // A URI constraint without a leading dot names one host (another SPIFFE trust domain is outside),
+            // and a URI whose host cannot be placed (userinfo, IP literal) is outside too.
+            for uri in ["spiffe://evil.corp.example/ns/a", "spiffe://x@corp.example/ns/a", "https://10.0.0.1/x"] {
+                XCTAssertEqual(rejection(try verify(ca, uris: [uri]))?.code, .nameConstraints, uri)
+            }
+            XCTAssertNil(rejection(try verify(ca, dns: ["db.corp.example."])), "a trailing dot is the same name")
         }
     }
 
@@ -63,6 +69,7 @@ final class NameConstraintsTests: XCTestCase {
             excludedDNSDomains: [".internal.example"], permittedIPRanges: [ipRange], permittedEmailAddresses: ["corp.example"]
         ))
         XCTAssertEqual(rejection(try verify(ca, dns: ["db.internal.example"]))?.code, .nameConstraints)
+        XCTAssertEqual(rejection(try verify(ca, dns: ["db.internal.example."]))?.code, .nameConstraints, "a trailing dot does not escape")
         XCTAssertNil(rejection(try verify(ca, dns: ["internal.example"])), "a leading dot excludes only names below it")
         XCTAssertNil(rejection(try verify(ca, emails: ["ops@corp.example"], ips: ["10.1.2.3"])))
         XCTAssertEqual(rejection(try verify(ca, ips: ["192.168.0.1"]))?.code, .nameConstraints)

@@ -147,7 +147,8 @@ final class OperationsTests: GatewayTestCase {
         let wrongPort = try await admin("/config", headers: ["Host: 127.0.0.1:1"])
         XCTAssertEqual(wrongPort.status, 421)
         let reloadsBefore = try await metrics().value("gateway_config_reloads_total", ["result": "success"]) ?? 0
-        for origin in ["Origin: http://attacker.example", "Origin: null", "Sec-Fetch-Site: cross-site"] {
+        for origin in ["Origin: http://attacker.example", "Origin: null", "Sec-Fetch-Site: cross-site",
+                       "Origin: http://192.168.1.50:\(port)", "Origin: http://localhost", "Origin: https://127.0.0.1:\(port + 1)"] {
             let refused = try await admin("/reload", method: "POST", headers: ["Host: 127.0.0.1:\(port)", origin])
             XCTAssertEqual(refused.status, 403, "\(origin): \(refused.text)")
         }

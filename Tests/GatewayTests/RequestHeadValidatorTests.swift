@@ -29,6 +29,15 @@ final class RequestHeadValidatorTests: XCTestCase {
         XCTAssertEqual(check("http://a/", [("host", "a"), ("host", "b")]).1?.status, .badRequest, "repeated Host, even with absolute-form")
     }
 
+    func testHostMustBeOneAuthority() {
+        for bad in ["attacker.example, api.corp.example", "a b", "a:80:90", "a:x", "[::1", "[zz]", "a/b", "@a"] {
+            XCTAssertEqual(check("/", [("host", bad)]).1, .init(.badRequest, "invalid Host header\n"), bad)
+        }
+        for good in ["a.example", "a.example:8443", "127.0.0.1:80", "[::1]:443", "[::1]", "under_score.test", ""] {
+            XCTAssertNil(check("/", [("host", good)]).1, good)
+        }
+    }
+
     func testFragmentsConnectAndAsterisk() {
         XCTAssertEqual(check("/a#b", [("host", "h")]).1, .init(.badRequest, "fragment in request target\n"))
         XCTAssertEqual(check(.CONNECT, "h:443", [("host", "h")]).1?.status, .methodNotAllowed)
@@ -77,5 +86,11 @@ final class RequestHeadValidatorTests: XCTestCase {
         let upstream = ProxyHeaders.upstreamRequest(noisy.head, clientIP: "1.2.3.4", scheme: "http", localPort: nil, hasBody: false,
                                                     hopByHopRemoved: !noisy.addedHopByHop)
         XCTAssertNil(upstream.headers.first(name: "connection"))
+        // A blocking plugin works on a private copy: what it did comes back with the copy.
+        let original = PluginRequest(connection: connection, head: head)
+        let copy = original.copyForBlockingCall()
+        _ = copy.setHeader("upgrade", "websocket", mode: .set)
+        original.adopt(copy)
+        XCTAssertTrue(original.addedHopByHop)
     }
 }

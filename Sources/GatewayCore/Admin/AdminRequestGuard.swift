@@ -15,9 +15,13 @@ import NIOHTTP1
 package struct AdminRequestGuard: Sendable {
     package let port: Int?
     package let hostName: String?
+    /// The IP address the admin listener is bound to (an Origin must name it, a loopback address, localhost or
+    /// the host name, with the listener's port).
+    package let boundIP: String?
 
-    package init(port: Int?, hostName: String? = AdminRequestGuard.systemHostName()) {
+    package init(port: Int?, boundIP: String? = nil, hostName: String? = AdminRequestGuard.systemHostName()) {
         self.port = port
+        self.boundIP = boundIP?.lowercased()
         self.hostName = hostName?.lowercased()
     }
 
@@ -30,7 +34,7 @@ package struct AdminRequestGuard: Sendable {
         }
         guard head.method != .GET, head.method != .HEAD else { return nil }
         for origin in head.headers["origin"] where origin != "null" {
-            guard let authority = Self.authority(ofOrigin: origin), isOwn(authority: authority) else {
+            guard isOwn(origin: origin) else {
                 return .text(.forbidden, "cross-origin \(head.method) refused (Origin: \(origin))\n")
             }
         }
@@ -63,13 +67,35 @@ package struct AdminRequestGuard: Sendable {
         return true
     }
 
-    /// "http://127.0.0.1:9901" -> "127.0.0.1:9901"; nil for anything that is not http(s)://authority.
-    private static func authority(ofOrigin origin: String) -> String? {
+    /// Whether `origin` ("http://127.0.0.1:9901") is the admin listener itself: its scheme's effective port
+    /// (80 or 443 when absent) is the listener's, and its host is the bound address, a loopback address,
+    /// localhost or this machine's host name. Stricter than the Host check: any other IP literal (another
+    /// machine's page) is foreign.
+    package func isOwn(origin: String) -> Bool {
         let lower = origin.lowercased()
         let rest: Substring
-        if lower.hasPrefix("http://") { rest = lower.dropFirst(7) } else if lower.hasPrefix("https://") { rest = lower.dropFirst(8) } else { return nil }
-        guard !rest.isEmpty, !rest.contains("/") else { return nil }
-        return String(rest)
+        let defaultPort: Int
+        if lower.hasPrefix("http://") {
+            rest = lower.dropFirst(7)
+            defaultPort = 80
+        } else if lower.hasPrefix("https://") {
+            rest = lower.dropFirst(8)
+            defaultPort = 443
+        } else {
+            return false
+        }
+        guard !rest.isEmpty, !rest.contains("/") else { return false }
+        var host = rest
+        var effectivePort = defaultPort
+        if let colon = rest.lastIndex(of: ":"), !rest[colon...].contains("]") {
+            guard let parsed = Int(rest[rest.index(after: colon)...]) else { return false }
+            effectivePort = parsed
+            host = rest[..<colon]
+        }
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        guard port == nil || effectivePort == port else { return false }
+        let name = String(host)
+        return name == "localhost" || name == "127.0.0.1" || name == "::1" || name == boundIP || name == hostName
     }
 
     package static func systemHostName() -> String? {

@@ -31,7 +31,7 @@ package final class AdminServer: Sendable {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        let guardian = AdminRequestGuard(port: channel.localAddress?.port, hostName: hostName)
+                        let guardian = AdminRequestGuard(port: channel.localAddress?.port, boundIP: channel.localAddress?.ipAddress, hostName: hostName)
                         try channel.pipeline.syncOperations.addHandler(AdminHandler(endpoints: endpoints, guard: guardian))
                     }
                 }

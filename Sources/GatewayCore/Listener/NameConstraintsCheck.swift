@@ -3,9 +3,11 @@ import X509
 
 /// RFC 5280 4.2.1.10 name constraints, enforced whether the extension is critical or not: every CA's
 /// permitted and excluded subtrees apply to every certificate below it in the chain. Supported forms: DNS
-/// names, URIs (by host, so `spiffe://trust.domain/...` is constrained by its trust domain), email addresses
-/// (mailbox, host or `.domain`), IP ranges (address and mask) and directory names (RDN prefix, compared
-/// exactly). A constraint of another form (otherName, x400, ediParty, registeredID) refuses a certificate
+/// names, URIs (by host: `corp.example` that host, `.corp.example` the hosts below it, so
+/// `spiffe://trust.domain/...` is constrained by its trust domain), email addresses (mailbox, host or
+/// `.domain`), IP ranges (address and mask) and directory names (RDN prefix, compared exactly: a
+/// PrintableString and a UTF8String of the same text differ). Not applied: the subject's emailAddress
+/// attribute against email constraints, and RFC 5280's exemption of self-issued intermediates. A constraint of another form (otherName, x400, ediParty, registeredID) refuses a certificate
 /// that has a name of that form. Ported in spirit from swift-certificates' NameConstraintsPolicy, which is
 /// not public (and refuses every directoryName or email constraint).
 package enum NameConstraintsCheck {
@@ -46,7 +48,7 @@ package enum NameConstraintsCheck {
     /// Why `name` violates the subtrees, or nil.
     package static func check(_ name: GeneralName, permitted: [GeneralName], excluded: [GeneralName]) -> String? {
         for subtree in excluded {
-            switch matches(name, subtree) {
+            switch matches(name, subtree, excluding: true) {
             case true?: return "\(describe(name)) is excluded"
             case nil: return "\(describe(name)) meets an unsupported name constraint"
             case false?: continue
@@ -54,7 +56,7 @@ package enum NameConstraintsCheck {
         }
         var constrained = false
         for subtree in permitted {
-            switch matches(name, subtree) {
+            switch matches(name, subtree, excluding: false) {
             case true?: return nil
             case nil: return "\(describe(name)) meets an unsupported name constraint"
             case false?: if sameForm(name, subtree) { constrained = true }
@@ -65,13 +67,16 @@ package enum NameConstraintsCheck {
 
     /// true or false for a constraint of the name's form; false for another supported form; nil when the
     /// constraint's form is unsupported and the name has that form.
-    private static func matches(_ name: GeneralName, _ subtree: GeneralName) -> Bool? {
+    /// A URI without a host name to compare (no authority, userinfo, an IP literal) matches every excluded
+    /// subtree and no permitted one: it cannot be shown to be inside.
+    private static func matches(_ name: GeneralName, _ subtree: GeneralName, excluding: Bool) -> Bool? {
         switch (subtree, name) {
         case (.dnsName(let constraint), .dnsName(let value)):
-            return domain(value, within: constraint)
+            return domain(value.hasSuffix(".") ? String(value.dropLast()) : value, within: constraint)
         case (.uniformResourceIdentifier(let constraint), .uniformResourceIdentifier(let value)):
-            guard let host = host(ofURI: value) else { return false }
-            return domain(host, within: constraint)
+            guard let host = host(ofURI: value) else { return excluding }
+            // RFC 5280: a URI constraint names one host, or with a leading dot the hosts below a domain.
+            return constraint.hasPrefix(".") ? domain(host, within: constraint) : host.lowercased() == constraint.lowercased()
         case (.rfc822Name(let constraint), .rfc822Name(let value)):
             return email(value, within: constraint)
         case (.ipAddress(let constraint), .ipAddress(let value)):
@@ -122,15 +127,17 @@ package enum NameConstraintsCheck {
         return host.lowercased() == constraint.lowercased()
     }
 
-    /// The host of "scheme://[userinfo@]host[:port]/...", without brackets; nil without an authority.
+    /// The host name of "scheme://host[:port]/..."; nil without an authority, with userinfo, or for an IP
+    /// literal (which a host-name constraint cannot place).
     private static func host(ofURI uri: String) -> String? {
         guard let schemeEnd = uri.range(of: "://") else { return nil }
         var authority = uri[schemeEnd.upperBound...]
         if let end = authority.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) { authority = authority[..<end] }
-        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
-        if authority.hasPrefix("[") { return nil }  // IP literals are not constrained by a host name
+        if authority.contains("@") || authority.hasPrefix("[") { return nil }
         if let colon = authority.lastIndex(of: ":") { authority = authority[..<colon] }
-        return authority.isEmpty ? nil : String(authority)
+        if authority.hasSuffix(".") { authority = authority.dropLast() }
+        guard !authority.isEmpty, !authority.allSatisfy({ $0.isNumber || $0 == "." }) else { return nil }
+        return String(authority)
     }
 
     /// An IPv4 (4 bytes) or IPv6 (16 bytes) address within a constraint of address and mask (8 or 32 bytes).

@@ -61,6 +61,7 @@ package final class PluginRequest: PluginCallTarget {
         vars = copy.vars
         answer = copy.answer
         answeredBy = copy.answeredBy
+        if copy.addedHopByHop { addedHopByHop = true }
     }
 
     package func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status {

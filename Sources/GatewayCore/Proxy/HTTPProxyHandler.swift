@@ -367,8 +367,14 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     private func holdClientReads(_ hold: Bool) {
+        let wasHeld = clientReadsHeld
         clientReadsHeld = hold
-        if hold { bodyRate.readsHeld() }
+        if hold {
+            bodyRate.readsHeld()
+        } else if wasHeld, bodyTimer != nil {
+            // The gateway reads the body again: the client's window starts now (the held time never counts).
+            watchBody()
+        }
         if !hold, pendingClientRead, let context {
             pendingClientRead = false
             context.read()
@@ -582,10 +588,14 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             holdClientReads(false)
             headGuard.awaitNextHead()
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] _ in
-            self?.listener.metrics.requestCompleted(status: status, started: started)
-            // on_complete runs once the response is on its way out.
-            self?.complete(request, backendServer: server, aborted: false, bytesIn: bytesIn, bytesOut: bytesOut)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] result in
+            // on_complete runs once the response is out; a write that failed (the client closed, or was closed
+            // for not reading) is a cut-off response, never a complete one.
+            let written: Bool
+            if case .success = result { written = true } else { written = false }
+            if written { self?.listener.metrics.requestCompleted(status: status, started: started) }
+            request?.responseIncomplete = !written
+            self?.complete(request, backendServer: server, aborted: !written, bytesIn: bytesIn, bytesOut: bytesOut)
             if !keepOpen { self?.closeClient() }
         }
     }
@@ -652,9 +662,12 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         if !close {
             holdClientReads(false)
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] _ in
-            self?.listener.metrics.requestCompleted(status: Int(status.code), started: started)
-            self?.complete(request, backendServer: nil, aborted: false, bytesIn: bytesIn, bytesOut: bytesOut)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] result in
+            let written: Bool
+            if case .success = result { written = true } else { written = false }
+            if written { self?.listener.metrics.requestCompleted(status: Int(status.code), started: started) }
+            request?.responseIncomplete = !written
+            self?.complete(request, backendServer: nil, aborted: !written, bytesIn: bytesIn, bytesOut: bytesOut)
             if close { self?.closeClient() }
         }
     }

@@ -24,9 +24,13 @@ package enum RequestHeadValidator {
         var hosts = 0
         var hasTransferEncoding = false
         var hasLength = false
-        for (name, _) in head.headers {
+        for (name, value) in head.headers {
             switch name.utf8.count {
-            case 4 where ProxyHeaders.equalsIgnoringCase(Substring(name), "host"): hosts += 1
+            case 4 where ProxyHeaders.equalsIgnoringCase(Substring(name), "host"):
+                hosts += 1
+                // One host[:port] (or empty), nothing else: `Host: attacker.example, api.corp.example` would
+                // route by one name and reach a backend that reads the other.
+                guard value.isEmpty || isAuthority(Substring(value)) else { return Refusal(.badRequest, "invalid Host header\n") }
             case 14 where ProxyHeaders.equalsIgnoringCase(Substring(name), "content-length"): hasLength = true
             case 17 where ProxyHeaders.equalsIgnoringCase(Substring(name), "transfer-encoding"): hasTransferEncoding = true
             default: break
@@ -87,11 +91,7 @@ package enum RequestHeadValidator {
         let rest = head.uri.utf8.dropFirst(scheme)
         let authorityEnd = rest.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? rest.endIndex
         let authority = Substring(rest[rest.startIndex..<authorityEnd])
-        // host[:port], a name or an IP literal: no userinfo, nothing a Host header could not carry.
-        let allowed = authority.utf8.allSatisfy { byte in
-            (byte >= 48 && byte <= 57) || (byte | 0x20 >= 97 && byte | 0x20 <= 122) || byte == 45 || byte == 46 || byte == 95 || byte == 58 || byte == 91 || byte == 93
-        }
-        guard !authority.isEmpty, allowed else {
+        guard isAuthority(authority) else {
             return Refusal(.badRequest, "invalid authority in request target\n")
         }
         let path = Substring(rest[authorityEnd...])
@@ -99,6 +99,31 @@ package enum RequestHeadValidator {
         // RFC 9112 3.2.2: the target's authority wins over any Host the client sent.
         head.headers.replaceOrAdd(name: "host", value: String(authority))
         return nil
+    }
+
+    /// host[:port]: a name (letters, digits, '-', '.', '_') or an IP literal (IPv6 in brackets), and a port of
+    /// digits only. No userinfo, no list, no spaces: what a Host header may carry.
+    package static func isAuthority(_ text: Substring) -> Bool {
+        var host = text.utf8[...]
+        if host.first == UInt8(ascii: "[") {
+            guard let close = host.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            let literal = host[host.index(after: host.startIndex)..<close]
+            guard !literal.isEmpty, literal.allSatisfy({ $0 == 58 || $0 == 46 || ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 102) }) else { return false }
+            host = host[host.index(after: close)...]
+            if host.isEmpty { return true }
+            guard host.first == UInt8(ascii: ":") else { return false }
+            let port = host.dropFirst()
+            return !port.isEmpty && port.count <= 5 && port.allSatisfy { $0 >= 48 && $0 <= 57 }
+        }
+        var name = host
+        if let colon = host.firstIndex(of: UInt8(ascii: ":")) {
+            let port = host[host.index(after: colon)...]
+            guard !port.isEmpty, port.count <= 5, port.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return false }
+            name = host[..<colon]
+        }
+        return !name.isEmpty && name.allSatisfy { byte in
+            (byte >= 48 && byte <= 57) || (byte | 0x20 >= 97 && byte | 0x20 <= 122) || byte == 45 || byte == 46 || byte == 95
+        }
     }
 
     private static func hasPrefixIgnoringCase(_ text: String.UTF8View, _ lowercase: StaticString) -> Bool {

@@ -70,14 +70,15 @@ public final class GatewayServer: Service, Sendable {
         let runtime = self.runtime
         runtime.prepare(group: group)
         var bound: [ListenerSlot] = []
+        var admin: AdminServer?
         do {
             for listener in runtime.listeners {
                 bound.append(try await bind(listener, runtime: runtime))
             }
             if let config = runtime.config.admin {
-                let admin = AdminServer(server: self, group: group, logger: logger)
-                try await admin.start(address: config.address)
-                state.withLockedValue { $0.admin = admin }
+                let server = AdminServer(server: self, group: group, logger: logger)
+                try await server.start(address: config.address)
+                admin = server
             }
         } catch {
             for slot in bound { try? await slot.channel?.close() }
@@ -87,11 +88,17 @@ public final class GatewayServer: Service, Sendable {
             // Shutdown may have begun while the sockets were binding: then they never serve.
             guard state.phase == .created else { return false }
             for slot in bound { state.slots[slot.name] = slot }
+            state.admin = admin
             state.phase = .running
             return true
         }
         guard live else {
+            // That shutdown found nothing to stop: close what was bound and destroy the plugins here.
             for slot in bound { try? await slot.channel?.close() }
+            await admin?.stop()
+            runtime.retire()
+            runtime.tearDown()
+            await runtime.tornDownCompletely()
             return
         }
         runtime.activate(group: group, logger: logger)

@@ -137,6 +137,7 @@ package struct PluginScaffold {
             static const char *const known[] = {"deny_prefix"};
             gw_str prefix = {"", 0};
             host = h;
+            if (!GW_HOST_HAS(h, config_check_keys)) { snprintf(error, cap, "this gateway has no config reader: upgrade it"); return GW_ERR_INVALID_ARGUMENT; }
             if (h->config_check_keys(args->instance_tag, GW_STR_LIT(""), known, 1, error, cap) != GW_OK) return GW_ERR_INVALID_ARGUMENT;
             if (gw_config_string(h, args->instance_tag, "deny_prefix", &prefix, error, cap) < 0) return GW_ERR_INVALID_ARGUMENT;
             \(name)_instance *self = calloc(1, sizeof *self);
