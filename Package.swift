@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "gateway", targets: ["Gateway"]),
+        .executable(name: "gateway-fuzz", targets: ["GatewayFuzz"]),
         // The bundled plugins, built as shared libraries beside the gateway executable.
         .library(name: "ClientCertHeaders", type: .dynamic, targets: ["ClientCertHeaders"]),
         .library(name: "Audit", type: .dynamic, targets: ["Audit"]),
@@ -99,6 +100,20 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Gateway",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // `gateway-fuzz`: the parsers of hostile input as fuzz targets. A normal build replays the corpus
+        // (scripts/test); scripts/fuzz builds it with -sanitize=fuzzer -D FUZZING for libFuzzer.
+        .executableTarget(
+            name: "GatewayFuzz",
+            dependencies: [
+                "GatewayCore",
+                .product(name: "GatewayPluginKit", package: "gateway-plugin-sdk"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
+            path: "Sources/GatewayFuzz",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .target(

@@ -1,0 +1,148 @@
+import Foundation
+import GatewayCore
+import GatewayPluginKit
+import NIOCore
+import NIOHTTP1
+import X509
+
+/// The gateway's parsers of hostile or operator input, each as a function of arbitrary bytes that must not
+/// crash and must keep its stated properties (a violated property is a `fatalError`, which libFuzzer reports
+/// with the input). Run under libFuzzer by `scripts/fuzz TARGET`, and replayed over the committed corpus plus
+/// seeded random inputs by `gateway-fuzz replay` in `scripts/test`.
+enum FuzzTarget: String, CaseIterable {
+    /// The hand-written ClientHello reader: never crashes; a server name it returns is a valid host name.
+    case clientHello = "client-hello"
+    /// Request-head validation: a head it accepts is in normal form (origin-form or `*`, one Host at most,
+    /// one canonical Content-Length), and normalising it again changes nothing.
+    case requestHead = "request-head"
+    /// DER certificates from a client: parsing, the RFC 2253 formatter and the identity fields never crash,
+    /// and no formatted field (subject, issuer, serial, validity) holds CR, LF or NUL. (SAN values are the
+    /// certificate's own bytes; their consumers escape them.)
+    case identity
+    /// CRL files (PEM or DER): never crash; revoked serials are normalised (no leading zero byte).
+    case crl
+    /// The gateway's configuration (YAML): decoding and validation never crash.
+    case config
+    /// A plugin's config through the kit's strict JSON parser and decoder: never crashes, errors are
+    /// PluginConfigError, and whatever it accepts Foundation's JSON parser accepts too.
+    case pluginConfig = "plugin-config"
+    /// Key paths of the ABI's config reader: never crash; a parsed path prints back to itself.
+    case configPath = "config-path"
+
+    func run(_ bytes: [UInt8]) {
+        switch self {
+        case .clientHello: Self.clientHello(bytes)
+        case .requestHead: Self.requestHead(bytes)
+        case .identity: Self.identity(bytes)
+        case .crl: Self.crl(bytes)
+        case .config: Self.config(bytes)
+        case .pluginConfig: Self.pluginConfig(bytes)
+        case .configPath: Self.configPath(bytes)
+        }
+    }
+
+    private static func check(_ condition: Bool, _ message: @autoclosure () -> String) {
+        if !condition { fatalError("property violated: \(message())") }
+    }
+
+    private static func clientHello(_ bytes: [UInt8]) {
+        if case .complete(let hello) = ClientHello.parse(ByteBuffer(bytes: bytes)), let name = hello.serverName {
+            check(ClientHello.isValidServerName(Array(name.utf8)), "accepted server name \(name.debugDescription)")
+        }
+    }
+
+    /// Bytes as a head: the first line is the method and target, the others `name: value` headers.
+    private static func requestHead(_ bytes: [UInt8]) {
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        guard let first = lines.first else { return }
+        let parts = first.split(separator: " ", maxSplits: 1)
+        let method = HTTPMethod(rawValue: parts.first.map(String.init) ?? "GET")
+        var headers = HTTPHeaders()
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = String(line[..<colon])
+            // llhttp delivers only RFC 9110 token names (NIO's case-insensitive lookup would also take a CR
+            // for a '-', which no decoded head can hold).
+            guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenByte) else { continue }
+            headers.add(name: name, value: String(line[line.index(after: colon)...]))
+        }
+        let minor = bytes.count % 2
+        var head = HTTPRequestHead(version: .init(major: 1, minor: minor), method: method, uri: parts.count > 1 ? String(parts[1]) : "/", headers: headers)
+        guard RequestHeadValidator.normalise(&head, maxBodyBytes: 1 << 20) == nil else { return }
+        check(head.uri.hasPrefix("/") || head.uri == "*", "target not normalised: \(head.uri.debugDescription)")
+        check(!head.uri.contains("#"), "fragment accepted")
+        check(head.headers["host"].count <= 1, "several Host headers accepted")
+        let lengths = head.headers["content-length"]
+        check(lengths.count <= 1 && lengths.allSatisfy { Int64($0).map(String.init) == $0 }, "Content-Length not canonical: \(lengths)")
+        var again = head
+        check(RequestHeadValidator.normalise(&again, maxBodyBytes: 1 << 20) == nil, "normal form refused")
+        check(again.uri == head.uri && again.headers == head.headers, "normalising twice changed the head")
+    }
+
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        (byte >= 48 && byte <= 57) || (byte | 0x20 >= 97 && byte | 0x20 <= 122) || "!#$%&'*+-.^_`|~".utf8.contains(byte)
+    }
+
+    private static func identity(_ bytes: [UInt8]) {
+        // One or more DER certificates, split at a 0xFF 0x00 marker so that chains get fuzzed too.
+        var chain: [[UInt8]] = []
+        var current: [UInt8] = []
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == 0xFF, index + 1 < bytes.count, bytes[index + 1] == 0 {
+                chain.append(current)
+                current = []
+                index += 2
+            } else {
+                current.append(bytes[index])
+                index += 1
+            }
+        }
+        chain.append(current)
+        guard let presented = try? chain.map({ try Certificate(derEncoded: $0) }) else { return }
+        let identity = ClientIdentity(presented: presented, der: chain)
+        let fields = [identity.subject, identity.issuer, identity.serialHex, identity.notBeforeText, identity.notAfterText]
+        for field in fields {
+            check(!field.utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 }), "identity field with CR, LF or NUL: \(field.debugDescription)")
+        }
+    }
+
+    private static func crl(_ bytes: [UInt8]) {
+        guard let lists = try? CertificateRevocationList.parseFile(Data(bytes)) else { return }
+        for list in lists {
+            for serial in list.revokedSerials {
+                check(serial.first != 0 || serial.count == 1, "serial not normalised: \(serial)")
+            }
+        }
+    }
+
+    private static func config(_ bytes: [UInt8]) {
+        _ = try? ConfigLoader.decode(Data(bytes), source: "fuzz.yaml")
+    }
+
+    private static func pluginConfig(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        do {
+            _ = try PluginConfig(json: text, tag: 0).decode(JSONValue.self, allowingUnknownKeys: true)
+            let foundation = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+            check(foundation != nil, "the kit accepted JSON that Foundation refuses: \(text.debugDescription)")
+        } catch is PluginConfigError {
+            // Refused with a message: fine.
+        } catch {
+            check(false, "an error that is not PluginConfigError: \(error)")
+        }
+    }
+
+    private static func configPath(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let steps = PluginConfigReader.steps(text) else { return }
+        var printed = ""
+        for step in steps {
+            switch step {
+            case .key(let key): printed += printed.isEmpty ? key : "." + key
+            case .index(let index): printed += "[\(index)]"
+            }
+        }
+        check(PluginConfigReader.steps(printed) == steps, "path \(text.debugDescription) prints as \(printed.debugDescription), which parses otherwise")
+    }
+}
