@@ -104,14 +104,20 @@ public struct ListenerTLSConfig: Codable, Sendable {
 public struct ServerCertificateConfig: Codable, Sendable {
     public var cert: String
     public var key: String
+    /// A file whose first line is the passphrase of an encrypted `key` (as nginx's ssl_password_file).
+    public var keyPasswordFile: String?
     public var sni: [String]?
 
-    package enum CodingKeys: String, CodingKey { case cert, key, sni }
+    package enum CodingKeys: String, CodingKey {
+        case cert, key, sni
+        case keyPasswordFile = "key_password_file"
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try ConfigContainer(decoder, keys: CodingKeys.self)
         cert = c.required(.cert) ?? ""
         key = c.required(.key) ?? ""
+        keyPasswordFile = c.optional(.keyPasswordFile)
         sni = c.optional(.sni, StringOrList.self)?.values
     }
 }
@@ -271,12 +277,15 @@ public struct BackendTLSConfig: Codable, Sendable {
     public var serverName: String?
     public var cert: String?
     public var key: String?
+    /// A file whose first line is the passphrase of an encrypted `key`.
+    public var keyPasswordFile: String?
     public var verify: Bool
 
     package enum CodingKeys: String, CodingKey {
         case ca
         case serverName = "server_name"
         case cert, key, verify
+        case keyPasswordFile = "key_password_file"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -285,6 +294,7 @@ public struct BackendTLSConfig: Codable, Sendable {
         serverName = c.optional(.serverName)
         cert = c.optional(.cert)
         key = c.optional(.key)
+        keyPasswordFile = c.optional(.keyPasswordFile)
         verify = c.value(.verify, default: true)
     }
 }

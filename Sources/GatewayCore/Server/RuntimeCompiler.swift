@@ -229,7 +229,8 @@ package struct RuntimeCompiler {
         for (i, certConfig) in config.certificates.enumerated() {
             let keyPath = "\(path).certificates[\(i)]"
             guard let chain = loadCertificates(certConfig.cert, path: "\(keyPath).cert"), let leaf = chain.first else { continue }
-            guard let key = loadPrivateKey(certConfig.key, path: "\(keyPath).key", matching: leaf.0, certFile: certConfig.cert) else { continue }
+            guard let key = loadPrivateKey(certConfig.key, path: "\(keyPath).key", matching: leaf.0, certFile: certConfig.cert,
+                                           passwordFile: certConfig.keyPasswordFile, passwordPath: "\(keyPath).key_password_file") else { continue }
             serverExpiries.append(leaf.0.notValidAfter)
             if leaf.0.notValidAfter < now {
                 issues.add("\(keyPath).cert", "certificate '\(leaf.0.subject)' in '\(certConfig.cert)' expired at \(leaf.0.notValidAfter)")
@@ -388,12 +389,14 @@ package struct RuntimeCompiler {
             switch (config.cert, config.key) {
             case (let cert?, let key?):
                 if let chain = loadCertificates(cert, path: "\(path).cert"), let leaf = chain.first,
-                    let privateKey = loadPrivateKey(key, path: "\(path).key", matching: leaf.0, certFile: cert)
+                    let privateKey = loadPrivateKey(key, path: "\(path).key", matching: leaf.0, certFile: cert,
+                                                    passwordFile: config.keyPasswordFile, passwordPath: "\(path).key_password_file")
                 {
                     tls.certificateChain = chain.map { .certificate($0.1) }
                     tls.privateKey = .privateKey(privateKey)
                 }
-            case (nil, nil): break
+            case (nil, nil):
+                if config.keyPasswordFile != nil { issues.add("\(path).key_password_file", "set, but there is no key") }
             case (nil, _?): issues.add("\(path).cert", "required when key is set")
             case (_?, nil): issues.add("\(path).key", "required when cert is set")
             }
@@ -440,8 +443,31 @@ package struct RuntimeCompiler {
         }
     }
 
-    private func loadPrivateKey(_ file: String, path: String, matching leaf: Certificate, certFile: String) -> NIOSSLPrivateKey? {
+    private func loadPrivateKey(
+        _ file: String, path: String, matching leaf: Certificate, certFile: String, passwordFile: String?, passwordPath: String
+    ) -> NIOSSLPrivateKey? {
         guard let data = readFile(file, path: path) else { return nil }
+        let encrypted = String(decoding: data, as: UTF8.self).contains("ENCRYPTED")
+        if let passwordFile {
+            guard let secret = readFile(passwordFile, path: passwordPath) else { return nil }
+            // The first line, without its line ending (as nginx's ssl_password_file, one passphrase).
+            let passphrase = Array(secret.prefix { $0 != 10 && $0 != 13 })
+            guard !passphrase.isEmpty else {
+                issues.add(passwordPath, "'\(passwordFile)' has no passphrase on its first line")
+                return nil
+            }
+            do {
+                // BoringSSL checks that the key belongs to the certificate when the TLS context is built.
+                return try NIOSSLPrivateKey(bytes: Array(data), format: .pem) { setter in setter(passphrase) }
+            } catch {
+                issues.add(path, "cannot decrypt private key '\(file)' with the passphrase in '\(passwordFile)' (\(encrypted ? "wrong passphrase?" : "not an encrypted PEM key?")): \(error)")
+                return nil
+            }
+        }
+        if encrypted {
+            issues.add(path, "private key '\(file)' is encrypted: set key_password_file to a file holding its passphrase")
+            return nil
+        }
         do {
             let key = try NIOSSLPrivateKey(bytes: Array(data), format: .pem)
             if let parsed = try? Certificate.PrivateKey(pemEncoded: String(decoding: data, as: UTF8.self)), parsed.publicKey != leaf.publicKey {
