@@ -224,16 +224,9 @@ final class AuditTests: GatewayTestCase {
             ("{ path: \(log), fsync_interval_ms: 0 }", "fsync_interval_ms: must be at least 1"),
             ("[ \(log) ]", "config: expected a mapping"),
         ]
-        for (index, item) in cases.enumerated() {
-            let config = pki.path("audit-bad-\(index).yaml")
-            try """
-                listeners:
-                  - { name: l, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(Self.library), config: \(item.config) } ], routes: [ { backend: b } ] }
-                backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
-                """.write(toFile: config, atomically: true, encoding: .utf8)
-            let result = try GatewayProcess.run(["validate", "--config", config])
-            XCTAssertEqual(result.status, 1, item.config)
-            XCTAssertTrue(result.stderr.contains("plugin 'audit' (\(Self.library)) rejected its config: \(item.error)"), "\(item.config): \(result.stderr)")
+        let refusals = try validateRefuses(library: Self.library, cases.map(\.config))
+        for (item, stderr) in zip(cases, refusals) {
+            XCTAssertTrue(stderr.contains("plugin 'audit' (\(Self.library)) rejected its config: \(item.error)"), "\(item.config): \(stderr)")
         }
     }
 }

@@ -5,7 +5,7 @@ import XCTest
 
 /// The ABI's config reader (config_get, config_key_at, config_check_keys) and the typed getters of
 /// gateway_plugin_helpers.h: a C plugin reads its config by key path, with the gateway's error wording.
-final class PluginConfigReaderTests: XCTestCase {
+final class PluginConfigReaderTests: GatewayTestCase {
     func testPathsParseOrAreRefused() {
         typealias Step = PluginConfigReader.Step
         XCTAssertEqual(PluginConfigReader.steps(""), [])
@@ -82,7 +82,6 @@ final class PluginConfigReaderTests: XCTestCase {
 
     func testBadConfigsAreRefusedWithTheKeyPath() throws {
         let path = try PluginFixtures.build("configread")
-        let pki = try TestPKI()
         let cases: [(config: String, error: String)] = [
             ("{ greting: hi }", "config: unknown key 'greting'; known: greeting, labels, limit, ratio, rules, strict, tags"),
             ("{ limit: \"5\" }", "limit: expected an integer"),
@@ -94,16 +93,9 @@ final class PluginConfigReaderTests: XCTestCase {
             ("{ rules: [ oops ] }", "rules[0]: expected a mapping"),
             ("{ labels: { team: 7 } }", "labels.team: expected a string"),
         ]
-        for (index, item) in cases.enumerated() {
-            let file = pki.path("configread-\(index).yaml")
-            try """
-                listeners:
-                  - { name: l, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(path), config: \(item.config) } ], routes: [ { backend: b } ] }
-                backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
-                """.write(toFile: file, atomically: true, encoding: .utf8)
-            let result = try GatewayProcess.run(["validate", "--config", file])
-            XCTAssertEqual(result.status, 1, item.config)
-            XCTAssertTrue(result.stderr.contains("plugin 'configread' (\(path)) rejected its config: \(item.error)\n"), "\(item.config): \(result.stderr)")
+        let refusals = try validateRefuses(library: path, cases.map(\.config))
+        for (item, stderr) in zip(cases, refusals) {
+            XCTAssertTrue(stderr.contains("plugin 'configread' (\(path)) rejected its config: \(item.error)\n"), "\(item.config): \(stderr)")
         }
     }
 }

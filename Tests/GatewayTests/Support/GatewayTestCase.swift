@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 /// The fixture most gateway tests share: a fresh PKI (CA, server and client certificates, CRL, in a temporary
@@ -30,6 +31,22 @@ class GatewayTestCase: XCTestCase {
     /// Runs `body` at the end of the test, after the gateway and the backend stopped (last added, first run).
     func addTeardown(_ body: @escaping () async -> Void) {
         teardowns.append(body)
+    }
+
+    /// `gateway validate` on a one-listener configuration whose only plugin is `library` with each of `configs`
+    /// (YAML flow text); asserts each is refused (exit 1) and returns each run's stderr.
+    func validateRefuses(library: String, _ configs: [String], file: StaticString = #filePath, line: UInt = #line) throws -> [String] {
+        try configs.enumerated().map { index, config in
+            let path = pki.path("plugin-config-\(index)-\(UUID().uuidString).yaml")
+            try """
+                listeners:
+                  - { name: l, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(library), config: \(config) } ], routes: [ { backend: b } ] }
+                backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+            let result = try GatewayProcess.run(["validate", "--config", path])
+            XCTAssertEqual(result.status, 1, config, file: file, line: line)
+            return result.stderr
+        }
     }
 
     /// TLS options for a client presenting `client`.pem (nil: no certificate), trusting the test CA.
