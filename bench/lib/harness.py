@@ -996,7 +996,9 @@ def check_proxy(s, pki, proxy):
     hs = int(wc["shim"].get("handshakes", 0))
     out["wrk_c"] = (f"{wc['requests']} requests, {hs} client handshakes ({wc['shim'].get('resumed')} resumed); "
                     f"{len(ports)} log lines from {len(set(ports))} distinct client ports")
-    if wc["requests"] == 0 or hs < wc["requests"] or len(set(ports)) < 0.95 * wc["requests"]:
+    # The client-side handshake count is the proof; distinct server-side ports only back it up (a busy
+    # loopback reuses some ephemeral ports within the second: Envoy once showed 0.947 of the requests).
+    if wc["requests"] == 0 or hs < wc["requests"] or len(set(ports)) < 0.9 * wc["requests"]:
         raise BenchError(f"{proxy.name}: scenario (c) does not reconnect per request: {out['wrk_c']}")
     if wc["non2xx"] or wc["errors"]:
         raise BenchError(f"{proxy.name}: scenario (c) check: {wc['non2xx']} non-2xx, {wc['errors']} errors")
