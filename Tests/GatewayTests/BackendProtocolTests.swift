@@ -18,6 +18,13 @@ final class BackendProtocolTests: GatewayTestCase {
         "processing": "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
         "hints": "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
         "unsolicited": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nforeign",
+        // Header bytes a client must never receive as they are: an obs-fold (a line break inside a value),
+        // control bytes, a bare CR, a name with a space.
+        "folded": "HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\nContent-Length: 2\r\n\r\nok",
+        "control": "HTTP/1.1 200 OK\r\nX-A: a\u{1}b\u{7f}c\r\nContent-Length: 2\r\n\r\nok",
+        "barecr": "HTTP/1.1 200 OK\r\nX-A: a\rSet-Cookie: b\r\nContent-Length: 2\r\n\r\nok",
+        "nul": "HTTP/1.1 200 OK\r\nX-A: a\u{0}b\r\nContent-Length: 2\r\n\r\nok",
+        "spacename": "HTTP/1.1 200 OK\r\nX A: b\r\nContent-Length: 2\r\n\r\nok",
     ]
 
     override func setUp() async throws {
@@ -134,6 +141,22 @@ final class BackendProtocolTests: GatewayTestCase {
             let response = try await TestClient.get(port: gateway.port("plain"), tls: nil, path: "/unsolicited/\(attempt)")
             XCTAssertEqual(response?.status, 200, "request \(attempt)")
             XCTAssertEqual(response?.text, "ok", "request \(attempt) got its own answer")
+        }
+        try await assertStillServing()
+    }
+
+    /// The gateway writes response heads without a second validation pass (NIO's outbound header validator is
+    /// off on the hot path): what the backend's decoder accepts must already be safe to forward. A header
+    /// with a line break, a bare CR, a NUL, another control byte or a bad name is a 502, never passed on.
+    func testHeaderBytesThatWouldSplitOrCorruptTheResponseAreABadGateway() async throws {
+        for route in ["folded", "control", "barecr", "nul", "spacename"] {
+            let client = try await TestClient.connect(port: gateway.port("plain"), tls: nil)
+            try await client.send("GET /\(route)/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let response = await client.readResponse()
+            XCTAssertEqual(response?.status, 502, "\(route): \(client.receivedText.debugDescription)")
+            XCTAssertFalse(client.receivedText.contains("X-A"), "\(route): no part of the bad header reached the client")
+            XCTAssertFalse(client.receivedText.lowercased().contains("set-cookie"), route)
+            await client.close()
         }
         try await assertStillServing()
     }

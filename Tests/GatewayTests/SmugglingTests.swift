@@ -50,6 +50,13 @@ final class SmugglingTests: GatewayTestCase {
         try await assertRefused("GET / HTTP/1.1\r\nHost: a\r\nX-Bad: a\u{0}b\r\n\r\n", status: 400)
         try await assertRefused("GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", status: 400)
         try await assertRefused("GET / HTTP/1.1\r\nHost: a\r\n folded: x\r\n\r\n", status: 400)
+        // What the backend would otherwise receive as a line break, a control byte or a bare CR inside a value
+        // (the request head is written without a second validation pass).
+        try await assertRefused("GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n two\r\n\r\n", status: 400)
+        try await assertRefused("GET / HTTP/1.1\r\nHost: a\r\nX-A: a\u{1}b\r\n\r\n", status: 400)
+        try await assertRefused("GET / HTTP/1.1\r\nHost: a\r\nX-A: a\u{7f}b\r\n\r\n", status: 400)
+        try await assertRefused("GET / HTTP/1.1\r\nHost: a\r\nX-A: a\rX-B: b\r\n\r\n", status: 400)
+        try await assertRefused("GET /a\u{1}b HTTP/1.1\r\nHost: a\r\n\r\n", status: 400)
     }
 
     func testMissingOrRepeatedHostIsRejected() async throws {

@@ -49,7 +49,10 @@ package final class BackendGroup: Sendable {
                     if let tlsContext {
                         try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: sniName))
                     }
-                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: .dropBytes)
+                    // No outbound header validator (a pass over every header of every request): each header
+                    // that leaves was parsed by NIO's decoder from the client's request, checked by the plugin
+                    // host (`HeaderValidation`) when a plugin set it, or written by the gateway itself.
+                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: .dropBytes, enableOutboundHeaderValidation: false)
                     try sync.addHandler(connection.value)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {

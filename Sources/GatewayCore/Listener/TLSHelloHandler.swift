@@ -4,7 +4,8 @@ import NIOSSL
 
 /// The first handler of an HTTPS connection. It reads the ClientHello (server name, offered ALPN and ciphers),
 /// installs a `NIOSSLServerHandler` with the certificate for that name and a per-connection verification
-/// callback, replays the bytes into it, and notes the cipher suite from the outgoing ServerHello.
+/// callback, replays the bytes into it, notes the cipher suite from the outgoing ServerHello, and then leaves
+/// the pipeline.
 package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandler {
     package typealias InboundIn = ByteBuffer
     package typealias InboundOut = ByteBuffer
@@ -106,10 +107,20 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .awaitingServerHello = state {
-            state = .done
-            connection.cipherSuite = ClientHello.serverHelloCipher(unwrapOutboundIn(data))
+        guard case .awaitingServerHello = state else {
+            context.write(data, promise: promise)
+            return
         }
+        state = .done
+        connection.cipherSuite = ClientHello.serverHelloCipher(unwrapOutboundIn(data))
         context.write(data, promise: promise)
+    }
+
+    package func flush(context: ChannelHandlerContext) {
+        context.flush()
+        // Its work is done once the ServerHello is out: every later read and write of the connection skips it.
+        if case .done = state {
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
     }
 }

@@ -1,4 +1,3 @@
-import NIOPosix
 import PluginAPI
 
 /// Memory for the views a host function hands to a plugin during one hook call: strings built for the call
@@ -8,15 +7,9 @@ import PluginAPI
 /// views are bump-allocated in a chunk kept for the life of the thread, so the request path allocates nothing
 /// here in the steady state; a view larger than the chunk gets its own allocation, freed at `reset`.
 package final class PluginArena {
-    // Each thread reads and writes only its own value.
-    nonisolated(unsafe) private static let perThread = ThreadSpecificVariable<PluginArena>()
-
     /// This thread's arena.
     package static var current: PluginArena {
-        if let arena = perThread.currentValue { return arena }
-        let arena = PluginArena()
-        perThread.currentValue = arena
-        return arena
+        @inline(__always) get { PluginCallContext.forThisThread.arena }
     }
 
     private let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 1)

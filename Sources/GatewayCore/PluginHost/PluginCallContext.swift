@@ -1,4 +1,6 @@
-import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
 import PluginAPI
 
 /// What a host function needs from the object a handle refers to (a request or a connection).
@@ -18,25 +20,48 @@ package enum HeaderEdit {
     case set, add, remove
 }
 
-/// The hook now running on this thread, so that host functions can tell a live handle from a stale one.
-/// Set around every hook call; a handle is valid only while its hook runs, and only on that thread.
+/// The hook now running on this thread, so that host functions can tell a live handle from a stale one,
+/// and the thread's arena for the views they hand out. Set around every hook call; a handle is valid only
+/// while its hook runs, and only on that thread.
+///
+/// Every host function starts here, so the look-up is one `pthread_getspecific` and an unretained
+/// reference: NIO's `ThreadSpecificVariable` boxes the value and casts it back (`as!`, a generic metadata
+/// look-up) on every read, which cost ~200 instructions per host call on the request path.
 package final class PluginCallContext {
     package var handle: UInt64 = 0
     package var target: PluginCallTarget?
+    /// Memory for the views host functions hand out during this thread's hook calls.
+    package let arena = PluginArena()
 
-    // Each thread reads and writes only its own value.
-    nonisolated(unsafe) private static let current = ThreadSpecificVariable<PluginCallContext>()
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let created = pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<PluginCallContext>.fromOpaque(pointer).release() }
+        }
+        precondition(created == 0, "pthread_key_create failed: \(created)")
+        return key
+    }()
 
     package static var forThisThread: PluginCallContext {
-        if let context = current.currentValue { return context }
+        @inline(__always) get {
+            if let pointer = pthread_getspecific(key) { return Unmanaged<PluginCallContext>.fromOpaque(pointer).takeUnretainedValue() }
+            return makeForThisThread()
+        }
+    }
+
+    @inline(never)
+    private static func makeForThisThread() -> PluginCallContext {
         let context = PluginCallContext()
-        current.currentValue = context
+        pthread_setspecific(key, Unmanaged.passRetained(context).toOpaque())
         return context
     }
 
     /// The target of `handle` if it is the one of the running hook.
+    @inline(__always)
     package static func target(for handle: UInt64) -> PluginCallTarget? {
-        guard handle != 0, let context = current.currentValue, context.handle == handle else { return nil }
+        guard handle != 0 else { return nil }
+        let context = forThisThread
+        guard context.handle == handle else { return nil }
         return context.target
     }
 

@@ -26,7 +26,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         var bodyBytes: Int64 = 0
         var responseStarted = false
         var responseKeepAlive = true
-        var timeout: Scheduled<Void>?
+        /// When the backend must have sent the response head (`response_timeout` after the request was handed
+        /// over); nil while no response is awaited.
+        var responseDeadline: NIODeadline?
         var countedActive = false
         /// The response head told the client the connection closes (`Connection: close`).
         var closeAfterResponse = false
@@ -84,6 +86,11 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private var bodyTimer: Scheduled<Void>?
     /// Armed while the client leaves the connection unwritable (reads nothing of a response).
     private var sendTimer: Scheduled<Void>?
+    /// The connection's one response-timeout timer and when it fires. It is not armed and cancelled per
+    /// request (a scheduled task is several allocations and a heap insertion): it stays armed across
+    /// keep-alive requests, and when it fires it looks at the current exchange's `responseDeadline`.
+    private var responseTimer: Scheduled<Void>?
+    private var responseTimerFires = NIODeadline.distantFuture
 
     private let listener: CompiledListener
     /// The configuration generation this connection started on; once a reload retires it, the connection
@@ -108,6 +115,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     package func handlerRemoved(context: ChannelHandlerContext) {
         bodyTimer?.cancel()
         sendTimer?.cancel()
+        responseTimer?.cancel()
+        responseTimer = nil
         self.context = nil
     }
 
@@ -451,13 +460,31 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// response_timeout counts from the moment the whole request was handed to the backend, so a slow upload
     /// is not mistaken for a slow backend.
     private func startResponseTimer(_ exchange: Exchange) {
-        guard let context, exchange.timeout == nil, !exchange.responseStarted else { return }
-        exchange.timeout = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: exchange.backend.responseTimeout) { [weak self] in
-            guard let self, case .proxying(let current) = self.state, current === exchange, !exchange.responseStarted else { return }
-            self.logger.warning("backend response timeout", metadata: ["backend": "\(exchange.backend.name)", "server": "\(exchange.server.address)"])
-            exchange.server.metrics.responseTimeouts.increment()
-            self.failExchange(exchange, .gatewayTimeout, "backend '\(exchange.backend.name)' did not answer in time\n")
+        guard exchange.responseDeadline == nil, !exchange.responseStarted else { return }
+        let deadline = NIODeadline.now() + exchange.backend.responseTimeout
+        exchange.responseDeadline = deadline
+        // The armed timer fires at or before this deadline: it will re-arm for the rest when it fires.
+        if responseTimer != nil, responseTimerFires <= deadline { return }
+        armResponseTimer(at: deadline)
+    }
+
+    private func armResponseTimer(at deadline: NIODeadline) {
+        guard let context else { return }
+        responseTimer?.cancel()
+        responseTimerFires = deadline
+        responseTimer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: deadline) { [weak self] in
+            self?.responseTimerFired()
         }
+    }
+
+    private func responseTimerFired() {
+        responseTimer = nil
+        guard case .proxying(let exchange) = state, let deadline = exchange.responseDeadline, !exchange.responseStarted else { return }
+        guard deadline <= .now() else { return armResponseTimer(at: deadline) }
+        exchange.responseDeadline = nil
+        logger.warning("backend response timeout", metadata: ["backend": "\(exchange.backend.name)", "server": "\(exchange.server.address)"])
+        exchange.server.metrics.responseTimeouts.increment()
+        failExchange(exchange, .gatewayTimeout, "backend '\(exchange.backend.name)' did not answer in time\n")
     }
 
     package func backendRead(_ part: HTTPClientResponsePart) {
@@ -475,7 +502,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             // Other 1xx (100, 102, 103) are dropped by NIO's decoder; should one arrive, it is dropped here too:
             // the gateway answered Expect: 100-continue itself.
             if head.status.code < 200 { return }
-            exchange.timeout?.cancel()
+            exchange.responseDeadline = nil
             exchange.responseStarted = true
             exchange.responseKeepAlive = head.isKeepAlive
             // An HTTP/1.0 client cannot read a chunked body: without a length, the end of the body is the close.
@@ -553,8 +580,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         // A reused keep-alive connection the backend closed before answering: safe to retry once on a fresh one
         // when the request had no body (nothing the backend could have half-processed that we cannot resend).
         if backendConnection.requestsServed > 1, !exchange.hasBody, exchange.attempts <= exchange.backend.servers.count {
-            exchange.timeout?.cancel()
-            exchange.timeout = nil
+            exchange.responseDeadline = nil
             exchange.buffered = exchange.requestEnded ? [.end(nil)] : []
             return startAttempt(exchange)
         }
@@ -562,7 +588,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     private func finishExchange(_ exchange: Exchange, context: ChannelHandlerContext) {
-        exchange.timeout?.cancel()
+        exchange.responseDeadline = nil
         releaseActive(exchange)
         if let backendConnection = exchange.connection {
             exchange.connection = nil
@@ -607,7 +633,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
 
     /// Drops the backend side of an exchange that will not complete normally.
     private func abortExchange(_ exchange: Exchange) {
-        exchange.timeout?.cancel()
+        exchange.responseDeadline = nil
         releaseActive(exchange)
         if let backendConnection = exchange.connection {
             exchange.connection = nil

@@ -382,7 +382,9 @@ public final class GatewayServer: Service, Sendable {
         }
         let headGuard = RequestHeadGuard(limits: listener.limits)
         try sync.addHandler(headGuard)
-        try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+        // No outbound header validator: every response header comes from NIO's decoder (the backend's head),
+        // from a plugin through the host's `HeaderValidation`, or from the gateway itself (see BackendGroup).
+        try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
         try sync.addHandler(HTTPProxyHandler(listener: listener, runtime: runtime, connection: connection, headGuard: headGuard, logger: logger))
     }
 }

@@ -9,7 +9,8 @@ final class RunningGateway {
     let logPath: String
     let adminPort: Int
 
-    init(config: String, adminPort: Int, logPath: String, netBindService: Bool = false) throws {
+    /// `environment` adds variables to the gateway's environment (e.g. LD_PRELOAD for the allocation counter).
+    init(config: String, adminPort: Int, logPath: String, netBindService: Bool = false, environment: [String: String] = [:]) throws {
         self.logPath = logPath
         self.adminPort = adminPort
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -17,6 +18,9 @@ final class RunningGateway {
         let (executable, arguments) = Unprivileged.command(try Unprivileged.gatewayExecutable, ["run", "--config", config], netBindService: netBindService)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, added in added }
+        }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle(forWritingAtPath: logPath)
         try process.run()
