@@ -91,7 +91,7 @@ final class AuditLog: GatewayPlugin, Sendable {
         line.add("issuer", connection.string(GW_ATTR_CLIENT_ISSUER))
         line.add("serial", connection.string(GW_ATTR_CLIENT_SERIAL))
         line.add("fingerprint", connection.string(GW_ATTR_CLIENT_FINGERPRINT_SHA256))
-        writer.submit(line.finish())
+        line.submit(to: writer)
     }
 
     /// Builds the line from the host's views, without a String per attribute: this runs for every request.
@@ -111,20 +111,20 @@ final class AuditLog: GatewayPlugin, Sendable {
         line.add("status", status)
         line.add("bytes_in", request.integer(GW_ATTR_BYTES_RECEIVED))
         line.add("bytes_out", request.integer(GW_ATTR_BYTES_SENT))
-        if let us = request.integer(GW_ATTR_DURATION_US) { line.addRaw("duration_ms", JSONLine.milliseconds(us)) }
+        if let us = request.integer(GW_ATTR_DURATION_US) { line.addMilliseconds("duration_ms", microseconds: us) }
         let backendServer = request.attribute(GW_ATTR_BACKEND_SERVER)
         line.add("backend_server", backendServer)
         if let by = request.attribute(GW_ATTR_ANSWERED_BY) {
-            line.add("decision", "answered")
+            line.addWord("decision", "answered")
             line.add("answered_by", by)
         } else if status != nil {
-            line.add("decision", backendServer == nil ? "answered_by_gateway" : "forwarded")
+            line.addWord("decision", backendServer == nil ? "answered_by_gateway" : "forwarded")
         }
         // Why a plugin let the request through or answered it (e.g. the authorization rule that decided).
         if line.wants("reason") { line.add("reason", request.variable("decision_reason")) }
-        if request.integer(GW_ATTR_CLIENT_ABORTED) == 1 { line.addRaw("client_aborted", "true") }
-        if request.integer(GW_ATTR_RESPONSE_INCOMPLETE) == 1 { line.addRaw("response_incomplete", "true") }
-        writer.submit(line.finish())
+        if request.integer(GW_ATTR_CLIENT_ABORTED) == 1 { line.addTrue("client_aborted") }
+        if request.integer(GW_ATTR_RESPONSE_INCOMPLETE) == 1 { line.addTrue("response_incomplete") }
+        line.submit(to: writer)
     }
 
     /// The fields that stay the same for every request of a connection, serialized (`,"listener":...`).
@@ -154,76 +154,89 @@ final class AuditLog: GatewayPlugin, Sendable {
         return line.fragment
     }
 
-    static let sanKinds: [(gw_attribute, String)] = [
+    static let sanKinds: [(gw_attribute, StaticString)] = [
         (GW_ATTR_CLIENT_SAN_DNS, "DNS:"), (GW_ATTR_CLIENT_SAN_URI, "URI:"), (GW_ATTR_CLIENT_SAN_IP, "IP:"), (GW_ATTR_CLIENT_SAN_EMAIL, "email:"),
     ]
 }
 
-/// Builds one JSON object as UTF-8 bytes, fields in a fixed order, values escaped.
+/// Builds one JSON object as UTF-8 bytes, fields in a fixed order, values escaped. A request line is built
+/// in its thread's reused buffer (`ThreadScratch`) and copied once, into the writer's batch: no allocation
+/// and no intermediate String per line in the steady state.
 struct JSONLine {
     private var bytes: [UInt8] = []
     private let fields: Set<String>?
+    /// The buffer is the thread's scratch line (given back by `submit`).
+    private let borrowed: Bool
 
     /// A run of fields without the object's start, for `appendRaw` into a line.
     init(fragmentWith fields: Set<String>?) {
         self.fields = fields
+        borrowed = false
     }
 
     var fragment: [UInt8] { bytes }
 
     mutating func appendRaw(_ fragment: [UInt8]) { bytes.append(contentsOf: fragment) }
 
-    init(event: String, fields: Set<String>?) {
+    init(event: StaticString, fields: Set<String>?) {
         self.fields = fields
-        bytes.reserveCapacity(768)
-        bytes.append(contentsOf: "{\"time\":\"".utf8)
-        bytes.append(contentsOf: Self.timestamp().utf8)
-        bytes.append(contentsOf: "\",\"event\":\"".utf8)
-        bytes.append(contentsOf: event.utf8)
+        let scratch = ThreadScratch.current
+        swap(&bytes, &scratch.line)
+        borrowed = true
+        bytes.removeAll(keepingCapacity: true)
+        if bytes.capacity < 1024 { bytes.reserveCapacity(1024) }
+        append("{\"time\":\"")
+        Self.appendTimestamp(to: &bytes, scratch: scratch)
+        append("\",\"event\":\"")
+        append(event)
         bytes.append(UInt8(ascii: "\""))
     }
 
-    func wants(_ key: String) -> Bool { fields?.contains(key) ?? true }
-
-    private mutating func key(_ key: String) {
-        bytes.append(contentsOf: ",\"".utf8)
-        bytes.append(contentsOf: key.utf8)
-        bytes.append(contentsOf: "\":".utf8)
+    func wants(_ key: StaticString) -> Bool {
+        guard let fields else { return true }
+        return fields.contains(key.description)
     }
 
-    mutating func add(_ key: String, _ value: String?) {
+    private mutating func append(_ text: StaticString) {
+        bytes.append(contentsOf: UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    private mutating func key(_ key: StaticString) {
+        append(",\"")
+        append(key)
+        append("\":")
+    }
+
+    mutating func add(_ key: StaticString, _ value: String?) {
         guard var value, wants(key) else { return }
         self.key(key)
         value.withUTF8 { JSONText.appendQuoted(UnsafeRawBufferPointer($0), to: &bytes) }
     }
 
     /// A value the host lent for the duration of the hook.
-    mutating func add(_ key: String, _ value: gw_str?) {
+    mutating func add(_ key: StaticString, _ value: gw_str?) {
         guard let value, wants(key) else { return }
         self.key(key)
         JSONText.appendQuoted(value.buffer, to: &bytes)
     }
 
-    mutating func add(_ key: String, _ value: Int64?) {
+    mutating func add(_ key: StaticString, _ value: Int64?) {
         guard let value, wants(key) else { return }
         self.key(key)
-        bytes.append(contentsOf: String(value).utf8)
+        Self.appendDecimal(value, to: &bytes)
     }
 
-    mutating func add(_ key: String, _ values: [String]) {
+    /// A string known to need no escaping (a fixed word of the log's vocabulary).
+    mutating func addWord(_ key: StaticString, _ word: StaticString) {
         guard wants(key) else { return }
         self.key(key)
-        bytes.append(UInt8(ascii: "["))
-        for (i, value) in values.enumerated() {
-            if i > 0 { bytes.append(UInt8(ascii: ",")) }
-            var value = value
-            value.withUTF8 { JSONText.appendQuoted(UnsafeRawBufferPointer($0), to: &bytes) }
-        }
-        bytes.append(UInt8(ascii: "]"))
+        bytes.append(UInt8(ascii: "\""))
+        append(word)
+        bytes.append(UInt8(ascii: "\""))
     }
 
     /// One item of a list built item by item (`closeList` ends it): `"<prefix><value>"`.
-    mutating func appendListItem(_ key: String, prefix: String, _ value: gw_str, first: Bool) {
+    mutating func appendListItem(_ key: StaticString, prefix: StaticString, _ value: gw_str, first: Bool) {
         if first {
             self.key(key)
             bytes.append(UInt8(ascii: "["))
@@ -231,76 +244,104 @@ struct JSONLine {
             bytes.append(UInt8(ascii: ","))
         }
         bytes.append(UInt8(ascii: "\""))
-        bytes.append(contentsOf: prefix.utf8)
+        append(prefix)
         JSONText.appendEscaped(value.buffer, to: &bytes)
         bytes.append(UInt8(ascii: "\""))
     }
 
     mutating func closeList() { bytes.append(UInt8(ascii: "]")) }
 
-    mutating func addRaw(_ key: String, _ json: String) {
+    mutating func addTrue(_ key: StaticString) {
         guard wants(key) else { return }
         self.key(key)
-        bytes.append(contentsOf: json.utf8)
+        append("true")
     }
 
+    /// Microseconds as milliseconds with three decimals, e.g. 12407 -> 12.407.
+    mutating func addMilliseconds(_ key: StaticString, microseconds: Int64) {
+        guard wants(key) else { return }
+        self.key(key)
+        if microseconds < 0 { bytes.append(UInt8(ascii: "-")) }
+        let magnitude = microseconds.magnitude
+        Self.appendDecimal(Int64(magnitude / 1000), to: &bytes)
+        bytes.append(UInt8(ascii: "."))
+        Self.appendPadded(Int(magnitude % 1000), width: 3, to: &bytes)
+    }
+
+    /// Ends the object, hands the line to `writer` (one copy) and gives the buffer back to the thread.
+    mutating func submit(to writer: AuditWriter) {
+        bytes.append(UInt8(ascii: "}"))
+        writer.submit(bytes)
+        if borrowed { swap(&bytes, &ThreadScratch.current.line) }
+    }
+
+    /// The finished object (tests).
     consuming func finish() -> [UInt8] {
         bytes.append(UInt8(ascii: "}"))
         return bytes
     }
 
+    /// `value` in decimal.
+    static func appendDecimal(_ value: Int64, to bytes: inout [UInt8]) {
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for the 20 digits of UInt64.max
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var at = buffer.count
+            repeat {
+                at -= 1
+                buffer[at] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude != 0
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[at...]))
+        }
+    }
+
+    /// `value` (>= 0) in decimal, zero-padded to `width` digits.
+    static func appendPadded(_ value: Int, width: Int, to bytes: inout [UInt8]) {
+        var divisor = 1
+        for _ in 1..<width { divisor *= 10 }
+        while divisor > value && divisor > 1 {
+            bytes.append(UInt8(ascii: "0"))
+            divisor /= 10
+        }
+        appendDecimal(Int64(value), to: &bytes)
+    }
+
     /// Local time with milliseconds and the UTC offset, e.g. 2026-11-29T02:50:01.123+00:00. The part up to
     /// the seconds is formatted once per second (per thread); each line only adds the milliseconds.
-    static func timestamp() -> String {
+    static func appendTimestamp(to bytes: inout [UInt8], scratch: ThreadScratch) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        let cache = TimestampCache.current
-        if cache.second != now.tv_sec {
+        if scratch.second != now.tv_sec {
             var seconds = now.tv_sec
             var parts = tm()
             localtime_r(&seconds, &parts)
             let offset = Int(parts.tm_gmtoff)
             let minutes = abs(offset) / 60
-            cache.second = now.tv_sec
-            cache.prefix = "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))T"
-                + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2))."
-            cache.suffix = (offset < 0 ? "-" : "+") + "\(pad(minutes / 60, 2)):\(pad(minutes % 60, 2))"
+            var prefix: [UInt8] = []
+            appendPadded(Int(parts.tm_year) + 1900, width: 4, to: &prefix)
+            prefix.append(UInt8(ascii: "-"))
+            appendPadded(Int(parts.tm_mon) + 1, width: 2, to: &prefix)
+            prefix.append(UInt8(ascii: "-"))
+            appendPadded(Int(parts.tm_mday), width: 2, to: &prefix)
+            prefix.append(UInt8(ascii: "T"))
+            appendPadded(Int(parts.tm_hour), width: 2, to: &prefix)
+            prefix.append(UInt8(ascii: ":"))
+            appendPadded(Int(parts.tm_min), width: 2, to: &prefix)
+            prefix.append(UInt8(ascii: ":"))
+            appendPadded(Int(parts.tm_sec), width: 2, to: &prefix)
+            prefix.append(UInt8(ascii: "."))
+            var suffix: [UInt8] = [offset < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+")]
+            appendPadded(minutes / 60, width: 2, to: &suffix)
+            suffix.append(UInt8(ascii: ":"))
+            appendPadded(minutes % 60, width: 2, to: &suffix)
+            scratch.second = now.tv_sec
+            scratch.prefix = prefix
+            scratch.suffix = suffix
         }
-        return cache.prefix + pad(Int(now.tv_nsec / 1_000_000), 3) + cache.suffix
-    }
-
-    /// `value` in decimal, zero-padded to `width` digits.
-    static func pad(_ value: Int, _ width: Int) -> String {
-        let digits = String(value)
-        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
-    }
-
-    /// Microseconds as milliseconds with three decimals, e.g. 12407 -> "12.407".
-    static func milliseconds(_ microseconds: Int64) -> String {
-        let sign = microseconds < 0 ? "-" : ""
-        let magnitude = Int(abs(microseconds))
-        return sign + String(magnitude / 1000) + "." + pad(magnitude % 1000, 3)
-    }
-}
-
-/// The per-thread cache of `JSONLine.timestamp()` (hooks run on several event loops at once).
-final class TimestampCache {
-    var second: Int = -1
-    var prefix = ""
-    var suffix = ""
-
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key) { pointer in
-            if let pointer { Unmanaged<TimestampCache>.fromOpaque(pointer).release() }
-        }
-        return key
-    }()
-
-    static var current: TimestampCache {
-        if let existing = pthread_getspecific(key) { return Unmanaged<TimestampCache>.fromOpaque(existing).takeUnretainedValue() }
-        let cache = TimestampCache()
-        pthread_setspecific(key, Unmanaged.passRetained(cache).toOpaque())
-        return cache
+        bytes.append(contentsOf: scratch.prefix)
+        appendPadded(Int(now.tv_nsec / 1_000_000), width: 3, to: &bytes)
+        bytes.append(contentsOf: scratch.suffix)
     }
 }

@@ -27,7 +27,12 @@ final class AuditWriter: @unchecked Sendable {
     let options: Options
     private let tag: UInt64
     private let condition = NSCondition()
-    private var queue: [[UInt8]] = []
+    /// Queued lines, each followed by a newline, as one byte batch: a producer copies its line in (no
+    /// allocation per line); the writer swaps it with `spare` and writes it with one system call.
+    private var pending: [UInt8] = []
+    private var pendingLines = 0
+    /// The writer's buffer, swapped with `pending`: both keep their capacity.
+    private var spare: [UInt8] = []
     private var stopping = false
     /// The writer thread waits for lines (producers signal only then).
     private var writerWaiting = false
@@ -76,11 +81,11 @@ final class AuditWriter: @unchecked Sendable {
         return fstat(fd, &info) == 0 ? Int64(info.st_size) : 0
     }
 
-    /// Queues one line (without newline). Called from event loops.
+    /// Queues one line (without newline): copies it into the pending batch. Called from event loops.
     func submit(_ line: [UInt8]) {
         condition.lock()
         defer { condition.unlock() }
-        while queue.count >= options.queueSize && !stopping {
+        while pendingLines >= options.queueSize && !stopping {
             if options.dropWhenFull {
                 dropped += 1
                 _ = PluginHost.api.pointee.metric_record(tag, droppedMetric, 1)
@@ -90,7 +95,9 @@ final class AuditWriter: @unchecked Sendable {
             condition.wait()
             producersWaiting -= 1
         }
-        queue.append(line)
+        pending.append(contentsOf: line)
+        pending.append(10)
+        pendingLines += 1
         // Wake the writer only when it sleeps on an empty queue: one wake-up per batch, not per line.
         if writerWaiting { condition.broadcast() }
     }
@@ -116,14 +123,18 @@ final class AuditWriter: @unchecked Sendable {
     private func run() {
         while true {
             condition.lock()
-            while queue.isEmpty && !stopping && !reopenRequested {
+            while pendingLines == 0 && !stopping && !reopenRequested {
                 writerWaiting = true
                 _ = condition.wait(until: Date().addingTimeInterval(options.fsync == .interval ? options.fsyncInterval : 1))
                 writerWaiting = false
                 if options.fsync == .interval && Date().timeIntervalSince(lastSync) >= options.fsyncInterval { break }
             }
-            let batch = queue
-            queue.removeAll(keepingCapacity: true)
+            var batch: [UInt8] = []
+            swap(&batch, &spare)
+            batch.removeAll(keepingCapacity: true)
+            swap(&batch, &pending)
+            let batchLines = pendingLines
+            pendingLines = 0
             let reopen = reopenRequested
             reopenRequested = false
             let stop = stopping
@@ -136,10 +147,15 @@ final class AuditWriter: @unchecked Sendable {
                 PluginHost.log(tag, GW_LOG_ERROR, "audit queue full: dropped \(newlyDropped) line(s) (when_full: drop), \(dropped) in total")
             }
             if reopen { reopenFile() }
-            if !batch.isEmpty {
+            if batchLines > 0 {
                 write(batch)
-                _ = PluginHost.api.pointee.metric_record(tag, writtenMetric, Double(batch.count))
+                _ = PluginHost.api.pointee.metric_record(tag, writtenMetric, Double(batchLines))
             }
+            // The written buffer is the next spare (a burst's large one is let go).
+            if batch.capacity > 1 << 20 { batch = [] }
+            condition.lock()
+            swap(&batch, &spare)
+            condition.unlock()
             if options.fsync == .interval, dirty, Date().timeIntervalSince(lastSync) >= options.fsyncInterval {
                 fsync(fd)
                 dirty = false
@@ -147,10 +163,10 @@ final class AuditWriter: @unchecked Sendable {
             }
             if stop {
                 condition.lock()
-                let empty = queue.isEmpty
+                let empty = pendingLines == 0
                 condition.unlock()
                 if empty { break }
-            } else if batch.count < 64 {
+            } else if batchLines < 64 {
                 // Let lines gather for a moment: under load, one write (and one wake-up) covers many requests.
                 usleep(2_000)
             }
@@ -163,17 +179,13 @@ final class AuditWriter: @unchecked Sendable {
         finished.unlock()
     }
 
-    private func write(_ lines: [[UInt8]]) {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(lines.reduce(0) { $0 + $1.count + 1 })
-        for line in lines {
-            bytes.append(contentsOf: line)
-            bytes.append(10)
-        }
+    /// Writes whole lines (each ends with a newline), retrying until every byte is in the file.
+    private func write(_ bytes: [UInt8]) {
         if options.maxSize > 0 && size > 0 && size + Int64(bytes.count) > options.maxSize { rotate() }
         var attempt = 0
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 {
                 if errno == EINTR { continue }
                 attempt += 1
@@ -183,7 +195,7 @@ final class AuditWriter: @unchecked Sendable {
                 continue
             }
             size += Int64(written)
-            bytes.removeFirst(written)
+            offset += written
         }
         if options.fsync == .always { fsync(fd) } else { dirty = true }
     }

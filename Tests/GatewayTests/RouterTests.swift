@@ -9,6 +9,14 @@ final class RouterTests: XCTestCase {
         XCTAssertEqual(Router.normaliseHost("example.com."), "example.com")
         XCTAssertEqual(Router.path(of: "/a/b?x=1"), "/a/b")
         XCTAssertEqual(Router.path(of: "https://h/x/y?q"), "/x/y")
+        XCTAssertEqual(Router.path(of: "https://h"), "/")
+        XCTAssertEqual(Router.path(of: "/a#frag?x"), "/a")
+        XCTAssertEqual(Router.path(of: "*"), "*")
+        XCTAssertEqual(Router.path(of: "/caf\u{e9}/x?y"), "/caf\u{e9}/x")
+        XCTAssertEqual(Router.normaliseHost("Example.COM.:80"), "example.com")
+        XCTAssertEqual(Router.normaliseHost(""), "")
+        XCTAssertEqual(Router.normaliseHost("[::1]"), "[::1]")
+        XCTAssertEqual(Router.normaliseHost("h\u{e9}.test:1"), "h\u{e9}.test")
     }
 
     func testMatcher() {

@@ -46,7 +46,14 @@ package enum ProxyHeaders {
     package static func equalsIgnoringCase(_ text: Substring, _ lowercase: StaticString) -> Bool {
         guard text.utf8.count == lowercase.utf8CodeUnitCount else { return false }
         return lowercase.withUTF8Buffer { expected in
-            zip(text.utf8, expected).allSatisfy { byte, wanted in (byte >= 65 && byte <= 90 ? byte | 0x20 : byte) == wanted }
+            // Native strings (all of NIO's) lend their bytes: a plain loop, no iterator per byte.
+            if let equal = text.utf8.withContiguousStorageIfAvailable({ bytes in
+                for i in 0..<bytes.count where (bytes[i] >= 65 && bytes[i] <= 90 ? bytes[i] | 0x20 : bytes[i]) != expected[i] { return false }
+                return true
+            }) {
+                return equal
+            }
+            return zip(text.utf8, expected).allSatisfy { byte, wanted in (byte >= 65 && byte <= 90 ? byte | 0x20 : byte) == wanted }
         }
     }
 

@@ -16,16 +16,20 @@ package struct RouteMatcher: Sendable {
     /// Matches every request; set the fields that narrow it.
     package init() {}
 
-    /// `host` is the request's Host header already lowercased and stripped of its port.
+    /// `host` is the request's Host header already lowercased and stripped of its port. Compares bytes: a
+    /// route names exact bytes (no Unicode equivalence), and this runs for every request.
     package func matches(host requestHost: Substring, path: Substring, method: String) -> Bool {
         switch host {
         case .any: break
-        case .exact(let name): guard requestHost == name else { return false }
+        case .exact(let name): guard requestHost.utf8.elementsEqual(name.utf8) else { return false }
         case .suffix(let dotSuffix):
-            guard requestHost.count > dotSuffix.count, requestHost.hasSuffix(dotSuffix) else { return false }
+            let hostBytes = requestHost.utf8, suffixBytes = dotSuffix.utf8
+            guard hostBytes.count > suffixBytes.count else { return false }
+            let start = hostBytes.index(hostBytes.endIndex, offsetBy: -suffixBytes.count)
+            guard hostBytes[start...].elementsEqual(suffixBytes) else { return false }
         }
-        if let pathExact, path != pathExact { return false }
-        if let pathPrefix, !path.hasPrefix(pathPrefix) { return false }
+        if let pathExact, !path.utf8.elementsEqual(pathExact.utf8) { return false }
+        if let pathPrefix, !path.utf8.starts(with: pathPrefix.utf8) { return false }
         if let methods, !methods.contains(method) { return false }
         return true
     }

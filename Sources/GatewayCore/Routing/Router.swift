@@ -18,26 +18,49 @@ package struct Router: Sendable {
     }
 
     /// Lowercases and strips the port: `API.Example.com:8443` -> `api.example.com`, `[::1]:443` -> `[::1]`.
+    /// Works on the UTF-8 bytes (every delimiter is ASCII): Character-level search runs grapheme breaking
+    /// over every byte of every request's Host.
     package static func normaliseHost(_ raw: String) -> Substring {
-        var host = Substring(raw)
-        if host.hasPrefix("[") {
-            if let end = host.firstIndex(of: "]") { host = host[...end] }
-        } else if let colon = host.lastIndex(of: ":") {
-            host = host[..<colon]
+        let utf8 = raw.utf8
+        var end = utf8.endIndex
+        if utf8.first == UInt8(ascii: "[") {
+            if let close = utf8.firstIndex(of: UInt8(ascii: "]")) { end = utf8.index(after: close) }
+        } else if let colon = utf8.lastIndex(of: UInt8(ascii: ":")) {
+            end = colon
         }
-        if host.hasSuffix(".") { host = host.dropLast() }
+        if end > utf8.startIndex, utf8[utf8.index(before: end)] == UInt8(ascii: ".") { end = utf8.index(before: end) }
+        let host = raw[utf8.startIndex..<end]
         if host.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) { return Substring(host.lowercased()) }
         return host
     }
 
     /// The path part of a request target: `/a/b?x=1` -> `/a/b`; absolute-form targets are reduced to their path.
     package static func path(of uri: String) -> Substring {
-        var target = Substring(uri)
-        if !target.hasPrefix("/"), let scheme = target.range(of: "://") {
-            let rest = target[scheme.upperBound...]
-            target = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
+        let utf8 = uri.utf8
+        var start = utf8.startIndex
+        if utf8.first != UInt8(ascii: "/") {
+            if let authority = authorityStart(utf8) {
+                guard let slash = utf8[authority...].firstIndex(of: UInt8(ascii: "/")) else { return "/" }
+                start = slash
+            }
         }
-        if let q = target.firstIndex(where: { $0 == "?" || $0 == "#" }) { target = target[..<q] }
-        return target
+        let end = utf8[start...].firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? utf8.endIndex
+        return uri[start..<end]
+    }
+
+    /// Where the authority of an absolute-form target starts (after the first `://`), if it has one.
+    private static func authorityStart(_ utf8: String.UTF8View) -> String.Index? {
+        var index = utf8.startIndex
+        while index < utf8.endIndex {
+            if utf8[index] == UInt8(ascii: ":") {
+                let slash1 = utf8.index(after: index)
+                if slash1 < utf8.endIndex, utf8[slash1] == UInt8(ascii: "/") {
+                    let slash2 = utf8.index(after: slash1)
+                    if slash2 < utf8.endIndex, utf8[slash2] == UInt8(ascii: "/") { return utf8.index(after: slash2) }
+                }
+            }
+            index = utf8.index(after: index)
+        }
+        return nil
     }
 }
