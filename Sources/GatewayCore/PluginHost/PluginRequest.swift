@@ -14,7 +14,21 @@ package final class PluginRequest: PluginCallTarget {
 
     package let handle: UInt64
     package let connection: ConnectionContext
-    package var head: HTTPRequestHead
+    /// The request head as plugins left it. Headers plugins add wait in `pendingAdds` and join the head in
+    /// one append when anything else reads or changes it: `HTTPHeaders.add` scans every name for non-ASCII
+    /// bytes, which the host has already checked (`HeaderValidation`), ~600 instructions per identity header.
+    package var head: HTTPRequestHead {
+        get {
+            joinPendingAdds()
+            return storedHead
+        }
+        set {
+            pendingAdds = []
+            storedHead = newValue
+        }
+    }
+    private var storedHead: HTTPRequestHead
+    private var pendingAdds: [(String, String)] = []
     package var backendName: String?
     package var phase: Phase = .request
     package var responseHead: HTTPResponseHead?
@@ -38,7 +52,14 @@ package final class PluginRequest: PluginCallTarget {
     package init(connection: ConnectionContext, head: HTTPRequestHead) {
         self.handle = Self.nextHandle.loadThenWrappingIncrement(ordering: .relaxed) | (1 << 62)
         self.connection = connection
-        self.head = head
+        self.storedHead = head
+    }
+
+    private func joinPendingAdds() {
+        guard !pendingAdds.isEmpty else { return }
+        // HTTPHeaders(_:) takes the array as it is; add(contentsOf: HTTPHeaders) appends without a check.
+        storedHead.headers.add(contentsOf: HTTPHeaders(pendingAdds))
+        pendingAdds = []
     }
 
     package func endCall() { PluginArena.current.reset() }
@@ -46,7 +67,7 @@ package final class PluginRequest: PluginCallTarget {
     private init(copying other: PluginRequest) {
         handle = other.handle
         connection = other.connection
-        head = other.head
+        storedHead = other.head
         backendName = other.backendName
         vars = other.vars
         reached = other.reached
@@ -143,7 +164,13 @@ package final class PluginRequest: PluginCallTarget {
         switch phase {
         case .request:
             if mode != .remove, ProxyHeaders.isHopByHop(name) { addedHopByHop = true }
-            Self.edit(&head.headers, name, value, mode)
+            if mode == .add {
+                if pendingAdds.isEmpty { pendingAdds.reserveCapacity(16) }
+                pendingAdds.append((name, value))
+            } else {
+                joinPendingAdds()
+                Self.edit(&storedHead.headers, name, value, mode)
+            }
         case .response:
             guard responseHead != nil else { return GW_ERR_WRONG_PHASE }
             Self.edit(&responseHead!.headers, name, value, mode)

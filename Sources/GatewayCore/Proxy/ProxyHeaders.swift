@@ -74,16 +74,28 @@ package enum ProxyHeaders {
         var headers = head.headers
         if !hopByHopRemoved { removeHopByHop(&headers) }
         headers.remove(name: "expect")
+        // What the gateway sets replaces what the client sent, and joins the head in one append (no
+        // per-name ASCII scan: these names are the gateway's own).
+        var added: [(String, String)] = []
+        added.reserveCapacity(5)
         // The client's Transfer-Encoding is hop-by-hop and was removed: a body without a Content-Length is
         // re-framed as chunked here. NIO's encoder frames a GET/DELETE/OPTIONS body with neither header as raw
         // bytes, which a backend would read as the next request (smuggling).
-        if hasBody && !headers.contains(name: "content-length") { headers.replaceOrAdd(name: "transfer-encoding", value: "chunked") }
+        if hasBody && !headers.contains(name: "content-length") {
+            headers.remove(name: "transfer-encoding")
+            added.append(("transfer-encoding", "chunked"))
+        }
         let host = head.headers.first(name: "host")
         let previous = headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
-        headers.replaceOrAdd(name: "x-forwarded-for", value: previous.isEmpty ? clientIP : "\(previous), \(clientIP)")
-        headers.replaceOrAdd(name: "x-forwarded-proto", value: scheme)
-        if let localPort { headers.replaceOrAdd(name: "x-forwarded-port", value: String(localPort)) } else { headers.remove(name: "x-forwarded-port") }
-        if let host { headers.replaceOrAdd(name: "x-forwarded-host", value: host) } else { headers.remove(name: "x-forwarded-host") }
+        headers.remove(name: "x-forwarded-for")
+        added.append(("x-forwarded-for", previous.isEmpty ? clientIP : "\(previous), \(clientIP)"))
+        headers.remove(name: "x-forwarded-proto")
+        added.append(("x-forwarded-proto", scheme))
+        headers.remove(name: "x-forwarded-port")
+        if let localPort { added.append(("x-forwarded-port", String(localPort))) }
+        headers.remove(name: "x-forwarded-host")
+        if let host { added.append(("x-forwarded-host", host)) }
+        headers.add(contentsOf: HTTPHeaders(added))
         var upstream = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
         upstream.version = .http1_1
         return upstream
