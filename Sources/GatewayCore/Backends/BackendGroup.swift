@@ -49,10 +49,14 @@ package final class BackendGroup: Sendable {
                     if let tlsContext {
                         try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: sniName))
                     }
-                    // No outbound header validator (a pass over every header of every request): each header
-                    // that leaves was parsed by NIO's decoder from the client's request, checked by the plugin
-                    // host (`HeaderValidation`) when a plugin set it, or written by the gateway itself.
-                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: .dropBytes, enableOutboundHeaderValidation: false)
+                    // NIO's client handlers, with the gateway's encoder (the same bytes, the head written in one
+                    // pass) and without the outbound header validator (a pass over every header of every
+                    // request): each header that leaves was parsed by NIO's decoder from the client's request,
+                    // checked by the plugin host (`HeaderValidation`) when a plugin set it, or written by the
+                    // gateway itself. The decoder stays after the encoder: it watches the request parts go by
+                    // to know which responses have no body (HEAD).
+                    try sync.addHandler(UpstreamRequestEncoder())
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                     try sync.addHandler(connection.value)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {

@@ -1,0 +1,103 @@
+import NIOCore
+import NIOHTTP1
+
+/// Writes an HTTP/1.1 head into a `ByteBuffer` in one pass: the total size is summed first, the buffer
+/// reserved once, and every name and value copied with `memcpy` from the string's own UTF-8 storage.
+/// Writes exactly the bytes NIO's encoders write (`method SP uri SP version CRLF`, `name: value CRLF`,
+/// `CRLF`).
+package enum HTTPHeadWriter {
+    package static func write(_ head: HTTPRequestHead, into buffer: inout ByteBuffer) {
+        let method = head.method.rawValue
+        var size = method.utf8.count + 1 + head.uri.utf8.count + 1 + versionLength(head.version) + 2
+        for (name, value) in head.headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
+        size += 2
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var out = Cursor(base: raw.baseAddress!)
+            out.copy(method)
+            out.byte(32)
+            out.copy(head.uri)
+            out.byte(32)
+            out.version(head.version)
+            out.crlf()
+            for (name, value) in head.headers { out.header(name, value) }
+            out.crlf()
+            return out.offset
+        }
+    }
+
+    /// A header block (trailers): every `name: value CRLF`, then the final CRLF.
+    package static func write(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) {
+        var size = 2
+        for (name, value) in headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var out = Cursor(base: raw.baseAddress!)
+            for (name, value) in headers { out.header(name, value) }
+            out.crlf()
+            return out.offset
+        }
+    }
+
+    /// `value` in lowercase hexadecimal (a chunk size).
+    package static func writeHex(_ value: Int, into buffer: inout ByteBuffer) {
+        precondition(value >= 0)
+        var digits = 1
+        while value >> (4 * digits) != 0 && digits < 16 { digits += 1 }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: digits) { raw in
+            for i in 0..<digits {
+                let nibble = (value >> (4 * (digits - 1 - i))) & 0xF
+                raw[i] = nibble < 10 ? UInt8(ascii: "0") + UInt8(nibble) : UInt8(ascii: "a") + UInt8(nibble - 10)
+            }
+            return digits
+        }
+    }
+
+    private static func versionLength(_ version: HTTPVersion) -> Int {
+        if version.major == 1 && (version.minor == 0 || version.minor == 1) { return 8 }
+        return 5 + String(version.major).utf8.count + 1 + String(version.minor).utf8.count
+    }
+
+    /// Writes forward from `base`; the caller reserved the room.
+    private struct Cursor {
+        let base: UnsafeMutableRawPointer
+        var offset = 0
+
+        mutating func byte(_ value: UInt8) {
+            base.storeBytes(of: value, toByteOffset: offset, as: UInt8.self)
+            offset += 1
+        }
+
+        mutating func crlf() {
+            byte(13)
+            byte(10)
+        }
+
+        mutating func copy(_ string: String) {
+            var string = string
+            string.withUTF8 { bytes in
+                guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+                (base + offset).copyMemory(from: source, byteCount: bytes.count)
+                offset += bytes.count
+            }
+        }
+
+        mutating func header(_ name: String, _ value: String) {
+            copy(name)
+            byte(UInt8(ascii: ":"))
+            byte(32)
+            copy(value)
+            crlf()
+        }
+
+        mutating func version(_ version: HTTPVersion) {
+            copy("HTTP/")
+            if version.major == 1 && (version.minor == 0 || version.minor == 1) {
+                copy("1.")
+                byte(version.minor == 0 ? UInt8(ascii: "0") : UInt8(ascii: "1"))
+            } else {
+                copy(String(version.major))
+                byte(UInt8(ascii: "."))
+                copy(String(version.minor))
+            }
+        }
+    }
+}
