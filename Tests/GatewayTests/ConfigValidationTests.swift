@@ -46,6 +46,21 @@ final class ConfigValidationTests: XCTestCase {
             connect_timeout: soon
         """
 
+    func testLimitsOutOfRangeAreNamedByKeyPath() throws {
+        let issues = try problems("""
+            listeners:
+              - name: l
+                address: "127.0.0.1:0"
+                protocol: http
+                limits: { chunked_buffer_bytes: -1, max_body_bytes: -5, min_body_rate: -1 }
+                routes: [ { backend: b } ]
+            backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
+            """)
+        assertContains(issues, "listeners[0].limits.chunked_buffer_bytes: must be between 0 (always stream) and 16777216")
+        assertContains(issues, "listeners[0].limits.max_body_bytes: must not be negative")
+        assertContains(issues, "listeners[0].limits.min_body_rate")
+    }
+
     func testStructuralProblemsAreAllReportedWithKeyPaths() throws {
         let issues = try problems(Self.brokenStructure)
         assertContains(issues, "listeners[0].protocol: 'htps' is not one of: https | http")

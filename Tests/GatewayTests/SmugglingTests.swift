@@ -117,6 +117,36 @@ final class SmugglingTests: GatewayTestCase {
         XCTAssertTrue(closed)
     }
 
+    /// A chunked body whose framing breaks after the head (a chunk size that is not hex, a chunk without its
+    /// CRLF, a control byte in an extension) is answered 400, and no byte of that request reaches the backend,
+    /// not even its head, although a pooled backend connection is idle and would take it at once: a chunked
+    /// body up to `chunked_buffer_bytes` is read whole before the request goes on.
+    func testBrokenChunkFramingNeverReachesTheBackendNotEvenItsHead() async throws {
+        let warm = try await TestClient.get(port: gateway.port("plain"), tls: nil, path: "/warm")
+        XCTAssertEqual(warm?.status, 200)
+        let bodies = ["zz\r\nhello\r\n0\r\n\r\n", "5\r\nhelloXX0\r\n\r\n", "5;ext=\u{1}\r\nhello\r\n0\r\n\r\n", "3\r\nabcd\r\n0\r\n\r\n"]
+        for (index, body) in bodies.enumerated() {
+            let (status, closed) = try await exchange("POST /broken/\(index) HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\(body)")
+            XCTAssertEqual(status, 400, body.debugDescription)
+            XCTAssertTrue(closed, body.debugDescription)
+        }
+        // In two writes: the broken chunk arrives after the head went through the gateway's whole path.
+        let client = try await TestClient.connect(port: gateway.port("plain"), tls: nil)
+        try await client.send("POST /broken/split HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        try await Task.sleep(nanoseconds: 200_000_000)
+        try await client.send("5\r\nworldXX")
+        let response = await client.readResponse()
+        XCTAssertEqual(response?.status, 400)
+        await client.close()
+        try await Task.sleep(nanoseconds: 300_000_000)
+        XCTAssertEqual(backend.heads.withLockedValue { $0 }, ["/warm"], "no head of a refused request reached the backend")
+        // A well-formed chunked body still arrives whole (read first, then forwarded).
+        let good = try await exchange("POST /good HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        XCTAssertEqual(good.0, 200)
+        XCTAssertEqual(backend.requests.last?.head.uri, "/good")
+        XCTAssertEqual(backend.requests.last?.bodyBytes, 5)
+    }
+
     /// A chunked body on a GET (whose framing NIO's encoder would otherwise drop) is re-framed for the backend:
     /// a request hidden in it stays body bytes and never becomes a second backend request.
     func testChunkedBodyOnAGetIsReframedNotSmuggled() async throws {

@@ -162,6 +162,10 @@ public struct RouteMatchConfig: Codable, Sendable {
 public struct HTTPLimitsConfig: Codable, Sendable {
     public var maxHeaderBytes: Int = 32 * 1024
     public var maxBodyBytes: Int64 = 16 * 1024 * 1024
+    /// A chunked request body up to this many bytes is read whole (its chunk framing checked to the end)
+    /// before any byte of the request goes to a backend: a request the gateway refuses for broken framing
+    /// never reaches one. A longer body is streamed once this many bytes are buffered (0: always stream).
+    public var chunkedBufferBytes: Int = 64 * 1024
     public var headerTimeout: ConfigDuration = .seconds(10)
     public var idleTimeout: ConfigDuration = .seconds(60)
     /// A request body is read in windows of this length: a window with no byte, or fewer than
@@ -182,6 +186,7 @@ public struct HTTPLimitsConfig: Codable, Sendable {
     package enum CodingKeys: String, CodingKey {
         case maxHeaderBytes = "max_header_bytes"
         case maxBodyBytes = "max_body_bytes"
+        case chunkedBufferBytes = "chunked_buffer_bytes"
         case headerTimeout = "header_timeout"
         case idleTimeout = "idle_timeout"
         case bodyTimeout = "body_timeout"
@@ -198,6 +203,7 @@ public struct HTTPLimitsConfig: Codable, Sendable {
         let c = try ConfigContainer(decoder, keys: CodingKeys.self)
         maxHeaderBytes = c.value(.maxHeaderBytes, default: maxHeaderBytes)
         maxBodyBytes = c.value(.maxBodyBytes, default: maxBodyBytes)
+        chunkedBufferBytes = c.value(.chunkedBufferBytes, default: chunkedBufferBytes)
         headerTimeout = c.value(.headerTimeout, default: headerTimeout)
         idleTimeout = c.value(.idleTimeout, default: idleTimeout)
         bodyTimeout = c.value(.bodyTimeout, default: bodyTimeout)

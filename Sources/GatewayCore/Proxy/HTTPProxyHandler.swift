@@ -30,6 +30,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         /// over); nil while no response is awaited.
         var responseDeadline: NIODeadline?
         var countedActive = false
+        /// A chunked body is being read whole before the request goes to a backend (`chunked_buffer_bytes`).
+        var awaitingBody = false
         /// The response head told the client the connection closes (`Connection: close`).
         var closeAfterResponse = false
         var status = 0
@@ -80,6 +82,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// The current request as plugins see it (nil when the listener has no plugins).
     private var pluginRequest: PluginRequest?
     private var requestBodyBytes: Int64 = 0
+    /// The current request's body is chunked (the only transfer coding the validator lets through).
+    private var requestChunked = false
     private var responseBodyBytes: Int64 = 0
     /// The request body's progress, checked every `body_timeout` while a body is being read.
     private var bodyRate: BodyRateCheck
@@ -215,8 +219,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         if let refusal = RequestHeadValidator.normalise(&head, maxBodyBytes: listener.limits.maxBodyBytes) {
             return answer(refusal.status, refusal.message, head: received, close: true)
         }
-        let hasBody = head.headers.contains(name: "transfer-encoding")
-            || (head.headers.first(name: "content-length").flatMap { Int64($0) } ?? 0) > 0
+        requestChunked = head.headers.contains(name: "transfer-encoding")
+        let hasBody = requestChunked || (head.headers.first(name: "content-length").flatMap { Int64($0) } ?? 0) > 0
         let keepAlive = head.isKeepAlive
         requestBodyBytes = 0
         responseBodyBytes = 0
@@ -281,6 +285,21 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         exchange.requestEnded = ended
         exchange.bodyBytes = requestBodyBytes
         state = .proxying(exchange)
+        if requestChunked, !ended, requestBodyBytes <= Int64(listener.limits.chunkedBufferBytes), listener.limits.chunkedBufferBytes > 0 {
+            // Read the chunked body whole first: a chunk framing error found on the way is answered 400 and
+            // no byte of the request, not even its head, has gone to a backend (a pooled connection would
+            // have taken the head at once).
+            exchange.awaitingBody = true
+            holdClientReads(false)
+            return
+        }
+        holdClientReads(true)
+        startAttempt(exchange)
+    }
+
+    /// Ends the wait for a chunked body (complete, or past `chunked_buffer_bytes`): the request goes on.
+    private func stopAwaitingBody(_ exchange: Exchange) {
+        exchange.awaitingBody = false
         holdClientReads(true)
         startAttempt(exchange)
     }
@@ -311,6 +330,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             if !backendConnection.isWritable { holdClientReads(true) }
         } else {
             exchange.buffered.append(.body(.byteBuffer(body)))
+            if exchange.awaitingBody, exchange.bodyBytes > Int64(listener.limits.chunkedBufferBytes) { stopAwaitingBody(exchange) }
         }
     }
 
@@ -330,6 +350,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
                 startResponseTimer(exchange)
             } else {
                 exchange.buffered.append(.end(nil))
+                if exchange.awaitingBody { stopAwaitingBody(exchange) }
             }
         case .idle, .closed:
             break

@@ -71,6 +71,9 @@ package struct RuntimeCompiler {
         let limits = config.limits
         if limits.maxHeaderBytes < 1024 || limits.maxHeaderBytes > 1 << 20 { issues.add("\(path).limits.max_header_bytes", "must be between 1024 and 1048576") }
         if limits.maxBodyBytes < 0 { issues.add("\(path).limits.max_body_bytes", "must not be negative") }
+        if limits.chunkedBufferBytes < 0 || limits.chunkedBufferBytes > 16 << 20 {
+            issues.add("\(path).limits.chunked_buffer_bytes", "must be between 0 (always stream) and 16777216")
+        }
         if limits.headerTimeout.nanoseconds <= 0 { issues.add("\(path).limits.header_timeout", "must be positive") }
         if limits.idleTimeout.nanoseconds <= 0 { issues.add("\(path).limits.idle_timeout", "must be positive") }
         if limits.bodyTimeout.nanoseconds <= 0 { issues.add("\(path).limits.body_timeout", "must be positive") }

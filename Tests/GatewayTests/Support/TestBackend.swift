@@ -25,6 +25,9 @@ final class TestBackend: @unchecked Sendable {
     let healthy = NIOLockedValueBox<Bool>(true)
     /// How many `/healthz` probes arrived.
     let healthChecks = NIOLockedValueBox<Int>(0)
+    /// The target of every request head that arrived, complete request or not (`requests` has only those
+    /// that ended).
+    let heads = NIOLockedValueBox<[String]>([])
     private var channel: Channel?
     private(set) var port = 0
 
@@ -39,13 +42,14 @@ final class TestBackend: @unchecked Sendable {
         let streamed = self.streamed
         let healthy = self.healthy
         let healthChecks = self.healthChecks
+        let heads = self.heads
         channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Handler(name: name, recorder: recorder, streamed: streamed, healthy: healthy, healthChecks: healthChecks))
+                    try channel.pipeline.syncOperations.addHandler(Handler(name: name, recorder: recorder, streamed: streamed, healthy: healthy, healthChecks: healthChecks, heads: heads))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -84,7 +88,13 @@ final class TestBackend: @unchecked Sendable {
         var body = ByteBuffer()
         var hasher = SHA256()
 
-        init(name: String, recorder: NIOLockedValueBox<[Received]>, streamed: NIOLockedValueBox<Int>, healthy: NIOLockedValueBox<Bool>, healthChecks: NIOLockedValueBox<Int>) {
+        let heads: NIOLockedValueBox<[String]>
+
+        init(
+            name: String, recorder: NIOLockedValueBox<[Received]>, streamed: NIOLockedValueBox<Int>, healthy: NIOLockedValueBox<Bool>,
+            healthChecks: NIOLockedValueBox<Int>, heads: NIOLockedValueBox<[String]>
+        ) {
+            self.heads = heads
             self.name = name
             self.recorder = recorder
             self.streamed = streamed
@@ -113,6 +123,7 @@ final class TestBackend: @unchecked Sendable {
             switch unwrapInboundIn(data) {
             case .head(let head):
                 self.head = head
+                if head.uri != "/healthz" { heads.withLockedValue { $0.append(head.uri) } }
                 body.clear()
                 hasher = SHA256()
             case .body(var part):
