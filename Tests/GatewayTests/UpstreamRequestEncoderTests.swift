@@ -1,4 +1,5 @@
 import GatewayCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -11,10 +12,10 @@ final class UpstreamRequestEncoderTests: XCTestCase {
     private func bytes(_ encoder: some ChannelHandler, _ parts: [HTTPClientRequestPart]) throws -> (bytes: [UInt8], completed: Int) {
         let channel = EmbeddedChannel(handler: encoder)
         defer { _ = try? channel.finish() }
-        var completed = 0
+        let completed = NIOLockedValueBox(0)
         for part in parts {
             let promise = channel.eventLoop.makePromise(of: Void.self)
-            promise.futureResult.whenSuccess { completed += 1 }
+            promise.futureResult.whenSuccess { completed.withLockedValue { $0 += 1 } }
             channel.write(part, promise: promise)
         }
         channel.flush()
@@ -23,7 +24,7 @@ final class UpstreamRequestEncoderTests: XCTestCase {
             guard case .byteBuffer(let buffer) = data else { XCTFail("file region"); continue }
             out += buffer.readableBytesView
         }
-        return (out, completed)
+        return (out, completed.withLockedValue { $0 })
     }
 
     private func assertSameBytes(_ parts: [HTTPClientRequestPart], file: StaticString = #filePath, line: UInt = #line) throws {
