@@ -23,30 +23,9 @@ package final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableCha
             HTTPHeadWriter.write(head, into: &buffer)
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
         case .body(let part):
-            guard isChunked, part.readableBytes > 0 else {
-                // An empty chunk would end a chunked body: it is passed on as an empty write, in order.
-                context.write(wrapOutboundOut(part), promise: promise)
-                return
-            }
-            var sizeLine = context.channel.allocator.buffer(capacity: 20)
-            HTTPHeadWriter.writeHex(part.readableBytes, into: &sizeLine)
-            sizeLine.writeStaticString("\r\n")
-            context.write(wrapOutboundOut(.byteBuffer(sizeLine)), promise: nil)
-            context.write(wrapOutboundOut(part), promise: nil)
-            // The size line's CRLF again (a slice of the same storage); it carries the promise: the writes
-            // complete in order, so it completes once the whole chunk is written (or fails with it).
-            sizeLine.moveReaderIndex(forwardBy: sizeLine.readableBytes - 2)
-            context.write(wrapOutboundOut(.byteBuffer(sizeLine)), promise: promise)
+            ChunkedFraming.writeBody(part, chunked: isChunked, context: context, promise: promise)
         case .end(let trailers):
-            if isChunked {
-                var buffer = context.channel.allocator.buffer(capacity: trailers == nil ? 5 : 256)
-                buffer.writeStaticString("0\r\n")
-                if let trailers { HTTPHeadWriter.write(trailers, into: &buffer) } else { buffer.writeStaticString("\r\n") }
-                context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
-            } else if let promise {
-                // Nothing to write, but the promise must complete in order with the writes before it.
-                context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
-            }
+            ChunkedFraming.writeEnd(trailers, chunked: isChunked, context: context, promise: promise)
         }
     }
 

@@ -25,6 +25,27 @@ package enum HTTPHeadWriter {
         }
     }
 
+    /// `version SP code SP reason CRLF`, the headers, CRLF: what NIO's `HTTPResponseEncoder` writes.
+    package static func write(_ head: HTTPResponseHead, into buffer: inout ByteBuffer) {
+        let code = String(head.status.code)
+        let reason = head.status.reasonPhrase
+        var size = versionLength(head.version) + 1 + code.utf8.count + 1 + reason.utf8.count + 2
+        for (name, value) in head.headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
+        size += 2
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var out = Cursor(base: raw.baseAddress!)
+            out.version(head.version)
+            out.byte(32)
+            out.copy(code)
+            out.byte(32)
+            out.copy(reason)
+            out.crlf()
+            for (name, value) in head.headers { out.header(name, value) }
+            out.crlf()
+            return out.offset
+        }
+    }
+
     /// A header block (trailers): every `name: value CRLF`, then the final CRLF.
     package static func write(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) {
         var size = 2

@@ -104,13 +104,19 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private var requestStarted = NIODeadline.uptimeNanoseconds(0)
     private let connection: ConnectionContext
     private let headGuard: RequestHeadGuard
+    /// Told which method each response head answers (a response to HEAD has no body on the wire).
+    private let responseEncoder: DownstreamResponseEncoder
     private let logger: Logger
 
-    package init(listener: CompiledListener, runtime: GatewayRuntime, connection: ConnectionContext, headGuard: RequestHeadGuard, logger: Logger) {
+    package init(
+        listener: CompiledListener, runtime: GatewayRuntime, connection: ConnectionContext, headGuard: RequestHeadGuard,
+        responseEncoder: DownstreamResponseEncoder, logger: Logger
+    ) {
         self.listener = listener
         self.runtime = runtime
         self.connection = connection
         self.headGuard = headGuard
+        self.responseEncoder = responseEncoder
         self.logger = logger
         self.bodyRate = BodyRateCheck(minimumRate: listener.limits.minBodyRate, windowNanoseconds: listener.limits.bodyTimeout.nanoseconds)
     }
@@ -533,7 +539,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             exchange.closeAfterResponse = close
             exchange.status = Int(head.status.code)
             let downstream = ProxyHeaders.downstreamResponse(head, version: exchange.clientHead.version, close: close)
-            context.write(wrapOutboundOut(.head(runResponsePlugins(downstream))), promise: nil)
+            let final = runResponsePlugins(downstream)
+            responseEncoder.respondingTo(exchange.clientHead.method)
+            context.write(wrapOutboundOut(.head(final)), promise: nil)
         case .body(let body):
             guard exchange.responseStarted else { return backendProtocolError(exchange, "a response body before its head") }
             responseBodyBytes += Int64(body.readableBytes)
@@ -699,6 +707,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         }
         let responseHead = runResponsePlugins(HTTPResponseHead(version: head.version, status: status, headers: headers))
         responseBodyBytes = Int64(body.count)
+        responseEncoder.respondingTo(head.method)
         context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         let request = pluginRequest

@@ -382,9 +382,18 @@ public final class GatewayServer: Service, Sendable {
         }
         let headGuard = RequestHeadGuard(limits: listener.limits)
         try sync.addHandler(headGuard)
-        // No outbound header validator: every response header comes from NIO's decoder (the backend's head),
-        // from a plugin through the host's `HeaderValidation`, or from the gateway itself (see BackendGroup).
-        try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
-        try sync.addHandler(HTTPProxyHandler(listener: listener, runtime: runtime, connection: connection, headGuard: headGuard, logger: logger))
+        // NIO's server pipeline (configureHTTPServerPipeline with pipelining and error handling), with the
+        // gateway's response encoder (NIO's bytes, the head written in one pass; the proxy handler tells it
+        // which method each response answers) and without the outbound header validator: every response
+        // header comes from NIO's decoder (the backend's head), from a plugin through the host's
+        // `HeaderValidation`, or from the gateway itself (see BackendGroup).
+        let responseEncoder = DownstreamResponseEncoder()
+        try sync.addHandler(responseEncoder)
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try sync.addHandler(HTTPServerPipelineHandler())
+        try sync.addHandler(HTTPServerProtocolErrorHandler())
+        try sync.addHandler(HTTPProxyHandler(
+            listener: listener, runtime: runtime, connection: connection, headGuard: headGuard, responseEncoder: responseEncoder, logger: logger
+        ))
     }
 }
