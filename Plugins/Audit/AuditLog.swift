@@ -198,7 +198,7 @@ struct JSONLine {
     }
 
     private mutating func append(_ text: StaticString) {
-        bytes.append(contentsOf: UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
     private mutating func key(_ key: StaticString) {
@@ -293,7 +293,7 @@ struct JSONLine {
                 buffer[at] = UInt8(ascii: "0") + UInt8(magnitude % 10)
                 magnitude /= 10
             } while magnitude != 0
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[at...]))
+            UnsafeRawBufferPointer(rebasing: buffer[at...]).withMemoryRebound(to: UInt8.self) { bytes.append(contentsOf: $0) }
         }
     }
 
