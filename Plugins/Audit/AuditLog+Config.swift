@@ -14,6 +14,10 @@ extension AuditLog {
         var fsyncIntervalMs: Int?
         var maxSize: Int64?
         var maxFiles: Int?
+        /// While lines cannot be written: `deny` answers the listener's requests 503, `allow` lets them through.
+        var onWriteError = "deny"
+        /// How long shutdown waits for queued lines to reach the file before it gives up on them.
+        var closeTimeoutMs = 5_000
 
         enum CodingKeys: String, CodingKey {
             case path, events, fields, fsync
@@ -22,6 +26,8 @@ extension AuditLog {
             case fsyncIntervalMs = "fsync_interval_ms"
             case maxSize = "max_size"
             case maxFiles = "max_files"
+            case onWriteError = "on_write_error"
+            case closeTimeoutMs = "close_timeout_ms"
         }
 
         init(from decoder: any Decoder) throws {
@@ -36,6 +42,8 @@ extension AuditLog {
             fsyncIntervalMs = try container.decodeIfPresent(Int.self, forKey: .fsyncIntervalMs)
             maxSize = try container.decodeIfPresent(Int64.self, forKey: .maxSize)
             maxFiles = try container.decodeIfPresent(Int.self, forKey: .maxFiles)
+            onWriteError = try container.decodeIfPresent(String.self, forKey: .onWriteError) ?? onWriteError
+            closeTimeoutMs = try container.decodeIfPresent(Int.self, forKey: .closeTimeoutMs) ?? closeTimeoutMs
         }
     }
 }

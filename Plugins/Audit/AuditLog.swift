@@ -15,6 +15,8 @@ final class AuditLog: GatewayPlugin, Sendable {
     let events: Set<String>
     /// nil: every field.
     let fields: Set<String>?
+    /// `on_write_error: deny`: requests are answered 503 while the writer cannot write.
+    let denyWhileFailing: Bool
 
     static let requestFields = [
         "request_id", "listener", "client_address", "client_port", "tls_version", "tls_cipher", "subject", "issuer", "serial",
@@ -55,6 +57,13 @@ final class AuditLog: GatewayPlugin, Sendable {
             guard files >= 1 else { throw ConfigError("max_files: must be at least 1") }
             options.maxFiles = files
         }
+        switch config.onWriteError {
+        case "deny": denyWhileFailing = true
+        case "allow": denyWhileFailing = false
+        case let other: throw ConfigError("on_write_error: '\(other)' is not one of: deny | allow")
+        }
+        guard (0...600_000).contains(config.closeTimeoutMs) else { throw ConfigError("close_timeout_ms: must be between 0 and 600000") }
+        options.closeTimeout = Double(config.closeTimeoutMs) / 1000
         for event in config.events where event != "request" && event != "handshake_rejected" {
             throw ConfigError("events: '\(event)' is not one of: request | handshake_rejected")
         }
@@ -75,6 +84,18 @@ final class AuditLog: GatewayPlugin, Sendable {
     }
 
     func reopen() { writer.requestReopen() }
+
+    /// Fails closed: while the last write to the file failed (a full disk, a file made read-only), the
+    /// listener's requests are answered 503 with `on_write_error: deny`, so nothing is served that cannot be
+    /// audited. One atomic load per request otherwise.
+    func onRequestHeaders(_ request: GatewayRequest) -> gw_action {
+        guard denyWhileFailing, writer.isFailing else { return GW_CONTINUE }
+        _ = request.setVar("decision_reason", "audit log unavailable")
+        guard request.respond(status: 503, headers: [("content-type", "text/plain; charset=utf-8"), ("retry-after", "5")], body: "audit log unavailable\n") == GW_OK else {
+            return GW_FAILED
+        }
+        return GW_STOP
+    }
 
     func shutdown() { writer.close() }
 

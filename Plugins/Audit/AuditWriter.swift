@@ -1,5 +1,6 @@
 import Foundation
 import GatewayPluginKit
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -22,6 +23,8 @@ final class AuditWriter: @unchecked Sendable {
         var fsyncInterval: Double = 1.0
         var maxSize: Int64 = 0
         var maxFiles = 5
+        /// Seconds `close` waits for queued lines to reach the file; what is left then goes to stderr.
+        var closeTimeout: Double = 5
     }
 
     let options: Options
@@ -50,6 +53,11 @@ final class AuditWriter: @unchecked Sendable {
     /// Plugin metrics (exported with the gateway's metrics): lines written and lines dropped.
     private var writtenMetric: UInt32 = 0
     private var droppedMetric: UInt32 = 0
+    private var errorsMetric: UInt32 = 0
+    /// The last write to the file failed and none has succeeded since (read by hooks on every event loop).
+    private let failing = Atomic<Bool>(false)
+    /// When `close` gives up on lines that cannot be written (set under `condition`).
+    private var closeDeadline: Date?
     private let finished = NSCondition()
     private var done = false
 
@@ -64,6 +72,8 @@ final class AuditWriter: @unchecked Sendable {
             _ = PluginHost.api.pointee.metric_define(tag, GW_METRIC_COUNTER, name, help, &writtenMetric) } }
         withGWStr("audit_lines_dropped") { name in withGWStr("Audit lines dropped because the queue was full (when_full: drop)") { help in
             _ = PluginHost.api.pointee.metric_define(tag, GW_METRIC_COUNTER, name, help, &droppedMetric) } }
+        withGWStr("audit_write_errors") { name in withGWStr("Failed writes to the audit file (each retried; lines stay queued)") { help in
+            _ = PluginHost.api.pointee.metric_define(tag, GW_METRIC_COUNTER, name, help, &errorsMetric) } }
         let thread = Thread { [unowned self] in self.run() }
         thread.name = "gateway-audit"
         self.thread = thread
@@ -86,7 +96,10 @@ final class AuditWriter: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while pendingLines >= options.queueSize && !stopping {
-            if options.dropWhenFull {
+            // A full queue blocks the event loop only while the disk may still take the lines: when writes
+            // fail (a full or read-only disk) it would block every connection, the admin listener's included,
+            // for as long as the disk stays broken.
+            if options.dropWhenFull || failing.load(ordering: .relaxed) {
                 dropped += 1
                 _ = PluginHost.api.pointee.metric_record(tag, droppedMetric, 1)
                 return
@@ -102,6 +115,9 @@ final class AuditWriter: @unchecked Sendable {
         if writerWaiting { condition.broadcast() }
     }
 
+    /// The file cannot be written right now (the last write failed).
+    var isFailing: Bool { failing.load(ordering: .relaxed) }
+
     func requestReopen() {
         condition.lock()
         reopenRequested = true
@@ -109,10 +125,13 @@ final class AuditWriter: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Writes every queued line, then stops the thread and closes the file.
+    /// Writes every queued line, then stops the thread and closes the file. Bounded by
+    /// `options.closeTimeout` whatever the disk does: lines that could not be written by then go to stderr
+    /// (the journal under systemd), each prefixed, with their count logged, so none vanishes silently.
     func close() {
         condition.lock()
         stopping = true
+        closeDeadline = Date().addingTimeInterval(options.closeTimeout)
         condition.broadcast()
         condition.unlock()
         finished.lock()
@@ -138,17 +157,28 @@ final class AuditWriter: @unchecked Sendable {
             let reopen = reopenRequested
             reopenRequested = false
             let stop = stopping
-            let newlyDropped = dropped - reportedDropped
-            reportedDropped = dropped
             if producersWaiting > 0 { condition.broadcast() }  // room in the queue again
             condition.unlock()
 
-            if newlyDropped > 0 {
-                PluginHost.log(tag, GW_LOG_ERROR, "audit queue full: dropped \(newlyDropped) line(s) (when_full: drop), \(dropped) in total")
-            }
+            reportDropped()
             if reopen { reopenFile() }
             if batchLines > 0 {
-                write(batch)
+                let reached = write(batch)
+                if reached < batch.count {
+                    // Only when closing past the deadline: the rest of this batch and everything still queued.
+                    let written = batch[..<reached].reduce(0) { $0 + ($1 == 10 ? 1 : 0) }
+                    _ = PluginHost.api.pointee.metric_record(tag, writtenMetric, Double(written))
+                    // A line cut mid-way in the file is completed on stderr in full.
+                    let lineStart = batch[..<reached].lastIndex(of: 10).map { $0 + 1 } ?? 0
+                    var unwritten = Array(batch[lineStart...])
+                    condition.lock()
+                    unwritten += pending
+                    pending = []
+                    pendingLines = 0
+                    condition.unlock()
+                    spill(unwritten[...])
+                    break
+                }
                 _ = PluginHost.api.pointee.metric_record(tag, writtenMetric, Double(batchLines))
             }
             // The written buffer is the next spare (a burst's large one is let go).
@@ -179,8 +209,9 @@ final class AuditWriter: @unchecked Sendable {
         finished.unlock()
     }
 
-    /// Writes whole lines (each ends with a newline), retrying until every byte is in the file.
-    private func write(_ bytes: [UInt8]) {
+    /// Writes whole lines (each ends with a newline), retrying until every byte is in the file, or until
+    /// `close`'s deadline passes: then it returns the offset it reached (the rest goes to stderr).
+    private func write(_ bytes: [UInt8]) -> Int {
         if options.maxSize > 0 && size > 0 && size + Int64(bytes.count) > options.maxSize { rotate() }
         var attempt = 0
         var offset = 0
@@ -188,16 +219,62 @@ final class AuditWriter: @unchecked Sendable {
             let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 {
                 if errno == EINTR { continue }
+                let reason = String(cString: strerror(errno))
                 attempt += 1
+                failing.store(true, ordering: .relaxed)
+                _ = PluginHost.api.pointee.metric_record(tag, errorsMetric, 1)
+                if closeDeadlinePassed() { return offset }
                 // Loud and persistent: lines stay in memory and are retried; nothing is dropped here.
-                PluginHost.log(tag, GW_LOG_ERROR, "audit write to '\(options.path)' failed (\(String(cString: strerror(errno)))); retrying (attempt \(attempt))")
+                PluginHost.log(tag, GW_LOG_ERROR, "audit write to '\(options.path)' failed (\(reason)); retrying (attempt \(attempt))")
+                reportDropped()
                 usleep(useconds_t(min(attempt, 10) * 100_000))
                 continue
             }
             size += Int64(written)
             offset += written
+            failing.store(false, ordering: .relaxed)
         }
         if options.fsync == .always { fsync(fd) } else { dirty = true }
+        return offset
+    }
+
+    /// Logs the lines dropped since the last report (a full queue with `when_full: drop`, or while the file
+    /// cannot be written).
+    private func reportDropped() {
+        condition.lock()
+        let newlyDropped = dropped - reportedDropped
+        reportedDropped = dropped
+        let total = dropped
+        condition.unlock()
+        guard newlyDropped > 0 else { return }
+        PluginHost.log(tag, GW_LOG_ERROR, "audit queue full: dropped \(newlyDropped) line(s) (when_full: drop, or the file cannot be written), \(total) in total")
+    }
+
+    private func closeDeadlinePassed() -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard let closeDeadline else { return false }
+        return Date() >= closeDeadline
+    }
+
+    /// Shutdown gave up on these lines: each goes to stderr, prefixed, so the journal keeps it.
+    private func spill(_ bytes: ArraySlice<UInt8>) {
+        guard !bytes.isEmpty else { return }
+        let lines = bytes.split(separator: 10)
+        PluginHost.log(tag, GW_LOG_ERROR, "audit file '\(options.path)' could not be written before shutdown: \(lines.count) line(s) written to stderr instead, each prefixed 'audit-unwritten: '")
+        var out: [UInt8] = []
+        for line in lines {
+            out.append(contentsOf: "audit-unwritten: ".utf8)
+            out.append(contentsOf: line)
+            out.append(10)
+        }
+        var offset = 0
+        while offset < out.count {
+            let written = out.withUnsafeBytes { Glibc.write(2, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { break }
+            offset += written
+        }
     }
 
     private func reopenFile() {

@@ -201,6 +201,117 @@ final class AuditTests: GatewayTestCase {
         XCTAssertEqual(try lines(path).count, 30, "after SIGHUP the lines go to the new file")
     }
 
+    /// A gateway whose audit file cannot take a byte (/dev/full: every write fails with ENOSPC).
+    private func fullDiskGateway(_ policy: String) async throws -> GatewayHarness {
+        await gateway?.stop()
+        gateway = nil
+        return try await GatewayHarness(yaml: """
+            admin: { address: "127.0.0.1:0" }
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:0"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: ca.pem
+                plugins: [ { library: \(Self.library), config: { path: /dev/full, on_write_error: \(policy), queue_size: 8, close_timeout_ms: 300 } } ]
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, in: pki.directory)
+    }
+
+    private func writeErrors(_ harness: GatewayHarness) async throws -> Double {
+        let response = try await TestClient.get(port: harness.adminPort, tls: nil, path: "/metrics", host: "127.0.0.1")
+        return try MetricSamples(exposition: response?.text ?? "").value("gateway_plugin_audit_write_errors_total", ["listener": "mtls", "plugin": "audit"]) ?? -1
+    }
+
+    /// `on_write_error: deny` (the default): once a write fails, the listener answers 503 and forwards nothing
+    /// that could not be audited; the failures are counted; the admin listener still answers although the
+    /// queue is full; shutdown is bounded and the lines it could not write reach stderr, not the void.
+    func testAFullDiskFailsClosed() async throws {
+        let harness = try await fullDiskGateway("deny")
+        gateway = harness
+        var statuses: [Int] = []
+        let client = try await TestClient.connect(port: harness.port("mtls"), tls: mtls)
+        for _ in 0..<60 {
+            try await client.send("GET /r HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            statuses.append(await client.readResponse()?.status ?? 0)
+            if statuses.last == 503 { try await Task.sleep(nanoseconds: 20_000_000) } else { try await Task.sleep(nanoseconds: 50_000_000) }
+        }
+        await client.close()
+        let firstDenied = try XCTUnwrap(statuses.firstIndex(of: 503), "a request was denied once writes failed: \(statuses)")
+        XCTAssertEqual(Array(statuses[firstDenied...]), Array(repeating: 503, count: statuses.count - firstDenied), "every request after the failure is denied")
+        let forwarded = backend.requests.count
+        XCTAssertEqual(forwarded, firstDenied, "only the requests before the first failed write reached the backend")
+        let errors = try await writeErrors(harness)
+        XCTAssertGreaterThan(errors, 0, "failed writes are counted")
+        let logged = await harness.logs.waitFor { $0.message.contains("audit write to '/dev/full' failed") }
+        XCTAssertNotNil(logged)
+        // More lines than the queue holds were produced (60 > 8): the event loop did not block, so the
+        // admin listener and the proxy kept answering (they share the loops).
+        let ready = try await TestClient.get(port: harness.adminPort, tls: nil, path: "/healthz", host: "127.0.0.1")
+        XCTAssertEqual(ready?.status, 200)
+        let dropped = await harness.logs.waitFor(timeout: 5) { $0.message.contains("audit queue full: dropped") }
+        XCTAssertNotNil(dropped, "lines that could not be queued are reported")
+    }
+
+    /// `on_write_error: allow`: requests keep flowing while the file cannot be written; the failures are
+    /// counted and logged.
+    func testAFullDiskWithAllowKeepsServing() async throws {
+        let harness = try await fullDiskGateway("allow")
+        gateway = harness
+        let client = try await TestClient.connect(port: harness.port("mtls"), tls: mtls)
+        for _ in 0..<20 {
+            try await client.send("GET /r HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let response = await client.readResponse()
+            XCTAssertEqual(response?.status, 200)
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        await client.close()
+        XCTAssertEqual(backend.requests.count, 20)
+        let errors = try await writeErrors(harness)
+        XCTAssertGreaterThan(errors, 0)
+    }
+
+    /// The real process with its audit file on /dev/full: SIGTERM ends it within the close timeout (it used to
+    /// retry forever), and every line it could not write is on its stderr, prefixed.
+    func testShutdownWithAFullDiskIsBoundedAndSpillsToStderr() async throws {
+        await gateway?.stop()
+        gateway = nil
+        let port = try unusedPort(), adminPort = try unusedPort()
+        let config = pki.path("full.yaml")
+        try """
+            admin: { address: "127.0.0.1:\(adminPort)" }
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:\(port)"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: ca.pem
+                plugins: [ { library: libAudit.so, config: { path: /dev/full, on_write_error: allow, close_timeout_ms: 500 } } ]
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let running = try RunningGateway(config: config, adminPort: adminPort, logPath: pki.path("full.log"))
+        try await running.waitReady()
+        let client = try await TestClient.connect(port: port, tls: mtls)
+        for index in 0..<5 {
+            try await client.send("GET /spill/\(index) HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let response = await client.readResponse()
+            XCTAssertEqual(response?.status, 200)
+        }
+        await client.close()
+        XCTAssertEqual(running.terminate(), 0, "SIGTERM ends the process although the audit file takes nothing")
+        let log = running.log
+        let spilled = log.split(separator: "\n").filter { $0.hasPrefix("audit-unwritten: ") }
+        XCTAssertEqual(spilled.count, 5, "every unwritten line is on stderr:\n\(log)")
+        for index in 0..<5 {
+            XCTAssertTrue(spilled.contains { $0.contains("\"path\":\"/spill/\(index)\"") }, "line of /spill/\(index)")
+        }
+        XCTAssertTrue(log.contains("could not be written before shutdown: 5 line(s) written to stderr instead"), log)
+    }
+
     func testUnwritableDirectoryIsAConfigError() throws {
         let readOnly = pki.path("ro")
         try FileManager.default.createDirectory(atPath: readOnly, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o555])
@@ -221,11 +332,13 @@ final class AuditTests: GatewayTestCase {
     func testConfigErrorsNameTheKey() throws {
         let log = pki.path("audit-errors.log")
         let cases: [(config: String, error: String)] = [
-            ("{ path: \(log), pth: x }", "config: unknown key 'pth'; known: events, fields, fsync, fsync_interval_ms, max_files, max_size, path, queue_size, when_full"),
+            ("{ path: \(log), pth: x }", "config: unknown key 'pth'; known: close_timeout_ms, events, fields, fsync, fsync_interval_ms, max_files, max_size, on_write_error, path, queue_size, when_full"),
             ("{ events: [request] }", "path: required (the audit log file)"),
             ("{ path: \(log), queue_size: many }", "queue_size: expected an integer"),
             ("{ path: \(log), events: request }", "events: expected an array"),
             ("{ path: \(log), fsync_interval_ms: 0 }", "fsync_interval_ms: must be at least 1"),
+            ("{ path: \(log), on_write_error: ignore }", "on_write_error: 'ignore' is not one of: deny | allow"),
+            ("{ path: \(log), close_timeout_ms: -1 }", "close_timeout_ms: must be between 0 and 600000"),
             ("[ \(log) ]", "config: expected a mapping"),
         ]
         let refusals = try validateRefuses(library: Self.library, cases.map(\.config))
