@@ -273,6 +273,73 @@ final class AuditTests: GatewayTestCase {
         XCTAssertGreaterThan(errors, 0)
     }
 
+    /// A small file system filled and then freed (tmpfs; needs root to mount, as on CI): requests are denied
+    /// while the disk is full, served again once a write succeeds, and every line queued meanwhile reaches the
+    /// file (the queue holds them all here).
+    func testADiskThatFillsAndRecoversDeniesThenServesAndLosesNoLine() async throws {
+        let mountPoint = pki.path("tmpfs")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mounted = try GatewayProcess.runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mountPoint])
+        try XCTSkipUnless(mounted.status == 0, "cannot mount a tmpfs here (\(mounted.stderr)); needs root")
+        addTeardown { _ = try? GatewayProcess.runCommand("/bin/umount", ["-l", mountPoint]) }
+        let audit = "\(mountPoint)/audit.log"
+        await gateway?.stop()
+        let harness = try await GatewayHarness(yaml: """
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:0"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: ca.pem
+                plugins: [ { library: \(Self.library), config: { path: \(audit), fsync: always } } ]
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, in: pki.directory)
+        gateway = harness
+        let client = try await TestClient.connect(port: harness.port("mtls"), tls: mtls)
+        func request(_ path: String) async throws -> Int {
+            try await client.send("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            return await client.readResponse()?.status ?? 0
+        }
+        let before = try await request("/before")
+        XCTAssertEqual(before, 200)
+        // Fill the file system to the last block.
+        let filler = "\(mountPoint)/filler"
+        _ = try GatewayProcess.runCommand("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=1024", "count=1024"])
+        var denied = 0, served = 0
+        for index in 0..<40 {
+            let status = try await request("/full/\(index)")
+            if status == 503 { denied += 1 } else if status == 200 { served += 1 }
+            if denied >= 3 { break }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        XCTAssertGreaterThanOrEqual(denied, 3, "requests are denied while the disk is full (served \(served) first)")
+        try FileManager.default.removeItem(atPath: filler)
+        // The writer retries (at most 1 s apart): the next successful write lifts the denial.
+        var recovered = false
+        var deniedAfter = 0
+        for index in 0..<60 {
+            let status = try await request("/after/\(index)")
+            if status == 200 { recovered = true; break }
+            if status == 503 { deniedAfter += 1 }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        XCTAssertTrue(recovered, "requests are served again once the disk has room")
+        await client.close()
+        await harness.stop()
+        gateway = nil
+        let written = try lines(audit)
+        let paths = written.compactMap { $0["path"] as? String }
+        XCTAssertTrue(paths.contains("/before"))
+        XCTAssertEqual(paths.filter { $0.hasPrefix("/full/") }.count, served + denied, "every request of the full period, denied or not, is in the file")
+        XCTAssertTrue(paths.contains { $0.hasPrefix("/after/") })
+        let deniedLines = written.filter { $0["status"] as? Int == 503 }
+        XCTAssertEqual(deniedLines.count, denied + deniedAfter, "each denial is audited")
+        XCTAssertEqual(deniedLines.first?["reason"] as? String, "audit log unavailable")
+        XCTAssertEqual(deniedLines.first?["decision"] as? String, "answered")
+    }
+
     /// The real process with its audit file on /dev/full: SIGTERM ends it within the close timeout (it used to
     /// retry forever), and every line it could not write is on its stderr, prefixed.
     func testShutdownWithAFullDiskIsBoundedAndSpillsToStderr() async throws {
