@@ -6,8 +6,9 @@ import XCTest
 /// Plugins in C and Swift loaded with dlopen into the real gateway, chained per listener.
 final class PluginChainTests: GatewayTestCase {
 
-    private func start(_ listeners: String) async throws {
+    private func start(_ listeners: String, admin: Bool = false) async throws {
         gateway = try await GatewayHarness(yaml: """
+            \(admin ? "admin: { address: \"127.0.0.1:0\" }" : "")
             listeners:
             \(listeners)
             backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
@@ -154,6 +155,38 @@ final class PluginChainTests: GatewayTestCase {
         XCTAssertEqual(backend.requests.count, 1)
         let timedOut = await gateway.logs.waitFor { $0.message == "plugin timed out" }
         XCTAssertEqual(timedOut?.metadata["plugin"], "slow_blocking")
+    }
+
+    /// A plugin that blocks the event loop (it does not declare itself blocking) stalls the proxy, but not the
+    /// admin listener, which runs on its own thread: /healthz and /metrics answer while every request is
+    /// still held by the plugin.
+    func testAPluginThatStallsEveryLoopDoesNotStallTheAdminListener() async throws {
+        let stall = try PluginFixtures.build("stall")
+        try await start("""
+              - { name: l, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(stall), config: { sleep_ms: 1500 } } ], routes: [ { backend: app } ] }
+            """, admin: true)
+        // curl processes, not the test's own client: that one runs on the same event loops as this in-process
+        // gateway, which the plugin stalls. Four requests: every loop of the group gets at least one, and
+        // each stays stalled for 1.5 s per request it holds.
+        var stalled: [Process] = []
+        for index in 0..<4 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            process.arguments = ["-sS", "-m", "30", "-o", "/dev/null", "http://127.0.0.1:\(gateway.port("l"))/stalled/\(index)"]
+            try process.run()
+            stalled.append(process)
+        }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        for path in ["/healthz", "/metrics"] {
+            let result = try GatewayProcess.runCommand("/usr/bin/curl", ["-sS", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(gateway.adminPort)\(path)"])
+            XCTAssertEqual(result.stdout, "200", "\(path): \(result.stderr)")
+        }
+        XCTAssertEqual(stalled.filter { !$0.isRunning }.count, 0, "the admin listener answered while every proxied request was still stalled")
+        for process in stalled {
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, 0, "the stalled request completes")
+        }
+        XCTAssertEqual(backend.requests.count, 4)
     }
 
     func testAnAuditAfterTheAuthorizerStillRecordsItsDenials() async throws {

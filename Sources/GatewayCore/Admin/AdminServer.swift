@@ -4,16 +4,18 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The admin listener: plain HTTP/1.1 on its own socket, answered by `AdminEndpoints`.
+/// The admin listener: plain HTTP/1.1 on its own socket, answered by `AdminEndpoints`, on its own thread:
+/// no plugin hook runs there, so a plugin that stalls the proxy's event loops (a hook that blocks, an audit
+/// queue waiting for a slow disk) cannot stall `/healthz`, `/readyz` or `/metrics`.
 package final class AdminServer: Sendable {
     private let endpoints: AdminEndpoints
-    private let group: any EventLoopGroup
+    private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     private let bound = NIOLockedValueBox<(any Channel)?>(nil)
 
-    package init(server: GatewayServer, group: any EventLoopGroup, logger: Logger) {
+    package init(server: GatewayServer, logger: Logger) {
         self.endpoints = AdminEndpoints(server: server)
-        self.group = group
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.logger = logger
     }
 
@@ -21,6 +23,7 @@ package final class AdminServer: Sendable {
 
     package func start(address: String) async throws {
         guard let (host, port) = RuntimeCompiler.splitHostPort(address), let socketAddress = try? SocketAddress(ipAddress: host, port: port) else {
+            try? await group.shutdownGracefully()
             throw GatewayError(.bindFailed, "admin: '\(address)' is not an IP address and port")
         }
         let endpoints = self.endpoints
@@ -38,13 +41,16 @@ package final class AdminServer: Sendable {
                 .bind(to: socketAddress).get()
             bound.withLockedValue { $0 = channel }
         } catch {
+            try? await group.shutdownGracefully()
             throw GatewayError.bindFailed("admin", address: socketAddress, error: error)
         }
         logger.info("admin listening", metadata: ["address": "\(localAddress.map { "\($0)" } ?? "?")"])
     }
 
+    /// Closes the listener and ends its thread.
     package func stop() async {
         try? await bound.withLockedValue({ $0 })?.close()
+        try? await group.shutdownGracefully()
     }
 }
 

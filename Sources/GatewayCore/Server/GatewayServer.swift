@@ -76,7 +76,7 @@ public final class GatewayServer: Service, Sendable {
                 bound.append(try await bind(listener, runtime: runtime))
             }
             if let config = runtime.config.admin {
-                let server = AdminServer(server: self, group: group, logger: logger)
+                let server = AdminServer(server: self, logger: logger)
                 try await server.start(address: config.address)
                 admin = server
             }
