@@ -1,6 +1,6 @@
 /*
  * An LD_PRELOAD shim that counts heap allocations in the process it is loaded into, the way SwiftNIO's
- * allocation-counter tests count them: every malloc, calloc, realloc (of a new block or to a new size),
+ * allocation-counter tests count them: every call of malloc, calloc, realloc (whatever it does),
  * posix_memalign, aligned_alloc and memalign adds one. free is not counted.
  *
  * The count is read from outside: on SIGUSR2 the shim writes "<count>\n" to $ALLOC_COUNTER_OUT (through a
@@ -38,7 +38,7 @@ void *aligned_alloc(size_t alignment, size_t size) { count(); return __libc_mema
 void free(void *pointer) { __libc_free(pointer); }
 
 int posix_memalign(void **out, size_t alignment, size_t size) {
-    if (alignment % sizeof(void *) != 0 || (alignment & (alignment - 1)) != 0) return EINVAL;
+    if (alignment == 0 || alignment % sizeof(void *) != 0 || (alignment & (alignment - 1)) != 0) return EINVAL;
     count();
     void *pointer = __libc_memalign(alignment, size);
     if (pointer == NULL && size != 0) return ENOMEM;

@@ -1,7 +1,8 @@
 import Foundation
 import XCTest
 
-/// Encrypted private keys with `key_password_file` (as nginx's ssl_password_file).
+/// Encrypted private keys with `key_password_file` (as nginx's ssl_password_file), and the permissions the
+/// gateway requires of key and passphrase files.
 final class EncryptedKeyTests: GatewayTestCase {
     private func config(key: String, password: String?) -> String {
         """
@@ -20,8 +21,8 @@ final class EncryptedKeyTests: GatewayTestCase {
             "pkey", "-in", pki.path("server.key"), "-aes256", "-passout", "pass:s3cret phrase", "-out", pki.path("server-enc.key"),
         ])
         XCTAssertEqual(encrypt.status, 0, encrypt.stderr)
-        try "s3cret phrase\n".write(toFile: pki.path("key.pass"), atomically: true, encoding: .utf8)
-        try "wrong\n".write(toFile: pki.path("wrong.pass"), atomically: true, encoding: .utf8)
+        try pki.write("key.pass", "s3cret phrase\n")
+        try pki.write("wrong.pass", "wrong\n")
 
         gateway = try await GatewayHarness(yaml: config(key: "server-enc.key", password: "key.pass"), in: pki.directory)
         let response = try await TestClient.get(port: gateway.port("tls"), tls: .init(trust: [pki.path("ca.pem")]), path: "/")
@@ -38,5 +39,33 @@ final class EncryptedKeyTests: GatewayTestCase {
             XCTAssertEqual(result.status, 1, password ?? "none")
             XCTAssertTrue(result.stderr.contains(message), "\(password ?? "none"): \(result.stderr)")
         }
+    }
+    /// A private key or passphrase file every user can read is refused with its key path, file and mode (as
+    /// OpenSSH refuses an unprotected key); group access is allowed (Debian's ssl-cert group).
+    func testKeyAndPassphraseFilesOthersCanReadAreRefused() throws {
+        let encrypt = try GatewayProcess.runCommand("/usr/bin/openssl", [
+            "pkey", "-in", pki.path("server.key"), "-aes256", "-passout", "pass:s3cret phrase", "-out", pki.path("server-enc.key"),
+        ])
+        XCTAssertEqual(encrypt.status, 0, encrypt.stderr)
+        try pki.write("key.pass", "s3cret phrase\n")
+        func validate(key: String, password: String? = nil) throws -> GatewayProcess.Result {
+            let file = pki.path("perm-\(UUID().uuidString).yaml")
+            try config(key: key, password: password).write(toFile: file, atomically: true, encoding: .utf8)
+            return try GatewayProcess.run(["validate", "--config", file])
+        }
+        func chmod(_ file: String, _ mode: Int) throws {
+            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: pki.path(file))
+        }
+        XCTAssertEqual(try validate(key: "server.key").status, 0, "0600 is fine")
+        try chmod("server.key", 0o640)
+        XCTAssertEqual(try validate(key: "server.key").status, 0, "group-readable is fine")
+        try chmod("server.key", 0o644)
+        let open = try validate(key: "server.key")
+        XCTAssertEqual(open.status, 1)
+        XCTAssertTrue(open.stderr.contains("listeners[0].tls.certificates[0].key: private key 'server.key' can be read by every user of this machine (mode 644): make it private (chmod o-rwx)"), open.stderr)
+        try chmod("key.pass", 0o604)
+        let passphrase = try validate(key: "server-enc.key", password: "key.pass")
+        XCTAssertEqual(passphrase.status, 1)
+        XCTAssertTrue(passphrase.stderr.contains("listeners[0].tls.certificates[0].key_password_file: passphrase file 'key.pass' can be read by every user of this machine (mode 604)"), passphrase.stderr)
     }
 }

@@ -446,9 +446,26 @@ package struct RuntimeCompiler {
         }
     }
 
+    /// A private key, or the file holding its passphrase, that every user of the machine can read (or write)
+    /// is refused, as OpenSSH refuses an unprotected key: a config that leaks the listener's identity is a
+    /// mistake to fix, not to warn about. Group access is allowed (Debian's `ssl-cert` group reads
+    /// /etc/ssl/private). A file that cannot be stat'ed is reported by the read that follows.
+    private func isPrivate(_ file: String, path: String, what: String) -> Bool {
+        var info = stat()
+        guard stat(resolve(file), &info) == 0 else { return true }
+        let mode = info.st_mode & 0o777
+        guard mode & 0o006 == 0 else {
+            issues.add(path, "\(what) '\(file)' can be read by every user of this machine (mode \(String(mode, radix: 8))): make it private (chmod o-rwx)")
+            return false
+        }
+        return true
+    }
+
     private func loadPrivateKey(
         _ file: String, path: String, matching leaf: Certificate, certFile: String, passwordFile: String?, passwordPath: String
     ) -> NIOSSLPrivateKey? {
+        guard isPrivate(file, path: path, what: "private key") else { return nil }
+        if let passwordFile, !isPrivate(passwordFile, path: passwordPath, what: "passphrase file") { return nil }
         guard let data = readFile(file, path: path) else { return nil }
         let encrypted = String(decoding: data, as: UTF8.self).contains("ENCRYPTED")
         if let passwordFile {

@@ -81,8 +81,12 @@ final class TestPKI {
         return options
     }
 
+    /// Private keys and passphrase files are written 0600, as the gateway requires of what it loads.
     func write(_ file: String, _ text: String) throws {
         try text.write(toFile: path(file), atomically: true, encoding: .utf8)
+        if file.hasSuffix(".key") || file.hasSuffix(".pass") {
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path(file))
+        }
     }
 
     deinit {
