@@ -379,6 +379,67 @@ final class AuditTests: GatewayTestCase {
         XCTAssertTrue(log.contains("could not be written before shutdown: 5 line(s) written to stderr instead"), log)
     }
 
+    /// logrotate renames the file, but the directory was made read-only meanwhile: the reopen on SIGHUP
+    /// cannot create the new file, says so, and the lines keep going to the renamed one; once the directory
+    /// is writable again the next SIGHUP moves them to a new file. No line is lost. (The real process as
+    /// nobody: root ignores directory permissions.)
+    func testAReadOnlyDirectoryAtReopenKeepsTheOldFileAndLosesNoLine() async throws {
+        try XCTSkipUnless(Unprivileged.runsUnprivileged, "needs root to start the gateway as another user (root would ignore the read-only directory)")
+        await gateway?.stop()
+        gateway = nil
+        let logDirectory = pki.path("logs")
+        try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+        let path = "\(logDirectory)/audit.log"
+        let port = try unusedPort(), adminPort = try unusedPort()
+        let config = pki.path("readonly.yaml")
+        try """
+            admin: { address: "127.0.0.1:\(adminPort)" }
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:\(port)"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: ca.pem
+                plugins: [ { library: libAudit.so, config: { path: \(path), fsync: always } } ]
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let running = try RunningGateway(config: config, adminPort: adminPort, logPath: pki.path("readonly.log"))
+        try await running.waitReady()
+        // A new connection per batch: SIGHUP also reloads, and a connection of the old configuration closes
+        // after its current response.
+        func requests(_ prefix: String, _ count: Int) async throws {
+            let client = try await TestClient.connect(port: port, tls: mtls)
+            for index in 0..<count {
+                try await client.send("GET /\(prefix)/\(index) HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                let response = await client.readResponse()
+                XCTAssertEqual(response?.status, 200)
+            }
+            await client.close()
+        }
+        try await requests("first", 10)
+        try await Task.sleep(nanoseconds: 300_000_000)
+        try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: logDirectory)
+        running.signal(SIGHUP)
+        let failed = await running.waitForLog("audit reopen failed, still writing to the old file")
+        XCTAssertTrue(failed, running.log)
+        try await requests("readonly", 10)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: logDirectory)
+        try await Task.sleep(nanoseconds: 300_000_000)
+        running.signal(SIGHUP)
+        try await Task.sleep(nanoseconds: 500_000_000)
+        try await requests("after", 10)
+        XCTAssertEqual(running.terminate(), 0)
+        let renamed = try lines(path + ".1").compactMap { $0["path"] as? String }
+        let current = try lines(path).compactMap { $0["path"] as? String }
+        XCTAssertEqual(renamed.filter { $0.hasPrefix("/first/") }.count, 10)
+        XCTAssertEqual(renamed.filter { $0.hasPrefix("/readonly/") }.count, 10, "lines written while the directory was read-only went to the renamed file")
+        XCTAssertEqual(current.filter { $0.hasPrefix("/after/") }.count, 10, "after the second SIGHUP the lines go to the new file")
+        XCTAssertEqual(renamed.count + current.count, 30, "no line lost or doubled")
+    }
+
     func testUnwritableDirectoryIsAConfigError() throws {
         let readOnly = pki.path("ro")
         try FileManager.default.createDirectory(atPath: readOnly, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o555])
