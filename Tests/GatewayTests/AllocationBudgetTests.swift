@@ -24,31 +24,13 @@ final class AllocationBudgetTests: GatewayTestCase {
         ])
         XCTAssertEqual(compiled.status, 0, compiled.stderr)
         let port = try unusedPort(), adminPort = try unusedPort()
-        let configPath = pki.path("allocations.yaml")
-        try """
-        admin: { address: "127.0.0.1:\(adminPort)" }
-        listeners:
-          - name: mtls
-            address: "127.0.0.1:\(port)"
-            tls:
-              certificates: [ { cert: server.pem, key: server.key } ]
-              client_auth: required
-              client_ca: ca.pem
-            plugins:
-              - { library: libClientCertHeaders.so, config: {} }
-              - { library: libAudit.so, config: { path: \(pki.path("audit.log")) } }
-            routes:
-              - { backend: app }
-        backends:
-          - name: app
-            servers: [ { address: "127.0.0.1:\(backend.port)" } ]
-        """.write(toFile: configPath, atomically: true, encoding: .utf8)
         let countFile = pki.path("allocations.count")
-        let gateway = try RunningGateway(
-            config: configPath, adminPort: adminPort, logPath: pki.path("allocations.log"),
-            environment: ["LD_PRELOAD": counter, "ALLOC_COUNTER_OUT": countFile]
+        let gateway = try await runGateway(
+            mtlsConfig(port: port, adminPort: adminPort, plugins: [
+                "{ library: libClientCertHeaders.so, config: {} }", "{ library: libAudit.so, config: { path: \(pki.path("audit.log")) } }",
+            ]),
+            name: "allocations", adminPort: adminPort, environment: ["LD_PRELOAD": counter, "ALLOC_COUNTER_OUT": countFile]
         )
-        try await gateway.waitReady()
 
         let client = try await TestClient.connect(port: port, tls: pki.clientTLS("valid"))
         func requests(_ count: Int) async throws {

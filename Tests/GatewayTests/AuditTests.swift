@@ -205,19 +205,9 @@ final class AuditTests: GatewayTestCase {
     private func fullDiskGateway(_ policy: String) async throws -> GatewayHarness {
         await gateway?.stop()
         gateway = nil
-        return try await GatewayHarness(yaml: """
-            admin: { address: "127.0.0.1:0" }
-            listeners:
-              - name: mtls
-                address: "127.0.0.1:0"
-                tls:
-                  certificates: [ { cert: server.pem, key: server.key } ]
-                  client_auth: required
-                  client_ca: ca.pem
-                plugins: [ { library: \(Self.library), config: { path: /dev/full, on_write_error: \(policy), queue_size: 8, close_timeout_ms: 300 } } ]
-                routes: [ { backend: app } ]
-            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
-            """, in: pki.directory)
+        return try await GatewayHarness(yaml: mtlsConfig(adminPort: 0, plugins: [
+            "{ library: \(Self.library), config: { path: /dev/full, on_write_error: \(policy), queue_size: 8, close_timeout_ms: 300 } }",
+        ]), in: pki.directory)
     }
 
     private func writeErrors(_ harness: GatewayHarness) async throws -> Double {
@@ -284,18 +274,9 @@ final class AuditTests: GatewayTestCase {
         addTeardown { _ = try? GatewayProcess.runCommand("/bin/umount", ["-l", mountPoint]) }
         let audit = "\(mountPoint)/audit.log"
         await gateway?.stop()
-        let harness = try await GatewayHarness(yaml: """
-            listeners:
-              - name: mtls
-                address: "127.0.0.1:0"
-                tls:
-                  certificates: [ { cert: server.pem, key: server.key } ]
-                  client_auth: required
-                  client_ca: ca.pem
-                plugins: [ { library: \(Self.library), config: { path: \(audit), fsync: always } } ]
-                routes: [ { backend: app } ]
-            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
-            """, in: pki.directory)
+        let harness = try await GatewayHarness(yaml: mtlsConfig(plugins: [
+            "{ library: \(Self.library), config: { path: \(audit), fsync: always } }",
+        ]), in: pki.directory)
         gateway = harness
         let client = try await TestClient.connect(port: harness.port("mtls"), tls: mtls)
         func request(_ path: String) async throws -> Int {
@@ -346,22 +327,9 @@ final class AuditTests: GatewayTestCase {
         await gateway?.stop()
         gateway = nil
         let port = try unusedPort(), adminPort = try unusedPort()
-        let config = pki.path("full.yaml")
-        try """
-            admin: { address: "127.0.0.1:\(adminPort)" }
-            listeners:
-              - name: mtls
-                address: "127.0.0.1:\(port)"
-                tls:
-                  certificates: [ { cert: server.pem, key: server.key } ]
-                  client_auth: required
-                  client_ca: ca.pem
-                plugins: [ { library: libAudit.so, config: { path: /dev/full, on_write_error: allow, close_timeout_ms: 500 } } ]
-                routes: [ { backend: app } ]
-            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        let running = try RunningGateway(config: config, adminPort: adminPort, logPath: pki.path("full.log"))
-        try await running.waitReady()
+        let running = try await runGateway(mtlsConfig(port: port, adminPort: adminPort, plugins: [
+            "{ library: libAudit.so, config: { path: /dev/full, on_write_error: allow, close_timeout_ms: 500 } }",
+        ]), name: "full", adminPort: adminPort)
         let client = try await TestClient.connect(port: port, tls: mtls)
         for index in 0..<5 {
             try await client.send("GET /spill/\(index) HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -391,22 +359,9 @@ final class AuditTests: GatewayTestCase {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         let path = "\(logDirectory)/audit.log"
         let port = try unusedPort(), adminPort = try unusedPort()
-        let config = pki.path("readonly.yaml")
-        try """
-            admin: { address: "127.0.0.1:\(adminPort)" }
-            listeners:
-              - name: mtls
-                address: "127.0.0.1:\(port)"
-                tls:
-                  certificates: [ { cert: server.pem, key: server.key } ]
-                  client_auth: required
-                  client_ca: ca.pem
-                plugins: [ { library: libAudit.so, config: { path: \(path), fsync: always } } ]
-                routes: [ { backend: app } ]
-            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        let running = try RunningGateway(config: config, adminPort: adminPort, logPath: pki.path("readonly.log"))
-        try await running.waitReady()
+        let running = try await runGateway(mtlsConfig(port: port, adminPort: adminPort, plugins: [
+            "{ library: libAudit.so, config: { path: \(path), fsync: always } }",
+        ]), name: "readonly", adminPort: adminPort)
         // A new connection per batch: SIGHUP also reloads, and a connection of the old configuration closes
         // after its current response.
         func requests(_ prefix: String, _ count: Int) async throws {

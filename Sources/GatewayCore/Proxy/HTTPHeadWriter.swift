@@ -9,8 +9,7 @@ package enum HTTPHeadWriter {
     package static func write(_ head: HTTPRequestHead, into buffer: inout ByteBuffer) {
         let method = head.method.rawValue
         var size = method.utf8.count + 1 + head.uri.utf8.count + 1 + versionLength(head.version) + 2
-        for (name, value) in head.headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
-        size += 2
+        size += blockSize(head.headers)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var out = Cursor(base: raw.baseAddress!)
             out.copy(method)
@@ -19,8 +18,7 @@ package enum HTTPHeadWriter {
             out.byte(32)
             out.version(head.version)
             out.crlf()
-            for (name, value) in head.headers { out.header(name, value) }
-            out.crlf()
+            out.block(head.headers)
             return out.offset
         }
     }
@@ -30,8 +28,7 @@ package enum HTTPHeadWriter {
         let code = String(head.status.code)
         let reason = head.status.reasonPhrase
         var size = versionLength(head.version) + 1 + code.utf8.count + 1 + reason.utf8.count + 2
-        for (name, value) in head.headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
-        size += 2
+        size += blockSize(head.headers)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var out = Cursor(base: raw.baseAddress!)
             out.version(head.version)
@@ -40,20 +37,16 @@ package enum HTTPHeadWriter {
             out.byte(32)
             out.copy(reason)
             out.crlf()
-            for (name, value) in head.headers { out.header(name, value) }
-            out.crlf()
+            out.block(head.headers)
             return out.offset
         }
     }
 
     /// A header block (trailers): every `name: value CRLF`, then the final CRLF.
     package static func write(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) {
-        var size = 2
-        for (name, value) in headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: blockSize(headers)) { raw in
             var out = Cursor(base: raw.baseAddress!)
-            for (name, value) in headers { out.header(name, value) }
-            out.crlf()
+            out.block(headers)
             return out.offset
         }
     }
@@ -70,6 +63,13 @@ package enum HTTPHeadWriter {
             }
             return digits
         }
+    }
+
+    /// The bytes of `name: value CRLF` for every header, and the final CRLF.
+    private static func blockSize(_ headers: HTTPHeaders) -> Int {
+        var size = 2
+        for (name, value) in headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
+        return size
     }
 
     private static func versionLength(_ version: HTTPVersion) -> Int {
@@ -106,6 +106,12 @@ package enum HTTPHeadWriter {
             byte(UInt8(ascii: ":"))
             byte(32)
             copy(value)
+            crlf()
+        }
+
+        /// Every header, then the CRLF that ends the block.
+        mutating func block(_ headers: HTTPHeaders) {
+            for (name, value) in headers { header(name, value) }
             crlf()
         }
 

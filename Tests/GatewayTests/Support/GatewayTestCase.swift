@@ -49,6 +49,35 @@ class GatewayTestCase: XCTestCase {
         }
     }
 
+    /// A configuration with one mTLS listener named `mtls` (the test PKI's server certificate, client
+    /// certificates required) on `port` (0: any free port) with `plugins` (YAML flow entries of its chain), every
+    /// request routed to the echo backend, and the admin listener on `adminPort` when given.
+    func mtlsConfig(port: Int = 0, adminPort: Int? = nil, plugins: [String]) -> String {
+        """
+        \(adminPort.map { "admin: { address: \"127.0.0.1:\($0)\" }" } ?? "")
+        listeners:
+          - name: mtls
+            address: "127.0.0.1:\(port)"
+            tls:
+              certificates: [ { cert: server.pem, key: server.key } ]
+              client_auth: required
+              client_ca: ca.pem
+            plugins: [ \(plugins.joined(separator: ", ")) ]
+            routes: [ { backend: app } ]
+        backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+        """
+    }
+
+    /// The real `gateway run` (as the unprivileged user) on `yaml`, written to `<name>.yaml` in the PKI
+    /// directory, logging to `<name>.log`; returns once its admin listener (on `adminPort`) is ready.
+    func runGateway(_ yaml: String, name: String, adminPort: Int, environment: [String: String] = [:]) async throws -> RunningGateway {
+        let config = pki.path("\(name).yaml")
+        try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+        let running = try RunningGateway(config: config, adminPort: adminPort, logPath: pki.path("\(name).log"), environment: environment)
+        try await running.waitReady()
+        return running
+    }
+
     /// TLS options for a client presenting `client`.pem (nil: no certificate), trusting the test CA.
     func tls(_ client: String?) -> TestClient.TLSOptions { pki.clientTLS(client) }
 }
