@@ -2,88 +2,38 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// The request path of one client connection: route, run the listener's plugin chain, pick a server, stream
-/// the request to it and the response back, with backpressure both ways. One request at a time; `HTTPServerPipelineHandler`
-/// in front of it queues pipelined requests and handles quiescing on shutdown.
+/// The request path of one client connection: the I/O half of it. `ProxyStateMachine` decides (one request at a
+/// time, when a request may leave, retries, answers, closes); this handler feeds it events and carries out its
+/// actions: routing, the plugin chain, backend connections and pools, timers, writes, with backpressure both ways.
+/// `HTTPServerPipelineHandler` in front of it queues pipelined requests and handles quiescing on shutdown.
 package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
     package typealias InboundIn = HTTPServerRequestPart
     package typealias OutboundIn = HTTPServerResponsePart
     package typealias OutboundOut = HTTPServerResponsePart
 
-    /// One request on its way through the gateway.
-    private final class Exchange {
-        let clientHead: HTTPRequestHead
-        var upstreamHead: HTTPRequestHead
-        let backend: BackendGroup
-        let keepAlive: Bool
-        let hasBody: Bool
-        var serverIndex: Int
-        var attempts = 0
-        var connection: BackendConnection?
-        /// Parts read from the client while no backend connection was ready yet (reads are held meanwhile).
-        var buffered: [HTTPClientRequestPart] = []
-        var requestEnded = false
-        var bodyBytes: Int64 = 0
-        var responseStarted = false
-        var responseKeepAlive = true
-        /// When the backend must have sent the response head (`response_timeout` after the request was handed
-        /// over); nil while no response is awaited.
-        var responseDeadline: NIODeadline?
-        var countedActive = false
-        /// A chunked body is being read whole before the request goes to a backend (`chunked_buffer_bytes`).
-        var awaitingBody = false
-        /// The response head told the client the connection closes (`Connection: close`).
-        var closeAfterResponse = false
-        var status = 0
-
-        init(clientHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, backend: BackendGroup, serverIndex: Int, keepAlive: Bool, hasBody: Bool) {
-            self.clientHead = clientHead
-            self.upstreamHead = upstreamHead
-            self.backend = backend
-            self.serverIndex = serverIndex
-            self.keepAlive = keepAlive
-            self.hasBody = hasBody
-        }
-
-        var server: BackendServer { backend.servers[serverIndex] }
-    }
-
-    /// A request whose head is with the plugin chain; body parts that arrive meanwhile wait here.
-    private final class PendingRequest {
-        let head: HTTPRequestHead
-        let backend: BackendGroup?
-        let keepAlive: Bool
-        let hasBody: Bool
-        var buffered: [HTTPClientRequestPart] = []
-        var ended = false
-
-        init(head: HTTPRequestHead, backend: BackendGroup?, keepAlive: Bool, hasBody: Bool) {
-            self.head = head
-            self.backend = backend
-            self.keepAlive = keepAlive
-            self.hasBody = hasBody
-        }
-    }
-
-    private enum State {
-        case idle
-        /// The plugin chain is deciding (inline, or on the worker pool for blocking plugins).
-        case plugins(PendingRequest)
-        /// The gateway answered itself and waits for the request's end (its body is read and dropped).
-        case answered
-        case proxying(Exchange)
-        case closed
-    }
-
-    private var state: State = .idle
+    private var machine: ProxyStateMachine
     private var context: ChannelHandlerContext?
     private var clientReadsHeld = false
     private var pendingClientRead = false
+
+    // The current request's resources; the machine holds its state.
+    /// The request head as received (normalised once it passed validation): version and method of every answer.
+    private var clientHead: HTTPRequestHead?
+    /// Where the router sent the current request (nil: no route).
+    private var route: BackendGroup?
+    private var requestHasBody = false
+    /// The head that goes to the backend, made once the request is dispatched.
+    private var upstreamHead: HTTPRequestHead?
+    /// The server of the current attempt.
+    private var server: BackendServer?
+    /// The server whose `activeRequests` counts the current request.
+    private var activeServer: BackendServer?
+    /// The backend connection attached to the current request.
+    private var backendConnection: BackendConnection?
+    private var responseStatus = 0
     /// The current request as plugins see it (nil when the listener has no plugins).
     private var pluginRequest: PluginRequest?
     private var requestBodyBytes: Int64 = 0
-    /// The current request's body is chunked (the only transfer coding the validator lets through).
-    private var requestChunked = false
     private var responseBodyBytes: Int64 = 0
     /// The request body's progress, checked every `body_timeout` while a body is being read.
     private var bodyRate: BodyRateCheck
@@ -92,7 +42,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private var sendTimer: Scheduled<Void>?
     /// The connection's one response-timeout timer and when it fires. It is not armed and cancelled per
     /// request (a scheduled task is several allocations and a heap insertion): it stays armed across
-    /// keep-alive requests, and when it fires it looks at the current exchange's `responseDeadline`.
+    /// keep-alive requests, and when it fires the machine compares it with the current exchange's deadline.
     private var responseTimer: Scheduled<Void>?
     private var responseTimerFires = NIODeadline.distantFuture
 
@@ -119,6 +69,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         self.responseEncoder = responseEncoder
         self.logger = logger
         self.bodyRate = BodyRateCheck(minimumRate: listener.limits.minBodyRate, windowNanoseconds: listener.limits.bodyTimeout.nanoseconds)
+        self.machine = ProxyStateMachine(limits: .init(maxBodyBytes: listener.limits.maxBodyBytes, chunkedBufferBytes: listener.limits.chunkedBufferBytes))
     }
 
     package func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -128,6 +79,64 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         responseTimer?.cancel()
         responseTimer = nil
         self.context = nil
+    }
+
+
+    // MARK: carrying out the machine's actions
+
+    private func perform(_ action: ProxyStateMachine.Action) {
+        switch action {
+        case .none:
+            break
+        case .runPlugins(let id):
+            runPlugins(id)
+        case .dispatch:
+            dispatch()
+        case .startAttempt(let attempt, let server, let sendContinue):
+            if sendContinue { sendContinueResponse() }
+            holdClientReads(true)
+            startAttempt(attempt, serverIndex: server)
+        case .readBody(let sendContinue):
+            if sendContinue { sendContinueResponse() }
+            holdClientReads(false)
+        case .sendRequest(let parts, let deadline):
+            sendRequest(parts, armResponseTimer: deadline)
+        case .discardConnection:
+            break  // handled where a connection arrives
+        case .forwardBody(let body):
+            guard let backendConnection else { return }
+            backendConnection.write(.body(.byteBuffer(body)), flush: false)
+            if !backendConnection.isWritable { holdClientReads(true) }
+        case .forwardEnd(let deadline):
+            backendConnection?.write(.end(nil), flush: true)
+            if let deadline { armResponseTimer(before: deadline) }
+        case .rearmResponseTimer(let deadline):
+            armResponseTimer(at: deadline)
+        case .writeResponseHead, .writeResponseBody:
+            break  // carried out where the response part is at hand
+        case .finish(let reuseBackend, let keepOpen):
+            finishExchange(reuseBackend: reuseBackend, keepOpen: keepOpen)
+        case .answer(let answer, let close, let abortBackend):
+            if abortBackend { abortExchange() }
+            self.answer(answer, close: close)
+        case .backendProtocolError(let what, let answer, let close):
+            if let server {
+                server.metrics.protocolErrors.increment()
+                logger.warning("backend protocol error", metadata: [
+                    "backend": "\(route?.name ?? "?")", "server": "\(server.address)", "error": "\(what)",
+                ])
+            }
+            abortExchange()
+            if answer { self.answer(.invalidResponse, close: close) } else { closeClient(cutOff: true) }
+        case .cutOff(let abortBackend):
+            if abortBackend { abortExchange() }
+            closeClient(cutOff: true)
+        case .close(let abortBackend):
+            if abortBackend { abortExchange() }
+            closeClient(cutOff: false)
+        case .awaitNextHead:
+            headGuard.awaitNextHead()
+        }
     }
 
     // MARK: slow clients
@@ -149,13 +158,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
 
     private func bodyWindowEnded() {
         bodyTimer = nil
-        let waiting: Bool
-        switch state {
-        case .plugins(let pending): waiting = !pending.ended
-        case .proxying(let exchange): waiting = !exchange.requestEnded
-        default: waiting = false
-        }
-        guard waiting else { return }
+        guard machine.isReadingBody else { return }
         if clientReadsHeld { bodyRate.readsHeld() }
         guard bodyRate.windowEnded() else {
             bodyTimer = context?.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: listener.limits.bodyTimeout.timeAmount) { [self] in
@@ -168,15 +171,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             "listener": "\(listener.name)", "client": "\(connection.remoteAddress.text)", "body_bytes": "\(requestBodyBytes)",
             "body_timeout": "\(listener.limits.bodyTimeout)", "min_body_rate": "\(listener.limits.minBodyRate)",
         ])
-        switch state {
-        case .plugins(let pending):
-            answer(.requestTimeout, "request body timeout\n", head: pending.head, close: true)
-        case .proxying(let exchange):
-            abortExchange(exchange)
-            if exchange.responseStarted { closeClient(cutOffFrom: exchange) } else { answer(.requestTimeout, "request body timeout\n", head: exchange.clientHead, close: true) }
-        default:
-            break
-        }
+        perform(machine.bodyTimedOut())
     }
 
     /// The client stopped reading: give it `send_timeout` to take bytes again.
@@ -199,40 +194,43 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             "listener": "\(listener.name)", "client": "\(connection.remoteAddress.text)", "response_bytes": "\(responseBodyBytes)",
             "send_timeout": "\(listener.limits.sendTimeout)",
         ])
-        if case .proxying(let exchange) = state {
-            abortExchange(exchange)
-            closeClient(cutOffFrom: exchange)
-        } else {
-            closeClient()
-        }
+        perform(machine.sendTimedOut())
     }
 
     // MARK: client side
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let head): receivedHead(head, context: context)
-        case .body(let body): receivedBody(body, context: context)
-        case .end: receivedEnd(context: context)
+        case .head(let head): receivedHead(head)
+        case .body(let body): receivedBody(body)
+        case .end: perform(machine.requestEnd(now: .now()))
         }
     }
 
-    private func receivedHead(_ received: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func receivedHead(_ received: HTTPRequestHead) {
         headGuard.headReceived()
-        guard case .idle = state else { return }
+        guard machine.isIdle else { return }
         requestStarted = .now()
         var head = received
         if let refusal = RequestHeadValidator.normalise(&head, maxBodyBytes: listener.limits.maxBodyBytes) {
-            return answer(refusal.status, refusal.message, head: received, close: true)
+            clientHead = received
+            return perform(machine.requestRefused(refusal))
         }
-        requestChunked = head.headers.contains(name: "transfer-encoding")
-        let hasBody = requestChunked || (head.headers.first(name: "content-length").flatMap { Int64($0) } ?? 0) > 0
-        let keepAlive = head.isKeepAlive
+        clientHead = head
+        let chunked = head.headers.contains(name: "transfer-encoding")
+        requestHasBody = chunked || (head.headers.first(name: "content-length").flatMap { Int64($0) } ?? 0) > 0
         requestBodyBytes = 0
         responseBodyBytes = 0
-        if hasBody { watchBody() }
+        upstreamHead = nil
+        if requestHasBody { watchBody() }
         let backend = listener.router.route(hostHeader: head.headers.first(name: "host"), uri: head.uri, method: head.method.rawValue)
-        if let chain = listener.plugins {
+        route = backend
+        let facts = ProxyStateMachine.RequestFacts(
+            keepAlive: head.isKeepAlive, hasBody: requestHasBody, chunked: chunked,
+            expectsContinue: head.headers.contains(name: "expect") && head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" },
+            isHTTP10: head.version.minor == 0, isHEAD: head.method == .HEAD
+        )
+        if listener.plugins != nil {
             // Plugins see the request without its hop-by-hop headers: a client naming a header in `Connection`
             // must not be able to remove what a plugin sets (an identity header) on the way to the backend.
             var visible = head
@@ -240,139 +238,59 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             let request = PluginRequest(connection: connection, head: visible)
             request.backendName = backend?.name
             pluginRequest = request
-            let pending = PendingRequest(head: head, backend: backend, keepAlive: keepAlive, hasBody: hasBody)
-            state = .plugins(pending)
-            holdClientReads(true)
-            chain.runRequestHeaders(request, on: context.eventLoop) { [self] outcome in
-                self.pluginsFinished(outcome, pending: pending, request: request)
+        }
+        perform(machine.requestHead(facts, runsPlugins: listener.plugins != nil))
+    }
+
+    private func runPlugins(_ id: UInt64) {
+        guard let context, let chain = listener.plugins, let request = pluginRequest else { return }
+        holdClientReads(true)
+        chain.runRequestHeaders(request, on: context.eventLoop) { [self] outcome in
+            let decision: ProxyStateMachine.PluginDecision
+            switch outcome {
+            case .proceed: decision = .proceed
+            case .answered: decision = .answered
+            case .failed(let plugin, _): decision = .failed(plugin: plugin)
             }
-            return
-        }
-        dispatch(head, backend: backend, keepAlive: keepAlive, hasBody: hasBody, buffered: [], ended: false)
-    }
-
-    private func pluginsFinished(_ outcome: PluginChain.Outcome, pending: PendingRequest, request: PluginRequest) {
-        guard case .plugins(let current) = state, current === pending else { return }
-        let close = !pending.keepAlive || (pending.hasBody && !pending.ended)
-        switch outcome {
-        case .proceed:
-            dispatch(request.head, backend: pending.backend, keepAlive: pending.keepAlive, hasBody: pending.hasBody, buffered: pending.buffered,
-                     ended: pending.ended, hopByHopRemoved: !request.addedHopByHop)
-        case .answered:
-            let answer = request.answer!
-            respond(HTTPResponseStatus(statusCode: answer.status), body: answer.body, headers: answer.headers, head: pending.head, close: close)
-        case .failed(let plugin, _):
-            self.answer(.internalServerError, "request refused: plugin '\(plugin)' failed\n", head: pending.head, close: close)
+            self.perform(self.machine.pluginsFinished(request: id, decision))
         }
     }
 
-    /// Sends the request on to its backend (or answers 404/503).
-    private func dispatch(
-        _ head: HTTPRequestHead, backend: BackendGroup?, keepAlive: Bool, hasBody: Bool, buffered: [HTTPClientRequestPart], ended: Bool,
-        hopByHopRemoved: Bool = false
-    ) {
-        guard let context else { return }
-        guard let backend else {
-            return answer(.notFound, "no route for this request\n", head: head, close: (hasBody && !ended) || !keepAlive)
-        }
+    /// Routes the request to a server (or reports that there is none) and makes its upstream head.
+    private func dispatch() {
+        guard let head = clientHead else { return }
+        guard let backend = route else { return perform(machine.dispatch(to: .noRoute)) }
         guard let first = backend.balancer.pick(clientIP: connection.remoteIP, now: .now()) else {
-            let reason = backend.servers.isEmpty ? "no server in backend" : "no healthy server in backend"
-            return answer(.serviceUnavailable, "\(reason) '\(backend.name)'\n", head: head, close: (hasBody && !ended) || !keepAlive)
+            return perform(machine.dispatch(to: .noServer(empty: backend.servers.isEmpty)))
         }
-        if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-        }
-        let upstream = ProxyHeaders.upstreamRequest(
-            head, clientIP: connection.remoteIP, scheme: connection.isTLS ? "https" : "http", localPort: connection.localAddress?.port,
-            hasBody: hasBody, hopByHopRemoved: hopByHopRemoved
+        // With plugins, what they made of the head goes on (hop-by-hop headers already removed unless a plugin
+        // added one).
+        upstreamHead = ProxyHeaders.upstreamRequest(
+            pluginRequest?.head ?? head, clientIP: connection.remoteIP, scheme: connection.isTLS ? "https" : "http",
+            localPort: connection.localAddress?.port, hasBody: requestHasBody, hopByHopRemoved: pluginRequest.map { !$0.addedHopByHop } ?? false
         )
-        let exchange = Exchange(clientHead: head, upstreamHead: upstream, backend: backend, serverIndex: first, keepAlive: keepAlive, hasBody: hasBody)
-        exchange.buffered = buffered
-        exchange.requestEnded = ended
-        exchange.bodyBytes = requestBodyBytes
-        state = .proxying(exchange)
-        if requestChunked, !ended, requestBodyBytes <= Int64(listener.limits.chunkedBufferBytes), listener.limits.chunkedBufferBytes > 0 {
-            // Read the chunked body whole first: a chunk framing error found on the way is answered 400 and
-            // no byte of the request, not even its head, has gone to a backend (a pooled connection would
-            // have taken the head at once).
-            exchange.awaitingBody = true
-            holdClientReads(false)
-            return
-        }
-        holdClientReads(true)
-        startAttempt(exchange)
+        perform(machine.dispatch(to: .server(index: first, serverCount: backend.servers.count, responseTimeout: backend.responseTimeout)))
     }
 
-    /// Ends the wait for a chunked body (complete, or past `chunked_buffer_bytes`): the request goes on.
-    private func stopAwaitingBody(_ exchange: Exchange) {
-        exchange.awaitingBody = false
-        holdClientReads(true)
-        startAttempt(exchange)
+    private func sendContinueResponse() {
+        guard let context, let head = clientHead else { return }
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
     }
 
-    private func receivedBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
+    private func receivedBody(_ body: ByteBuffer) {
         requestBodyBytes += Int64(body.readableBytes)
         bodyRate.received(body.readableBytes)
-        if case .plugins(let pending) = state {
-            if requestBodyBytes > listener.limits.maxBodyBytes {
-                return answer(.payloadTooLarge, "request body larger than \(listener.limits.maxBodyBytes) bytes\n", head: pending.head, close: true)
-            }
-            pending.buffered.append(.body(.byteBuffer(body)))
-            return
-        }
-        guard case .proxying(let exchange) = state else { return }  // answered: drop the body
-        exchange.bodyBytes += Int64(body.readableBytes)
-        if exchange.bodyBytes > listener.limits.maxBodyBytes {
-            abortExchange(exchange)
-            if !exchange.responseStarted {
-                answer(.payloadTooLarge, "request body larger than \(listener.limits.maxBodyBytes) bytes\n", head: exchange.clientHead, close: true)
-            } else {
-                closeClient(cutOffFrom: exchange)
-            }
-            return
-        }
-        if let backendConnection = exchange.connection {
-            backendConnection.write(.body(.byteBuffer(body)), flush: false)
-            if !backendConnection.isWritable { holdClientReads(true) }
-        } else {
-            exchange.buffered.append(.body(.byteBuffer(body)))
-            if exchange.awaitingBody, exchange.bodyBytes > Int64(listener.limits.chunkedBufferBytes) { stopAwaitingBody(exchange) }
-        }
-    }
-
-    private func receivedEnd(context: ChannelHandlerContext) {
-        stopWatchingBody()
-        switch state {
-        case .answered:
-            state = .idle
-            headGuard.awaitNextHead()
-        case .plugins(let pending):
-            pending.ended = true
-            pending.buffered.append(.end(nil))
-        case .proxying(let exchange):
-            exchange.requestEnded = true
-            if let backendConnection = exchange.connection {
-                backendConnection.write(.end(nil), flush: true)
-                startResponseTimer(exchange)
-            } else {
-                exchange.buffered.append(.end(nil))
-                if exchange.awaitingBody { stopAwaitingBody(exchange) }
-            }
-        case .idle, .closed:
-            break
-        }
+        perform(machine.requestBody(body))
     }
 
     package func channelReadComplete(context: ChannelHandlerContext) {
-        if case .proxying(let exchange) = state { exchange.connection?.flush() }
+        backendConnection?.flush()
         context.fireChannelReadComplete()
     }
 
     package func channelWritabilityChanged(context: ChannelHandlerContext) {
         clientWritability(context.channel.isWritable, context: context)
-        if case .proxying(let exchange) = state {
-            exchange.connection?.holdReads(!context.channel.isWritable)
-        }
+        backendConnection?.holdReads(!context.channel.isWritable)
         context.fireChannelWritabilityChanged()
     }
 
@@ -380,16 +298,14 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         stopWatchingBody()
         sendTimer?.cancel()
         sendTimer = nil
-        if case .proxying(let exchange) = state { abortExchange(exchange) }
-        state = .closed
+        if machine.clientClosed() { abortExchange() }
         completePlugins(backendServer: nil, aborted: true)
         context.fireChannelInactive()
     }
 
     package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Malformed requests (HTTPParserError) were answered with 400 by NIO's protocol error handler in front.
-        if case .proxying(let exchange) = state { abortExchange(exchange) }
-        state = .closed
+        if machine.clientClosed() { abortExchange() }
         logger.debug("client connection error", metadata: ["client": "\(connection.remoteAddress.text)", "error": "\(error)"])
         context.close(promise: nil)
     }
@@ -419,78 +335,70 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
 
     // MARK: backend side
 
-    private func startAttempt(_ exchange: Exchange) {
-        guard let context else { return }
-        exchange.attempts += 1
-        let server = exchange.server
+    private func startAttempt(_ attempt: UInt64, serverIndex: Int) {
+        guard let context, let backend = route else { return }
+        let server = backend.servers[serverIndex]
+        self.server = server
         if let pooled = server.pool.take(on: context.eventLoop) {
-            attach(pooled, to: exchange)
-            return
+            return attach(pooled, attempt: attempt)
         }
         // The connect future completes on this channel's loop (ClientBootstrap(group: eventLoop)): isolated.
-        exchange.backend.connect(to: server, on: context.eventLoop).assumeIsolatedUnsafeUnchecked().whenComplete { [self] result in
-            if case .success = result { server.connectSucceeded() }
-            guard case .proxying(let current) = self.state, current === exchange else {
-                if case .success(let orphan) = result { orphan.value.channel.close(promise: nil) }
-                return
-            }
+        backend.connect(to: server, on: context.eventLoop).assumeIsolatedUnsafeUnchecked().whenComplete { [self] result in
             switch result {
             case .success(let backendConnection):
-                self.attach(backendConnection.value, to: exchange)
+                server.connectSucceeded()
+                self.attach(backendConnection.value, attempt: attempt)
             case .failure(let error):
-                self.connectFailed(exchange, error: error)
+                self.connectFailed(attempt, server: server, backend: backend, error: error)
             }
         }
     }
 
-    private func connectFailed(_ exchange: Exchange, error: any Error) {
+    private func connectFailed(_ attempt: UInt64, server: BackendServer, backend: BackendGroup, error: any Error) {
         let timedOut = (error as? ChannelError).map { if case .connectTimeout = $0 { return true } else { return false } } ?? false
-        let server = exchange.server
         (timedOut ? server.metrics.connectTimeouts : server.metrics.connectErrors).increment()
         logger.warning("backend connect failed", metadata: [
-            "backend": "\(exchange.backend.name)", "server": "\(server.address)", "error": "\(error)",
+            "backend": "\(backend.name)", "server": "\(server.address)", "error": "\(error)",
         ])
         if server.connectFailed() {
             logger.warning("backend server ejected after consecutive connection failures", metadata: [
-                "backend": "\(exchange.backend.name)", "server": "\(server.address)",
+                "backend": "\(backend.name)", "server": "\(server.address)",
                 "eject_for": "\(server.passive.map { "\($0.ejectFor)" } ?? "?")",
             ])
         }
-        if exchange.attempts < exchange.backend.servers.count, let next = exchange.backend.balancer.next(after: exchange.serverIndex, now: .now()) {
-            exchange.serverIndex = next
-            return startAttempt(exchange)
-        }
-        if timedOut {
-            failExchange(exchange, .gatewayTimeout, "timed out connecting to backend '\(exchange.backend.name)'\n")
-        } else {
-            failExchange(exchange, .badGateway, "could not connect to backend '\(exchange.backend.name)'\n")
-        }
+        perform(machine.connectFailed(attempt: attempt, timedOut: timedOut) { backend.balancer.next(after: $0, now: .now()) })
     }
 
-    private func attach(_ backendConnection: BackendConnection, to exchange: Exchange) {
-        exchange.connection = backendConnection
-        backendConnection.delegate = self
-        backendConnection.requestsServed += 1
-        if !exchange.countedActive {
-            exchange.countedActive = true
-            exchange.server.activeRequests.wrappingIncrement(ordering: .relaxed)
+    private func attach(_ candidate: BackendConnection, attempt: UInt64) {
+        let action = machine.attached(attempt: attempt, reused: candidate.requestsServed > 0, now: .now())
+        guard case .sendRequest = action else {
+            // The attempt is over (the client left, or the gateway answered): the connection is not used.
+            candidate.channel.close(promise: nil)
+            return
         }
-        backendConnection.write(.head(exchange.upstreamHead), flush: false)
-        for part in exchange.buffered { backendConnection.write(part, flush: false) }
-        exchange.buffered.removeAll()
+        candidate.delegate = self
+        candidate.requestsServed += 1
+        backendConnection = candidate
+        if activeServer == nil, let server {
+            activeServer = server
+            server.activeRequests.wrappingIncrement(ordering: .relaxed)
+        }
+        perform(action)
+    }
+
+    private func sendRequest(_ parts: [HTTPClientRequestPart], armResponseTimer deadline: NIODeadline?) {
+        guard let backendConnection, let upstreamHead else { return }
+        backendConnection.write(.head(upstreamHead), flush: false)
+        for part in parts { backendConnection.write(part, flush: false) }
         backendConnection.flush()
         backendConnection.holdReads(!(context?.channel.isWritable ?? true))
-        if exchange.requestEnded { startResponseTimer(exchange) }
-        holdClientReads(exchange.requestEnded || !backendConnection.isWritable)
+        if let deadline { armResponseTimer(before: deadline) }
+        holdClientReads(!machine.isReadingBody || !backendConnection.isWritable)
     }
 
-    /// response_timeout counts from the moment the whole request was handed to the backend, so a slow upload
-    /// is not mistaken for a slow backend.
-    private func startResponseTimer(_ exchange: Exchange) {
-        guard exchange.responseDeadline == nil, !exchange.responseStarted else { return }
-        let deadline = NIODeadline.now() + exchange.backend.responseTimeout
-        exchange.responseDeadline = deadline
-        // The armed timer fires at or before this deadline: it will re-arm for the rest when it fires.
+    /// Makes sure the response timer fires at or before `deadline` (when it fires, the machine re-arms it for the
+    /// rest if the deadline is later).
+    private func armResponseTimer(before deadline: NIODeadline) {
         if responseTimer != nil, responseTimerFires <= deadline { return }
         armResponseTimer(at: deadline)
     }
@@ -506,69 +414,38 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
 
     private func responseTimerFired() {
         responseTimer = nil
-        guard case .proxying(let exchange) = state, let deadline = exchange.responseDeadline, !exchange.responseStarted else { return }
-        guard deadline <= .now() else { return armResponseTimer(at: deadline) }
-        exchange.responseDeadline = nil
-        logger.warning("backend response timeout", metadata: ["backend": "\(exchange.backend.name)", "server": "\(exchange.server.address)"])
-        exchange.server.metrics.responseTimeouts.increment()
-        failExchange(exchange, .gatewayTimeout, "backend '\(exchange.backend.name)' did not answer in time\n")
+        let action = machine.responseTimerFired(now: .now())
+        if case .answer = action, let server {
+            logger.warning("backend response timeout", metadata: ["backend": "\(route?.name ?? "?")", "server": "\(server.address)"])
+            server.metrics.responseTimeouts.increment()
+        }
+        perform(action)
     }
 
     package func backendRead(_ part: HTTPClientResponsePart) {
-        guard case .proxying(let exchange) = state, let context else { return }
+        guard let context else { return }
         switch part {
         case .head(let head):
-            if head.status == .switchingProtocols {
-                // The gateway never asks a backend to switch protocols (Upgrade is hop-by-hop and removed), and
-                // NIO's decoder stops parsing after a 101: nothing more on this connection is HTTP.
-                return backendProtocolError(exchange, "unsolicited 101 Switching Protocols")
-            }
-            if exchange.responseStarted {
-                return backendProtocolError(exchange, "a second response head in one exchange")
-            }
-            // Other 1xx (100, 102, 103) are dropped by NIO's decoder; should one arrive, it is dropped here too:
-            // the gateway answered Expect: 100-continue itself.
-            if head.status.code < 200 { return }
-            exchange.responseDeadline = nil
-            exchange.responseStarted = true
-            exchange.responseKeepAlive = head.isKeepAlive
-            // An HTTP/1.0 client cannot read a chunked body: without a length, the end of the body is the close.
-            let unframedFor10 = exchange.clientHead.version.minor == 0 && !head.headers.contains(name: "content-length")
-                && exchange.clientHead.method != .HEAD && head.status != .noContent && head.status != .notModified
-            let close = !exchange.keepAlive || !exchange.requestEnded || runtime.isRetired || unframedFor10
-            exchange.closeAfterResponse = close
-            exchange.status = Int(head.status.code)
-            let downstream = ProxyHeaders.downstreamResponse(head, version: exchange.clientHead.version, close: close)
+            let action = machine.responseHead(
+                status: head.status, keepAlive: head.isKeepAlive, hasContentLength: head.headers.contains(name: "content-length"),
+                retired: runtime.isRetired
+            )
+            guard case .writeResponseHead(let close) = action, let clientHead else { return perform(action) }
+            responseStatus = Int(head.status.code)
+            let downstream = ProxyHeaders.downstreamResponse(head, version: clientHead.version, close: close)
             let final = runResponsePlugins(downstream)
-            responseEncoder.respondingTo(exchange.clientHead.method)
+            responseEncoder.respondingTo(clientHead.method)
             context.write(wrapOutboundOut(.head(final)), promise: nil)
         case .body(let body):
-            guard exchange.responseStarted else { return backendProtocolError(exchange, "a response body before its head") }
+            let action = machine.responseBody()
+            guard case .writeResponseBody = action else { return perform(action) }
             responseBodyBytes += Int64(body.readableBytes)
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
             if !context.channel.isWritable {
-                exchange.connection?.holdReads(true)
+                backendConnection?.holdReads(true)
             }
         case .end:
-            guard exchange.responseStarted else { return backendProtocolError(exchange, "a response end without a final response head") }
-            finishExchange(exchange, context: context)
-        }
-    }
-
-    /// A backend answer that cannot belong to this exchange ends the exchange, never the process: the backend
-    /// connection is closed (it is not returned to the pool), the client gets 502 if it has no response head
-    /// yet and is disconnected otherwise, and the error is logged and counted per server.
-    private func backendProtocolError(_ exchange: Exchange, _ what: String) {
-        let server = exchange.server
-        server.metrics.protocolErrors.increment()
-        logger.warning("backend protocol error", metadata: [
-            "backend": "\(exchange.backend.name)", "server": "\(server.address)", "error": "\(what)",
-        ])
-        if exchange.responseStarted {
-            abortExchange(exchange)
-            closeClient(cutOffFrom: exchange)
-        } else {
-            failExchange(exchange, .badGateway, "backend '\(exchange.backend.name)' sent an invalid response\n")
+            perform(machine.responseEnd())
         }
     }
 
@@ -578,63 +455,47 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     package func backendFailed(_ error: any Error) {
-        guard case .proxying(let exchange) = state else { return }
+        guard backendConnection != nil, let server else { return }
         logger.warning("backend connection error", metadata: [
-            "backend": "\(exchange.backend.name)", "server": "\(exchange.server.address)", "error": "\(error)",
+            "backend": "\(route?.name ?? "?")", "server": "\(server.address)", "error": "\(error)",
         ])
-        backendLost(exchange)
+        backendLost()
     }
 
     package func backendClosed() {
-        guard case .proxying(let exchange) = state else { return }
-        backendLost(exchange)
+        backendLost()
     }
 
     package func backendWritabilityChanged(isWritable: Bool) {
-        guard case .proxying(let exchange) = state else { return }
-        if isWritable, !exchange.requestEnded { holdClientReads(false) }
+        guard machine.isProxying else { return }
+        if isWritable, machine.isReadingBody { holdClientReads(false) }
         if !isWritable { holdClientReads(true) }
     }
 
-    private func backendLost(_ exchange: Exchange) {
-        guard let backendConnection = exchange.connection else { return }
-        exchange.connection = nil
-        backendConnection.delegate = nil
-        if exchange.responseStarted {
-            // The client already has part of the response: closing is the only honest signal.
-            releaseActive(exchange)
-            closeClient(cutOffFrom: exchange)
-            return
-        }
-        // A reused keep-alive connection the backend closed before answering: safe to retry once on a fresh one
-        // when the request had no body (nothing the backend could have half-processed that we cannot resend).
-        if backendConnection.requestsServed > 1, !exchange.hasBody, exchange.attempts <= exchange.backend.servers.count {
-            exchange.responseDeadline = nil
-            exchange.buffered = exchange.requestEnded ? [.end(nil)] : []
-            return startAttempt(exchange)
-        }
-        failExchange(exchange, .badGateway, "backend '\(exchange.backend.name)' closed the connection without a complete response\n")
+    private func backendLost() {
+        guard let lost = backendConnection else { return }
+        backendConnection = nil
+        lost.delegate = nil
+        perform(machine.backendLost())
     }
 
-    private func finishExchange(_ exchange: Exchange, context: ChannelHandlerContext) {
-        exchange.responseDeadline = nil
-        releaseActive(exchange)
-        if let backendConnection = exchange.connection {
-            exchange.connection = nil
+    private func finishExchange(reuseBackend: Bool, keepOpen: Bool) {
+        guard let context else { return }
+        releaseActive()
+        if let backendConnection {
+            self.backendConnection = nil
             backendConnection.delegate = nil
-            if exchange.requestEnded && exchange.responseKeepAlive {
+            if reuseBackend {
                 backendConnection.holdReads(false)
-                exchange.server.pool.giveBack(backendConnection)
+                backendConnection.server.pool.giveBack(backendConnection)
             } else {
                 backendConnection.channel.close(promise: nil)
             }
         }
-        let keepOpen = exchange.keepAlive && exchange.requestEnded && !exchange.closeAfterResponse
-        state = keepOpen ? .idle : .closed
-        let server = exchange.server.address
+        let server = self.server?.address
         let request = pluginRequest
         pluginRequest = nil
-        let status = exchange.status
+        let status = responseStatus
         let started = requestStarted
         let (bytesIn, bytesOut) = (requestBodyBytes, responseBodyBytes)
         // Before writing the end: with pipelining, that write delivers the next request synchronously
@@ -651,60 +512,64 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             if written { self?.listener.metrics.requestCompleted(status: status, started: started) }
             request?.responseIncomplete = !written
             self?.complete(request, backendServer: server, aborted: !written, bytesIn: bytesIn, bytesOut: bytesOut)
-            if !keepOpen { self?.closeClient() }
+            if !keepOpen { self?.closeClient(cutOff: false) }
         }
     }
 
-    private func failExchange(_ exchange: Exchange, _ status: HTTPResponseStatus, _ body: String) {
-        abortExchange(exchange)
-        answer(status, body, head: exchange.clientHead, close: !exchange.requestEnded || !exchange.keepAlive)
-    }
-
-    /// Drops the backend side of an exchange that will not complete normally.
-    private func abortExchange(_ exchange: Exchange) {
-        exchange.responseDeadline = nil
-        releaseActive(exchange)
-        if let backendConnection = exchange.connection {
-            exchange.connection = nil
+    /// Drops the backend side of an exchange that will not complete normally (the connection is closed, not
+    /// returned to the pool).
+    private func abortExchange() {
+        releaseActive()
+        if let backendConnection {
+            self.backendConnection = nil
             backendConnection.delegate = nil
             backendConnection.channel.close(promise: nil)
         }
     }
 
-    private func releaseActive(_ exchange: Exchange) {
-        if exchange.countedActive {
-            exchange.countedActive = false
-            exchange.server.activeRequests.wrappingDecrement(ordering: .relaxed)
+    private func releaseActive() {
+        if let activeServer {
+            self.activeServer = nil
+            activeServer.activeRequests.wrappingDecrement(ordering: .relaxed)
         }
     }
 
     // MARK: responses from the gateway itself
 
-    private func answer(_ status: HTTPResponseStatus, _ text: String, head: HTTPRequestHead, close: Bool) {
-        respond(status, body: Array(text.utf8), headers: [("content-type", "text/plain; charset=utf-8")], head: head, close: close)
+    private func answer(_ answer: ProxyStateMachine.Answer, close: Bool) {
+        let name = route?.name ?? "?"
+        switch answer {
+        case .refused(let refusal): respond(refusal.status, refusal.message, close: close)
+        case .noRoute: respond(.notFound, "no route for this request\n", close: close)
+        case .noServer(let empty):
+            respond(.serviceUnavailable, "\(empty ? "no server in backend" : "no healthy server in backend") '\(name)'\n", close: close)
+        case .pluginAnswer:
+            guard let answer = pluginRequest?.answer else { return respond(.internalServerError, "request refused\n", close: true) }
+            respond(HTTPResponseStatus(statusCode: answer.status), body: answer.body, headers: answer.headers, close: close)
+        case .pluginFailed(let plugin): respond(.internalServerError, "request refused: plugin '\(plugin)' failed\n", close: close)
+        case .bodyTooLarge: respond(.payloadTooLarge, "request body larger than \(listener.limits.maxBodyBytes) bytes\n", close: close)
+        case .bodyTimeout: respond(.requestTimeout, "request body timeout\n", close: close)
+        case .connectTimedOut: respond(.gatewayTimeout, "timed out connecting to backend '\(name)'\n", close: close)
+        case .connectFailed: respond(.badGateway, "could not connect to backend '\(name)'\n", close: close)
+        case .responseTimedOut: respond(.gatewayTimeout, "backend '\(name)' did not answer in time\n", close: close)
+        case .invalidResponse: respond(.badGateway, "backend '\(name)' sent an invalid response\n", close: close)
+        case .backendClosed: respond(.badGateway, "backend '\(name)' closed the connection without a complete response\n", close: close)
+        }
+    }
+
+    private func respond(_ status: HTTPResponseStatus, _ text: String, close: Bool) {
+        respond(status, body: Array(text.utf8), headers: [("content-type", "text/plain; charset=utf-8")], close: close)
     }
 
     /// Answers the request from the gateway itself (an error, or a plugin's answer).
-    private func respond(_ status: HTTPResponseStatus, body: [UInt8], headers extra: [(String, String)], head: HTTPRequestHead, close requestedClose: Bool) {
-        guard let context else { return }
-        let close = requestedClose || runtime.isRetired
+    private func respond(_ status: HTTPResponseStatus, body: [UInt8], headers extra: [(String, String)], close requestedClose: Bool) {
+        guard let context, let head = clientHead else { return }
+        let after = machine.answerStarted(close: requestedClose || runtime.isRetired)
+        let close = after == .close
+        if after == .awaitNextHead { headGuard.awaitNextHead() }
         var headers = HTTPHeaders(extra)
         headers.replaceOrAdd(name: "content-length", value: String(body.count))
         if close { headers.replaceOrAdd(name: "connection", value: "close") }
-        let requestEnded: Bool
-        switch state {
-        case .proxying(let exchange): requestEnded = exchange.requestEnded
-        case .plugins(let pending): requestEnded = pending.ended
-        default: requestEnded = false
-        }
-        if close {
-            state = .closed
-        } else if requestEnded {
-            state = .idle
-            headGuard.awaitNextHead()
-        } else {
-            state = .answered
-        }
         let responseHead = runResponsePlugins(HTTPResponseHead(version: head.version, status: status, headers: headers))
         responseBodyBytes = Int64(body.count)
         responseEncoder.respondingTo(head.method)
@@ -724,23 +589,17 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             if written { self?.listener.metrics.requestCompleted(status: Int(status.code), started: started) }
             request?.responseIncomplete = !written
             self?.complete(request, backendServer: nil, aborted: !written, bytesIn: bytesIn, bytesOut: bytesOut)
-            if close { self?.closeClient() }
+            if close { self?.closeClient(cutOff: false) }
         }
     }
 
-    private func closeClient() {
-        state = .closed
-        completePlugins(backendServer: nil, aborted: false)
-        context?.close(promise: nil)
-    }
-
-    /// Closes a client whose response head from `exchange`'s backend already went out: on_complete sees the
-    /// server that was answering and GW_ATTR_RESPONSE_INCOMPLETE, so an audit line never shows a truncated
-    /// response as a complete one.
-    private func closeClient(cutOffFrom exchange: Exchange) {
-        pluginRequest?.responseIncomplete = true
-        state = .closed
-        completePlugins(backendServer: exchange.server.address, aborted: false)
+    /// Closes the client connection. `cutOff`: a response head from the current server already went out, so
+    /// on_complete sees that server and GW_ATTR_RESPONSE_INCOMPLETE (an audit line never shows a truncated response
+    /// as a complete one).
+    private func closeClient(cutOff: Bool) {
+        _ = machine.clientClosed()
+        if cutOff { pluginRequest?.responseIncomplete = true }
+        completePlugins(backendServer: cutOff ? server?.address : nil, aborted: false)
         context?.close(promise: nil)
     }
 
