@@ -29,6 +29,9 @@ package final class PluginRequest: PluginCallTarget {
     }
     private var storedHead: HTTPRequestHead
     private var pendingAdds: [(String, String)] = []
+    /// The head and the headers plugins added to it, not yet joined: `ProxyHeaders.upstreamRequest` copies both
+    /// into the upstream head in one pass (joining them here first would copy the head's headers once more).
+    package var headAndAdds: (head: HTTPRequestHead, adds: [(String, String)]) { (storedHead, pendingAdds) }
     package var backendName: String?
     package var phase: Phase = .request
     package var responseHead: HTTPResponseHead?
@@ -96,14 +99,14 @@ package final class PluginRequest: PluginCallTarget {
             return GW_OK
         }
         switch attribute {
-        case GW_ATTR_METHOD: return index == 0 ? text(head.method.rawValue) : GW_ERR_NOT_FOUND
-        case GW_ATTR_PATH: return index == 0 ? text(String(Router.path(of: head.uri))) : GW_ERR_NOT_FOUND
+        case GW_ATTR_METHOD: return index == 0 ? text(storedHead.method.rawValue) : GW_ERR_NOT_FOUND
+        case GW_ATTR_PATH: return index == 0 ? text(String(Router.path(of: storedHead.uri))) : GW_ERR_NOT_FOUND
         case GW_ATTR_QUERY:
-            guard index == 0, let q = head.uri.firstIndex(of: "?") else { return GW_ERR_NOT_FOUND }
-            return text(String(head.uri[head.uri.index(after: q)...].prefix { $0 != "#" }))
-        case GW_ATTR_HOST: return index == 0 ? text(head.headers.first(name: "host")) : GW_ERR_NOT_FOUND
+            guard index == 0, let q = storedHead.uri.firstIndex(of: "?") else { return GW_ERR_NOT_FOUND }
+            return text(String(storedHead.uri[storedHead.uri.index(after: q)...].prefix { $0 != "#" }))
+        case GW_ATTR_HOST: return index == 0 ? text(storedHead.headers.first(name: "host") ?? HTTPHeaders(pendingAdds).first(name: "host")) : GW_ERR_NOT_FOUND
         case GW_ATTR_SCHEME: return index == 0 ? text(connection.isTLS ? "https" : "http") : GW_ERR_NOT_FOUND
-        case GW_ATTR_URI: return index == 0 ? text(head.uri) : GW_ERR_NOT_FOUND
+        case GW_ATTR_URI: return index == 0 ? text(storedHead.uri) : GW_ERR_NOT_FOUND
         case GW_ATTR_BACKEND_NAME: return index == 0 ? text(backendName) : GW_ERR_NOT_FOUND
         case GW_ATTR_BACKEND_SERVER: return index == 0 && phase == .complete ? text(backendServer) : GW_ERR_NOT_FOUND
         case GW_ATTR_ANSWERED_BY: return index == 0 ? text(answeredBy) : GW_ERR_NOT_FOUND
@@ -127,30 +130,48 @@ package final class PluginRequest: PluginCallTarget {
         }
     }
 
+    /// The `index`-th value of header `name` (any case). In the request phase the head and the headers plugins
+    /// added are read where they are, without joining them (which would copy the head's headers) and without
+    /// collecting the values into an array.
     package func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status {
-        let headers: HTTPHeaders
+        var remaining = index
+        func find(_ headers: HTTPHeaders) -> String? {
+            for (candidate, value) in headers where ProxyHeaders.sameIgnoringCase(Substring(candidate), Substring(name)) {
+                if remaining == 0 { return value }
+                remaining -= 1
+            }
+            return nil
+        }
+        let found: String?
         switch phase {
-        case .request: headers = head.headers
+        case .request: found = find(storedHead.headers) ?? (pendingAdds.isEmpty ? nil : find(HTTPHeaders(pendingAdds)))
         case .response, .complete:
             guard let responseHead else { return GW_ERR_NOT_FOUND }
-            headers = responseHead.headers
+            found = find(responseHead.headers)
         }
-        let values = headers[name]
-        guard index < values.count else { return GW_ERR_NOT_FOUND }
-        out = arena.view(values[index])
+        guard let found else { return GW_ERR_NOT_FOUND }
+        out = arena.view(found)
         return GW_OK
     }
 
     package func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status {
-        let headers: HTTPHeaders
+        guard index >= 0 else { return GW_ERR_NOT_FOUND }
+        let entry: (name: String, value: String)
         switch phase {
-        case .request: headers = head.headers
+        case .request:
+            let stored = storedHead.headers
+            if index < stored.count {
+                entry = stored[stored.index(stored.startIndex, offsetBy: index)]
+            } else if index - stored.count < pendingAdds.count {
+                let added = pendingAdds[index - stored.count]
+                entry = (added.0, added.1)
+            } else {
+                return GW_ERR_NOT_FOUND
+            }
         case .response, .complete:
-            guard let responseHead else { return GW_ERR_NOT_FOUND }
-            headers = responseHead.headers
+            guard let headers = responseHead?.headers, index < headers.count else { return GW_ERR_NOT_FOUND }
+            entry = headers[headers.index(headers.startIndex, offsetBy: index)]
         }
-        guard index >= 0, index < headers.count else { return GW_ERR_NOT_FOUND }
-        let entry = headers[headers.index(headers.startIndex, offsetBy: index)]
         name = arena.view(entry.name)
         value = arena.view(entry.value)
         return GW_OK

@@ -265,8 +265,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         }
         // With plugins, what they made of the head goes on (hop-by-hop headers already removed unless a plugin
         // added one).
+        let (source, added) = pluginRequest?.headAndAdds ?? (head, [])
         upstreamHead = ProxyHeaders.upstreamRequest(
-            pluginRequest?.head ?? head, clientIP: connection.remoteIP, scheme: connection.isTLS ? "https" : "http",
+            source, adding: added, clientIP: connection.remoteIP, scheme: connection.isTLS ? "https" : "http",
             localPort: connection.localAddress?.port, hasBody: requestHasBody, hopByHopRemoved: pluginRequest.map { !$0.addedHopByHop } ?? false
         )
         perform(machine.dispatch(to: .server(index: first, serverCount: backend.servers.count, responseTimeout: backend.responseTimeout)))

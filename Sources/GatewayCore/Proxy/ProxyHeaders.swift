@@ -3,25 +3,62 @@ import NIOHTTP1
 /// How the gateway rewrites headers between client and backend: hop-by-hop headers removed (RFC 9110 7.6.1,
 /// including those the Connection header names), X-Forwarded-* set from what the gateway itself saw.
 package enum ProxyHeaders {
-    /// Removes hop-by-hop headers in place. One pass over the names finds whether there is anything to remove
-    /// (usually not: HTTP/1.1 clients seldom send any), so the common case costs a length check per header.
+    /// Removes hop-by-hop headers in place, and those a Connection header names. One pass over the names finds
+    /// whether there is anything to remove (usually not: HTTP/1.1 clients seldom send any), so the common case
+    /// costs a length check per header; otherwise the kept headers are copied once into a new list (one
+    /// `HTTPHeaders.remove(name:)` per name would be a pass and a copy of tuples each).
     package static func removeHopByHop(_ headers: inout HTTPHeaders) {
         guard headers.contains(where: { isHopByHop($0.name) }) else { return }
-        var names: [String] = []
-        for (name, value) in headers where isHopByHop(name) {
-            names.append(name)
-            guard equalsIgnoringCase(Substring(name), "connection") else { continue }
-            for token in value.split(separator: ",") {
-                let listed = trimmed(token)
-                // Connection may not name what frames or routes the message: Host and Content-Length stay
-                // (Transfer-Encoding is hop-by-hop anyway, and re-framed).
-                if !listed.isEmpty, !equalsIgnoringCase(listed, "close"), !equalsIgnoringCase(listed, "keep-alive"),
-                    !equalsIgnoringCase(listed, "host"), !equalsIgnoringCase(listed, "content-length") {
-                    names.append(String(listed))
-                }
+        var listed: [Substring] = []
+        for (name, value) in headers where isConnection(name) { collectListed(value, into: &listed) }
+        var kept: [(String, String)] = []
+        kept.reserveCapacity(headers.count)
+        for (name, value) in headers where !isHopByHop(name) && !isListed(name, listed) { kept.append((name, value)) }
+        headers = HTTPHeaders(kept)
+    }
+
+    @inline(__always)
+    private static func isConnection(_ name: String) -> Bool {
+        name.utf8.count == 10 && equalsIgnoringCase(Substring(name), "connection")
+    }
+
+    /// Adds the names a Connection header value lists (RFC 9110 7.6.1) to `listed`: all but `close` and
+    /// `keep-alive` (options, not names) and Host and Content-Length, which Connection may not remove (they route
+    /// and frame the message; Transfer-Encoding is hop-by-hop anyway, and re-framed). Allocates nothing for the
+    /// usual `Connection: keep-alive`.
+    private static func collectListed(_ value: String, into listed: inout [Substring]) {
+        var rest = Substring(value)
+        while !rest.isEmpty {
+            let comma = rest.utf8.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
+            let token = trimmed(rest[..<comma])
+            rest = comma == rest.endIndex ? rest[rest.endIndex...] : rest[rest.utf8.index(after: comma)...]
+            if !token.isEmpty, !equalsIgnoringCase(token, "close"), !equalsIgnoringCase(token, "keep-alive"),
+                !equalsIgnoringCase(token, "host"), !equalsIgnoringCase(token, "content-length") {
+                listed.append(token)
             }
         }
-        for name in names where headers.contains(name: name) { headers.remove(name: name) }
+    }
+
+    @inline(__always)
+    private static func isListed(_ name: String, _ listed: [Substring]) -> Bool {
+        guard !listed.isEmpty else { return false }
+        return listed.contains { sameIgnoringCase($0, Substring(name)) }
+    }
+
+    /// ASCII case-insensitive equality of two texts.
+    package static func sameIgnoringCase(_ a: Substring, _ b: Substring) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        @inline(__always) func lower(_ x: UInt8) -> UInt8 { x >= 65 && x <= 90 ? x | 0x20 : x }
+        // Native strings (all of NIO's) lend their bytes: a plain loop, no iterator per byte.
+        if let equal = a.utf8.withContiguousStorageIfAvailable({ x in
+            b.utf8.withContiguousStorageIfAvailable { y in
+                for i in 0..<x.count where lower(x[i]) != lower(y[i]) { return false }
+                return true
+            }
+        }), let equal {
+            return equal
+        }
+        return zip(a.utf8, b.utf8).allSatisfy { x, y in lower(x) == lower(y) }
     }
 
     /// Whether `name` (any case) is a hop-by-hop header: Connection, Keep-Alive, Proxy-Connection, TE, Trailer,
@@ -65,40 +102,81 @@ package enum ProxyHeaders {
         return text
     }
 
-    /// The request head sent to the backend. The client's Host is preserved.
-    /// `hopByHopRemoved`: the head already went through `removeHopByHop` (the plugins' view) and nothing added
-    /// one since.
+    /// What `upstreamRequest` does with a header of the client's (or a plugin's).
+    private enum Upstream {
+        case keep, drop, host, contentLength, forwardedFor
+    }
+
+    /// One length switch per name, nothing allocated: hop-by-hop headers, Expect (the gateway answered it) and
+    /// X-Forwarded-* other than For (the gateway sets them) are dropped; X-Forwarded-For is extended.
+    @inline(__always)
+    private static func upstreamRule(_ name: String) -> Upstream {
+        let s = Substring(name)
+        switch name.utf8.count {
+        case 2: return equalsIgnoringCase(s, "te") ? .drop : .keep
+        case 4: return equalsIgnoringCase(s, "host") ? .host : .keep
+        case 6: return equalsIgnoringCase(s, "expect") ? .drop : .keep
+        case 7: return equalsIgnoringCase(s, "trailer") || equalsIgnoringCase(s, "upgrade") ? .drop : .keep
+        case 10: return equalsIgnoringCase(s, "connection") || equalsIgnoringCase(s, "keep-alive") ? .drop : .keep
+        case 14: return equalsIgnoringCase(s, "content-length") ? .contentLength : .keep
+        case 15: return equalsIgnoringCase(s, "x-forwarded-for") ? .forwardedFor : .keep
+        case 16:
+            return equalsIgnoringCase(s, "proxy-connection") || equalsIgnoringCase(s, "x-forwarded-host") || equalsIgnoringCase(s, "x-forwarded-port")
+                ? .drop : .keep
+        case 17: return equalsIgnoringCase(s, "transfer-encoding") || equalsIgnoringCase(s, "x-forwarded-proto") ? .drop : .keep
+        case 18: return equalsIgnoringCase(s, "proxy-authenticate") ? .drop : .keep
+        case 19: return equalsIgnoringCase(s, "proxy-authorization") ? .drop : .keep
+        default: return .keep
+        }
+    }
+
+    /// The request head sent to the backend: the client's headers (and `extra`, headers plugins added, in that
+    /// order) in one pass into one new list, without hop-by-hop headers and those Connection names, without
+    /// Expect, then Transfer-Encoding: chunked if a body has no length, and X-Forwarded-For/-Proto/-Port/-Host
+    /// as the gateway saw them (replacing the client's; an X-Forwarded-For chain is extended). The client's Host is
+    /// preserved. `hopByHopRemoved`: the head already went through `removeHopByHop` (the plugins' view) and
+    /// nothing added one since, so no Connection header can name anything.
     package static func upstreamRequest(
-        _ head: HTTPRequestHead, clientIP: String, scheme: String, localPort: Int?, hasBody: Bool, hopByHopRemoved: Bool = false
+        _ head: HTTPRequestHead, adding extra: [(String, String)] = [], clientIP: String, scheme: String, localPort: Int?, hasBody: Bool,
+        hopByHopRemoved: Bool = false
     ) -> HTTPRequestHead {
-        var headers = head.headers
-        if !hopByHopRemoved { removeHopByHop(&headers) }
-        headers.remove(name: "expect")
-        // What the gateway sets replaces what the client sent, and joins the head in one append (no
-        // per-name ASCII scan: these names are the gateway's own).
-        var added: [(String, String)] = []
-        added.reserveCapacity(5)
-        // The client's Transfer-Encoding is hop-by-hop and was removed: a body without a Content-Length is
+        var listed: [Substring] = []
+        if !hopByHopRemoved {
+            for (name, value) in head.headers where isConnection(name) { collectListed(value, into: &listed) }
+            for (name, value) in extra where isConnection(name) { collectListed(value, into: &listed) }
+        }
+        var out: [(String, String)] = []
+        out.reserveCapacity(head.headers.count + extra.count + 5)
+        var host: String?
+        var hasLength = false
+        var forwardedFor: [(String, String)] = []
+        func take(_ name: String, _ value: String) {
+            let rule = upstreamRule(name)
+            if rule == .drop || isListed(name, listed) { return }
+            switch rule {
+            case .forwardedFor: forwardedFor.append((name, value))
+            case .host:
+                if host == nil { host = value }
+                out.append((name, value))
+            case .contentLength:
+                hasLength = true
+                out.append((name, value))
+            case .keep, .drop:
+                out.append((name, value))
+            }
+        }
+        for (name, value) in head.headers { take(name, value) }
+        for (name, value) in extra { take(name, value) }
+        // The client's Transfer-Encoding is hop-by-hop and was dropped: a body without a Content-Length is
         // re-framed as chunked here. NIO's encoder frames a GET/DELETE/OPTIONS body with neither header as raw
         // bytes, which a backend would read as the next request (smuggling).
-        if hasBody && !headers.contains(name: "content-length") {
-            headers.remove(name: "transfer-encoding")
-            added.append(("transfer-encoding", "chunked"))
-        }
-        let host = head.headers.first(name: "host")
-        let previous = headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
-        headers.remove(name: "x-forwarded-for")
-        added.append(("x-forwarded-for", previous.isEmpty ? clientIP : "\(previous), \(clientIP)"))
-        headers.remove(name: "x-forwarded-proto")
-        added.append(("x-forwarded-proto", scheme))
-        headers.remove(name: "x-forwarded-port")
-        if let localPort { added.append(("x-forwarded-port", String(localPort))) }
-        headers.remove(name: "x-forwarded-host")
-        if let host { added.append(("x-forwarded-host", host)) }
-        headers.add(contentsOf: HTTPHeaders(added))
-        var upstream = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
-        upstream.version = .http1_1
-        return upstream
+        if hasBody && !hasLength { out.append(("transfer-encoding", "chunked")) }
+        let previous = forwardedFor.isEmpty ? "" : HTTPHeaders(forwardedFor)[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
+        out.append(("x-forwarded-for", previous.isEmpty ? clientIP : "\(previous), \(clientIP)"))
+        out.append(("x-forwarded-proto", scheme))
+        if let localPort { out.append(("x-forwarded-port", String(localPort))) }
+        if let host { out.append(("x-forwarded-host", host)) }
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: HTTPHeaders(out))
     }
 
     /// The response head sent to the client.

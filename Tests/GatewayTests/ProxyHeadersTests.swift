@@ -1,0 +1,136 @@
+import GatewayCore
+import GatewayPluginKit
+import NIOHTTP1
+import XCTest
+
+/// `ProxyHeaders` builds the upstream and downstream header lists in one pass; these tests hold it to the plain
+/// formulation (copy the headers, then NIO's `remove(name:)` once per name to drop) on seeded random heads whose
+/// names are drawn mostly from the ones the rewrite treats specially, in random case.
+final class ProxyHeadersTests: XCTestCase {
+    /// The rewrite as it was written before the one-pass version, with NIO's own header operations.
+    private static func referenceUpstream(_ head: HTTPRequestHead, adding extra: [(String, String)], clientIP: String, localPort: Int?, hasBody: Bool) -> [(String, String)] {
+        var headers = head.headers
+        headers.add(contentsOf: HTTPHeaders(extra))
+        let host = headers.first(name: "host")
+        referenceRemoveHopByHop(&headers)
+        headers.remove(name: "expect")
+        var added: [(String, String)] = []
+        if hasBody && !headers.contains(name: "content-length") {
+            headers.remove(name: "transfer-encoding")
+            added.append(("transfer-encoding", "chunked"))
+        }
+        let previous = headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
+        headers.remove(name: "x-forwarded-for")
+        added.append(("x-forwarded-for", previous.isEmpty ? clientIP : "\(previous), \(clientIP)"))
+        headers.remove(name: "x-forwarded-proto")
+        added.append(("x-forwarded-proto", "https"))
+        headers.remove(name: "x-forwarded-port")
+        if let localPort { added.append(("x-forwarded-port", String(localPort))) }
+        headers.remove(name: "x-forwarded-host")
+        if let host { added.append(("x-forwarded-host", host)) }
+        return headers.map { ($0.name, $0.value) } + added
+    }
+
+    private static let hopByHop = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"]
+
+    private static func referenceRemoveHopByHop(_ headers: inout HTTPHeaders) {
+        var names = hopByHop
+        for value in headers[canonicalForm: "connection"] {
+            let token = value.lowercased()
+            if !token.isEmpty, !["close", "keep-alive", "host", "content-length"].contains(token) { names.append(String(value)) }
+        }
+        for name in names { headers.remove(name: name) }
+    }
+
+    private static let names = hopByHop + [
+        "host", "expect", "content-length", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-port", "x-forwarded-host",
+        "x-a", "x-b", "user-agent", "accept", "x-client-cert-subject",
+    ]
+
+    private func randomHeaders(_ random: inout SeededRandom, count: Int) -> [(String, String)] {
+        func pick(_ list: [String]) -> String { list[Int(random.next() % UInt64(list.count))] }
+        func randomCase(_ text: String) -> String {
+            String(text.map { random.next() % 3 == 0 ? Character($0.uppercased()) : $0 })
+        }
+        return (0..<count).map { _ in
+            let name = randomCase(pick(Self.names))
+            let value: String
+            if name.lowercased() == "connection" {
+                // Tokens that name other headers of the head, options, and the names Connection may not remove.
+                value = (0..<(1 + Int(random.next() % 3))).map { _ in randomCase(pick(["close", "keep-alive", "x-a", "x-b", "host", "content-length", "upgrade", "x-forwarded-for", " x-b "])) }
+                    .joined(separator: random.next() % 2 == 0 ? "," : ", ")
+            } else if name.lowercased() == "x-forwarded-for" {
+                value = pick(["10.0.0.1", "10.0.0.1, 10.0.0.2", "10.0.0.3,10.0.0.4", ""])
+            } else {
+                value = pick(["1", "v", "a b", "100-continue", "chunked"])
+            }
+            return (name, value)
+        }
+    }
+
+    func testTheOnePassUpstreamHeadEqualsTheRemoveByNameFormulation() {
+        var random = SeededRandom(seed: 0x5EED_0002)
+        for _ in 0..<3000 {
+            let headers = randomHeaders(&random, count: Int(random.next() % 12))
+            let extra = randomHeaders(&random, count: Int(random.next() % 3))
+            let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/p", headers: HTTPHeaders(headers))
+            let hasBody = random.next() % 2 == 0
+            let port: Int? = random.next() % 4 == 0 ? nil : 8443
+            let upstream = ProxyHeaders.upstreamRequest(head, adding: extra, clientIP: "192.0.2.7", scheme: "https", localPort: port, hasBody: hasBody)
+            let expected = Self.referenceUpstream(head, adding: extra, clientIP: "192.0.2.7", localPort: port, hasBody: hasBody)
+            XCTAssertEqual(upstream.headers.map { "\($0.name): \($0.value)" }, expected.map { "\($0.0): \($0.1)" }, "for \(headers) + \(extra)")
+            XCTAssertEqual(upstream.version, .http1_1)
+        }
+    }
+
+    func testRemovingHopByHopInOnePassEqualsRemovingByName() {
+        var random = SeededRandom(seed: 0x5EED_0003)
+        for _ in 0..<3000 {
+            let list = randomHeaders(&random, count: Int(random.next() % 12))
+            var fast = HTTPHeaders(list)
+            ProxyHeaders.removeHopByHop(&fast)
+            var reference = HTTPHeaders(list)
+            Self.referenceRemoveHopByHop(&reference)
+            XCTAssertEqual(fast.map { "\($0.name): \($0.value)" }, reference.map { "\($0.name): \($0.value)" }, "for \(list)")
+        }
+    }
+
+    func testAResponseLosesItsHopByHopHeadersAndSaysCloseWhenItCloses() {
+        let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: [
+            "Connection": "keep-alive, X-Internal", "Keep-Alive": "timeout=5", "X-Internal": "1", "Content-Length": "2", "Server": "nginx",
+        ])
+        let kept = ProxyHeaders.downstreamResponse(head, version: .http1_0, close: true)
+        XCTAssertEqual(kept.headers.map { "\($0.name): \($0.value)" }, ["Content-Length: 2", "Server: nginx", "connection: close"])
+        XCTAssertEqual(kept.version, .http1_0)
+        let untouched = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "2"])
+        XCTAssertEqual(ProxyHeaders.downstreamResponse(untouched, version: .http1_1, close: false).headers.map(\.name), ["Content-Length"])
+    }
+}
+
+/// Plugins read the request head and the headers earlier plugins added where they are (not joined into a copy).
+final class PluginRequestHeaderTests: XCTestCase {
+    func testPluginsReadAddedHeadersByNameAndIndexAsIfJoined() {
+        let connection = ConnectionContext(listenerName: "l", isTLS: false, remoteAddress: nil, localAddress: nil)
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/a?b=1", headers: ["Host": "h", "X-Id": "client"])
+        let request = PluginRequest(connection: connection, head: head)
+        _ = request.setHeader("x-id", "plugin", mode: .add)
+        _ = request.setHeader("X-Other", "o", mode: .add)
+        func value(_ name: String, _ index: Int) -> String? {
+            var out = gw_str()
+            guard request.header(name, index: index, into: &out) == GW_OK else { return nil }
+            return String(decoding: UnsafeRawBufferPointer(start: out.ptr, count: out.len), as: UTF8.self)
+        }
+        func entry(_ index: Int) -> String? {
+            var name = gw_str()
+            var value = gw_str()
+            guard request.header(at: index, name: &name, value: &value) == GW_OK else { return nil }
+            return String(decoding: UnsafeRawBufferPointer(start: name.ptr, count: name.len), as: UTF8.self) + ": "
+                + String(decoding: UnsafeRawBufferPointer(start: value.ptr, count: value.len), as: UTF8.self)
+        }
+        XCTAssertEqual([value("X-ID", 0), value("x-id", 1), value("x-id", 2), value("x-other", 0), value("HOST", 0)], ["client", "plugin", nil, "o", "h"])
+        XCTAssertEqual((0..<5).map(entry), ["Host: h", "X-Id: client", "x-id: plugin", "X-Other: o", nil])
+        // The joined head says the same.
+        XCTAssertEqual(request.head.headers.map { "\($0.name): \($0.value)" }, ["Host: h", "X-Id: client", "x-id: plugin", "X-Other: o"])
+        XCTAssertEqual(request.headAndAdds.adds.count, 0, "reading `head` joins the adds")
+    }
+}
