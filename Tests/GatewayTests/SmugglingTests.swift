@@ -59,6 +59,21 @@ final class SmugglingTests: GatewayTestCase {
         try await assertRefused("GET /a\u{1}b HTTP/1.1\r\nHost: a\r\n\r\n", status: 400)
     }
 
+    func testAnUnparsableRequestPipelinedAfterAGoodOneIsAnswered400AfterTheFirstResponse() async throws {
+        let client = try await TestClient.connect(port: gateway.port("plain"), tls: nil)
+        defer { Task { await client.close() } }
+        try await client.send("GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n")
+        let first = await client.readResponse()
+        XCTAssertEqual(first?.status, 200)
+        let second = await client.readResponse()
+        XCTAssertEqual(second?.status, 400)
+        XCTAssertEqual(second?.header("connection"), "close")
+        XCTAssertEqual(second?.header("content-length"), "0")
+        let closed = await client.waitForClose(timeout: 5)
+        XCTAssertTrue(closed)
+        XCTAssertEqual(backend.requests.map(\.head.uri), ["/one"])
+    }
+
     func testMissingOrRepeatedHostIsRejected() async throws {
         try await assertRefused("GET / HTTP/1.1\r\n\r\n", status: 400)
         try await assertRefused("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", status: 400)

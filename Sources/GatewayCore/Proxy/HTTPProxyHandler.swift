@@ -31,6 +31,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// The backend connection attached to the current request.
     private var backendConnection: BackendConnection?
     private var responseStatus = 0
+    /// A response head went to the client and its end has not: a 400 for a request NIO's decoder cannot parse
+    /// can only be sent between responses.
+    private var responseOpen = false
     /// The current request as plugins see it (nil when the listener has no plugins).
     private var pluginRequest: PluginRequest?
     private var requestBodyBytes: Int64 = 0
@@ -305,7 +308,16 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     package func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // Malformed requests (HTTPParserError) were answered with 400 by NIO's protocol error handler in front.
+        // A request NIO's decoder cannot parse is answered 400 and the connection closed (what NIO's
+        // HTTPServerProtocolErrorHandler would do, without a handler that unwraps every response part to know
+        // whether a response is open). HTTPServerPipelineHandler holds such an error until the response in
+        // progress has ended.
+        if error is HTTPParserError, !responseOpen {
+            let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
+            responseEncoder.respondingTo(.GET)
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
         if machine.clientClosed() { abortExchange() }
         logger.debug("client connection error", metadata: ["client": "\(connection.remoteAddress.text)", "error": "\(error)"])
         context.close(promise: nil)
@@ -436,6 +448,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             let downstream = ProxyHeaders.downstreamResponse(head, version: clientHead.version, close: close)
             let final = runResponsePlugins(downstream)
             responseEncoder.respondingTo(clientHead.method)
+            responseOpen = true
             context.write(wrapOutboundOut(.head(final)), promise: nil)
         case .body(let body):
             let action = machine.responseBody()
@@ -505,6 +518,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             holdClientReads(false)
             headGuard.awaitNextHead()
         }
+        responseOpen = false
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] result in
             // on_complete runs once the response is out; a write that failed (the client closed, or was closed
             // for not reading) is a cut-off response, never a complete one.
@@ -574,6 +588,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         let responseHead = runResponsePlugins(HTTPResponseHead(version: head.version, status: status, headers: headers))
         responseBodyBytes = Int64(body.count)
         responseEncoder.respondingTo(head.method)
+        responseOpen = true
         context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         let request = pluginRequest
@@ -584,6 +599,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         if !close {
             holdClientReads(false)
         }
+        responseOpen = false
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] result in
             let written: Bool
             if case .success = result { written = true } else { written = false }

@@ -382,7 +382,7 @@ public final class GatewayServer: Service, Sendable {
         }
         let headGuard = RequestHeadGuard(limits: listener.limits)
         try sync.addHandler(headGuard)
-        // NIO's server pipeline (configureHTTPServerPipeline with pipelining and error handling), with the
+        // NIO's server pipeline (configureHTTPServerPipeline with pipelining), with the
         // gateway's response encoder (NIO's bytes, the head written in one pass; the proxy handler tells it
         // which method each response answers) and without the outbound header validator: every response
         // header comes from NIO's decoder (the backend's head), from a plugin through the host's
@@ -391,7 +391,7 @@ public final class GatewayServer: Service, Sendable {
         try sync.addHandler(responseEncoder)
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
         try sync.addHandler(HTTPServerPipelineHandler())
-        try sync.addHandler(HTTPServerProtocolErrorHandler())
+        // No HTTPServerProtocolErrorHandler: the proxy handler answers 400 to what the decoder cannot parse.
         try sync.addHandler(HTTPProxyHandler(
             listener: listener, runtime: runtime, connection: connection, headGuard: headGuard, responseEncoder: responseEncoder, logger: logger
         ))
