@@ -198,6 +198,53 @@ final class ProxyTests: GatewayTestCase {
         XCTAssertEqual(counts["B"], 10)
     }
 
+    func testPipelinedRequestsAreAnsweredInOrder() async throws {
+        let client = try await TestClient.connect(port: plain, tls: nil)
+        defer { Task { await client.close() } }
+        // One write: a slow response first (everything after it arrives long before it), a body, an answer of
+        // the gateway's own (no server), a larger response, a chunked body, and a last request that closes.
+        try await client.send(
+            "GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                + "POST /echo/1 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello"
+                + "GET /empty/x HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                + "GET /bytes/3000 HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                + "POST /echo/2 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+                + "GET /last HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        var responses: [TestClient.Response] = []
+        for _ in 0..<6 {
+            guard let response = await client.readResponse(timeout: 15) else { break }
+            responses.append(response)
+        }
+        XCTAssertEqual(responses.map(\.status), [200, 200, 503, 200, 200, 200])
+        guard responses.count == 6 else { return }
+        XCTAssertEqual(responses[0].text, "slow")
+        XCTAssertEqual(responses[1].text, "hello")
+        XCTAssertEqual(responses[3].body, Array(TestBackend.pattern(3000).readableBytesView))
+        XCTAssertEqual(responses[4].text, "abc")
+        XCTAssertEqual(responses[5].text, "ok A")
+        XCTAssertEqual(responses[5].header("connection"), "close")
+        let closed = await client.waitForClose()
+        XCTAssertTrue(closed)
+        XCTAssertEqual(backendA.requests.map(\.head.uri), ["/slow", "/echo/1", "/bytes/3000", "/echo/2", "/last"])
+    }
+
+    func testNothingPipelinedAfterARefusedRequestReachesTheBackend() async throws {
+        let client = try await TestClient.connect(port: plain, tls: nil)
+        defer { Task { await client.close() } }
+        try await client.send(
+            "GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                + "POST /big HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999999\r\n\r\n"
+                + "GET /smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        let first = await client.readResponse()
+        let refused = await client.readResponse()
+        XCTAssertEqual(first?.status, 200)
+        XCTAssertEqual(refused?.status, 413)
+        XCTAssertEqual(refused?.header("connection"), "close")
+        let closed = await client.waitForClose()
+        XCTAssertTrue(closed)
+        XCTAssertEqual(backendA.requests.map(\.head.uri), ["/first"])
+    }
+
     func testKeepAliveServesManyRequestsOnOneConnection() async throws {
         let client = try await TestClient.connect(port: plain, tls: nil)
         defer { Task { await client.close() } }

@@ -17,7 +17,8 @@ final class ShutdownTests: XCTestCase {
         let port = gateway.port("plain")
         let idle = try await TestClient.connect(port: port, tls: nil)
         let busy = try await TestClient.connect(port: port, tls: nil)
-        try await busy.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        // A request pipelined behind the in-flight one is not started once shutdown began.
+        try await busy.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /queued HTTP/1.1\r\nHost: a\r\n\r\n")
         try await Task.sleep(nanoseconds: 300_000_000)
 
         let shutdown = Task { await gateway.stop() }
@@ -34,6 +35,10 @@ final class ShutdownTests: XCTestCase {
         let response = await busy.readResponse(timeout: 10)
         XCTAssertEqual(response?.status, 200, "the in-flight request must complete")
         XCTAssertEqual(response?.text, "slow")
+        XCTAssertEqual(response?.header("connection"), "close", "the client learns that the connection ends")
+        let busyClosed = await busy.waitForClose(timeout: 5)
+        XCTAssertTrue(busyClosed)
+        XCTAssertEqual(backend.requests.map(\.head.uri), ["/slow"])
         await shutdown.value
         await backend.stop()
     }
