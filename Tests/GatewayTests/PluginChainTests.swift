@@ -157,6 +157,30 @@ final class PluginChainTests: GatewayTestCase {
         XCTAssertEqual(timedOut?.metadata["plugin"], "slow_blocking")
     }
 
+    /// Pipelined requests through a plugin that runs on the worker pool: each waits for the one before it,
+    /// bodies stay with their requests, and the answers come back in order.
+    func testPipelinedRequestsThroughABlockingPluginKeepTheirOrder() async throws {
+        let slow = try PluginFixtures.build("slow_blocking")
+        try await start("""
+              - { name: fast, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(slow), config: { sleep_ms: 100 }, timeout_ms: 2000 } ], routes: [ { backend: app } ] }
+            """)
+        let client = try await TestClient.connect(port: gateway.port("fast"), tls: nil)
+        defer { Task { await client.close() } }
+        try await client.send(
+            "POST /echo/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\none"
+                + "GET /two HTTP/1.1\r\nHost: a\r\n\r\n"
+                + "POST /echo/3 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nthree\r\n0\r\n\r\n")
+        var bodies: [String] = []
+        for _ in 0..<3 {
+            guard let response = await client.readResponse() else { break }
+            XCTAssertEqual(response.status, 200)
+            bodies.append(response.text)
+        }
+        XCTAssertEqual(bodies, ["one", "ok backend", "three"])
+        XCTAssertEqual(backend.requests.map(\.head.uri), ["/echo/1", "/two", "/echo/3"])
+        XCTAssertEqual(backend.requests.map { $0.head.headers.first(name: "x-blocking") }, ["done", "done", "done"])
+    }
+
     /// A plugin that blocks the event loop (it does not declare itself blocking) stalls the proxy, but not the
     /// admin listener, which runs on its own thread: /healthz and /metrics answer while every request is
     /// still held by the plugin.

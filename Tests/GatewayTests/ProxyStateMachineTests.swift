@@ -68,6 +68,53 @@ final class ProxyStateMachineTests: XCTestCase {
         XCTAssertEqual(m.requestHead(facts(), runsPlugins: false), .dispatch)
     }
 
+    func testPartsOfTheNextRequestWaitUntilTheResponseIsDone() {
+        var m = machine()
+        XCTAssertTrue(m.takesRequestParts)
+        let attempt = dispatched(&m, facts(hasBody: true))
+        XCTAssertTrue(m.takesRequestParts, "the body of the request being read")
+        _ = m.attached(attempt: attempt, reused: false, now: now)
+        _ = m.requestEnd(now: now)
+        XCTAssertFalse(m.takesRequestParts, "pipelined input waits for the response")
+        _ = m.responseHead(status: .ok, keepAlive: true, hasContentLength: true, retired: false)
+        XCTAssertFalse(m.takesRequestParts)
+        _ = m.responseEnd()
+        XCTAssertTrue(m.takesRequestParts)
+        XCTAssertFalse(m.clientClosed(), "between requests nothing is in progress")
+        XCTAssertFalse(m.takesRequestParts, "a closed connection takes nothing")
+    }
+
+    func testQuiescingClosesAnIdleConnectionAndMakesTheRequestInProgressTheLast() {
+        var idle = machine()
+        XCTAssertEqual(idle.quiesce(), .close(abortBackend: false))
+
+        var m = machine()
+        let attempt = dispatched(&m)
+        _ = m.requestEnd(now: now)
+        _ = m.attached(attempt: attempt, reused: false, now: now)
+        XCTAssertEqual(m.quiesce(), .none)
+        XCTAssertEqual(m.responseHead(status: .ok, keepAlive: true, hasContentLength: true, retired: false), .writeResponseHead(close: true))
+        XCTAssertEqual(m.responseEnd(), .finish(reuseBackend: true, keepOpen: false))
+
+        // Shutdown after the response head went out without Connection: close: the connection still ends.
+        var n = machine()
+        let second = dispatched(&n)
+        _ = n.requestEnd(now: now)
+        _ = n.attached(attempt: second, reused: false, now: now)
+        _ = n.responseHead(status: .ok, keepAlive: true, hasContentLength: true, retired: false)
+        _ = n.quiesce()
+        XCTAssertEqual(n.responseEnd(), .finish(reuseBackend: true, keepOpen: false))
+
+        // The gateway's own answers close too.
+        var o = machine()
+        _ = o.requestHead(facts(), runsPlugins: false)
+        XCTAssertEqual(o.requestEnd(now: now), .none)
+        XCTAssertFalse(o.takesRequestParts, "the end was taken while routing")
+        _ = o.quiesce()
+        XCTAssertEqual(o.dispatch(to: .noRoute), .answer(.noRoute, close: false, abortBackend: false))
+        XCTAssertEqual(o.answerStarted(close: false), .close)
+    }
+
     // MARK: plugins
 
     func testBodyPartsWaitForThePluginsAndGoOutInOrderAfterTheHead() {

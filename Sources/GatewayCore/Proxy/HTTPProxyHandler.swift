@@ -5,7 +5,9 @@ import NIOHTTP1
 /// The request path of one client connection: the I/O half of it. `ProxyStateMachine` decides (one request at a
 /// time, when a request may leave, retries, answers, closes); this handler feeds it events and carries out its
 /// actions: routing, the plugin chain, backend connections and pools, timers, writes, with backpressure both ways.
-/// `HTTPServerPipelineHandler` in front of it queues pipelined requests and handles quiescing on shutdown.
+/// Pipelined requests wait in `queued` until the response before them is done (one request at a time, answered in
+/// order), and a shutdown's `ChannelShouldQuiesceEvent` makes the request in progress the last: the work of NIO's
+/// `HTTPServerPipelineHandler`, without a handler that unwraps every request and response part.
 package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
     package typealias InboundIn = HTTPServerRequestPart
     package typealias OutboundIn = HTTPServerResponsePart
@@ -15,6 +17,17 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private var context: ChannelHandlerContext?
     private var clientReadsHeld = false
     private var pendingClientRead = false
+
+    /// What the client sent after a request it finished, while that request's response is not done yet.
+    private enum Queued {
+        case part(HTTPServerRequestPart)
+        /// NIO's decoder could not parse what followed: answered 400 once the responses before it are done.
+        case parserError
+    }
+
+    /// Pipelined input, handed to the machine one request at a time; no read is issued while anything waits here.
+    private var queued = CircularBuffer<Queued>()
+    private var deliveringQueued = false
 
     // The current request's resources; the machine holds its state.
     /// The request head as received (normalised once it passed validation): version and method of every answer.
@@ -139,6 +152,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             closeClient(cutOff: false)
         case .awaitNextHead:
             headGuard.awaitNextHead()
+            deliverQueued()
         }
     }
 
@@ -203,11 +217,36 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     // MARK: client side
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        guard queued.isEmpty, machine.takesRequestParts else {
+            if !machine.isClosed { queued.append(.part(part)) }
+            return
+        }
+        deliver(part)
+    }
+
+    private func deliver(_ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let head): receivedHead(head)
         case .body(let body): receivedBody(body)
         case .end: perform(machine.requestEnd(now: .now()))
         }
+    }
+
+    /// Hands waiting pipelined input to the machine, as far as it takes it (up to the end of the next request),
+    /// then reads on once nothing waits. Called when a response is done; re-entrant calls (a queued request
+    /// answered at once) leave the work to the outer loop.
+    private func deliverQueued() {
+        guard !deliveringQueued else { return }
+        deliveringQueued = true
+        defer { deliveringQueued = false }
+        while !queued.isEmpty, machine.takesRequestParts {
+            switch queued.removeFirst() {
+            case .part(let part): deliver(part)
+            case .parserError: if let context { answerParserError(context: context) }
+            }
+        }
+        readIfPending()
     }
 
     private func receivedHead(_ received: HTTPRequestHead) {
@@ -299,6 +338,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
+        queued.removeAll()
         stopWatchingBody()
         sendTimer?.cancel()
         sendTimer = nil
@@ -308,25 +348,56 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     package func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A request NIO's decoder cannot parse is answered 400 and the connection closed (what NIO's
-        // HTTPServerProtocolErrorHandler would do, without a handler that unwraps every response part to know
-        // whether a response is open). HTTPServerPipelineHandler holds such an error until the response in
-        // progress has ended.
-        if error is HTTPParserError, !responseOpen {
-            let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
-            responseEncoder.respondingTo(.GET)
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if error is HTTPParserError {
+            // What follows a request whose response is not done yet is answered after that response, in order.
+            guard queued.isEmpty, machine.takesRequestParts else {
+                if !machine.isClosed { queued.append(.parserError) }
+                return
+            }
+            return answerParserError(context: context)
         }
         if machine.clientClosed() { abortExchange() }
         logger.debug("client connection error", metadata: ["client": "\(connection.remoteAddress.text)", "error": "\(error)"])
         context.close(promise: nil)
     }
 
+    /// A request NIO's decoder cannot parse is answered 400 and the connection closed (the bytes NIO's
+    /// HTTPServerProtocolErrorHandler sends), unless a response is open: then the close alone tells the client.
+    private func answerParserError(context: ChannelHandlerContext) {
+        if !responseOpen {
+            let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
+            responseEncoder.respondingTo(.GET)
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+        queued.removeAll()
+        if machine.clientClosed() { abortExchange() }
+        logger.debug("client sent a request that cannot be parsed", metadata: ["client": "\(connection.remoteAddress.text)"])
+        context.close(promise: nil)
+    }
+
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        // Shutting down: nothing queued is started, the request in progress is the last.
+        queued.removeAll()
+        perform(machine.quiesce())
+    }
+
     package func read(context: ChannelHandlerContext) {
-        if clientReadsHeld {
-            pendingClientRead = true
+        if mayRead {
+            context.read()
         } else {
+            pendingClientRead = true
+        }
+    }
+
+    /// Nothing holds the client's reads: no backpressure, no pipelined input waiting, and the machine takes the
+    /// next part (a client is not read while its finished request waits for its response).
+    private var mayRead: Bool { !clientReadsHeld && queued.isEmpty && machine.takesRequestParts }
+
+    private func readIfPending() {
+        if pendingClientRead, mayRead, let context {
+            pendingClientRead = false
             context.read()
         }
     }
@@ -340,10 +411,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             // The gateway reads the body again: the client's window starts now (the held time never counts).
             watchBody()
         }
-        if !hold, pendingClientRead, let context {
-            pendingClientRead = false
-            context.read()
-        }
+        if !hold { readIfPending() }
     }
 
     // MARK: backend side
@@ -512,13 +580,14 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         let status = responseStatus
         let started = requestStarted
         let (bytesIn, bytesOut) = (requestBodyBytes, responseBodyBytes)
-        // Before writing the end: with pipelining, that write delivers the next request synchronously
-        // (HTTPServerPipelineHandler), which must find the connection already waiting for a head.
+        // The connection waits for the next head before the end is written; a pipelined request that waits is
+        // handed over once the end is written (the deferred deliverQueued).
         if keepOpen {
             holdClientReads(false)
             headGuard.awaitNextHead()
         }
         responseOpen = false
+        defer { if keepOpen { deliverQueued() } }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] result in
             // on_complete runs once the response is out; a write that failed (the client closed, or was closed
             // for not reading) is a cut-off response, never a complete one.
@@ -595,11 +664,12 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         pluginRequest = nil
         let started = requestStarted
         let (bytesIn, bytesOut) = (requestBodyBytes, responseBodyBytes)
-        // Before the write that may deliver a pipelined request synchronously (see finishExchange).
+        // Before the end is written and a waiting pipelined request handed over (see finishExchange).
         if !close {
             holdClientReads(false)
         }
         responseOpen = false
+        defer { if !close { deliverQueued() } }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] result in
             let written: Bool
             if case .success = result { written = true } else { written = false }

@@ -176,6 +176,8 @@ package struct ProxyStateMachine {
     private var state = State.idle
     private let limits: Limits
     private var nextID: UInt64 = 0
+    /// The gateway is shutting down: the request in progress is the connection's last.
+    private var quiescing = false
 
     package init(limits: Limits) {
         self.limits = limits
@@ -207,6 +209,17 @@ package struct ProxyStateMachine {
     package var responseStarted: Bool {
         if case .proxying(_, let exchange) = state { return exchange.responseStarted }
         return false
+    }
+
+    /// The next part the client sent can be handled now: it belongs to the request being read, or it is the
+    /// next head and none is in progress. Otherwise it waits until the current response is done (pipelining:
+    /// one request at a time, answered in order), or, once the connection is closed, is dropped.
+    package var takesRequestParts: Bool {
+        switch state {
+        case .idle, .answered: return true
+        case .plugins(let request), .dispatching(let request), .proxying(let request, _): return !request.ended
+        case .closed, .modifying: return false
+        }
     }
 
     /// The connection waits for a request head (none is in progress).
@@ -298,12 +311,13 @@ package struct ProxyStateMachine {
     /// A part of the request body arrived.
     package mutating func requestBody(_ body: ByteBuffer) -> Action {
         switch state {
-        case .plugins(var request):
+        case .plugins(var request), .dispatching(var request):
+            let routing = if case .dispatching = state { true } else { false }
             request.bodyBytes += Int64(body.readableBytes)
             if request.bodyBytes > limits.maxBodyBytes { return .answer(.bodyTooLarge, close: true, abortBackend: false) }
             state = .modifying
             request.buffered.append(.body(.byteBuffer(body)))
-            state = .plugins(request)
+            state = routing ? .dispatching(request) : .plugins(request)
             return .none
         case .proxying(var request, var exchange):
             request.bodyBytes += Int64(body.readableBytes)
@@ -335,11 +349,12 @@ package struct ProxyStateMachine {
         case .answered:
             state = .idle
             return .awaitNextHead
-        case .plugins(var request):
+        case .plugins(var request), .dispatching(var request):
+            let routing = if case .dispatching = state { true } else { false }
             state = .modifying
             request.ended = true
             request.buffered.append(.end(nil))
-            state = .plugins(request)
+            state = routing ? .dispatching(request) : .plugins(request)
             return .none
         case .proxying(var request, var exchange):
             state = .modifying
@@ -440,7 +455,7 @@ package struct ProxyStateMachine {
         exchange.responseKeepAlive = keepAlive
         // An HTTP/1.0 client cannot read a chunked body: without a length, the end of the body is the close.
         let unframedFor10 = request.facts.isHTTP10 && !hasContentLength && !request.facts.isHEAD && status != .noContent && status != .notModified
-        let close = !request.facts.keepAlive || !request.ended || retired || unframedFor10
+        let close = !request.facts.keepAlive || !request.ended || retired || quiescing || unframedFor10
         exchange.closeAfterResponse = close
         state = .proxying(request, exchange)
         return .writeResponseHead(close: close)
@@ -455,7 +470,7 @@ package struct ProxyStateMachine {
     package mutating func responseEnd() -> Action {
         guard case .proxying(let request, let exchange) = state else { return .none }
         guard exchange.responseStarted else { return protocolError("a response end without a final response head", request, exchange) }
-        let keepOpen = request.facts.keepAlive && request.ended && !exchange.closeAfterResponse
+        let keepOpen = request.facts.keepAlive && request.ended && !exchange.closeAfterResponse && !quiescing
         state = keepOpen ? .idle : .closed
         return .finish(reuseBackend: request.ended && exchange.responseKeepAlive, keepOpen: keepOpen)
     }
@@ -505,7 +520,7 @@ package struct ProxyStateMachine {
         case .plugins(let request), .dispatching(let request), .proxying(let request, _): ended = request.ended
         default: ended = false
         }
-        if close {
+        if close || quiescing {
             state = .closed
             return .close
         }
@@ -515,6 +530,16 @@ package struct ProxyStateMachine {
         }
         state = .answered
         return .drainBody
+    }
+
+    /// The gateway is shutting down (`ChannelShouldQuiesceEvent`): a connection between requests closes now; a
+    /// request in progress is answered (with `Connection: close`) and is the last.
+    package mutating func quiesce() -> Action {
+        quiescing = true
+        switch state {
+        case .idle, .answered: return .close(abortBackend: false)
+        default: return .none
+        }
     }
 
     /// The client connection is closing or closed; true when an exchange was in progress (its backend side must

@@ -382,16 +382,16 @@ public final class GatewayServer: Service, Sendable {
         }
         let headGuard = RequestHeadGuard(limits: listener.limits)
         try sync.addHandler(headGuard)
-        // NIO's server pipeline (configureHTTPServerPipeline with pipelining), with the
-        // gateway's response encoder (NIO's bytes, the head written in one pass; the proxy handler tells it
-        // which method each response answers) and without the outbound header validator: every response
-        // header comes from NIO's decoder (the backend's head), from a plugin through the host's
-        // `HeaderValidation`, or from the gateway itself (see BackendGroup).
+        // NIO's HTTP/1 request decoder, with the gateway's response encoder (NIO's bytes, the head written in one
+        // pass; the proxy handler tells it which method each response answers) and without the outbound header
+        // validator: every response header comes from NIO's decoder (the backend's head), from a plugin through
+        // the host's `HeaderValidation`, or from the gateway itself (see BackendGroup).
         let responseEncoder = DownstreamResponseEncoder()
         try sync.addHandler(responseEncoder)
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-        try sync.addHandler(HTTPServerPipelineHandler())
-        // No HTTPServerProtocolErrorHandler: the proxy handler answers 400 to what the decoder cannot parse.
+        // No HTTPServerPipelineHandler or HTTPServerProtocolErrorHandler: the proxy handler queues pipelined
+        // requests, handles quiescing and answers 400 to what the decoder cannot parse (each of NIO's two would
+        // unwrap every request or response part on its way).
         try sync.addHandler(HTTPProxyHandler(
             listener: listener, runtime: runtime, connection: connection, headGuard: headGuard, responseEncoder: responseEncoder, logger: logger
         ))
