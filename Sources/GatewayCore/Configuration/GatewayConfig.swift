@@ -79,6 +79,7 @@ public struct ListenerTLSConfig: Codable, Sendable {
     public var crl: [String]
     public var verifyDepth: Int
     public var minVersion: TLSMinimumVersion
+    public var clientAllow: ClientAllowConfig?
 
     package enum CodingKeys: String, CodingKey {
         case certificates
@@ -87,6 +88,7 @@ public struct ListenerTLSConfig: Codable, Sendable {
         case crl
         case verifyDepth = "verify_depth"
         case minVersion = "min_version"
+        case clientAllow = "client_allow"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -97,6 +99,7 @@ public struct ListenerTLSConfig: Codable, Sendable {
         crl = c.optional(.crl, StringOrList.self)?.values ?? []
         verifyDepth = c.value(.verifyDepth, default: 4)
         minVersion = c.value(.minVersion, default: .tls12)
+        clientAllow = c.optional(.clientAllow)
     }
 }
 

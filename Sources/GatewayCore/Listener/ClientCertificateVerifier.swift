@@ -37,6 +37,8 @@ package final class ClientCertificateVerifier: Sendable {
     private let anchorsBySubject: [DistinguishedName: [Certificate]]
     private let crlsByIssuer: [DistinguishedName: CertificateRevocationList]
     package let maxDepth: Int
+    /// The listener's `client_allow`: pins and subjectAltName matchers a verified leaf must also satisfy.
+    private let allow: ClientAllowList?
     private let cache = NIOLockedValueBox<[SHA256Digest: Verified]>([:])
     /// The chain each verified leaf came with (by the leaf's SHA-256), to re-verify resumed TLS sessions.
     private let chainsByLeaf = NIOLockedValueBox<[SHA256Digest: [[UInt8]]]>([:])
@@ -56,7 +58,8 @@ package final class ClientCertificateVerifier: Sendable {
     /// sends. Candidates whose subject key identifier contradicts the authority key identifier cost none.
     package var signatureBudget: Int { 2 * (maxDepth + 2) }
 
-    package init(anchors: [Certificate], crls: [CertificateRevocationList], maxDepth: Int) {
+    package init(anchors: [Certificate], crls: [CertificateRevocationList], maxDepth: Int, allow: ClientAllowList? = nil) {
+        self.allow = allow
         self.anchorsBySubject = Dictionary(grouping: anchors, by: \.subject)
         self.crlsByIssuer = Dictionary(crls.map { ($0.issuer, $0) }, uniquingKeysWith: { a, b in
             // Keep the freshest CRL when a file lists several for one CA.
@@ -112,6 +115,10 @@ package final class ClientCertificateVerifier: Sendable {
         defer { signatureChecks = signatures.used }
         switch check(presented, now: now, signatures: &signatures) {
         case .success(let window):
+            // Only admitted chains are cached, so a cache hit needs no second look at the allow-list.
+            if let rejection = allow?.rejection(leaf: presented[0], leafDER: der[0]) {
+                return .rejected(rejection, presented: identity)
+            }
             let verified = Verified(identity: identity, validFrom: window.from, validUntil: window.until, crlNextUpdate: window.crlNextUpdate)
             cache.withLockedValue { cache in
                 if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }

@@ -16,6 +16,10 @@ public struct HandshakeRejection: Error, Hashable, Sendable, CustomStringConvert
         public static let invalidCA = Code("invalid_ca")
         public static let nameConstraints = Code("name_constraints")
         public static let malformed = Code("malformed_certificate")
+        /// The chain verifies, but the leaf matches none of the listener's `client_allow` pins.
+        public static let pinMismatch = Code("pin_mismatch")
+        /// The chain verifies, but no subjectAltName of the leaf matches the listener's `client_allow` matchers.
+        public static let sanMismatch = Code("san_mismatch")
         public static let protocolVersion = Code("protocol_version")
         public static let handshakeTimeout = Code("handshake_timeout")
         public static let tlsError = Code("tls_error")

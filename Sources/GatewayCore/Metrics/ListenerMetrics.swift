@@ -22,7 +22,8 @@ package final class ListenerMetrics: Sendable {
 
     package static let rejectionCodes: [HandshakeRejection.Code] = [
         .noCertificate, .unknownCA, .selfSigned, .expired, .notYetValid, .revoked, .crlExpired, .badSignature,
-        .usage, .chainTooLong, .invalidCA, .nameConstraints, .malformed, .protocolVersion, .handshakeTimeout, .tlsError,
+        .usage, .chainTooLong, .invalidCA, .nameConstraints, .malformed, .pinMismatch, .sanMismatch, .protocolVersion,
+        .handshakeTimeout, .tlsError,
     ]
 
     package init(listener: String, factory: PrometheusMetricsFactory) {

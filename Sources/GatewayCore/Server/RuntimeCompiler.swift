@@ -254,8 +254,17 @@ package struct RuntimeCompiler {
                 issues.add(keyPath, "TLS context cannot be built: \(error)")
             }
         }
+        var allow: ClientAllowList?
+        if let allowConfig = config.clientAllow {
+            if config.clientAuth == .none {
+                issues.add("\(path).client_allow", "set, but client_auth is none: set client_auth to optional or required")
+            } else {
+                allow = ClientAllowList(allowConfig, path: "\(path).client_allow", issues: issues)
+            }
+        }
         guard !entries.isEmpty else { return nil }
-        let verifier = config.clientAuth == .none ? nil : ClientCertificateVerifier(anchors: anchors, crls: crls, maxDepth: config.verifyDepth)
+        let verifier = config.clientAuth == .none
+            ? nil : ClientCertificateVerifier(anchors: anchors, crls: crls, maxDepth: config.verifyDepth, allow: allow)
         return ListenerTLS(
             entries: entries, clientAuth: config.clientAuth, verifier: verifier,
             serverCertificateExpiry: serverExpiries.min(), clientCAExpiry: anchors.map(\.notValidAfter).min()
