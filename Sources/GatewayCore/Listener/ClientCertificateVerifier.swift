@@ -36,6 +36,16 @@ package final class ClientCertificateVerifier: Sendable {
 
     private let anchorsBySubject: [DistinguishedName: [Certificate]]
     private let crlsByIssuer: [DistinguishedName: CertificateRevocationList]
+    /// CRLs whose issuer is no trust anchor (an issuing intermediate's, typically): applied when a verified path
+    /// presents their issuer, once checked against that certificate (freshest first).
+    private let pathCRLsByIssuer: [DistinguishedName: [CertificateRevocationList]]
+    /// Whether a path CRL (by its index in `pathCRLsByIssuer[issuer]`) verifies with an issuer certificate.
+    private let pathCRLChecks = NIOLockedValueBox<[PathCRLCheck: Bool]>([:])
+
+    private struct PathCRLCheck: Hashable {
+        var issuer: Certificate
+        var index: Int
+    }
     package let maxDepth: Int
     /// The listener's `client_allow`: pins and subjectAltName matchers a verified leaf must also satisfy.
     private let allow: ClientAllowList?
@@ -58,8 +68,14 @@ package final class ClientCertificateVerifier: Sendable {
     /// sends. Candidates whose subject key identifier contradicts the authority key identifier cost none.
     package var signatureBudget: Int { 2 * (maxDepth + 2) }
 
-    package init(anchors: [Certificate], crls: [CertificateRevocationList], maxDepth: Int, allow: ClientAllowList? = nil) {
+    /// `crls` are signed by a certificate of `anchors` (checked at load); `pathCRLs` by none of them: each is
+    /// checked when a path presents its issuer.
+    package init(
+        anchors: [Certificate], crls: [CertificateRevocationList], pathCRLs: [CertificateRevocationList] = [], maxDepth: Int,
+        allow: ClientAllowList? = nil
+    ) {
         self.allow = allow
+        self.pathCRLsByIssuer = Dictionary(grouping: pathCRLs, by: \.issuer).mapValues { $0.sorted { $0.thisUpdate > $1.thisUpdate } }
         self.anchorsBySubject = Dictionary(grouping: anchors, by: \.subject)
         self.crlsByIssuer = Dictionary(crls.map { ($0.issuer, $0) }, uniquingKeysWith: { a, b in
             // Keep the freshest CRL when a file lists several for one CA.
@@ -246,8 +262,16 @@ package final class ClientCertificateVerifier: Sendable {
                 return .failure(.init(.malformed, "\(role) '\(cert.subject)' has an unsupported critical extension \(unknown.oid)"))
             }
             if position > 0, let failure = checkCA(cert, below: position - 1) { return .failure(failure) }
-            // Revocation: every certificate below the trust anchor, against the CRL of its issuer.
-            if position < chain.count - 1, let crl = crlsByIssuer[cert.issuer] {
+            // Revocation: every certificate below the trust anchor, against the CRL of its issuer: one signed by a
+            // trust anchor (checked at load), or one checked against the issuer certificate of this path.
+            var pathCRL: CertificateRevocationList?
+            if position < chain.count - 1, crlsByIssuer[cert.issuer] == nil, pathCRLsByIssuer[cert.issuer] != nil {
+                switch self.pathCRL(issuedBy: chain[position + 1]) {
+                case .success(let found): pathCRL = found
+                case .failure(let rejection): return .failure(rejection)
+                }
+            }
+            if position < chain.count - 1, let crl = crlsByIssuer[cert.issuer] ?? pathCRL {
                 if let next = crl.nextUpdate {
                     if now > next {
                         return .failure(.init(.crlExpired, "CRL of '\(crl.issuer)' expired at \(next); refusing certificates it covers"))
@@ -263,6 +287,34 @@ package final class ClientCertificateVerifier: Sendable {
             return .failure(.init(.nameConstraints, violation))
         }
         return .success(window)
+    }
+
+    /// The freshest configured CRL named for `issuer` that `issuer` signed, and may sign (cRLSign). Fails closed:
+    /// a CRL configured for this issuer that it did not sign (or may not sign) leaves revocation unknown, and
+    /// the client is refused (`crl_invalid`) rather than admitted unchecked. Results are cached per issuer
+    /// certificate, so a signature is checked once, not per handshake.
+    private func pathCRL(issuedBy issuer: Certificate) -> Result<CertificateRevocationList, HandshakeRejection> {
+        let candidates = pathCRLsByIssuer[issuer.subject] ?? []
+        do {
+            if let usage = try issuer.extensions.keyUsage, !usage.cRLSign {
+                return .failure(.init(.crlInvalid, "a CRL of '\(issuer.subject)' is configured, but that CA's key usage lacks cRLSign"))
+            }
+        } catch {
+            return .failure(.init(.malformed, "issuer certificate '\(issuer.subject)' has a malformed extension: \(error)"))
+        }
+        for (index, crl) in candidates.enumerated() {
+            let key = PathCRLCheck(issuer: issuer, index: index)
+            let valid = pathCRLChecks.withLockedValue { $0[key] } ?? {
+                let valid = crl.isSignatureValid(by: issuer.publicKey)
+                pathCRLChecks.withLockedValue { checks in
+                    if checks.count >= Self.cacheLimit { checks.removeAll(keepingCapacity: true) }
+                    checks[key] = valid
+                }
+                return valid
+            }()
+            if valid { return .success(crl) }
+        }
+        return .failure(.init(.crlInvalid, "a CRL of '\(issuer.subject)' is configured, but none is validly signed by the certificate of that CA this client presented (serial \(issuer.serialNumber))"))
     }
 
     /// The trust anchor that signed `certificate`: .some(nil) when none did, nil when the budget ran out.

@@ -10,6 +10,9 @@ public struct HandshakeRejection: Error, Hashable, Sendable, CustomStringConvert
         public static let notYetValid = Code("certificate_not_yet_valid")
         public static let revoked = Code("certificate_revoked")
         public static let crlExpired = Code("crl_expired")
+        /// A CRL configured for an issuer of the path is not signed by (or may not be signed by) that issuer:
+        /// revocation cannot be checked, and the client is refused.
+        public static let crlInvalid = Code("crl_invalid")
         public static let badSignature = Code("bad_signature")
         public static let usage = Code("unsupported_certificate_purpose")
         public static let chainTooLong = Code("chain_too_long")

@@ -21,7 +21,7 @@ package final class ListenerMetrics: Sendable {
     private let connectionsRefused: [Counter]
 
     package static let rejectionCodes: [HandshakeRejection.Code] = [
-        .noCertificate, .unknownCA, .selfSigned, .expired, .notYetValid, .revoked, .crlExpired, .badSignature,
+        .noCertificate, .unknownCA, .selfSigned, .expired, .notYetValid, .revoked, .crlExpired, .crlInvalid, .badSignature,
         .usage, .chainTooLong, .invalidCA, .nameConstraints, .malformed, .pinMismatch, .sanMismatch, .protocolVersion,
         .handshakeTimeout, .tlsError,
     ]

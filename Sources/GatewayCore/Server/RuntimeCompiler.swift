@@ -202,21 +202,25 @@ package struct RuntimeCompiler {
             }
         }
         var crls: [CertificateRevocationList] = []
+        // CRLs of CAs that are not trust anchors (issuing intermediates): checked against the issuer certificate a
+        // client presents, at verification time.
+        var pathCRLs: [CertificateRevocationList] = []
         for (i, file) in config.crl.enumerated() {
             let keyPath = "\(path).crl[\(i)]"
             guard let data = readFile(file, path: keyPath) else { continue }
             do {
                 for crl in try CertificateRevocationList.parseFile(data) {
-                    guard let issuer = anchors.first(where: { $0.subject == crl.issuer }) else {
-                        issues.add(keyPath, "CRL in '\(file)' is issued by '\(crl.issuer)', which is not among client_ca")
-                        continue
-                    }
-                    guard crl.isSignatureValid(by: issuer.publicKey) else {
-                        issues.add(keyPath, "CRL in '\(file)' is not validly signed by '\(crl.issuer)'")
-                        continue
-                    }
                     if let next = crl.nextUpdate, next < now {
                         issues.add(keyPath, "CRL in '\(file)' from '\(crl.issuer)' expired at \(next) (nextUpdate)")
+                        continue
+                    }
+                    let issuers = anchors.filter { $0.subject == crl.issuer }
+                    if issuers.isEmpty {
+                        pathCRLs.append(crl)
+                        continue
+                    }
+                    guard issuers.contains(where: { crl.isSignatureValid(by: $0.publicKey) }) else {
+                        issues.add(keyPath, "CRL in '\(file)' is not validly signed by '\(crl.issuer)'")
                         continue
                     }
                     crls.append(crl)
@@ -264,7 +268,7 @@ package struct RuntimeCompiler {
         }
         guard !entries.isEmpty else { return nil }
         let verifier = config.clientAuth == .none
-            ? nil : ClientCertificateVerifier(anchors: anchors, crls: crls, maxDepth: config.verifyDepth, allow: allow)
+            ? nil : ClientCertificateVerifier(anchors: anchors, crls: crls, pathCRLs: pathCRLs, maxDepth: config.verifyDepth, allow: allow)
         return ListenerTLS(
             entries: entries, clientAuth: config.clientAuth, verifier: verifier,
             serverCertificateExpiry: serverExpiries.min(), clientCAExpiry: anchors.map(\.notValidAfter).min()
