@@ -129,7 +129,8 @@ package enum HostAPI {
         guard HeaderValidation.isValidName(name.buffer), mode == .remove || HeaderValidation.isValidValue(value.buffer) else {
             return GW_ERR_INVALID_HEADER
         }
-        return target.setHeader(name.string ?? "", mode == .remove ? "" : value.string ?? "", mode: mode)
+        let strings = PluginCallContext.forThisThread.strings
+        return target.setHeader(strings.string(name.buffer), mode == .remove ? "" : strings.string(value.buffer), mode: mode)
     }
 
     /// Checks the level before anything else: a filtered debug line costs a lock and a comparison, not a

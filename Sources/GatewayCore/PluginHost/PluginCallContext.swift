@@ -32,6 +32,8 @@ package final class PluginCallContext {
     package var target: PluginCallTarget?
     /// Memory for the views host functions hand out during this thread's hook calls.
     package let arena = PluginArena()
+    /// Header names and values plugins pass again and again, kept as Strings.
+    package let strings = PluginStringCache()
 
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
