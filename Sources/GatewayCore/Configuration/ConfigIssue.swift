@@ -45,8 +45,12 @@ package final class ConfigIssueCollector: Sendable {
 
     var issues: [ConfigIssue] { collected.withLockedValue { $0 } }
 
+    /// Adds an issue once (a setting that two client policies share is checked for each).
     package func add(_ path: String, _ message: String) {
-        collected.withLockedValue { $0.append(ConfigIssue(path: path, message: message)) }
+        let issue = ConfigIssue(path: path, message: message)
+        collected.withLockedValue { issues in
+            if !issues.contains(issue) { issues.append(issue) }
+        }
     }
 
     package func add(_ codingPath: [any CodingKey], _ message: String) {

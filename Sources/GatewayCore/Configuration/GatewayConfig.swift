@@ -103,17 +103,27 @@ public struct ListenerTLSConfig: Codable, Sendable {
     }
 }
 
-/// A certificate chain and its key; `sni` names default to the certificate's DNS SANs.
+/// A certificate chain and its key; `sni` names default to the certificate's DNS SANs. The client-policy keys,
+/// when given, replace the listener's for connections whose server name selects this certificate.
 public struct ServerCertificateConfig: Codable, Sendable {
     public var cert: String
     public var key: String
     /// A file whose first line is the passphrase of an encrypted `key` (as nginx's ssl_password_file).
     public var keyPasswordFile: String?
     public var sni: [String]?
+    public var clientAuth: ClientAuthMode?
+    public var clientCA: [String]?
+    public var crl: [String]?
+    public var verifyDepth: Int?
+    public var clientAllow: ClientAllowConfig?
 
     package enum CodingKeys: String, CodingKey {
-        case cert, key, sni
+        case cert, key, sni, crl
         case keyPasswordFile = "key_password_file"
+        case clientAuth = "client_auth"
+        case clientCA = "client_ca"
+        case verifyDepth = "verify_depth"
+        case clientAllow = "client_allow"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -122,7 +132,15 @@ public struct ServerCertificateConfig: Codable, Sendable {
         key = c.required(.key) ?? ""
         keyPasswordFile = c.optional(.keyPasswordFile)
         sni = c.optional(.sni, StringOrList.self)?.values
+        clientAuth = c.optional(.clientAuth)
+        clientCA = c.optional(.clientCA, StringOrList.self)?.values
+        crl = c.optional(.crl, StringOrList.self)?.values
+        verifyDepth = c.optional(.verifyDepth)
+        clientAllow = c.optional(.clientAllow)
     }
+
+    /// This certificate sets a client policy of its own.
+    public var hasClientPolicy: Bool { clientAuth != nil || clientCA != nil || crl != nil || verifyDepth != nil || clientAllow != nil }
 }
 
 /// A route: the first whose `match` fits the request sends it to `backend`.

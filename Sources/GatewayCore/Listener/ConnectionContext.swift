@@ -22,6 +22,8 @@ public final class ConnectionContext {
     /// The client IP as text, computed once (X-Forwarded-For, logs).
     public let remoteIP: String
     public package(set) var serverName: String?
+    /// The client policy (index in `ListenerTLS.policies`) of the certificate the server name selected.
+    package var clientPolicy = 0
     public package(set) var offeredCipherSuites: [UInt16] = []
     public package(set) var cipherSuite: UInt16?
     public package(set) var negotiatedALPN: String?

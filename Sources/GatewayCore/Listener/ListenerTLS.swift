@@ -4,19 +4,46 @@ import NIOSSL
 import X509
 
 /// A listener's compiled TLS state: one `NIOSSLContext` per server certificate, the SNI lookup tables, and the
-/// client-certificate verifier. Built once from the configuration; shared by all connections of the listener.
+/// client policies (the listener's, and one per certificate that sets its own). Built once from the
+/// configuration; shared by all connections of the listener.
 package final class ListenerTLS: Sendable {
+    /// Who may connect: the client-auth mode and the verifier (CAs, CRLs, depth, allow-list) behind it.
+    package struct ClientPolicy: Sendable {
+        package var clientAuth: ClientAuthMode
+        package var verifier: ClientCertificateVerifier?
+
+        package init(clientAuth: ClientAuthMode, verifier: ClientCertificateVerifier?) {
+            self.clientAuth = clientAuth
+            self.verifier = verifier
+        }
+    }
+
     package struct Entry: Sendable {
         package var names: [String]
         package var context: NIOSSLContext
+        /// Index in `policies`: 0 is the listener's.
+        package var policy: Int
+
+        package init(names: [String], context: NIOSSLContext, policy: Int = 0) {
+            self.names = names
+            self.context = context
+            self.policy = policy
+        }
     }
 
-    package let clientAuth: ClientAuthMode
-    package let verifier: ClientCertificateVerifier?
-    package let defaultContext: NIOSSLContext
-    private let exact: [String: NIOSSLContext]
+    package let entries: [Entry]
+    package let policies: [ClientPolicy]
+    /// Keyed by lowercased name, the index of the entry.
+    private let exact: [String: Int]
     /// Keyed by the part after `*.`: `*.example.com` is stored as `example.com`.
-    private let wildcard: [String: NIOSSLContext]
+    private let wildcard: [String: Int]
+
+    /// The listener's own client policy (that of certificates without one of their own).
+    package var clientAuth: ClientAuthMode { policies[0].clientAuth }
+    package var verifier: ClientCertificateVerifier? { policies[0].verifier }
+    /// More than one client policy: a request's Host must select the policy its connection's server name did.
+    package var hasSeveralPolicies: Bool { policies.count > 1 }
+    package var defaultContext: NIOSSLContext { entries[0].context }
 
     /// Mozilla's "intermediate" TLS 1.2 suites: forward secret AEAD only. TLS 1.3 suites are always enabled.
     package static let cipherSuites = [
@@ -29,22 +56,21 @@ package final class ListenerTLS: Sendable {
     package let serverCertificateExpiry: Date?
     package let clientCAExpiry: Date?
 
-    package init(entries: [Entry], clientAuth: ClientAuthMode, verifier: ClientCertificateVerifier?, serverCertificateExpiry: Date? = nil, clientCAExpiry: Date? = nil) {
-        precondition(!entries.isEmpty)
+    package init(entries: [Entry], policies: [ClientPolicy], serverCertificateExpiry: Date? = nil, clientCAExpiry: Date? = nil) {
+        precondition(!entries.isEmpty && !policies.isEmpty)
         self.serverCertificateExpiry = serverCertificateExpiry
         self.clientCAExpiry = clientCAExpiry
-        self.clientAuth = clientAuth
-        self.verifier = verifier
-        self.defaultContext = entries[0].context
-        var exact: [String: NIOSSLContext] = [:]
-        var wildcard: [String: NIOSSLContext] = [:]
-        for entry in entries {
+        self.entries = entries
+        self.policies = policies
+        var exact: [String: Int] = [:]
+        var wildcard: [String: Int] = [:]
+        for (index, entry) in entries.enumerated() {
             for name in entry.names {
                 let lower = name.lowercased()
                 if lower.hasPrefix("*.") {
-                    if wildcard[String(lower.dropFirst(2))] == nil { wildcard[String(lower.dropFirst(2))] = entry.context }
+                    if wildcard[String(lower.dropFirst(2))] == nil { wildcard[String(lower.dropFirst(2))] = index }
                 } else if exact[lower] == nil {
-                    exact[lower] = entry.context
+                    exact[lower] = index
                 }
             }
         }
@@ -52,16 +78,26 @@ package final class ListenerTLS: Sendable {
         self.wildcard = wildcard
     }
 
-    /// Picks the certificate for a ClientHello's server name: exact, then `*.` wildcard (one label), then default.
-    package func context(forServerName name: String?) -> NIOSSLContext {
-        guard var name = name?.lowercased(), !name.isEmpty else { return defaultContext }
-        if name.hasSuffix(".") { name.removeLast() }
-        if let context = exact[name] { return context }
-        if let dot = name.firstIndex(of: "."), let context = wildcard[String(name[name.index(after: dot)...])] {
-            return context
-        }
-        return defaultContext
+    /// One listener-wide client policy (tests and simple listeners).
+    package convenience init(entries: [Entry], clientAuth: ClientAuthMode, verifier: ClientCertificateVerifier?,
+                             serverCertificateExpiry: Date? = nil, clientCAExpiry: Date? = nil) {
+        self.init(entries: entries, policies: [ClientPolicy(clientAuth: clientAuth, verifier: verifier)],
+                  serverCertificateExpiry: serverCertificateExpiry, clientCAExpiry: clientCAExpiry)
     }
+
+    /// Picks the certificate for a server name (a ClientHello's SNI, or a request's Host without its port):
+    /// exact, then `*.` wildcard (one label), then the first certificate.
+    package func entry(forServerName name: String?) -> Entry {
+        guard var name = name?.lowercased(), !name.isEmpty else { return entries[0] }
+        if name.hasSuffix(".") { name.removeLast() }
+        if let index = exact[name] { return entries[index] }
+        if let dot = name.firstIndex(of: "."), let index = wildcard[String(name[name.index(after: dot)...])] {
+            return entries[index]
+        }
+        return entries[0]
+    }
+
+    package func context(forServerName name: String?) -> NIOSSLContext { entry(forServerName: name).context }
 
     package static func makeContext(
         chain: [NIOSSLCertificate],

@@ -86,10 +86,12 @@ package final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannel
     /// Returns the reason to refuse the connection, if any. Under `optional`, a certificate that no longer
     /// verifies is recorded as failed (as in a full handshake) and the connection goes on.
     private func verifyResumedSession(context: ChannelHandlerContext) -> HandshakeRejection? {
-        guard tls.clientAuth != .none, case .none = connection.verification, let verifier = tls.verifier else { return nil }
+        // The policy of the certificate the server name selected (a session resumes with its own context's keys).
+        let policy = tls.policies[connection.clientPolicy]
+        guard policy.clientAuth != .none, case .none = connection.verification, let verifier = policy.verifier else { return nil }
         let leaf = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
         guard let leaf, let der = try? leaf.toDERBytes() else {
-            return tls.clientAuth == .required ? HandshakeRejection(.noCertificate, "resumed session without a client certificate") : nil
+            return policy.clientAuth == .required ? HandshakeRejection(.noCertificate, "resumed session without a client certificate") : nil
         }
         switch verifier.verifyResumed(leafDER: der) {
         case .verified(let identity):
@@ -99,7 +101,7 @@ package final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannel
         case .rejected(let rejection, let presented):
             connection.clientCertificate = presented
             connection.verification = .failed(rejection)
-            return tls.clientAuth == .required ? rejection : nil
+            return policy.clientAuth == .required ? rejection : nil
         }
     }
 

@@ -64,9 +64,11 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
             state = .awaitingServerHello
             connection.serverName = hello.serverName
             connection.offeredCipherSuites = hello.cipherSuites
-            let sslContext = tls.context(forServerName: hello.serverName)
+            let entry = tls.entry(forServerName: hello.serverName)
+            connection.clientPolicy = entry.policy
+            let sslContext = entry.context
             let handler: NIOSSLServerHandler
-            if let verifier = tls.verifier {
+            if let verifier = tls.policies[entry.policy].verifier {
                 let connection = self.connection
                 handler = NIOSSLServerHandler(context: sslContext) { certificates, promise in
                     // Runs on this channel's event loop, during the handshake.

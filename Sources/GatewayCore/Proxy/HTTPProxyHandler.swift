@@ -259,6 +259,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             return perform(machine.requestRefused(refusal))
         }
         clientHead = head
+        if let tls = listener.tls, tls.hasSeveralPolicies, let refusal = Self.misdirected(head, tls: tls, connection: connection) {
+            return perform(machine.requestRefused(refusal))
+        }
         let chunked = head.headers.contains(name: "transfer-encoding")
         requestHasBody = chunked || (head.headers.first(name: "content-length").flatMap { Int64($0) } ?? 0) > 0
         requestBodyBytes = 0
@@ -282,6 +285,22 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             pluginRequest = request
         }
         perform(machine.requestHead(facts, runsPlugins: listener.plugins != nil))
+    }
+
+    /// On a listener whose certificates have client policies of their own, a request whose Host selects another
+    /// policy than the connection's server name did is answered 421 (as nginx does): otherwise a client verified
+    /// under a lenient policy could reach a host that requires a strict one. A request without Host keeps the
+    /// server name's policy.
+    private static func misdirected(_ head: HTTPRequestHead, tls: ListenerTLS, connection: ConnectionContext) -> RequestHeadValidator.Refusal? {
+        guard let host = head.headers.first(name: "host"), !host.isEmpty else { return nil }
+        var name = Substring(host)
+        if name.hasPrefix("[") {
+            name = name[..<(name.firstIndex(of: "]").map { name.index(after: $0) } ?? name.endIndex)]
+        } else if let colon = name.lastIndex(of: ":") {
+            name = name[..<colon]
+        }
+        guard tls.entry(forServerName: String(name)).policy != connection.clientPolicy else { return nil }
+        return .init(.misdirectedRequest, "host '\(name)' is not served on a connection for server name '\(connection.serverName ?? "")': connect with that server name\n")
     }
 
     private func runPlugins(_ id: UInt64) {

@@ -175,21 +175,64 @@ package struct RuntimeCompiler {
 
     // MARK: TLS
 
-    private func compileTLS(_ config: ListenerTLSConfig, path: String) -> ListenerTLS? {
-        if config.certificates.isEmpty { issues.add("\(path).certificates", "at least one server certificate is required") }
-        if !(1...16).contains(config.verifyDepth) { issues.add("\(path).verify_depth", "must be between 1 and 16, got \(config.verifyDepth)") }
+    /// A client policy's settings, each with the key path it came from (the listener's, or a certificate's own).
+    private struct ClientPolicySource {
+        var clientAuth: (ClientAuthMode, String)
+        var clientCA: ([String], String)
+        var crl: ([String], String)
+        var verifyDepth: (Int, String)
+        var clientAllow: (ClientAllowConfig?, String)
 
-        // Client CAs and CRLs first: every server context sends the CA names.
+        init(_ config: ListenerTLSConfig, path: String) {
+            clientAuth = (config.clientAuth, "\(path).client_auth")
+            clientCA = (config.clientCA, "\(path).client_ca")
+            crl = (config.crl, "\(path).crl")
+            verifyDepth = (config.verifyDepth, "\(path).verify_depth")
+            clientAllow = (config.clientAllow, "\(path).client_allow")
+        }
+
+        /// `certificate`'s own keys over these. A certificate with `client_auth: none` inherits no CAs, CRLs or
+        /// allow-list (only those it sets itself, which are then errors).
+        func overridden(by certificate: ServerCertificateConfig, path: String) -> ClientPolicySource {
+            var source = self
+            if let value = certificate.clientAuth { source.clientAuth = (value, "\(path).client_auth") }
+            if certificate.clientAuth == ClientAuthMode.none {
+                source.clientCA = ([], "\(path).client_ca")
+                source.crl = ([], "\(path).crl")
+                source.clientAllow = (nil, "\(path).client_allow")
+            }
+            if let value = certificate.clientCA { source.clientCA = (value, "\(path).client_ca") }
+            if let value = certificate.crl { source.crl = (value, "\(path).crl") }
+            if let value = certificate.verifyDepth { source.verifyDepth = (value, "\(path).verify_depth") }
+            if let value = certificate.clientAllow { source.clientAllow = (value, "\(path).client_allow") }
+            return source
+        }
+    }
+
+    private struct CompiledClientPolicy {
+        var policy: ListenerTLS.ClientPolicy
+        /// Sent in the CertificateRequest of the contexts that use this policy.
+        var anchorsNIO: [NIOSSLCertificate]
+        var earliestAnchorExpiry: Date?
+    }
+
+    /// Client CAs, CRLs, the allow-list and the verifier of one client policy.
+    private func compileClientPolicy(_ source: ClientPolicySource) -> CompiledClientPolicy {
+        let (clientAuth, clientAuthPath) = source.clientAuth
+        let (clientCA, clientCAPath) = source.clientCA
+        let (crlFiles, crlPath) = source.crl
+        let (verifyDepth, verifyDepthPath) = source.verifyDepth
+        if !(1...16).contains(verifyDepth) { issues.add(verifyDepthPath, "must be between 1 and 16, got \(verifyDepth)") }
         var anchors: [Certificate] = []
         var anchorsNIO: [NIOSSLCertificate] = []
-        if config.clientAuth != .none && config.clientCA.isEmpty {
-            issues.add("\(path).client_ca", "required when client_auth is \(config.clientAuth.rawValue)")
+        if clientAuth != .none && clientCA.isEmpty {
+            issues.add(clientCAPath, "required when client_auth is \(clientAuth.rawValue) (\(clientAuthPath))")
         }
-        if config.clientAuth == .none && !config.clientCA.isEmpty {
-            issues.add("\(path).client_ca", "set, but client_auth is none: set client_auth to optional or required")
+        if clientAuth == .none && !clientCA.isEmpty {
+            issues.add(clientCAPath, "set, but client_auth is none: set client_auth to optional or required")
         }
-        for (i, file) in config.clientCA.enumerated() {
-            let keyPath = "\(path).client_ca[\(i)]"
+        for (i, file) in clientCA.enumerated() {
+            let keyPath = "\(clientCAPath)[\(i)]"
             guard let certs = loadCertificates(file, path: keyPath) else { continue }
             for (cert, nio) in certs {
                 guard case .isCertificateAuthority = (try? cert.extensions.basicConstraints) ?? .notCertificateAuthority else {
@@ -205,8 +248,8 @@ package struct RuntimeCompiler {
         // CRLs of CAs that are not trust anchors (issuing intermediates): checked against the issuer certificate a
         // client presents, at verification time.
         var pathCRLs: [CertificateRevocationList] = []
-        for (i, file) in config.crl.enumerated() {
-            let keyPath = "\(path).crl[\(i)]"
+        for (i, file) in crlFiles.enumerated() {
+            let keyPath = "\(crlPath)[\(i)]"
             guard let data = readFile(file, path: keyPath) else { continue }
             do {
                 for crl in try CertificateRevocationList.parseFile(data) {
@@ -229,12 +272,44 @@ package struct RuntimeCompiler {
                 issues.add(keyPath, "cannot parse CRL '\(file)': \(error)")
             }
         }
-        if config.clientAuth == .none && !config.crl.isEmpty { issues.add("\(path).crl", "set, but client_auth is none") }
+        if clientAuth == .none && !crlFiles.isEmpty { issues.add(crlPath, "set, but client_auth is none") }
+        var allow: ClientAllowList?
+        if case (let allowConfig?, let allowPath) = source.clientAllow {
+            if clientAuth == .none {
+                issues.add(allowPath, "set, but client_auth is none: set client_auth to optional or required")
+            } else {
+                allow = ClientAllowList(allowConfig, path: allowPath, issues: issues)
+            }
+        }
+        let verifier = clientAuth == .none
+            ? nil : ClientCertificateVerifier(anchors: anchors, crls: crls, pathCRLs: pathCRLs, maxDepth: verifyDepth, allow: allow)
+        return CompiledClientPolicy(
+            policy: .init(clientAuth: clientAuth, verifier: verifier), anchorsNIO: anchorsNIO, earliestAnchorExpiry: anchors.map(\.notValidAfter).min()
+        )
+    }
+
+    private func compileTLS(_ config: ListenerTLSConfig, path: String) -> ListenerTLS? {
+        if config.certificates.isEmpty { issues.add("\(path).certificates", "at least one server certificate is required") }
+
+        // The listener's client policy first: every server context sends its CA names. A certificate with
+        // client keys of its own gets a policy of its own.
+        let listenerSource = ClientPolicySource(config, path: path)
+        let listenerPolicy = compileClientPolicy(listenerSource)
+        var policies = [listenerPolicy.policy]
+        var anchorExpiries = [listenerPolicy.earliestAnchorExpiry].compactMap { $0 }
 
         var entries: [ListenerTLS.Entry] = []
         var serverExpiries: [Date] = []
         for (i, certConfig) in config.certificates.enumerated() {
             let keyPath = "\(path).certificates[\(i)]"
+            var policy = listenerPolicy
+            var policyIndex = 0
+            if certConfig.hasClientPolicy {
+                policy = compileClientPolicy(listenerSource.overridden(by: certConfig, path: keyPath))
+                policies.append(policy.policy)
+                policyIndex = policies.count - 1
+                if let expiry = policy.earliestAnchorExpiry { anchorExpiries.append(expiry) }
+            }
             guard let chain = loadCertificates(certConfig.cert, path: "\(keyPath).cert"), let leaf = chain.first else { continue }
             guard let key = loadPrivateKey(certConfig.key, path: "\(keyPath).key", matching: leaf.0, certFile: certConfig.cert,
                                            passwordFile: certConfig.keyPasswordFile, passwordPath: "\(keyPath).key_password_file") else { continue }
@@ -251,27 +326,16 @@ package struct RuntimeCompiler {
             }
             do {
                 let context = try ListenerTLS.makeContext(
-                    chain: chain.map(\.1), key: key, clientAuth: config.clientAuth, clientCAs: anchorsNIO, minVersion: config.minVersion
+                    chain: chain.map(\.1), key: key, clientAuth: policy.policy.clientAuth, clientCAs: policy.anchorsNIO, minVersion: config.minVersion
                 )
-                entries.append(.init(names: names, context: context))
+                entries.append(.init(names: names, context: context, policy: policyIndex))
             } catch {
                 issues.add(keyPath, "TLS context cannot be built: \(error)")
             }
         }
-        var allow: ClientAllowList?
-        if let allowConfig = config.clientAllow {
-            if config.clientAuth == .none {
-                issues.add("\(path).client_allow", "set, but client_auth is none: set client_auth to optional or required")
-            } else {
-                allow = ClientAllowList(allowConfig, path: "\(path).client_allow", issues: issues)
-            }
-        }
         guard !entries.isEmpty else { return nil }
-        let verifier = config.clientAuth == .none
-            ? nil : ClientCertificateVerifier(anchors: anchors, crls: crls, pathCRLs: pathCRLs, maxDepth: config.verifyDepth, allow: allow)
         return ListenerTLS(
-            entries: entries, clientAuth: config.clientAuth, verifier: verifier,
-            serverCertificateExpiry: serverExpiries.min(), clientCAExpiry: anchors.map(\.notValidAfter).min()
+            entries: entries, policies: policies, serverCertificateExpiry: serverExpiries.min(), clientCAExpiry: anchorExpiries.min()
         )
     }
 
