@@ -8,11 +8,16 @@ public struct GatewayConfig: Codable, Sendable {
     public var pluginPaths: [String]?
     /// The admin HTTP listener (health, readiness, metrics, effective config); off when absent.
     public var admin: AdminConfig?
+    /// Reload when the configuration file or a file it names changes (as on SIGHUP).
+    public var watch: Bool = false
+    /// How often watched files are looked at; a change is acted on once it has held still for one interval.
+    public var watchInterval: ConfigDuration = .seconds(2)
 
     package enum CodingKeys: String, CodingKey {
-        case listeners, backends, admin
+        case listeners, backends, admin, watch
         case shutdownTimeout = "shutdown_timeout"
         case pluginPaths = "plugin_paths"
+        case watchInterval = "watch_interval"
     }
 
     public init(listeners: [ListenerConfig], backends: [BackendConfig], shutdownTimeout: ConfigDuration = .seconds(30)) {
@@ -28,6 +33,8 @@ public struct GatewayConfig: Codable, Sendable {
         shutdownTimeout = c.value(.shutdownTimeout, default: .seconds(30))
         pluginPaths = c.optional(.pluginPaths, StringOrList.self)?.values
         admin = c.optional(.admin)
+        watch = c.value(.watch, default: false)
+        watchInterval = c.value(.watchInterval, default: .seconds(2))
     }
 }
 

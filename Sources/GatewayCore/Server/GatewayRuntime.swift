@@ -18,13 +18,18 @@ public final class GatewayRuntime: Sendable {
     package let metrics: GatewayMetrics
     /// When this generation was compiled.
     package let loadedAt: Date
+    /// The files this generation was built from (the configuration file, and every file it names), as they were
+    /// when read; `FileWatchService` reloads when they change.
+    package let fileStamps: [String: FileStamp]
 
     /// Open connections times 2, plus 1 once retired: one atomic word, so that "retired with no connection
     /// left" is reached exactly once and no connection can start on a generation that is being torn down.
     private let state = ManagedAtomic<Int>(0)
     private let checkers = NIOLockedValueBox<[HealthChecker]>([])
 
-    package init(listeners: [CompiledListener], backends: [BackendGroup], config: GatewayConfig, metrics: GatewayMetrics) {
+    package init(listeners: [CompiledListener], backends: [BackendGroup], config: GatewayConfig, metrics: GatewayMetrics,
+                 fileStamps: [String: FileStamp] = [:]) {
+        self.fileStamps = fileStamps
         self.listeners = listeners
         self.backends = backends
         self.shutdownTimeout = config.shutdownTimeout
@@ -145,8 +150,12 @@ public final class GatewayRuntime: Sendable {
     }
 
     package static func load(configPath: String, metrics: GatewayMetrics) throws -> GatewayRuntime {
+        let configFile = URL(fileURLWithPath: configPath).standardized.path
+        let configStamp = FileStamp(path: configFile)  // before the read (see RuntimeCompiler.stamp)
         let config = try ConfigLoader.load(path: configPath)
         let base = URL(fileURLWithPath: configPath).deletingLastPathComponent().path
-        return try RuntimeCompiler(baseDirectory: base, source: configPath, metrics: metrics).compile(config)
+        let compiler = RuntimeCompiler(baseDirectory: base, source: configPath, metrics: metrics)
+        compiler.stamp(configFile, as: configStamp)
+        return try compiler.compile(config)
     }
 }

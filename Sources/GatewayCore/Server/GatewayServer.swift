@@ -128,6 +128,7 @@ public final class GatewayServer: Service, Sendable {
                 services: [
                     .init(service: self),
                     .init(service: ReloadService(server: self, logger: logger), successTerminationBehavior: .ignore),
+                    .init(service: FileWatchService(server: self, logger: logger), successTerminationBehavior: .ignore),
                     .init(service: MemoryTrimService(), successTerminationBehavior: .ignore),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger

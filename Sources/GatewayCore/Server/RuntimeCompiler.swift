@@ -14,6 +14,12 @@ package struct RuntimeCompiler {
     package let metrics: GatewayMetrics
     package var now = Date()
     private let issues = ConfigIssueCollector()
+    /// Every file this generation was built from (resolved path), stamped before it was read: what `watch` looks at.
+    private let files = StampedFiles()
+
+    package final class StampedFiles {
+        package var stamps: [String: FileStamp] = [:]
+    }
     /// Plugin instances created so far: destroyed again if the configuration turns out invalid.
     private let created = CreatedPlugins()
 
@@ -34,6 +40,7 @@ package struct RuntimeCompiler {
         var listeners: [CompiledListener] = []
         var names = Set<String>()
         if config.listeners.isEmpty { issues.add("listeners", "at least one listener is required") }
+        if config.watchInterval.nanoseconds < 100_000_000 { issues.add("watch_interval", "must be at least 100ms, got \(config.watchInterval)") }
         if let admin = config.admin, let address = parseListenAddress(admin.address, path: "admin.address"),
            config.listeners.contains(where: { $0.address == admin.address }), address.port != 0 {
             issues.add("admin.address", "'\(admin.address)' is also a listener's address")
@@ -49,7 +56,7 @@ package struct RuntimeCompiler {
             try? created.pool?.syncShutdownGracefully()
             throw ConfigValidationError(source: source, issues: issues.issues)
         }
-        return GatewayRuntime(listeners: listeners, backends: Array(backends.values), config: config, metrics: metrics)
+        return GatewayRuntime(listeners: listeners, backends: Array(backends.values), config: config, metrics: metrics, fileStamps: files.stamps)
     }
 
     // MARK: listeners
@@ -129,6 +136,7 @@ package struct RuntimeCompiler {
         if library.contains("/") {
             // Normalised (no `.` or `..`), so that one file has one name in every message and in the registry.
             let file = URL(fileURLWithPath: resolve(library)).standardized.path
+            stamp(file)
             guard FileManager.default.fileExists(atPath: file) else {
                 issues.add(path, "plugin library '\(library)' not found")
                 return nil
@@ -137,7 +145,10 @@ package struct RuntimeCompiler {
         }
         for directory in searchPaths {
             let file = URL(fileURLWithPath: directory).appendingPathComponent(library).standardized.path
-            if FileManager.default.fileExists(atPath: file) { return file }
+            if FileManager.default.fileExists(atPath: file) {
+                stamp(file)
+                return file
+            }
         }
         issues.add(path, "plugin library '\(library)' not found in plugin_paths \(searchPaths)")
         return nil
@@ -491,13 +502,23 @@ package struct RuntimeCompiler {
 
     // MARK: files
 
+    /// Notes a file this generation depends on, stamped before it is read: a change between the stamp and the
+    /// read shows as a change later (one reload too many), never as none.
+    package func stamp(_ resolvedPath: String, as stamp: FileStamp) { files.stamps[resolvedPath] = stamp }
+
+    private func stamp(_ resolvedPath: String) {
+        if files.stamps[resolvedPath] == nil { files.stamps[resolvedPath] = FileStamp(path: resolvedPath) }
+    }
+
     private func resolve(_ file: String) -> String {
         file.hasPrefix("/") ? file : URL(fileURLWithPath: baseDirectory).appendingPathComponent(file).path
     }
 
     private func readFile(_ file: String, path: String) -> Data? {
+        let resolved = resolve(file)
+        stamp(resolved)
         do {
-            return try Data(contentsOf: URL(fileURLWithPath: resolve(file)))
+            return try Data(contentsOf: URL(fileURLWithPath: resolved))
         } catch {
             issues.add(path, "cannot read '\(file)': \(FileErrors.describe(error))")
             return nil
