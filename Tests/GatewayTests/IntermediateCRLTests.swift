@@ -76,6 +76,12 @@ final class IntermediateCRLTests: GatewayTestCase {
         try pki.write("stale-intermediate.crl.pem", CRLBuilder.pem(try CRLBuilder.make(
             issuer: pki.intermediateCA, revoked: [], thisUpdate: Date() - 3 * 86400, nextUpdate: Date() + 2)))
         try await start(crl: "stale-intermediate.crl.pem")
+        // The gauge shows the earliest nextUpdate of the listener's CRLs: the intermediate's (2 s), not the
+        // root's (7 days).
+        let runtime = gateway.server.runtime
+        let samples = try MetricSamples(exposition: String(decoding: runtime.metrics.exposition(runtime: runtime), as: UTF8.self))
+        let seconds = try XCTUnwrap(samples.value("gateway_crl_next_update_seconds", ["listener": "mtls"]))
+        XCTAssertTrue(seconds <= 2.5 && seconds > -60, "\(seconds)")
         let before = try await status("via-intermediate")
         XCTAssertEqual(before, 200)
         try await Task.sleep(nanoseconds: 3_000_000_000)

@@ -83,6 +83,7 @@ final class OperationsTests: GatewayTestCase {
         let serverDays = try XCTUnwrap(m.value("gateway_certificate_expiry_days", l.merging(["kind": "server_certificate"]) { $1 }))
         XCTAssertTrue(serverDays > 89 && serverDays < 91, "the test server certificate is valid for 90 days: \(serverDays)")
         XCTAssertNotNil(m.value("gateway_certificate_expiry_days", l.merging(["kind": "client_ca"]) { $1 }))
+        XCTAssertNil(m.value("gateway_crl_next_update_seconds", l), "no CRL on this listener")
         XCTAssertEqual(m.value("gateway_config_last_reload_success"), 1)
         XCTAssertEqual(m.value("gateway_backend_server_healthy", ["backend": "app"]), 1)
         // The tagger plugin counts requests through metric_define/metric_record.

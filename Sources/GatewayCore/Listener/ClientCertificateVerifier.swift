@@ -47,6 +47,9 @@ package final class ClientCertificateVerifier: Sendable {
         var index: Int
     }
     package let maxDepth: Int
+    /// The earliest nextUpdate among this verifier's CRLs (trust anchors' and path CRLs): past it, every
+    /// certificate such a CRL covers is refused (`crl_expired`) until fresh CRLs are loaded.
+    package let earliestCRLNextUpdate: Date?
     /// The listener's `client_allow`: pins and subjectAltName matchers a verified leaf must also satisfy.
     private let allow: ClientAllowList?
     private let cache = NIOLockedValueBox<[SHA256Digest: Verified]>([:])
@@ -75,6 +78,7 @@ package final class ClientCertificateVerifier: Sendable {
         allow: ClientAllowList? = nil
     ) {
         self.allow = allow
+        self.earliestCRLNextUpdate = (crls + pathCRLs).compactMap(\.nextUpdate).min()
         self.pathCRLsByIssuer = Dictionary(grouping: pathCRLs, by: \.issuer).mapValues { $0.sorted { $0.thisUpdate > $1.thisUpdate } }
         self.anchorsBySubject = Dictionary(grouping: anchors, by: \.subject)
         self.crlsByIssuer = Dictionary(crls.map { ($0.issuer, $0) }, uniquingKeysWith: { a, b in

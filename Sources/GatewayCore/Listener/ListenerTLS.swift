@@ -55,6 +55,8 @@ package final class ListenerTLS: Sendable {
     /// The earliest expiry among the server certificates, and among the client CAs (for the expiry metrics).
     package let serverCertificateExpiry: Date?
     package let clientCAExpiry: Date?
+    /// The earliest nextUpdate among the CRLs of every client policy of the listener.
+    package var crlNextUpdate: Date? { policies.compactMap { $0.verifier?.earliestCRLNextUpdate }.min() }
 
     package init(entries: [Entry], policies: [ClientPolicy], serverCertificateExpiry: Date? = nil, clientCAExpiry: Date? = nil) {
         precondition(!entries.isEmpty && !policies.isEmpty)

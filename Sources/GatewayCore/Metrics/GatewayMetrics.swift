@@ -71,7 +71,7 @@ package final class GatewayMetrics: Sendable {
     }
 
     /// The Prometheus text exposition: the registry, after refreshing what is computed at scrape time
-    /// (certificate expiry), followed by the metrics plugins defined through the ABI.
+    /// (certificate expiry, CRL nextUpdate), followed by the metrics plugins defined through the ABI.
     package func exposition(runtime: GatewayRuntime, now: Date = Date()) -> [UInt8] {
         for listener in runtime.listeners {
             guard let tls = listener.tls else { continue }
@@ -81,12 +81,25 @@ package final class GatewayMetrics: Sendable {
             if let date = tls.clientCAExpiry {
                 expiryGauge(listener: listener.name, kind: "client_ca").record(date.timeIntervalSince(now) / 86_400)
             }
+            if let date = tls.crlNextUpdate {
+                crlGauge(listener: listener.name).record(date.timeIntervalSince(now))
+            }
         }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
         registry.emit(into: &buffer)
         PluginRegistry.shared.appendExposition(into: &buffer)
         return buffer
+    }
+
+    private func crlGauge(listener: String) -> Gauge {
+        expiry.withLockedValue { table in
+            let key = listener + "\u{0}crl"
+            if let gauge = table[key] { return gauge }
+            let gauge = Gauge(label: "gateway_crl_next_update_seconds", dimensions: [("listener", listener)], factory: factory)
+            table[key] = gauge
+            return gauge
+        }
     }
 
     private func expiryGauge(listener: String, kind: String) -> Gauge {
