@@ -92,6 +92,31 @@ final class IntermediateCRLTests: GatewayTestCase {
         XCTAssertNotNil(logged)
     }
 
+    func testACRLOfTheCAAboveATrustAnchorIsALoadError() throws {
+        // Only the intermediate trusted: paths end there, so the root's CRL (which revokes another
+        // intermediate) could never be checked.
+        try pki.write("intermediate-only.pem", pki.intermediateCA.certificatePEM)
+        let path = pki.path("above.yaml")
+        try """
+            listeners:
+              - name: l
+                address: "127.0.0.1:0"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: [intermediate-only.pem]
+                  crl: [root.crl.pem]
+                routes: [ { backend: b } ]
+            backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try GatewayRuntime.load(configPath: path)) { error in
+            let issues = (error as? ConfigValidationError)?.issues.map(\.description) ?? ["\(error)"]
+            XCTAssertTrue(issues.contains {
+                $0.contains("listeners[0].tls.crl[0]: CRL in 'root.crl.pem' is issued by 'CN=Test Root CA,O=Test,C=US', which issued the client_ca certificate 'CN=Test Intermediate CA,O=Test,C=US' but is not in client_ca itself")
+            }, issues.joined(separator: "\n"))
+        }
+    }
+
     func testTheVerifierChecksAPathCRLsSignatureOncePerIssuer() throws {
         let revoked = try addRevokedClientOfTheIntermediate()
         let crl = try CertificateRevocationList(derEncoded: try CRLBuilder.make(issuer: pki.intermediateCA, revoked: [revoked.certificate.serialNumber]))

@@ -83,10 +83,16 @@ final class ServerNamePolicyTests: GatewayTestCase {
         // Anonymous on *.wild.test, asking for localhost: 421 too.
         let anonymous = try await get(nil, serverName: "x.wild.test", host: "localhost")
         XCTAssertEqual(anonymous?.status, 421)
+        // Routes match `*.wild.test` at any depth, so a deeper name belongs to that certificate's policy too
+        // (TLS would not select the certificate for it, the router would route it there).
+        let deep = try await get("valid", serverName: "localhost", host: "a.b.wild.test")
+        XCTAssertEqual(deep?.status, 421)
+        let deepSame = try await get(nil, serverName: "x.wild.test", host: "a.b.wild.test")
+        XCTAssertEqual(deepSame?.status, 200)
         // A Host of the same policy is fine (the default certificate's policy for an unknown name).
         let same = try await get("valid", serverName: "localhost", host: "unknown.example")
         XCTAssertEqual(same?.status, 200)
-        XCTAssertEqual(backend.requests.count, 1)
+        XCTAssertEqual(backend.requests.map(\.head.uri), ["/who", "/who"], "only the two requests of their own policy")
     }
 
     func testACertificatesPolicyIsCheckedLikeTheListeners() throws {

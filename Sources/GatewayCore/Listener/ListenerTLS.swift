@@ -101,6 +101,22 @@ package final class ListenerTLS: Sendable {
 
     package func context(forServerName name: String?) -> NIOSSLContext { entry(forServerName: name).context }
 
+    /// The client policy a request's Host (without its port) belongs to: the certificate named exactly, else the
+    /// nearest `*.` wildcard at any depth (routes match `*.x` at any depth, so `a.b.internal.example.com` is
+    /// under `*.internal.example.com`'s policy, though TLS would not select that certificate for it), else
+    /// the first certificate's.
+    package func policy(forHost host: String) -> Int {
+        var name = host.lowercased()
+        if name.hasSuffix(".") { name.removeLast() }
+        if let index = exact[name] { return entries[index].policy }
+        var rest = Substring(name)
+        while let dot = rest.firstIndex(of: ".") {
+            rest = rest[rest.index(after: dot)...]
+            if let index = wildcard[String(rest)] { return entries[index].policy }
+        }
+        return entries[0].policy
+    }
+
     package static func makeContext(
         chain: [NIOSSLCertificate],
         key: NIOSSLPrivateKey,

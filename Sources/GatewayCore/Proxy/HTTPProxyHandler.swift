@@ -229,7 +229,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         switch part {
         case .head(let head): receivedHead(head)
         case .body(let body): receivedBody(body)
-        case .end: perform(machine.requestEnd(now: .now()))
+        case .end:
+            stopWatchingBody()
+            perform(machine.requestEnd(now: .now()))
         }
     }
 
@@ -267,6 +269,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         requestBodyBytes = 0
         responseBodyBytes = 0
         upstreamHead = nil
+        server = nil
         if requestHasBody { watchBody() }
         let backend = listener.router.route(hostHeader: head.headers.first(name: "host"), uri: head.uri, method: head.method.rawValue)
         route = backend
@@ -299,7 +302,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         } else if let colon = name.lastIndex(of: ":") {
             name = name[..<colon]
         }
-        guard tls.entry(forServerName: String(name)).policy != connection.clientPolicy else { return nil }
+        guard tls.policy(forHost: String(name)) != connection.clientPolicy else { return nil }
         return .init(.misdirectedRequest, "host '\(name)' is not served on a connection for server name '\(connection.serverName ?? "")': connect with that server name\n")
     }
 

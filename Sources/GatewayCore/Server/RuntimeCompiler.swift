@@ -270,6 +270,12 @@ package struct RuntimeCompiler {
                     }
                     let issuers = anchors.filter { $0.subject == crl.issuer }
                     if issuers.isEmpty {
+                        // A CA above a trust anchor is never in a verified path (paths end at the anchor): its CRL
+                        // could never be checked, and the anchor's revocation would silently not apply.
+                        if let below = anchors.first(where: { $0.issuer == crl.issuer && $0.subject != $0.issuer }) {
+                            issues.add(keyPath, "CRL in '\(file)' is issued by '\(crl.issuer)', which issued the client_ca certificate '\(below.subject)' but is not in client_ca itself: paths end at '\(below.subject)', so this CRL would never be checked (add '\(crl.issuer)' to client_ca)")
+                            continue
+                        }
                         pathCRLs.append(crl)
                         continue
                     }
