@@ -12,7 +12,9 @@ import XCTest
 /// raising it needs a reason in the commit message.
 final class AllocationBudgetTests: GatewayTestCase {
     /// Heap allocations per proxied keep-alive request, whole process (event loop, Audit's writer thread).
-    static let budget = 31.0
+    /// Measured 30.0 or 34.1 on this machine, from run to run of the same build (two modes, presumably how the
+    /// Audit writer's batches and the socket reads happen to coalesce), so the margin covers the upper mode.
+    static let budget = 35.0
     static let warmUp = 100
     static let measured = 600
 

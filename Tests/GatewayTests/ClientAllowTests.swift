@@ -95,9 +95,9 @@ final class ClientAllowTests: GatewayTestCase {
         _ = try await status("spiffe", "via-intermediate")
         let runtime = gateway.server.runtime
         let samples = try MetricSamples(exposition: String(decoding: runtime.metrics.exposition(runtime: runtime), as: UTF8.self))
-        XCTAssertEqual(try samples.value("gateway_tls_handshakes_total", ["listener": "cert-pin", "result": "failure", "reason": "pin_mismatch"]), 1)
-        XCTAssertEqual(try samples.value("gateway_tls_handshakes_total", ["listener": "spiffe", "result": "failure", "reason": "san_mismatch"]), 1)
-        XCTAssertEqual(try samples.value("gateway_tls_handshakes_total", ["listener": "spiffe", "result": "failure", "reason": "pin_mismatch"]), 0)
+        XCTAssertEqual(samples.value("gateway_tls_handshakes_total", ["listener": "cert-pin", "result": "failure", "reason": "pin_mismatch"]), 1)
+        XCTAssertEqual(samples.value("gateway_tls_handshakes_total", ["listener": "spiffe", "result": "failure", "reason": "san_mismatch"]), 1)
+        XCTAssertEqual(samples.value("gateway_tls_handshakes_total", ["listener": "spiffe", "result": "failure", "reason": "pin_mismatch"]), 0)
     }
 
     func testBadAllowListsAreNamedByKeyPath() throws {

@@ -12,6 +12,8 @@ import PluginAPI
 ///   with plugin settings that look like secrets redacted.
 /// - `GET /plugins`: loaded plugin libraries and each listener's chain.
 /// - `POST /reload`: reloads the configuration file like SIGHUP and reports the result.
+/// - `POST /connections/close?sha256=<hex>` (or `?serial=<hex>`): closes every open connection whose client
+///   certificate has that SHA-256 fingerprint (or serial) and lists them.
 package struct AdminEndpoints: Sendable {
     package let server: GatewayServer
 
@@ -30,13 +32,16 @@ package struct AdminEndpoints: Sendable {
         }
     }
 
-    package static let paths = ["/healthz", "/readyz", "/metrics", "/config", "/plugins", "/reload"]
+    package static let paths = ["/healthz", "/readyz", "/metrics", "/config", "/plugins", "/reload", "/connections/close"]
+
+    /// The endpoints that run off the admin event loop (`answer` returns nil for them).
+    package static let asynchronousPaths: Set<String> = ["/reload", "/connections/close"]
 
     /// The answer for every endpoint but `POST /reload` (nil: call `reload`).
     package func answer(method: HTTPMethod, uri: String) -> Response? {
         let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
         guard Self.paths.contains(path) else { return .text(.notFound, "not found; endpoints: \(Self.paths.joined(separator: " "))\n") }
-        if path == "/reload" { return method == .POST ? nil : .text(.methodNotAllowed, "use POST /reload\n") }
+        if Self.asynchronousPaths.contains(path) { return method == .POST ? nil : .text(.methodNotAllowed, "use POST \(path)\n") }
         guard method == .GET || method == .HEAD else { return .text(.methodNotAllowed, "use GET \(path)\n") }
         let runtime = server.runtime
         switch path {
@@ -51,6 +56,36 @@ package struct AdminEndpoints: Sendable {
         default:
             return plugins(runtime)
         }
+    }
+
+    /// The endpoints `answer` left: `POST /reload` and `POST /connections/close`.
+    package func answerAsynchronously(method: HTTPMethod, uri: String) async -> Response {
+        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.first == "/connections/close" else { return await reload(method: method) }
+        return await closeConnections(query: parts.count > 1 ? String(parts[1]) : "")
+    }
+
+    private func closeConnections(query: String) async -> Response {
+        let pairs = query.split(separator: "&").map { $0.split(separator: "=", maxSplits: 1).map(String.init) }
+        guard pairs.count == 1, pairs[0].count == 2, let hex = GatewayServer.IdentityMatch.normalise(pairs[0][1].removingPercentEncoding ?? pairs[0][1]) else {
+            return .text(.badRequest, "give one of sha256=<hex> or serial=<hex>, e.g. POST /connections/close?sha256=5a9f...\n")
+        }
+        let match: GatewayServer.IdentityMatch
+        switch pairs[0][0] {
+        case "sha256":
+            guard hex.count == 64 else { return .text(.badRequest, "sha256 needs 64 hex digits, got \(hex.count)\n") }
+            match = .sha256(hex)
+        case "serial":
+            match = .serial(hex)
+        default:
+            return .text(.badRequest, "give one of sha256=<hex> or serial=<hex>\n")
+        }
+        let closed = await server.closeConnections(of: match)
+        server.logger.warning("closed the connections of a client certificate on request (POST /connections/close)", metadata: [
+            "match": "\(pairs[0][0])=\(hex)", "closed": "\(closed.count)",
+            "subjects": "\(Set(closed.map(\.subject)).sorted().joined(separator: "; "))",
+        ])
+        return .json(.ok, ["closed": closed.count, "connections": closed.map { ["listener": $0.listener, "client": $0.client, "subject": $0.subject] }])
     }
 
     package func reload(method: HTTPMethod) async -> Response {

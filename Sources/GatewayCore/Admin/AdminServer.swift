@@ -83,10 +83,10 @@ package final class AdminHandler: ChannelInboundHandler {
             } else if let immediate = endpoints.answer(method: head.method, uri: head.uri) {
                 write(immediate, head: head, context: context)
             } else {
-                // POST /reload: the reload runs off the event loop; the answer is written back on it.
+                // POST /reload and /connections/close run off the event loop; the answer is written back on it.
                 let handler = NIOLoopBound(self, eventLoop: loop)
                 let answered = loop.makePromise(of: AdminEndpoints.Response.self)
-                answered.completeWithTask { await endpoints.reload(method: head.method) }
+                answered.completeWithTask { await endpoints.answerAsynchronously(method: head.method, uri: head.uri) }
                 answered.futureResult.whenSuccess { response in handler.value.write(response, head: head, context: bound.value) }
             }
         }

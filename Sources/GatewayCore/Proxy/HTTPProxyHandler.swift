@@ -69,6 +69,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// When the current request's head arrived (request duration metric).
     private var requestStarted = NIODeadline.uptimeNanoseconds(0)
     private let connection: ConnectionContext
+    /// The connection this handler serves (its client identity), read on the channel's event loop only.
+    package var connectionContext: ConnectionContext { connection }
     private let headGuard: RequestHeadGuard
     /// Told which method each response head answers (a response to HEAD has no body on the wire).
     private let responseEncoder: DownstreamResponseEncoder

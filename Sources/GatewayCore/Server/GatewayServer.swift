@@ -26,7 +26,7 @@ public final class GatewayServer: Service, Sendable {
     }
 
     private let group: any EventLoopGroup
-    private let logger: Logger
+    package let logger: Logger
     /// The file reloads read again; nil when the runtime was built in memory (reload is then refused).
     package let configPath: String?
     /// Everything that changes over the server's life, in one value behind one lock: the phase, the live
@@ -142,6 +142,57 @@ public final class GatewayServer: Service, Sendable {
         // Wait for SIGTERM/SIGINT (through the ServiceGroup) or cancellation.
         try? await gracefulShutdown()
         await shutdown()
+    }
+
+    // MARK: closing the connections of one identity
+
+    /// A client certificate to look for among open connections: its SHA-256 fingerprint or its serial, as hex
+    /// (any case, colons allowed).
+    package enum IdentityMatch: Sendable {
+        case sha256(String)
+        case serial(String)
+
+        /// Lowercase hex without colons or spaces; nil when `text` is not hex.
+        package static func normalise(_ text: String) -> String? {
+            let hex = text.lowercased().filter { $0 != ":" && $0 != " " }
+            return !hex.isEmpty && hex.allSatisfy(\.isHexDigit) ? hex : nil
+        }
+
+        func matches(_ identity: ClientIdentity) -> Bool {
+            switch self {
+            case .sha256(let hex): return identity.sha256Fingerprint.lowercased() == hex
+            case .serial(let hex):
+                // Leading zeros are not part of a serial's value (OpenSSL prints `0A`, some tools `A`).
+                let own = identity.serialHex.lowercased().drop { $0 == "0" }
+                return own == hex.drop { $0 == "0" }
+            }
+        }
+    }
+
+    /// One connection `closeConnections` closed.
+    package struct ClosedConnection: Sendable {
+        package var listener: String
+        package var client: String
+        package var subject: String
+    }
+
+    /// Closes every open connection whose client presented a certificate matching `match` (verified or not),
+    /// whatever it is doing: a request in flight is cut off, and on_complete reports it aborted. Each connection
+    /// is looked at on its own event loop, where its identity lives.
+    package func closeConnections(of match: IdentityMatch) async -> [ClosedConnection] {
+        let channels = openConnections.withLockedValue { Array($0.values) }
+        var closed: [ClosedConnection] = []
+        for channel in channels {
+            let found = try? await channel.eventLoop.submit { () -> ClosedConnection? in
+                guard let proxy = try? channel.pipeline.syncOperations.handler(type: HTTPProxyHandler.self) else { return nil }
+                let connection = proxy.connectionContext
+                guard let identity = connection.clientCertificate, match.matches(identity) else { return nil }
+                channel.close(promise: nil)
+                return ClosedConnection(listener: connection.listenerName, client: connection.remoteAddress.text, subject: identity.subject)
+            }.get()
+            if let found { closed.append(found) }
+        }
+        return closed
     }
 
     // MARK: reload
