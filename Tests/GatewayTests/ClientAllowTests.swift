@@ -155,5 +155,10 @@ final class ClientAllowTests: GatewayTestCase {
         XCTAssertNil(ClientAllowList.subjectPublicKeyInfo(of: [0x30, 0x03, 0x02, 0x01, 0x00]), "not a certificate")
         XCTAssertEqual(ClientAllowList.decodeDigest(String(repeating: "aB", count: 32))?.count, 32)
         XCTAssertNil(ClientAllowList.decodeDigest(String(repeating: "a", count: 63)))
+        XCTAssertNil(ClientAllowList.decodeDigest(String(repeating: "a", count: 62) + "\u{FF11}\u{FF12}"), "fullwidth digits are not hex here")
+        XCTAssertNil(ClientAllowList.decodeDigest(String(repeating: "g", count: 64)))
+        XCTAssertEqual(ClientAllowList.decodeDigest(String(repeating: "0F", count: 32)), Array(repeating: 0x0F, count: 32))
+        XCTAssertNil(GatewayServer.IdentityMatch.normalise("\u{FF11}\u{FF12}"))
+        XCTAssertEqual(GatewayServer.IdentityMatch.normalise("0A:bC"), "0abc")
     }
 }

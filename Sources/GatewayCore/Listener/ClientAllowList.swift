@@ -122,16 +122,23 @@ package struct ClientAllowList: Sendable {
 
     /// 32 bytes from 64 hex digits (colons allowed) or from base64.
     package static func decodeDigest(_ text: String) -> [UInt8]? {
-        let hexDigits = text.filter { $0 != ":" }
-        if hexDigits.count == 64, hexDigits.allSatisfy(\.isHexDigit) {
-            var bytes: [UInt8] = []
-            var index = hexDigits.startIndex
-            while index < hexDigits.endIndex {
-                let next = hexDigits.index(index, offsetBy: 2)
-                bytes.append(UInt8(hexDigits[index..<next], radix: 16)!)
-                index = next
+        // ASCII only: Character.isHexDigit also accepts fullwidth digits, which UInt8(_:radix:) does not.
+        let hexDigits = Array(text.utf8.filter { $0 != UInt8(ascii: ":") })
+        func value(_ byte: UInt8) -> UInt8? {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+            default: return nil
             }
-            return bytes
+        }
+        if hexDigits.count == 64 {
+            var bytes: [UInt8] = []
+            for pair in stride(from: 0, to: 64, by: 2) {
+                guard let high = value(hexDigits[pair]), let low = value(hexDigits[pair + 1]) else { bytes = []; break }
+                bytes.append(high << 4 | low)
+            }
+            if bytes.count == 32 { return bytes }
         }
         if let data = Data(base64Encoded: text), data.count == 32 { return Array(data) }
         return nil

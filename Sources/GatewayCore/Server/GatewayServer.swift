@@ -155,7 +155,8 @@ public final class GatewayServer: Service, Sendable {
         /// Lowercase hex without colons or spaces; nil when `text` is not hex.
         package static func normalise(_ text: String) -> String? {
             let hex = text.lowercased().filter { $0 != ":" && $0 != " " }
-            return !hex.isEmpty && hex.allSatisfy(\.isHexDigit) ? hex : nil
+            // ASCII only (Character.isHexDigit also accepts fullwidth digits).
+            return !hex.isEmpty && hex.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) ? hex : nil
         }
 
         func matches(_ identity: ClientIdentity) -> Bool {
