@@ -7,18 +7,7 @@ import XCTest
 final class CloseConnectionsTests: GatewayTestCase {
     override func setUp() async throws {
         try await super.setUp()
-        gateway = try await GatewayHarness(yaml: """
-            admin: { address: "127.0.0.1:0" }
-            listeners:
-              - name: mtls
-                address: "127.0.0.1:0"
-                tls:
-                  certificates: [ { cert: server.pem, key: server.key } ]
-                  client_auth: required
-                  client_ca: ca.pem
-                routes: [ { backend: app } ]
-            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
-            """, in: pki.directory)
+        gateway = try await GatewayHarness(yaml: mtlsConfig(adminPort: 0, plugins: []), in: pki.directory)
     }
 
     /// A keep-alive connection of `client` that has served one request.

@@ -12,20 +12,12 @@ final class ConfigValidationTests: XCTestCase {
         pki = try TestPKI()
     }
 
-    private func problems(_ yaml: String) throws -> [String] {
-        let path = pki.path("broken-\(UUID().uuidString).yaml")
-        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
-        do {
-            _ = try GatewayRuntime.load(configPath: path)
-            XCTFail("expected the configuration to be refused")
-            return []
-        } catch let error as ConfigValidationError {
-            return error.issues.map(\.description)
-        }
+    private func problems(_ yaml: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String] {
+        try pki.configProblems(yaml, file: file, line: line)
     }
 
     private func assertContains(_ issues: [String], _ expected: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertTrue(issues.contains { $0.contains(expected) }, "missing '\(expected)' in:\n\(issues.joined(separator: "\n"))", file: file, line: line)
+        assertProblem(issues, expected, file: file, line: line)
     }
 
     static let brokenStructure = """

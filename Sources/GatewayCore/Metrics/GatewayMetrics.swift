@@ -82,7 +82,7 @@ package final class GatewayMetrics: Sendable {
                 expiryGauge(listener: listener.name, kind: "client_ca").record(date.timeIntervalSince(now) / 86_400)
             }
             if let date = tls.crlNextUpdate {
-                crlGauge(listener: listener.name).record(date.timeIntervalSince(now))
+                scrapeGauge("gateway_crl_next_update_seconds", listener: listener.name).record(date.timeIntervalSince(now))
             }
         }
         var buffer: [UInt8] = []
@@ -92,21 +92,16 @@ package final class GatewayMetrics: Sendable {
         return buffer
     }
 
-    private func crlGauge(listener: String) -> Gauge {
-        expiry.withLockedValue { table in
-            let key = listener + "\u{0}crl"
-            if let gauge = table[key] { return gauge }
-            let gauge = Gauge(label: "gateway_crl_next_update_seconds", dimensions: [("listener", listener)], factory: factory)
-            table[key] = gauge
-            return gauge
-        }
+    private func expiryGauge(listener: String, kind: String) -> Gauge {
+        scrapeGauge("gateway_certificate_expiry_days", listener: listener, kind: kind)
     }
 
-    private func expiryGauge(listener: String, kind: String) -> Gauge {
+    /// A gauge computed at scrape time, created once per label set.
+    private func scrapeGauge(_ label: String, listener: String, kind: String? = nil) -> Gauge {
         expiry.withLockedValue { table in
-            let key = listener + "\u{0}" + kind
+            let key = label + "\u{0}" + listener + "\u{0}" + (kind ?? "")
             if let gauge = table[key] { return gauge }
-            let gauge = Gauge(label: "gateway_certificate_expiry_days", dimensions: [("listener", listener), ("kind", kind)], factory: factory)
+            let gauge = Gauge(label: label, dimensions: [("listener", listener)] + (kind.map { [("kind", $0)] } ?? []), factory: factory)
             table[key] = gauge
             return gauge
         }
