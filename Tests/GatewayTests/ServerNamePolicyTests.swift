@@ -95,6 +95,57 @@ final class ServerNamePolicyTests: GatewayTestCase {
         XCTAssertEqual(backend.requests.map(\.head.uri), ["/who", "/who"], "only the two requests of their own policy")
     }
 
+    /// The same policies, an intermediate's CRL and the 421 in the real `gateway run`, as nobody (files handed
+    /// over to it as a deployment would, keys 0600).
+    func testThePoliciesHoldInTheRealProcessRunAsNobody() async throws {
+        let f = CertificateFactory.self
+        let revoked = try f.makeLeaf(f.name(commonName: "revoked-by-intermediate"), issuer: pki.intermediateCA)
+        try pki.addClient("revoked-by-intermediate", revoked, chain: [pki.intermediateCA])
+        try pki.write("intermediate.crl.pem", CRLBuilder.pem(try CRLBuilder.make(issuer: pki.intermediateCA, revoked: [revoked.certificate.serialNumber])))
+        let port = try unusedPort(), adminPort = try unusedPort()
+        let running = try await runGateway("""
+            admin: { address: "127.0.0.1:\(adminPort)" }
+            listeners:
+              - name: shared
+                address: "127.0.0.1:\(port)"
+                tls:
+                  client_auth: required
+                  client_ca: [ca.pem]
+                  crl: [root.crl.pem, intermediate.crl.pem]
+                  certificates:
+                    - { cert: server.pem, key: server.key }
+                    - { cert: server-api.pem, key: server-api.key, client_ca: [other-root.pem], client_allow: { uri_prefix: ["spiffe://elsewhere/"] } }
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, name: "policies", adminPort: adminPort)
+        defer { _ = running.terminate() }
+        func status(_ client: String, _ serverName: String, _ host: String) async throws -> Int? {
+            var options = tls(client)
+            options.serverName = serverName
+            let connection = try await TestClient.connect(port: port, tls: options)
+            defer { Task { await connection.close() } }
+            try? await connection.send("GET /who HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+            return await connection.readResponse()?.status
+        }
+        let root = try await status("valid", "localhost", "localhost")
+        XCTAssertEqual(root, 200)
+        let intermediate = try await status("via-intermediate", "localhost", "localhost")
+        XCTAssertEqual(intermediate, 200)
+        let revokedByIntermediate = try await status("revoked-by-intermediate", "localhost", "localhost")
+        XCTAssertNil(revokedByIntermediate)
+        let other = try await status("other-spiffe", "api.test", "api.test")
+        XCTAssertEqual(other, 200)
+        let notAllowed = try await status("other-ca", "api.test", "api.test")
+        XCTAssertNil(notAllowed)
+        let misdirected = try await status("valid", "localhost", "api.test")
+        XCTAssertEqual(misdirected, 421)
+        for reason in ["reason=certificate_revoked", "reason=san_mismatch"] {
+            let logged = await running.waitForLog(reason)
+            XCTAssertTrue(logged, "\(reason) in:\n\(running.log)")
+        }
+        XCTAssertEqual(backend.requests.count, 3)
+    }
+
     func testACertificatesPolicyIsCheckedLikeTheListeners() throws {
         let issues = try pki.configProblems("""
             listeners:
