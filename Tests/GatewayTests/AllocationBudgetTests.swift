@@ -12,9 +12,10 @@ import XCTest
 /// raising it needs a reason in the commit message.
 final class AllocationBudgetTests: GatewayTestCase {
     /// Heap allocations per proxied keep-alive request, whole process (event loop, Audit's writer thread).
-    /// Measured 30.0 or 34.1 on this machine, from run to run of the same build (two modes, presumably how the
-    /// Audit writer's batches and the socket reads happen to coalesce), so the margin covers the upper mode.
-    static let budget = 35.0
+    /// Measured 30.1 (30.02 of them on the event loop) in six runs of the same build. It used to be 30, 32, 34
+    /// or 36 from process to process: the host's string cache was direct-mapped, and which identity strings
+    /// collided depended on the heap layout; the breakdown by thread printed below is how that was found.
+    static let budget = 31.0
     static let warmUp = 100
     static let measured = 600
 
@@ -43,17 +44,29 @@ final class AllocationBudgetTests: GatewayTestCase {
                 guard response?.status == 200 else { throw PluginFixtures.FixtureError(message: "request \(index) failed") }
             }
         }
-        func allocations() async throws -> Int {
+        /// The counter's report: the total and the count of every thread, by thread id.
+        func allocations() async throws -> (total: Int, threads: [Int: Int]) {
             try? FileManager.default.removeItem(atPath: countFile)
             gateway.signal(SIGUSR2)
             let deadline = Date().addingTimeInterval(10)
             while Date() < deadline {
-                if let text = try? String(contentsOfFile: countFile, encoding: .utf8), let value = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                    return value
+                if let text = try? String(contentsOfFile: countFile, encoding: .utf8) {
+                    var total: Int?, threads: [Int: Int] = [:]
+                    for line in text.split(separator: "\n") {
+                        let fields = line.split(separator: " ")
+                        guard fields.count == 2, let value = Int(fields[1]) else { continue }
+                        if fields[0] == "total" { total = value } else if let thread = Int(fields[0]) { threads[thread] = value }
+                    }
+                    if let total { return (total, threads) }
                 }
                 try await Task.sleep(nanoseconds: 10_000_000)
             }
             throw PluginFixtures.FixtureError(message: "the allocation counter did not answer; is it preloaded? log:\n\(gateway.log)")
+        }
+        /// The name of a thread of the gateway (read while the process runs), for the breakdown.
+        func threadName(_ thread: Int) -> String {
+            let name = try? String(contentsOfFile: "/proc/\(gateway.process.processIdentifier)/task/\(thread)/comm", encoding: .utf8)
+            return name?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "exited"
         }
 
         try await requests(Self.warmUp)
@@ -61,12 +74,16 @@ final class AllocationBudgetTests: GatewayTestCase {
         try await requests(Self.measured)
         let after = try await allocations()
         await client.close()
-        XCTAssertEqual(gateway.terminate(), 0)
 
-        let perRequest = Double(after - before) / Double(Self.measured)
+        let perRequest = Double(after.total - before.total) / Double(Self.measured)
         print("allocations per keep-alive request: \(String(format: "%.2f", perRequest)) (budget \(Self.budget))")
+        for (thread, count) in after.threads.sorted(by: { $0.key < $1.key }) where count != before.threads[thread] ?? 0 {
+            let delta = Double(count - (before.threads[thread] ?? 0)) / Double(Self.measured)
+            print("  thread \(thread) \(threadName(thread)): \(String(format: "%.2f", delta))")
+        }
         XCTAssertGreaterThan(perRequest, 1, "the counter counts (a proxied request cannot allocate nothing today)")
         XCTAssertLessThanOrEqual(perRequest, Self.budget, "the keep-alive request path allocates more than its budget")
+        XCTAssertEqual(gateway.terminate(), 0)
         let audit = try String(contentsOfFile: pki.path("audit.log"), encoding: .utf8)
         XCTAssertEqual(audit.split(separator: "\n").count, Self.warmUp + Self.measured, "every request audited")
     }
