@@ -28,6 +28,10 @@ enum FuzzTarget: String, CaseIterable {
     case pluginConfig = "plugin-config"
     /// Key paths of the ABI's config reader: never crash; a parsed path prints back to itself.
     case configPath = "config-path"
+    /// PROXY protocol headers (v1 and v2): never crash; a header is never longer than the input or the limits;
+    /// every shorter prefix of it asks for more bytes (a header split over reads parses the same); bytes after
+    /// it change nothing.
+    case proxyProtocol = "proxy-protocol"
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -38,6 +42,7 @@ enum FuzzTarget: String, CaseIterable {
         case .config: Self.config(bytes)
         case .pluginConfig: Self.pluginConfig(bytes)
         case .configPath: Self.configPath(bytes)
+        case .proxyProtocol: Self.proxyProtocol(bytes)
         }
     }
 
@@ -115,6 +120,21 @@ enum FuzzTarget: String, CaseIterable {
                 check(serial.first != 0 || serial.count == 1, "serial not normalised: \(serial)")
             }
         }
+    }
+
+    private static func proxyProtocol(_ bytes: [UInt8]) {
+        let parse = bytes.withUnsafeBytes { ProxyProtocolHeader.parse($0) }
+        guard case .header(let header) = parse else { return }
+        check(header.length > 0 && header.length <= bytes.count, "header length \(header.length) of \(bytes.count) bytes")
+        let limit = header.version == .v1 ? ProxyProtocolHeader.v1MaxLength : ProxyProtocolHeader.v2MaxLength
+        check(header.length <= limit, "header of \(header.length) bytes over the v\(header.version.rawValue) limit")
+        check((header.source == nil) == (header.destination == nil), "one address without the other")
+        for cut in [0, 1, header.length / 2, header.length - 1] where cut < header.length {
+            let prefix = bytes.withUnsafeBytes { ProxyProtocolHeader.parse(UnsafeRawBufferPointer(rebasing: $0[0..<cut])) }
+            check(prefix == .needMore, "a \(cut)-byte prefix of a \(header.length)-byte header parsed as \(prefix)")
+        }
+        let exact = bytes.withUnsafeBytes { ProxyProtocolHeader.parse(UnsafeRawBufferPointer(rebasing: $0[0..<header.length])) }
+        check(exact == parse, "the header alone parsed differently: \(exact)")
     }
 
     private static func config(_ bytes: [UInt8]) {

@@ -52,9 +52,12 @@ public struct ListenerConfig: Codable, Sendable {
     public var limits: HTTPLimitsConfig
     /// The plugin chain, run in this order for every request of the listener.
     public var plugins: [PluginEntryConfig]
+    /// The PROXY protocol header that a load balancer in front sends (nil: none is expected).
+    public var proxyProtocol: ProxyProtocolConfig?
 
     package enum CodingKeys: String, CodingKey {
         case name, address, `protocol`, tls, routes, limits, plugins
+        case proxyProtocol = "proxy_protocol"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -66,6 +69,7 @@ public struct ListenerConfig: Codable, Sendable {
         routes = c.value(.routes, default: [])
         limits = c.value(.limits, default: HTTPLimitsConfig())
         plugins = c.value(.plugins, default: [])
+        proxyProtocol = c.optional(.proxyProtocol)
     }
 }
 

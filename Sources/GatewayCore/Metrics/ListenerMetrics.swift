@@ -19,6 +19,8 @@ package final class ListenerMetrics: Sendable {
     private let clientTimeouts: [Counter]
     /// Connections closed at accept for a limit, by `RefusalReason`.
     private let connectionsRefused: [Counter]
+    /// PROXY protocol outcomes, by `ProxyProtocolOutcome` (0 on listeners without `proxy_protocol`).
+    private let proxyProtocol: [Counter]
 
     package static let rejectionCodes: [HandshakeRejection.Code] = [
         .noCertificate, .unknownCA, .selfSigned, .expired, .notYetValid, .revoked, .crlExpired, .crlInvalid, .badSignature,
@@ -53,6 +55,9 @@ package final class ListenerMetrics: Sendable {
         connectionsRefused = RefusalReason.allCases.map { reason in
             Counter(label: "gateway_connections_refused_total", dimensions: [l, ("reason", reason.rawValue)], factory: factory)
         }
+        proxyProtocol = ProxyProtocolOutcome.allCases.map { outcome in
+            Counter(label: "gateway_proxy_protocol_total", dimensions: [l, ("outcome", outcome.rawValue)], factory: factory)
+        }
         clientTimeouts = ClientTimeout.allCases.map { kind in
             Counter(label: "gateway_client_timeouts_total", dimensions: [l, ("kind", kind.rawValue)], factory: factory)
         }
@@ -68,6 +73,31 @@ package final class ListenerMetrics: Sendable {
 
     package func connectionRefused(_ reason: RefusalReason) {
         connectionsRefused[RefusalReason.allCases.firstIndex(of: reason)!].increment()
+    }
+
+    /// What became of a connection on a listener with `proxy_protocol`, before its first own byte.
+    package enum ProxyProtocolOutcome: String, CaseIterable, Sendable {
+        /// A v1 or v2 header with the client's address, which the connection now carries.
+        case v1, v2
+        /// A v2 LOCAL command, a v1 UNKNOWN line, or a v2 family without IP addresses: served with the
+        /// socket's addresses (a balancer's health check).
+        case local
+        /// `optional` mode, a connection without a header: served with the socket's addresses.
+        case absent
+        /// Closed: a header from a peer outside `trusted`, or (`required`) any connection from one.
+        case untrusted
+        /// Closed: `required` mode and the connection did not start with a header.
+        case missing
+        /// Closed: the header breaks the specification (each reason is logged at debug level).
+        case malformed
+        /// Closed: the peer ended the connection in the middle of the header.
+        case truncated
+        /// Closed: the header did not arrive within the listener's `handshake_timeout`.
+        case timeout
+    }
+
+    package func proxyProtocol(_ outcome: ProxyProtocolOutcome) {
+        proxyProtocol[ProxyProtocolOutcome.allCases.firstIndex(of: outcome)!].increment()
     }
 
     /// Why a slow client was closed.

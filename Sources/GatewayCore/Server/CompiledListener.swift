@@ -8,16 +8,19 @@ package final class CompiledListener: Sendable {
     package let router: Router
     package let limits: HTTPLimitsConfig
     package let plugins: PluginChain?
+    /// The PROXY protocol header its connections start with (nil: none).
+    package let proxyProtocol: ProxyProtocolPolicy?
     /// Shared by every generation of the listener with this name.
     package let metrics: ListenerMetrics
 
-    package init(name: String, address: SocketAddress, tls: ListenerTLS?, router: Router, limits: HTTPLimitsConfig, plugins: PluginChain?, metrics: ListenerMetrics) {
+    package init(name: String, address: SocketAddress, tls: ListenerTLS?, router: Router, limits: HTTPLimitsConfig, plugins: PluginChain?, proxyProtocol: ProxyProtocolPolicy? = nil, metrics: ListenerMetrics) {
         self.name = name
         self.address = address
         self.tls = tls
         self.router = router
         self.limits = limits
         self.plugins = plugins
+        self.proxyProtocol = proxyProtocol
         self.metrics = metrics
     }
 }

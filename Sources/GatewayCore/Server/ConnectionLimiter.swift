@@ -39,6 +39,21 @@ package final class ConnectionLimiter: Sendable {
         }
     }
 
+    /// A connection admitted under `old` (its socket peer: a load balancer) is from `new` (its PROXY header):
+    /// counts it under `new` if that address has fewer than `maxPerIP` other connections open (0: no limit);
+    /// false, and nothing changed, if not.
+    package func reassign(from old: String, to new: String, maxPerIP: Int) -> Bool {
+        state.withLockedValue { state in
+            let fromNew = state.byIP[new, default: 0]
+            let others = old == new ? fromNew - 1 : fromNew
+            if maxPerIP > 0, others >= maxPerIP { return false }
+            guard old != new else { return true }
+            if let count = state.byIP[old], count > 1 { state.byIP[old] = count - 1 } else { state.byIP.removeValue(forKey: old) }
+            state.byIP[new] = fromNew + 1
+            return true
+        }
+    }
+
     /// An admitted connection from `ip` closed.
     package func release(ip: String) {
         state.withLockedValue { state in

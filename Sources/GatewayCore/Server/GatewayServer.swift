@@ -379,7 +379,29 @@ public final class GatewayServer: Service, Sendable {
                     return channel.close()
                 }
                 let clientIP = channel.remoteAddress?.ipAddress ?? "unknown"
-                let decision = slot.limiter.admit(ip: clientIP, maxTotal: listener.limits.maxConnections, maxPerIP: listener.limits.maxConnectionsPerIP)
+                // Behind a balancer (`proxy_protocol`), a trusted peer's connections are limited per client address
+                // once its header names the client; the balancer's own address is no client.
+                let proxyPolicy = listener.proxyProtocol
+                if proxyPolicy != nil, channel.remoteAddress == nil {
+                    // Reset before its peer's address could be read (a balancer's health check): nothing to serve,
+                    // and no peer to trust or blame.
+                    runtime.connectionClosed()
+                    return channel.close()
+                }
+                let peerTrusted = proxyPolicy?.trusts(channel.remoteAddress) ?? false
+                if let proxyPolicy, proxyPolicy.mode == .required, !peerTrusted {
+                    runtime.connectionClosed()
+                    listener.metrics.proxyProtocol(.untrusted)
+                    if let refused = slot.limiter.shouldLogRefusal() {
+                        logger.warning("refusing connections from peers outside proxy_protocol.trusted", metadata: [
+                            "listener": "\(listener.name)", "peer": "\(channel.remoteAddress.text)", "refused_since_last_line": "\(refused)",
+                        ])
+                    }
+                    return channel.close()
+                }
+                let decision = slot.limiter.admit(
+                    ip: clientIP, maxTotal: listener.limits.maxConnections, maxPerIP: peerTrusted ? 0 : listener.limits.maxConnectionsPerIP
+                )
                 guard decision == .admitted else {
                     runtime.connectionClosed()
                     listener.metrics.connectionRefused(decision == .listenerFull ? .listenerLimit : .clientLimit)
@@ -394,18 +416,44 @@ public final class GatewayServer: Service, Sendable {
                 }
                 let limiter = slot.limiter
                 let key = ObjectIdentifier(channel)
+                // The address the connection is counted under (a PROXY header may change it).
+                let countedIP = NIOLoopBoundBox(clientIP, eventLoop: channel.eventLoop)
                 openConnections.withLockedValue { $0[key] = channel }
                 listener.metrics.connectionsAccepted.increment()
                 listener.metrics.connectionsActive.increment()
                 channel.closeFuture.whenComplete { _ in
-                    limiter.release(ip: clientIP)
+                    limiter.release(ip: countedIP.value)
                     openConnections.withLockedValue { _ = $0.removeValue(forKey: key) }
                     listener.metrics.connectionsActive.decrement()
                     runtime.connectionClosed()
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     do {
-                        try Self.configureConnection(channel, listener: listener, runtime: runtime, logger: logger)
+                        if let proxyPolicy {
+                            try channel.pipeline.syncOperations.addHandler(ProxyProtocolHandler(
+                                policy: proxyPolicy, peerTrusted: peerTrusted, timeout: listener.limits.handshakeTimeout.timeAmount,
+                                listenerName: listener.name, metrics: listener.metrics, logger: logger
+                            ) { channel, source, destination in
+                                let realIP = source?.ipAddress ?? clientIP
+                                if peerTrusted, realIP != clientIP {
+                                    guard limiter.reassign(from: clientIP, to: realIP, maxPerIP: listener.limits.maxConnectionsPerIP) else {
+                                        listener.metrics.connectionRefused(.clientLimit)
+                                        if let refused = limiter.shouldLogRefusal() {
+                                            logger.warning("refusing connections over the limit", metadata: [
+                                                "listener": "\(listener.name)", "client": "\(source.text)", "peer": "\(channel.remoteAddress.text)",
+                                                "limit": "max_connections_per_ip \(listener.limits.maxConnectionsPerIP)", "refused_since_last_line": "\(refused)",
+                                            ])
+                                        }
+                                        return false
+                                    }
+                                    countedIP.value = realIP
+                                }
+                                try Self.configureConnection(channel, listener: listener, runtime: runtime, logger: logger, remoteAddress: source, localAddress: destination)
+                                return true
+                            })
+                        } else {
+                            try Self.configureConnection(channel, listener: listener, runtime: runtime, logger: logger)
+                        }
                     } catch {
                         listener.metrics.connectionSetupFailed(.pipeline)
                         logger.error("closing connection: its pipeline could not be set up", metadata: [
@@ -417,10 +465,15 @@ public final class GatewayServer: Service, Sendable {
             }
     }
 
-    package static func configureConnection(_ channel: Channel, listener: CompiledListener, runtime: GatewayRuntime, logger: Logger) throws {
+    /// Sets up a connection's pipeline: TLS (when the listener has it), the HTTP/1 codec and the proxy handler.
+    /// `remoteAddress` and `localAddress` are the socket's, or what a PROXY header said.
+    package static func configureConnection(
+        _ channel: Channel, listener: CompiledListener, runtime: GatewayRuntime, logger: Logger,
+        remoteAddress: SocketAddress? = nil, localAddress: SocketAddress? = nil
+    ) throws {
         let connection = ConnectionContext(
             listenerName: listener.name, isTLS: listener.tls != nil,
-            remoteAddress: channel.remoteAddress, localAddress: channel.localAddress
+            remoteAddress: remoteAddress ?? channel.remoteAddress, localAddress: localAddress ?? channel.localAddress
         )
         let sync = channel.pipeline.syncOperations
         if let tls = listener.tls {

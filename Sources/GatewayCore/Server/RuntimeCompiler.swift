@@ -90,10 +90,11 @@ package struct RuntimeCompiler {
         if limits.maxConnections < 0 { issues.add("\(path).limits.max_connections", "must be 0 (no limit) or more") }
         if limits.maxConnectionsPerIP < 0 { issues.add("\(path).limits.max_connections_per_ip", "must be 0 (no limit) or more") }
         let plugins = compilePlugins(config.plugins, path: "\(path).plugins", listener: config.name, searchPaths: pluginPaths)
-        guard let address, let router, config.protocol == .http || tls != nil else { return nil }
+        let proxyProtocol = config.proxyProtocol.flatMap { ProxyProtocolPolicy.compile($0, path: "\(path).proxy_protocol", issues: issues) }
+        guard let address, let router, config.protocol == .http || tls != nil, proxyProtocol != nil || config.proxyProtocol == nil else { return nil }
         return CompiledListener(
             name: config.name, address: address, tls: tls, router: router, limits: limits, plugins: plugins,
-            metrics: metrics.listener(config.name)
+            proxyProtocol: proxyProtocol, metrics: metrics.listener(config.name)
         )
     }
 
