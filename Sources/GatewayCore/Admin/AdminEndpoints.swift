@@ -95,7 +95,11 @@ package struct AdminEndpoints: Sendable {
 
     private func readiness(_ runtime: GatewayRuntime) -> Response {
         var problems: [String] = []
-        if !server.listenersBound { problems.append("not every listener is bound") }
+        if server.isShuttingDown {
+            problems.append("shutting down")
+        } else if !server.listenersBound {
+            problems.append("not every listener is bound")
+        }
         let now = NIODeadline.now()
         for backend in runtime.backends where !backend.servers.contains(where: { $0.isAvailable(now: now) }) {
             problems.append("backend '\(backend.name)' has no server in rotation")

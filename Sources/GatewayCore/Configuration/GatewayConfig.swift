@@ -4,6 +4,9 @@ public struct GatewayConfig: Codable, Sendable {
     public var backends: [BackendConfig]
     /// How long a graceful shutdown waits for in-flight requests before closing connections.
     public var shutdownTimeout: ConfigDuration
+    /// On SIGTERM, how long the listeners keep accepting (every response with `Connection: close`, `/readyz`
+    /// answering 503) before they close, so that load balancers' health checks take the instance out first.
+    public var drainDelay: ConfigDuration = .seconds(0)
     /// Directories searched, in order, for a plugin `library` given as a bare file name.
     public var pluginPaths: [String]?
     /// The admin HTTP listener (health, readiness, metrics, effective config); off when absent.
@@ -16,6 +19,7 @@ public struct GatewayConfig: Codable, Sendable {
     package enum CodingKeys: String, CodingKey {
         case listeners, backends, admin, watch
         case shutdownTimeout = "shutdown_timeout"
+        case drainDelay = "drain_delay"
         case pluginPaths = "plugin_paths"
         case watchInterval = "watch_interval"
     }
@@ -31,6 +35,7 @@ public struct GatewayConfig: Codable, Sendable {
         listeners = c.required(.listeners) ?? []
         backends = c.value(.backends, default: [])
         shutdownTimeout = c.value(.shutdownTimeout, default: .seconds(30))
+        drainDelay = c.value(.drainDelay, default: .seconds(0))
         pluginPaths = c.optional(.pluginPaths, StringOrList.self)?.values
         admin = c.optional(.admin)
         watch = c.value(.watch, default: false)

@@ -533,7 +533,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         case .head(let head):
             let action = machine.responseHead(
                 status: head.status, keepAlive: head.isKeepAlive, hasContentLength: head.headers.contains(name: "content-length"),
-                retired: runtime.isRetired
+                retired: runtime.closesConnections
             )
             guard case .writeResponseHead(let close) = action, let clientHead else { return perform(action) }
             responseStatus = Int(head.status.code)
@@ -672,7 +672,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// Answers the request from the gateway itself (an error, or a plugin's answer).
     private func respond(_ status: HTTPResponseStatus, body: [UInt8], headers extra: [(String, String)], close requestedClose: Bool) {
         guard let context, let head = clientHead else { return }
-        let after = machine.answerStarted(close: requestedClose || runtime.isRetired)
+        let after = machine.answerStarted(close: requestedClose || runtime.closesConnections)
         let close = after == .close
         if after == .awaitNextHead { headGuard.awaitNextHead() }
         var headers = HTTPHeaders(extra)

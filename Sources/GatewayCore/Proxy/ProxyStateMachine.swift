@@ -438,8 +438,8 @@ package struct ProxyStateMachine {
         return .answer(.backendClosed, close: !request.ended || !request.facts.keepAlive, abortBackend: true)
     }
 
-    /// The backend sent a response head. `retired`: the configuration generation was replaced (the client should
-    /// reconnect to the new one).
+    /// The backend sent a response head. `retired`: the configuration generation was replaced, or the gateway is
+    /// draining before shutdown (either way the client should reconnect: to the new generation, or elsewhere).
     package mutating func responseHead(status: HTTPResponseStatus, keepAlive: Bool, hasContentLength: Bool, retired: Bool) -> Action {
         guard case .proxying(let request, var exchange) = state else { return .none }
         if status == .switchingProtocols {

@@ -78,6 +78,15 @@ public final class GatewayRuntime: Sendable {
 
     package var isRetired: Bool { state.load(ordering: .relaxed) & 1 == 1 }
 
+    private let draining = ManagedAtomic<Bool>(false)
+
+    /// Shutting down after `drain_delay`: connections are still served, each response closes its connection.
+    package func startDraining() { draining.store(true, ordering: .relaxed) }
+
+    /// Whether every response closes its connection: the generation is retired (a reload replaced it) or the
+    /// gateway is draining before shutdown.
+    package var closesConnections: Bool { isRetired || draining.load(ordering: .relaxed) }
+
     /// Connections still open on this generation.
     package var openConnections: Int { state.load(ordering: .relaxed) >> 1 }
 

@@ -57,6 +57,9 @@ public final class GatewayServer: Service, Sendable {
     /// The admin listener's bound address, when one is configured.
     public var adminAddress: SocketAddress? { state.withLockedValue { $0.admin?.localAddress } }
 
+    /// True once a shutdown began (`/readyz` answers 503 from then on).
+    package var isShuttingDown: Bool { state.withLockedValue { $0.phase == .stopped } }
+
     /// True when every listener is bound and accepting.
     package var listenersBound: Bool {
         state.withLockedValue { state in
@@ -309,8 +312,9 @@ public final class GatewayServer: Service, Sendable {
 
     // MARK: shutdown
 
-    /// Stops accepting, lets in-flight requests finish up to `shutdown_timeout`, then closes what is left and
-    /// destroys every plugin instance (the audit plugin writes its queued lines).
+    /// Drains for `drain_delay` (still accepting, every response closing its connection, `/readyz` 503), stops
+    /// accepting, lets in-flight requests finish up to `shutdown_timeout`, then closes what is left and destroys
+    /// every plugin instance (the audit plugin writes its queued lines).
     public func shutdown() async {
         // Let a reload in progress finish first; any later one sees `stopped` and does nothing.
         await reloadGate.enter()
@@ -321,6 +325,16 @@ public final class GatewayServer: Service, Sendable {
         }
         await reloadGate.leave()
         guard active.count + removed.count > 0 || admin != nil else { return }
+        let drainDelay = runtime.config.drainDelay
+        if drainDelay.nanoseconds > 0, !active.isEmpty {
+            // `/readyz` answers 503 from now on (the phase is `stopped`); the listeners keep accepting, and every
+            // response closes its connection, until the balancers' health checks have taken the instance out.
+            logger.info("shutting down: draining before the listeners close", metadata: [
+                "drain_delay": "\(drainDelay)", "timeout": "\(runtime.shutdownTimeout)",
+            ])
+            runtime.startDraining()
+            try? await Task.sleep(nanoseconds: UInt64(drainDelay.nanoseconds))
+        }
         logger.info("shutting down", metadata: ["timeout": "\(runtime.shutdownTimeout)"])
         let loop = group.next()
         let drained = EventLoopFuture.andAllComplete(active.map { $0.drain(on: loop) } + removed, on: loop)
