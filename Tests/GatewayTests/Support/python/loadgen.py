@@ -26,7 +26,8 @@ def worker(args, deadline, result, lock):
     while time.time() < deadline and not (args.stop_file and os.path.exists(args.stop_file)):
         fresh = False
         if conn is None:
-            conn = http.client.HTTPSConnection("127.0.0.1", args.port, context=ctx, timeout=10)
+            source = (args.source, 0) if args.source else None
+            conn = http.client.HTTPSConnection("127.0.0.1", args.port, context=ctx, timeout=10, source_address=source)
             try:
                 conn.connect()
                 fresh = True
@@ -101,6 +102,7 @@ def main():
     p.add_argument("--threads", type=int, default=10)
     p.add_argument("--duration", type=float, default=10)
     p.add_argument("--stop-file")
+    p.add_argument("--source", help="the local address to connect from (e.g. 127.0.0.9), default any")
     p.add_argument("--shutdown", action="store_true", help="the gateway is being stopped: closed connections end a worker")
     args = p.parse_args()
     deadline = time.time() + args.duration
