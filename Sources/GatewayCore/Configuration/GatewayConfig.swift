@@ -59,10 +59,13 @@ public struct ListenerConfig: Codable, Sendable {
     public var plugins: [PluginEntryConfig]
     /// The PROXY protocol header that a load balancer in front sends (nil: none is expected).
     public var proxyProtocol: ProxyProtocolConfig?
+    /// SO_REUSEPORT: a new gateway process (of the same user) can bind the same address while this one drains.
+    public var reusePort: Bool
 
     package enum CodingKeys: String, CodingKey {
         case name, address, `protocol`, tls, routes, limits, plugins
         case proxyProtocol = "proxy_protocol"
+        case reusePort = "reuse_port"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -75,6 +78,7 @@ public struct ListenerConfig: Codable, Sendable {
         limits = c.value(.limits, default: HTTPLimitsConfig())
         plugins = c.value(.plugins, default: [])
         proxyProtocol = c.optional(.proxyProtocol)
+        reusePort = c.value(.reusePort, default: false)
     }
 }
 

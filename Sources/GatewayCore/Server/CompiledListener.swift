@@ -10,10 +10,12 @@ package final class CompiledListener: Sendable {
     package let plugins: PluginChain?
     /// The PROXY protocol header its connections start with (nil: none).
     package let proxyProtocol: ProxyProtocolPolicy?
+    /// SO_REUSEPORT on the listening socket (`reuse_port`).
+    package let reusePort: Bool
     /// Shared by every generation of the listener with this name.
     package let metrics: ListenerMetrics
 
-    package init(name: String, address: SocketAddress, tls: ListenerTLS?, router: Router, limits: HTTPLimitsConfig, plugins: PluginChain?, proxyProtocol: ProxyProtocolPolicy? = nil, metrics: ListenerMetrics) {
+    package init(name: String, address: SocketAddress, tls: ListenerTLS?, router: Router, limits: HTTPLimitsConfig, plugins: PluginChain?, proxyProtocol: ProxyProtocolPolicy? = nil, reusePort: Bool = false, metrics: ListenerMetrics) {
         self.name = name
         self.address = address
         self.tls = tls
@@ -21,6 +23,7 @@ package final class CompiledListener: Sendable {
         self.limits = limits
         self.plugins = plugins
         self.proxyProtocol = proxyProtocol
+        self.reusePort = reusePort
         self.metrics = metrics
     }
 }

@@ -110,7 +110,7 @@ public final class GatewayServer: Service, Sendable {
     private func bind(_ listener: CompiledListener, runtime: GatewayRuntime) async throws -> ListenerSlot {
         let slot = ListenerSlot(listener: listener, runtime: runtime, group: group)
         do {
-            let channel = try await makeBootstrap(for: slot).bind(to: listener.address).get()
+            let channel = try await makeBootstrap(for: slot, reusePort: listener.reusePort).bind(to: listener.address).get()
             slot.channel = channel
             logger.info("listening", metadata: [
                 "listener": "\(listener.name)", "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
@@ -372,12 +372,15 @@ public final class GatewayServer: Service, Sendable {
 
     // MARK: connections
 
-    private func makeBootstrap(for slot: ListenerSlot) -> ServerBootstrap {
+    private func makeBootstrap(for slot: ListenerSlot, reusePort: Bool) -> ServerBootstrap {
         let logger = self.logger
         let openConnections = self.openConnections
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // `reuse_port`: another process of the same user may bind the same address (the hand-over to a new
+            // binary); the kernel spreads new connections over every socket bound to it.
+            .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: reusePort ? 1 : 0)
             // TCP_NODELAY is a TCP-level option (`.tcpOption`; `.socketOption(.tcp_nodelay)` is SO_DEBUG, which
             // needs CAP_NET_ADMIN). Set on the listening socket, as NIO does by default: accepted sockets inherit
             // it, so no connection pays a setsockopt of its own (UnprivilegedTests checks an accepted one).

@@ -94,7 +94,7 @@ package struct RuntimeCompiler {
         guard let address, let router, config.protocol == .http || tls != nil, proxyProtocol != nil || config.proxyProtocol == nil else { return nil }
         return CompiledListener(
             name: config.name, address: address, tls: tls, router: router, limits: limits, plugins: plugins,
-            proxyProtocol: proxyProtocol, metrics: metrics.listener(config.name)
+            proxyProtocol: proxyProtocol, reusePort: config.reusePort, metrics: metrics.listener(config.name)
         )
     }
 
