@@ -66,6 +66,8 @@ final class ProxyProtocolHeaderTests: XCTestCase {
             "PROXY TCP4 203.0.113.9 192.0.2.1 65536 443\r\n",  // port out of range
             "PROXY TCP4 203.0.113.9 192.0.2.1 -1 443\r\n",
             "PROXY TCP4 host.example 192.0.2.1 51234 443\r\n",  // a name, not an address
+            "PROXY TCP4 1.2.3.4\u{0}zz 192.0.2.1 51234 443\r\n",  // a NUL (inet_pton would stop at it)
+            "PROXY TCP6 2001:db8::9%eth0 2001:db8::1 51234 443\r\n",  // a scope
             "PROXY UDP4 203.0.113.9 192.0.2.1 51234 443\r\n",
             "PROXY \r\n",
             "PROXY TCP4 " + String(repeating: "1", count: 100) + "\r\n",  // longer than 107 bytes
@@ -100,10 +102,17 @@ final class ProxyProtocolHeaderTests: XCTestCase {
         let six = try XCTUnwrap(header(parse(Self.v2(family: 0x21, inet6))))
         XCTAssertEqual(six.source, try SocketAddress(ipAddress: "2001:db8::9", port: 443))
 
-        // LOCAL (a health check from the balancer), UNSPEC and UNIX: the socket's addresses stand.
-        for (command, family, body) in [(UInt8(0), UInt8(0x00), [UInt8]()), (0, 0x11, Self.inet4Block), (1, 0x00, []), (1, 0x31, Array(repeating: 0, count: 216))] {
-            let parsed = try XCTUnwrap(header(parse(Self.v2(command: command, family: family, body))))
+        // LOCAL (a health check from the balancer), UNSPEC, UNIX and UDP: the socket's addresses stand. A LOCAL
+        // block is discarded unread, whatever its family and length say.
+        let local: [(UInt8, UInt8, [UInt8])] = [
+            (0, 0x00, []), (0, 0x11, Self.inet4Block), (0, 0x11, []), (0, 0xFF, [0x02, 0x00, 0x09]), (1, 0x00, []),
+            (1, 0x31, Array(repeating: 0, count: 216)), (1, 0x12, Self.inet4Block), (1, 0x22, Array(repeating: 0, count: 36)),
+        ]
+        for (command, family, body) in local {
+            let bytes = Self.v2(command: command, family: family, body)
+            let parsed = try XCTUnwrap(header(parse(bytes)), "command \(command) family \(family)")
             XCTAssertNil(parsed.source, "command \(command) family \(family)")
+            XCTAssertEqual(parsed.length, bytes.count)
         }
     }
 
@@ -115,7 +124,9 @@ final class ProxyProtocolHeaderTests: XCTestCase {
             ("command 2", Self.v2(command: 2, Self.inet4Block)),
             ("family 4", Self.v2(family: 0x41, Self.inet4Block)),
             ("transport 3", Self.v2(family: 0x13, Self.inet4Block)),
-            ("datagram", Self.v2(family: 0x12, Self.inet4Block)),
+            ("family without transport", Self.v2(family: 0x10, Self.inet4Block)),
+            ("UNSPEC family with a transport", Self.v2(family: 0x01, Self.inet4Block)),
+            ("UNIX family without transport", Self.v2(family: 0x30, Array(repeating: 0, count: 216))),
             ("length shorter than the address block", Self.v2(Array(Self.inet4Block.prefix(8)))),
             ("TLV header cut", Self.v2(Self.inet4Block + [0x02, 0x00])),
             ("TLV value past the length", Self.v2(Self.inet4Block + [0x02, 0x00, 0x09, 0x61])),

@@ -20,6 +20,7 @@ final class ProxyProtocolTests: GatewayTestCase {
           - name: mixed
             address: "127.0.0.1:\(optional)"
             proxy_protocol: { mode: optional, trusted: [ "127.0.0.1/32", "::1" ] }
+            limits: { max_connections_per_ip: 2 }
             tls: \(tls)
             routes: [ { backend: app } ]
         backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
@@ -92,7 +93,8 @@ final class ProxyProtocolTests: GatewayTestCase {
         XCTAssertEqual(curl.stdout, "200", curl.stderr)
         XCTAssertEqual(forwardedFor(), ["198.51.100.7", "198.51.100.8", "127.0.0.1", "198.51.100.9", "127.0.0.1"])
 
-        // max_connections_per_ip counts the header's client (2 open at most), not the balancer's address.
+        // max_connections_per_ip counts the header's client (2 open at most), not the balancer's address; the
+        // refused third is counted as client_limit, not as a v1 connection served.
         let limited = try client(port: required, header: Array("PROXY TCP4 198.51.100.50 192.0.2.1 40000 443\r\n".utf8), connections: 3)
         XCTAssertEqual(limited.map { $0["status"] as? Int }, [200, 200, nil], "\(limited)")
         XCTAssertNotNil(limited.last?["closed"])
@@ -111,7 +113,7 @@ final class ProxyProtocolTests: GatewayTestCase {
         XCTAssertNotNil(slow.first?["closed"], "no complete header within handshake_timeout (1s): \(slow)")
         XCTAssertEqual(backend.requests.count, before)
         try await assertOutcomes(admin: admin, listener: "balanced", [
-            "v2": 2, "v1": 5, "local": 1, "malformed": 1, "truncated": 1, "missing": 1, "untrusted": 1, "timeout": 1,
+            "v2": 2, "v1": 4, "local": 1, "malformed": 1, "truncated": 1, "missing": 1, "untrusted": 1, "timeout": 1,
         ])
 
         // optional: a header only from a trusted peer; without one, the socket's address.
@@ -120,10 +122,14 @@ final class ProxyProtocolTests: GatewayTestCase {
         XCTAssertNotNil(try client(port: optional, header: v2, source: "127.0.0.7").first?["closed"])
         XCTAssertEqual(try client(port: optional, source: "127.0.0.7").first?["status"] as? Int, 200)
         XCTAssertEqual(forwardedFor().suffix(3), ["127.0.0.1", "198.51.100.20", "127.0.0.7"])
-        try await assertOutcomes(admin: admin, listener: "mixed", ["absent": 2, "v1": 1, "untrusted": 1])
+        // A trusted peer without a header is still a client with a per-IP limit of its own.
+        let direct = try client(port: optional, connections: 3)
+        XCTAssertEqual(direct.map { $0["status"] as? Int }, [200, 200, nil], "\(direct)")
+        try await assertOutcomes(admin: admin, listener: "mixed", ["absent": 4, "v1": 1, "untrusted": 1])
 
         let metrics = try MetricSamples(exposition: try await TestClient.get(port: admin, tls: nil, path: "/metrics", host: "127.0.0.1")?.text ?? "")
         XCTAssertEqual(metrics.value("gateway_connections_refused_total", ["listener": "balanced", "reason": "client_limit"]), 1)
+        XCTAssertEqual(metrics.value("gateway_connections_refused_total", ["listener": "mixed", "reason": "client_limit"]), 1)
         XCTAssertEqual(gateway.terminate(), 0)
         let audit = try String(contentsOfFile: pki.path("audit.log"), encoding: .utf8)
         for client in ["198.51.100.7", "198.51.100.8", "198.51.100.9", "198.51.100.50"] {
@@ -173,6 +179,35 @@ final class ProxyProtocolTests: GatewayTestCase {
         XCTAssertEqual(gateway.terminate(), 0)
         let audit = try String(contentsOfFile: pki.path("audit.log"), encoding: .utf8)
         XCTAssertEqual(audit.split(separator: "\n").filter { $0.contains("\"client_address\":\"127.0.0.7\"") }.count, 2, audit)
+    }
+
+    /// A shutdown while a connection still waits for the rest of its header closes it at once (no request of it
+    /// can be in flight), rather than leaving it to handshake_timeout or shutdown_timeout (both 30 s here).
+    func testShutdownClosesAConnectionWaitingForItsHeader() async throws {
+        let port = try unusedPort(), admin = try unusedPort()
+        let gateway = try await runGateway("""
+            shutdown_timeout: 30s
+            admin: { address: "127.0.0.1:\(admin)" }
+            listeners:
+              - name: balanced
+                address: "127.0.0.1:\(port)"
+                proxy_protocol: { trusted: [ 127.0.0.1 ] }
+                limits: { handshake_timeout: 30s }
+                tls: { certificates: [ { cert: server.pem, key: server.key } ], client_auth: required, client_ca: ca.pem }
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, name: "quiesce", adminPort: admin)
+        let waiting = try PythonHelper.start("proxy_client.py", [
+            "--port", "\(port)", "--header", Self.hex(Array("PROXY TCP4 198.51.100".utf8)), "--only-header", "--wait", "8",
+            "--ca", pki.path("ca.pem"), "--cert", pki.path("valid.pem"), "--key", pki.path("valid.key"),
+        ])
+        try await Task.sleep(nanoseconds: 700_000_000)
+        gateway.signal(SIGTERM)
+        let result = try PythonHelper.finish(waiting) as? [[String: Any]] ?? []
+        XCTAssertNotNil(result.first?["closed"], "closed by the shutdown, not left open: \(result)")
+        gateway.process.waitUntilExit()
+        XCTAssertEqual(gateway.process.terminationStatus, 0)
+        XCTAssertFalse(gateway.log.contains("shutdown timeout reached"), gateway.log)
     }
 
     func testConfigurationErrorsNameTheKey() throws {

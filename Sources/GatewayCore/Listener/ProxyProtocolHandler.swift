@@ -68,22 +68,24 @@ package final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChanne
         case .proceed(let source, let destination, let consumed, let outcome):
             decided = true
             timer?.cancel()
-            metrics.proxyProtocol(outcome)
             var rest = buffered!
             buffered = nil
             rest.moveReaderIndex(forwardBy: consumed)
             do {
+                // False: refused (over max_connections_per_ip), counted as such, not as an outcome.
                 guard try proceed(context.channel, source ?? context.channel.remoteAddress, destination ?? context.channel.localAddress) else {
                     context.close(promise: nil)
                     return
                 }
             } catch {
+                metrics.connectionSetupFailed(.pipeline)
                 logger.error("closing connection: its pipeline could not be set up", metadata: [
                     "listener": "\(listenerName)", "peer": "\(context.channel.remoteAddress.text)", "error": "\(error)",
                 ])
                 context.close(promise: nil)
                 return
             }
+            metrics.proxyProtocol(outcome)
             if rest.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(rest)) }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
@@ -91,6 +93,19 @@ package final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChanne
 
     package func channelReadComplete(context: ChannelHandlerContext) {
         if decided { context.fireChannelReadComplete() }
+    }
+
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Shutting down (or the listener was removed by a reload) before the header was read: no request can be
+        // in flight, and the handlers that would honour the event are not there yet. Close.
+        if event is ChannelShouldQuiesceEvent, !decided {
+            decided = true
+            timer?.cancel()
+            buffered = nil
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     package func channelInactive(context: ChannelHandlerContext) {

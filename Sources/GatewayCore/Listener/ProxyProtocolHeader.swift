@@ -11,14 +11,14 @@ import NIOCore
 /// is C). Strict: version 1 as the specification writes it (one line of at most 107 bytes, decimal ports
 /// without leading zeros, addresses of the named family); version 2 with its lengths checked against the
 /// address block and every TLV (unknown TLV types are skipped, as the specification asks; a CRC32C TLV is
-/// checked).
+/// checked), the family byte one of the listed combinations, and a LOCAL command's block discarded unread.
 package struct ProxyProtocolHeader: Equatable, Sendable {
     package enum Version: Int, Sendable { case v1 = 1, v2 = 2 }
 
     package var version: Version
     /// The client's address and the address it connected to, as the balancer saw them. Nil for a v2 LOCAL
-    /// command (the balancer's own connection, e.g. a health check), a v1 `UNKNOWN` line, and v2 families
-    /// without IP addresses (UNSPEC, UNIX): then the socket's own addresses stand.
+    /// command (the balancer's own connection, e.g. a health check), a v1 `UNKNOWN` line, v2 families without
+    /// IP addresses (UNSPEC, UNIX) and v2 UDP: then the socket's own addresses stand.
     package var source: SocketAddress?
     package var destination: SocketAddress?
     /// The types of the v2 TLVs, in order (empty for v1).
@@ -113,7 +113,11 @@ package struct ProxyProtocolHeader: Equatable, Sendable {
 
     /// A textual address of one family (inet_pton is strict: dotted quads without leading zeros).
     private static func address(_ text: Slice<UnsafeRawBufferPointer>, inet6: Bool, port: Int) -> SocketAddress? {
-        guard !text.isEmpty, text.count <= 45 else { return nil }
+        // Only what an address is written with (inet_pton would stop at a NUL and take what came before it).
+        let allowed = { (byte: UInt8) in
+            (byte >= 0x30 && byte <= 0x39) || byte == UInt8(ascii: ".") || (inet6 && (byte == UInt8(ascii: ":") || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x66)))
+        }
+        guard !text.isEmpty, text.count <= 45, text.allSatisfy(allowed) else { return nil }
         var cString = Array(text)
         cString.append(0)
         return cString.withUnsafeBufferPointer { pointer -> SocketAddress? in
@@ -146,9 +150,14 @@ package struct ProxyProtocolHeader: Equatable, Sendable {
         guard length <= v2MaxLength else { return .invalid("v2 header of \(length) bytes (the gateway takes up to \(v2MaxLength))") }
         guard bytes.count >= length else { return .needMore }
 
+        // LOCAL: the balancer's own connection (a health check). The receiver uses the socket's addresses and
+        // discards the rest of the block, family included, unread.
+        guard command == 1 else { return .header(.init(version: .v2, source: nil, destination: nil, tlvTypes: [], length: length)) }
+        // The combinations the specification lists (UNSPEC, and TCP or UDP over IPv4, IPv6 or UNIX); any other
+        // value must be rejected.
         let family = familyTransport >> 4, transport = familyTransport & 0x0F
-        guard family <= 3, transport <= 2 else {
-            return .invalid("v2 address family \(family) or transport \(transport) is not one the specification defines")
+        guard familyTransport == 0x00 || ((1...3).contains(family) && (1...2).contains(transport)) else {
+            return .invalid("v2 address family and transport byte 0x\(String(familyTransport, radix: 16)) is not one the specification defines")
         }
         let addressLength = [0, 12, 36, 216][Int(family)]
         guard announced >= addressLength else {
@@ -175,11 +184,11 @@ package struct ProxyProtocolHeader: Equatable, Sendable {
             guard CRC32C.checksum(header) == crc.value else { return .invalid("v2 CRC32C does not match the header") }
         }
 
-        // LOCAL: the balancer's own connection; its addresses are ignored. UNSPEC and UNIX carry no IP address.
-        guard command == 1, family == 1 || family == 2 else {
+        // UNSPEC and UNIX carry no IP address, and UDP is not what this connection is: the socket's addresses
+        // stand (the specification lets a receiver accept such a connection with its real endpoints).
+        guard family == 1 || family == 2, transport == 1 else {
             return .header(.init(version: .v2, source: nil, destination: nil, tlvTypes: tlvTypes, length: length))
         }
-        guard transport == 1 else { return .invalid("v2 PROXY command for a datagram or unspecified transport on a TCP listener") }
         let (source, destination) = family == 1 ? inet4(bytes) : inet6(bytes)
         return .header(.init(version: .v2, source: source, destination: destination, tlvTypes: tlvTypes, length: length))
     }

@@ -451,8 +451,10 @@ public final class GatewayServer: Service, Sendable {
                                 policy: proxyPolicy, peerTrusted: peerTrusted, timeout: listener.limits.handshakeTimeout.timeAmount,
                                 listenerName: listener.name, metrics: listener.metrics, logger: logger
                             ) { channel, source, destination in
+                                // A trusted peer was admitted without a per-IP limit: apply it now, to the header's
+                                // client, or to the peer itself when there is no header (optional) or a LOCAL one.
                                 let realIP = source?.ipAddress ?? clientIP
-                                if peerTrusted, realIP != clientIP {
+                                if peerTrusted {
                                     guard limiter.reassign(from: clientIP, to: realIP, maxPerIP: listener.limits.maxConnectionsPerIP) else {
                                         listener.metrics.connectionRefused(.clientLimit)
                                         if let refused = limiter.shouldLogRefusal() {
