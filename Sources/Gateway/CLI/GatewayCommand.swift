@@ -9,6 +9,7 @@ struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
         abstract: "An HTTPS gateway that terminates mutual TLS and tells backends who the client is.",
+        version: GatewayVersion.text,
         subcommands: [RunCommand.self, ValidateCommand.self, DemoCommand.self, PluginCommand.self]
     )
 }
