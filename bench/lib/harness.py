@@ -1846,6 +1846,9 @@ if __name__ == "__main__":
     try:
         if len(sys.argv) > 1 and sys.argv[1] == "profile":
             profile()
+        elif len(sys.argv) > 1 and sys.argv[1] == "soak":
+            import soak
+            soak.main()
         else:
             main()
     except BenchError as e:
