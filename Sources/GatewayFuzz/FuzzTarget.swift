@@ -10,7 +10,8 @@ import X509
 /// with the input). Run under libFuzzer by `scripts/fuzz TARGET`, and replayed over the committed corpus plus
 /// seeded random inputs by `gateway-fuzz replay` in `scripts/test`.
 enum FuzzTarget: String, CaseIterable {
-    /// The hand-written ClientHello reader: never crashes; a server name it returns is a valid host name.
+    /// The hand-written ClientHello reader: never crashes; a server name it returns is a valid host name; the
+    /// JA4 fingerprint of whatever it accepts is well formed.
     case clientHello = "client-hello"
     /// Request-head validation: a head it accepts is in normal form (origin-form or `*`, one Host at most,
     /// one canonical Content-Length), and normalising it again changes nothing.
@@ -51,9 +52,13 @@ enum FuzzTarget: String, CaseIterable {
     }
 
     private static func clientHello(_ bytes: [UInt8]) {
-        if case .complete(let hello) = ClientHello.parse(ByteBuffer(bytes: bytes)), let name = hello.serverName {
+        guard case .complete(let hello) = ClientHello.parse(ByteBuffer(bytes: bytes)) else { return }
+        if let name = hello.serverName {
             check(ClientHello.isValidServerName(Array(name.utf8)), "accepted server name \(name.debugDescription)")
         }
+        let ja4 = JA4Fingerprint(hello)
+        check(JA4Fingerprint.isWellFormed(ja4.fingerprint), "JA4 not well formed: \(ja4.fingerprint)")
+        check(ja4.raw.hasPrefix(String(ja4.fingerprint.prefix(10))), "JA4_r does not start like JA4: \(ja4.raw)")
     }
 
     /// Bytes as a head: the first line is the method and target, the others `name: value` headers.

@@ -100,6 +100,8 @@ public struct ListenerTLSConfig: Codable, Sendable {
     public var verifyDepth: Int
     public var minVersion: TLSMinimumVersion
     public var clientAllow: ClientAllowConfig?
+    /// JA4 fingerprints of clients refused at their ClientHello, before any cryptography (`ja4_deny`).
+    public var ja4Deny: [String]
 
     package enum CodingKeys: String, CodingKey {
         case certificates
@@ -109,6 +111,7 @@ public struct ListenerTLSConfig: Codable, Sendable {
         case verifyDepth = "verify_depth"
         case minVersion = "min_version"
         case clientAllow = "client_allow"
+        case ja4Deny = "ja4_deny"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -120,6 +123,7 @@ public struct ListenerTLSConfig: Codable, Sendable {
         verifyDepth = c.value(.verifyDepth, default: 4)
         minVersion = c.value(.minVersion, default: .tls12)
         clientAllow = c.optional(.clientAllow)
+        ja4Deny = c.optional(.ja4Deny, StringOrList.self)?.values ?? []
     }
 }
 

@@ -7,6 +7,13 @@ package struct ClientHello: Sendable, Equatable {
     package var serverName: String?
     package var alpn: [String] = []
     package var cipherSuites: [UInt16] = []
+    /// What a JA4 fingerprint is made of, as offered (GREASE values included): the legacy version, every
+    /// extension type in order, supported_versions, signature_algorithms, and the first ALPN value's bytes.
+    package var legacyVersion: UInt16 = 0
+    package var extensionTypes: [UInt16] = []
+    package var supportedVersions: [UInt16] = []
+    package var signatureAlgorithms: [UInt16] = []
+    package var firstALPN: [UInt8]?
 
     package init(serverName: String? = nil, alpn: [String] = [], cipherSuites: [UInt16] = []) {
         self.serverName = serverName
@@ -82,7 +89,7 @@ package struct ClientHello: Sendable, Equatable {
 
     private static func parseBody(_ body: inout ByteBuffer) throws(InvalidServerName) -> ClientHello? {
         var hello = ClientHello()
-        guard body.readInteger(as: UInt16.self) != nil,  // legacy_version
+        guard let legacyVersion = body.readInteger(as: UInt16.self),
             body.readSlice(length: 32) != nil,  // random
             let sessionIDLength = body.readInteger(as: UInt8.self),
             body.readSlice(length: Int(sessionIDLength)) != nil,
@@ -91,6 +98,7 @@ package struct ClientHello: Sendable, Equatable {
             let compressionLength = body.readInteger(as: UInt8.self),
             body.readSlice(length: Int(compressionLength)) != nil
         else { return nil }
+        hello.legacyVersion = legacyVersion
         while let suite = suites.readInteger(as: UInt16.self) { hello.cipherSuites.append(suite) }
         guard body.readableBytes > 0 else { return hello }  // no extensions
         guard let extensionsLength = body.readInteger(as: UInt16.self), var extensions = body.readSlice(length: Int(extensionsLength)) else {
@@ -100,6 +108,7 @@ package struct ClientHello: Sendable, Equatable {
             guard let type = extensions.readInteger(as: UInt16.self), let length = extensions.readInteger(as: UInt16.self),
                 var data = extensions.readSlice(length: Int(length))
             else { return nil }
+            hello.extensionTypes.append(type)
             switch type {
             case 0:  // server_name
                 guard let listLength = data.readInteger(as: UInt16.self), var list = data.readSlice(length: Int(listLength)) else { return nil }
@@ -115,9 +124,20 @@ package struct ClientHello: Sendable, Equatable {
             case 16:  // application_layer_protocol_negotiation
                 guard let listLength = data.readInteger(as: UInt16.self), var list = data.readSlice(length: Int(listLength)) else { return nil }
                 while list.readableBytes > 0 {
-                    guard let length = list.readInteger(as: UInt8.self), let proto = list.readString(length: Int(length)) else { return nil }
-                    hello.alpn.append(proto)
+                    guard let length = list.readInteger(as: UInt8.self), let proto = list.readBytes(length: Int(length)) else { return nil }
+                    if hello.firstALPN == nil { hello.firstALPN = proto }
+                    hello.alpn.append(String(decoding: proto, as: UTF8.self))
                 }
+            case 43:  // supported_versions
+                guard let listLength = data.readInteger(as: UInt8.self), listLength % 2 == 0, var list = data.readSlice(length: Int(listLength)) else {
+                    return nil
+                }
+                while let version = list.readInteger(as: UInt16.self) { hello.supportedVersions.append(version) }
+            case 13:  // signature_algorithms
+                guard let listLength = data.readInteger(as: UInt16.self), listLength % 2 == 0, var list = data.readSlice(length: Int(listLength)) else {
+                    return nil
+                }
+                while let algorithm = list.readInteger(as: UInt16.self) { hello.signatureAlgorithms.append(algorithm) }
             default:
                 break
             }

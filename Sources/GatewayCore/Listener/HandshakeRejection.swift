@@ -23,6 +23,8 @@ public struct HandshakeRejection: Error, Hashable, Sendable, CustomStringConvert
         public static let pinMismatch = Code("pin_mismatch")
         /// The chain verifies, but no subjectAltName of the leaf matches the listener's `client_allow` matchers.
         public static let sanMismatch = Code("san_mismatch")
+        /// The ClientHello's JA4 fingerprint is in the listener's `ja4_deny`.
+        public static let ja4Denied = Code("ja4_denied")
         public static let protocolVersion = Code("protocol_version")
         public static let handshakeTimeout = Code("handshake_timeout")
         public static let tlsError = Code("tls_error")

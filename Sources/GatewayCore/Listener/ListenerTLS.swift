@@ -58,8 +58,12 @@ package final class ListenerTLS: Sendable {
     /// The earliest nextUpdate among the CRLs of every client policy of the listener.
     package var crlNextUpdate: Date? { policies.compactMap { $0.verifier?.earliestCRLNextUpdate }.min() }
 
-    package init(entries: [Entry], policies: [ClientPolicy], serverCertificateExpiry: Date? = nil, clientCAExpiry: Date? = nil) {
+    /// `ja4_deny`: clients with these JA4 fingerprints are refused at their ClientHello.
+    package let ja4Deny: Set<String>
+
+    package init(entries: [Entry], policies: [ClientPolicy], serverCertificateExpiry: Date? = nil, clientCAExpiry: Date? = nil, ja4Deny: Set<String> = []) {
         precondition(!entries.isEmpty && !policies.isEmpty)
+        self.ja4Deny = ja4Deny
         self.serverCertificateExpiry = serverCertificateExpiry
         self.clientCAExpiry = clientCAExpiry
         self.entries = entries

@@ -61,6 +61,23 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
             ])
             context.close(promise: nil)
         case .complete(let hello):
+            // JA4 only when a deny list needs it or the log shows it (a few microseconds of hashing otherwise saved).
+            if !tls.ja4Deny.isEmpty || logger.logLevel <= .debug {
+                let ja4 = JA4Fingerprint(hello).fingerprint
+                logger.debug("ClientHello", metadata: [
+                    "client": "\(connection.remoteAddress.text)", "listener": "\(connection.listenerName)", "ja4": "\(ja4)",
+                    "sni": "\(hello.serverName ?? "")",
+                ])
+                if tls.ja4Deny.contains(ja4) {
+                    state = .done
+                    metrics.handshakeFailed(.ja4Denied)
+                    logger.info("refusing a client by its JA4 fingerprint (ja4_deny)", metadata: [
+                        "client": "\(connection.remoteAddress.text)", "listener": "\(connection.listenerName)", "ja4": "\(ja4)",
+                    ])
+                    context.close(promise: nil)
+                    return
+                }
+            }
             state = .awaitingServerHello
             connection.serverName = hello.serverName
             connection.offeredCipherSuites = hello.cipherSuites

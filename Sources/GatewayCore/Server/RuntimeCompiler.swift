@@ -351,9 +351,13 @@ package struct RuntimeCompiler {
                 issues.add(keyPath, "TLS context cannot be built: \(error)")
             }
         }
+        for (index, fingerprint) in config.ja4Deny.enumerated() where !JA4Fingerprint.isWellFormed(fingerprint) {
+            issues.add("\(path).ja4_deny[\(index)]", "'\(fingerprint)' is not a JA4 fingerprint (e.g. t13d1516h2_8daaf6152771_b186095e22b6, lowercase)")
+        }
         guard !entries.isEmpty else { return nil }
         return ListenerTLS(
-            entries: entries, policies: policies, serverCertificateExpiry: serverExpiries.min(), clientCAExpiry: anchorExpiries.min()
+            entries: entries, policies: policies, serverCertificateExpiry: serverExpiries.min(), clientCAExpiry: anchorExpiries.min(),
+            ja4Deny: Set(config.ja4Deny)
         )
     }
 

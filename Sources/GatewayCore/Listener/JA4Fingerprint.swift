@@ -1,0 +1,98 @@
+import Crypto
+
+/// The JA4 fingerprint of a TLS client (FoxIO's technical_details/JA4.md), from its ClientHello: what the
+/// client offers, independent of the server it talks to (SNI and ALPN only as presence and first/last character).
+/// `t13d1516h2_8daaf6152771_b186095e22b6`: transport, version, SNI or not, cipher and extension counts, ALPN;
+/// then a hash of the sorted cipher suites; then a hash of the sorted extensions (without SNI and ALPN) and the
+/// signature algorithms in their order. GREASE values are left out everywhere. Checked against FoxIO's published
+/// test captures (`JA4FingerprintTests`, Tests/Fixtures/ja4-vectors.json).
+package struct JA4Fingerprint: Sendable, Equatable, CustomStringConvertible {
+    /// `t13d1516h2_8daaf6152771_b186095e22b6`.
+    package let fingerprint: String
+    /// JA4_r: the same with the sorted lists themselves instead of their hashes.
+    package let raw: String
+
+    package var description: String { fingerprint }
+
+    /// The fingerprint of a hello received over TCP.
+    package init(_ hello: ClientHello) {
+        let ciphers = hello.cipherSuites.filter { !Self.isGREASE($0) }
+        let extensions = hello.extensionTypes.filter { !Self.isGREASE($0) }
+        let versions = hello.supportedVersions.filter { !Self.isGREASE($0) }
+        let version = Self.versionText(versions.max() ?? hello.legacyVersion)
+        let sni = extensions.contains(0) ? "d" : "i"
+        let a = "t\(version)\(sni)\(Self.count(ciphers.count))\(Self.count(extensions.count))\(Self.alpnText(hello.firstALPN))"
+
+        let cipherList = ciphers.sorted().map(Self.hex).joined(separator: ",")
+        let extensionList = extensions.filter { $0 != 0 && $0 != 16 }.sorted().map(Self.hex).joined(separator: ",")
+        let algorithms = hello.signatureAlgorithms.filter { !Self.isGREASE($0) }.map(Self.hex).joined(separator: ",")
+        let extensionPart = algorithms.isEmpty ? extensionList : "\(extensionList)_\(algorithms)"
+        let b = cipherList.isEmpty ? "000000000000" : Self.truncatedHash(cipherList)
+        let c = extensionList.isEmpty ? "000000000000" : Self.truncatedHash(extensionPart)
+        fingerprint = "\(a)_\(b)_\(c)"
+        raw = "\(a)_\(cipherList)_\(extensionPart)"
+    }
+
+    /// Whether `text` looks like a JA4 fingerprint (`t13d1516h2_8daaf6152771_b186095e22b6`): for configuration.
+    package static func isWellFormed(_ text: String) -> Bool {
+        let parts = text.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].utf8.count == 10, parts[1].utf8.count == 12, parts[2].utf8.count == 12 else { return false }
+        let isHex = { (part: Substring) in part.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) } }
+        // The ALPN characters keep their case (an ALPN value "H2" gives "H2"); everything else is lowercase.
+        let isAlnum = { (byte: UInt8) in (48...57).contains(byte) || (97...122).contains(byte) || (65...90).contains(byte) }
+        return parts[0].utf8.allSatisfy(isAlnum) && isHex(parts[1]) && isHex(parts[2])
+    }
+
+    /// RFC 8701: 0x0a0a, 0x1a1a, ... 0xfafa.
+    package static func isGREASE(_ value: UInt16) -> Bool {
+        value & 0x0F0F == 0x0A0A && value >> 8 == value & 0xFF
+    }
+
+    private static func versionText(_ version: UInt16) -> String {
+        switch version {
+        case 0x0304: return "13"
+        case 0x0303: return "12"
+        case 0x0302: return "11"
+        case 0x0301: return "10"
+        case 0x0300: return "s3"
+        case 0x0002: return "s2"
+        case 0xFEFF: return "d1"
+        case 0xFEFD: return "d2"
+        case 0xFEFC: return "d3"
+        default: return "00"
+        }
+    }
+
+    private static func count(_ value: Int) -> String {
+        let clamped = min(value, 99)
+        return clamped < 10 ? "0\(clamped)" : "\(clamped)"
+    }
+
+    /// The first and last characters of the first ALPN value; its hex form's first and last characters when
+    /// either end is not an ASCII letter or digit; `00` without one.
+    private static func alpnText(_ value: [UInt8]?) -> String {
+        guard let value, let first = value.first, let last = value.last else { return "00" }
+        let isAlnum = { (byte: UInt8) in (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte) }
+        if isAlnum(first), isAlnum(last) {
+            return String(decoding: [first, last], as: UTF8.self)
+        }
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: [digits[Int(first >> 4)], digits[Int(last & 0x0F)]], as: UTF8.self)
+    }
+
+    private static func hex(_ value: UInt16) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: [12, 8, 4, 0].map { digits[Int(value >> UInt16($0) & 0x0F)] }, as: UTF8.self)
+    }
+
+    private static func truncatedHash(_ text: String) -> String {
+        let digest = SHA256.hash(data: Array(text.utf8))
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in digest.prefix(6) {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

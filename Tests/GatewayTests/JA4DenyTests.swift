@@ -1,0 +1,98 @@
+import Foundation
+import GatewayCore
+import NIOCore
+import XCTest
+
+/// JA4 of real clients on this machine (curl, openssl s_client, Python's ssl, captured by a plain TCP listener),
+/// and `tls.ja4_deny` in the real `gateway run` (as nobody): curl's fingerprint refused at its ClientHello,
+/// counted as `ja4_denied`, while another client still gets in.
+final class JA4DenyTests: GatewayTestCase {
+    private func capturedHellos(_ clients: [(String, [String])]) async throws -> [ClientHello] {
+        let port = try unusedPort()
+        let capture = try PythonHelper.start("hello_capture.py", ["--port", "\(port)", "--count", "\(clients.count)"])
+        try await Task.sleep(nanoseconds: 500_000_000)
+        for (executable, arguments) in clients {
+            _ = try GatewayProcess.runCommand(executable, arguments.map { $0.replacingOccurrences(of: "PORT", with: "\(port)") }, timeout: 20)
+        }
+        let hexes = try PythonHelper.finish(capture) as? [String] ?? []
+        XCTAssertEqual(hexes.count, clients.count)
+        return try hexes.map { hex in
+            var bytes: [UInt8] = []
+            var iterator = hex.utf8.makeIterator()
+            while let high = iterator.next(), let low = iterator.next() {
+                bytes.append(UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)!)
+            }
+            guard case .complete(let hello) = ClientHello.parse(ByteBuffer(bytes: bytes)) else {
+                throw PluginFixtures.FixtureError(message: "not a complete ClientHello: \(hex.prefix(80))")
+            }
+            return hello
+        }
+    }
+
+    func testRealClientsFingerprintsAndTheDenyList() async throws {
+        let python = """
+            import socket, ssl, sys
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            try:
+                context.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="localhost")
+            except Exception:
+                pass
+            """
+        let hellos = try await capturedHellos([
+            ("/usr/bin/curl", ["-s", "--max-time", "10", "--cacert", pki.path("ca.pem"), "https://localhost:PORT/"]),
+            ("/bin/sh", ["-c", "openssl s_client -connect 127.0.0.1:PORT -servername localhost </dev/null >/dev/null 2>&1"]),
+            ("/usr/bin/python3", ["-c", python, "PORT"]),
+        ])
+        let fingerprints = hellos.map { JA4Fingerprint($0).fingerprint }
+        print("JA4 of real clients on this machine: curl \(fingerprints[0]), openssl s_client \(fingerprints[1]), python ssl \(fingerprints[2])")
+        for fingerprint in fingerprints { XCTAssertTrue(JA4Fingerprint.isWellFormed(fingerprint), fingerprint) }
+        XCTAssertTrue(fingerprints[0].hasPrefix("t13d") && fingerprints[0].dropFirst(4).dropFirst(4).hasPrefix("h2"), "curl offers TLS 1.3, SNI and h2: \(fingerprints[0])")
+        let curlJA4 = fingerprints[0]
+
+        let port = try unusedPort(), adminPort = try unusedPort()
+        let gateway = try await runGateway("""
+            admin: { address: "127.0.0.1:\(adminPort)" }
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:\(port)"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: ca.pem
+                  ja4_deny: [ \(curlJA4) ]
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, name: "ja4", adminPort: adminPort)
+        let curl = try GatewayProcess.runCommand("/usr/bin/curl", [
+            "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cert", pki.path("valid.pem"), "--key", pki.path("valid.key"),
+            "--cacert", pki.path("ca.pem"), "https://localhost:\(port)/denied",
+        ])
+        XCTAssertNotEqual(curl.status, 0, "curl's fingerprint is denied: \(curl.stdout)")
+        let other = try await TestClient.get(port: port, tls: tls("valid"), path: "/allowed")
+        XCTAssertEqual(other?.status, 200, "swift-nio-ssl's client has another fingerprint")
+        XCTAssertEqual(backend.requests.map(\.head.uri), ["/allowed"])
+        let metrics = try MetricSamples(exposition: try await TestClient.get(port: adminPort, tls: nil, path: "/metrics", host: "127.0.0.1")?.text ?? "")
+        XCTAssertEqual(metrics.value("gateway_tls_handshakes_total", ["listener": "mtls", "reason": "ja4_denied"]), 1)
+        XCTAssertTrue(gateway.log.contains("refusing a client by its JA4 fingerprint"), gateway.log)
+        XCTAssertTrue(gateway.log.contains(curlJA4))
+        XCTAssertEqual(gateway.terminate(), 0)
+    }
+
+    func testAMalformedFingerprintIsAConfigurationError() throws {
+        let problems = try pki.configProblems("""
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:0"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  ja4_deny: [ t13d1516h2_8daaf6152771_b186095e22b6, "t13d1516h2_8DAAF6152771_b186095e22b6", curl ]
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:1" } ] } ]
+            """)
+        assertProblem(problems, "listeners[0].tls.ja4_deny[1]: 't13d1516h2_8DAAF6152771_b186095e22b6' is not a JA4 fingerprint")
+        assertProblem(problems, "listeners[0].tls.ja4_deny[2]: 'curl' is not a JA4 fingerprint")
+        XCTAssertFalse(problems.contains { $0.contains("ja4_deny[0]") }, "\(problems)")
+    }
+}
