@@ -44,12 +44,12 @@ final class KubernetesExampleTests: XCTestCase {
         let pki = try TestPKI()
         let configText = try XCTUnwrap((value(try manifest("configmap.yaml"), "data") as? [String: Any])?["gateway.yaml"] as? String)
         let root = pki.path("pod")
-        for directory in ["config", "tls", "audit"] {
+        for directory in ["config", "tls", "client-ca", "audit"] {
             try FileManager.default.createDirectory(atPath: "\(root)/\(directory)", withIntermediateDirectories: true)
         }
         try FileManager.default.copyItem(atPath: pki.path("server.pem"), toPath: "\(root)/tls/tls.crt")
         try FileManager.default.copyItem(atPath: pki.path("server.key"), toPath: "\(root)/tls/tls.key")
-        try FileManager.default.copyItem(atPath: pki.path("ca.pem"), toPath: "\(root)/tls/ca.crt")
+        try FileManager.default.copyItem(atPath: pki.path("ca.pem"), toPath: "\(root)/client-ca/ca.crt")
         try FileManager.default.setAttributes([.posixPermissions: 0o440], ofItemAtPath: "\(root)/tls/tls.key")
         // The audit file's directory is an emptyDir in the pod; here a directory of the test.
         XCTAssertTrue(configText.contains("/var/log/mtls-gateway/audit.log"))
@@ -86,6 +86,12 @@ final class KubernetesExampleTests: XCTestCase {
         let mounts = (value(container, "volumeMounts") as? [[String: Any]] ?? []).reduce(into: [String: String]()) { $0[$1["name"] as? String ?? ""] = $1["mountPath"] as? String }
         XCTAssertEqual(mounts["config"], "/etc/mtls-gateway/config")
         XCTAssertEqual(mounts["tls"], "/etc/mtls-gateway/tls", "the configuration names ../tls/ from its own directory")
+        XCTAssertEqual(mounts["client-ca"], "/etc/mtls-gateway/client-ca", "the client CA from a Secret of its own")
+        XCTAssertTrue(configText.contains("client_ca: ../client-ca/ca.crt"))
+        // The audit file rotates well within the emptyDir's size limit (max_size x (max_files + 1)).
+        let auditVolume = (value(pod, "volumes") as? [[String: Any]] ?? []).first { $0["name"] as? String == "audit" }
+        XCTAssertEqual(value(auditVolume, "emptyDir.sizeLimit") as? String, "1Gi")
+        XCTAssertTrue(configText.contains("max_size: 104857600, max_files: 5"), "600 MiB at most, under 1Gi")
         XCTAssertEqual(mounts["audit"], "/var/log/mtls-gateway")
         XCTAssertEqual(value(try manifest("service.yaml"), "spec.ports.0.targetPort") as? String, "https")
     }

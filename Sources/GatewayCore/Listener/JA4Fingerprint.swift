@@ -33,14 +33,20 @@ package struct JA4Fingerprint: Sendable, Equatable, CustomStringConvertible {
         raw = "\(a)_\(cipherList)_\(extensionPart)"
     }
 
-    /// Whether `text` looks like a JA4 fingerprint (`t13d1516h2_8daaf6152771_b186095e22b6`): for configuration.
+    /// Whether `text` can be the JA4 fingerprint of a TLS-over-TCP client (`t13d1516h2_8daaf6152771_b186095e22b6`):
+    /// `t`, a version, `d` or `i`, two two-digit counts, two ALPN characters (any case), then two 12-digit
+    /// lowercase hex hashes. For configuration: anything else could never match.
     package static func isWellFormed(_ text: String) -> Bool {
         let parts = text.split(separator: "_", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0].utf8.count == 10, parts[1].utf8.count == 12, parts[2].utf8.count == 12 else { return false }
-        let isHex = { (part: Substring) in part.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) } }
-        // The ALPN characters keep their case (an ALPN value "H2" gives "H2"); everything else is lowercase.
-        let isAlnum = { (byte: UInt8) in (48...57).contains(byte) || (97...122).contains(byte) || (65...90).contains(byte) }
-        return parts[0].utf8.allSatisfy(isAlnum) && isHex(parts[1]) && isHex(parts[2])
+        guard parts.count == 3, parts[1].utf8.count == 12, parts[2].utf8.count == 12 else { return false }
+        let a = Array(parts[0].utf8)
+        guard a.count == 10 else { return false }
+        let isDigit = { (byte: UInt8) in (48...57).contains(byte) }
+        let isLowerAlnum = { (byte: UInt8) in isDigit(byte) || (97...122).contains(byte) }
+        let isAlnum = { (byte: UInt8) in isLowerAlnum(byte) || (65...90).contains(byte) }
+        let isHex = { (part: Substring) in part.utf8.allSatisfy { isDigit($0) || (97...102).contains($0) } }
+        return a[0] == UInt8(ascii: "t") && isLowerAlnum(a[1]) && isLowerAlnum(a[2]) && (a[3] == UInt8(ascii: "d") || a[3] == UInt8(ascii: "i"))
+            && a[4...7].allSatisfy(isDigit) && isAlnum(a[8]) && isAlnum(a[9]) && isHex(parts[1]) && isHex(parts[2])
     }
 
     /// RFC 8701: 0x0a0a, 0x1a1a, ... 0xfafa.
