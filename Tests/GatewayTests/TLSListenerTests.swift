@@ -135,7 +135,11 @@ final class TLSListenerTests: XCTestCase {
         record.writeInteger(UInt8(22)); record.writeInteger(UInt16(0x0301)); record.writeInteger(UInt16(body.readableBytes + 4))
         record.writeInteger(UInt8(1)); record.writeInteger(UInt8(0)); record.writeInteger(UInt16(body.readableBytes)); record.writeBuffer(&body)
 
-        XCTAssertEqual(ClientHello.parse(record), .complete(ClientHello(serverName: "a.example", alpn: ["h2", "http/1.1"], cipherSuites: [0x1301, 0xC02F])))
+        var expected = ClientHello(serverName: "a.example", alpn: ["h2", "http/1.1"], cipherSuites: [0x1301, 0xC02F])
+        expected.legacyVersion = 0x0303
+        expected.extensionTypes = [0, 16]
+        expected.firstALPN = Array("h2".utf8)
+        XCTAssertEqual(ClientHello.parse(record), .complete(expected))
         XCTAssertEqual(ClientHello.parse(record.getSlice(at: 0, length: 20)!), .needMoreData)
         var garbage = ByteBuffer(string: "GET / HTTP/1.1\r\n\r\n")
         if case .notTLS = ClientHello.parse(garbage) {} else { XCTFail("plain HTTP must be refused") }
