@@ -37,32 +37,13 @@ final class FleetTests: GatewayTestCase {
         let servers = ports.enumerated().map { index, pair in
             "  server g\(index) 127.0.0.1:\(pair.port) send-proxy-v2 check port \(pair.admin) inter 200ms fall 2 rise 2"
         }.joined(separator: "\n")
-        let haproxyConfig = pki.path("fleet-haproxy.cfg")
-        try """
-        global
-          maxconn 1000
-        defaults
-          mode tcp
-          timeout connect 5s
-          timeout client 30s
-          timeout server 30s
-        frontend front
-          bind 127.0.0.1:\(front)
-          default_backend gateways
-        backend gateways
-          balance roundrobin
-          option httpchk
-          http-check send meth GET uri /readyz
-        \(servers)
-
-        """.write(toFile: haproxyConfig, atomically: true, encoding: .utf8)
-        let haproxy = Process()
-        haproxy.executableURL = URL(fileURLWithPath: "/usr/sbin/haproxy")
-        haproxy.arguments = ["-db", "-f", haproxyConfig]
-        haproxy.standardOutput = FileHandle.nullDevice
-        haproxy.standardError = FileHandle.nullDevice
-        try haproxy.run()
-        defer { if haproxy.isRunning { haproxy.terminate() } }
+        let haproxy = try HAProxy(front: front, backend: """
+              balance roundrobin
+              option httpchk
+              http-check send meth GET uri /readyz
+            \(servers)
+            """, configPath: pki.path("fleet-haproxy.cfg"))
+        defer { haproxy.stop() }
         let warm = try GatewayProcess.runCommand("/usr/bin/curl", [
             "-sS", "--retry", "10", "--retry-connrefused", "--retry-delay", "1", "-o", "/dev/null", "-w", "%{http_code}",
             "--cert", pki.path("valid.pem"), "--key", pki.path("valid.key"), "--cacert", pki.path("ca.pem"), "https://localhost:\(front)/warm",

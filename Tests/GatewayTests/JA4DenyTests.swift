@@ -17,12 +17,7 @@ final class JA4DenyTests: GatewayTestCase {
         let hexes = try PythonHelper.finish(capture) as? [String] ?? []
         XCTAssertEqual(hexes.count, clients.count)
         return try hexes.map { hex in
-            var bytes: [UInt8] = []
-            var iterator = hex.utf8.makeIterator()
-            while let high = iterator.next(), let low = iterator.next() {
-                bytes.append(UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)!)
-            }
-            guard case .complete(let hello) = ClientHello.parse(ByteBuffer(bytes: bytes)) else {
+            guard case .complete(let hello) = ClientHello.parse(ByteBuffer(bytes: [UInt8](hex: hex))) else {
                 throw PluginFixtures.FixtureError(message: "not a complete ClientHello: \(hex.prefix(80))")
             }
             return hello

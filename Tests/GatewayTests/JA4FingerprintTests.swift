@@ -18,15 +18,6 @@ final class JA4FingerprintTests: XCTestCase {
     private static let fixtures = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/ja4-vectors.json")
 
-    private static func bytes(hex: String) -> [UInt8] {
-        var out: [UInt8] = []
-        var iterator = hex.utf8.makeIterator()
-        while let high = iterator.next(), let low = iterator.next() {
-            out.append(UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)!)
-        }
-        return out
-    }
-
     /// Where FoxIO's test data and FoxIO's specification disagree, the gateway follows the specification. Their
     /// Python and Rust implementations (which produced the test data) print "99" for an ALPN value whose first or
     /// last character is not ASCII; technical_details/JA4.md prints the first and last hex digits of the value
@@ -41,7 +32,7 @@ final class JA4FingerprintTests: XCTestCase {
         var checked = 0, refused: [String] = []
         for vector in vectors {
             let label = "\(vector.capture) stream \(vector.stream)"
-            switch ClientHello.parse(ByteBuffer(bytes: Self.bytes(hex: vector.hello))) {
+            switch ClientHello.parse(ByteBuffer(bytes: [UInt8](hex: vector.hello))) {
             case .complete(let hello):
                 let ja4 = JA4Fingerprint(hello)
                 var expected = vector.ja4, expectedRaw = vector.ja4_r

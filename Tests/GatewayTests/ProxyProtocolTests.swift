@@ -143,29 +143,11 @@ final class ProxyProtocolTests: GatewayTestCase {
     func testBehindHAProxySendProxyV2() async throws {
         let required = try unusedPort(), optional = try unusedPort(), admin = try unusedPort(), front = try unusedPort()
         let gateway = try await runGateway(config(required: required, optional: optional, admin: admin), name: "proxy", adminPort: admin)
-        let haproxyConfig = pki.path("haproxy.cfg")
-        try """
-        global
-          maxconn 100
-        defaults
-          mode tcp
-          timeout connect 5s
-          timeout client 30s
-          timeout server 30s
-        frontend front
-          bind 127.0.0.1:\(front)
-          default_backend gateways
-        backend gateways
-          server gateway 127.0.0.1:\(required) send-proxy-v2 check inter 200ms
-
-        """.write(toFile: haproxyConfig, atomically: true, encoding: .utf8)
-        let haproxy = Process()
-        haproxy.executableURL = URL(fileURLWithPath: "/usr/sbin/haproxy")
-        haproxy.arguments = ["-db", "-f", haproxyConfig]
-        haproxy.standardOutput = FileHandle.nullDevice
-        haproxy.standardError = FileHandle.nullDevice
-        try haproxy.run()
-        defer { if haproxy.isRunning { haproxy.terminate() } }
+        let haproxy = try HAProxy(
+            front: front, backend: "  server gateway 127.0.0.1:\(required) send-proxy-v2 check inter 200ms", configPath: pki.path("haproxy.cfg"),
+            maxConnections: 100
+        )
+        defer { haproxy.stop() }
 
         let curl = try GatewayProcess.runCommand("/usr/bin/curl", [
             "-sS", "--retry", "10", "--retry-connrefused", "--retry-delay", "1", "--interface", "127.0.0.7",

@@ -433,13 +433,14 @@ public final class GatewayServer: Service, Sendable {
                 }
                 let limiter = slot.limiter
                 let key = ObjectIdentifier(channel)
-                // The address the connection is counted under (a PROXY header may change it).
-                let countedIP = NIOLoopBoundBox(clientIP, eventLoop: channel.eventLoop)
+                // The address the connection is counted under, when a PROXY header may change it (a box, and its
+                // allocation, only on such listeners).
+                let countedIP = proxyPolicy == nil ? nil : NIOLoopBoundBox(clientIP, eventLoop: channel.eventLoop)
                 openConnections.withLockedValue { $0[key] = channel }
                 listener.metrics.connectionsAccepted.increment()
                 listener.metrics.connectionsActive.increment()
                 channel.closeFuture.whenComplete { _ in
-                    limiter.release(ip: countedIP.value)
+                    limiter.release(ip: countedIP?.value ?? clientIP)
                     openConnections.withLockedValue { _ = $0.removeValue(forKey: key) }
                     listener.metrics.connectionsActive.decrement()
                     runtime.connectionClosed()
@@ -465,7 +466,7 @@ public final class GatewayServer: Service, Sendable {
                                         }
                                         return false
                                     }
-                                    countedIP.value = realIP
+                                    countedIP?.value = realIP
                                 }
                                 try Self.configureConnection(channel, listener: listener, runtime: runtime, logger: logger, remoteAddress: source, localAddress: destination)
                                 return true
