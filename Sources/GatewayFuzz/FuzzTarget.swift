@@ -33,6 +33,10 @@ enum FuzzTarget: String, CaseIterable {
     /// every shorter prefix of it asks for more bytes (a header split over reads parses the same); bytes after
     /// it change nothing.
     case proxyProtocol = "proxy-protocol"
+    /// DNS responses to the gateway's A/AAAA queries for `api.test` (ID from the first two bytes): never
+    /// crash; every address returned is an IP address of the asked family, none twice; a TTL comes with
+    /// addresses and only with them.
+    case dnsResponse = "dns-response"
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -44,6 +48,7 @@ enum FuzzTarget: String, CaseIterable {
         case .pluginConfig: Self.pluginConfig(bytes)
         case .configPath: Self.configPath(bytes)
         case .proxyProtocol: Self.proxyProtocol(bytes)
+        case .dnsResponse: Self.dnsResponse(bytes)
         }
     }
 
@@ -140,6 +145,20 @@ enum FuzzTarget: String, CaseIterable {
         }
         let exact = bytes.withUnsafeBytes { ProxyProtocolHeader.parse(UnsafeRawBufferPointer(rebasing: $0[0..<header.length])) }
         check(exact == parse, "the header alone parsed differently: \(exact)")
+    }
+
+    private static func dnsResponse(_ bytes: [UInt8]) {
+        let id = bytes.count >= 2 ? UInt16(bytes[0]) << 8 | UInt16(bytes[1]) : 0
+        for type in [DNSMessage.RecordType.a, .aaaa] {
+            guard let answer = try? DNSMessage.addresses(in: bytes, id: id, name: "api.test", type: type) else { continue }
+            check(Set(answer.addresses).count == answer.addresses.count, "an address twice: \(answer.addresses)")
+            check((answer.ttl == nil) == answer.addresses.isEmpty, "TTL \(String(describing: answer.ttl)) with \(answer.addresses.count) addresses")
+            for text in answer.addresses {
+                let address = try? SocketAddress(ipAddress: text, port: 1)
+                check(address?.protocol == (type == .a ? .inet : .inet6), "\(text) is not an address of the asked family")
+                check(address?.ipAddress.map { type == .a || $0 == text } ?? false, "\(text) is not in RFC 5952 form (\(String(describing: address?.ipAddress)))")
+            }
+        }
     }
 
     private static func config(_ bytes: [UInt8]) {

@@ -53,6 +53,29 @@ final class ConfigValidationTests: XCTestCase {
         assertContains(issues, "listeners[0].limits.min_body_rate")
     }
 
+    func testBackendHostNamesAndTheResolverAreCheckedByKeyPath() throws {
+        let issues = try problems("""
+            resolver: { servers: [ "10.0.0.2", "[::1]:5353", "dns.example:53", "10.0.0.3:0" ], timeout: 1ms }
+            listeners: [ { name: l, address: "127.0.0.1:0", protocol: http, routes: [ { backend: b } ] } ]
+            backends:
+              - name: b
+                servers: [ { address: "api.internal:8000" }, { address: "bad_host!:8000" }, { address: "-x.test:1" } ]
+                resolve_interval: 500ms
+            """)
+        assertContains(issues, "resolver.timeout: must be at least 10ms, got 1ms")
+        assertContains(issues, "resolver.servers[2]: 'dns.example:53' is not an IP address with an optional port")
+        assertContains(issues, "resolver.servers[3]: '10.0.0.3:0' is not an IP address with an optional port")
+        assertContains(issues, "backends[0].servers[1].address: 'bad_host!' is neither an IP address nor a host name")
+        assertContains(issues, "backends[0].servers[2].address: '-x.test' is neither an IP address nor a host name")
+        assertContains(issues, "backends[0].resolve_interval: must be at least 1s, got 500ms")
+        XCTAssertFalse(issues.contains { $0.contains("servers[0]") || $0.contains("resolver.servers[1]") }, "\(issues)")
+        let family = try problems("""
+            listeners: [ { name: l, address: "127.0.0.1:0", protocol: http, routes: [ { backend: b } ] } ]
+            backends: [ { name: b, servers: [ { address: "api.internal:8000" } ], dns_family: ipv5 } ]
+            """)
+        assertContains(family, "backends[0].dns_family: 'ipv5' is not one of: all | ipv4 | ipv6")
+    }
+
     func testStructuralProblemsAreAllReportedWithKeyPaths() throws {
         let issues = try problems(Self.brokenStructure)
         assertContains(issues, "listeners[0].protocol: 'htps' is not one of: https | http")

@@ -19,6 +19,8 @@ package final class BackendConnectionPool: Sendable {
     }
 
     private let lists = ManagedAtomicLazyReference<Lists>()
+    /// Set by `closeAll`: the server left (or its generation ended), so connections coming back are closed.
+    private let closed = ManagedAtomic<Bool>(false)
     package let maxIdlePerEventLoop: Int
 
     package init(maxIdlePerEventLoop: Int) {
@@ -49,7 +51,7 @@ package final class BackendConnectionPool: Sendable {
     /// Returns a connection whose last exchange ended cleanly (on its own loop); closes it when the pool is
     /// full.
     package func giveBack(_ connection: BackendConnection) {
-        let kept = list(on: connection.channel.eventLoop)?.withValue { idle in
+        let kept = closed.load(ordering: .relaxed) ? false : list(on: connection.channel.eventLoop)?.withValue { idle in
             guard idle.count < maxIdlePerEventLoop else { return false }
             idle.append(connection)
             return true
@@ -63,8 +65,10 @@ package final class BackendConnectionPool: Sendable {
         list.value.removeAll { $0 === connection }
     }
 
-    /// Closes every idle connection, each on its own loop; callable from any thread.
+    /// Closes every idle connection, each on its own loop, and every connection given back later; callable
+    /// from any thread.
     package func closeAll() {
+        closed.store(true, ordering: .relaxed)
         guard let lists = lists.load() else { return }
         for list in lists.byLoop.values {
             list.eventLoop.execute {

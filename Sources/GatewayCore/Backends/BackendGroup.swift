@@ -1,30 +1,120 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
 /// A compiled backend server group: its servers, how to pick one, and how to connect (HTTP or HTTPS).
+///
+/// A group whose servers are all IP addresses has fixed members. One with host names has members that
+/// `BackendDiscovery` replaces as the names' addresses change; the request path reads them under a lock.
 package final class BackendGroup: Sendable {
     package let name: String
-    package let servers: [BackendServer]
-    package let balancer: LoadBalancer
+    package let entries: [BackendServerEntry]
+    package let balance: BalanceStrategy
     package let tlsContext: NIOSSLContext?
     package let serverName: String?
     package let connectTimeout: TimeAmount
     package let responseTimeout: TimeAmount
     package let healthCheck: HealthCheckConfig?
+    package let resolveInterval: TimeAmount
+    package let dnsFamily: DNSFamily
+    private let maxIdle: Int
+    private let passive: PassiveHealthConfig?
+    private let metrics: GatewayMetrics
+    private let fixed: BackendMembers?
+    private let discovered: NIOLockedValueBox<BackendMembers>?
+    /// The event loops whose requests use the servers' pools (set by `prepare`), for servers that join later.
+    private let eventLoops = NIOLockedValueBox<[any EventLoop]>([])
 
-    package init(name: String, servers: [BackendServer], balance: BalanceStrategy, tlsContext: NIOSSLContext?, serverName: String?,
-         connectTimeout: TimeAmount, responseTimeout: TimeAmount, healthCheck: HealthCheckConfig? = nil) {
+    package init(name: String, entries: [BackendServerEntry], balance: BalanceStrategy, tlsContext: NIOSSLContext?, serverName: String?,
+                 connectTimeout: TimeAmount, responseTimeout: TimeAmount, healthCheck: HealthCheckConfig? = nil,
+                 maxIdle: Int = 64, passive: PassiveHealthConfig? = nil, metrics: GatewayMetrics,
+                 resolveInterval: TimeAmount = .seconds(10), dnsFamily: DNSFamily = .all) {
         self.name = name
-        self.servers = servers
-        self.balancer = LoadBalancer(strategy: balance, servers: servers)
+        self.entries = entries
+        self.balance = balance
         self.tlsContext = tlsContext
         self.serverName = serverName
         self.connectTimeout = connectTimeout
         self.responseTimeout = responseTimeout
         self.healthCheck = healthCheck
+        self.resolveInterval = resolveInterval
+        self.dnsFamily = dnsFamily
+        self.maxIdle = maxIdle
+        self.passive = passive
+        self.metrics = metrics
+        // IP entries are servers from the start; host names join once resolved.
+        let servers = entries.compactMap { entry in
+            entry.ipAddress.map { Self.makeServer(entry, at: $0, backend: name, maxIdle: maxIdle, passive: passive, metrics: metrics) }
+        }
+        let initial = BackendMembers(servers: servers, balance: balance)
+        if entries.contains(where: \.isHostName) {
+            fixed = nil
+            discovered = NIOLockedValueBox(initial)
+        } else {
+            fixed = initial
+            discovered = nil
+        }
+    }
+
+    /// The servers now, with their balancer. A request takes them once and keeps them for its retries.
+    package var members: BackendMembers {
+        if let fixed { return fixed }
+        return discovered!.withLockedValue { $0 }
+    }
+
+    package var servers: [BackendServer] { members.servers }
+
+    /// Whether some servers come from host names (and `BackendDiscovery` keeps them current).
+    package var usesDiscovery: Bool { discovered != nil }
+
+    private static func makeServer(_ entry: BackendServerEntry, at address: SocketAddress, backend: String, maxIdle: Int,
+                                   passive: PassiveHealthConfig?, metrics: GatewayMetrics) -> BackendServer {
+        BackendServer(
+            name: entry.address, host: entry.host, socketAddress: address, weight: entry.weight, maxIdle: maxIdle, passive: passive,
+            metrics: metrics.backendServer(backend: backend, server: address.text)
+        )
+    }
+
+    /// A server for `entry` at `address`, its pool ready for the loops given to `prepare`.
+    package func makeServer(_ entry: BackendServerEntry, at address: SocketAddress) -> BackendServer {
+        let server = Self.makeServer(entry, at: address, backend: name, maxIdle: maxIdle, passive: passive, metrics: metrics)
+        let loops = eventLoops.withLockedValue { $0 }
+        if !loops.isEmpty { server.pool.prepare(eventLoops: loops) }
+        return server
+    }
+
+    /// Gives every server's keep-alive pool its per-loop lists (and servers that join later too).
+    package func prepare(eventLoops loops: [any EventLoop]) {
+        eventLoops.withLockedValue { $0 = loops }
+        for server in servers { server.pool.prepare(eventLoops: loops) }
+    }
+
+    /// Makes `servers` the group's members. Requests already under way keep the members they took; the idle
+    /// connections of servers that left are closed, and their busy ones are closed when their exchange ends.
+    package func replaceServers(_ servers: [BackendServer]) {
+        guard let discovered else { return }
+        let next = BackendMembers(servers: servers, balance: balance)
+        let previous = discovered.withLockedValue { members in
+            defer { members = next }
+            return members
+        }
+        for server in previous.servers where !servers.contains(where: { $0 === server }) { server.pool.closeAll() }
+    }
+
+    /// Takes the addresses that `previous` (the same group in the generation a reload replaces) had for the
+    /// host names this group still names, so that a reload does not wait for DNS nor lose a known address.
+    package func adoptAddresses(from previous: BackendGroup) {
+        guard usesDiscovery else { return }
+        var servers = self.servers
+        for entry in entries where entry.isHostName {
+            for old in previous.servers where old.name == entry.address {
+                servers.append(makeServer(entry, at: old.socketAddress))
+            }
+        }
+        replaceServers(servers)
     }
 
     /// SNI carries names only; an IP literal host is verified against the certificate's IP SANs instead.
@@ -63,7 +153,7 @@ package final class BackendGroup: Sendable {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
             }
-        return bootstrap.connect(host: server.host, port: server.port).map { _ in connection }
+        return bootstrap.connect(to: server.socketAddress).map { _ in connection }
     }
 
     package func shutdown() {

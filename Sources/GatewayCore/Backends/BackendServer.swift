@@ -5,10 +5,18 @@ import NIOCore
 ///
 /// A server is in rotation unless active health checks marked it down or passive ejection took it out after
 /// consecutive connection failures. Both states are atomics read on the request path without locks.
+///
+/// A configured IP address is one server; a configured host name becomes one server per address it resolves to
+/// (`BackendDiscovery`), each with its own health and pool.
 package final class BackendServer: Sendable {
+    /// The address connected to, as logs, metrics and Audit show it: `10.0.1.10:8000`, `[2001:db8::1]:8000`.
     package let address: String
+    /// The configured `address` this server comes from (`api.internal:8000`, or the same as `address`).
+    package let name: String
+    /// The configured host (a name or an IP literal): the TLS server name checked, and the health probes' Host.
     package let host: String
     package let port: Int
+    package let socketAddress: SocketAddress
     package let weight: Int
     /// Requests in flight on this server (least_connections).
     package let activeRequests = ManagedAtomic<Int>(0)
@@ -23,10 +31,13 @@ package final class BackendServer: Sendable {
     /// Connection failures in a row (passive ejection).
     package let consecutiveFailures = ManagedAtomic<Int>(0)
 
-    package init(address: String, host: String, port: Int, weight: Int, maxIdle: Int, passive: PassiveHealthConfig?, metrics: BackendServerMetrics) {
-        self.address = address
+    package init(name: String, host: String, socketAddress: SocketAddress, weight: Int, maxIdle: Int, passive: PassiveHealthConfig?,
+                 metrics: BackendServerMetrics) {
+        self.address = socketAddress.text
+        self.name = name
         self.host = host
-        self.port = port
+        self.port = socketAddress.port ?? 0
+        self.socketAddress = socketAddress
         self.weight = weight
         self.pool = BackendConnectionPool(maxIdlePerEventLoop: maxIdle)
         self.passive = passive

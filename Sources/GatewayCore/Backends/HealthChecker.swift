@@ -10,7 +10,7 @@ package final class HealthChecker: Sendable {
         var task: RepeatedTask?
         var stopped = false
         /// Per server: successes (positive) or failures (negative) in a row.
-        var streaks: [Int]
+        var streaks: [ObjectIdentifier: Int] = [:]
     }
 
     private let backend: BackendGroup
@@ -24,7 +24,7 @@ package final class HealthChecker: Sendable {
         self.config = config
         self.eventLoop = eventLoop
         self.logger = logger
-        self.state = .makeBoxSendingValue(State(streaks: Array(repeating: 0, count: backend.servers.count)), eventLoop: eventLoop)
+        self.state = .makeBoxSendingValue(State(), eventLoop: eventLoop)
     }
 
     package func start() {
@@ -44,21 +44,28 @@ package final class HealthChecker: Sendable {
         }
     }
 
-    /// Probes every server once; the next round is scheduled `interval` after this one finished.
+    /// Probes every server once (the servers of the moment: DNS may change them); the next round is scheduled
+    /// `interval` after this one finished.
     private func round() -> EventLoopFuture<Void> {
-        let probes = backend.servers.enumerated().map { index, server in
+        let servers = backend.servers
+        state.withValue { state in
+            state.streaks = state.streaks.filter { key, _ in servers.contains { ObjectIdentifier($0) == key } }
+        }
+        let probes = servers.map { server in
             HealthProbe.run(backend: backend, server: server, config: config, on: eventLoop).map { outcome in
-                self.record(outcome, server: server, index: index)
+                self.record(outcome, server: server)
             }
         }
         return EventLoopFuture.andAllComplete(probes, on: eventLoop)
     }
 
-    private func record(_ outcome: HealthProbe.Outcome, server: BackendServer, index: Int) {
+    private func record(_ outcome: HealthProbe.Outcome, server: BackendServer) {
         guard !state.value.stopped else { return }
         let streak = state.withValue { state in
-            state.streaks[index] = outcome.healthy ? max(state.streaks[index], 0) + 1 : min(state.streaks[index], 0) - 1
-            return state.streaks[index]
+            let previous = state.streaks[ObjectIdentifier(server), default: 0]
+            let streak = outcome.healthy ? max(previous, 0) + 1 : min(previous, 0) - 1
+            state.streaks[ObjectIdentifier(server)] = streak
+            return streak
         }
         if outcome.healthy {
             if !server.checkedHealthy.load(ordering: .relaxed), streak >= config.healthy {

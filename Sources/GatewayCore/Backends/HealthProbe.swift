@@ -14,7 +14,7 @@ package enum HealthProbe {
 
     package static func run(backend: BackendGroup, server: BackendServer, config: HealthCheckConfig, on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
         let promise = eventLoop.makePromise(of: Outcome.self)
-        let host = config.host ?? server.address
+        let host = config.host ?? server.name
         let head = HTTPRequestHead(
             version: .http1_1, method: .GET, uri: config.path,
             headers: ["host": host, "user-agent": "mtls-gateway-health-check", "connection": "close"]
@@ -35,7 +35,7 @@ package enum HealthProbe {
                     try sync.addHandler(ProbeHandler(head: head, promise: promise))
                 }
             }
-            .connect(host: server.host, port: server.port)
+            .connect(to: server.socketAddress)
             .whenComplete { result in
                 switch result {
                 case .success(let channel):

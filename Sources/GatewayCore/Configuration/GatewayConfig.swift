@@ -15,9 +15,11 @@ public struct GatewayConfig: Codable, Sendable {
     public var watch: Bool = false
     /// How often watched files are looked at; a change is acted on once it has held still for one interval.
     public var watchInterval: ConfigDuration = .seconds(2)
+    /// DNS servers asked for backend host names (honouring TTLs); the system resolver when absent.
+    public var resolver: ResolverConfig?
 
     package enum CodingKeys: String, CodingKey {
-        case listeners, backends, admin, watch
+        case listeners, backends, admin, watch, resolver
         case shutdownTimeout = "shutdown_timeout"
         case drainDelay = "drain_delay"
         case pluginPaths = "plugin_paths"
@@ -40,6 +42,7 @@ public struct GatewayConfig: Codable, Sendable {
         admin = c.optional(.admin)
         watch = c.value(.watch, default: false)
         watchInterval = c.value(.watchInterval, default: .seconds(2))
+        resolver = c.optional(.resolver)
     }
 }
 
@@ -284,9 +287,16 @@ public struct BackendConfig: Codable, Sendable {
     public var healthCheck: HealthCheckConfig?
     /// Passive ejection: a server whose connections keep failing is taken out of rotation for a while.
     public var passiveHealth: PassiveHealthConfig?
+    /// How often server host names are resolved again (with a `resolver`: when the answer's TTL runs out, but
+    /// no later than this).
+    public var resolveInterval: ConfigDuration
+    /// Which of a host name's addresses become servers.
+    public var dnsFamily: DNSFamily
 
     package enum CodingKeys: String, CodingKey {
         case name, `protocol`, tls, balance, servers
+        case resolveInterval = "resolve_interval"
+        case dnsFamily = "dns_family"
         case connectTimeout = "connect_timeout"
         case responseTimeout = "response_timeout"
         case maxIdleConnections = "max_idle_connections"
@@ -306,6 +316,8 @@ public struct BackendConfig: Codable, Sendable {
         maxIdleConnections = c.value(.maxIdleConnections, default: 64)
         healthCheck = c.optional(.healthCheck)
         passiveHealth = c.optional(.passiveHealth)
+        resolveInterval = c.value(.resolveInterval, default: .seconds(10))
+        dnsFamily = c.value(.dnsFamily, default: .all)
     }
 }
 

@@ -12,6 +12,7 @@ package final class GatewayMetrics: Sendable {
     private let listeners = NIOLockedValueBox<[String: ListenerMetrics]>([:])
     private let servers = NIOLockedValueBox<[String: BackendServerMetrics]>([:])
     private let expiry = NIOLockedValueBox<[String: Gauge]>([:])
+    private let discovery = NIOLockedValueBox<[String: any Sendable]>([:])
 
     package let reloadsSucceeded: Counter
     package let reloadsFailed: Counter
@@ -90,6 +91,29 @@ package final class GatewayMetrics: Sendable {
         registry.emit(into: &buffer)
         PluginRegistry.shared.appendExposition(into: &buffer)
         return buffer
+    }
+
+    /// `gateway_backend_resolutions_total{backend, outcome}`: host-name resolutions of a backend's servers,
+    /// `success` or `failure` (the last known addresses were kept).
+    package func backendResolutions(backend: String, outcome: String) -> Counter {
+        discovery.withLockedValue { table in
+            let key = "r\u{0}" + backend + "\u{0}" + outcome
+            if let counter = table[key] as? Counter { return counter }
+            let counter = Counter(label: "gateway_backend_resolutions_total", dimensions: [("backend", backend), ("outcome", outcome)], factory: factory)
+            table[key] = counter
+            return counter
+        }
+    }
+
+    /// `gateway_backend_servers{backend}`: the servers a backend with host names has now (one per address).
+    package func backendServerCount(backend: String) -> Gauge {
+        discovery.withLockedValue { table in
+            let key = "s\u{0}" + backend
+            if let gauge = table[key] as? Gauge { return gauge }
+            let gauge = Gauge(label: "gateway_backend_servers", dimensions: [("backend", backend)], factory: factory)
+            table[key] = gauge
+            return gauge
+        }
     }
 
     private func expiryGauge(listener: String, kind: String) -> Gauge {

@@ -34,6 +34,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private var clientHead: HTTPRequestHead?
     /// Where the router sent the current request (nil: no route).
     private var route: BackendGroup?
+    /// The route's servers when the request was dispatched: retries index into these, whatever DNS changes.
+    private var members: BackendMembers?
     private var requestHasBody = false
     /// The head that goes to the backend, made once the request is dispatched.
     private var upstreamHead: HTTPRequestHead?
@@ -326,8 +328,10 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private func dispatch() {
         guard let head = clientHead else { return }
         guard let backend = route else { return perform(machine.dispatch(to: .noRoute)) }
-        guard let first = backend.balancer.pick(clientIP: connection.remoteIP, now: .now()) else {
-            return perform(machine.dispatch(to: .noServer(empty: backend.servers.isEmpty)))
+        let members = backend.members
+        self.members = members
+        guard let first = members.balancer.pick(clientIP: connection.remoteIP, now: .now()) else {
+            return perform(machine.dispatch(to: .noServer(empty: members.servers.isEmpty)))
         }
         // With plugins, what they made of the head goes on (hop-by-hop headers already removed unless a plugin
         // added one).
@@ -336,7 +340,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             source, adding: added, clientIP: connection.remoteIP, scheme: connection.isTLS ? "https" : "http",
             localPort: connection.localAddress?.port, hasBody: requestHasBody, hopByHopRemoved: pluginRequest.map { !$0.addedHopByHop } ?? false
         )
-        perform(machine.dispatch(to: .server(index: first, serverCount: backend.servers.count, responseTimeout: backend.responseTimeout)))
+        perform(machine.dispatch(to: .server(index: first, serverCount: members.servers.count, responseTimeout: backend.responseTimeout)))
     }
 
     private func sendContinueResponse() {
@@ -441,8 +445,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     // MARK: backend side
 
     private func startAttempt(_ attempt: UInt64, serverIndex: Int) {
-        guard let context, let backend = route else { return }
-        let server = backend.servers[serverIndex]
+        guard let context, let backend = route, let members else { return }
+        let server = members.servers[serverIndex]
         self.server = server
         if let pooled = server.pool.take(on: context.eventLoop) {
             return attach(pooled, attempt: attempt)
@@ -471,7 +475,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
                 "eject_for": "\(server.passive.map { "\($0.ejectFor)" } ?? "?")",
             ])
         }
-        perform(machine.connectFailed(attempt: attempt, timedOut: timedOut) { backend.balancer.next(after: $0, now: .now()) })
+        let balancer = members?.balancer
+        perform(machine.connectFailed(attempt: attempt, timedOut: timedOut) { balancer?.next(after: $0, now: .now()) })
     }
 
     private func attach(_ candidate: BackendConnection, attempt: UInt64) {

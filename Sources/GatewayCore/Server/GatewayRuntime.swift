@@ -26,10 +26,14 @@ public final class GatewayRuntime: Sendable {
     /// left" is reached exactly once and no connection can start on a generation that is being torn down.
     private let state = ManagedAtomic<Int>(0)
     private let checkers = NIOLockedValueBox<[HealthChecker]>([])
+    /// Who resolves backend host names: the configured `resolver`, or the system's.
+    package let hostResolver: any HostResolver
+    private let discoveries = NIOLockedValueBox<[BackendDiscovery]>([])
 
     package init(listeners: [CompiledListener], backends: [BackendGroup], config: GatewayConfig, metrics: GatewayMetrics,
-                 fileStamps: [String: FileStamp] = [:]) {
+                 fileStamps: [String: FileStamp] = [:], hostResolver: any HostResolver = SystemHostResolver()) {
         self.fileStamps = fileStamps
+        self.hostResolver = hostResolver
         self.listeners = listeners
         self.backends = backends
         self.shutdownTimeout = config.shutdownTimeout
@@ -44,17 +48,40 @@ public final class GatewayRuntime: Sendable {
     /// generation's first connection (before its sockets bind); has no side effect beyond memory.
     package func prepare(group: any EventLoopGroup) {
         let loops = Array(group.makeIterator())
-        for backend in backends {
-            for server in backend.servers { server.pool.prepare(eventLoops: loops) }
-        }
+        for backend in backends { backend.prepare(eventLoops: loops) }
     }
 
+    /// Resolves the host names of every backend that has no address for one of them yet (all of them at
+    /// start-up; after a reload, names the previous generation did not know), before the generation serves.
+    /// A name that does not resolve is logged and left without servers: discovery keeps trying every second.
+    package func resolveBackends(group: any EventLoopGroup, logger: Logger) async {
+        let made = backends.filter(\.usesDiscovery).map { backend in
+            BackendDiscovery(backend: backend, resolver: hostResolver, eventLoop: group.next(), logger: logger, metrics: metrics)
+        }
+        discoveries.withLockedValue { $0 = made }
+        var delays: [TimeAmount] = []
+        for discovery in made {
+            let backend = discovery.backend
+            let missing = backend.entries.contains { entry in entry.isHostName && !backend.servers.contains { $0.name == entry.address } }
+            delays.append(missing ? ((try? await discovery.resolveNow().get()) ?? BackendDiscovery.minimumInterval) : backend.resolveInterval)
+        }
+        pendingDiscoveryDelays.withLockedValue { $0 = delays }
+    }
+
+    /// When each discovery's next round is due, as `resolveBackends` left it (consumed by `activate`).
+    private let pendingDiscoveryDelays = NIOLockedValueBox<[TimeAmount]>([])
+
+    /// Starts what runs in the background for this generation: active health checks and DNS discovery.
     package func activate(group: any EventLoopGroup, logger: Logger) {
         let started = backends.compactMap { backend in
             backend.healthCheck.map { HealthChecker(backend: backend, config: $0, eventLoop: group.next(), logger: logger) }
         }
         checkers.withLockedValue { $0 = started }
         for checker in started { checker.start() }
+        let delays = pendingDiscoveryDelays.withLockedValue { $0 }
+        for (index, discovery) in discoveries.withLockedValue({ $0 }).enumerated() {
+            discovery.start(after: index < delays.count ? delays[index] : discovery.backend.resolveInterval)
+        }
     }
 
     /// Registers a new connection; false when the generation is retired (the caller takes the current one).
@@ -94,6 +121,7 @@ public final class GatewayRuntime: Sendable {
     /// tears down once its last connection closes (at once if none is open).
     package func retire() {
         for checker in checkers.withLockedValue({ $0 }) { checker.stop() }
+        for discovery in discoveries.withLockedValue({ $0 }) { discovery.stop() }
         if state.wrappingIncrementThenLoad(by: 1, ordering: .sequentiallyConsistent) == 1 { tearDown() }
     }
 
@@ -107,6 +135,7 @@ public final class GatewayRuntime: Sendable {
     package func tearDown() {
         guard tornDown.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged else { return }
         for checker in checkers.withLockedValue({ $0 }) { checker.stop() }
+        for discovery in discoveries.withLockedValue({ $0 }) { discovery.stop() }
         pluginLock.withLock { destroyPlugins() }
         for backend in backends { backend.shutdown() }
         teardownDone.leave()
@@ -134,11 +163,13 @@ public final class GatewayRuntime: Sendable {
         for listener in listeners { listener.plugins?.destroy() }
     }
 
-    /// Copies the health of servers that this generation shares with `previous` (same backend and address),
-    /// so that a reload neither forgets a down server nor resets its failure count.
+    /// Takes over the addresses that `previous` resolved for host names this generation still names, then
+    /// copies the health of servers the two share (same backend and address), so that a reload neither waits
+    /// for DNS, nor forgets a down server, nor resets its failure count.
     package func inheritHealth(from previous: GatewayRuntime) {
         for backend in backends {
             guard let old = previous.backends.first(where: { $0.name == backend.name }) else { continue }
+            backend.adoptAddresses(from: old)
             for server in backend.servers {
                 if let match = old.servers.first(where: { $0.address == server.address }) {
                     server.inheritHealth(from: match, activeChecks: backend.healthCheck != nil)

@@ -37,6 +37,7 @@ package struct RuntimeCompiler {
     package func compile(_ config: GatewayConfig) throws -> GatewayRuntime {
         let searchPaths = (config.pluginPaths ?? [Self.executableDirectory]).map(resolve)
         let backends = compileBackends(config.backends)
+        let hostResolver = config.resolver.flatMap { compileResolver($0) }
         var listeners: [CompiledListener] = []
         var names = Set<String>()
         if config.listeners.isEmpty { issues.add("listeners", "at least one listener is required") }
@@ -56,7 +57,10 @@ package struct RuntimeCompiler {
             try? created.pool?.syncShutdownGracefully()
             throw ConfigValidationError(source: source, issues: issues.issues)
         }
-        return GatewayRuntime(listeners: listeners, backends: Array(backends.values), config: config, metrics: metrics, fileStamps: files.stamps)
+        return GatewayRuntime(
+            listeners: listeners, backends: Array(backends.values), config: config, metrics: metrics, fileStamps: files.stamps,
+            hostResolver: hostResolver ?? SystemHostResolver()
+        )
     }
 
     // MARK: listeners
@@ -361,6 +365,21 @@ package struct RuntimeCompiler {
         )
     }
 
+    /// A backend host name: labels of letters, digits, `-` and `_` (1–63 bytes each, not starting or ending
+    /// with `-`), up to 253 bytes, an optional final dot.
+    package static func isValidHostName(_ name: String) -> Bool {
+        var text = Substring(name)
+        if text.hasSuffix(".") { text = text.dropLast() }
+        guard !text.isEmpty, text.utf8.count <= 253 else { return false }
+        return text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            let bytes = label.utf8
+            guard (1...63).contains(bytes.count), bytes.first != UInt8(ascii: "-"), bytes.last != UInt8(ascii: "-") else { return false }
+            return bytes.allSatisfy { b in
+                (b >= 0x30 && b <= 0x39) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x7A) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
+            }
+        }
+    }
+
     package static func isValidServerName(_ name: String) -> Bool {
         var labels = name.lowercased().split(separator: ".", omittingEmptySubsequences: false)
         if labels.first == "*" { labels.removeFirst() }
@@ -426,17 +445,22 @@ package struct RuntimeCompiler {
             let path = "backends[\(i)]"
             if config.name.isEmpty { issues.add("\(path).name", "must not be empty") }
             if groups[config.name] != nil { issues.add("\(path).name", "duplicate backend name '\(config.name)'") }
-            var servers: [BackendServer] = []
+            var entries: [BackendServerEntry] = []
             for (j, server) in config.servers.enumerated() {
                 guard let (host, port) = Self.splitHostPort(server.address), port > 0 else {
                     issues.add("\(path).servers[\(j)].address", "'\(server.address)' is not host:port")
                     continue
                 }
+                let ip = try? SocketAddress(ipAddress: host, port: port)
+                if ip == nil, !Self.isValidHostName(host) {
+                    issues.add("\(path).servers[\(j)].address", "'\(host)' is neither an IP address nor a host name")
+                    continue
+                }
                 if !(1...1000).contains(server.weight) { issues.add("\(path).servers[\(j)].weight", "must be between 1 and 1000, got \(server.weight)") }
-                servers.append(BackendServer(
-                    address: server.address, host: host, port: port, weight: max(1, min(server.weight, 1000)), maxIdle: config.maxIdleConnections,
-                    passive: config.passiveHealth, metrics: metrics.backendServer(backend: config.name, server: server.address)
-                ))
+                entries.append(BackendServerEntry(address: server.address, host: host, port: port, weight: max(1, min(server.weight, 1000)), ipAddress: ip))
+            }
+            if config.resolveInterval.nanoseconds < BackendDiscovery.minimumInterval.nanoseconds {
+                issues.add("\(path).resolve_interval", "must be at least 1s, got \(config.resolveInterval)")
             }
             if let check = config.healthCheck {
                 let keyPath = "\(path).health_check"
@@ -468,12 +492,30 @@ package struct RuntimeCompiler {
             case (.http, nil): break
             }
             groups[config.name] = BackendGroup(
-                name: config.name, servers: servers, balance: config.balance, tlsContext: tlsContext,
+                name: config.name, entries: entries, balance: config.balance, tlsContext: tlsContext,
                 serverName: config.tls?.serverName, connectTimeout: config.connectTimeout.timeAmount, responseTimeout: config.responseTimeout.timeAmount,
-                healthCheck: config.healthCheck
+                healthCheck: config.healthCheck, maxIdle: config.maxIdleConnections, passive: config.passiveHealth, metrics: metrics,
+                resolveInterval: config.resolveInterval.timeAmount, dnsFamily: config.dnsFamily
             )
         }
         return groups
+    }
+
+    /// The `resolver`: DNS servers as `IP` or `IP:port` (port 53 when omitted).
+    private func compileResolver(_ config: ResolverConfig) -> DNSHostResolver? {
+        if config.servers.isEmpty { issues.add("resolver.servers", "must name at least one DNS server") }
+        if config.timeout.nanoseconds < 10_000_000 { issues.add("resolver.timeout", "must be at least 10ms, got \(config.timeout)") }
+        var servers: [SocketAddress] = []
+        for (i, text) in config.servers.enumerated() {
+            if let address = try? SocketAddress(ipAddress: text, port: 53) {
+                servers.append(address)
+            } else if let (host, port) = Self.splitHostPort(text), port > 0, let address = try? SocketAddress(ipAddress: host, port: port) {
+                servers.append(address)
+            } else {
+                issues.add("resolver.servers[\(i)]", "'\(text)' is not an IP address with an optional port (e.g. 10.0.0.2 or 10.0.0.2:53)")
+            }
+        }
+        return servers.isEmpty ? nil : DNSHostResolver(servers: servers, timeout: config.timeout.timeAmount)
     }
 
     private func compileBackendTLS(_ config: BackendTLSConfig?, path: String) -> NIOSSLContext? {

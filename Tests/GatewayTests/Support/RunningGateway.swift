@@ -51,6 +51,19 @@ final class RunningGateway {
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
+    /// One request to the admin listener (`POST` with an empty body, as `/reload` wants).
+    func admin(_ method: String, _ path: String) async throws -> TestClient.Response? {
+        let client = try await TestClient.connect(port: adminPort, tls: nil)
+        defer { Task { await client.close() } }
+        try await client.send("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+        return await client.readResponse()
+    }
+
+    /// The admin listener's `/metrics`, parsed.
+    func metrics() async throws -> MetricSamples {
+        try MetricSamples(exposition: try await admin("GET", "/metrics")?.text ?? "")
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     func terminate() -> Int32 {
         signal(SIGTERM)

@@ -35,8 +35,10 @@ final class TestBackend: @unchecked Sendable {
 
     var requests: [Received] { received.withLockedValue { $0 } }
 
-    /// Serves HTTPS with `tls` when given (e.g. to test the gateway's backend TLS and client certificates).
-    func start(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, tls: NIOSSLContext? = nil) async throws {
+    /// Serves HTTPS with `tls` when given (e.g. to test the gateway's backend TLS and client certificates), on
+    /// `host:port` (any loopback address: DNS tests give two backends one port on 127.0.0.2 and 127.0.0.3).
+    func start(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, tls: NIOSSLContext? = nil,
+               host: String = "127.0.0.1", port: Int = 0) async throws {
         let recorder = received
         let name = self.name
         let streamed = self.streamed
@@ -52,8 +54,8 @@ final class TestBackend: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(Handler(name: name, recorder: recorder, streamed: streamed, healthy: healthy, healthChecks: healthChecks, heads: heads))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
-        port = channel!.localAddress!.port!
+            .bind(host: host, port: port).get()
+        self.port = channel!.localAddress!.port!
     }
 
     func stop() async { try? await channel?.close() }

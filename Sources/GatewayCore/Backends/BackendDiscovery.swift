@@ -1,0 +1,133 @@
+import Logging
+import NIOCore
+
+/// Keeps the servers of one backend group in step with the addresses of its host names: resolves every name,
+/// makes each address a server (a known address keeps its server, with its health and pool), drains the ones
+/// that disappeared, and does it again after `resolve_interval`, or sooner when a `resolver`'s answer has a
+/// shorter TTL (never sooner than one second). A name that fails to resolve keeps its last known addresses;
+/// the failure is logged and counted. All state lives on `eventLoop`.
+package final class BackendDiscovery: Sendable {
+    private struct State {
+        var task: Scheduled<Void>?
+        var stopped = false
+        /// The last failure logged per name, so that a failing name is logged when it starts or changes failing.
+        var lastFailure: [String: String] = [:]
+    }
+
+    /// The shortest wait between two rounds, whatever the TTLs say.
+    package static let minimumInterval = TimeAmount.seconds(1)
+
+    package let backend: BackendGroup
+    private let resolver: any HostResolver
+    private let eventLoop: any EventLoop
+    private let logger: Logger
+    private let metrics: GatewayMetrics
+    private let state: NIOLoopBoundBox<State>
+
+    package init(backend: BackendGroup, resolver: any HostResolver, eventLoop: any EventLoop, logger: Logger, metrics: GatewayMetrics) {
+        self.backend = backend
+        self.resolver = resolver
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.metrics = metrics
+        self.state = .makeBoxSendingValue(State(), eventLoop: eventLoop)
+    }
+
+    /// Schedules the rounds, the first after `delay`.
+    package func start(after delay: TimeAmount) {
+        eventLoop.execute { [self] in schedule(after: delay) }
+    }
+
+    package func stop() {
+        eventLoop.execute { [self] in
+            state.value.stopped = true
+            state.value.task?.cancel()
+            state.value.task = nil
+        }
+    }
+
+    /// One round now: resolves every host name and applies the result; completes with the time until the next.
+    package func resolveNow() -> EventLoopFuture<TimeAmount> {
+        eventLoop.flatSubmit { [self] in round() }
+    }
+
+    private func schedule(after delay: TimeAmount) {
+        guard !state.value.stopped else { return }
+        state.value.task = eventLoop.scheduleTask(in: delay) { [self] in
+            round().whenSuccess { next in self.schedule(after: next) }
+        }
+    }
+
+    private func round() -> EventLoopFuture<TimeAmount> {
+        let names = backend.entries.filter(\.isHostName)
+        let lookups = names.map { entry in
+            resolver.resolve(entry.host, family: backend.dnsFamily, on: eventLoop)
+                .map { Result<ResolvedHost, any Error>.success($0) }
+                .recover { .failure($0) }
+        }
+        return EventLoopFuture.whenAllSucceed(lookups, on: eventLoop).map { [self] results in
+            apply(Array(zip(names, results)))
+        }
+    }
+
+    /// Builds the new member list in entry order and swaps it in when it differs; returns the next delay.
+    private func apply(_ results: [(BackendServerEntry, Result<ResolvedHost, any Error>)]) -> TimeAmount {
+        let current = backend.servers
+        var next: [BackendServer] = []
+        var wait = backend.resolveInterval
+        var resolved: [String: [SocketAddress]] = [:]
+        for (entry, result) in results {
+            switch result {
+            case .success(let host):
+                let addresses = host.addresses.compactMap { try? SocketAddress(ipAddress: $0, port: entry.port) }
+                if addresses.isEmpty {
+                    failed(entry, reason: "no usable address in \(host.addresses)")
+                    continue
+                }
+                resolved[entry.address] = addresses.sorted { $0.text < $1.text }
+                metrics.backendResolutions(backend: backend.name, outcome: "success").increment()
+                if state.value.lastFailure.removeValue(forKey: entry.address) != nil {
+                    logger.notice("backend host name resolves again", metadata: ["backend": "\(backend.name)", "server": "\(entry.address)"])
+                }
+                if let ttl = host.ttl { wait = min(wait, max(ttl, Self.minimumInterval)) }
+            case .failure(let error):
+                failed(entry, reason: "\(error)")
+            }
+        }
+        for entry in backend.entries {
+            if let ip = entry.ipAddress {
+                next.append(current.first { $0.name == entry.address && $0.socketAddress == ip } ?? backend.makeServer(entry, at: ip))
+            } else if let addresses = resolved[entry.address] {
+                for address in addresses {
+                    next.append(current.first { $0.name == entry.address && $0.socketAddress == address } ?? backend.makeServer(entry, at: address))
+                }
+            } else {
+                // Not resolved this round: its last known servers stay.
+                let known = current.filter { $0.name == entry.address }
+                next.append(contentsOf: known)
+                if known.isEmpty { wait = min(wait, Self.minimumInterval) }
+            }
+        }
+        let added = next.filter { server in !current.contains { $0 === server } }
+        let removed = current.filter { server in !next.contains { $0 === server } }
+        if !added.isEmpty || !removed.isEmpty {
+            backend.replaceServers(next)
+            logger.notice("backend servers changed by DNS", metadata: [
+                "backend": "\(backend.name)", "added": "\(added.map(\.address))", "removed": "\(removed.map(\.address))",
+                "servers": "\(next.count)",
+            ])
+        }
+        metrics.backendServerCount(backend: backend.name).record(next.count)
+        return wait
+    }
+
+    private func failed(_ entry: BackendServerEntry, reason: String) {
+        metrics.backendResolutions(backend: backend.name, outcome: "failure").increment()
+        let known = backend.servers.filter { $0.name == entry.address }.map(\.address)
+        if state.value.lastFailure.updateValue(reason, forKey: entry.address) != reason {
+            logger.warning("backend host name did not resolve: keeping its last known addresses", metadata: [
+                "backend": "\(backend.name)", "server": "\(entry.address)", "error": "\(reason)", "kept": "\(known)",
+            ])
+        }
+    }
+}
