@@ -40,7 +40,7 @@ final class BackendDiscoveryTests: GatewayTestCase {
 
     func testTrafficFollowsTheDNSAnswerWithoutAReloadAndKeepsItWhenDNSIsDown() async throws {
         let (_, _, backendPort) = try await startPair()
-        let dns = try Dnsmasq(hosts: ["127.0.0.2 api.test"], directory: pki.directory)
+        let dns = try Dnsmasq.start(hosts: ["127.0.0.2 api.test"], directory: pki.directory)
         defer { dns.stop() }
         let port = try unusedPort(), adminPort = try unusedPort()
         let gateway = try await runGateway(config(port: port, adminPort: adminPort, dnsPort: dns.port, backendPort: backendPort),
@@ -60,6 +60,9 @@ final class BackendDiscoveryTests: GatewayTestCase {
         XCTAssertFalse(gateway.log.contains("configuration reloaded"))
         let metrics = try await gateway.metrics()
         XCTAssertEqual(metrics.value("gateway_backend_servers", ["backend": "app"]), 1)
+        XCTAssertNil(metrics.value("gateway_backend_server_healthy", ["backend": "app", "server": "api.test:\(backendPort)/127.0.0.2:\(backendPort)"]),
+                     "the series of an address DNS took away is gone")
+        XCTAssertEqual(metrics.value("gateway_backend_server_healthy", ["backend": "app", "server": "api.test:\(backendPort)/127.0.0.3:\(backendPort)"]), 1)
         XCTAssertGreaterThanOrEqual(metrics.value("gateway_backend_resolutions_total", ["backend": "app", "outcome": "success"]) ?? 0, 2)
 
         // DNS down: the last known address stays, through several intervals and a reload.
@@ -85,7 +88,7 @@ final class BackendDiscoveryTests: GatewayTestCase {
     func testEveryAddressIsAServerWithItsOwnHealth() async throws {
         let (two, three, backendPort) = try await startPair()
         await three.stop()
-        let dns = try Dnsmasq(hosts: ["127.0.0.2 api.test", "127.0.0.3 api.test"], directory: pki.directory)
+        let dns = try Dnsmasq.start(hosts: ["127.0.0.2 api.test", "127.0.0.3 api.test"], directory: pki.directory)
         defer { dns.stop() }
         let port = try unusedPort(), adminPort = try unusedPort()
         let gateway = try await runGateway(config(port: port, adminPort: adminPort, dnsPort: dns.port, backendPort: backendPort, extra: """
@@ -99,9 +102,10 @@ final class BackendDiscoveryTests: GatewayTestCase {
         XCTAssertEqual(two.requests.count, 8)
         let metrics = try await gateway.metrics()
         XCTAssertEqual(metrics.value("gateway_backend_servers", ["backend": "app"]), 2)
-        XCTAssertEqual(metrics.value("gateway_backend_server_healthy", ["backend": "app", "server": "127.0.0.2:\(backendPort)"]), 1)
-        XCTAssertEqual(metrics.value("gateway_backend_server_healthy", ["backend": "app", "server": "127.0.0.3:\(backendPort)"]), 0)
-        XCTAssertEqual(metrics.value("gateway_backend_ejections_total", ["backend": "app", "server": "127.0.0.3:\(backendPort)"]), 1)
+        let twoLabel = "api.test:\(backendPort)/127.0.0.2:\(backendPort)", threeLabel = "api.test:\(backendPort)/127.0.0.3:\(backendPort)"
+        XCTAssertEqual(metrics.value("gateway_backend_server_healthy", ["backend": "app", "server": twoLabel]), 1)
+        XCTAssertEqual(metrics.value("gateway_backend_server_healthy", ["backend": "app", "server": threeLabel]), 0)
+        XCTAssertEqual(metrics.value("gateway_backend_ejections_total", ["backend": "app", "server": threeLabel]), 1)
     }
 
     /// Without `resolver`, the system's resolver (getaddrinfo: /etc/hosts here) is asked.
@@ -120,6 +124,6 @@ final class BackendDiscoveryTests: GatewayTestCase {
         let served = try await answer(port)
         XCTAssertEqual(served, "200 ok backend")
         let metrics = try await gateway.metrics()
-        XCTAssertEqual(metrics.value("gateway_backend_server_healthy", ["backend": "app", "server": "127.0.0.1:\(backend.port)"]), 1)
+        XCTAssertEqual(metrics.value("gateway_backend_server_healthy", ["backend": "app", "server": "localhost:\(backend.port)/127.0.0.1:\(backend.port)"]), 1)
     }
 }

@@ -68,7 +68,7 @@ final class BackendTLSTests: XCTestCase {
         let metrics = GatewayMetrics()
         let servers = (0..<3).map {
             BackendServer(name: "s\($0):1", host: "s\($0)", socketAddress: try! SocketAddress(ipAddress: "192.0.2.\($0)", port: 1), weight: 1,
-                          maxIdle: 1, passive: nil, metrics: metrics.backendServer(backend: "b", server: "192.0.2.\($0):1"))
+                          maxIdle: 1, passive: nil, metricLabel: "s\($0):1", metrics: metrics.backendServer(backend: "b", server: "s\($0):1"))
         }
         let hash = LoadBalancer(strategy: .sourceIPHash, servers: servers)
         let picks = Set((0..<20).map { _ in hash.pick(clientIP: "203.0.113.7") })

@@ -16,6 +16,9 @@ package final class BackendDiscovery: Sendable {
 
     /// The shortest wait between two rounds, whatever the TTLs say.
     package static let minimumInterval = TimeAmount.seconds(1)
+    /// Addresses of one name that become servers at most (the first in text order); more are logged and left
+    /// out, so that an answer cannot grow the server list, its pools and its metric series without bound.
+    package static let maxAddressesPerName = 64
 
     package let backend: BackendGroup
     private let resolver: any HostResolver
@@ -59,7 +62,8 @@ package final class BackendDiscovery: Sendable {
     }
 
     private func round() -> EventLoopFuture<TimeAmount> {
-        let names = backend.entries.filter(\.isHostName)
+        var seen = Set<String>()
+        let names = backend.entries.filter { $0.isHostName && seen.insert($0.address).inserted }
         let lookups = names.map { entry in
             resolver.resolve(entry.host, family: backend.dnsFamily, on: eventLoop)
                 .map { Result<ResolvedHost, any Error>.success($0) }
@@ -72,19 +76,34 @@ package final class BackendDiscovery: Sendable {
 
     /// Builds the new member list in entry order and swaps it in when it differs; returns the next delay.
     private func apply(_ results: [(BackendServerEntry, Result<ResolvedHost, any Error>)]) -> TimeAmount {
+        // A round that was under way when the generation was retired changes nothing.
+        guard !state.value.stopped else { return backend.resolveInterval }
         let current = backend.servers
         var next: [BackendServer] = []
         var wait = backend.resolveInterval
         var resolved: [String: [SocketAddress]] = [:]
-        for (entry, result) in results {
+        for (entry, result) in results where resolved[entry.address] == nil {
             switch result {
             case .success(let host):
-                let addresses = host.addresses.compactMap { try? SocketAddress(ipAddress: $0, port: entry.port) }
+                var addresses = Set(host.addresses.compactMap { try? SocketAddress(ipAddress: $0, port: entry.port) })
+                // A family whose query failed while the other answered keeps its last known addresses.
+                for server in current where server.name == entry.address {
+                    let family: DNSFamily = server.socketAddress.protocol == .inet6 ? .ipv6 : .ipv4
+                    if host.failedFamilies.contains(family) { addresses.insert(server.socketAddress) }
+                }
                 if addresses.isEmpty {
                     failed(entry, reason: "no usable address in \(host.addresses)")
                     continue
                 }
-                resolved[entry.address] = addresses.sorted { $0.text < $1.text }
+                var sorted = addresses.sorted { $0.text < $1.text }
+                if sorted.count > Self.maxAddressesPerName {
+                    logger.warning("backend host name has more addresses than become servers", metadata: [
+                        "backend": "\(backend.name)", "server": "\(entry.address)", "addresses": "\(sorted.count)",
+                        "used": "\(Self.maxAddressesPerName)",
+                    ])
+                    sorted = Array(sorted.prefix(Self.maxAddressesPerName))
+                }
+                resolved[entry.address] = sorted
                 metrics.backendResolutions(backend: backend.name, outcome: "success").increment()
                 if state.value.lastFailure.removeValue(forKey: entry.address) != nil {
                     logger.notice("backend host name resolves again", metadata: ["backend": "\(backend.name)", "server": "\(entry.address)"])
@@ -94,10 +113,15 @@ package final class BackendDiscovery: Sendable {
                 failed(entry, reason: "\(error)")
             }
         }
+        var named = Set<String>()
         for entry in backend.entries {
             if let ip = entry.ipAddress {
                 next.append(current.first { $0.name == entry.address && $0.socketAddress == ip } ?? backend.makeServer(entry, at: ip))
-            } else if let addresses = resolved[entry.address] {
+                continue
+            }
+            // A name listed twice is one set of servers.
+            guard named.insert(entry.address).inserted else { continue }
+            if let addresses = resolved[entry.address] {
                 for address in addresses {
                     next.append(current.first { $0.name == entry.address && $0.socketAddress == address } ?? backend.makeServer(entry, at: address))
                 }
@@ -116,6 +140,8 @@ package final class BackendDiscovery: Sendable {
                 "backend": "\(backend.name)", "added": "\(added.map(\.address))", "removed": "\(removed.map(\.address))",
                 "servers": "\(next.count)",
             ])
+            // Their series go with them (a server that comes back starts new ones).
+            for server in removed { metrics.removeBackendServer(backend: backend.name, server: server.metricLabel) }
         }
         metrics.backendServerCount(backend: backend.name).record(next.count)
         return wait

@@ -72,9 +72,10 @@ package final class BackendGroup: Sendable {
 
     private static func makeServer(_ entry: BackendServerEntry, at address: SocketAddress, backend: String, maxIdle: Int,
                                    passive: PassiveHealthConfig?, metrics: GatewayMetrics) -> BackendServer {
-        BackendServer(
+        let label = entry.isHostName ? "\(entry.address)/\(address.text)" : entry.address
+        return BackendServer(
             name: entry.address, host: entry.host, socketAddress: address, weight: entry.weight, maxIdle: maxIdle, passive: passive,
-            metrics: metrics.backendServer(backend: backend, server: address.text)
+            metricLabel: label, metrics: metrics.backendServer(backend: backend, server: label)
         )
     }
 
@@ -109,7 +110,8 @@ package final class BackendGroup: Sendable {
     package func adoptAddresses(from previous: BackendGroup) {
         guard usesDiscovery else { return }
         var servers = self.servers
-        for entry in entries where entry.isHostName {
+        var named = Set<String>()
+        for entry in entries where entry.isHostName && named.insert(entry.address).inserted {
             for old in previous.servers where old.name == entry.address {
                 servers.append(makeServer(entry, at: old.socketAddress))
             }

@@ -17,6 +17,9 @@ package final class BackendServer: Sendable {
     package let host: String
     package let port: Int
     package let socketAddress: SocketAddress
+    /// The `server` label of its metrics: the configured address for an IP entry, `name/address` for an address
+    /// of a host name (two names may share an address; their servers' health is not one).
+    package let metricLabel: String
     package let weight: Int
     /// Requests in flight on this server (least_connections).
     package let activeRequests = ManagedAtomic<Int>(0)
@@ -32,12 +35,13 @@ package final class BackendServer: Sendable {
     package let consecutiveFailures = ManagedAtomic<Int>(0)
 
     package init(name: String, host: String, socketAddress: SocketAddress, weight: Int, maxIdle: Int, passive: PassiveHealthConfig?,
-                 metrics: BackendServerMetrics) {
+                 metricLabel: String, metrics: BackendServerMetrics) {
         self.address = socketAddress.text
         self.name = name
         self.host = host
         self.port = socketAddress.port ?? 0
         self.socketAddress = socketAddress
+        self.metricLabel = metricLabel
         self.weight = weight
         self.pool = BackendConnectionPool(maxIdlePerEventLoop: maxIdle)
         self.passive = passive

@@ -12,4 +12,12 @@ package struct BackendServerEntry: Sendable {
     package var ipAddress: SocketAddress?
 
     package var isHostName: Bool { ipAddress == nil }
+
+    package init(address: String, host: String, port: Int, weight: Int, ipAddress: SocketAddress?) {
+        self.address = address
+        self.host = host
+        self.port = port
+        self.weight = weight
+        self.ipAddress = ipAddress
+    }
 }

@@ -2,8 +2,10 @@ import NIOCore
 import NIOPosix
 
 /// The gateway's own DNS client, for the configured `resolver`: A and/or AAAA queries over UDP, each from a
-/// new socket on a random port with a random ID, to the servers in order until one answers within `timeout`.
-/// Only a datagram from the asked server carrying the query's ID is read; the answer's TTL is kept.
+/// new socket on a random port with a random ID, to the servers in order until one answers within `timeout`
+/// (each server twice: one lost datagram is not a failure). Only a datagram from the asked server carrying the
+/// query's ID is read; the answer's TTL is kept. When one family's query fails and the other answers, the
+/// failed family is reported, so that its last known addresses stay.
 package struct DNSHostResolver: HostResolver {
     package let servers: [SocketAddress]
     package let timeout: TimeAmount
@@ -19,47 +21,51 @@ package struct DNSHostResolver: HostResolver {
         case .ipv4: [.a]
         case .ipv6: [.aaaa]
         }
-        let lookups = types.map { type in ask(host, type: type, serverIndex: 0, on: eventLoop).map { Result<DNSMessage.Answer, any Error>.success($0) }
+        let lookups = types.map { type in ask(host, type: type, attempt: 0, on: eventLoop).map { Result<DNSMessage.Answer, any Error>.success($0) }
             .recover { .failure($0) }
         }
         return EventLoopFuture.whenAllSucceed(lookups, on: eventLoop).flatMapThrowing { results in
             var addresses: [String] = []
             var ttl: UInt32?
             var firstError: (any Error)?
-            for result in results {
+            var failed: Set<DNSFamily> = []
+            for (type, result) in zip(types, results) {
                 switch result {
                 case .success(let answer):
                     addresses.append(contentsOf: answer.addresses)
                     if let t = answer.ttl { ttl = min(ttl ?? t, t) }
                 case .failure(let error):
                     firstError = firstError ?? error
+                    // NXDOMAIN is the name's answer for every family, not a failure to keep addresses through.
+                    if (error as? DNSMessage.Failure) != .nameNotFound { failed.insert(type == .a ? .ipv4 : .ipv6) }
                 }
             }
-            // A family that failed while another answered: the answer stands (a server may refuse AAAA).
             guard !addresses.isEmpty else {
                 throw HostResolutionError(host: host, reason: firstError.map { "\($0)" } ?? "no addresses")
             }
-            return ResolvedHost(addresses: addresses, ttl: ttl.map { .seconds(Int64($0)) })
+            return ResolvedHost(addresses: addresses, ttl: ttl.map { .seconds(Int64($0)) }, failedFamilies: failed)
         }
     }
 
-    /// One query to `servers[serverIndex]`, then the next server on any failure but NXDOMAIN (which the first
-    /// server to answer has the authority to say).
-    private func ask(_ host: String, type: DNSMessage.RecordType, serverIndex: Int, on eventLoop: any EventLoop) -> EventLoopFuture<DNSMessage.Answer> {
+    /// One query to the attempt's server (the servers in order, then again), then the next attempt on any
+    /// failure but NXDOMAIN (which the first server to answer has the authority to say).
+    private func ask(_ host: String, type: DNSMessage.RecordType, attempt: Int, on eventLoop: any EventLoop) -> EventLoopFuture<DNSMessage.Answer> {
         let id = UInt16.random(in: 0...UInt16.max)
         guard let query = DNSMessage.query(id: id, name: host, type: type) else {
             return eventLoop.makeFailedFuture(HostResolutionError(host: host, reason: "not a DNS name"))
         }
-        let server = servers[serverIndex]
-        let attempt = Self.exchange(query, id: id, with: server, timeout: timeout, on: eventLoop).flatMapThrowing { response in
+        let server = servers[attempt % servers.count]
+        let exchange = Self.exchange(query, id: id, with: server, timeout: timeout, on: eventLoop).flatMapThrowing { response in
             try DNSMessage.addresses(in: response, id: id, name: host, type: type)
         }
-        return attempt.flatMapError { error in
-            let last = serverIndex + 1 >= servers.count
-            if last || (error as? DNSMessage.Failure) == .nameNotFound {
+        return exchange.flatMapError { error in
+            if (error as? DNSMessage.Failure) == .nameNotFound {
+                return eventLoop.makeFailedFuture(error)
+            }
+            if attempt + 1 >= 2 * servers.count {
                 return eventLoop.makeFailedFuture(HostResolutionError(host: host, reason: "\(error) (server \(server.text))"))
             }
-            return ask(host, type: type, serverIndex: serverIndex + 1, on: eventLoop)
+            return ask(host, type: type, attempt: attempt + 1, on: eventLoop)
         }
     }
 
@@ -80,6 +86,8 @@ package struct DNSHostResolver: HostResolver {
                 let timer = eventLoop.scheduleTask(in: timeout) {
                     promise.fail(HostResolutionError(host: server.text, reason: "no answer within \(timeout.nanoseconds / 1_000_000) ms"))
                 }
+                // A loop that shuts down fails its scheduled tasks instead of running them.
+                timer.futureResult.whenFailure { promise.fail($0) }
                 promise.futureResult.whenComplete { _ in
                     timer.cancel()
                     channel.close(promise: nil)
@@ -113,6 +121,15 @@ package struct DNSHostResolver: HostResolver {
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
             promise.fail(error)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            promise.fail(ChannelError.ioOnClosedChannel)
+            context.fireChannelInactive()
+        }
+
+        func handlerRemoved(context: ChannelHandlerContext) {
+            promise.fail(ChannelError.ioOnClosedChannel)
         }
     }
 }

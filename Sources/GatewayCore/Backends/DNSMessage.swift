@@ -105,7 +105,7 @@ package enum DNSMessage {
 
         // The answer section, whole, before any of it is believed.
         var records: [(owner: [UInt8], type: UInt16, ttl: UInt32, data: Range<Int>)] = []
-        records.reserveCapacity(Int(answers))
+        records.reserveCapacity(min(Int(answers), response.count / 11))  // a record takes 11 bytes at least
         for _ in 0..<answers {
             let owner = try reader.name()
             let recordType = try reader.u16()
@@ -201,8 +201,9 @@ package enum DNSMessage {
             return offset..<(offset + count)
         }
 
-        /// A name in wire form (lowercased, ending with the root), following compression pointers: each must
-        /// point backwards, so that no loop is possible, and the name may not exceed 255 bytes.
+        /// A name in wire form (lowercased, ending with the root), following compression pointers. Each pointer
+        /// must point before itself, so pointers alone cannot loop; labels read after a jump can lead back to
+        /// a pointer already followed, and such a loop ends at the 255-byte limit on the name.
         mutating func name() throws(Failure) -> [UInt8] {
             var out: [UInt8] = []
             var position = offset

@@ -9,8 +9,9 @@ package final class HealthChecker: Sendable {
     private struct State {
         var task: RepeatedTask?
         var stopped = false
-        /// Per server: successes (positive) or failures (negative) in a row.
-        var streaks: [ObjectIdentifier: Int] = [:]
+        /// Per server: successes (positive) or failures (negative) in a row. The server is held, so that its
+        /// identifier cannot be reused by a new server while the entry exists.
+        var streaks: [ObjectIdentifier: (server: BackendServer, streak: Int)] = [:]
     }
 
     private let backend: BackendGroup
@@ -62,9 +63,9 @@ package final class HealthChecker: Sendable {
     private func record(_ outcome: HealthProbe.Outcome, server: BackendServer) {
         guard !state.value.stopped else { return }
         let streak = state.withValue { state in
-            let previous = state.streaks[ObjectIdentifier(server), default: 0]
+            let previous = state.streaks[ObjectIdentifier(server)]?.streak ?? 0
             let streak = outcome.healthy ? max(previous, 0) + 1 : min(previous, 0) - 1
-            state.streaks[ObjectIdentifier(server)] = streak
+            state.streaks[ObjectIdentifier(server)] = (server, streak)
             return streak
         }
         if outcome.healthy {

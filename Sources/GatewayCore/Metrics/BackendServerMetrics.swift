@@ -22,4 +22,10 @@ package final class BackendServerMetrics: Sendable {
         ejections = Counter(label: "gateway_backend_ejections_total", dimensions: labels, factory: factory)
         healthy.record(1)
     }
+
+    /// Takes the series out of the registry.
+    package func destroy() {
+        for counter in [connectErrors, connectTimeouts, responseTimeouts, protocolErrors, ejections] { counter.destroy() }
+        healthy.destroy()
+    }
 }

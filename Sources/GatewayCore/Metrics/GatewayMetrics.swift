@@ -93,6 +93,13 @@ package final class GatewayMetrics: Sendable {
         return buffer
     }
 
+    /// Forgets a server that DNS took away: its series leave the exposition (a server that comes back starts
+    /// new ones), so that changing addresses do not grow the registry without bound.
+    package func removeBackendServer(backend: String, server: String) {
+        let removed = servers.withLockedValue { table in table.removeValue(forKey: backend + "\u{0}" + server) }
+        removed?.destroy()
+    }
+
     /// `gateway_backend_resolutions_total{backend, outcome}`: host-name resolutions of a backend's servers,
     /// `success` or `failure` (the last known addresses were kept).
     package func backendResolutions(backend: String, outcome: String) -> Counter {

@@ -51,19 +51,32 @@ public final class GatewayRuntime: Sendable {
         for backend in backends { backend.prepare(eventLoops: loops) }
     }
 
-    /// Resolves the host names of every backend that has no address for one of them yet (all of them at
-    /// start-up; after a reload, names the previous generation did not know), before the generation serves.
-    /// A name that does not resolve is logged and left without servers: discovery keeps trying every second.
-    package func resolveBackends(group: any EventLoopGroup, logger: Logger) async {
+    /// Resolves, all at once, the host names this generation must know before it serves: every name at
+    /// start-up; after a reload (`previous`), the names the previous generation did not have. A name that was
+    /// already failing is not waited for, nor is one that does not resolve now: it is logged, left without
+    /// servers, and tried again every second by discovery.
+    package func resolveBackends(group: any EventLoopGroup, logger: Logger, previous: GatewayRuntime? = nil) async {
         let made = backends.filter(\.usesDiscovery).map { backend in
             BackendDiscovery(backend: backend, resolver: hostResolver, eventLoop: group.next(), logger: logger, metrics: metrics)
         }
         discoveries.withLockedValue { $0 = made }
-        var delays: [TimeAmount] = []
-        for discovery in made {
+        let rounds = made.map { discovery -> EventLoopFuture<TimeAmount>? in
             let backend = discovery.backend
-            let missing = backend.entries.contains { entry in entry.isHostName && !backend.servers.contains { $0.name == entry.address } }
-            delays.append(missing ? ((try? await discovery.resolveNow().get()) ?? BackendDiscovery.minimumInterval) : backend.resolveInterval)
+            let known = previous?.backends.first { $0.name == backend.name }.map { Set($0.entries.map(\.address)) } ?? []
+            let missing = backend.entries.contains { entry in
+                entry.isHostName && !known.contains(entry.address) && !backend.servers.contains { $0.name == entry.address }
+            }
+            return missing ? discovery.resolveNow() : nil
+        }
+        var delays: [TimeAmount] = []
+        for (discovery, round) in zip(made, rounds) {
+            if let round {
+                delays.append((try? await round.get()) ?? BackendDiscovery.minimumInterval)
+            } else {
+                let backend = discovery.backend
+                let unresolved = backend.entries.contains { entry in entry.isHostName && !backend.servers.contains { $0.name == entry.address } }
+                delays.append(unresolved ? BackendDiscovery.minimumInterval : backend.resolveInterval)
+            }
         }
         pendingDiscoveryDelays.withLockedValue { $0 = delays }
     }
@@ -163,15 +176,23 @@ public final class GatewayRuntime: Sendable {
         for listener in listeners { listener.plugins?.destroy() }
     }
 
-    /// Takes over the addresses that `previous` resolved for host names this generation still names, then
-    /// copies the health of servers the two share (same backend and address), so that a reload neither waits
-    /// for DNS, nor forgets a down server, nor resets its failure count.
-    package func inheritHealth(from previous: GatewayRuntime) {
+    /// Takes over the addresses that `previous` resolved for host names this generation still names, so that
+    /// a reload does not wait for DNS for them (before `resolveBackends`).
+    package func adoptAddresses(from previous: GatewayRuntime) {
         for backend in backends {
             guard let old = previous.backends.first(where: { $0.name == backend.name }) else { continue }
             backend.adoptAddresses(from: old)
+        }
+    }
+
+    /// Copies the health of servers that this generation shares with `previous` (same backend, configured
+    /// address and address), so that a reload neither forgets a down server nor resets its failure count.
+    /// Called just before the swap, so that it copies the latest state.
+    package func inheritHealth(from previous: GatewayRuntime) {
+        for backend in backends {
+            guard let old = previous.backends.first(where: { $0.name == backend.name }) else { continue }
             for server in backend.servers {
-                if let match = old.servers.first(where: { $0.address == server.address }) {
+                if let match = old.servers.first(where: { $0.name == server.name && $0.address == server.address }) {
                     server.inheritHealth(from: match, activeChecks: backend.healthCheck != nil)
                 }
             }

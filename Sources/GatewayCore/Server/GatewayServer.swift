@@ -240,8 +240,8 @@ public final class GatewayServer: Service, Sendable {
             logger.warning("reload: a change of admin.address takes effect at the next restart")
         }
         new.prepare(group: group)
-        new.inheritHealth(from: old)
-        await new.resolveBackends(group: group, logger: logger)
+        new.adoptAddresses(from: old)
+        await new.resolveBackends(group: group, logger: logger, previous: old)
         // Bind the sockets the new configuration adds (or moves) before anything changes.
         let existing = state.withLockedValue { $0.slots }
         let plan = ReloadPlan(current: existing.mapValues(\.address), next: new.listeners.map { ($0.name, $0.address) })
@@ -256,6 +256,7 @@ public final class GatewayServer: Service, Sendable {
                 return failedReload(["\(error)"])
             }
         }
+        new.inheritHealth(from: old)
         let loop = group.next()
         let removed: [ListenerSlot]? = state.withLockedValue { state in
             // Shutdown began while this reload compiled: the new generation never goes live.

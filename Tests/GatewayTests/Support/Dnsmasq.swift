@@ -35,9 +35,20 @@ final class Dnsmasq {
         // Ready once it answers.
         for _ in 0..<50 {
             if (try? SystemQuery.answers(port: port)) == true { return }
+            guard process.isRunning else { break }  // the port was taken meanwhile
             usleep(100_000)
         }
+        stop()
         throw NSError(domain: "Dnsmasq", code: 1, userInfo: [NSLocalizedDescriptionKey: "dnsmasq did not start on port \(port)"])
+    }
+
+    /// A started dnsmasq; a free port can be taken between the probe and dnsmasq's bind, so up to three tries.
+    static func start(hosts: [String], directory: String) throws -> Dnsmasq {
+        var lastError: (any Error)?
+        for _ in 0..<3 {
+            do { return try Dnsmasq(hosts: hosts, directory: directory) } catch { lastError = error }
+        }
+        throw lastError!
     }
 
     func setHosts(_ hosts: [String]) throws {
@@ -49,9 +60,15 @@ final class Dnsmasq {
         (try? String(contentsOfFile: pidPath, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
+    private var stopped = false
+
+    /// Ends dnsmasq once (later calls do nothing: its pid may belong to another process by then).
     func stop() {
+        guard !stopped else { return }
+        stopped = true
         if let pid = dnsmasqPID { kill(pid, SIGTERM) }
         if process.isRunning { process.waitUntilExit() }
+        try? FileManager.default.removeItem(atPath: pidPath)
     }
 
     deinit { stop() }
