@@ -19,11 +19,11 @@ final class AuditLog: GatewayPlugin, Sendable {
     let denyWhileFailing: Bool
 
     static let requestFields = [
-        "request_id", "listener", "client_address", "client_port", "tls_version", "tls_cipher", "subject", "issuer", "serial",
+        "request_id", "listener", "client_address", "client_port", "tls_version", "tls_cipher", "ja4", "subject", "issuer", "serial",
         "fingerprint", "sans", "method", "host", "path", "status", "bytes_in", "bytes_out", "duration_ms", "backend_server",
         "decision", "answered_by", "reason", "client_aborted", "response_incomplete",
     ]
-    static let rejectionFields = ["listener", "client_address", "client_port", "sni", "reason", "detail", "subject", "issuer", "serial", "fingerprint"]
+    static let rejectionFields = ["listener", "client_address", "client_port", "sni", "ja4", "reason", "detail", "subject", "issuer", "serial", "fingerprint"]
 
     typealias ConfigError = PluginConfigError
 
@@ -106,6 +106,7 @@ final class AuditLog: GatewayPlugin, Sendable {
         line.add("client_address", connection.string(GW_ATTR_CLIENT_ADDRESS))
         line.add("client_port", connection.integer(GW_ATTR_CLIENT_PORT))
         line.add("sni", connection.string(GW_ATTR_SNI))
+        line.add("ja4", connection.string(GW_ATTR_CLIENT_JA4))
         line.add("reason", String(verify.dropFirst(7)))
         line.add("detail", connection.string(GW_ATTR_VERIFY_ERROR))
         line.add("subject", connection.string(GW_ATTR_CLIENT_SUBJECT))
@@ -156,6 +157,7 @@ final class AuditLog: GatewayPlugin, Sendable {
         line.add("client_port", request.integer(GW_ATTR_CLIENT_PORT))
         line.add("tls_version", request.attribute(GW_ATTR_TLS_VERSION))
         line.add("tls_cipher", request.attribute(GW_ATTR_TLS_CIPHER))
+        line.add("ja4", request.attribute(GW_ATTR_CLIENT_JA4))
         line.add("subject", request.attribute(GW_ATTR_CLIENT_SUBJECT))
         line.add("issuer", request.attribute(GW_ATTR_CLIENT_ISSUER))
         line.add("serial", request.attribute(GW_ATTR_CLIENT_SERIAL))

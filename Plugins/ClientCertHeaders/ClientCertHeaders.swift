@@ -12,11 +12,11 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         case subject, issuer, fingerprint, serial, notAfter, notBefore, leafEscaped, chainEscaped, sans, spiffeID
         case awsValidity, xfcc, rfcCert, rfcChain
         // From the connection: passed through as views each request.
-        case verify, ciphers, tlsProtocol, tlsCipher, sni, alpn
+        case verify, ciphers, tlsProtocol, tlsCipher, sni, alpn, ja4
 
         var fromCertificate: Bool {
             switch self {
-            case .verify, .ciphers, .tlsProtocol, .tlsCipher, .sni, .alpn: return false
+            case .verify, .ciphers, .tlsProtocol, .tlsCipher, .sni, .alpn, .ja4: return false
             default: return true
             }
         }
@@ -44,6 +44,7 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         .init(key: "tls_cipher", header: "x-forwarded-clientcert-tls-cipher", kind: .tlsCipher, enabled: false),
         .init(key: "sni", header: "x-forwarded-clientcert-sni", kind: .sni, enabled: false),
         .init(key: "alpn", header: "x-forwarded-clientcert-alpn", kind: .alpn, enabled: false),
+        .init(key: "ja4", header: "x-forwarded-clientcert-ja4", kind: .ja4, enabled: false),
     ]
 
     static let dialects: [String: [FieldSpec]] = [
@@ -205,6 +206,7 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         case .tlsProtocol: return GW_ATTR_TLS_VERSION
         case .tlsCipher: return GW_ATTR_TLS_CIPHER
         case .sni: return GW_ATTR_SNI
+        case .ja4: return GW_ATTR_CLIENT_JA4
         default: return GW_ATTR_ALPN
         }
     }

@@ -4,8 +4,9 @@ import NIOCore
 import XCTest
 
 /// JA4 of real clients on this machine (curl, openssl s_client, Python's ssl, captured by a plain TCP listener),
-/// and `tls.ja4_deny` in the real `gateway run` (as nobody): curl's fingerprint refused at its ClientHello,
-/// counted as `ja4_denied`, while another client still gets in.
+/// and in the real `gateway run` (as nobody): `tls.ja4_deny` refuses openssl s_client's fingerprint at its
+/// ClientHello (counted as `ja4_denied`, an Audit `handshake_rejected` line with the fingerprint), while curl
+/// gets in and its fingerprint reaches the backend (ClientCertHeaders' `ja4` field) and its Audit line.
 final class JA4DenyTests: GatewayTestCase {
     private func capturedHellos(_ clients: [(String, [String])]) async throws -> [ClientHello] {
         let port = try unusedPort()
@@ -44,9 +45,11 @@ final class JA4DenyTests: GatewayTestCase {
         print("JA4 of real clients on this machine: curl \(fingerprints[0]), openssl s_client \(fingerprints[1]), python ssl \(fingerprints[2])")
         for fingerprint in fingerprints { XCTAssertTrue(JA4Fingerprint.isWellFormed(fingerprint), fingerprint) }
         XCTAssertTrue(fingerprints[0].hasPrefix("t13d") && fingerprints[0].dropFirst(4).dropFirst(4).hasPrefix("h2"), "curl offers TLS 1.3, SNI and h2: \(fingerprints[0])")
-        let curlJA4 = fingerprints[0]
+        let curlJA4 = fingerprints[0], opensslJA4 = fingerprints[1]
+        XCTAssertNotEqual(curlJA4, opensslJA4)
 
         let port = try unusedPort(), adminPort = try unusedPort()
+        let audit = pki.path("ja4-audit.log")
         let gateway = try await runGateway("""
             admin: { address: "127.0.0.1:\(adminPort)" }
             listeners:
@@ -56,23 +59,37 @@ final class JA4DenyTests: GatewayTestCase {
                   certificates: [ { cert: server.pem, key: server.key } ]
                   client_auth: required
                   client_ca: ca.pem
-                  ja4_deny: [ \(curlJA4) ]
+                  ja4_deny: [ \(opensslJA4) ]
+                plugins:
+                  - { library: libClientCertHeaders.so, config: { fields: { ja4: x-client-ja4 } } }
+                  - { library: libAudit.so, config: { path: \(audit), events: [ request, handshake_rejected ] } }
                 routes: [ { backend: app } ]
             backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
             """, name: "ja4", adminPort: adminPort)
+        let openssl = try GatewayProcess.runCommand("/bin/sh", ["-c", "openssl s_client -connect 127.0.0.1:\(port) -servername localhost -cert \(pki.path("valid.pem")) -key \(pki.path("valid.key")) </dev/null 2>&1"])
+        XCTAssertTrue(openssl.stdout.contains("no peer certificate available"), "openssl's fingerprint is denied before any certificate: \(openssl.stdout.suffix(600))")
         let curl = try GatewayProcess.runCommand("/usr/bin/curl", [
             "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cert", pki.path("valid.pem"), "--key", pki.path("valid.key"),
-            "--cacert", pki.path("ca.pem"), "https://localhost:\(port)/denied",
+            "--cacert", pki.path("ca.pem"), "https://localhost:\(port)/curl",
         ])
-        XCTAssertNotEqual(curl.status, 0, "curl's fingerprint is denied: \(curl.stdout)")
-        let other = try await TestClient.get(port: port, tls: tls("valid"), path: "/allowed")
-        XCTAssertEqual(other?.status, 200, "swift-nio-ssl's client has another fingerprint")
-        XCTAssertEqual(backend.requests.map(\.head.uri), ["/allowed"])
+        XCTAssertEqual(curl.stdout, "200", curl.stderr)
+        XCTAssertEqual(backend.requests.map(\.head.uri), ["/curl"])
+        XCTAssertEqual(backend.requests.first?.head.headers["x-client-ja4"], [curlJA4], "the backend gets the client's JA4, computed by the gateway")
         let metrics = try MetricSamples(exposition: try await TestClient.get(port: adminPort, tls: nil, path: "/metrics", host: "127.0.0.1")?.text ?? "")
         XCTAssertEqual(metrics.value("gateway_tls_handshakes_total", ["listener": "mtls", "reason": "ja4_denied"]), 1)
-        XCTAssertTrue(gateway.log.contains("refusing a client by its JA4 fingerprint"), gateway.log)
-        XCTAssertTrue(gateway.log.contains(curlJA4))
+        XCTAssertTrue(gateway.log.contains("reason=ja4_denied"), gateway.log)
+        XCTAssertTrue(gateway.log.contains(opensslJA4))
         XCTAssertEqual(gateway.terminate(), 0)
+
+        let lines = try String(contentsOfFile: audit, encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:]
+        }
+        let rejected = lines.filter { $0["event"] as? String == "handshake_rejected" }
+        XCTAssertEqual(rejected.count, 1, "\(lines)")
+        XCTAssertEqual(rejected.first?["reason"] as? String, "ja4_denied")
+        XCTAssertEqual(rejected.first?["ja4"] as? String, opensslJA4)
+        let requests = lines.filter { $0["event"] as? String == "request" }
+        XCTAssertEqual(requests.map { $0["ja4"] as? String }, [curlJA4])
     }
 
     func testAMalformedFingerprintIsAConfigurationError() throws {

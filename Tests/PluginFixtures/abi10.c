@@ -62,7 +62,8 @@ static gw_status abi_response(void *instance, gw_handle request) {
 
 static const gw_plugin_descriptor descriptor = {
     .magic = GW_PLUGIN_MAGIC, .struct_size = sizeof(gw_plugin_descriptor),
-    .abi_major = GW_PLUGIN_ABI_MAJOR, .abi_minor = GW_PLUGIN_ABI_MINOR, .flags = 0,
+    /* Requires 1.0 on purpose, with the 1.1 header: it must load on every 1.x gateway. */
+    .abi_major = GW_PLUGIN_ABI_MAJOR, .abi_minor = 0, .flags = 0,
     .name = "abi10", .version = "1.0.0",
     .create = abi_create, .destroy = abi_destroy,
     .on_request_headers = abi_request, .on_response_headers = abi_response,

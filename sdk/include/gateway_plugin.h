@@ -1,5 +1,5 @@
 /*
- * gateway_plugin.h -- the plugin ABI of mtls-gateway, version 1.0.
+ * gateway_plugin.h -- the plugin ABI of mtls-gateway, version 1.1.
  *
  * This header is the one source of truth for the ABI between the gateway (the host) and its plugins: shared
  * libraries loaded with dlopen(RTLD_NOW | RTLD_LOCAL) and chained per listener. Plain C99, standard headers
@@ -67,7 +67,7 @@ extern "C" {
 
 /** The ABI version this header describes. The major version is also part of the entry symbol's name. */
 #define GW_PLUGIN_ABI_MAJOR 1
-#define GW_PLUGIN_ABI_MINOR 0
+#define GW_PLUGIN_ABI_MINOR 1
 
 /** First field of every descriptor: the bytes "GWPL" read as a big-endian number. Catches a symbol that
  *  points at something else. */
@@ -189,6 +189,10 @@ typedef uint32_t gw_attribute;
 #define GW_ATTR_CLIENT_ABORTED           66u  /* int: 1 if the client went away before the response was complete */
 #define GW_ATTR_RESPONSE_INCOMPLETE      67u  /* int: 1 if the response was cut off after its head went out (the
                                                  backend failed mid-response, or the request body passed its limit) */
+/* ---- ABI 1.1. A host of 1.0 answers GW_ERR_NOT_FOUND for these, so a plugin that can do without them may keep
+ * requiring 1.0 (abi_minor = 0) and treat NOT_FOUND as "not known". */
+#define GW_ATTR_CLIENT_JA4               32u  /* connection: the JA4 fingerprint of the ClientHello (FoxIO), e.g.
+                                                 "t13d1516h2_8daaf6152771_e5627efa2ab1"; not found without TLS */
 
 /** Kinds of metric a plugin can define. */
 typedef uint32_t gw_metric_kind;

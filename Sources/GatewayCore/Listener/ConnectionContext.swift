@@ -25,6 +25,8 @@ public final class ConnectionContext {
     /// The client policy (index in `ListenerTLS.policies`) of the certificate the server name selected.
     package var clientPolicy = 0
     public package(set) var offeredCipherSuites: [UInt16] = []
+    /// The ClientHello's JA4 fingerprint (FoxIO), computed once when the hello is read; nil without TLS.
+    public package(set) var ja4: String?
     public package(set) var cipherSuite: UInt16?
     public package(set) var negotiatedALPN: String?
     public package(set) var tlsVersion: TLSVersion?

@@ -7,6 +7,9 @@ import NIOSSL
 /// callback, replays the bytes into it, notes the cipher suite from the outgoing ServerHello, and then leaves
 /// the pipeline.
 package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    /// Tells the handshake handler to refuse the connection (the reason is in `connection.verification`).
+    struct JA4Denied: Error {}
+
     package typealias InboundIn = ByteBuffer
     package typealias InboundOut = ByteBuffer
     package typealias OutboundIn = ByteBuffer
@@ -61,22 +64,23 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
             ])
             context.close(promise: nil)
         case .complete(let hello):
-            // JA4 only when a deny list needs it or the log shows it (a few microseconds of hashing otherwise saved).
-            if !tls.ja4Deny.isEmpty || logger.logLevel <= .debug {
-                let ja4 = JA4Fingerprint(hello).fingerprint
+            // JA4 once per connection: for ja4_deny, the plugins' attribute and the debug log.
+            let ja4 = JA4Fingerprint(hello).fingerprint
+            connection.ja4 = ja4
+            if logger.logLevel <= .debug {
                 logger.debug("ClientHello", metadata: [
                     "client": "\(connection.remoteAddress.text)", "listener": "\(connection.listenerName)", "ja4": "\(ja4)",
                     "sni": "\(hello.serverName ?? "")",
                 ])
-                if tls.ja4Deny.contains(ja4) {
-                    state = .done
-                    metrics.handshakeFailed(.ja4Denied)
-                    logger.info("refusing a client by its JA4 fingerprint (ja4_deny)", metadata: [
-                        "client": "\(connection.remoteAddress.text)", "listener": "\(connection.listenerName)", "ja4": "\(ja4)",
-                    ])
-                    context.close(promise: nil)
-                    return
-                }
+            }
+            if tls.ja4Deny.contains(ja4) {
+                // Refused by the handshake handler, as every handshake is: logged, counted, and shown to the
+                // plugins' on_connection (Audit's handshake_rejected line).
+                state = .done
+                connection.serverName = hello.serverName
+                connection.verification = .failed(.init(.ja4Denied, "the client's JA4 fingerprint \(ja4) is in tls.ja4_deny"))
+                context.fireErrorCaught(JA4Denied())
+                return
             }
             state = .awaitingServerHello
             connection.serverName = hello.serverName
