@@ -73,4 +73,50 @@ final class BackendDiscoveryRoundTests: XCTestCase {
         _ = try await round(.success(ResolvedHost(addresses: ["10.0.0.3"], ttl: nil)))
         XCTAssertTrue(zip(before, backend.servers).allSatisfy { $0 === $1 } && before.count == backend.servers.count)
     }
+
+    /// Two generations of a reload share series: one dropping an address keeps the series while the other
+    /// still has a server there; an IP listed twice keeps both servers and its series.
+    func testSeriesLiveWhileAnyGenerationUsesThem() async throws {
+        let metrics = GatewayMetrics()
+        func group() -> BackendGroup {
+            BackendGroup(name: "app", entries: [entry("api.test:80"), entry("10.9.9.9:80"), entry("10.9.9.9:80")], balance: .roundRobin,
+                         tlsContext: nil, serverName: nil, connectTimeout: .seconds(1), responseTimeout: .seconds(1), metrics: metrics)
+        }
+        func series() -> String {
+            var buffer: [UInt8] = []
+            metrics.registry.emit(into: &buffer)
+            return String(decoding: buffer, as: UTF8.self)
+        }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let old = group(), new = group()
+        let oldResolver = ScriptedResolver(), newResolver = ScriptedResolver()
+        let oldDiscovery = BackendDiscovery(backend: old, resolver: oldResolver, eventLoop: loop, logger: .init(label: "test"), metrics: metrics)
+        let newDiscovery = BackendDiscovery(backend: new, resolver: newResolver, eventLoop: loop, logger: .init(label: "test"), metrics: metrics)
+        oldResolver.script.withLockedValue { $0 = [.success(ResolvedHost(addresses: ["10.0.0.1", "10.0.0.2"], ttl: nil))] }
+        _ = try await oldDiscovery.resolveNow().get()
+        XCTAssertEqual(old.servers.count, 4, "two addresses and the IP listed twice")
+        new.adoptAddresses(from: old)
+        XCTAssertEqual(Set(new.servers.map(\.address)), ["10.0.0.1:80", "10.0.0.2:80", "10.9.9.9:80"])
+
+        // The old generation drops 10.0.0.2: the new one still has a server there, so its series stay.
+        oldResolver.script.withLockedValue { $0 = [.success(ResolvedHost(addresses: ["10.0.0.1"], ttl: nil))] }
+        _ = try await oldDiscovery.resolveNow().get()
+        XCTAssertEqual(old.servers.map(\.address), ["10.0.0.1:80", "10.9.9.9:80", "10.9.9.9:80"])
+        XCTAssertFalse(old.servers[1] === old.servers[2], "an IP listed twice keeps both of its servers")
+        XCTAssertTrue(series().contains("server=\"api.test:80/10.0.0.2:80\""))
+        // Adopting again just before the swap follows the old generation's latest answer.
+        new.adoptAddresses(from: old)
+        XCTAssertEqual(new.servers.map(\.address).sorted(), ["10.0.0.1:80", "10.9.9.9:80", "10.9.9.9:80"])
+        XCTAssertFalse(series().contains("server=\"api.test:80/10.0.0.2:80\""), "no generation has 10.0.0.2 any more")
+
+        // The old generation is torn down: the new one still uses 10.0.0.1's series.
+        oldDiscovery.stop()
+        old.shutdown()
+        XCTAssertTrue(series().contains("server=\"api.test:80/10.0.0.1:80\""))
+        XCTAssertTrue(series().contains("server=\"10.9.9.9:80\""), "IP entries' series stay, as across reloads")
+        newResolver.script.withLockedValue { $0 = [.success(ResolvedHost(addresses: ["10.0.0.3"], ttl: nil))] }
+        _ = try await newDiscovery.resolveNow().get()
+        XCTAssertFalse(series().contains("server=\"api.test:80/10.0.0.1:80\""))
+        XCTAssertTrue(series().contains("server=\"api.test:80/10.0.0.3:80\""))
+    }
 }

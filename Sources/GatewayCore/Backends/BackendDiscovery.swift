@@ -116,7 +116,9 @@ package final class BackendDiscovery: Sendable {
         var named = Set<String>()
         for entry in backend.entries {
             if let ip = entry.ipAddress {
-                next.append(current.first { $0.name == entry.address && $0.socketAddress == ip } ?? backend.makeServer(entry, at: ip))
+                // An address listed twice keeps both of its servers.
+                next.append(current.first { server in server.name == entry.address && server.socketAddress == ip && !next.contains { $0 === server } }
+                    ?? backend.makeServer(entry, at: ip))
                 continue
             }
             // A name listed twice is one set of servers.
@@ -140,8 +142,6 @@ package final class BackendDiscovery: Sendable {
                 "backend": "\(backend.name)", "added": "\(added.map(\.address))", "removed": "\(removed.map(\.address))",
                 "servers": "\(next.count)",
             ])
-            // Their series go with them (a server that comes back starts new ones).
-            for server in removed { metrics.removeBackendServer(backend: backend.name, server: server.metricLabel) }
         }
         metrics.backendServerCount(backend: backend.name).record(next.count)
         return wait

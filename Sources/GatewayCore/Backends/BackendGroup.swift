@@ -1,4 +1,5 @@
 import Logging
+import Atomics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -75,7 +76,8 @@ package final class BackendGroup: Sendable {
         let label = entry.isHostName ? "\(entry.address)/\(address.text)" : entry.address
         return BackendServer(
             name: entry.address, host: entry.host, socketAddress: address, weight: entry.weight, maxIdle: maxIdle, passive: passive,
-            metricLabel: label, metrics: metrics.backendServer(backend: backend, server: label)
+            metricLabel: label, discovered: entry.isHostName,
+            metrics: entry.isHostName ? metrics.acquireDiscoveredServer(backend: backend, server: label) : metrics.backendServer(backend: backend, server: label)
         )
     }
 
@@ -102,21 +104,38 @@ package final class BackendGroup: Sendable {
             defer { members = next }
             return members
         }
-        for server in previous.servers where !servers.contains(where: { $0 === server }) { server.pool.closeAll() }
+        for server in previous.servers where !servers.contains(where: { $0 === server }) { retire(server) }
     }
 
-    /// Takes the addresses that `previous` (the same group in the generation a reload replaces) had for the
-    /// host names this group still names, so that a reload does not wait for DNS nor lose a known address.
+    /// A server that left: its idle connections close, and its use of its metric series ends (once).
+    private func retire(_ server: BackendServer) {
+        server.pool.closeAll()
+        if server.isDiscovered, server.metricsReleased.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+            metrics.releaseDiscoveredServer(backend: name, server: server.metricLabel)
+        }
+    }
+
+    /// Makes the addresses of the host names that `previous` (the same group in the generation a reload
+    /// replaces) also names the ones `previous` has now, so that a reload neither waits for DNS nor loses a
+    /// known address. Called before the new generation resolves its new names, and again just before the swap
+    /// (the previous generation's discovery may have changed them meanwhile); names `previous` does not have
+    /// keep what this generation resolved.
     package func adoptAddresses(from previous: BackendGroup) {
         guard usesDiscovery else { return }
-        var servers = self.servers
+        let current = servers
+        let previousNames = Set(previous.entries.filter(\.isHostName).map(\.address))
+        var next = current.filter { !$0.isDiscovered }
         var named = Set<String>()
         for entry in entries where entry.isHostName && named.insert(entry.address).inserted {
-            for old in previous.servers where old.name == entry.address {
-                servers.append(makeServer(entry, at: old.socketAddress))
+            if previousNames.contains(entry.address) {
+                for old in previous.servers where old.name == entry.address {
+                    next.append(current.first { $0.name == entry.address && $0.socketAddress == old.socketAddress } ?? makeServer(entry, at: old.socketAddress))
+                }
+            } else {
+                next.append(contentsOf: current.filter { $0.name == entry.address })
             }
         }
-        replaceServers(servers)
+        replaceServers(next)
     }
 
     /// SNI carries names only; an IP literal host is verified against the certificate's IP SANs instead.
@@ -159,6 +178,6 @@ package final class BackendGroup: Sendable {
     }
 
     package func shutdown() {
-        for server in servers { server.pool.closeAll() }
+        for server in servers { retire(server) }
     }
 }

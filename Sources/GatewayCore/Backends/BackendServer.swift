@@ -20,6 +20,11 @@ package final class BackendServer: Sendable {
     /// The `server` label of its metrics: the configured address for an IP entry, `name/address` for an address
     /// of a host name (two names may share an address; their servers' health is not one).
     package let metricLabel: String
+    /// Made by DNS discovery (an address of a host name): its metric use is released when it leaves.
+    package let isDiscovered: Bool
+    /// Set once its metric use was released (leaving the members, or its generation's teardown, whichever
+    /// comes first).
+    package let metricsReleased = ManagedAtomic<Bool>(false)
     package let weight: Int
     /// Requests in flight on this server (least_connections).
     package let activeRequests = ManagedAtomic<Int>(0)
@@ -35,13 +40,14 @@ package final class BackendServer: Sendable {
     package let consecutiveFailures = ManagedAtomic<Int>(0)
 
     package init(name: String, host: String, socketAddress: SocketAddress, weight: Int, maxIdle: Int, passive: PassiveHealthConfig?,
-                 metricLabel: String, metrics: BackendServerMetrics) {
+                 metricLabel: String, discovered: Bool = false, metrics: BackendServerMetrics) {
         self.address = socketAddress.text
         self.name = name
         self.host = host
         self.port = socketAddress.port ?? 0
         self.socketAddress = socketAddress
         self.metricLabel = metricLabel
+        self.isDiscovered = discovered
         self.weight = weight
         self.pool = BackendConnectionPool(maxIdlePerEventLoop: maxIdle)
         self.passive = passive

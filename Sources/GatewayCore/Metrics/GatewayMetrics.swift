@@ -11,6 +11,8 @@ package final class GatewayMetrics: Sendable {
     package let factory: PrometheusMetricsFactory
     private let listeners = NIOLockedValueBox<[String: ListenerMetrics]>([:])
     private let servers = NIOLockedValueBox<[String: BackendServerMetrics]>([:])
+    /// How many live servers from host names use each series (by key): the series go at zero.
+    private let discoveredUses = NIOLockedValueBox<[String: Int]>([:])
     private let expiry = NIOLockedValueBox<[String: Gauge]>([:])
     private let discovery = NIOLockedValueBox<[String: any Sendable]>([:])
 
@@ -93,11 +95,32 @@ package final class GatewayMetrics: Sendable {
         return buffer
     }
 
-    /// Forgets a server that DNS took away: its series leave the exposition (a server that comes back starts
-    /// new ones), so that changing addresses do not grow the registry without bound.
-    package func removeBackendServer(backend: String, server: String) {
-        let removed = servers.withLockedValue { table in table.removeValue(forKey: backend + "\u{0}" + server) }
-        removed?.destroy()
+    /// The metrics of a server that DNS discovery made (one use per server object; generations of a reload
+    /// share the series). `releaseDiscoveredServer` ends the use.
+    package func acquireDiscoveredServer(backend: String, server: String) -> BackendServerMetrics {
+        servers.withLockedValue { table in
+            let key = backend + "\u{0}" + server
+            discoveredUses.withLockedValue { $0[key, default: 0] += 1 }
+            if let existing = table[key] { return existing }
+            let created = BackendServerMetrics(backend: backend, server: server, factory: factory)
+            table[key] = created
+            return created
+        }
+    }
+
+    /// Ends one use; when no server uses the series any more (DNS took the address away in every live
+    /// generation), they leave the exposition, so that changing addresses do not grow it without bound.
+    package func releaseDiscoveredServer(backend: String, server: String) {
+        servers.withLockedValue { table in
+            let key = backend + "\u{0}" + server
+            let left = discoveredUses.withLockedValue { uses -> Int in
+                let left = (uses[key] ?? 1) - 1
+                uses[key] = left > 0 ? left : nil
+                return left
+            }
+            // Inside the table's lock: no lookup can hand out handles that are being unregistered.
+            if left <= 0 { table.removeValue(forKey: key)?.destroy() }
+        }
     }
 
     /// `gateway_backend_resolutions_total{backend, outcome}`: host-name resolutions of a backend's servers,

@@ -256,6 +256,7 @@ public final class GatewayServer: Service, Sendable {
                 return failedReload(["\(error)"])
             }
         }
+        new.adoptAddresses(from: old)
         new.inheritHealth(from: old)
         let loop = group.next()
         let removed: [ListenerSlot]? = state.withLockedValue { state in
