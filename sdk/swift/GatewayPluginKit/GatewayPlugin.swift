@@ -50,6 +50,9 @@ public struct PluginHooks: OptionSet, Sendable {
 ///     public func entry(_ host: UnsafePointer<gw_host_api>?) -> UnsafePointer<gw_plugin_descriptor>? {
 ///         GatewayPluginExport.entry(host, MyPlugin.self, name: "my_plugin", version: "1.0.0", hooks: [.requestHeaders])
 ///     }
+///
+/// `abiMinor` is the ABI minor version the plugin requires: the header's by default; a lower one on purpose
+/// when it uses nothing newer (an attribute of a later minor reads as not found on an older gateway).
 public enum GatewayPluginExport {
     nonisolated(unsafe) private static var pluginType: (any GatewayPlugin.Type)?
     nonisolated(unsafe) private static var descriptor: UnsafeMutablePointer<gw_plugin_descriptor>?
@@ -67,7 +70,7 @@ public enum GatewayPluginExport {
 
     public static func entry(
         _ host: UnsafePointer<gw_host_api>?, _ type: any GatewayPlugin.Type, name: String, version: String,
-        hooks: PluginHooks, flags: UInt32 = 0
+        hooks: PluginHooks, flags: UInt32 = 0, abiMinor: UInt16 = UInt16(GW_PLUGIN_ABI_MINOR)
     ) -> UnsafePointer<gw_plugin_descriptor>? {
         guard let host else { return nil }
         PluginHost.api = host
@@ -78,7 +81,7 @@ public enum GatewayPluginExport {
             magic: GW_PLUGIN_MAGIC,
             struct_size: UInt32(MemoryLayout<gw_plugin_descriptor>.size),
             abi_major: UInt16(GW_PLUGIN_ABI_MAJOR),
-            abi_minor: UInt16(GW_PLUGIN_ABI_MINOR),
+            abi_minor: abiMinor,
             flags: flags,
             name: UnsafePointer(strdup(name)),
             version: UnsafePointer(strdup(version)),

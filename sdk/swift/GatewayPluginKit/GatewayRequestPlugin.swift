@@ -76,8 +76,9 @@ final class RequestPluginAdapter<P: GatewayRequestPlugin>: GatewayPlugin {
 extension GatewayPluginExport {
     /// The export of a `GatewayRequestPlugin`: only on_request_headers is wired.
     public static func entry<P: GatewayRequestPlugin>(
-        _ host: UnsafePointer<gw_host_api>?, _ type: P.Type, name: String, version: String, flags: UInt32 = 0
+        _ host: UnsafePointer<gw_host_api>?, _ type: P.Type, name: String, version: String, flags: UInt32 = 0,
+        abiMinor: UInt16 = UInt16(GW_PLUGIN_ABI_MINOR)
     ) -> UnsafePointer<gw_plugin_descriptor>? {
-        entry(host, RequestPluginAdapter<P>.self, name: name, version: version, hooks: [.requestHeaders], flags: flags)
+        entry(host, RequestPluginAdapter<P>.self, name: name, version: version, hooks: [.requestHeaders], flags: flags, abiMinor: abiMinor)
     }
 }

@@ -89,5 +89,6 @@ final class AuthzPlugin: GatewayRequestPlugin {
 
 @_cdecl("gw_plugin_entry_v1")
 public func gw_plugin_entry_v1(_ host: UnsafePointer<gw_host_api>?) -> UnsafePointer<gw_plugin_descriptor>? {
-    GatewayPluginExport.entry(host, AuthzPlugin.self, name: "authz_swift", version: "1.0.0")
+    // Uses nothing newer than ABI 1.0: loads on every 1.x gateway.
+    GatewayPluginExport.entry(host, AuthzPlugin.self, name: "authz_swift", version: "1.0.0", abiMinor: 0)
 }
