@@ -9,28 +9,41 @@ import Crypto
 package struct JA4Fingerprint: Sendable, Equatable, CustomStringConvertible {
     /// `t13d1516h2_8daaf6152771_b186095e22b6`.
     package let fingerprint: String
-    /// JA4_r: the same with the sorted lists themselves instead of their hashes.
-    package let raw: String
+    private let prefix: String
+    private let cipherList: [UInt8]
+    private let extensionPart: [UInt8]
+
+    /// JA4_r: the same with the sorted lists themselves instead of their hashes (built when asked for).
+    package var raw: String { "\(prefix)_\(String(decoding: cipherList, as: UTF8.self))_\(String(decoding: extensionPart, as: UTF8.self))" }
 
     package var description: String { fingerprint }
 
-    /// The fingerprint of a hello received over TCP.
+    package static func == (lhs: JA4Fingerprint, rhs: JA4Fingerprint) -> Bool { lhs.fingerprint == rhs.fingerprint && lhs.raw == rhs.raw }
+
+    /// The fingerprint of a hello received over TCP. Computed once per TLS connection: the lists are written
+    /// as bytes into one buffer each and hashed from there (no String per value).
     package init(_ hello: ClientHello) {
         let ciphers = hello.cipherSuites.filter { !Self.isGREASE($0) }
         let extensions = hello.extensionTypes.filter { !Self.isGREASE($0) }
-        let versions = hello.supportedVersions.filter { !Self.isGREASE($0) }
-        let version = Self.versionText(versions.max() ?? hello.legacyVersion)
+        var version = hello.legacyVersion
+        var offersVersion = false
+        for candidate in hello.supportedVersions where !Self.isGREASE(candidate) {
+            version = offersVersion ? max(version, candidate) : candidate
+            offersVersion = true
+        }
         let sni = extensions.contains(0) ? "d" : "i"
-        let a = "t\(version)\(sni)\(Self.count(ciphers.count))\(Self.count(extensions.count))\(Self.alpnText(hello.firstALPN))"
+        let a = "t\(Self.versionText(version))\(sni)\(Self.count(ciphers.count))\(Self.count(extensions.count))\(Self.alpnText(hello.firstALPN))"
 
-        let cipherList = ciphers.sorted().map(Self.hex).joined(separator: ",")
-        let extensionList = extensions.filter { $0 != 0 && $0 != 16 }.sorted().map(Self.hex).joined(separator: ",")
-        let algorithms = hello.signatureAlgorithms.filter { !Self.isGREASE($0) }.map(Self.hex).joined(separator: ",")
-        let extensionPart = algorithms.isEmpty ? extensionList : "\(extensionList)_\(algorithms)"
+        let cipherList = Self.list(ciphers.sorted())
+        let extensionList = Self.list(extensions.filter { $0 != 0 && $0 != 16 }.sorted())
+        let algorithms = Self.list(hello.signatureAlgorithms.filter { !Self.isGREASE($0) })
+        let extensionPart = algorithms.isEmpty ? extensionList : extensionList + [UInt8(ascii: "_")] + algorithms
         let b = cipherList.isEmpty ? "000000000000" : Self.truncatedHash(cipherList)
         let c = extensionList.isEmpty ? "000000000000" : Self.truncatedHash(extensionPart)
         fingerprint = "\(a)_\(b)_\(c)"
-        raw = "\(a)_\(cipherList)_\(extensionPart)"
+        prefix = a
+        self.cipherList = cipherList
+        self.extensionPart = extensionPart
     }
 
     /// Whether `text` can be the JA4 fingerprint of a TLS-over-TCP client (`t13d1516h2_8daaf6152771_b186095e22b6`):
@@ -82,19 +95,27 @@ package struct JA4Fingerprint: Sendable, Equatable, CustomStringConvertible {
         if isAlnum(first), isAlnum(last) {
             return String(decoding: [first, last], as: UTF8.self)
         }
-        let digits = Array("0123456789abcdef".utf8)
         return String(decoding: [digits[Int(first >> 4)], digits[Int(last & 0x0F)]], as: UTF8.self)
     }
 
-    private static func hex(_ value: UInt16) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: [12, 8, 4, 0].map { digits[Int(value >> UInt16($0) & 0x0F)] }, as: UTF8.self)
+    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Four lowercase hex digits per value, comma-separated.
+    private static func list(_ values: [UInt16]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(values.count * 5)
+        for (index, value) in values.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            for shift in [12, 8, 4, 0] as [UInt16] { out.append(digits[Int(value >> shift & 0x0F)]) }
+        }
+        return out
     }
 
-    private static func truncatedHash(_ text: String) -> String {
-        let digest = SHA256.hash(data: Array(text.utf8))
-        let digits = Array("0123456789abcdef".utf8)
+    /// The first 12 hex digits of the SHA-256 of `bytes`.
+    private static func truncatedHash(_ bytes: [UInt8]) -> String {
+        let digest = SHA256.hash(data: bytes)
         var out: [UInt8] = []
+        out.reserveCapacity(12)
         for byte in digest.prefix(6) {
             out.append(digits[Int(byte >> 4)])
             out.append(digits[Int(byte & 0x0F)])
