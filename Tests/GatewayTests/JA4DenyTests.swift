@@ -92,6 +92,40 @@ final class JA4DenyTests: GatewayTestCase {
         XCTAssertEqual(requests.map { $0["ja4"] as? String }, [curlJA4])
     }
 
+    /// `ja4_allow`: only curl's fingerprint passes; swift-nio-ssl's client is refused at its ClientHello
+    /// (`ja4_not_allowed`), before its certificate is even asked for.
+    func testTheAllowListAdmitsOnlyItsFingerprints() async throws {
+        let curlJA4 = try await JA4Fingerprint(capturedHellos([
+            ("/usr/bin/curl", ["-s", "--max-time", "10", "--cacert", pki.path("ca.pem"), "https://localhost:PORT/"]),
+        ])[0]).fingerprint
+        let port = try unusedPort(), adminPort = try unusedPort()
+        let gateway = try await runGateway("""
+            admin: { address: "127.0.0.1:\(adminPort)" }
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:\(port)"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: ca.pem
+                  ja4_allow: [ \(curlJA4) ]
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, name: "ja4-allow", adminPort: adminPort)
+        let curl = try GatewayProcess.runCommand("/usr/bin/curl", [
+            "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cert", pki.path("valid.pem"), "--key", pki.path("valid.key"),
+            "--cacert", pki.path("ca.pem"), "https://localhost:\(port)/curl",
+        ])
+        XCTAssertEqual(curl.stdout, "200", curl.stderr)
+        let other = try? await TestClient.get(port: port, tls: tls("valid"), path: "/other")
+        XCTAssertNotEqual(other?.status, 200, "swift-nio-ssl's client has another fingerprint")
+        XCTAssertEqual(backend.requests.map(\.head.uri), ["/curl"])
+        let metrics = try await gateway.metrics()
+        XCTAssertEqual(metrics.value("gateway_tls_handshakes_total", ["listener": "mtls", "reason": "ja4_not_allowed"]), 1)
+        XCTAssertTrue(gateway.log.contains("reason=ja4_not_allowed"), gateway.log)
+        XCTAssertEqual(gateway.terminate(), 0)
+    }
+
     func testAMalformedFingerprintIsAConfigurationError() throws {
         let problems = try pki.configProblems("""
             listeners:
@@ -100,11 +134,13 @@ final class JA4DenyTests: GatewayTestCase {
                 tls:
                   certificates: [ { cert: server.pem, key: server.key } ]
                   ja4_deny: [ t13d1516h2_8daaf6152771_b186095e22b6, "t13d1516h2_8DAAF6152771_b186095e22b6", curl ]
+                  ja4_allow: [ t13d1516h2_8daaf6152771_b186095e2 ]
                 routes: [ { backend: app } ]
             backends: [ { name: app, servers: [ { address: "127.0.0.1:1" } ] } ]
             """)
         assertProblem(problems, "listeners[0].tls.ja4_deny[1]: 't13d1516h2_8DAAF6152771_b186095e22b6' is not a JA4 fingerprint")
         assertProblem(problems, "listeners[0].tls.ja4_deny[2]: 'curl' is not a JA4 fingerprint")
+        assertProblem(problems, "listeners[0].tls.ja4_allow[0]: 't13d1516h2_8daaf6152771_b186095e2' is not a JA4 fingerprint")
         XCTAssertFalse(problems.contains { $0.contains("ja4_deny[0]") }, "\(problems)")
     }
 }

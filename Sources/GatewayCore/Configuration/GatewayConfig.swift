@@ -105,6 +105,8 @@ public struct ListenerTLSConfig: Codable, Sendable {
     public var clientAllow: ClientAllowConfig?
     /// JA4 fingerprints of clients refused at their ClientHello, before any cryptography (`ja4_deny`).
     public var ja4Deny: [String]
+    /// When not empty, only clients with one of these JA4 fingerprints get past their ClientHello (`ja4_allow`).
+    public var ja4Allow: [String]
 
     package enum CodingKeys: String, CodingKey {
         case certificates
@@ -115,6 +117,7 @@ public struct ListenerTLSConfig: Codable, Sendable {
         case minVersion = "min_version"
         case clientAllow = "client_allow"
         case ja4Deny = "ja4_deny"
+        case ja4Allow = "ja4_allow"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -127,6 +130,7 @@ public struct ListenerTLSConfig: Codable, Sendable {
         minVersion = c.value(.minVersion, default: .tls12)
         clientAllow = c.optional(.clientAllow)
         ja4Deny = c.optional(.ja4Deny, StringOrList.self)?.values ?? []
+        ja4Allow = c.optional(.ja4Allow, StringOrList.self)?.values ?? []
     }
 }
 

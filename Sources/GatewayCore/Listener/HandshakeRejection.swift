@@ -25,6 +25,8 @@ public struct HandshakeRejection: Error, Hashable, Sendable, CustomStringConvert
         public static let sanMismatch = Code("san_mismatch")
         /// The ClientHello's JA4 fingerprint is in the listener's `ja4_deny`.
         public static let ja4Denied = Code("ja4_denied")
+        /// The listener has a `ja4_allow` list, and the ClientHello's JA4 fingerprint is not in it.
+        public static let ja4NotAllowed = Code("ja4_not_allowed")
         public static let protocolVersion = Code("protocol_version")
         public static let handshakeTimeout = Code("handshake_timeout")
         public static let tlsError = Code("tls_error")

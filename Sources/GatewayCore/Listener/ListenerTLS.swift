@@ -60,10 +60,14 @@ package final class ListenerTLS: Sendable {
 
     /// `ja4_deny`: clients with these JA4 fingerprints are refused at their ClientHello.
     package let ja4Deny: Set<String>
+    /// `ja4_allow`: when not empty, only clients with these JA4 fingerprints pass their ClientHello.
+    package let ja4Allow: Set<String>
 
-    package init(entries: [Entry], policies: [ClientPolicy], serverCertificateExpiry: Date? = nil, clientCAExpiry: Date? = nil, ja4Deny: Set<String> = []) {
+    package init(entries: [Entry], policies: [ClientPolicy], serverCertificateExpiry: Date? = nil, clientCAExpiry: Date? = nil, ja4Deny: Set<String> = [],
+                 ja4Allow: Set<String> = []) {
         precondition(!entries.isEmpty && !policies.isEmpty)
         self.ja4Deny = ja4Deny
+        self.ja4Allow = ja4Allow
         self.serverCertificateExpiry = serverCertificateExpiry
         self.clientCAExpiry = clientCAExpiry
         self.entries = entries

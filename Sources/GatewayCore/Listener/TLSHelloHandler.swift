@@ -73,12 +73,19 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
                     "sni": "\(hello.serverName ?? "")",
                 ])
             }
-            if tls.ja4Deny.contains(ja4) {
+            let refusal: HandshakeRejection? = if tls.ja4Deny.contains(ja4) {
+                .init(.ja4Denied, "the client's JA4 fingerprint \(ja4) is in tls.ja4_deny")
+            } else if !tls.ja4Allow.isEmpty, !tls.ja4Allow.contains(ja4) {
+                .init(.ja4NotAllowed, "the client's JA4 fingerprint \(ja4) is not in tls.ja4_allow")
+            } else {
+                nil
+            }
+            if let refusal {
                 // Refused by the handshake handler, as every handshake is: logged, counted, and shown to the
                 // plugins' on_connection (Audit's handshake_rejected line).
                 state = .done
                 connection.serverName = hello.serverName
-                connection.verification = .failed(.init(.ja4Denied, "the client's JA4 fingerprint \(ja4) is in tls.ja4_deny"))
+                connection.verification = .failed(refusal)
                 context.fireErrorCaught(JA4Denied())
                 return
             }

@@ -24,7 +24,7 @@ package final class ListenerMetrics: Sendable {
 
     package static let rejectionCodes: [HandshakeRejection.Code] = [
         .noCertificate, .unknownCA, .selfSigned, .expired, .notYetValid, .revoked, .crlExpired, .crlInvalid, .badSignature,
-        .usage, .chainTooLong, .invalidCA, .nameConstraints, .malformed, .pinMismatch, .sanMismatch, .ja4Denied, .protocolVersion,
+        .usage, .chainTooLong, .invalidCA, .nameConstraints, .malformed, .pinMismatch, .sanMismatch, .ja4Denied, .ja4NotAllowed, .protocolVersion,
         .handshakeTimeout, .tlsError,
     ]
 
