@@ -119,4 +119,18 @@ final class BackendDiscoveryRoundTests: XCTestCase {
         XCTAssertFalse(series().contains("server=\"api.test:80/10.0.0.1:80\""))
         XCTAssertTrue(series().contains("server=\"api.test:80/10.0.0.3:80\""))
     }
+
+    /// The next round's time is readable (a reload's new generation starts its rounds then).
+    func testTheNextRoundsTimeIsKnown() async throws {
+        let backend = BackendGroup(name: "app", entries: [entry("api.test:80")], balance: .roundRobin, tlsContext: nil, serverName: nil,
+                                   connectTimeout: .seconds(1), responseTimeout: .seconds(1), metrics: GatewayMetrics())
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let discovery = BackendDiscovery(backend: backend, resolver: ScriptedResolver(), eventLoop: loop, logger: .init(label: "test"), metrics: GatewayMetrics())
+        XCTAssertNil(discovery.timeUntilNextRound)
+        discovery.start(after: .seconds(30))
+        try await loop.submit {}.get()
+        let left = try XCTUnwrap(discovery.timeUntilNextRound)
+        XCTAssertTrue(left <= .seconds(30) && left > .seconds(20), "\(left)")
+        discovery.stop()
+    }
 }

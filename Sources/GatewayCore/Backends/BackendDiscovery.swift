@@ -1,3 +1,4 @@
+import Atomics
 import Logging
 import NIOCore
 
@@ -26,6 +27,9 @@ package final class BackendDiscovery: Sendable {
     private let logger: Logger
     private let metrics: GatewayMetrics
     private let state: NIOLoopBoundBox<State>
+    /// Uptime nanoseconds at which the next round is due (0 before the first is scheduled): a reload's new
+    /// generation starts its rounds then, keeping the TTL the answers gave.
+    private let nextDue = ManagedAtomic<Int64>(0)
 
     package init(backend: BackendGroup, resolver: any HostResolver, eventLoop: any EventLoop, logger: Logger, metrics: GatewayMetrics) {
         self.backend = backend
@@ -54,8 +58,16 @@ package final class BackendDiscovery: Sendable {
         eventLoop.flatSubmit { [self] in round() }
     }
 
+    /// Time until the next round is due, nil when none is scheduled.
+    package var timeUntilNextRound: TimeAmount? {
+        let due = nextDue.load(ordering: .relaxed)
+        guard due > 0 else { return nil }
+        return .nanoseconds(max(0, due - Int64(NIODeadline.now().uptimeNanoseconds)))
+    }
+
     private func schedule(after delay: TimeAmount) {
         guard !state.value.stopped else { return }
+        nextDue.store(Int64(NIODeadline.now().uptimeNanoseconds) + delay.nanoseconds, ordering: .relaxed)
         state.value.task = eventLoop.scheduleTask(in: delay) { [self] in
             round().whenSuccess { next in self.schedule(after: next) }
         }

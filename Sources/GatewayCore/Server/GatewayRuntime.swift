@@ -75,7 +75,9 @@ public final class GatewayRuntime: Sendable {
             } else {
                 let backend = discovery.backend
                 let unresolved = backend.entries.contains { entry in entry.isHostName && !backend.servers.contains { $0.name == entry.address } }
-                delays.append(unresolved ? BackendDiscovery.minimumInterval : backend.resolveInterval)
+                // Carry on the previous generation's schedule (a TTL shorter than resolve_interval included).
+                let inherited = previous?.discoveries.withLockedValue { $0 }.first { $0.backend.name == backend.name }?.timeUntilNextRound
+                delays.append(unresolved ? BackendDiscovery.minimumInterval : min(inherited ?? backend.resolveInterval, backend.resolveInterval))
             }
         }
         pendingDiscoveryDelays.withLockedValue { $0 = delays }
