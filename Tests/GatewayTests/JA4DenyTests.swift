@@ -141,6 +141,15 @@ final class JA4DenyTests: GatewayTestCase {
         assertProblem(problems, "listeners[0].tls.ja4_deny[1]: 't13d1516h2_8DAAF6152771_b186095e22b6' is not a JA4 fingerprint")
         assertProblem(problems, "listeners[0].tls.ja4_deny[2]: 'curl' is not a JA4 fingerprint")
         assertProblem(problems, "listeners[0].tls.ja4_allow[0]: 't13d1516h2_8daaf6152771_b186095e2' is not a JA4 fingerprint")
+        let empty = try pki.configProblems("""
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:0"
+                tls: { certificates: [ { cert: server.pem, key: server.key } ], ja4_allow: [] }
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:1" } ] } ]
+            """)
+        assertProblem(empty, "listeners[0].tls.ja4_allow: must list at least one fingerprint (leave it out to admit every fingerprint)")
         XCTAssertFalse(problems.contains { $0.contains("ja4_deny[0]") }, "\(problems)")
     }
 }

@@ -106,7 +106,9 @@ public struct ListenerTLSConfig: Codable, Sendable {
     /// JA4 fingerprints of clients refused at their ClientHello, before any cryptography (`ja4_deny`).
     public var ja4Deny: [String]
     /// When not empty, only clients with one of these JA4 fingerprints get past their ClientHello (`ja4_allow`).
-    public var ja4Allow: [String]
+    /// Absent: every fingerprint passes. An empty list is refused at load (it would admit no one, or, read as
+    /// absent, everyone).
+    public var ja4Allow: [String]?
 
     package enum CodingKeys: String, CodingKey {
         case certificates
@@ -130,7 +132,7 @@ public struct ListenerTLSConfig: Codable, Sendable {
         minVersion = c.value(.minVersion, default: .tls12)
         clientAllow = c.optional(.clientAllow)
         ja4Deny = c.optional(.ja4Deny, StringOrList.self)?.values ?? []
-        ja4Allow = c.optional(.ja4Allow, StringOrList.self)?.values ?? []
+        ja4Allow = c.optional(.ja4Allow, StringOrList.self)?.values
     }
 }
 

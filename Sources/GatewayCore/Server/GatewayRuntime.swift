@@ -68,23 +68,24 @@ public final class GatewayRuntime: Sendable {
             }
             return missing ? discovery.resolveNow() : nil
         }
-        var delays: [TimeAmount] = []
+        var delays: [NIODeadline] = []
         for (discovery, round) in zip(made, rounds) {
             if let round {
-                delays.append((try? await round.get()) ?? BackendDiscovery.minimumInterval)
+                delays.append(.now() + ((try? await round.get()) ?? BackendDiscovery.minimumInterval))
             } else {
                 let backend = discovery.backend
                 let unresolved = backend.entries.contains { entry in entry.isHostName && !backend.servers.contains { $0.name == entry.address } }
                 // Carry on the previous generation's schedule (a TTL shorter than resolve_interval included).
                 let inherited = previous?.discoveries.withLockedValue { $0 }.first { $0.backend.name == backend.name }?.timeUntilNextRound
-                delays.append(unresolved ? BackendDiscovery.minimumInterval : min(inherited ?? backend.resolveInterval, backend.resolveInterval))
+                delays.append(.now() + (unresolved ? BackendDiscovery.minimumInterval : min(inherited ?? backend.resolveInterval, backend.resolveInterval)))
             }
         }
         pendingDiscoveryDelays.withLockedValue { $0 = delays }
     }
 
-    /// When each discovery's next round is due, as `resolveBackends` left it (consumed by `activate`).
-    private let pendingDiscoveryDelays = NIOLockedValueBox<[TimeAmount]>([])
+    /// When each discovery's next round is due, as `resolveBackends` left it (consumed by `activate`, which
+    /// may come later: binding sockets takes time).
+    private let pendingDiscoveryDelays = NIOLockedValueBox<[NIODeadline]>([])
 
     /// Starts what runs in the background for this generation: active health checks and DNS discovery.
     package func activate(group: any EventLoopGroup, logger: Logger) {
@@ -95,7 +96,9 @@ public final class GatewayRuntime: Sendable {
         for checker in started { checker.start() }
         let delays = pendingDiscoveryDelays.withLockedValue { $0 }
         for (index, discovery) in discoveries.withLockedValue({ $0 }).enumerated() {
-            discovery.start(after: index < delays.count ? delays[index] : discovery.backend.resolveInterval)
+            let now = NIODeadline.now()
+            let delay = index < delays.count ? (delays[index] > now ? delays[index] - now : .zero) : discovery.backend.resolveInterval
+            discovery.start(after: delay)
         }
     }
 

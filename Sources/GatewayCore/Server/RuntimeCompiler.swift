@@ -355,7 +355,10 @@ package struct RuntimeCompiler {
                 issues.add(keyPath, "TLS context cannot be built: \(error)")
             }
         }
-        for (key, list) in [("ja4_deny", config.ja4Deny), ("ja4_allow", config.ja4Allow)] {
+        if config.ja4Allow?.isEmpty == true {
+            issues.add("\(path).ja4_allow", "must list at least one fingerprint (leave it out to admit every fingerprint)")
+        }
+        for (key, list) in [("ja4_deny", config.ja4Deny), ("ja4_allow", config.ja4Allow ?? [])] {
             for (index, fingerprint) in list.enumerated() where !JA4Fingerprint.isWellFormed(fingerprint) {
                 issues.add("\(path).\(key)[\(index)]", "'\(fingerprint)' is not a JA4 fingerprint (e.g. t13d1516h2_8daaf6152771_b186095e22b6, lowercase)")
             }
@@ -363,7 +366,7 @@ package struct RuntimeCompiler {
         guard !entries.isEmpty else { return nil }
         return ListenerTLS(
             entries: entries, policies: policies, serverCertificateExpiry: serverExpiries.min(), clientCAExpiry: anchorExpiries.min(),
-            ja4Deny: Set(config.ja4Deny), ja4Allow: Set(config.ja4Allow)
+            ja4Deny: Set(config.ja4Deny), ja4Allow: Set(config.ja4Allow ?? [])
         )
     }
 
