@@ -7,20 +7,9 @@ import XCTest
 /// a reload too).
 final class BackendDiscoveryTests: GatewayTestCase {
     private func config(port: Int, adminPort: Int, dnsPort: Int, backendPort: Int, extra: String = "") -> String {
-        """
-        resolver: { servers: [ "127.0.0.1:\(dnsPort)" ], timeout: 300ms }
-        admin: { address: "127.0.0.1:\(adminPort)" }
-        listeners:
-          - name: mtls
-            address: "127.0.0.1:\(port)"
-            tls: { certificates: [ { cert: server.pem, key: server.key } ], client_auth: required, client_ca: ca.pem }
-            routes: [ { backend: app } ]
-        backends:
-          - name: app
-            servers: [ { address: "api.test:\(backendPort)" } ]
-            resolve_interval: 1s
-        \(extra)
-        """
+        "resolver: { servers: [ \"127.0.0.1:\(dnsPort)\" ], timeout: 300ms }\n"
+            + mtlsConfig(port: port, adminPort: adminPort, plugins: [],
+                         backends: "[ { name: app, servers: [ { address: \"api.test:\(backendPort)\" } ], resolve_interval: 1s\(extra) } ]")
     }
 
     /// Two backends on one port, at 127.0.0.2 and 127.0.0.3: which one answers says which address DNS gave.
@@ -91,9 +80,8 @@ final class BackendDiscoveryTests: GatewayTestCase {
         let dns = try Dnsmasq.start(hosts: ["127.0.0.2 api.test", "127.0.0.3 api.test"], directory: pki.directory)
         defer { dns.stop() }
         let port = try unusedPort(), adminPort = try unusedPort()
-        let gateway = try await runGateway(config(port: port, adminPort: adminPort, dnsPort: dns.port, backendPort: backendPort, extra: """
-                passive_health: { consecutive_failures: 1, eject_for: 60s }
-            """), name: "dns-two", adminPort: adminPort)
+        let gateway = try await runGateway(config(port: port, adminPort: adminPort, dnsPort: dns.port, backendPort: backendPort,
+                                                  extra: ", passive_health: { consecutive_failures: 1, eject_for: 60s }"), name: "dns-two", adminPort: adminPort)
         defer { _ = gateway.terminate() }
         for _ in 0..<8 {
             let served = try await answer(port)
@@ -111,15 +99,9 @@ final class BackendDiscoveryTests: GatewayTestCase {
     /// Without `resolver`, the system's resolver (getaddrinfo: /etc/hosts here) is asked.
     func testWithoutAResolverTheSystemResolverIsAsked() async throws {
         let port = try unusedPort(), adminPort = try unusedPort()
-        let gateway = try await runGateway("""
-            admin: { address: "127.0.0.1:\(adminPort)" }
-            listeners:
-              - name: mtls
-                address: "127.0.0.1:\(port)"
-                tls: { certificates: [ { cert: server.pem, key: server.key } ], client_auth: required, client_ca: ca.pem }
-                routes: [ { backend: app } ]
-            backends: [ { name: app, servers: [ { address: "localhost:\(backend.port)" } ], dns_family: ipv4 } ]
-            """, name: "dns-system", adminPort: adminPort)
+        let gateway = try await runGateway(mtlsConfig(port: port, adminPort: adminPort, plugins: [],
+                                                      backends: "[ { name: app, servers: [ { address: \"localhost:\(backend.port)\" } ], dns_family: ipv4 } ]"),
+                                           name: "dns-system", adminPort: adminPort)
         defer { _ = gateway.terminate() }
         let served = try await answer(port)
         XCTAssertEqual(served, "200 ok backend")

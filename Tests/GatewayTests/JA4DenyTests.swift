@@ -50,22 +50,10 @@ final class JA4DenyTests: GatewayTestCase {
 
         let port = try unusedPort(), adminPort = try unusedPort()
         let audit = pki.path("ja4-audit.log")
-        let gateway = try await runGateway("""
-            admin: { address: "127.0.0.1:\(adminPort)" }
-            listeners:
-              - name: mtls
-                address: "127.0.0.1:\(port)"
-                tls:
-                  certificates: [ { cert: server.pem, key: server.key } ]
-                  client_auth: required
-                  client_ca: ca.pem
-                  ja4_deny: [ \(opensslJA4) ]
-                plugins:
-                  - { library: libClientCertHeaders.so, config: { fields: { ja4: x-client-ja4 } } }
-                  - { library: libAudit.so, config: { path: \(audit), events: [ request, handshake_rejected ] } }
-                routes: [ { backend: app } ]
-            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
-            """, name: "ja4", adminPort: adminPort)
+        let gateway = try await runGateway(mtlsConfig(port: port, adminPort: adminPort, plugins: [
+            "{ library: libClientCertHeaders.so, config: { fields: { ja4: x-client-ja4 } } }",
+            "{ library: libAudit.so, config: { path: \(audit), events: [ request, handshake_rejected ] } }",
+        ], tls: ["ja4_deny: [ \(opensslJA4) ]"]), name: "ja4", adminPort: adminPort)
         let openssl = try GatewayProcess.runCommand("/bin/sh", ["-c", "openssl s_client -connect 127.0.0.1:\(port) -servername localhost -cert \(pki.path("valid.pem")) -key \(pki.path("valid.key")) </dev/null 2>&1"])
         XCTAssertTrue(openssl.stdout.contains("no peer certificate available"), "openssl's fingerprint is denied before any certificate: \(openssl.stdout.suffix(600))")
         let curl = try GatewayProcess.runCommand("/usr/bin/curl", [
@@ -99,19 +87,8 @@ final class JA4DenyTests: GatewayTestCase {
             ("/usr/bin/curl", ["-s", "--max-time", "10", "--cacert", pki.path("ca.pem"), "https://localhost:PORT/"]),
         ])[0]).fingerprint
         let port = try unusedPort(), adminPort = try unusedPort()
-        let gateway = try await runGateway("""
-            admin: { address: "127.0.0.1:\(adminPort)" }
-            listeners:
-              - name: mtls
-                address: "127.0.0.1:\(port)"
-                tls:
-                  certificates: [ { cert: server.pem, key: server.key } ]
-                  client_auth: required
-                  client_ca: ca.pem
-                  ja4_allow: [ \(curlJA4) ]
-                routes: [ { backend: app } ]
-            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
-            """, name: "ja4-allow", adminPort: adminPort)
+        let gateway = try await runGateway(mtlsConfig(port: port, adminPort: adminPort, plugins: [], tls: ["ja4_allow: [ \(curlJA4) ]"]),
+                                           name: "ja4-allow", adminPort: adminPort)
         let curl = try GatewayProcess.runCommand("/usr/bin/curl", [
             "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cert", pki.path("valid.pem"), "--key", pki.path("valid.key"),
             "--cacert", pki.path("ca.pem"), "https://localhost:\(port)/curl",

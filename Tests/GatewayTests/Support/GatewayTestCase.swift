@@ -51,8 +51,10 @@ class GatewayTestCase: XCTestCase {
 
     /// A configuration with one mTLS listener named `mtls` (the test PKI's server certificate, client
     /// certificates required) on `port` (0: any free port) with `plugins` (YAML flow entries of its chain), every
-    /// request routed to the echo backend, and the admin listener on `adminPort` when given.
-    func mtlsConfig(port: Int = 0, adminPort: Int? = nil, plugins: [String]) -> String {
+    /// request routed to the echo backend, and the admin listener on `adminPort` when given. `tls` adds keys to
+    /// the listener's `tls` (`"ja4_deny: [ ... ]"`); `backends` replaces the echo backend's entry with a flow
+    /// list of backends named `app` and others.
+    func mtlsConfig(port: Int = 0, adminPort: Int? = nil, plugins: [String], tls extraTLS: [String] = [], backends: String? = nil) -> String {
         """
         \(adminPort.map { "admin: { address: \"127.0.0.1:\($0)\" }" } ?? "")
         listeners:
@@ -62,9 +64,9 @@ class GatewayTestCase: XCTestCase {
               certificates: [ { cert: server.pem, key: server.key } ]
               client_auth: required
               client_ca: ca.pem
-            plugins: [ \(plugins.joined(separator: ", ")) ]
+        \(extraTLS.map { "      \($0)\n" }.joined())    plugins: [ \(plugins.joined(separator: ", ")) ]
             routes: [ { backend: app } ]
-        backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+        backends: \(backends ?? "[ { name: app, servers: [ { address: \"127.0.0.1:\(backend.port)\" } ] } ]")
         """
     }
 
