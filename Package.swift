@@ -108,6 +108,7 @@ let package = Package(
             name: "GatewayFuzz",
             dependencies: [
                 "GatewayCore",
+                "GatewayTooling",
                 .product(name: "GatewayPluginKit", package: "gateway-plugin-sdk"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import GatewayPluginKit
+import GatewayTooling
 import NIOCore
 import NIOHTTP1
 import X509
@@ -37,6 +38,11 @@ enum FuzzTarget: String, CaseIterable {
     /// crash; every address returned is an IP address of the asked family that NIO reads back to the same
     /// address, none twice; a TTL comes with addresses and only with them.
     case dnsResponse = "dns-response"
+    /// Client bytes through the gateway's HTTP/1 request parser and through llhttp (NIO's decoder): they agree
+    /// on every message (method, target, version, headers, body, end) and on refusing, or differ in one of the
+    /// documented ways (`HTTP1Differential.Deliberate`); the parse is the same when the bytes arrive in two
+    /// reads cut anywhere.
+    case http1Request = "http1-request"
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -49,6 +55,7 @@ enum FuzzTarget: String, CaseIterable {
         case .configPath: Self.configPath(bytes)
         case .proxyProtocol: Self.proxyProtocol(bytes)
         case .dnsResponse: Self.dnsResponse(bytes)
+        case .http1Request: Self.http1Request(bytes)
         }
     }
 
@@ -161,6 +168,16 @@ enum FuzzTarget: String, CaseIterable {
                 check(again != nil && again == address, "\(text) and NIO's \(String(describing: address?.ipAddress)) name different addresses")
             }
         }
+    }
+
+    private static func http1Request(_ bytes: [UInt8]) {
+        let gateway = HTTP1Differential.gateway(bytes)
+        let verdict = HTTP1Differential.compare(bytes, llhttp: HTTP1Differential.llhttp(bytes), gateway: gateway)
+        if case .differs(let what) = verdict { check(false, "the gateway's parser and llhttp differ: \(what)") }
+        guard bytes.count > 1 else { return }
+        let cut = 1 + Int(bytes.reduce(0 as UInt32) { $0 &* 31 &+ UInt32($1) } % UInt32(bytes.count - 1))
+        let split = HTTP1Differential.gateway(bytes, cuts: [cut])
+        check(split.messages == gateway.messages && split.refusal == gateway.refusal, "a read boundary at \(cut) changes the parse")
     }
 
     private static func config(_ bytes: [UInt8]) {

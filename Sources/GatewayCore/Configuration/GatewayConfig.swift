@@ -215,6 +215,8 @@ public struct RouteMatchConfig: Codable, Sendable {
 /// Limits that protect the gateway from slow or oversized clients.
 public struct HTTPLimitsConfig: Codable, Sendable {
     public var maxHeaderBytes: Int = 32 * 1024
+    /// Most header fields in a request head (and in a chunked body's trailer section); beyond: 431.
+    public var maxHeaderCount: Int = 100
     public var maxBodyBytes: Int64 = 16 * 1024 * 1024
     /// A chunked request body up to this many bytes is read whole (its chunk framing checked to the end)
     /// before any byte of the request goes to a backend: a request the gateway refuses for broken framing
@@ -239,6 +241,7 @@ public struct HTTPLimitsConfig: Codable, Sendable {
 
     package enum CodingKeys: String, CodingKey {
         case maxHeaderBytes = "max_header_bytes"
+        case maxHeaderCount = "max_header_count"
         case maxBodyBytes = "max_body_bytes"
         case chunkedBufferBytes = "chunked_buffer_bytes"
         case headerTimeout = "header_timeout"
@@ -256,6 +259,7 @@ public struct HTTPLimitsConfig: Codable, Sendable {
     public init(from decoder: any Decoder) throws {
         let c = try ConfigContainer(decoder, keys: CodingKeys.self)
         maxHeaderBytes = c.value(.maxHeaderBytes, default: maxHeaderBytes)
+        maxHeaderCount = c.value(.maxHeaderCount, default: maxHeaderCount)
         maxBodyBytes = c.value(.maxBodyBytes, default: maxBodyBytes)
         chunkedBufferBytes = c.value(.chunkedBufferBytes, default: chunkedBufferBytes)
         headerTimeout = c.value(.headerTimeout, default: headerTimeout)

@@ -21,6 +21,8 @@ package final class ListenerMetrics: Sendable {
     private let connectionsRefused: [Counter]
     /// PROXY protocol outcomes, by `ProxyProtocolOutcome` (0 on listeners without `proxy_protocol`).
     private let proxyProtocol: [Counter]
+    /// Requests the HTTP/1 parser refused, by `HTTP1ParseError.Reason`.
+    private let parseErrors: [Counter]
 
     package static let rejectionCodes: [HandshakeRejection.Code] = [
         .noCertificate, .unknownCA, .selfSigned, .expired, .notYetValid, .revoked, .crlExpired, .crlInvalid, .badSignature,
@@ -57,6 +59,9 @@ package final class ListenerMetrics: Sendable {
         }
         proxyProtocol = ProxyProtocolOutcome.allCases.map { outcome in
             Counter(label: "gateway_proxy_protocol_total", dimensions: [l, ("outcome", outcome.rawValue)], factory: factory)
+        }
+        parseErrors = HTTP1ParseError.Reason.allCases.map { reason in
+            Counter(label: "gateway_request_parse_errors_total", dimensions: [l, ("reason", reason.rawValue)], factory: factory)
         }
         clientTimeouts = ClientTimeout.allCases.map { kind in
             Counter(label: "gateway_client_timeouts_total", dimensions: [l, ("kind", kind.rawValue)], factory: factory)
@@ -98,6 +103,10 @@ package final class ListenerMetrics: Sendable {
 
     package func proxyProtocol(_ outcome: ProxyProtocolOutcome) {
         proxyProtocol[ProxyProtocolOutcome.allCases.firstIndex(of: outcome)!].increment()
+    }
+
+    package func requestRefusedByParser(_ reason: HTTP1ParseError.Reason) {
+        parseErrors[HTTP1ParseError.Reason.allCases.firstIndex(of: reason)!].increment()
     }
 
     /// Why a slow client was closed.

@@ -4,12 +4,13 @@ import NIOHTTP1
 
 /// The request path of one client connection: the I/O half of it. `ProxyStateMachine` decides (one request at a
 /// time, when a request may leave, retries, answers, closes); this handler feeds it events and carries out its
-/// actions: routing, the plugin chain, backend connections and pools, timers, writes, with backpressure both ways.
-/// Pipelined requests wait in `queued` until the response before them is done (one request at a time, answered in
-/// order), and a shutdown's `ChannelShouldQuiesceEvent` makes the request in progress the last: the work of NIO's
-/// `HTTPServerPipelineHandler`, without a handler that unwraps every request and response part.
+/// actions: parsing (`HTTP1RequestParser`), routing, the plugin chain, backend connections and pools, timers,
+/// writes, with backpressure both ways. Pipelined requests wait in the parser, unparsed, until the response before
+/// them is done (one request at a time, answered in order), and a shutdown's `ChannelShouldQuiesceEvent` makes the
+/// request in progress the last: the work of NIO's `HTTPServerPipelineHandler`, without a handler that unwraps
+/// every request and response part.
 package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDelegate {
-    package typealias InboundIn = HTTPServerRequestPart
+    package typealias InboundIn = ByteBuffer
     package typealias OutboundIn = HTTPServerResponsePart
     package typealias OutboundOut = HTTPServerResponsePart
 
@@ -18,16 +19,11 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private var clientReadsHeld = false
     private var pendingClientRead = false
 
-    /// What the client sent after a request it finished, while that request's response is not done yet.
-    private enum Queued {
-        case part(HTTPServerRequestPart)
-        /// NIO's decoder could not parse what followed: answered 400 once the responses before it are done.
-        case parserError
-    }
-
-    /// Pipelined input, handed to the machine one request at a time; no read is issued while anything waits here.
-    private var queued = CircularBuffer<Queued>()
-    private var deliveringQueued = false
+    /// What the client sent, parsed only as far as the machine takes parts: the bytes of a pipelined request
+    /// wait in it, unparsed, until the response before it is done (one request at a time, answered in order),
+    /// and nothing is read while they wait.
+    private var parser: HTTP1RequestParser
+    private var draining = false
 
     // The current request's resources; the machine holds its state.
     /// The request head as received (normalised once it passed validation): version and method of every answer.
@@ -90,6 +86,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         self.logger = logger
         self.bodyRate = BodyRateCheck(minimumRate: listener.limits.minBodyRate, windowNanoseconds: listener.limits.bodyTimeout.nanoseconds)
         self.machine = ProxyStateMachine(limits: .init(maxBodyBytes: listener.limits.maxBodyBytes, chunkedBufferBytes: listener.limits.chunkedBufferBytes))
+        self.parser = HTTP1RequestParser(maxHeadBytes: listener.limits.maxHeaderBytes, maxFields: listener.limits.maxHeaderCount)
     }
 
     package func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -156,7 +153,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             closeClient(cutOff: false)
         case .awaitNextHead:
             headGuard.awaitNextHead()
-            deliverQueued()
+            drain()
         }
     }
 
@@ -221,15 +218,12 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     // MARK: client side
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        guard queued.isEmpty, machine.takesRequestParts else {
-            if !machine.isClosed { queued.append(.part(part)) }
-            return
-        }
-        deliver(part)
+        guard !machine.isClosed else { return }
+        parser.append(unwrapInboundIn(data))
+        drain()
     }
 
-    private func deliver(_ part: HTTPServerRequestPart) {
+    private func deliver(_ part: HTTP1RequestParser.Part) {
         switch part {
         case .head(let head): receivedHead(head)
         case .body(let body): receivedBody(body)
@@ -239,18 +233,23 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         }
     }
 
-    /// Hands waiting pipelined input to the machine, as far as it takes it (up to the end of the next request),
-    /// then reads on once nothing waits. Called when a response is done; re-entrant calls (a queued request
-    /// answered at once) leave the work to the outer loop.
-    private func deliverQueued() {
-        guard !deliveringQueued else { return }
-        deliveringQueued = true
-        defer { deliveringQueued = false }
-        while !queued.isEmpty, machine.takesRequestParts {
-            switch queued.removeFirst() {
-            case .part(let part): deliver(part)
-            case .parserError: if let context { answerParserError(context: context) }
+    /// Hands what the client sent to the machine, part by part, as far as it takes it (up to the end of the
+    /// next request), then reads on once it takes more. Called when bytes arrive and when a response is done;
+    /// re-entrant calls (a request answered at once) leave the work to the outer loop.
+    private func drain() {
+        guard !draining else { return }
+        draining = true
+        defer { draining = false }
+        while machine.takesRequestParts {
+            let part: HTTP1RequestParser.Part?
+            do {
+                part = try parser.next()
+            } catch {
+                if let context { answerParserError(error, context: context) }
+                return
             }
+            guard let part else { break }
+            deliver(part)
         }
         readIfPending()
     }
@@ -366,7 +365,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
-        queued.removeAll()
+        parser.discard()
         stopWatchingBody()
         sendTimer?.cancel()
         sendTimer = nil
@@ -376,38 +375,32 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     package func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is HTTPParserError {
-            // What follows a request whose response is not done yet is answered after that response, in order.
-            guard queued.isEmpty, machine.takesRequestParts else {
-                if !machine.isClosed { queued.append(.parserError) }
-                return
-            }
-            return answerParserError(context: context)
-        }
         if machine.clientClosed() { abortExchange() }
         logger.debug("client connection error", metadata: ["client": "\(connection.remoteAddress.text)", "error": "\(error)"])
         context.close(promise: nil)
     }
 
-    /// A request NIO's decoder cannot parse is answered 400 and the connection closed (the bytes NIO's
-    /// HTTPServerProtocolErrorHandler sends), unless a response is open: then the close alone tells the client.
-    private func answerParserError(context: ChannelHandlerContext) {
+    /// A request the parser refuses is answered (400, 431 or 505, as NIO's HTTPServerProtocolErrorHandler
+    /// answers: no body) and the connection closed, unless a response is open: then the close alone tells the
+    /// client.
+    private func answerParserError(_ error: HTTP1ParseError, context: ChannelHandlerContext) {
         if !responseOpen {
             let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
             responseEncoder.respondingTo(.GET)
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: error.status, headers: headers))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
-        queued.removeAll()
+        listener.metrics.requestRefusedByParser(error.reason)
         if machine.clientClosed() { abortExchange() }
-        logger.debug("client sent a request that cannot be parsed", metadata: ["client": "\(connection.remoteAddress.text)"])
+        logger.debug("client sent a request that cannot be parsed", metadata: [
+            "client": "\(connection.remoteAddress.text)", "reason": "\(error.reason.message)",
+        ])
         context.close(promise: nil)
     }
 
     package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
-        // Shutting down: nothing queued is started, the request in progress is the last.
-        queued.removeAll()
+        // Shutting down: the request in progress is the last (the machine takes no other head).
         perform(machine.quiesce())
     }
 
@@ -419,9 +412,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         }
     }
 
-    /// Nothing holds the client's reads: no backpressure, no pipelined input waiting, and the machine takes the
-    /// next part (a client is not read while its finished request waits for its response).
-    private var mayRead: Bool { !clientReadsHeld && queued.isEmpty && machine.takesRequestParts }
+    /// Nothing holds the client's reads: no backpressure, and the machine takes the next part (a client is not
+    /// read while its finished request waits for its response; what it pipelined waits in the parser).
+    private var mayRead: Bool { !clientReadsHeld && machine.takesRequestParts }
 
     private func readIfPending() {
         if pendingClientRead, mayRead, let context {
@@ -610,13 +603,13 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         let started = requestStarted
         let (bytesIn, bytesOut) = (requestBodyBytes, responseBodyBytes)
         // The connection waits for the next head before the end is written; a pipelined request that waits is
-        // handed over once the end is written (the deferred deliverQueued).
+        // handed over once the end is written (the deferred drain).
         if keepOpen {
             holdClientReads(false)
             headGuard.awaitNextHead()
         }
         responseOpen = false
-        defer { if keepOpen { deliverQueued() } }
+        defer { if keepOpen { drain() } }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] result in
             // on_complete runs once the response is out; a write that failed (the client closed, or was closed
             // for not reading) is a cut-off response, never a complete one.
@@ -698,7 +691,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             holdClientReads(false)
         }
         responseOpen = false
-        defer { if !close { deliverQueued() } }
+        defer { if !close { drain() } }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] result in
             let written: Bool
             if case .success = result { written = true } else { written = false }

@@ -512,16 +512,14 @@ public final class GatewayServer: Service, Sendable {
         }
         let headGuard = RequestHeadGuard(limits: listener.limits)
         try sync.addHandler(headGuard)
-        // NIO's HTTP/1 request decoder, with the gateway's response encoder (NIO's bytes, the head written in one
-        // pass; the proxy handler tells it which method each response answers) and without the outbound header
-        // validator: every response header comes from NIO's decoder (the backend's head), from a plugin through
-        // the host's `HeaderValidation`, or from the gateway itself (see BackendGroup).
+        // The gateway's response encoder (NIO's bytes, the head written in one pass; the proxy handler tells it
+        // which method each response answers), without an outbound header validator: every response header
+        // comes from NIO's decoder (the backend's head), from a plugin through the host's `HeaderValidation`, or
+        // from the gateway itself (see BackendGroup). No request decoder: the proxy handler parses the bytes
+        // itself (`HTTP1RequestParser`), queues pipelined requests, handles quiescing and answers what the parser
+        // refuses.
         let responseEncoder = DownstreamResponseEncoder()
         try sync.addHandler(responseEncoder)
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-        // No HTTPServerPipelineHandler or HTTPServerProtocolErrorHandler: the proxy handler queues pipelined
-        // requests, handles quiescing and answers 400 to what the decoder cannot parse (each of NIO's two would
-        // unwrap every request or response part on its way).
         try sync.addHandler(HTTPProxyHandler(
             listener: listener, runtime: runtime, connection: connection, headGuard: headGuard, responseEncoder: responseEncoder, logger: logger
         ))

@@ -81,6 +81,7 @@ package struct RuntimeCompiler {
         let router = compileRoutes(config.routes, path: "\(path).routes", backends: backends)
         let limits = config.limits
         if limits.maxHeaderBytes < 1024 || limits.maxHeaderBytes > 1 << 20 { issues.add("\(path).limits.max_header_bytes", "must be between 1024 and 1048576") }
+        if limits.maxHeaderCount < 8 || limits.maxHeaderCount > 10_000 { issues.add("\(path).limits.max_header_count", "must be between 8 and 10000") }
         if limits.maxBodyBytes < 0 { issues.add("\(path).limits.max_body_bytes", "must not be negative") }
         if limits.chunkedBufferBytes < 0 || limits.chunkedBufferBytes > 16 << 20 {
             issues.add("\(path).limits.chunked_buffer_bytes", "must be between 0 (always stream) and 16777216")
