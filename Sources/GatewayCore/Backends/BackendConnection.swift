@@ -10,11 +10,12 @@ package protocol BackendConnectionDelegate: AnyObject {
     func backendWritabilityChanged(isWritable: Bool)
 }
 
-/// One HTTP/1.1 connection to a backend server and the handler at the end of its pipeline. Owned by at most one
-/// request at a time; idle ones wait in the server's `BackendConnectionPool`. Confined to its channel's event
-/// loop (not Sendable): the pool keeps it in a list bound to that loop.
+/// One HTTP/1.1 connection to a backend server and the handler at the end of its pipeline: it parses the
+/// responses itself (`HTTP1ResponseParser`) and hands their parts to its delegate. Owned by at most one request
+/// at a time; idle ones wait in the server's `BackendConnectionPool`. Confined to its channel's event loop (not
+/// Sendable): the pool keeps it in a list bound to that loop.
 package final class BackendConnection: ChannelDuplexHandler {
-    package typealias InboundIn = HTTPClientResponsePart
+    package typealias InboundIn = ByteBuffer
     package typealias OutboundIn = HTTPClientRequestPart
     package typealias OutboundOut = HTTPClientRequestPart
 
@@ -26,6 +27,12 @@ package final class BackendConnection: ChannelDuplexHandler {
     private var readsHeld = false
     private var pendingRead = false
     private var context: ChannelHandlerContext?
+    private var parser = HTTP1ResponseParser(maxHeadBytes: BackendConnection.maxResponseHeadBytes, maxFields: BackendConnection.maxResponseFields)
+
+    /// The largest response head a backend may send (NIO's decoder allowed 80 KiB), and the most fields in it;
+    /// a larger one ends the exchange as an invalid response.
+    package static let maxResponseHeadBytes = 80 * 1024
+    package static let maxResponseFields = 1000
 
     package init(server: BackendServer) {
         self.server = server
@@ -41,7 +48,18 @@ package final class BackendConnection: ChannelDuplexHandler {
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        delegate?.backendRead(unwrapInboundIn(data))
+        parser.append(unwrapInboundIn(data))
+        do {
+            while let part = try parser.next() {
+                switch part {
+                case .head(let head): delegate?.backendRead(.head(head))
+                case .body(let body): delegate?.backendRead(.body(body))
+                case .end: delegate?.backendRead(.end(nil))
+                }
+            }
+        } catch {
+            errorCaught(context: context, error: error)
+        }
     }
 
     package func channelReadComplete(context: ChannelHandlerContext) {
@@ -56,6 +74,12 @@ package final class BackendConnection: ChannelDuplexHandler {
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
+        // The close ends a body delimited by it; in the middle of any other message it is an error.
+        do {
+            if case .end? = try parser.finish() { delegate?.backendRead(.end(nil)) }
+        } catch {
+            delegate?.backendFailed(error)
+        }
         server.pool.remove(self)
         delegate?.backendClosed()
         delegate = nil
@@ -84,6 +108,7 @@ package final class BackendConnection: ChannelDuplexHandler {
 
     package func write(_ part: HTTPClientRequestPart, flush: Bool) {
         guard let context else { return }
+        if case .head(let head) = part { parser.heads.answersHEAD = head.method == .HEAD }
         context.write(wrapOutboundOut(part), promise: nil)
         if flush { context.flush() }
     }

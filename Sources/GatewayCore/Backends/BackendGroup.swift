@@ -160,14 +160,12 @@ package final class BackendGroup: Sendable {
                     if let tlsContext {
                         try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: sniName))
                     }
-                    // NIO's client handlers, with the gateway's encoder (the same bytes, the head written in one
-                    // pass) and without the outbound header validator (a pass over every header of every
-                    // request): each header that leaves was parsed by NIO's decoder from the client's request,
-                    // checked by the plugin host (`HeaderValidation`) when a plugin set it, or written by the
-                    // gateway itself. The decoder stays after the encoder: it watches the request parts go by
-                    // to know which responses have no body (HEAD).
+                    // The gateway's encoder (NIO's bytes, the head written in one pass) without the outbound
+                    // header validator (a pass over every header of every request): each header that leaves was
+                    // parsed by the gateway's request parser, checked by the plugin host (`HeaderValidation`)
+                    // when a plugin set it, or written by the gateway itself. The connection handler parses the
+                    // responses (and learns from the heads it writes which responses have no body: HEAD).
                     try sync.addHandler(UpstreamRequestEncoder())
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                     try sync.addHandler(connection.value)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {

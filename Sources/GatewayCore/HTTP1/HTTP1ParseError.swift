@@ -22,6 +22,13 @@ package struct HTTP1ParseError: Error, Equatable, Sendable, CustomStringConverti
         case chunkSize = "chunk_size"
         case chunkEnd = "chunk_end"
         case trailers
+        /// Responses only: a status line that is not `HTTP/1.x NNN reason`.
+        case statusLine = "status_line"
+        /// Responses only: the connection closed in the middle of a message.
+        case truncated
+
+        /// The reasons a request can be refused for (the `reason` label values of the metric).
+        package static let requestReasons = allCases.filter { $0 != .statusLine && $0 != .truncated }
 
         package var message: String {
             switch self {
@@ -42,6 +49,8 @@ package struct HTTP1ParseError: Error, Equatable, Sendable, CustomStringConverti
             case .chunkSize: return "invalid chunk size line"
             case .chunkEnd: return "chunk data not followed by CRLF"
             case .trailers: return "invalid trailer field"
+            case .statusLine: return "invalid status line"
+            case .truncated: return "connection closed in the middle of a message"
             }
         }
     }

@@ -60,7 +60,7 @@ package final class ListenerMetrics: Sendable {
         proxyProtocol = ProxyProtocolOutcome.allCases.map { outcome in
             Counter(label: "gateway_proxy_protocol_total", dimensions: [l, ("outcome", outcome.rawValue)], factory: factory)
         }
-        parseErrors = HTTP1ParseError.Reason.allCases.map { reason in
+        parseErrors = HTTP1ParseError.Reason.requestReasons.map { reason in
             Counter(label: "gateway_request_parse_errors_total", dimensions: [l, ("reason", reason.rawValue)], factory: factory)
         }
         clientTimeouts = ClientTimeout.allCases.map { kind in
@@ -106,7 +106,8 @@ package final class ListenerMetrics: Sendable {
     }
 
     package func requestRefusedByParser(_ reason: HTTP1ParseError.Reason) {
-        parseErrors[HTTP1ParseError.Reason.allCases.firstIndex(of: reason)!].increment()
+        guard let index = HTTP1ParseError.Reason.requestReasons.firstIndex(of: reason) else { return }
+        parseErrors[index].increment()
     }
 
     /// Why a slow client was closed.

@@ -198,9 +198,12 @@ package enum HTTP1Differential {
             }
         }
         if llhttp.messages.count == gateway.messages.count, (llhttp.refusal == nil) == (gateway.refusal == nil) { return .same }
-        // llhttp refused at the first bad byte of a head or chunk line the gateway has not seen the end of yet: end
-        // the line (and the head) and compare again, once (the gateway judges a line once all of it is there).
-        if llhttp.refusal != nil, gateway.refusal == nil, gateway.waiting, llhttp.messages.count == gateway.messages.count, !retried {
+        // One side refused at the first bad byte of a head or line the other has not seen the end of yet (the
+        // gateway judges a line once all of it is there; llhttp waits for more after a bare LF): end the line
+        // (and the head) and compare again, once.
+        let gatewayWaits = llhttp.refusal != nil && gateway.refusal == nil && gateway.waiting
+        let llhttpWaits = gateway.refusal != nil && llhttp.refusal == nil
+        if gatewayWaits || llhttpWaits, llhttp.messages.count == gateway.messages.count, !retried {
             let ended = bytes + Array("\r\n\r\n".utf8)
             let verdict = compare(ended, llhttp: Self.llhttp(ended), gateway: Self.gateway(ended), retried: true)
             if case .differs(let what) = verdict { return .differs("with the line ended: \(what)") }

@@ -1,0 +1,91 @@
+import NIOHTTP1
+
+/// Response heads for `HTTP1Parser`, on backend connections: the status line (HTTP/1.0 or 1.1, three digits,
+/// an optional reason of visible bytes) and the fields, into NIO's head type (with the standard reason phrase,
+/// as NIO's decoder made it). The body framing of RFC 9112 6.3: none for a response to HEAD, a 1xx, 204 or
+/// 304; chunked when Transfer-Encoding ends with it, until the close for another coding or no length at all.
+/// Interim responses (1xx but 101) are skipped, as NIO's decoder dropped them.
+package struct HTTP1ResponseHeads: HTTP1HeadParsing {
+    /// The request the next response answers was a HEAD: that response has no body, whatever its head says.
+    package var answersHEAD = false
+
+    package init() {}
+
+    package mutating func parsed(_ framing: HTTP1Framing) {
+        if framing != .skip { answersHEAD = false }
+    }
+
+    package func parse(
+        _ raw: UnsafeRawBufferPointer, start: Int, end: Int, maxFields: Int
+    ) -> Result<(HTTPResponseHead, HTTP1Framing), HTTP1ParseError> {
+        // HTTP-version SP 3DIGIT [ SP reason-phrase ] CRLF
+        var i = start
+        guard i + 14 <= end, raw[i + 8] == 32 else { return .failure(.init(.statusLine)) }
+        let version: HTTPVersion
+        switch HTTP1Syntax.versionDigits(raw, at: i) {
+        case nil: return .failure(.init(.statusLine))
+        case (1, 1)?: version = .http1_1
+        case (1, 0)?: version = .http1_0
+        default: return .failure(.init(.unsupportedVersion))
+        }
+        i += 9
+        var code = 0
+        for offset in 0..<3 {
+            let digit = raw[i + offset]
+            guard digit >= 48 && digit <= 57 else { return .failure(.init(.statusLine)) }
+            code = code * 10 + Int(digit - 48)
+        }
+        guard code >= 100 else { return .failure(.init(.statusLine)) }
+        i += 3
+        if raw[i] == 32 {
+            i += 1
+            while raw[i] != 13 {
+                let byte = raw[i]
+                guard byte >= 32 || byte == 9, byte != 127 else { return .failure(.init(.statusLine)) }
+                i += 1
+            }
+        }
+        guard raw[i] == 13 else { return .failure(.init(.statusLine)) }
+        i += 2
+
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(16)
+        var framing = HTTP1Syntax.FramingFields()
+        while i < end - 2 {
+            var lineEnd = i
+            while raw[lineEnd] != 13 { lineEnd += 1 }
+            guard raw[i] != 32 && raw[i] != 9 else { return .failure(.init(.obsFold)) }
+            guard let field = HTTP1Syntax.field(raw, from: i, to: lineEnd) else {
+                return .failure(.init(HTTP1Syntax.fieldError(raw, from: i, to: lineEnd)))
+            }
+            guard fields.count < maxFields else { return .failure(.init(.tooManyFields)) }
+            let name = UnsafeRawBufferPointer(rebasing: raw[i..<field.colon])
+            let value = UnsafeRawBufferPointer(rebasing: raw[field.valueStart..<field.valueEnd])
+            if let error = framing.take(name: name, value: value, valueEndsLine: field.valueEnd == lineEnd) { return .failure(.init(error)) }
+            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            i = lineEnd + 2
+        }
+        // Both framings at once is a smuggling attempt or a broken server: refused, whatever the status.
+        if framing.hasTransferEncoding, framing.length != nil { return .failure(.init(.lengthAndEncoding)) }
+        let body: HTTP1Framing
+        if code < 200 {
+            body = code == 101 ? .upgrade : .skip
+        } else if answersHEAD || code == 204 || code == 304 {
+            body = .none
+        } else if framing.hasTransferEncoding {
+            body = framing.lastWasChunked ? .chunked : .untilClose
+        } else {
+            body = framing.length.map { .length($0) } ?? .untilClose
+        }
+        return .success((HTTPResponseHead(version: version, status: .init(statusCode: code), headers: HTTPHeaders(fields)), body))
+    }
+}
+
+/// The parser of backend responses.
+package typealias HTTP1ResponseParser = HTTP1Parser<HTTP1ResponseHeads>
+
+extension HTTP1Parser where Heads == HTTP1ResponseHeads {
+    package init(maxHeadBytes: Int, maxFields: Int) {
+        self.init(heads: HTTP1ResponseHeads(), maxHeadBytes: maxHeadBytes, maxFields: maxFields)
+    }
+}

@@ -1,0 +1,173 @@
+/// The pieces of RFC 9110/9112 syntax both HTTP/1 parsers check, on raw bytes.
+enum HTTP1Syntax {
+    /// A field line `raw[from..<to]` (without its CRLF): a token name, a colon, the value without the optional
+    /// whitespace around it. Nil if the name is empty or not a token, or the value holds a control byte other
+    /// than HTAB (obs-text, bytes 0x80 to 0xFF, is allowed as RFC 9110 5.5 allows it).
+    static func field(_ raw: UnsafeRawBufferPointer, from: Int, to: Int) -> (colon: Int, valueStart: Int, valueEnd: Int)? {
+        var i = from
+        while i < to, raw[i] != 58 {
+            guard isTokenByte(raw[i]) else { return nil }
+            i += 1
+        }
+        guard i > from, i < to else { return nil }
+        let colon = i
+        i += 1
+        while i < to, raw[i] == 32 || raw[i] == 9 { i += 1 }
+        let valueStart = i
+        var valueEnd = i
+        while i < to {
+            let byte = raw[i]
+            guard byte >= 32 || byte == 9, byte != 127 else { return nil }
+            i += 1
+            if byte != 32 && byte != 9 { valueEnd = i }
+        }
+        return (colon, valueStart, valueEnd)
+    }
+
+    /// Why `field` refused a line: its name, or its value.
+    static func fieldError(_ raw: UnsafeRawBufferPointer, from: Int, to: Int) -> HTTP1ParseError.Reason {
+        var i = from
+        while i < to, raw[i] != 58 {
+            guard isTokenByte(raw[i]) else { return .fieldName }
+            i += 1
+        }
+        return i > from && i < to ? .fieldValue : .fieldName
+    }
+
+    /// RFC 9110 5.6.2 tchar: letters, digits and ! # $ % & ' * + - . ^ _ ` | ~.
+    @inline(__always)
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        if byte < 64 { return (0x03FF_6CFA_0000_0000 as UInt64) >> UInt64(byte) & 1 == 1 }
+        if byte < 128 { return (0x57FF_FFFF_C7FF_FFFE as UInt64) >> UInt64(byte - 64) & 1 == 1 }
+        return false
+    }
+
+    /// 1 to 18 digits, nothing else.
+    static func decimal(_ value: UnsafeRawBufferPointer) -> Int64? {
+        guard !value.isEmpty, value.count <= 18 else { return nil }
+        var result: Int64 = 0
+        for byte in value {
+            guard byte >= 48 && byte <= 57 else { return nil }
+            result = result * 10 + Int64(byte - 48)
+        }
+        return result
+    }
+
+    /// "HTTP/" DIGIT "." DIGIT at `i`, as its two digits.
+    static func versionDigits(_ raw: UnsafeRawBufferPointer, at i: Int) -> (Int, Int)? {
+        guard raw[i] == 72, raw[i + 1] == 84, raw[i + 2] == 84, raw[i + 3] == 80, raw[i + 4] == 47, raw[i + 6] == 46 else { return nil }
+        let major = raw[i + 5], minor = raw[i + 7]
+        guard major >= 48 && major <= 57 && minor >= 48 && minor <= 57 else { return nil }
+        return (Int(major - 48), Int(minor - 48))
+    }
+
+    /// Adds the codings of one Transfer-Encoding value to what earlier values listed: comma-separated tokens
+    /// (empty elements skipped), and no coding after `chunked`. False if the value breaks either rule or lists
+    /// no coding at all.
+    static func codings(_ value: UnsafeRawBufferPointer, count: inout Int, lastWasChunked: inout Bool) -> Bool {
+        var listed = 0
+        var i = 0
+        while i < value.count {
+            while i < value.count, value[i] == 32 || value[i] == 9 || value[i] == 44 { i += 1 }
+            let start = i
+            while i < value.count, isTokenByte(value[i]) { i += 1 }
+            let end = i
+            while i < value.count, value[i] == 32 || value[i] == 9 { i += 1 }
+            guard i == value.count || value[i] == 44 else { return false }
+            guard end > start else { continue }
+            if lastWasChunked { return false }
+            lastWasChunked = equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: value[start..<end]), "chunked")
+            listed += 1
+        }
+        count += listed
+        return listed > 0
+    }
+
+    /// A chunk size line without its CRLF: 1 to 15 hex digits, then extensions `*( ";" token [ "=" ( token /
+    /// quoted-string ) ] )` (RFC 9112 7.1.1) without the optional whitespace the grammar allows around `;` and
+    /// `=` (llhttp refuses it too, and backends split such lines differently). Nil if it is anything else.
+    static func chunkSize(_ line: UnsafeRawBufferPointer) -> Int64? {
+        var i = 0
+        var size: Int64 = 0
+        while i < line.count, let digit = hexValue(line[i]) {
+            guard i < 15 else { return nil }
+            size = size << 4 | Int64(digit)
+            i += 1
+        }
+        guard i > 0 else { return nil }
+        func token() -> Bool {
+            let start = i
+            while i < line.count, isTokenByte(line[i]) { i += 1 }
+            return i > start
+        }
+        while i < line.count {
+            guard line[i] == 59 else { return nil }
+            i += 1
+            guard token() else { return nil }
+            guard i < line.count, line[i] == 61 else { continue }
+            i += 1
+            if i < line.count, line[i] == 34 {
+                i += 1
+                var closed = false
+                while i < line.count {
+                    let byte = line[i]
+                    if byte == 34 { closed = true; i += 1; break }
+                    if byte == 92 { i += 1; guard i < line.count else { return nil } }
+                    let quoted = line[i]
+                    guard quoted == 9 || (quoted >= 32 && quoted != 127) else { return nil }
+                    i += 1
+                }
+                guard closed else { return nil }
+            } else {
+                guard token() else { return nil }
+            }
+        }
+        return size
+    }
+
+    @inline(__always)
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case 48...57: return byte - 48
+        case 65...70: return byte - 55
+        case 97...102: return byte - 87
+        default: return nil
+        }
+    }
+
+    @inline(__always)
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = lowercase.utf8Start
+        for i in 0..<bytes.count {
+            let byte = bytes[i]
+            if (byte >= 65 && byte <= 90 ? byte | 0x20 : byte) != expected[i] { return false }
+        }
+        return true
+    }
+
+    /// The framing fields of a head, collected field by field: Content-Length once, Transfer-Encoding codings.
+    struct FramingFields {
+        var length: Int64?
+        var encodings = 0
+        var lastWasChunked = false
+        var hasTransferEncoding = false
+
+        /// Takes one field; the error if it breaks a framing rule.
+        @inline(__always)
+        mutating func take(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, valueEndsLine: Bool) -> HTTP1ParseError.Reason? {
+            switch name.count {
+            case 14 where HTTP1Syntax.equalsIgnoringCase(name, "content-length"):
+                // Digits only, no whitespace after them (llhttp refuses it too), and only once.
+                guard length == nil, valueEndsLine, let parsed = HTTP1Syntax.decimal(value) else { return .contentLength }
+                length = parsed
+            case 17 where HTTP1Syntax.equalsIgnoringCase(name, "transfer-encoding"):
+                hasTransferEncoding = true
+                guard HTTP1Syntax.codings(value, count: &encodings, lastWasChunked: &lastWasChunked) else { return .transferEncoding }
+            default:
+                break
+            }
+            return nil
+        }
+    }
+}
