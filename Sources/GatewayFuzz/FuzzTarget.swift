@@ -43,6 +43,10 @@ enum FuzzTarget: String, CaseIterable {
     /// documented ways (`HTTP1Differential.Deliberate`); the parse is the same when the bytes arrive in two
     /// reads cut anywhere.
     case http1Request = "http1-request"
+    /// Backend bytes through the gateway's HTTP/1 response parser and through llhttp (NIO's response
+    /// decoder), answering a GET (or a HEAD, when the first byte is odd): the same agreement as
+    /// `http1-request`; the parse is the same in two reads cut anywhere.
+    case http1Response = "http1-response"
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -56,6 +60,7 @@ enum FuzzTarget: String, CaseIterable {
         case .proxyProtocol: Self.proxyProtocol(bytes)
         case .dnsResponse: Self.dnsResponse(bytes)
         case .http1Request: Self.http1Request(bytes)
+        case .http1Response: Self.http1Response(bytes)
         }
     }
 
@@ -173,11 +178,23 @@ enum FuzzTarget: String, CaseIterable {
     private static func http1Request(_ bytes: [UInt8]) {
         let gateway = HTTP1Differential.gateway(bytes)
         let verdict = HTTP1Differential.compare(bytes, llhttp: HTTP1Differential.llhttp(bytes), gateway: gateway)
-        if case .differs(let what) = verdict { check(false, "the gateway's parser and llhttp differ: \(what)") }
+        if case .differs(let what) = verdict { check(false, "the gateway's parser and llhttp differ on \(bytes.debugDescription): \(what)") }
         guard bytes.count > 1 else { return }
         let cut = 1 + Int(bytes.reduce(0 as UInt32) { $0 &* 31 &+ UInt32($1) } % UInt32(bytes.count - 1))
         let split = HTTP1Differential.gateway(bytes, cuts: [cut])
         check(split.messages == gateway.messages && split.refusal == gateway.refusal, "a read boundary at \(cut) changes the parse")
+    }
+
+    private static func http1Response(_ bytes: [UInt8]) {
+        let head = (bytes.first ?? 0) & 1 == 1
+        if case .differs(let what) = HTTP1Differential.compareResponses(bytes, head: head) {
+            check(false, "the gateway's response parser and llhttp differ on \(bytes.debugDescription): \(what)")
+        }
+        guard bytes.count > 1 else { return }
+        let whole = HTTP1Differential.gatewayResponses(bytes, head: head)
+        let cut = 1 + Int(bytes.reduce(0 as UInt32) { $0 &* 31 &+ UInt32($1) } % UInt32(bytes.count - 1))
+        let split = HTTP1Differential.gatewayResponses(bytes, head: head, cuts: [cut])
+        check(split.messages == whole.messages && split.refusal == whole.refusal, "a read boundary at \(cut) changes the parse")
     }
 
     private static func config(_ bytes: [UInt8]) {

@@ -11,7 +11,7 @@ final class HTTP1DifferentialTests: XCTestCase {
     static let seed = ProcessInfo.processInfo.environment["GATEWAY_DIFFERENTIAL_SEED"].flatMap { UInt64($0) } ?? 0x5EED_0001
 
     func testGeneratedRequestsAgreeWithLlhttp() {
-        var generator = HTTP1RequestGenerator(seed: Self.seed)
+        var generator = HTTP1MessageGenerator(seed: Self.seed)
         var counts: [String: Int] = [:]
         var differences: [String] = []
         var examples: [String: [String]] = [:]
@@ -39,8 +39,32 @@ final class HTTP1DifferentialTests: XCTestCase {
         XCTAssertGreaterThan(counts["same", default: 0], Self.count / 2)
     }
 
+    func testGeneratedResponsesAgreeWithLlhttp() {
+        var generator = HTTP1MessageGenerator(seed: Self.seed ^ 0x5E5)
+        var counts: [String: Int] = [:]
+        var differences: [String] = []
+        var examples: [String: [String]] = [:]
+        for index in 0..<Self.count {
+            let bytes = generator.nextResponses()
+            let head = index % 10 == 0
+            switch HTTP1Differential.compareResponses(bytes, head: head) {
+            case .same: counts["same", default: 0] += 1
+            case .deliberate(let reason):
+                counts[reason.rawValue, default: 0] += 1
+                if examples[reason.rawValue, default: []].count < 3 { examples[reason.rawValue, default: []].append(Self.escaped(bytes)) }
+            case .differs(let what):
+                counts["differs", default: 0] += 1
+                if differences.count < 8 { differences.append("\(head ? "(HEAD) " : "")\(Self.escaped(bytes))\n    \(what)") }
+            }
+        }
+        print("HTTP1 response differential, \(Self.count) generated inputs (seed \(Self.seed ^ 0x5E5)):", counts.sorted { $0.key < $1.key })
+        for (reason, inputs) in examples.sorted(by: { $0.key < $1.key }) { print("  \(reason), e.g.:\n    " + inputs.joined(separator: "\n    ")) }
+        XCTAssertEqual(differences, [], "unexplained differences from llhttp")
+        XCTAssertGreaterThan(counts["same", default: 0], Self.count / 2)
+    }
+
     func testReadBoundariesDoNotChangeTheParse() {
-        var generator = HTTP1RequestGenerator(seed: 0x5EED_0002)
+        var generator = HTTP1MessageGenerator(seed: 0x5EED_0002)
         var random = SeededRandom(seed: 7)
         for _ in 0..<5_000 {
             let bytes = generator.next()

@@ -13,18 +13,26 @@ final class HTTP1ResponseParserTests: XCTestCase {
         var refusal: String?
     }
 
-    /// Parses `text` read by read (`cuts`), then the close if `close`; `head` marks the request as a HEAD.
-    private func parse(_ text: String, cuts: [Int] = [], head: Bool = false, close: Bool = false) -> Parsed {
+    /// Parses `text` read by read (`cuts`), then the close if `close`; `head` marks the first request as a HEAD;
+    /// `requests`: how many requests were sent, one after the other response (the next is sent when a response
+    /// ended).
+    private func parse(_ text: String, cuts: [Int] = [], head: Bool = false, close: Bool = false, requests: Int = 10) -> Parsed {
         var parser = HTTP1ResponseParser(maxHeadBytes: 4096, maxFields: 20)
-        parser.heads.answersHEAD = head
+        parser.heads.requestSent(isHEAD: head)
         var parsed = Parsed()
         let bytes = Array(text.utf8)
         var start = 0
+        var sent = 1
         func take(_ part: HTTP1ResponseParser.Part) {
             switch part {
             case .head(let head): parsed.heads.append("\(head.status.code) \(head.version) \(head.headers.map { "\($0.name)=\($0.value)" })")
             case .body(let body): parsed.body += String(buffer: body)
-            case .end: parsed.ends += 1
+            case .end:
+                parsed.ends += 1
+                if sent < requests {
+                    sent += 1
+                    parser.heads.requestSent(isHEAD: false)
+                }
             }
         }
         do {
@@ -75,6 +83,16 @@ final class HTTP1ResponseParserTests: XCTestCase {
         XCTAssertNil(upgrade.refusal)
         XCTAssertEqual(upgrade.heads, ["101 HTTP/1.1 [\"Upgrade=websocket\"]"])
         XCTAssertEqual(upgrade.ends, 1)
+    }
+
+    func testAResponseNoRequestAskedForIsRefused() {
+        let two = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"
+        XCTAssertNil(parse(two, requests: 2).refusal)
+        let unsolicited = parse(two, requests: 1)
+        XCTAssertEqual(unsolicited.refusal, "unsolicited")
+        XCTAssertEqual(unsolicited.body, "a")
+        // Interim responses do not count as the response.
+        XCTAssertNil(parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", requests: 1).refusal)
     }
 
     func testTheCloseInTheMiddleOfAMessageIsAnError() {

@@ -108,7 +108,7 @@ package final class BackendConnection: ChannelDuplexHandler {
 
     package func write(_ part: HTTPClientRequestPart, flush: Bool) {
         guard let context else { return }
-        if case .head(let head) = part { parser.heads.answersHEAD = head.method == .HEAD }
+        if case .head(let head) = part { parser.heads.requestSent(isHEAD: head.method == .HEAD) }
         context.write(wrapOutboundOut(part), promise: nil)
         if flush { context.flush() }
     }

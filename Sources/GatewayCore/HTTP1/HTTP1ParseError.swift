@@ -26,9 +26,11 @@ package struct HTTP1ParseError: Error, Equatable, Sendable, CustomStringConverti
         case statusLine = "status_line"
         /// Responses only: the connection closed in the middle of a message.
         case truncated
+        /// Responses only: a response when no request waits for one.
+        case unsolicited
 
         /// The reasons a request can be refused for (the `reason` label values of the metric).
-        package static let requestReasons = allCases.filter { $0 != .statusLine && $0 != .truncated }
+        package static let requestReasons = allCases.filter { $0 != .statusLine && $0 != .truncated && $0 != .unsolicited }
 
         package var message: String {
             switch self {
@@ -51,6 +53,7 @@ package struct HTTP1ParseError: Error, Equatable, Sendable, CustomStringConverti
             case .trailers: return "invalid trailer field"
             case .statusLine: return "invalid status line"
             case .truncated: return "connection closed in the middle of a message"
+            case .unsolicited: return "a response no request asked for"
             }
         }
     }

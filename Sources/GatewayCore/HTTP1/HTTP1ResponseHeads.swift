@@ -6,18 +6,31 @@ import NIOHTTP1
 /// 304; chunked when Transfer-Encoding ends with it, until the close for another coding or no length at all.
 /// Interim responses (1xx but 101) are skipped, as NIO's decoder dropped them.
 package struct HTTP1ResponseHeads: HTTP1HeadParsing {
+    /// A request was sent and its (final) response has not been parsed yet: a response head that arrives
+    /// otherwise is unsolicited, and refused (the backend is out of step; its connection must not be reused).
+    package private(set) var awaitingResponse = false
     /// The request the next response answers was a HEAD: that response has no body, whatever its head says.
-    package var answersHEAD = false
+    package private(set) var answersHEAD = false
 
     package init() {}
 
+    /// A request went out (one at a time: backend connections are not pipelined).
+    package mutating func requestSent(isHEAD: Bool) {
+        awaitingResponse = true
+        answersHEAD = isHEAD
+    }
+
     package mutating func parsed(_ framing: HTTP1Framing) {
-        if framing != .skip { answersHEAD = false }
+        if framing != .skip {
+            awaitingResponse = false
+            answersHEAD = false
+        }
     }
 
     package func parse(
         _ raw: UnsafeRawBufferPointer, start: Int, end: Int, maxFields: Int
     ) -> Result<(HTTPResponseHead, HTTP1Framing), HTTP1ParseError> {
+        guard awaitingResponse else { return .failure(.init(.unsolicited)) }
         // HTTP-version SP 3DIGIT [ SP reason-phrase ] CRLF
         var i = start
         guard i + 14 <= end, raw[i + 8] == 32 else { return .failure(.init(.statusLine)) }

@@ -61,26 +61,24 @@ enum HTTP1Syntax {
         return (Int(major - 48), Int(minor - 48))
     }
 
-    /// Adds the codings of one Transfer-Encoding value to what earlier values listed: comma-separated tokens
-    /// (empty elements skipped), and no coding after `chunked`. False if the value breaks either rule or lists
-    /// no coding at all.
+    /// Adds the codings of one Transfer-Encoding value to what earlier values listed: tokens separated by
+    /// commas and optional whitespace, no empty element (llhttp refuses a trailing comma; the gateway any), and
+    /// no coding after `chunked`. False if the value breaks a rule or is empty.
     static func codings(_ value: UnsafeRawBufferPointer, count: inout Int, lastWasChunked: inout Bool) -> Bool {
-        var listed = 0
         var i = 0
-        while i < value.count {
-            while i < value.count, value[i] == 32 || value[i] == 9 || value[i] == 44 { i += 1 }
+        while true {
+            while i < value.count, value[i] == 32 || value[i] == 9 { i += 1 }
             let start = i
             while i < value.count, isTokenByte(value[i]) { i += 1 }
             let end = i
             while i < value.count, value[i] == 32 || value[i] == 9 { i += 1 }
-            guard i == value.count || value[i] == 44 else { return false }
-            guard end > start else { continue }
-            if lastWasChunked { return false }
+            guard end > start, lastWasChunked == false else { return false }
             lastWasChunked = equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: value[start..<end]), "chunked")
-            listed += 1
+            count += 1
+            if i == value.count { return true }
+            guard value[i] == 44 else { return false }
+            i += 1
         }
-        count += listed
-        return listed > 0
     }
 
     /// A chunk size line without its CRLF: 1 to 15 hex digits, then extensions `*( ";" token [ "=" ( token /

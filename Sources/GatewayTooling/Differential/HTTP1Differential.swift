@@ -1,3 +1,4 @@
+import Foundation
 import GatewayCore
 import NIOCore
 import NIOEmbedded
@@ -55,8 +56,8 @@ package enum HTTP1Differential {
         /// drops the rest); the gateway strips Upgrade (refuses CONNECT) and parses what follows as the next
         /// request.
         case afterUpgrade = "llhttp stops after an upgrade request"
-        /// Empty lines before a request line: RFC 9112 2.2 asks to ignore at least one CRLF; the gateway ignores
-        /// exactly one, llhttp any number of CRs and LFs.
+        /// Empty lines before a request line (or a status line): RFC 9112 2.2 asks to ignore at least one CRLF;
+        /// the gateway ignores exactly one, llhttp any number of CRs and LFs.
         case leadingEmptyLines = "more than one empty line before a request"
         /// A Transfer-Encoding that is not a list of tokens ending with the only `chunked` (`identity`,
         /// `"chunked"`, `chunked;q=1`, `xchunked`): llhttp reads some of them as a request without a body, which
@@ -76,9 +77,22 @@ package enum HTTP1Differential {
         /// refuses it, the gateway's parser takes it), `*` followed by more (llhttp takes it, the gateway's
         /// parser refuses it).
         case targetCheckedByValidator = "target refused by RequestHeadValidator"
-        /// Bytes after a message that closes the connection (HTTP/1.0 without keep-alive, `Connection: close`):
-        /// llhttp refuses them; the gateway parses them but never serves them (the connection closes after the
-        /// response to that message, and no later request is taken before).
+        /// A chunk extension llhttp takes that RFC 9112 7.1.1 does not allow (`;name=` with an empty value): the
+        /// gateway refuses the message.
+        case chunkExtension = "chunk extension"
+        /// Responses: a Transfer-Encoding with `chunked` anywhere but last (`chunked, chunked`, `chunked, gzip`):
+        /// llhttp reads the body as chunked or until the close, the gateway refuses the response (502). Or one
+        /// with a tab after its value: llhttp does not see `chunked` and reads until the close, the gateway
+        /// reads chunks.
+        case responseTransferCoding = "response transfer coding"
+        /// Responses: a status code below 100, or a control byte (a bare CR included) in the reason phrase:
+        /// llhttp takes them, the gateway refuses the response (502; it never forwards the backend's reason
+        /// phrase anyway).
+        case statusLine = "status line"
+        /// Bytes after a message that closes the connection (HTTP/1.0 without keep-alive, `Connection: close`;
+        /// for responses any HTTP/1.0 message, an interim one included): llhttp refuses them; the gateway parses
+        /// them but never serves them (the connection closes after the response to that message, and no later
+        /// request is taken before).
         case afterClose = "bytes after a closing message"
     }
 
@@ -166,7 +180,7 @@ package enum HTTP1Differential {
         return outcome
     }
 
-    private static func trimmedEnd(_ value: String) -> Substring {
+    fileprivate static func trimmedEnd(_ value: String) -> Substring {
         var value = Substring(value)
         while let last = value.utf8.last, last == 32 || last == 9 { value = value.dropLast() }
         return value
@@ -243,9 +257,11 @@ package enum HTTP1Differential {
 
     /// An HTTP/1.0 message without `Connection: keep-alive`, or one with `Connection: close`.
     private static func closes(_ message: Message) -> Bool {
-        let connection = message.headers.filter { $0.lowercased().hasPrefix("connection:") }.joined(separator: ",").lowercased()
-        if connection.contains("close") { return true }
-        return message.version == "HTTP/1.0" && !connection.contains("keep-alive")
+        let tokens = message.headers.filter { $0.lowercased().hasPrefix("connection:") }
+            .flatMap { $0.dropFirst(11).split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if tokens.contains("close") { return true }
+        return message.version == "HTTP/1.0" && !tokens.contains("keep-alive")
     }
 
     /// Why the gateway's refusal of a message llhttp accepted is deliberate, judged from the refusal reason and
@@ -261,7 +277,7 @@ package enum HTTP1Differential {
         case .method?: return line.starts(with: Array("PRI ".utf8)) ? .h2Preface : nil
         case .target?:
             // A target `RequestHeadValidator` refuses anyway (llhttp takes `*` followed by anything).
-            let parts = line.split(separator: 32, omittingEmptySubsequences: false)
+            let parts = line.split(separator: 32)
             guard parts.count == 3 else { return nil }
             var request = HTTPRequestHead(
                 version: .http1_1, method: HTTPMethod(rawValue: String(decoding: parts[0], as: UTF8.self)),
@@ -269,6 +285,10 @@ package enum HTTP1Differential {
             )
             return RequestHeadValidator.normalise(&request, maxBodyBytes: 1 << 40) != nil ? .targetCheckedByValidator : nil
         case .transferEncoding?: return .transferCodingSyntax
+        case .chunkSize?:
+            // Hex digits, then an extension llhttp takes and RFC 9112 7.1.1 does not (`;a=`, an empty value).
+            let digits = line.prefix { ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 102) }
+            return !digits.isEmpty && line.dropFirst(digits.count).first == 59 ? .chunkExtension : nil
         case .contentLength?:
             // A value llhttp took (one, with digits only) with a space after it or more than 18 digits.
             let lines = head.split(separator: 10, omittingEmptySubsequences: false).map { $0.last == 13 ? $0.dropLast() : $0 }.prefix { !$0.isEmpty }
@@ -286,5 +306,143 @@ package enum HTTP1Differential {
         default:
             return nil
         }
+    }
+}
+
+extension HTTP1Differential {
+    /// llhttp, as NIO's `HTTPResponseDecoder` drives it, over all of `bytes` then the close; `head`: the
+    /// request was a HEAD.
+    package static func llhttpResponses(_ bytes: [UInt8], head: Bool) -> Outcome {
+        let channel = EmbeddedChannel()
+        var outcome = Outcome()
+        do {
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+            // The decoder learns the request's method from the request head going out.
+            try channel.writeOutbound(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: head ? .HEAD : .GET, uri: "/")))
+            try channel.writeInbound(channel.allocator.buffer(bytes: bytes))
+            _ = try channel.finish()
+        } catch {
+            outcome.refusal = "\(error)"
+            outcome.llhttpError = error as? HTTPParserError
+            _ = try? channel.finish()
+        }
+        while let part = try? channel.readInbound(as: HTTPClientResponsePart.self) {
+            switch part {
+            case .head(let head):
+                outcome.messages.append(Message(
+                    method: "\(head.status.code)", target: "", version: "\(head.version)",
+                    headers: head.headers.map { "\($0.name): \(trimmedEnd($0.value))" }
+                ))
+            case .body(var body):
+                outcome.messages[outcome.messages.count - 1].body += body.readBytes(length: body.readableBytes) ?? []
+            case .end:
+                outcome.messages[outcome.messages.count - 1].ended = true
+            }
+        }
+        return outcome
+    }
+
+    /// The gateway's response parser over `bytes` (cut into reads at `cuts`), then the close.
+    package static func gatewayResponses(_ bytes: [UInt8], head: Bool, cuts: [Int] = []) -> Outcome {
+        var parser = HTTP1ResponseParser(maxHeadBytes: 1 << 20, maxFields: 10_000)
+        parser.heads.requestSent(isHEAD: head)
+        var outcome = Outcome()
+        func take(_ part: HTTP1ResponseParser.Part) {
+            switch part {
+            case .head(let head):
+                outcome.messages.append(Message(
+                    method: "\(head.status.code)", target: "", version: "\(head.version)", headers: head.headers.map { "\($0.name): \($0.value)" }
+                ))
+            case .body(var body):
+                outcome.messages[outcome.messages.count - 1].body += body.readBytes(length: body.readableBytes) ?? []
+            case .end:
+                outcome.messages[outcome.messages.count - 1].ended = true
+            }
+        }
+        var start = 0
+        do {
+            for end in cuts.filter({ $0 > 0 && $0 < bytes.count }) + [bytes.count] where end >= start {
+                parser.append(ByteBuffer(bytes: bytes[start..<end]))
+                start = end
+                while true {
+                    outcome.refusedAt = end - parser.bufferedBytes
+                    guard let part = try parser.next() else { break }
+                    take(part)
+                }
+            }
+            if let part = try parser.finish() { take(part) }
+        } catch {
+            outcome.refusal = error.reason.rawValue
+        }
+        return outcome
+    }
+
+    /// Runs both parsers over responses and compares what they made of them.
+    package static func compareResponses(_ bytes: [UInt8], head: Bool) -> Verdict {
+        let llhttp = llhttpResponses(bytes, head: head), gateway = gatewayResponses(bytes, head: head)
+        // A Transfer-Encoding with a tab after its value: llhttp does not see `chunked` in it (and reads until the
+        // close); the gateway drops the whitespace, as RFC 9110 5.5 says, and reads chunks.
+        let lines = bytes.split(separator: 10).map { $0.last == 13 ? $0.dropLast() : $0 }
+        if lines.contains(where: { $0.count > 18 && String(decoding: $0.prefix(18), as: UTF8.self).lowercased() == "transfer-encoding:" && $0.last == 9 }) {
+            return .deliberate(.responseTransferCoding)
+        }
+        let common = min(llhttp.messages.count, gateway.messages.count)
+        for index in 0..<common {
+            let a = llhttp.messages[index], b = gateway.messages[index]
+            if a.method != b.method || a.version != b.version || a.headers != b.headers {
+                return .differs("response \(index): llhttp \(a), gateway \(b)")
+            }
+            if a.body != b.body || a.ended != b.ended {
+                let lastOfRefused = index == common - 1 && (llhttp.refusal != nil || gateway.refusal != nil)
+                if !(lastOfRefused && (a.body.starts(with: b.body) || b.body.starts(with: a.body))) {
+                    return .differs("response \(index) body: llhttp \(a), gateway \(b)")
+                }
+            }
+        }
+        if llhttp.messages.count == gateway.messages.count, (llhttp.refusal == nil) == (gateway.refusal == nil) { return .same }
+        // llhttp refuses the close right after a 101 (its upgrade); the gateway ends the response there.
+        if llhttp.messages.last?.method == "101", gateway.messages.last?.method == "101", gateway.refusal == nil {
+            return .deliberate(.afterUpgrade)
+        }
+        // llhttp refuses anything after an HTTP/1.0 message, interim ones included; the gateway reads on (and
+        // never reuses a connection whose response did not keep it alive).
+        if llhttp.llhttpError == .closedConnection, gateway.messages.count >= llhttp.messages.count { return .deliberate(.afterClose) }
+        if let reason = gateway.refusal, llhttp.messages.count >= gateway.messages.count {
+            // The bytes from the head the gateway refused, or the interim responses it skipped before it.
+            let from = bytes[min(gateway.refusedAt, bytes.count)...]
+            var statusLines: [ArraySlice<UInt8>] = []
+            var rest = from
+            while true {
+                statusLines.append((rest.starts(with: [13, 10]) ? rest.dropFirst(2) : rest).prefix { $0 != 10 })
+                guard rest.starts(with: Array("HTTP/1.".utf8)), rest.dropFirst(9).first == 49, !rest.dropFirst(9).starts(with: Array("101".utf8)),
+                    let end = rest.indices.first(where: { rest[$0] == 10 && $0 >= rest.startIndex + 3 && rest[$0 - 2] == 10 })
+                else { break }
+                rest = rest[(end + 1)...]
+            }
+            // Stray CRs and LFs where a response would start: llhttp skips them.
+            if llhttp.refusal == nil, rest.allSatisfy({ $0 == 13 || $0 == 10 }) { return .deliberate(.leadingEmptyLines) }
+            if [.lineEnding, .statusLine].contains(HTTP1ParseError.Reason(rawValue: reason)), startsWithEmptyLines(from) || startsWithEmptyLines(rest) {
+                return .deliberate(.leadingEmptyLines)
+            }
+            switch HTTP1ParseError.Reason(rawValue: reason) {
+            case .lineEnding?, .statusLine?:
+                // A status code below 100, a control byte or a CR inside a status line (llhttp takes them).
+                for line in statusLines {
+                    let code = line.dropFirst(9).prefix(3)
+                    let low = code.count == 3 && code.allSatisfy { $0 >= 48 && $0 <= 57 } && code.first == 48
+                    let control = line.dropFirst(12).dropLast().contains { ($0 < 32 && $0 != 9) || $0 == 127 }
+                    if low || control { return .deliberate(.statusLine) }
+                }
+            case .transferEncoding?:
+                return .deliberate(.responseTransferCoding)
+            case .chunkSize?:
+                if explainGatewayRefusal(reason, bytes: bytes, at: gateway.refusedAt) == .chunkExtension { return .deliberate(.chunkExtension) }
+            case .contentLength?:
+                if explainGatewayRefusal(reason, bytes: bytes, at: bytes.count - rest.count) == .contentLengthSyntax { return .deliberate(.contentLengthSyntax) }
+            default:
+                break
+            }
+        }
+        return .differs("llhttp \(llhttp) / gateway \(gateway)")
     }
 }

@@ -1,8 +1,8 @@
-/// Generates HTTP/1 requests for differential testing: mostly well-formed requests built from a grammar, with
+/// Generates HTTP/1 requests (and responses) for differential testing: mostly well-formed requests built from a grammar, with
 /// the framing headers, line endings, separators and bytes that request smuggling is made of mixed in, chunked
 /// bodies with extensions and trailers, a pipelined second request, and random byte mutations on top. Seeded:
 /// the same seed gives the same requests.
-package struct HTTP1RequestGenerator {
+package struct HTTP1MessageGenerator {
     private var state: UInt64
 
     package init(seed: UInt64) { state = seed }
@@ -112,12 +112,30 @@ package struct HTTP1RequestGenerator {
         return text
     }
 
-    /// One input: one or two requests, maybe an empty line first, maybe a few random byte mutations.
-    package mutating func next() -> [UInt8] {
-        var text = chance(3) ? pick(["\r\n", "\r\n\r\n", "\n"]) : ""
-        text += request()
-        if chance(25) { text += request() }
-        var bytes = Array(text.utf8)
+    private mutating func response() -> String {
+        var framing = Framing.none
+        let status = chance(85) ? pick(["200 OK", "201 Created", "204 No Content", "304 Not Modified", "404 Not Found", "502 Bad Gateway"])
+            : pick(["100 Continue", "103 Early Hints", "101 Switching Protocols", "200", "200 ", "999 Odd", "099 Low", "20 OK", "2000 OK", "200 O\tK", "200 caf\u{e9}"])
+        let version = chance(90) ? pick(["HTTP/1.1", "HTTP/1.0"]) : pick(["HTTP/2.0", "HTTP/1.2", "http/1.1", "HTTP/1.10", ""])
+        var text = version + (chance(97) ? " " : "  ") + status + eol()
+        for line in headers(framing: &framing) where !line.lowercased().hasPrefix("host") { text += line + eol() }
+        text += eol()
+        let code = Int(status.prefix(3)) ?? 200
+        if (100..<200).contains(code) || code == 204 || code == 304 { return text + (chance(10) ? randomBytes(below(6)) : "") }
+        if case .none = framing, chance(50) { return text + randomBytes(below(30)) }
+        return text + body(framing)
+    }
+
+    /// One input of responses: one or two, maybe an interim one first, maybe a few random byte mutations.
+    package mutating func nextResponses() -> [UInt8] {
+        var text = chance(10) ? "HTTP/1.1 100 Continue\r\n\r\n" : ""
+        text += response()
+        if chance(25) { text += response() }
+        return mutated(Array(text.utf8))
+    }
+
+    private mutating func mutated(_ input: [UInt8]) -> [UInt8] {
+        var bytes = input
         if chance(30) {
             for _ in 0..<(1 + below(3)) {
                 let position = bytes.isEmpty ? 0 : below(bytes.count)
@@ -129,5 +147,13 @@ package struct HTTP1RequestGenerator {
             }
         }
         return bytes
+    }
+
+    /// One input: one or two requests, maybe an empty line first, maybe a few random byte mutations.
+    package mutating func next() -> [UInt8] {
+        var text = chance(3) ? pick(["\r\n", "\r\n\r\n", "\n"]) : ""
+        text += request()
+        if chance(25) { text += request() }
+        return mutated(Array(text.utf8))
     }
 }
