@@ -25,6 +25,10 @@ final class BackendProtocolTests: GatewayTestCase {
         "barecr": "HTTP/1.1 200 OK\r\nX-A: a\rSet-Cookie: b\r\nContent-Length: 2\r\n\r\nok",
         "nul": "HTTP/1.1 200 OK\r\nX-A: a\u{0}b\r\nContent-Length: 2\r\n\r\nok",
         "spacename": "HTTP/1.1 200 OK\r\nX A: b\r\nContent-Length: 2\r\n\r\nok",
+        // Heads past the response parser's bounds (1,000 fields, 80 KiB) and both framings at once.
+        "manyfields": "HTTP/1.1 200 OK\r\n" + (0...1000).map { "X-\($0): v\r\n" }.joined() + "Content-Length: 2\r\n\r\nok",
+        "hugehead": "HTTP/1.1 200 OK\r\nX-A: " + String(repeating: "a", count: 81 * 1024) + "\r\nContent-Length: 2\r\n\r\nok",
+        "bothframings": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
     ]
 
     override func setUp() async throws {
@@ -156,6 +160,20 @@ final class BackendProtocolTests: GatewayTestCase {
             XCTAssertEqual(response?.status, 502, "\(route): \(client.receivedText.debugDescription)")
             XCTAssertFalse(client.receivedText.contains("X-A"), "\(route): no part of the bad header reached the client")
             XCTAssertFalse(client.receivedText.lowercased().contains("set-cookie"), route)
+            await client.close()
+        }
+        try await assertStillServing()
+    }
+
+    /// A response head past the parser's bounds, or with both framings, is a 502, and the next request on the
+    /// same client connection is served.
+    func testOversizedOrDoublyFramedResponseHeadsAreABadGateway() async throws {
+        for route in ["manyfields", "hugehead", "bothframings"] {
+            let client = try await TestClient.connect(port: gateway.port("plain"), tls: nil)
+            try await client.send("GET /\(route)/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let response = await client.readResponse()
+            XCTAssertEqual(response?.status, 502, "\(route): \(client.receivedText.prefix(200).debugDescription)")
+            XCTAssertFalse(client.receivedText.contains("X-1:"), route)
             await client.close()
         }
         try await assertStillServing()

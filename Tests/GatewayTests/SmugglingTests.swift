@@ -12,7 +12,7 @@ final class SmugglingTests: GatewayTestCase {
               - name: plain
                 address: "127.0.0.1:0"
                 protocol: http
-                limits: { max_header_bytes: 4096, max_body_bytes: 1000, header_timeout: 500ms, idle_timeout: 2s }
+                limits: { max_header_bytes: 4096, max_header_count: 20, max_body_bytes: 1000, header_timeout: 500ms, idle_timeout: 2s }
                 routes: [ { backend: app } ]
             backends:
               - { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] }
@@ -82,6 +82,18 @@ final class SmugglingTests: GatewayTestCase {
     func testOversizedHeaderGets431() async throws {
         let big = String(repeating: "x", count: 8000)
         try await assertRefused("GET / HTTP/1.1\r\nHost: a\r\nX-Big: \(big)\r\n\r\n", status: 431)
+    }
+
+    func testMoreHeaderFieldsThanMaxHeaderCountGet431() async throws {
+        // Host and 19 more is max_header_count (20); one more is refused, whatever the bytes.
+        let fields = (0..<19).map { "X-F\($0): v\r\n" }.joined()
+        let (status, _) = try await exchange("GET /echo HTTP/1.1\r\nHost: a\r\n\(fields)\r\n")
+        XCTAssertEqual(status, 200)
+        let served = backend.requests.count
+        let (refused, closed) = try await exchange("GET /echo HTTP/1.1\r\nHost: a\r\n\(fields)X-F19: v\r\n\r\n")
+        XCTAssertEqual(refused, 431)
+        XCTAssertTrue(closed)
+        XCTAssertEqual(backend.requests.count, served, "the refused request reached the backend")
     }
 
     func testBodyAfterHeadIsNotCountedAsHeader() async throws {
