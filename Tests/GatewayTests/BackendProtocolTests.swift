@@ -29,7 +29,12 @@ final class BackendProtocolTests: GatewayTestCase {
         "manyfields": "HTTP/1.1 200 OK\r\n" + (0...1000).map { "X-\($0): v\r\n" }.joined() + "Content-Length: 2\r\n\r\nok",
         "hugehead": "HTTP/1.1 200 OK\r\nX-A: " + String(repeating: "a", count: 81 * 1024) + "\r\nContent-Length: 2\r\n\r\nok",
         "bothframings": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        // The same answer to every request, HEAD included: to a HEAD, its body is bytes after the response, and
+        // they are the start of a forged response head.
+        "headbody": "HTTP/1.1 200 OK\r\nContent-Length: \(forged.utf8.count)\r\n\r\n\(forged)",
     ]
+    static let forged = "HTTP/1.1 302 Found\r\nLocation: /evil\r\nX: "
+
 
     override func setUp() async throws {
         try await super.setUp()
@@ -146,6 +151,25 @@ final class BackendProtocolTests: GatewayTestCase {
             XCTAssertEqual(response?.status, 200, "request \(attempt)")
             XCTAssertEqual(response?.text, "ok", "request \(attempt) got its own answer")
         }
+        try await assertStillServing()
+    }
+
+    /// A backend that sends a body with its answer to a HEAD leaves bytes after the response: the connection is
+    /// not reused, so they never become (part of) the answer to the next request, which goes to the backend once.
+    func testBytesAfterAResponseNeverReachTheNextRequest() async throws {
+        let backend = scripted["headbody"]!
+        for attempt in 1...3 {
+            let client = try await TestClient.connect(port: gateway.port("plain"), tls: nil)
+            try await client.send("HEAD /headbody/\(attempt) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            let closed = await client.waitForClose()
+            XCTAssertTrue(closed)
+            XCTAssertTrue(client.receivedText.hasPrefix("HTTP/1.1 200"), client.receivedText.debugDescription)
+            await client.close()
+            let response = try await TestClient.get(port: gateway.port("plain"), tls: nil, path: "/headbody/\(attempt)")
+            XCTAssertEqual(response?.status, 200, "request \(attempt) got a forged answer: \(String(describing: response?.text))")
+            XCTAssertEqual(response?.text, Self.forged, "request \(attempt) got its own answer")
+        }
+        XCTAssertEqual(backend.counts.withLockedValue { $0.requests }, 6, "every request reached the backend once (no retry)")
         try await assertStillServing()
     }
 

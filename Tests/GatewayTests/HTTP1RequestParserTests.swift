@@ -123,3 +123,20 @@ final class HTTP1RequestParserTests: XCTestCase {
         XCTAssertEqual(parser.bufferedBytes, 0)
     }
 }
+
+extension HTTP1RequestParserTests {
+    /// A client that always sends the first byte of its next request with the last one: what the parser
+    /// consumed is dropped before more is appended, so the buffer does not grow with every request.
+    func testConsumedBytesAreNotKept() throws {
+        var parser = HTTP1RequestParser(maxHeadBytes: 4096, maxFields: 100)
+        let padding = String(repeating: "p", count: 1000)
+        parser.append(ByteBuffer(string: "G"))
+        for _ in 0..<500 {
+            parser.append(ByteBuffer(string: "ET / HTTP/1.1\r\nHost: a\r\nX-Pad: \(padding)\r\n\r\nG"))
+            guard case .head? = try parser.next(), case .end? = try parser.next() else { return XCTFail("no request") }
+            XCTAssertNil(try parser.next())
+        }
+        XCTAssertEqual(parser.bufferedBytes, 1)
+        XCTAssertLessThan(parser.bufferedCapacity, 8192, "the parser keeps what it consumed")
+    }
+}

@@ -6,6 +6,9 @@ package protocol BackendConnectionDelegate: AnyObject {
     func backendRead(_ part: HTTPClientResponsePart)
     func backendReadComplete()
     func backendFailed(_ error: any Error)
+    /// The backend's bytes are not a valid response to the request (the parser's reason): it did receive the
+    /// request, so the exchange ends without a retry.
+    func backendSentInvalidResponse(_ error: HTTP1ParseError)
     func backendClosed()
     func backendWritabilityChanged(isWritable: Bool)
 }
@@ -24,6 +27,10 @@ package final class BackendConnection: ChannelDuplexHandler {
     package let server: BackendServer
     /// True once a request has been written; a reused connection that fails before answering is retryable.
     package var requestsServed = 0
+    /// False once the backend sent more than the response it was asked for (bytes after a response's end,
+    /// whatever they are), or an HTTP/1.0 chunked response (RFC 9112 6.1): such a connection is closed after
+    /// its exchange, never pooled, so that no byte of one response is read as part of the next.
+    package private(set) var reusable = true
     private var readsHeld = false
     private var pendingRead = false
     private var context: ChannelHandlerContext?
@@ -48,18 +55,35 @@ package final class BackendConnection: ChannelDuplexHandler {
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Bytes while no request waits for an answer (idle in the pool, or after a response's end) belong to no
+        // request: the connection is out of step and is closed.
+        if parser.isBetweenMessages, !parser.heads.awaitingResponse {
+            reusable = false
+            return invalidResponse(HTTP1ParseError(.unsolicited), context: context)
+        }
         parser.append(unwrapInboundIn(data))
         do {
             while let part = try parser.next() {
                 switch part {
-                case .head(let head): delegate?.backendRead(.head(head))
+                case .head(let head):
+                    if head.version.minor == 0, head.headers.contains(name: "transfer-encoding") { reusable = false }
+                    delegate?.backendRead(.head(head))
                 case .body(let body): delegate?.backendRead(.body(body))
-                case .end: delegate?.backendRead(.end(nil))
+                case .end:
+                    // Decided before the end is handed over: the exchange may give the connection back at once.
+                    if parser.bufferedBytes > 0 { reusable = false }
+                    delegate?.backendRead(.end(nil))
                 }
             }
         } catch {
-            errorCaught(context: context, error: error)
+            invalidResponse(error, context: context)
         }
+    }
+
+    private func invalidResponse(_ error: HTTP1ParseError, context: ChannelHandlerContext) {
+        reusable = false
+        delegate?.backendSentInvalidResponse(error)
+        context.close(promise: nil)
     }
 
     package func channelReadComplete(context: ChannelHandlerContext) {
@@ -78,7 +102,7 @@ package final class BackendConnection: ChannelDuplexHandler {
         do {
             if case .end? = try parser.finish() { delegate?.backendRead(.end(nil)) }
         } catch {
-            delegate?.backendFailed(error)
+            delegate?.backendSentInvalidResponse(error)
         }
         server.pool.remove(self)
         delegate?.backendClosed()

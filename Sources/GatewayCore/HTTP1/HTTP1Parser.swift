@@ -63,16 +63,30 @@ package struct HTTP1Parser<Heads: HTTP1HeadParsing> {
 
     /// Bytes received and not yet returned as parts.
     package var bufferedBytes: Int { input.readableBytes }
+    /// The capacity of the buffer that holds them (tests: nothing consumed is kept).
+    package var bufferedCapacity: Int { input.capacity }
 
-    /// Adds what was read. The first buffer is kept as it is (no copy); later ones are appended to what waits.
+    /// Adds what was read. The first buffer is kept as it is (no copy); later ones are appended to what waits,
+    /// after the bytes already parsed are dropped (nothing consumed is ever kept or copied again). Ignored after
+    /// an upgrade or an error.
     package mutating func append(_ buffer: ByteBuffer) {
-        if case .ignoring = state { return }
+        switch state {
+        case .ignoring, .failed: return
+        default: break
+        }
         if input.readableBytes == 0 {
             input = buffer
         } else {
+            if input.readerIndex > 0 { input.discardReadBytes() }
             var buffer = buffer
             input.writeBuffer(&buffer)
         }
+    }
+
+    /// No message is in progress: the next byte would start a head.
+    package var isBetweenMessages: Bool {
+        if case .head = state { return input.readableBytes == 0 }
+        return false
     }
 
     /// Drops everything buffered (the connection is closing).

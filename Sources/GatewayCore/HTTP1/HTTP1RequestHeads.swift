@@ -100,6 +100,12 @@ package struct HTTP1RequestHeads: HTTP1HeadParsing {
         case 4:
             if bytes[0] == 80, bytes[1] == 79, bytes[2] == 83, bytes[3] == 84 { return .POST }
             if bytes[0] == 72, bytes[1] == 69, bytes[2] == 65, bytes[3] == 68 { return .HEAD }
+        case 5:
+            if bytes[0] == 80, bytes[1] == 65, bytes[2] == 84, bytes[3] == 67, bytes[4] == 72 { return .PATCH }
+        case 6:
+            if bytes[0] == 68, bytes[1] == 69, bytes[2] == 76, bytes[3] == 69, bytes[4] == 84, bytes[5] == 69 { return .DELETE }
+        case 7:
+            if bytes[0] == 79, bytes[1] == 80, bytes[2] == 84, bytes[3] == 73, bytes[4] == 79, bytes[5] == 78, bytes[6] == 83 { return .OPTIONS }
         default:
             break
         }

@@ -24,6 +24,10 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// and nothing is read while they wait.
     private var parser: HTTP1RequestParser
     private var draining = false
+    /// The parser returned everything it could from what it has: only then is more read (bytes of a pipelined
+    /// request that wait in it are parsed first, so what a client sends ahead is never read faster than it is
+    /// served).
+    private var parserNeedsInput = true
 
     // The current request's resources; the machine holds its state.
     /// The request head as received (normalised once it passed validation): version and method of every answer.
@@ -220,6 +224,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !machine.isClosed else { return }
         parser.append(unwrapInboundIn(data))
+        parserNeedsInput = false
         drain()
     }
 
@@ -248,7 +253,10 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
                 if let context { answerParserError(error, context: context) }
                 return
             }
-            guard let part else { break }
+            guard let part else {
+                parserNeedsInput = true
+                break
+            }
             deliver(part)
         }
         readIfPending()
@@ -414,7 +422,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
 
     /// Nothing holds the client's reads: no backpressure, and the machine takes the next part (a client is not
     /// read while its finished request waits for its response; what it pipelined waits in the parser).
-    private var mayRead: Bool { !clientReadsHeld && machine.takesRequestParts }
+    private var mayRead: Bool { !clientReadsHeld && parserNeedsInput && machine.takesRequestParts }
 
     private func readIfPending() {
         if pendingClientRead, mayRead, let context {
@@ -570,6 +578,11 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         backendLost()
     }
 
+    package func backendSentInvalidResponse(_ error: HTTP1ParseError) {
+        guard backendConnection != nil else { return }
+        perform(machine.responseInvalid(error.reason.message))
+    }
+
     package func backendWritabilityChanged(isWritable: Bool) {
         guard machine.isProxying else { return }
         if isWritable, machine.isReadingBody { holdClientReads(false) }
@@ -589,7 +602,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         if let backendConnection {
             self.backendConnection = nil
             backendConnection.delegate = nil
-            if reuseBackend {
+            if reuseBackend, backendConnection.reusable {
                 backendConnection.holdReads(false)
                 backendConnection.server.pool.giveBack(backendConnection)
             } else {

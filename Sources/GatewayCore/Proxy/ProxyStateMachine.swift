@@ -461,6 +461,13 @@ package struct ProxyStateMachine {
         return .writeResponseHead(close: close)
     }
 
+    /// The backend's bytes are no valid response (`what`: the parser's reason): it received the request, so
+    /// there is no retry; a 502 before the response started, a cut-off after.
+    package mutating func responseInvalid(_ what: String) -> Action {
+        guard case .proxying(let request, let exchange) = state, case .attached = exchange.backend else { return .none }
+        return protocolError(what, request, exchange)
+    }
+
     package mutating func responseBody() -> Action {
         guard case .proxying(let request, let exchange) = state else { return .none }
         guard exchange.responseStarted else { return protocolError("a response body before its head", request, exchange) }
