@@ -71,6 +71,8 @@ final class HTTP1RequestParserTests: XCTestCase {
             ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n", "chunk_end"),
             ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\nab\r\n", "line_ending"),
             ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nBad Trailer: x\r\n\r\n", "trailers"),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n", "trailers"),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\ncontent-length: 5\r\n\r\n", "trailers"),
             ("GET / HTTP/2.0\r\n\r\n", "unsupported_version"),
             ("GET / HTTP/1.2\r\n\r\n", "unsupported_version"),
             ("GET / http/1.1\r\n\r\n", "version"),

@@ -176,8 +176,12 @@ package struct HTTP1Parser<Heads: HTTP1HeadParsing> {
                 }
                 trailerFields += 1
                 if trailerFields > maxFields { try fail(.tooManyFields) }
+                // A valid field, and no framing field: a trailer may not change how the message was framed
+                // (RFC 9110 6.5.1; llhttp refuses a Transfer-Encoding there too).
                 let valid = input.withUnsafeReadableBytes { raw in
-                    HTTP1Syntax.field(raw, from: 0, to: length) != nil
+                    guard let field = HTTP1Syntax.field(raw, from: 0, to: length) else { return false }
+                    let name = UnsafeRawBufferPointer(rebasing: raw[0..<field.colon])
+                    return !HTTP1Syntax.equalsIgnoringCase(name, "transfer-encoding") && !HTTP1Syntax.equalsIgnoringCase(name, "content-length")
                 }
                 guard valid else { try fail(.trailers) }
                 trailerBytes += length + 2

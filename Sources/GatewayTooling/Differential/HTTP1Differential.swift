@@ -413,10 +413,15 @@ extension HTTP1Differential {
             var statusLines: [ArraySlice<UInt8>] = []
             var rest = from
             while true {
-                statusLines.append((rest.starts(with: [13, 10]) ? rest.dropFirst(2) : rest).prefix { $0 != 10 })
+                let unstripped = rest
+                if rest.starts(with: [13, 10]) { rest = rest.dropFirst(2) }
+                statusLines.append(rest.prefix { $0 != 10 })
                 guard rest.starts(with: Array("HTTP/1.".utf8)), rest.dropFirst(9).first == 49, !rest.dropFirst(9).starts(with: Array("101".utf8)),
                     let end = rest.indices.first(where: { rest[$0] == 10 && $0 >= rest.startIndex + 3 && rest[$0 - 2] == 10 })
-                else { break }
+                else {
+                    rest = unstripped
+                    break
+                }
                 rest = rest[(end + 1)...]
             }
             // Stray CRs and LFs where a response would start: llhttp skips them.
