@@ -32,7 +32,14 @@ final class BackendProtocolTests: GatewayTestCase {
         // The same answer to every request, HEAD included: to a HEAD, its body is bytes after the response, and
         // they are the start of a forged response head.
         "headbody": "HTTP/1.1 200 OK\r\nContent-Length: \(forged.utf8.count)\r\n\r\n\(forged)",
+        // A response of exactly 2,048 bytes (NIO's first read buffer on a new connection), then a whole forged
+        // response: the second arrives in the next read of the same read pass.
+        "exact": exactly2048 + "HTTP/1.1 302 Found\r\nLocation: /evil\r\nContent-Length: 0\r\n\r\n",
     ]
+    static let exactly2048: String = {
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 2009\r\n\r\n"
+        return head + String(repeating: "a", count: 2048 - head.utf8.count)
+    }()
     static let forged = "HTTP/1.1 302 Found\r\nLocation: /evil\r\nX: "
 
 
@@ -170,6 +177,25 @@ final class BackendProtocolTests: GatewayTestCase {
             XCTAssertEqual(response?.text, Self.forged, "request \(attempt) got its own answer")
         }
         XCTAssertEqual(backend.counts.withLockedValue { $0.requests }, 6, "every request reached the backend once (no retry)")
+        try await assertStillServing()
+    }
+
+    /// The same with a whole forged response after a 2,048-byte one, and a request pipelined behind: the
+    /// pipelined request never gets the forged response. Two mechanisms protect it, and the test fails only
+    /// without both (checked): the leftover-bytes check, and the connection's release at the end of the read
+    /// pass (so the pipelined request cannot take the connection back while the forged bytes are parsed).
+    /// It was meant to put them in the next read of the same pass; here NIO's first read took both.
+    func testBytesInTheNextReadAfterAResponseNeverAnswerAPipelinedRequest() async throws {
+        for attempt in 1...3 {
+            let client = try await TestClient.connect(port: gateway.port("plain"), tls: nil)
+            try await client.send("GET /exact/\(attempt)a HTTP/1.1\r\nHost: localhost\r\n\r\nGET /exact/\(attempt)b HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            for which in ["a", "b"] {
+                let response = await client.readResponse()
+                XCTAssertEqual(response?.status, 200, "request \(attempt)\(which) got a forged answer")
+                XCTAssertEqual(response?.body.count, 2009, "request \(attempt)\(which)")
+            }
+            await client.close()
+        }
         try await assertStillServing()
     }
 

@@ -64,6 +64,7 @@ final class HTTP1RequestParserTests: XCTestCase {
             ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", "transfer_encoding"),
             ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", "transfer_encoding"),
             ("POST / HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n", "transfer_encoding"),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\t\r\n\r\n", "transfer_encoding"),
             ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n", "chunk_size"),
             ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;a=\u{1}\r\n", "chunk_size"),
             ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;a=\"open\r\n", "chunk_size"),

@@ -31,6 +31,10 @@ package final class BackendConnection: ChannelDuplexHandler {
     /// whatever they are), or an HTTP/1.0 chunked response (RFC 9112 6.1): such a connection is closed after
     /// its exchange, never pooled, so that no byte of one response is read as part of the next.
     package private(set) var reusable = true
+    /// Between the first `channelRead` of a read pass and its `channelReadComplete`.
+    private var readPass = false
+    /// `release(reuse: true)` came during a read pass: the connection goes back to the pool at its end.
+    private var releasePending = false
     private var readsHeld = false
     private var pendingRead = false
     private var context: ChannelHandlerContext?
@@ -55,10 +59,10 @@ package final class BackendConnection: ChannelDuplexHandler {
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        readPass = true
         // Bytes while no request waits for an answer (idle in the pool, or after a response's end) belong to no
         // request: the connection is out of step and is closed.
         if parser.isBetweenMessages, !parser.heads.awaitingResponse {
-            reusable = false
             return invalidResponse(HTTP1ParseError(.unsolicited), context: context)
         }
         parser.append(unwrapInboundIn(data))
@@ -82,11 +86,32 @@ package final class BackendConnection: ChannelDuplexHandler {
 
     private func invalidResponse(_ error: HTTP1ParseError, context: ChannelHandlerContext) {
         reusable = false
+        // A TLS connection stays active while its close_notify goes out: out of the pool now, not after.
+        server.pool.remove(self)
         delegate?.backendSentInvalidResponse(error)
         context.close(promise: nil)
     }
 
+    /// The exchange on this connection ended (its delegate already detached): back to the pool if `reuse` and
+    /// nothing says otherwise, else closed. Inside a read pass, the decision waits for its end
+    /// (`channelReadComplete`): NIO may deliver more bytes of the same pass after the response's end (a read
+    /// that filled its buffer is followed by another), and a request pipelined behind the finished one would
+    /// otherwise take the connection back at once and read them as its answer.
+    package func release(reuse: Bool) {
+        guard reuse, reusable else { return channel.close(promise: nil) }
+        if readPass {
+            releasePending = true
+        } else {
+            server.pool.giveBack(self)
+        }
+    }
+
     package func channelReadComplete(context: ChannelHandlerContext) {
+        readPass = false
+        if releasePending {
+            releasePending = false
+            if reusable, context.channel.isActive { server.pool.giveBack(self) } else { context.close(promise: nil) }
+        }
         delegate?.backendReadComplete()
     }
 
@@ -100,7 +125,10 @@ package final class BackendConnection: ChannelDuplexHandler {
     package func channelInactive(context: ChannelHandlerContext) {
         // The close ends a body delimited by it; in the middle of any other message it is an error.
         do {
-            if case .end? = try parser.finish() { delegate?.backendRead(.end(nil)) }
+            if case .end? = try parser.finish() {
+                reusable = false
+                delegate?.backendRead(.end(nil))
+            }
         } catch {
             delegate?.backendSentInvalidResponse(error)
         }

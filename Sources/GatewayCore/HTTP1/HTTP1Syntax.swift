@@ -160,8 +160,9 @@ enum HTTP1Syntax {
                 guard length == nil, valueEndsLine, let parsed = HTTP1Syntax.decimal(value) else { return .contentLength }
                 length = parsed
             case 17 where HTTP1Syntax.equalsIgnoringCase(name, "transfer-encoding"):
+                // Tokens only, and no whitespace after the last (llhttp refuses `chunked` followed by a tab).
                 hasTransferEncoding = true
-                guard HTTP1Syntax.codings(value, count: &encodings, lastWasChunked: &lastWasChunked) else { return .transferEncoding }
+                guard valueEndsLine, HTTP1Syntax.codings(value, count: &encodings, lastWasChunked: &lastWasChunked) else { return .transferEncoding }
             default:
                 break
             }

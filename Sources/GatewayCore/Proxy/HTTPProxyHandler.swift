@@ -602,12 +602,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         if let backendConnection {
             self.backendConnection = nil
             backendConnection.delegate = nil
-            if reuseBackend, backendConnection.reusable {
-                backendConnection.holdReads(false)
-                backendConnection.server.pool.giveBack(backendConnection)
-            } else {
-                backendConnection.channel.close(promise: nil)
-            }
+            if reuseBackend { backendConnection.holdReads(false) }
+            backendConnection.release(reuse: reuseBackend)
         }
         let server = self.server?.address
         let request = pluginRequest

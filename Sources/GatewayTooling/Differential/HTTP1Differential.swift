@@ -77,13 +77,12 @@ package enum HTTP1Differential {
         /// refuses it, the gateway's parser takes it), `*` followed by more (llhttp takes it, the gateway's
         /// parser refuses it).
         case targetCheckedByValidator = "target refused by RequestHeadValidator"
-        /// A chunk extension llhttp takes that RFC 9112 7.1.1 does not allow (`;name=` with an empty value): the
-        /// gateway refuses the message.
-        case chunkExtension = "chunk extension"
-        /// Responses: a Transfer-Encoding with `chunked` anywhere but last (`chunked, chunked`, `chunked, gzip`):
-        /// llhttp reads the body as chunked or until the close, the gateway refuses the response (502). Or one
-        /// with a tab after its value: llhttp does not see `chunked` and reads until the close, the gateway
-        /// reads chunks.
+        /// A chunk size line llhttp takes that the gateway does not: an extension RFC 9112 7.1.1 does not allow
+        /// (`;name=` with an empty value), or a size of more than 15 hex digits (llhttp takes up to 2^64 - 1).
+        case chunkExtension = "chunk size line"
+        /// Responses: a Transfer-Encoding with `chunked` anywhere but last (`chunked, chunked`, `chunked, gzip`),
+        /// or with a tab after its value: llhttp reads the body as chunked or until the close (with the tab it
+        /// does not see `chunked`), the gateway refuses the response (502).
         case responseTransferCoding = "response transfer coding"
         /// Responses: a status code below 100, or a control byte (a bare CR included) in the reason phrase:
         /// llhttp takes them, the gateway refuses the response (502; it never forwards the backend's reason
@@ -286,9 +285,10 @@ package enum HTTP1Differential {
             return RequestHeadValidator.normalise(&request, maxBodyBytes: 1 << 40) != nil ? .targetCheckedByValidator : nil
         case .transferEncoding?: return .transferCodingSyntax
         case .chunkSize?:
-            // Hex digits, then an extension llhttp takes and RFC 9112 7.1.1 does not (`;a=`, an empty value).
+            // Hex digits, then an extension llhttp takes and RFC 9112 7.1.1 does not (`;a=`, an empty value); or
+            // more than 15 hex digits (llhttp takes up to 2^64 - 1).
             let digits = line.prefix { ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 102) }
-            return !digits.isEmpty && line.dropFirst(digits.count).first == 59 ? .chunkExtension : nil
+            return (!digits.isEmpty && line.dropFirst(digits.count).first == 59) || digits.count > 15 ? .chunkExtension : nil
         case .contentLength?:
             // A value llhttp took (one, with digits only) with a space after it or more than 18 digits.
             let lines = head.split(separator: 10, omittingEmptySubsequences: false).map { $0.last == 13 ? $0.dropLast() : $0 }.prefix { !$0.isEmpty }
@@ -381,7 +381,7 @@ extension HTTP1Differential {
     package static func compareResponses(_ bytes: [UInt8], head: Bool) -> Verdict {
         let llhttp = llhttpResponses(bytes, head: head), gateway = gatewayResponses(bytes, head: head)
         // A Transfer-Encoding with a tab after its value: llhttp does not see `chunked` in it (and reads until the
-        // close); the gateway drops the whitespace, as RFC 9110 5.5 says, and reads chunks.
+        // close); the gateway refuses it.
         let lines = bytes.split(separator: 10).map { $0.last == 13 ? $0.dropLast() : $0 }
         if lines.contains(where: { $0.count > 18 && String(decoding: $0.prefix(18), as: UTF8.self).lowercased() == "transfer-encoding:" && $0.last == 9 }) {
             return .deliberate(.responseTransferCoding)
