@@ -80,6 +80,9 @@ package enum HTTP1Differential {
         /// A chunk size line llhttp takes that the gateway does not: an extension RFC 9112 7.1.1 does not allow
         /// (`;name=` with an empty value), or a size of more than 15 hex digits (llhttp takes up to 2^64 - 1).
         case chunkExtension = "chunk size line"
+        /// A Transfer-Encoding or Content-Length among the trailers: llhttp refuses some (a Transfer-Encoding in a
+        /// request's trailers) and takes others; the gateway refuses them all (RFC 9110 6.5.1).
+        case trailerFraming = "framing field in trailers"
         /// Responses: a Transfer-Encoding with `chunked` anywhere but last (`chunked, chunked`, `chunked, gzip`),
         /// or with a tab after its value: llhttp reads the body as chunked or until the close (with the tab it
         /// does not see `chunked`), the gateway refuses the response (502).
@@ -245,6 +248,15 @@ package enum HTTP1Differential {
         return .differs("llhttp refused (\(llhttp.refusal ?? "-")) what the gateway took: llhttp \(llhttp), gateway \(gateway)")
     }
 
+    /// A line of `bytes` is a field named Transfer-Encoding or Content-Length (the trailer section the parser
+    /// refused starts within them).
+    private static func hasFramingField(_ bytes: ArraySlice<UInt8>) -> Bool {
+        bytes.split(separator: 10).contains { line in
+            let text = String(decoding: line, as: UTF8.self).lowercased()
+            return text.hasPrefix("transfer-encoding:") || text.hasPrefix("content-length:")
+        }
+    }
+
     /// Before a request line: two CRLFs, or CRs and LFs that are not one CRLF (llhttp skips any of them).
     private static func startsWithEmptyLines(_ rest: ArraySlice<UInt8>) -> Bool {
         guard let first = rest.first else { return false }
@@ -274,6 +286,7 @@ package enum HTTP1Differential {
             if line.contains(9) || zip(line, line.dropFirst()).contains(where: { $0 == 32 && $1 == 32 }) { return .requestLineWhitespace }
             return nil
         case .method?: return line.starts(with: Array("PRI ".utf8)) ? .h2Preface : nil
+        case .trailers?: return hasFramingField(rest) ? .trailerFraming : nil
         case .target?:
             // A target `RequestHeadValidator` refuses anyway (llhttp takes `*` followed by anything).
             let parts = line.split(separator: 32)
@@ -440,6 +453,8 @@ extension HTTP1Differential {
                 }
             case .transferEncoding?:
                 return .deliberate(.responseTransferCoding)
+            case .trailers?:
+                if hasFramingField(from) { return .deliberate(.trailerFraming) }
             case .chunkSize?:
                 if explainGatewayRefusal(reason, bytes: bytes, at: gateway.refusedAt) == .chunkExtension { return .deliberate(.chunkExtension) }
             case .contentLength?:
