@@ -10,57 +10,58 @@ final class HTTP1DifferentialTests: XCTestCase {
     static let count = ProcessInfo.processInfo.environment["GATEWAY_DIFFERENTIAL_COUNT"].flatMap { Int($0) } ?? 20_000
     static let seed = ProcessInfo.processInfo.environment["GATEWAY_DIFFERENTIAL_SEED"].flatMap { UInt64($0) } ?? 0x5EED_0001
 
-    func testGeneratedRequestsAgreeWithLlhttp() {
-        var generator = HTTP1MessageGenerator(seed: Self.seed)
+    /// Verdicts counted by kind, up to three inputs shown per deliberate difference, up to eight unexplained.
+    private struct Tally {
         var counts: [String: Int] = [:]
         var differences: [String] = []
         var examples: [String: [String]] = [:]
+
+        mutating func add(_ verdict: HTTP1Differential.Verdict, _ bytes: [UInt8], label: String = "") {
+            switch verdict {
+            case .same: counts["same", default: 0] += 1
+            case .deliberate(let reason):
+                counts[reason.rawValue, default: 0] += 1
+                if examples[reason.rawValue, default: []].count < 3 { examples[reason.rawValue, default: []].append(HTTP1DifferentialTests.escaped(bytes)) }
+            case .differs(let what):
+                counts["differs", default: 0] += 1
+                if differences.count < 8 { differences.append("\(label)\(HTTP1DifferentialTests.escaped(bytes))\n    \(what)") }
+            }
+        }
+
+        func report(_ title: String) {
+            print(title, counts.sorted { $0.key < $1.key })
+            for (reason, inputs) in examples.sorted(by: { $0.key < $1.key }) { print("  \(reason), e.g.:\n    " + inputs.joined(separator: "\n    ")) }
+        }
+    }
+
+    func testGeneratedRequestsAgreeWithLlhttp() {
+        var generator = HTTP1MessageGenerator(seed: Self.seed)
+        var tally = Tally()
         var accepted = 0
         for _ in 0..<Self.count {
             let bytes = generator.next()
             let gateway = HTTP1Differential.gateway(bytes)
             if gateway.refusal == nil, gateway.messages.contains(where: \.ended) { accepted += 1 }
-            let verdict = HTTP1Differential.compare(bytes, llhttp: HTTP1Differential.llhttp(bytes), gateway: gateway)
-            switch verdict {
-            case .same: counts["same", default: 0] += 1
-            case .deliberate(let reason):
-                counts[reason.rawValue, default: 0] += 1
-                if examples[reason.rawValue, default: []].count < 3 { examples[reason.rawValue, default: []].append(Self.escaped(bytes)) }
-            case .differs(let what):
-                counts["differs", default: 0] += 1
-                if differences.count < 8 { differences.append("\(Self.escaped(bytes))\n    \(what)") }
-            }
+            tally.add(HTTP1Differential.compare(bytes, llhttp: HTTP1Differential.llhttp(bytes), gateway: gateway), bytes)
         }
-        print("HTTP1 differential, \(Self.count) generated inputs (seed \(Self.seed)) (\(accepted) accepted whole by the gateway):", counts.sorted { $0.key < $1.key })
-        for (reason, inputs) in examples.sorted(by: { $0.key < $1.key }) { print("  \(reason), e.g.:\n    " + inputs.joined(separator: "\n    ")) }
-        XCTAssertEqual(differences, [], "unexplained differences from llhttp")
+        tally.report("HTTP1 differential, \(Self.count) generated inputs (seed \(Self.seed)) (\(accepted) accepted whole by the gateway):")
+        XCTAssertEqual(tally.differences, [], "unexplained differences from llhttp")
         // The generator must exercise both sides: plenty of requests the two parsers accept, and refusals.
         XCTAssertGreaterThan(accepted, Self.count / 8)
-        XCTAssertGreaterThan(counts["same", default: 0], Self.count / 2)
+        XCTAssertGreaterThan(tally.counts["same", default: 0], Self.count / 2)
     }
 
     func testGeneratedResponsesAgreeWithLlhttp() {
         var generator = HTTP1MessageGenerator(seed: Self.seed ^ 0x5E5)
-        var counts: [String: Int] = [:]
-        var differences: [String] = []
-        var examples: [String: [String]] = [:]
+        var tally = Tally()
         for index in 0..<Self.count {
             let bytes = generator.nextResponses()
             let head = index % 10 == 0
-            switch HTTP1Differential.compareResponses(bytes, head: head) {
-            case .same: counts["same", default: 0] += 1
-            case .deliberate(let reason):
-                counts[reason.rawValue, default: 0] += 1
-                if examples[reason.rawValue, default: []].count < 3 { examples[reason.rawValue, default: []].append(Self.escaped(bytes)) }
-            case .differs(let what):
-                counts["differs", default: 0] += 1
-                if differences.count < 8 { differences.append("\(head ? "(HEAD) " : "")\(Self.escaped(bytes))\n    \(what)") }
-            }
+            tally.add(HTTP1Differential.compareResponses(bytes, head: head), bytes, label: head ? "(HEAD) " : "")
         }
-        print("HTTP1 response differential, \(Self.count) generated inputs (seed \(Self.seed ^ 0x5E5)):", counts.sorted { $0.key < $1.key })
-        for (reason, inputs) in examples.sorted(by: { $0.key < $1.key }) { print("  \(reason), e.g.:\n    " + inputs.joined(separator: "\n    ")) }
-        XCTAssertEqual(differences, [], "unexplained differences from llhttp")
-        XCTAssertGreaterThan(counts["same", default: 0], Self.count / 2)
+        tally.report("HTTP1 response differential, \(Self.count) generated inputs (seed \(Self.seed ^ 0x5E5)):")
+        XCTAssertEqual(tally.differences, [], "unexplained differences from llhttp")
+        XCTAssertGreaterThan(tally.counts["same", default: 0], Self.count / 2)
     }
 
     func testReadBoundariesDoNotChangeTheParse() {

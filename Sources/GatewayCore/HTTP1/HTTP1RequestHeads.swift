@@ -43,23 +43,10 @@ package struct HTTP1RequestHeads: HTTP1HeadParsing {
         }
         i += 10
 
-        // The fields, up to the blank line at end - 2.
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(16)
-        var framing = HTTP1Syntax.FramingFields()
-        while i < end - 2 {
-            var lineEnd = i
-            while raw[lineEnd] != 13 { lineEnd += 1 }
-            guard raw[i] != 32 && raw[i] != 9 else { return .failure(.init(.obsFold)) }
-            guard let field = HTTP1Syntax.field(raw, from: i, to: lineEnd) else {
-                return .failure(.init(HTTP1Syntax.fieldError(raw, from: i, to: lineEnd)))
-            }
-            guard fields.count < maxFields else { return .failure(.init(.tooManyFields)) }
-            let name = UnsafeRawBufferPointer(rebasing: raw[i..<field.colon])
-            let value = UnsafeRawBufferPointer(rebasing: raw[field.valueStart..<field.valueEnd])
-            if let error = framing.take(name: name, value: value, valueEndsLine: field.valueEnd == lineEnd) { return .failure(.init(error)) }
-            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
-            i = lineEnd + 2
+        let fields: [(String, String)], framing: HTTP1Syntax.FramingFields
+        switch HTTP1Syntax.fields(raw, from: i, end: end, maxFields: maxFields) {
+        case .success(let parsed): (fields, framing) = parsed
+        case .failure(let error): return .failure(error)
         }
         let body: HTTP1Framing
         if framing.hasTransferEncoding {

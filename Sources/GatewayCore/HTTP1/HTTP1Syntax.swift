@@ -24,6 +24,31 @@ enum HTTP1Syntax {
         return (colon, valueStart, valueEnd)
     }
 
+    /// The field lines of a head from `start` up to its blank line at `end - 2` (every line ended by CRLF): each
+    /// checked (`field`, no obs-fold, at most `maxFields`), the framing fields collected, the rest kept as they
+    /// are, as NIO's head type holds them.
+    static func fields(
+        _ raw: UnsafeRawBufferPointer, from start: Int, end: Int, maxFields: Int
+    ) -> Result<([(String, String)], FramingFields), HTTP1ParseError> {
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(16)
+        var framing = FramingFields()
+        var i = start
+        while i < end - 2 {
+            var lineEnd = i
+            while raw[lineEnd] != 13 { lineEnd += 1 }
+            guard raw[i] != 32 && raw[i] != 9 else { return .failure(.init(.obsFold)) }
+            guard let field = field(raw, from: i, to: lineEnd) else { return .failure(.init(fieldError(raw, from: i, to: lineEnd))) }
+            guard fields.count < maxFields else { return .failure(.init(.tooManyFields)) }
+            let name = UnsafeRawBufferPointer(rebasing: raw[i..<field.colon])
+            let value = UnsafeRawBufferPointer(rebasing: raw[field.valueStart..<field.valueEnd])
+            if let error = framing.take(name: name, value: value, valueEndsLine: field.valueEnd == lineEnd) { return .failure(.init(error)) }
+            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            i = lineEnd + 2
+        }
+        return .success((fields, framing))
+    }
+
     /// Why `field` refused a line: its name, or its value.
     static func fieldError(_ raw: UnsafeRawBufferPointer, from: Int, to: Int) -> HTTP1ParseError.Reason {
         var i = from
