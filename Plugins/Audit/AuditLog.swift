@@ -12,7 +12,9 @@ final class AuditLog: GatewayPlugin, Sendable {
     let writer: AuditWriter
     /// The instance's tag: with the connection id, the key of its cached connection fields.
     let tag: UInt64
-    let events: Set<String>
+    /// `events` as flags: a Set<String> look-up hashed a String on every request.
+    let logsRequests: Bool
+    let logsRejections: Bool
     /// nil: every field.
     let fields: Set<String>?
     /// `on_write_error: deny`: requests are answered 503 while the writer cannot write.
@@ -67,7 +69,8 @@ final class AuditLog: GatewayPlugin, Sendable {
         for event in config.events where event != "request" && event != "handshake_rejected" {
             throw ConfigError("events: '\(event)' is not one of: request | handshake_rejected")
         }
-        events = Set(config.events)
+        logsRequests = config.events.contains("request")
+        logsRejections = config.events.contains("handshake_rejected")
         if let list = config.fields {
             for field in list where !Self.requestFields.contains(field) && !Self.rejectionFields.contains(field) {
                 throw ConfigError("fields: unknown field '\(field)'")
@@ -100,7 +103,7 @@ final class AuditLog: GatewayPlugin, Sendable {
     func shutdown() { writer.close() }
 
     func onConnection(_ connection: GatewayRequest) {
-        guard events.contains("handshake_rejected"), let verify = connection.string(GW_ATTR_CLIENT_VERIFY), verify.hasPrefix("FAILED:") else { return }
+        guard logsRejections, let verify = connection.string(GW_ATTR_CLIENT_VERIFY), verify.hasPrefix("FAILED:") else { return }
         var line = JSONLine(event: "handshake_rejected", fields: fields)
         line.add("listener", connection.string(GW_ATTR_LISTENER_NAME))
         line.add("client_address", connection.string(GW_ATTR_CLIENT_ADDRESS))
@@ -118,7 +121,7 @@ final class AuditLog: GatewayPlugin, Sendable {
 
     /// Builds the line from the host's views, without a String per attribute: this runs for every request.
     func onComplete(_ request: GatewayRequest) {
-        guard events.contains("request") else { return }
+        guard logsRequests else { return }
         var line = JSONLine(event: "request", fields: fields)
         line.add("request_id", request.integer(GW_ATTR_REQUEST_ID))
         if let connection = request.integer(GW_ATTR_CONNECTION_ID) {

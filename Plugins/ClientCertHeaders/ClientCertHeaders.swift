@@ -94,6 +94,10 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
 
     struct CacheKey: Hashable {
         var a: UInt64, b: UInt64, c: UInt64, d: UInt64
+
+        /// A SHA-256 is already uniformly spread: one word of it hashes as well as four (equality still
+        /// compares all four).
+        func hash(into hasher: inout Hasher) { hasher.combine(a ^ d) }
     }
 
     typealias ConfigError = PluginConfigError
@@ -239,9 +243,9 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         func word(_ offset: Int) -> UInt64 {
             var value: UInt64 = 0
             for i in offset..<offset + 16 {
-                let c = hex[i]
-                let nibble = c >= 97 ? c - 87 : c >= 65 ? c - 55 : c - 48
-                value = value << 4 | UInt64(nibble & 0xF)
+                // A hex digit without a branch: '0'-'9' are 0x30-0x39, 'a'-'f' 0x61-0x66, 'A'-'F' 0x41-0x46.
+                let c = UInt64(hex[i])
+                value = value << 4 | ((c & 0xF) &+ 9 &* (c >> 6)) & 0xF
             }
             return value
         }

@@ -35,6 +35,12 @@ final class BackendProtocolTests: GatewayTestCase {
         // A response of exactly 2,048 bytes (NIO's first read buffer on a new connection), then a whole forged
         // response: the second arrives in the next read of the same read pass.
         "exact": exactly2048 + "HTTP/1.1 302 Found\r\nLocation: /evil\r\nContent-Length: 0\r\n\r\n",
+        // Hop-by-hop fields, one named by Connection: none reaches the client; the connection is kept.
+        "hopbyhop": "HTTP/1.1 200 OK\r\nX-Before: 1\r\nConnection: keep-alive, X-Internal\r\nKeep-Alive: timeout=5\r\nX-Internal: secret\r\n"
+            + "Upgrade: h2c\r\nProxy-Connection: keep-alive\r\nTrailer: X-T\r\nContent-Length: 2\r\n\r\nok",
+        // HTTP/1.0 with Transfer-Encoding: RFC 9112 6.1 has the recipient close the connection after it, whatever
+        // Connection says.
+        "http10te": "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
     ]
     static let exactly2048: String = {
         let head = "HTTP/1.1 200 OK\r\nContent-Length: 2009\r\n\r\n"
@@ -147,6 +153,28 @@ final class BackendProtocolTests: GatewayTestCase {
             XCTAssertEqual(counts.requests, 2, route)
             XCTAssertEqual(counts.connections, 1, "\(route): the backend connection was reused after the 1xx exchange")
         }
+        try await assertStillServing()
+    }
+
+    func testHopByHopResponseFieldsStayAtTheGatewayAndDecideReuse() async throws {
+        let client = try await TestClient.connect(port: gateway.port("secure"), tls: mtls)
+        for attempt in 1...2 {
+            try await client.send("GET /hopbyhop/\(attempt) HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let read = await client.readResponse()
+            let response = try XCTUnwrap(read, "attempt \(attempt)")
+            XCTAssertEqual(response.status, 200)
+            XCTAssertEqual(response.text, "ok")
+            XCTAssertEqual(response.headers.map { $0.0.lowercased() }, ["x-before", "content-length"], "attempt \(attempt): \(response.headers)")
+        }
+        await client.close()
+        XCTAssertEqual(scripted["hopbyhop"]!.counts.withLockedValue { $0.connections }, 1, "the backend said keep-alive: its connection is reused")
+
+        for attempt in 1...2 {
+            let response = try await TestClient.get(port: gateway.port("plain"), tls: nil, path: "/http10te/\(attempt)")
+            XCTAssertEqual(response?.status, 200, "attempt \(attempt)")
+            XCTAssertEqual(response?.text, "ok", "attempt \(attempt)")
+        }
+        XCTAssertEqual(scripted["http10te"]!.counts.withLockedValue { $0.connections }, 2, "an HTTP/1.0 response with Transfer-Encoding ends its connection")
         try await assertStillServing()
     }
 

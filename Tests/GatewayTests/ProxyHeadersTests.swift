@@ -1,5 +1,6 @@
 import GatewayCore
 import GatewayPluginKit
+import NIOCore
 import NIOHTTP1
 import XCTest
 
@@ -76,11 +77,41 @@ final class ProxyHeadersTests: XCTestCase {
             let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/p", headers: HTTPHeaders(headers))
             let hasBody = random.next() % 2 == 0
             let port: Int? = random.next() % 4 == 0 ? nil : 8443
-            let upstream = ProxyHeaders.upstreamRequest(head, adding: extra, clientIP: "192.0.2.7", scheme: "https", localPort: port, hasBody: hasBody)
+            let upstream = ProxyHeaders.upstreamRequest(head, adding: HeaderBlock(extra), clientIP: "192.0.2.7", scheme: "https", localPort: port, hasBody: hasBody)
             let expected = Self.referenceUpstream(head, adding: extra, clientIP: "192.0.2.7", localPort: port, hasBody: hasBody)
-            XCTAssertEqual(upstream.headers.map { "\($0.name): \($0.value)" }, expected.map { "\($0.0): \($0.1)" }, "for \(headers) + \(extra)")
-            XCTAssertEqual(upstream.version, .http1_1)
+            XCTAssertEqual(upstream.fields.map { "\($0.0): \($0.1)" }, expected.map { "\($0.0): \($0.1)" }, "for \(headers) + \(extra)")
+            XCTAssertEqual(upstream.head.version, .http1_1)
         }
+    }
+
+    /// With plugins the head reaches `upstreamRequest` without hop-by-hop headers (and a plugin that adds one
+    /// turns `hopByHopRemoved` off); the headers they added stay the bytes they were when no rule applies to
+    /// any of them, and the fields are the same as the reference's either way.
+    func testAddedHeadersStayBytesUnlessARuleAppliesToOne() {
+        var random = SeededRandom(seed: 0x5EED_0006)
+        var keptAsBytes = 0
+        var takenAsStrings = 0
+        for _ in 0..<3000 {
+            var headers = HTTPHeaders(randomHeaders(&random, count: Int(random.next() % 12)))
+            ProxyHeaders.removeHopByHop(&headers)
+            let extra = randomHeaders(&random, count: Int(random.next() % 4)).filter { !Self.hopByHop.contains($0.0.lowercased()) }
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/p", headers: headers)
+            let upstream = ProxyHeaders.upstreamRequest(
+                head, adding: HeaderBlock(extra), clientIP: "192.0.2.7", scheme: "https", localPort: 8443, hasBody: false, hopByHopRemoved: true
+            )
+            let expected = Self.referenceUpstream(head, adding: extra, clientIP: "192.0.2.7", localPort: 8443, hasBody: false)
+            XCTAssertEqual(upstream.fields.map { "\($0.0): \($0.1)" }, expected.map { "\($0.0): \($0.1)" }, "for \(headers) + \(extra)")
+            let special = ["host", "content-length", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-port", "x-forwarded-host"]
+            if extra.contains(where: { special.contains($0.0.lowercased()) }) {
+                XCTAssertTrue(upstream.added.isEmpty, "a rule applies: the added headers were taken as Strings")
+                takenAsStrings += 1
+            } else if !extra.isEmpty {
+                XCTAssertEqual(upstream.added, HeaderBlock(extra), "no rule applies: the added headers go as their bytes")
+                keptAsBytes += 1
+            }
+        }
+        XCTAssertGreaterThan(keptAsBytes, 300)
+        XCTAssertGreaterThan(takenAsStrings, 300)
     }
 
     func testRemovingHopByHopInOnePassEqualsRemovingByName() {
@@ -95,15 +126,71 @@ final class ProxyHeadersTests: XCTestCase {
         }
     }
 
-    func testAResponseLosesItsHopByHopHeadersAndSaysCloseWhenItCloses() {
-        let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: [
-            "Connection": "keep-alive, X-Internal", "Keep-Alive": "timeout=5", "X-Internal": "1", "Content-Length": "2", "Server": "nginx",
-        ])
-        let kept = ProxyHeaders.downstreamResponse(head, version: .http1_0, close: true)
-        XCTAssertEqual(kept.headers.map { "\($0.name): \($0.value)" }, ["Content-Length: 2", "Server: nginx", "connection: close"])
+    /// A head parsed from `fields` as a backend's response, with or without its hop-by-hop fields.
+    private static func parseResponse(_ fields: [(String, String)], version: String, dropHopByHop: Bool) -> (HTTPResponseHead, HTTP1ConnectionOptions)? {
+        var parser = HTTP1ResponseParser(maxHeadBytes: 16 * 1024, maxFields: 100)
+        parser.heads.dropsHopByHop = dropHopByHop
+        parser.heads.requestSent(isHEAD: false)
+        let text = "\(version) 200 OK\r\n" + fields.map { "\($0.0): \($0.1)\r\n" }.joined() + "content-length: 0\r\n\r\n"
+        parser.append(ByteBuffer(string: text))
+        guard case .head(let head)? = try? parser.next() else { return nil }
+        return (head, parser.heads.lastConnection)
+    }
+
+    /// What the Connection fields say is read from the bytes while parsing; the keep-alive decision is NIO's
+    /// `isKeepAlive` on the whole head, and the response a client gets is the one the String-based removal of
+    /// hop-by-hop fields made (`removeHopByHop`, itself held to the remove-by-name formulation above) from the
+    /// head parsed whole.
+    func testAResponseParsedWithoutItsHopByHopFieldsIsTheOneTheStringRemovalMade() {
+        var random = SeededRandom(seed: 0x5EED_0004)
+        let elements = ["close", "Close", "keep-alive", "Keep-Alive", "KEEP-ALIVE", "upgrade", "x-a", "X-B", "", " ", "\tclose ", "keep-alive\t", "closed", "host", "content-length"]
+        var decided: [Bool: Int] = [:]
+        var listedSome = 0
+        for _ in 0..<4000 {
+            var list = randomHeaders(&random, count: Int(random.next() % 8)).filter {
+                // The parser refuses these in a response that also has a length (the test's content-length).
+                !["transfer-encoding", "content-length"].contains($0.0.lowercased()) && !$0.1.isEmpty
+            }
+            for _ in 0..<Int(random.next() % 3) {
+                let value = (0..<(1 + Int(random.next() % 3))).map { _ in elements[Int(random.next() % UInt64(elements.count))] }
+                    .joined(separator: random.next() % 2 == 0 ? "," : ", ")
+                list.insert((random.next() % 2 == 0 ? "Connection" : "connection", value), at: Int(random.next() % UInt64(list.count + 1)))
+            }
+            for version in ["HTTP/1.0", "HTTP/1.1"] {
+                guard let (whole, _) = Self.parseResponse(list, version: version, dropHopByHop: false),
+                    let (dropped, options) = Self.parseResponse(list, version: version, dropHopByHop: true) else {
+                    return XCTFail("not parsed: \(list)")
+                }
+                XCTAssertEqual(options.isKeepAlive(version: dropped.version), whole.isKeepAlive, "for \(version) \(list)")
+                decided[whole.isKeepAlive, default: 0] += 1
+                if !options.listed.isEmpty { listedSome += 1 }
+                for close in [false, true] {
+                    var expected = whole.headers
+                    ProxyHeaders.removeHopByHop(&expected)
+                    if close { expected.add(name: "connection", value: "close") }
+                    let made = ProxyHeaders.downstreamResponse(dropped, removing: options.listed, version: .http1_1, close: close)
+                    XCTAssertEqual(made.headers.map { "\($0.name): \($0.value)" }, expected.map { "\($0.name): \($0.value)" }, "for \(list)")
+                }
+            }
+        }
+        // Both decisions and listed names came up often: the comparison covered them.
+        XCTAssertGreaterThan(decided[true] ?? 0, 1000)
+        XCTAssertGreaterThan(decided[false] ?? 0, 1000)
+        XCTAssertGreaterThan(listedSome, 500)
+    }
+
+    func testAResponseLosesItsHopByHopHeadersAndSaysCloseWhenItCloses() throws {
+        let fields = [("Connection", "keep-alive, X-Internal"), ("Keep-Alive", "timeout=5"), ("X-Internal", "1"), ("Server", "nginx")]
+        let (head, options) = try XCTUnwrap(Self.parseResponse(fields, version: "HTTP/1.1", dropHopByHop: true))
+        XCTAssertEqual(head.headers.map(\.name), ["X-Internal", "Server", "content-length"], "hop-by-hop fields are not in the parsed head")
+        XCTAssertEqual(options.listed, ["x-internal"])
+        XCTAssertTrue(options.isKeepAlive(version: head.version))
+        let kept = ProxyHeaders.downstreamResponse(head, removing: options.listed, version: .http1_0, close: true)
+        XCTAssertEqual(kept.headers.map { "\($0.name): \($0.value)" }, ["Server: nginx", "content-length: 0", "connection: close"])
         XCTAssertEqual(kept.version, .http1_0)
-        let untouched = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "2"])
-        XCTAssertEqual(ProxyHeaders.downstreamResponse(untouched, version: .http1_1, close: false).headers.map(\.name), ["Content-Length"])
+        let (untouched, none) = try XCTUnwrap(Self.parseResponse([], version: "HTTP/1.1", dropHopByHop: true))
+        XCTAssertEqual(none, HTTP1ConnectionOptions())
+        XCTAssertEqual(ProxyHeaders.downstreamResponse(untouched, removing: none.listed, version: .http1_1, close: false).headers.map(\.name), ["content-length"])
     }
 }
 
@@ -131,6 +218,6 @@ final class PluginRequestHeaderTests: XCTestCase {
         XCTAssertEqual((0..<5).map(entry), ["Host: h", "X-Id: client", "x-id: plugin", "X-Other: o", nil])
         // The joined head says the same.
         XCTAssertEqual(request.head.headers.map { "\($0.name): \($0.value)" }, ["Host: h", "X-Id: client", "x-id: plugin", "X-Other: o"])
-        XCTAssertEqual(request.headAndAdds.adds.count, 0, "reading `head` joins the adds")
+        XCTAssertTrue(request.headAndAdded.added.isEmpty, "reading `head` joins the added headers")
     }
 }

@@ -3,7 +3,9 @@ import NIOHTTP1
 
 /// Receives what a backend connection reports; implemented by the request that currently owns it.
 package protocol BackendConnectionDelegate: AnyObject {
-    func backendRead(_ part: HTTPClientResponsePart)
+    /// A part of the response; with a head, what its Connection fields said (the head itself is without its
+    /// hop-by-hop fields: the parser leaves them out).
+    func backendRead(_ part: HTTPClientResponsePart, connection: HTTP1ConnectionOptions)
     func backendReadComplete()
     func backendFailed(_ error: any Error)
     /// The backend's bytes are not a valid response to the request (the parser's reason): it did receive the
@@ -19,8 +21,8 @@ package protocol BackendConnectionDelegate: AnyObject {
 /// Sendable): the pool keeps it in a list bound to that loop.
 package final class BackendConnection: ChannelDuplexHandler {
     package typealias InboundIn = ByteBuffer
-    package typealias OutboundIn = HTTPClientRequestPart
-    package typealias OutboundOut = HTTPClientRequestPart
+    package typealias OutboundIn = IOData
+    package typealias OutboundOut = IOData
 
     private(set) var channel: Channel!
     package weak var delegate: (any BackendConnectionDelegate)?
@@ -38,6 +40,7 @@ package final class BackendConnection: ChannelDuplexHandler {
     private var readsHeld = false
     private var pendingRead = false
     private var context: ChannelHandlerContext?
+    private var encoder = UpstreamRequestEncoder()
     private var parser = HTTP1ResponseParser(maxHeadBytes: BackendConnection.maxResponseHeadBytes, maxFields: BackendConnection.maxResponseFields)
 
     /// The largest response head a backend may send (NIO's decoder allowed 80 KiB), and the most fields in it;
@@ -45,8 +48,11 @@ package final class BackendConnection: ChannelDuplexHandler {
     package static let maxResponseHeadBytes = 80 * 1024
     package static let maxResponseFields = 1000
 
+    private static let noOptions = HTTP1ConnectionOptions()
+
     package init(server: BackendServer) {
         self.server = server
+        parser.heads.dropsHopByHop = true
     }
 
     package func handlerAdded(context: ChannelHandlerContext) {
@@ -70,13 +76,14 @@ package final class BackendConnection: ChannelDuplexHandler {
             while let part = try parser.next() {
                 switch part {
                 case .head(let head):
-                    if head.version.minor == 0, head.headers.contains(name: "transfer-encoding") { reusable = false }
-                    delegate?.backendRead(.head(head))
-                case .body(let body): delegate?.backendRead(.body(body))
+                    let options = parser.heads.lastConnection
+                    if options.closeAfterMessage { reusable = false }
+                    delegate?.backendRead(.head(head), connection: options)
+                case .body(let body): delegate?.backendRead(.body(body), connection: Self.noOptions)
                 case .end:
                     // Decided before the end is handed over: the exchange may give the connection back at once.
                     if parser.bufferedBytes > 0 { reusable = false }
-                    delegate?.backendRead(.end(nil))
+                    delegate?.backendRead(.end(nil), connection: Self.noOptions)
                 }
             }
         } catch {
@@ -127,7 +134,7 @@ package final class BackendConnection: ChannelDuplexHandler {
         do {
             if case .end? = try parser.finish() {
                 reusable = false
-                delegate?.backendRead(.end(nil))
+                delegate?.backendRead(.end(nil), connection: Self.noOptions)
             }
         } catch {
             delegate?.backendSentInvalidResponse(error)
@@ -158,10 +165,10 @@ package final class BackendConnection: ChannelDuplexHandler {
         }
     }
 
-    package func write(_ part: HTTPClientRequestPart, flush: Bool) {
+    package func write(_ part: UpstreamRequestPart, flush: Bool) {
         guard let context else { return }
-        if case .head(let head) = part { parser.heads.requestSent(isHEAD: head.method == .HEAD) }
-        context.write(wrapOutboundOut(part), promise: nil)
+        if case .head(let upstream) = part { parser.heads.requestSent(isHEAD: upstream.head.method == .HEAD) }
+        encoder.write(part, context: context, promise: nil)
         if flush { context.flush() }
     }
 

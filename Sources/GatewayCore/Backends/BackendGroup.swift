@@ -160,12 +160,12 @@ package final class BackendGroup: Sendable {
                     if let tlsContext {
                         try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: sniName))
                     }
-                    // The gateway's encoder (NIO's bytes, the head written in one pass) without the outbound
-                    // header validator (a pass over every header of every request): each header that leaves was
-                    // parsed by the gateway's request parser, checked by the plugin host (`HeaderValidation`)
-                    // when a plugin set it, or written by the gateway itself. The connection handler parses the
-                    // responses (and learns from the heads it writes which responses have no body: HEAD).
-                    try sync.addHandler(UpstreamRequestEncoder())
+                    // The connection handler writes requests with the gateway's encoder (NIO's bytes, the head
+                    // written in one pass) without an outbound header validator (a pass over every header of
+                    // every request): each header that leaves was parsed by the gateway's request parser,
+                    // checked by the plugin host (`HeaderValidation`) when a plugin set it, or written by the
+                    // gateway itself. It parses the responses (and learns from the heads it writes which
+                    // responses have no body: HEAD).
                     try sync.addHandler(connection.value)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {

@@ -3,25 +3,25 @@ import NIOHTTP1
 
 /// Serializes what the gateway sends a backend, byte for byte as NIO's `HTTPRequestEncoder` (default
 /// configuration) does: the same Content-Length / Transfer-Encoding decisions, the same chunk framing.
+/// Not a channel handler: `BackendConnection` calls it with the parts the proxy gives it, so a head (with the
+/// headers plugins added as bytes) never travels the pipeline boxed in a `NIOAny`.
 /// The difference is how the head is written: its size is summed first and every piece copied into one
 /// buffer reserved once (`HTTPHeadWriter`). NIO's writer makes four checked `ByteBuffer` writes per header
 /// (capacity, uniqueness and exclusivity checks each time), ~12k instructions for a head that carries a
 /// client certificate. `UpstreamRequestEncoderTests` compares the two encoders' bytes.
-package final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHandler {
-    package typealias OutboundIn = HTTPClientRequestPart
-    package typealias OutboundOut = IOData
-
+package struct UpstreamRequestEncoder {
     private var isChunked = false
 
     package init() {}
 
-    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
-        case .head(var head):
-            isChunked = Self.frame(&head) == .chunked
+    /// Writes `part` into `context` (the backend connection's, at the end of its pipeline) as bytes.
+    package mutating func write(_ part: UpstreamRequestPart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        switch part {
+        case .head(var upstream):
+            isChunked = Self.frame(&upstream) == .chunked
             var buffer = context.channel.allocator.buffer(capacity: 0)
-            HTTPHeadWriter.write(head, into: &buffer)
-            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            HTTPHeadWriter.write(upstream, into: &buffer)
+            context.write(NIOAny(IOData.byteBuffer(buffer)), promise: promise)
         case .body(let part):
             ChunkedFraming.writeBody(part, chunked: isChunked, context: context, promise: promise)
         case .end(let trailers):
@@ -32,29 +32,47 @@ package final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableCha
     enum Framing { case chunked, contentLength, neither }
 
     /// NIO's `correctlyFrameTransportHeaders` for requests: TRACE has no body; POST, PUT and PATCH have one
-    /// (chunked unless a Content-Length is given); other methods keep what the head says.
-    static func frame(_ head: inout HTTPRequestHead) -> Framing {
-        let http11 = head.version.major == 1 && head.version.minor >= 1
-        switch head.method {
+    /// (chunked unless a Content-Length is given); other methods keep what the head says. The framing fields
+    /// are among the String fields: the added block never holds one (`ProxyHeaders.upstreamRequest` keeps a
+    /// block only when it has none).
+    static func frame(_ upstream: inout UpstreamHead) -> Framing {
+        let http11 = upstream.head.version.major == 1 && upstream.head.version.minor >= 1
+        switch upstream.head.method {
         case .TRACE:
-            head.headers.remove(name: "content-length")
-            head.headers.remove(name: "transfer-encoding")
+            upstream.remove("content-length")
+            upstream.remove("transfer-encoding")
             return .neither
         case .POST, .PUT, .PATCH:
-            if head.headers.contains(name: "content-length") {
-                head.headers.remove(name: "transfer-encoding")
+            if upstream.head.headers.contains(name: "content-length") {
+                upstream.remove("transfer-encoding")
                 return .contentLength
             }
             guard http11 else { return .neither }
-            head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+            upstream.remove("transfer-encoding")
+            upstream.head.headers.add(name: "transfer-encoding", value: "chunked")
             return .chunked
         default:
-            if head.headers.contains(name: "content-length") {
-                head.headers.remove(name: "transfer-encoding")
+            if upstream.head.headers.contains(name: "content-length") {
+                upstream.remove("transfer-encoding")
                 return .contentLength
             }
             guard http11 else { return .neither }
-            return head.headers["transfer-encoding"].first == "chunked" ? .chunked : .neither
+            return upstream.head.headers["transfer-encoding"].first == "chunked" ? .chunked : .neither
+        }
+    }
+}
+
+/// What the proxy writes to a backend connection: NIO's request parts, with the head as `UpstreamHead`.
+package enum UpstreamRequestPart: Sendable {
+    case head(UpstreamHead)
+    case body(IOData)
+    case end(HTTPHeaders?)
+
+    package init(_ part: HTTPClientRequestPart) {
+        switch part {
+        case .head(let head): self = .head(UpstreamHead(head))
+        case .body(let body): self = .body(body)
+        case .end(let trailers): self = .end(trailers)
         }
     }
 }

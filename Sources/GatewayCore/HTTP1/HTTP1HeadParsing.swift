@@ -3,11 +3,14 @@
 package protocol HTTP1HeadParsing {
     associatedtype Head
 
-    /// Parses a complete head `raw[start..<end]` (every line ended by CRLF, the last one empty).
-    func parse(_ raw: UnsafeRawBufferPointer, start: Int, end: Int, maxFields: Int) -> Result<(Head, HTTP1Framing), HTTP1ParseError>
+    /// Parses a complete head `raw[start..<end]` (every line ended by CRLF, the last one empty): the head, its
+    /// body's framing and what its Connection fields say.
+    func parse(
+        _ raw: UnsafeRawBufferPointer, start: Int, end: Int, maxFields: Int
+    ) -> Result<(Head, HTTP1Framing, HTTP1ConnectionOptions), HTTP1ParseError>
 
-    /// A head was parsed with this framing (and delivered, unless `.skip`).
-    mutating func parsed(_ framing: HTTP1Framing)
+    /// A head was parsed with this framing and these Connection options (and delivered, unless `.skip`).
+    mutating func parsed(_ framing: HTTP1Framing, connection: HTTP1ConnectionOptions)
 }
 
 /// How the body after a head is delimited (RFC 9112 6.3).

@@ -263,9 +263,9 @@ package struct HTTP1Parser<Heads: HTTP1HeadParsing> {
                 switch parsed {
                 case .failure(let error):
                     try fail(error.reason)
-                case .success(let (head, framing)):
+                case .success(let (head, framing, connection)):
                     consume(end)
-                    self.heads.parsed(framing)
+                    self.heads.parsed(framing, connection: connection)
                     switch framing {
                     case .skip: continue
                     case .none: state = .end

@@ -4,13 +4,18 @@ import NIOHTTP1
 /// target in origin, absolute or asterisk form of visible ASCII, HTTP/1.0 or 1.1) and the fields, into NIO's
 /// head type; a body only by Content-Length or chunked Transfer-Encoding.
 package struct HTTP1RequestHeads: HTTP1HeadParsing {
+    /// What the Connection fields of the last head parsed said (whether the client keeps the connection open).
+    package private(set) var lastConnection = HTTP1ConnectionOptions()
+
     package init() {}
 
-    package mutating func parsed(_ framing: HTTP1Framing) {}
+    package mutating func parsed(_ framing: HTTP1Framing, connection: HTTP1ConnectionOptions) {
+        lastConnection = connection
+    }
 
     package func parse(
         _ raw: UnsafeRawBufferPointer, start: Int, end: Int, maxFields: Int
-    ) -> Result<(HTTPRequestHead, HTTP1Framing), HTTP1ParseError> {
+    ) -> Result<(HTTPRequestHead, HTTP1Framing, HTTP1ConnectionOptions), HTTP1ParseError> {
         // The request line: method SP request-target SP HTTP-version CRLF, single spaces.
         var i = start
         while raw[i] != 32 {
@@ -58,7 +63,7 @@ package struct HTTP1RequestHeads: HTTP1HeadParsing {
             body = framing.length.map { .length($0) } ?? .none
         }
         let uri = String(decoding: UnsafeRawBufferPointer(rebasing: raw[targetStart..<targetEnd]), as: UTF8.self)
-        return .success((HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(fields)), body))
+        return .success((HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(fields)), body, framing.connection))
     }
 
     /// Origin-form (`/...`), asterisk-form (`*`) or absolute-form (a scheme, then `://`), as llhttp takes them;

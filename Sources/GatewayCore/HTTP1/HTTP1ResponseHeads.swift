@@ -11,6 +11,11 @@ package struct HTTP1ResponseHeads: HTTP1HeadParsing {
     package private(set) var awaitingResponse = false
     /// The request the next response answers was a HEAD: that response has no body, whatever its head says.
     package private(set) var answersHEAD = false
+    /// Hop-by-hop fields are left out of the heads (the gateway never forwards them; no String is made for
+    /// them); what the Connection fields said is in `lastConnection`.
+    package var dropsHopByHop = false
+    /// What the Connection fields of the last head parsed said.
+    package private(set) var lastConnection = HTTP1ConnectionOptions()
 
     package init() {}
 
@@ -20,7 +25,8 @@ package struct HTTP1ResponseHeads: HTTP1HeadParsing {
         answersHEAD = isHEAD
     }
 
-    package mutating func parsed(_ framing: HTTP1Framing) {
+    package mutating func parsed(_ framing: HTTP1Framing, connection: HTTP1ConnectionOptions) {
+        lastConnection = connection
         if framing != .skip {
             awaitingResponse = false
             answersHEAD = false
@@ -29,7 +35,7 @@ package struct HTTP1ResponseHeads: HTTP1HeadParsing {
 
     package func parse(
         _ raw: UnsafeRawBufferPointer, start: Int, end: Int, maxFields: Int
-    ) -> Result<(HTTPResponseHead, HTTP1Framing), HTTP1ParseError> {
+    ) -> Result<(HTTPResponseHead, HTTP1Framing, HTTP1ConnectionOptions), HTTP1ParseError> {
         guard awaitingResponse else { return .failure(.init(.unsolicited)) }
         // HTTP-version SP 3DIGIT [ SP reason-phrase ] CRLF
         var i = start
@@ -61,13 +67,15 @@ package struct HTTP1ResponseHeads: HTTP1HeadParsing {
         guard raw[i] == 13 else { return .failure(.init(.statusLine)) }
         i += 2
 
-        let fields: [(String, String)], framing: HTTP1Syntax.FramingFields
-        switch HTTP1Syntax.fields(raw, from: i, end: end, maxFields: maxFields) {
+        let fields: [(String, String)]
+        var framing: HTTP1Syntax.FramingFields
+        switch HTTP1Syntax.fields(raw, from: i, end: end, maxFields: maxFields, dropHopByHop: dropsHopByHop) {
         case .success(let parsed): (fields, framing) = parsed
         case .failure(let error): return .failure(error)
         }
         // Both framings at once is a smuggling attempt or a broken server: refused, whatever the status.
         if framing.hasTransferEncoding, framing.length != nil { return .failure(.init(.lengthAndEncoding)) }
+        if framing.hasTransferEncoding, version == .http1_0 { framing.connection.closeAfterMessage = true }
         let body: HTTP1Framing
         if code < 200 {
             body = code == 101 ? .upgrade : .skip
@@ -78,7 +86,7 @@ package struct HTTP1ResponseHeads: HTTP1HeadParsing {
         } else {
             body = framing.length.map { .length($0) } ?? .untilClose
         }
-        return .success((HTTPResponseHead(version: version, status: .init(statusCode: code), headers: HTTPHeaders(fields)), body))
+        return .success((HTTPResponseHead(version: version, status: .init(statusCode: code), headers: HTTPHeaders(fields)), body, framing.connection))
     }
 }
 

@@ -27,24 +27,29 @@ enum HTTP1Syntax {
     /// The field lines of a head from `start` up to its blank line at `end - 2` (every line ended by CRLF): each
     /// checked (`field`, no obs-fold, at most `maxFields`), the framing fields collected, the rest kept as they
     /// are, as NIO's head type holds them.
+    /// `dropHopByHop`: hop-by-hop fields (`HTTP1ConnectionOptions.isHopByHop`) are checked and read but not kept
+    /// (no String is made for them); the names the Connection fields list are in the framing's `connection`.
     static func fields(
-        _ raw: UnsafeRawBufferPointer, from start: Int, end: Int, maxFields: Int
+        _ raw: UnsafeRawBufferPointer, from start: Int, end: Int, maxFields: Int, dropHopByHop: Bool = false
     ) -> Result<([(String, String)], FramingFields), HTTP1ParseError> {
         var fields: [(String, String)] = []
         fields.reserveCapacity(16)
         var framing = FramingFields()
         var i = start
+        var count = 0
         while i < end - 2 {
             var lineEnd = i
             while raw[lineEnd] != 13 { lineEnd += 1 }
             guard raw[i] != 32 && raw[i] != 9 else { return .failure(.init(.obsFold)) }
             guard let field = field(raw, from: i, to: lineEnd) else { return .failure(.init(fieldError(raw, from: i, to: lineEnd))) }
-            guard fields.count < maxFields else { return .failure(.init(.tooManyFields)) }
+            guard count < maxFields else { return .failure(.init(.tooManyFields)) }
+            count += 1
             let name = UnsafeRawBufferPointer(rebasing: raw[i..<field.colon])
             let value = UnsafeRawBufferPointer(rebasing: raw[field.valueStart..<field.valueEnd])
             if let error = framing.take(name: name, value: value, valueEndsLine: field.valueEnd == lineEnd) { return .failure(.init(error)) }
-            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
             i = lineEnd + 2
+            if dropHopByHop, HTTP1ConnectionOptions.isHopByHop(name) { continue }
+            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         }
         return .success((fields, framing))
     }
@@ -175,6 +180,7 @@ enum HTTP1Syntax {
         var encodings = 0
         var lastWasChunked = false
         var hasTransferEncoding = false
+        var connection = HTTP1ConnectionOptions()
 
         /// Takes one field; the error if it breaks a framing rule.
         @inline(__always)
@@ -188,6 +194,8 @@ enum HTTP1Syntax {
                 // Tokens only, and no whitespace after the last (llhttp refuses `chunked` followed by a tab).
                 hasTransferEncoding = true
                 guard valueEndsLine, HTTP1Syntax.codings(value, count: &encodings, lastWasChunked: &lastWasChunked) else { return .transferEncoding }
+            case 10 where HTTP1Syntax.equalsIgnoringCase(name, "connection"):
+                connection.take(value)
             default:
                 break
             }

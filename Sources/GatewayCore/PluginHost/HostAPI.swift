@@ -129,8 +129,7 @@ package enum HostAPI {
         guard HeaderValidation.isValidName(name.buffer), mode == .remove || HeaderValidation.isValidValue(value.buffer) else {
             return GW_ERR_INVALID_HEADER
         }
-        let strings = PluginCallContext.forThisThread.strings
-        return target.setHeader(strings.string(name.buffer), mode == .remove ? "" : strings.string(value.buffer), mode: mode)
+        return target.setHeader(name.buffer, mode == .remove ? UnsafeRawBufferPointer(start: nil, count: 0) : value.buffer, mode: mode)
     }
 
     /// Checks the level before anything else: a filtered debug line costs a lock and a comparison, not a

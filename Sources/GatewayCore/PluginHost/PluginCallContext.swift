@@ -10,7 +10,8 @@ package protocol PluginCallTarget: AnyObject {
     func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status
     func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status
     func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status
-    func setHeader(_ name: String, _ value: String, mode: HeaderEdit) -> gw_status
+    /// `name` and `value` are the plugin's bytes, already checked (`HeaderValidation`), valid for the call.
+    func setHeader(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, mode: HeaderEdit) -> gw_status
     func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status
     func setVar(_ name: String, _ value: String) -> gw_status
     func getVar(_ name: String, into out: inout gw_str) -> gw_status

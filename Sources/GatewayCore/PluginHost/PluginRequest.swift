@@ -14,24 +14,24 @@ package final class PluginRequest: PluginCallTarget {
 
     package let handle: UInt64
     package let connection: ConnectionContext
-    /// The request head as plugins left it. Headers plugins add wait in `pendingAdds` and join the head in
-    /// one append when anything else reads or changes it: `HTTPHeaders.add` scans every name for non-ASCII
-    /// bytes, which the host has already checked (`HeaderValidation`), ~600 instructions per identity header.
+    /// The request head as plugins left it. Headers plugins add wait as bytes in `added` (a `HeaderBlock`) and
+    /// go to the backend as those bytes; they join the head (as Strings) only when a plugin sets or removes a
+    /// header after adding one, or a blocking hook needs a copy.
     package var head: HTTPRequestHead {
         get {
-            joinPendingAdds()
+            joinAdded()
             return storedHead
         }
         set {
-            pendingAdds = []
+            added = HeaderBlock()
             storedHead = newValue
         }
     }
     private var storedHead: HTTPRequestHead
-    private var pendingAdds: [(String, String)] = []
-    /// The head and the headers plugins added to it, not yet joined: `ProxyHeaders.upstreamRequest` copies both
-    /// into the upstream head in one pass (joining them here first would copy the head's headers once more).
-    package var headAndAdds: (head: HTTPRequestHead, adds: [(String, String)]) { (storedHead, pendingAdds) }
+    private var added = HeaderBlock()
+    /// The head and the headers plugins added to it, not joined: `ProxyHeaders.upstreamRequest` writes the
+    /// added ones as they are, after the head's.
+    package var headAndAdded: (head: HTTPRequestHead, added: HeaderBlock) { (storedHead, added) }
     package var backendName: String?
     package var phase: Phase = .request
     package var responseHead: HTTPResponseHead?
@@ -58,11 +58,10 @@ package final class PluginRequest: PluginCallTarget {
         self.storedHead = head
     }
 
-    private func joinPendingAdds() {
-        guard !pendingAdds.isEmpty else { return }
-        // HTTPHeaders(_:) takes the array as it is; add(contentsOf: HTTPHeaders) appends without a check.
-        storedHead.headers.add(contentsOf: HTTPHeaders(pendingAdds))
-        pendingAdds = []
+    private func joinAdded() {
+        guard !added.isEmpty else { return }
+        storedHead.headers.add(contentsOf: HTTPHeaders(added.fields))
+        added = HeaderBlock()
     }
 
     package func endCall() { PluginArena.current.reset() }
@@ -104,7 +103,10 @@ package final class PluginRequest: PluginCallTarget {
         case GW_ATTR_QUERY:
             guard index == 0, let q = storedHead.uri.firstIndex(of: "?") else { return GW_ERR_NOT_FOUND }
             return text(String(storedHead.uri[storedHead.uri.index(after: q)...].prefix { $0 != "#" }))
-        case GW_ATTR_HOST: return index == 0 ? text(storedHead.headers.first(name: "host") ?? HTTPHeaders(pendingAdds).first(name: "host")) : GW_ERR_NOT_FOUND
+        case GW_ATTR_HOST:
+            guard index == 0 else { return GW_ERR_NOT_FOUND }
+            if let host = storedHead.headers.first(name: "host") { return text(host) }
+            return addedHeader("host", index: 0, into: &out)
         case GW_ATTR_SCHEME: return index == 0 ? text(connection.isTLS ? "https" : "http") : GW_ERR_NOT_FOUND
         case GW_ATTR_URI: return index == 0 ? text(storedHead.uri) : GW_ERR_NOT_FOUND
         case GW_ATTR_BACKEND_NAME: return index == 0 ? text(backendName) : GW_ERR_NOT_FOUND
@@ -144,7 +146,9 @@ package final class PluginRequest: PluginCallTarget {
         }
         let found: String?
         switch phase {
-        case .request: found = find(storedHead.headers) ?? (pendingAdds.isEmpty ? nil : find(HTTPHeaders(pendingAdds)))
+        case .request:
+            found = find(storedHead.headers)
+            if found == nil { return addedHeader(name, index: remaining, into: &out) }
         case .response, .complete:
             guard let responseHead else { return GW_ERR_NOT_FOUND }
             found = find(responseHead.headers)
@@ -152,6 +156,27 @@ package final class PluginRequest: PluginCallTarget {
         guard let found else { return GW_ERR_NOT_FOUND }
         out = arena.view(found)
         return GW_OK
+    }
+
+    /// The `index`-th value of `name` (any case) among the headers plugins added, copied into the arena.
+    private func addedHeader(_ name: String, index: Int, into out: inout gw_str) -> gw_status {
+        guard !added.isEmpty else { return GW_ERR_NOT_FOUND }
+        var remaining = index
+        var status = GW_ERR_NOT_FOUND
+        var name = name
+        name.withUTF8 { wanted in
+            added.forEach { candidate, value in
+                guard HeaderBlock.sameIgnoringCase(candidate, UnsafeRawBufferPointer(wanted)) else { return true }
+                guard remaining == 0 else {
+                    remaining -= 1
+                    return true
+                }
+                out = arena.view(value)
+                status = GW_OK
+                return false
+            }
+        }
+        return status
     }
 
     package func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status {
@@ -162,11 +187,20 @@ package final class PluginRequest: PluginCallTarget {
             let stored = storedHead.headers
             if index < stored.count {
                 entry = stored[stored.index(stored.startIndex, offsetBy: index)]
-            } else if index - stored.count < pendingAdds.count {
-                let added = pendingAdds[index - stored.count]
-                entry = (added.0, added.1)
             } else {
-                return GW_ERR_NOT_FOUND
+                var remaining = index - stored.count
+                var status = GW_ERR_NOT_FOUND
+                added.forEach { addedName, addedValue in
+                    guard remaining == 0 else {
+                        remaining -= 1
+                        return true
+                    }
+                    name = arena.view(addedName)
+                    value = arena.view(addedValue)
+                    status = GW_OK
+                    return false
+                }
+                return status
             }
         case .response, .complete:
             guard let headers = responseHead?.headers, index < headers.count else { return GW_ERR_NOT_FOUND }
@@ -181,24 +215,31 @@ package final class PluginRequest: PluginCallTarget {
     /// free of them, so the host removes them again before forwarding.
     package private(set) var addedHopByHop = false
 
-    package func setHeader(_ name: String, _ value: String, mode: HeaderEdit) -> gw_status {
+    package func setHeader(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, mode: HeaderEdit) -> gw_status {
         switch phase {
         case .request:
-            if mode != .remove, ProxyHeaders.isHopByHop(name) { addedHopByHop = true }
+            if mode != .remove, HTTP1ConnectionOptions.isHopByHop(name) { addedHopByHop = true }
             if mode == .add {
-                if pendingAdds.isEmpty { pendingAdds.reserveCapacity(16) }
-                pendingAdds.append((name, value))
+                added.append(name: name, value: value)
             } else {
-                joinPendingAdds()
-                Self.edit(&storedHead.headers, name, value, mode)
+                joinAdded()
+                let strings = PluginCallContext.forThisThread.strings
+                Self.edit(&storedHead.headers, strings.string(name), mode == .remove ? "" : strings.string(value), mode)
             }
         case .response:
             guard responseHead != nil else { return GW_ERR_WRONG_PHASE }
-            Self.edit(&responseHead!.headers, name, value, mode)
+            let strings = PluginCallContext.forThisThread.strings
+            Self.edit(&responseHead!.headers, strings.string(name), mode == .remove ? "" : strings.string(value), mode)
         case .complete:
             return GW_ERR_WRONG_PHASE
         }
         return GW_OK
+    }
+
+    /// `setHeader` with Strings (tests).
+    package func setHeader(_ name: String, _ value: String, mode: HeaderEdit) -> gw_status {
+        var (name, value) = (name, value)
+        return name.withUTF8 { name in value.withUTF8 { setHeader(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer($0), mode: mode) } }
     }
 
     private static func edit(_ headers: inout HTTPHeaders, _ name: String, _ value: String, _ mode: HeaderEdit) {

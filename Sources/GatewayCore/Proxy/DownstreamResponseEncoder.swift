@@ -60,12 +60,12 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
     /// NIO's `correctlyFrameTransportHeaders` for responses; true when the body goes chunked.
     static func frame(_ head: inout HTTPResponseHead, hasBody: Bool) -> Bool {
         guard hasBody else {
-            head.headers.remove(name: "content-length")
-            head.headers.remove(name: "transfer-encoding")
+            head.headers.removeIfPresent("content-length")
+            head.headers.removeIfPresent("transfer-encoding")
             return false
         }
         if head.headers.contains(name: "content-length") {
-            head.headers.remove(name: "transfer-encoding")
+            head.headers.removeIfPresent("transfer-encoding")
             return false
         }
         guard head.version.major == 1 && head.version.minor >= 1 else { return false }

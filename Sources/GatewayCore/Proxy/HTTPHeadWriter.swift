@@ -23,6 +23,32 @@ package enum HTTPHeadWriter {
         }
     }
 
+    /// The request line, the String fields up to `addedAt`, the added block's bytes as they are, the other
+    /// String fields, CRLF.
+    package static func write(_ upstream: UpstreamHead, into buffer: inout ByteBuffer) {
+        guard !upstream.added.isEmpty else { return write(upstream.head, into: &buffer) }
+        let head = upstream.head
+        let method = head.method.rawValue
+        var size = method.utf8.count + 1 + head.uri.utf8.count + 1 + versionLength(head.version) + 2
+        size += blockSize(head.headers) + upstream.added.bytes.count
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var out = Cursor(base: raw.baseAddress!)
+            out.copy(method)
+            out.byte(32)
+            out.copy(head.uri)
+            out.byte(32)
+            out.version(head.version)
+            out.crlf()
+            for (index, field) in head.headers.enumerated() {
+                if index == upstream.addedAt { out.copy(upstream.added.bytes) }
+                out.header(field.name, field.value)
+            }
+            if upstream.addedAt >= head.headers.count { out.copy(upstream.added.bytes) }
+            out.crlf()
+            return out.offset
+        }
+    }
+
     /// `version SP code SP reason CRLF`, the headers, CRLF: what NIO's `HTTPResponseEncoder` writes.
     package static func write(_ head: HTTPResponseHead, into buffer: inout ByteBuffer) {
         let code = String(head.status.code)
@@ -93,8 +119,25 @@ package enum HTTPHeadWriter {
         }
 
         mutating func copy(_ string: String) {
+            // Native strings (all but bridged ones) lend their bytes without the copy `withUTF8` needs.
+            if let copied = string.utf8.withContiguousStorageIfAvailable({ bytes -> Int in
+                guard let source = bytes.baseAddress, bytes.count > 0 else { return 0 }
+                (base + offset).copyMemory(from: source, byteCount: bytes.count)
+                return bytes.count
+            }) {
+                offset += copied
+                return
+            }
             var string = string
             string.withUTF8 { bytes in
+                guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+                (base + offset).copyMemory(from: source, byteCount: bytes.count)
+                offset += bytes.count
+            }
+        }
+
+        mutating func copy(_ bytes: [UInt8]) {
+            bytes.withUnsafeBytes { bytes in
                 guard let source = bytes.baseAddress, bytes.count > 0 else { return }
                 (base + offset).copyMemory(from: source, byteCount: bytes.count)
                 offset += bytes.count

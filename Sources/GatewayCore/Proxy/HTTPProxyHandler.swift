@@ -38,7 +38,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private var members: BackendMembers?
     private var requestHasBody = false
     /// The head that goes to the backend, made once the request is dispatched.
-    private var upstreamHead: HTTPRequestHead?
+    private var upstreamHead: UpstreamHead?
     /// The server of the current attempt.
     private var server: BackendServer?
     /// The server whose `activeRequests` counts the current request.
@@ -285,7 +285,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         let backend = listener.router.route(hostHeader: head.headers.first(name: "host"), uri: head.uri, method: head.method.rawValue)
         route = backend
         let facts = ProxyStateMachine.RequestFacts(
-            keepAlive: head.isKeepAlive, hasBody: requestHasBody, chunked: chunked,
+            keepAlive: parser.heads.lastConnection.isKeepAlive(version: head.version), hasBody: requestHasBody, chunked: chunked,
             expectsContinue: head.headers.contains(name: "expect") && head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" },
             isHTTP10: head.version.minor == 0, isHEAD: head.method == .HEAD
         )
@@ -342,7 +342,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         }
         // With plugins, what they made of the head goes on (hop-by-hop headers already removed unless a plugin
         // added one).
-        let (source, added) = pluginRequest?.headAndAdds ?? (head, [])
+        let (source, added) = pluginRequest?.headAndAdded ?? (head, HeaderBlock())
         upstreamHead = ProxyHeaders.upstreamRequest(
             source, adding: added, clientIP: connection.remoteIP, scheme: connection.isTLS ? "https" : "http",
             localPort: connection.localAddress?.port, hasBody: requestHasBody, hopByHopRemoved: pluginRequest.map { !$0.addedHopByHop } ?? false
@@ -500,7 +500,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private func sendRequest(_ parts: [HTTPClientRequestPart], armResponseTimer deadline: NIODeadline?) {
         guard let backendConnection, let upstreamHead else { return }
         backendConnection.write(.head(upstreamHead), flush: false)
-        for part in parts { backendConnection.write(part, flush: false) }
+        for part in parts { backendConnection.write(UpstreamRequestPart(part), flush: false) }
         backendConnection.flush()
         backendConnection.holdReads(!(context?.channel.isWritable ?? true))
         if let deadline { armResponseTimer(before: deadline) }
@@ -533,17 +533,17 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         perform(action)
     }
 
-    package func backendRead(_ part: HTTPClientResponsePart) {
+    package func backendRead(_ part: HTTPClientResponsePart, connection options: HTTP1ConnectionOptions) {
         guard let context else { return }
         switch part {
         case .head(let head):
             let action = machine.responseHead(
-                status: head.status, keepAlive: head.isKeepAlive, hasContentLength: head.headers.contains(name: "content-length"),
-                retired: runtime.closesConnections
+                status: head.status, keepAlive: options.isKeepAlive(version: head.version) && !options.closeAfterMessage,
+                hasContentLength: head.headers.contains(name: "content-length"), retired: runtime.closesConnections
             )
             guard case .writeResponseHead(let close) = action, let clientHead else { return perform(action) }
             responseStatus = Int(head.status.code)
-            let downstream = ProxyHeaders.downstreamResponse(head, version: clientHead.version, close: close)
+            let downstream = ProxyHeaders.downstreamResponse(head, removing: options.listed, version: clientHead.version, close: close)
             let final = runResponsePlugins(downstream)
             responseEncoder.respondingTo(clientHead.method)
             responseOpen = true

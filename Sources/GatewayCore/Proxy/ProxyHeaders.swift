@@ -111,40 +111,58 @@ package enum ProxyHeaders {
     /// X-Forwarded-* other than For (the gateway sets them) are dropped; X-Forwarded-For is extended.
     @inline(__always)
     private static func upstreamRule(_ name: String) -> Upstream {
-        let s = Substring(name)
-        switch name.utf8.count {
-        case 2: return equalsIgnoringCase(s, "te") ? .drop : .keep
-        case 4: return equalsIgnoringCase(s, "host") ? .host : .keep
-        case 6: return equalsIgnoringCase(s, "expect") ? .drop : .keep
-        case 7: return equalsIgnoringCase(s, "trailer") || equalsIgnoringCase(s, "upgrade") ? .drop : .keep
-        case 10: return equalsIgnoringCase(s, "connection") || equalsIgnoringCase(s, "keep-alive") ? .drop : .keep
-        case 14: return equalsIgnoringCase(s, "content-length") ? .contentLength : .keep
-        case 15: return equalsIgnoringCase(s, "x-forwarded-for") ? .forwardedFor : .keep
-        case 16:
-            return equalsIgnoringCase(s, "proxy-connection") || equalsIgnoringCase(s, "x-forwarded-host") || equalsIgnoringCase(s, "x-forwarded-port")
-                ? .drop : .keep
-        case 17: return equalsIgnoringCase(s, "transfer-encoding") || equalsIgnoringCase(s, "x-forwarded-proto") ? .drop : .keep
-        case 18: return equalsIgnoringCase(s, "proxy-authenticate") ? .drop : .keep
-        case 19: return equalsIgnoringCase(s, "proxy-authorization") ? .drop : .keep
+        if let rule = name.utf8.withContiguousStorageIfAvailable({ upstreamRule(UnsafeRawBufferPointer($0)) }) { return rule }
+        var name = name
+        return name.withUTF8 { upstreamRule(UnsafeRawBufferPointer($0)) }
+    }
+
+    private static func upstreamRule(_ name: UnsafeRawBufferPointer) -> Upstream {
+        func equals(_ lowercase: StaticString) -> Bool { HTTP1Syntax.equalsIgnoringCase(name, lowercase) }
+        switch name.count {
+        case 2: return equals("te") ? .drop : .keep
+        case 4: return equals("host") ? .host : .keep
+        case 6: return equals("expect") ? .drop : .keep
+        case 7: return equals("trailer") || equals("upgrade") ? .drop : .keep
+        case 10: return equals("connection") || equals("keep-alive") ? .drop : .keep
+        case 14: return equals("content-length") ? .contentLength : .keep
+        case 15: return equals("x-forwarded-for") ? .forwardedFor : .keep
+        case 16: return equals("proxy-connection") || equals("x-forwarded-host") || equals("x-forwarded-port") ? .drop : .keep
+        case 17: return equals("transfer-encoding") || equals("x-forwarded-proto") ? .drop : .keep
+        case 18: return equals("proxy-authenticate") ? .drop : .keep
+        case 19: return equals("proxy-authorization") ? .drop : .keep
         default: return .keep
         }
     }
 
-    /// The request head sent to the backend: the client's headers (and `extra`, headers plugins added, in that
-    /// order) in one pass into one new list, without hop-by-hop headers and those Connection names, without
-    /// Expect, then Transfer-Encoding: chunked if a body has no length, and X-Forwarded-For/-Proto/-Port/-Host
-    /// as the gateway saw them (replacing the client's; an X-Forwarded-For chain is extended). The client's Host is
-    /// preserved. `hopByHopRemoved`: the head already went through `removeHopByHop` (the plugins' view) and
-    /// nothing added one since, so no Connection header can name anything.
+    /// The request head sent to the backend: the client's headers (and `added`, headers plugins added, in that
+    /// order) without hop-by-hop headers and those Connection names, without Expect, then Transfer-Encoding:
+    /// chunked if a body has no length, and X-Forwarded-For/-Proto/-Port/-Host as the gateway saw them
+    /// (replacing the client's; an X-Forwarded-For chain is extended). The client's Host is preserved.
+    /// `hopByHopRemoved`: the head already went through `removeHopByHop` (the plugins' view) and nothing added
+    /// one since, so no Connection header can name anything.
+    ///
+    /// The added headers go on as the bytes they are when every one of them is kept as it is (the usual case:
+    /// identity headers); when a rule applies to one (a plugin added Host, Content-Length, X-Forwarded-*, a
+    /// hop-by-hop header or one Connection names) all of them are taken as Strings, in order, like the client's.
     package static func upstreamRequest(
-        _ head: HTTPRequestHead, adding extra: [(String, String)] = [], clientIP: String, scheme: String, localPort: Int?, hasBody: Bool,
+        _ head: HTTPRequestHead, adding added: HeaderBlock = HeaderBlock(), clientIP: String, scheme: String, localPort: Int?, hasBody: Bool,
         hopByHopRemoved: Bool = false
-    ) -> HTTPRequestHead {
+    ) -> UpstreamHead {
         var listed: [Substring] = []
+        var extra: [(String, String)] = []
         if !hopByHopRemoved {
             for (name, value) in head.headers where isConnection(name) { collectListed(value, into: &listed) }
+            extra = added.fields
             for (name, value) in extra where isConnection(name) { collectListed(value, into: &listed) }
+        } else {
+            var keptAsTheyAre = true
+            added.forEach { name, _ in
+                keptAsTheyAre = upstreamRule(name) == .keep
+                return keptAsTheyAre
+            }
+            if !keptAsTheyAre { extra = added.fields }
         }
+        let block = extra.isEmpty ? added : HeaderBlock()
         var out: [(String, String)] = []
         out.reserveCapacity(head.headers.count + extra.count + 5)
         var host: String?
@@ -166,6 +184,7 @@ package enum ProxyHeaders {
             }
         }
         for (name, value) in head.headers { take(name, value) }
+        let addedAt = out.count
         for (name, value) in extra { take(name, value) }
         // The client's Transfer-Encoding is hop-by-hop and was dropped: a body without a Content-Length is
         // re-framed as chunked here. NIO's encoder frames a GET/DELETE/OPTIONS body with neither header as raw
@@ -176,13 +195,14 @@ package enum ProxyHeaders {
         out.append(("x-forwarded-proto", scheme))
         if let localPort { out.append(("x-forwarded-port", String(localPort))) }
         if let host { out.append(("x-forwarded-host", host)) }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: HTTPHeaders(out))
+        return UpstreamHead(HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: HTTPHeaders(out)), added: block, at: addedAt)
     }
 
-    /// The response head sent to the client.
-    package static func downstreamResponse(_ head: HTTPResponseHead, version: HTTPVersion, close: Bool) -> HTTPResponseHead {
+    /// The response head sent to the client, from a head without its hop-by-hop fields (the backend parser
+    /// leaves them out) and the names its Connection fields listed (lowercase), which go as well.
+    package static func downstreamResponse(_ head: HTTPResponseHead, removing listed: [String], version: HTTPVersion, close: Bool) -> HTTPResponseHead {
         var headers = head.headers
-        removeHopByHop(&headers)
+        for name in listed { headers.removeIfPresent(name) }
         if close { headers.add(name: "connection", value: "close") }
         return HTTPResponseHead(version: version, status: head.status, headers: headers)
     }

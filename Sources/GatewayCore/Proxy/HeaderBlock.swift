@@ -1,0 +1,92 @@
+/// Header fields kept as the bytes they are sent as: `name: value CRLF` per field, in order. The headers
+/// plugins add to a request live here from the host function to the backend's socket: no `String` per name
+/// and value, no `HTTPHeaders`, one `memcpy` into the upstream head. Names must be tokens and values free of
+/// NUL, CR and LF (the host checks both before `append`), so a line is found by its colon and its CR.
+package struct HeaderBlock: Sendable, Equatable {
+    package private(set) var bytes: [UInt8] = []
+    package private(set) var count = 0
+
+    package init() {}
+
+    /// The fields in order (for tests and the slow paths).
+    package init(_ fields: [(String, String)]) {
+        for (name, value) in fields { append(name: name, value: value) }
+    }
+
+    package var isEmpty: Bool { count == 0 }
+
+    /// Appends one field. A value that is not valid UTF-8 is repaired (U+FFFD for each bad sequence), as a
+    /// value set with `set_header` is: the plugin API promises the same either way.
+    package mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        // One allocation for a request's identity headers, a leaf certificate's PEM included (~2.5 KiB).
+        if bytes.isEmpty { bytes.reserveCapacity(Swift.max(4096, name.count + value.count + 4)) }
+        bytes.append(contentsOf: name)
+        bytes.append(58)
+        bytes.append(32)
+        if Self.isASCII(value) {
+            bytes.append(contentsOf: value)
+        } else {
+            bytes.append(contentsOf: String(decoding: value, as: UTF8.self).utf8)
+        }
+        bytes.append(13)
+        bytes.append(10)
+        count += 1
+    }
+
+    /// No byte above 0x7F, eight bytes at a time.
+    private static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        while i + 8 <= bytes.count {
+            if bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
+            i += 8
+        }
+        while i < bytes.count {
+            if bytes[i] & 0x80 != 0 { return false }
+            i += 1
+        }
+        return true
+    }
+
+    package mutating func append(name: String, value: String) {
+        var (name, value) = (name, value)
+        name.withUTF8 { name in value.withUTF8 { append(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer($0)) } }
+    }
+
+    /// Calls `body` with each field's name and value, in order, until it returns false.
+    package func forEach(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool) {
+        bytes.withUnsafeBytes { raw in
+            var i = 0
+            while i < raw.count {
+                var colon = i
+                while raw[colon] != 58 { colon += 1 }
+                var end = colon + 2
+                while raw[end] != 13 { end += 1 }
+                let name = UnsafeRawBufferPointer(rebasing: raw[i..<colon])
+                let value = UnsafeRawBufferPointer(rebasing: raw[(colon + 2)..<end])
+                guard body(name, value) else { return }
+                i = end + 2
+            }
+        }
+    }
+
+    /// ASCII case-insensitive equality of two names.
+    package static func sameIgnoringCase(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count else { return false }
+        for i in 0..<a.count {
+            let (x, y) = (a[i], b[i])
+            if x != y, (x >= 65 && x <= 90 ? x | 0x20 : x) != (y >= 65 && y <= 90 ? y | 0x20 : y) { return false }
+        }
+        return true
+    }
+
+    /// The fields as Strings, in order.
+    package var fields: [(String, String)] {
+        var out: [(String, String)] = []
+        out.reserveCapacity(count)
+        forEach { name, value in
+            out.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            return true
+        }
+        return out
+    }
+}
