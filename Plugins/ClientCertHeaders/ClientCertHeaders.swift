@@ -90,7 +90,9 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
     let chainDependent: Bool
     /// Every header name this instance owns, lowercase with `_` as `-`, by length (for allocation-free matching).
     private let ownedByLength: [Int: [[UInt8]]]
-    private let cache = Mutex<[CacheKey: [[UInt8]?]]>([:])
+    private let cache = Mutex<[CacheKey: PreparedHeaders]>([:])
+    /// The header name of each field, in memory that stays put for `add_headers`.
+    private let names: PreparedHeaders
 
     struct CacheKey: Hashable {
         var a: UInt64, b: UInt64, c: UInt64, d: UInt64
@@ -150,6 +152,7 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         var owned = Set(all.map { Self.normalise(Array($0.header.utf8)) })
         for spec in specs + Self.extras { owned.insert(Self.normalise(Array(spec.header.utf8))) }
         ownedByLength = Dictionary(grouping: owned, by: \.count)
+        names = PreparedHeaders(fields.map(\.header))
     }
 
     static func isValidHeaderName(_ name: String) -> Bool {
@@ -187,20 +190,29 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
             guard withGWStr(name, { request.removeHeader($0) }) == GW_OK else { return GW_FAILED }
         }
         // 2. Add the gateway's own values: every spelling of these names is gone (step 1), so an add is a set
-        //    without the host's scan for old values.
-        let certificateValues = request.integer(GW_ATTR_CLIENT_CERT_PRESENT) == 1 ? values(for: request) : nil
-        for (index, field) in fields.enumerated() {
-            let status: gw_status
-            if field.kind.fromCertificate {
-                guard let value = certificateValues?[index] else { continue }
-                status = withGWStr(field.header) { name in withGWStr(value) { request.addHeader(name, $0) } }
-            } else {
-                guard let view = request.attribute(Self.connectionAttribute(field.kind)) else { continue }
-                status = withGWStr(field.header) { request.addHeader($0, view) }
+        //    without the host's scan for old values. The certificate's values were prepared once per identity;
+        //    with the connection's, they go in one `add_headers` call.
+        let prepared = request.integer(GW_ATTR_CLIENT_CERT_PRESENT) == 1 ? values(for: request) : nil
+        return withExtendedLifetime(prepared) {
+            withUnsafeTemporaryAllocation(of: gw_header.self, capacity: fields.count) { list -> gw_action in
+                var count = 0
+                for (index, field) in fields.enumerated() {
+                    let value: gw_str
+                    if field.kind.fromCertificate {
+                        guard let view = prepared?.views[index] else { continue }
+                        value = view
+                    } else {
+                        guard let view = request.attribute(Self.connectionAttribute(field.kind)) else { continue }
+                        value = view
+                    }
+                    list[count] = gw_header(name: names.views[index]!, value: value)
+                    count += 1
+                }
+                guard count > 0 else { return GW_CONTINUE }
+                let status = request.addHeaders(UnsafeBufferPointer(rebasing: list[0..<count]))
+                return status == GW_OK ? GW_CONTINUE : status  // a negative gw_status is also a failing gw_action
             }
-            if status != GW_OK { return status }  // a negative gw_status is also a failing gw_action
         }
-        return GW_CONTINUE
     }
 
     static func connectionAttribute(_ kind: Kind) -> gw_attribute {
@@ -216,7 +228,7 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
     }
 
     /// The certificate-derived values of this identity, from the cache or computed once.
-    private func values(for request: GatewayRequest) -> [[UInt8]?]? {
+    private func values(for request: GatewayRequest) -> PreparedHeaders? {
         guard let sha256 = request.attribute(GW_ATTR_CLIENT_FINGERPRINT_SHA256), sha256.len == 64 else { return nil }
         var key = Self.key(sha256.buffer)
         if chainDependent {
@@ -231,7 +243,7 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
             key.d ^= hash
         }
         if let hit = cache.withLock({ $0[key] }) { return hit }
-        let computed = fields.map { field in field.kind.fromCertificate ? compute(field, request) : nil }
+        let computed = PreparedHeaders(fields.map { field in field.kind.fromCertificate ? compute(field, request) : nil })
         cache.withLock { cache in
             if cache.count >= 10_000 { cache.removeAll(keepingCapacity: true) }
             cache[key] = computed

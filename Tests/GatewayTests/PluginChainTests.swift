@@ -128,6 +128,29 @@ final class PluginChainTests: GatewayTestCase {
         XCTAssertEqual(record?.metadata["reason"], "on_request_headers returned -4 (GW_ERR_INVALID_HEADER)")
     }
 
+    /// `add_headers` (ABI 1.2): all or none, in order, on the request and the response; refused elsewhere.
+    func testAddHeadersAddsAllInOrderOrNone() async throws {
+        let batch = try PluginFixtures.build("add_headers")
+        try await start("""
+              - { name: l, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(batch) } ], routes: [ { backend: app } ] }
+            """)
+        let response = try await TestClient.get(port: gateway.port("l"), tls: nil, headers: ["X-Client: c"])
+        XCTAssertEqual(response?.status, 200)
+        XCTAssertEqual(response?.header("x-batch-response"), "1")
+        let received = try XCTUnwrap(backend.requests.last).head.headers
+        XCTAssertEqual(received.first(name: "x-add-statuses"), "-4,-1,0,0", "bad header, NULL list, empty batch, good batch")
+        XCTAssertFalse(received.contains(name: "x-bad-1"), "a batch with a bad header adds none of it")
+        XCTAssertFalse(received.contains(name: "x-bad-2"))
+        let names = received.map { $0.name.lowercased() }
+        let batchAt = try XCTUnwrap(names.firstIndex(of: "x-batch-1"))
+        XCTAssertEqual(Array(names[batchAt..<(batchAt + 4)]), ["x-batch-1", "x-batch-2", "x-batch-3", "x-add-statuses"])
+        XCTAssertGreaterThan(batchAt, try XCTUnwrap(names.firstIndex(of: "x-client")), "after the client's headers")
+        XCTAssertEqual(received.first(name: "X-Batch-2"), "")
+        XCTAssertEqual(received.first(name: "x-batch-3"), "three, 3")
+        let late = await logged("add_headers in on_complete: -5")
+        XCTAssertTrue(late, "on_complete may not add headers (GW_ERR_WRONG_PHASE)")
+    }
+
     func testStaleHandleGetsAnErrorNotACrash() async throws {
         let stale = try PluginFixtures.build("stale_handle")
         try await start("""

@@ -1,5 +1,5 @@
 /*
- * gateway_plugin.h -- the plugin ABI of mtls-gateway, version 1.1.
+ * gateway_plugin.h -- the plugin ABI of mtls-gateway, version 1.2.
  *
  * This header is the one source of truth for the ABI between the gateway (the host) and its plugins: shared
  * libraries loaded with dlopen(RTLD_NOW | RTLD_LOCAL) and chained per listener. Plain C99, standard headers
@@ -67,7 +67,7 @@ extern "C" {
 
 /** The ABI version this header describes. The major version is also part of the entry symbol's name. */
 #define GW_PLUGIN_ABI_MAJOR 1
-#define GW_PLUGIN_ABI_MINOR 1
+#define GW_PLUGIN_ABI_MINOR 2
 
 /** First field of every descriptor: the bytes "GWPL" read as a big-endian number. Catches a symbol that
  *  points at something else. */
@@ -232,7 +232,7 @@ typedef struct gw_config_value {
     gw_str string;
 } gw_config_value;
 
-/** One header, for `respond`. */
+/** One header, for `respond` and `add_headers`. */
 typedef struct gw_header {
     gw_str name;
     gw_str value;
@@ -349,6 +349,19 @@ typedef struct gw_host_api {
      */
     gw_status (*config_check_keys)(uint64_t instance_tag, gw_str path, const char *const *known, uint32_t known_count,
                                    char *error, size_t error_capacity);
+
+    /* ---- ABI 1.2. A plugin that requires an older minor probes it: GW_HOST_HAS(host, add_headers). */
+
+    /**
+     * Adds `count` headers in one call, in order: what `add_header` does for each of headers[0..count), but all
+     * or nothing: if any name or value breaks the header rules, GW_ERR_INVALID_HEADER and none is added (a
+     * NULL `headers` with a nonzero count, or a NULL view with a nonzero length, is GW_ERR_INVALID_ARGUMENT).
+     * The request's headers in on_request_headers, the response's in on_response_headers; elsewhere
+     * GW_ERR_WRONG_PHASE. Names and values are copied before it returns. Meant for a set of headers a plugin
+     * prepares once (per client certificate, say) and adds on every request: one host call and, on the request
+     * path, one copy of the bytes, which go to the backend as they are.
+     */
+    gw_status (*add_headers)(gw_handle request, const gw_header *headers, size_t count);
 } gw_host_api;
 
 /** What `create` receives about the chain entry it instantiates. */

@@ -108,6 +108,9 @@ package enum HostAPI {
                 guard let message = reader.unknownKey(at: path, known: names) else { return GW_OK }
                 HostAPI.copy(message, to: error, capacity: capacity)
                 return GW_ERR_INVALID_ARGUMENT
+            },
+            add_headers: { handle, headers, count in
+                HostAPI.addHeaders(handle, headers, count)
             }
         ))
         return UnsafePointer(pointer)
@@ -130,6 +133,28 @@ package enum HostAPI {
             return GW_ERR_INVALID_HEADER
         }
         return target.setHeader(name.buffer, mode == .remove ? UnsafeRawBufferPointer(start: nil, count: 0) : value.buffer, mode: mode)
+    }
+
+    /// `add_headers`: every header checked first, then all added (or none); one handle look-up for all.
+    private static func addHeaders(_ handle: gw_handle, _ headers: UnsafePointer<gw_header>?, _ count: Int) -> gw_status {
+        guard count == 0 || headers != nil else { return GW_ERR_INVALID_ARGUMENT }
+        guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
+        guard count > 0, let headers else { return target.canEditHeaders ? GW_OK : GW_ERR_WRONG_PHASE }
+        let list = UnsafeBufferPointer(start: headers, count: count)
+        for header in list {
+            guard header.name.ptr != nil || header.name.len == 0, header.value.ptr != nil || header.value.len == 0 else {
+                return GW_ERR_INVALID_ARGUMENT
+            }
+            guard HeaderValidation.isValidName(header.name.buffer), HeaderValidation.isValidValue(header.value.buffer) else {
+                return GW_ERR_INVALID_HEADER
+            }
+        }
+        for header in list {
+            // Only the phase can refuse, and it refuses the first as it would every other.
+            let status = target.setHeader(header.name.buffer, header.value.buffer, mode: .add)
+            guard status == GW_OK else { return status }
+        }
+        return GW_OK
     }
 
     /// Checks the level before anything else: a filtered debug line costs a lock and a comparison, not a

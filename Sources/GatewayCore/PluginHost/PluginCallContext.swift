@@ -12,6 +12,8 @@ package protocol PluginCallTarget: AnyObject {
     func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status
     /// `name` and `value` are the plugin's bytes, already checked (`HeaderValidation`), valid for the call.
     func setHeader(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, mode: HeaderEdit) -> gw_status
+    /// Whether `setHeader` would take an edit now (the phase allows it).
+    var canEditHeaders: Bool { get }
     func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status
     func setVar(_ name: String, _ value: String) -> gw_status
     func getVar(_ name: String, into out: inout gw_str) -> gw_status

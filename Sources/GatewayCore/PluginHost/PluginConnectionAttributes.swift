@@ -110,6 +110,7 @@ package final class PluginConnectionTarget: PluginCallTarget {
     package func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     package func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     package func setHeader(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, mode: HeaderEdit) -> gw_status { GW_ERR_WRONG_PHASE }
+    package var canEditHeaders: Bool { false }
     package func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status { GW_ERR_WRONG_PHASE }
     package func setVar(_ name: String, _ value: String) -> gw_status { GW_ERR_WRONG_PHASE }
     package func getVar(_ name: String, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }

@@ -236,6 +236,14 @@ package final class PluginRequest: PluginCallTarget {
         return GW_OK
     }
 
+    package var canEditHeaders: Bool {
+        switch phase {
+        case .request: return true
+        case .response: return responseHead != nil
+        case .complete: return false
+        }
+    }
+
     /// `setHeader` with Strings (tests).
     package func setHeader(_ name: String, _ value: String, mode: HeaderEdit) -> gw_status {
         var (name, value) = (name, value)

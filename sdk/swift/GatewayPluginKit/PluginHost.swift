@@ -6,6 +6,13 @@ public enum PluginHost {
     /// exclusivity check (one per host call otherwise, ~80 instructions each in `bench/run profile`).
     @exclusivity(unchecked) nonisolated(unsafe) public static var api: UnsafePointer<gw_host_api>!
 
+    /// Whether the host's table has `member` (a host function added after the minor version the plugin
+    /// requires): `GW_HOST_HAS` in Swift.
+    public static func has<T>(_ member: KeyPath<gw_host_api, T>) -> Bool {
+        guard let offset = MemoryLayout<gw_host_api>.offset(of: member) else { return false }
+        return Int(api.pointee.struct_size) >= offset + MemoryLayout<T>.size
+    }
+
     /// Logs through the gateway's logger, tagged with the plugin and listener of `tag` (0: process-wide).
     public static func log(_ tag: UInt64, _ level: gw_log_level, _ message: String) {
         var message = message
@@ -114,6 +121,22 @@ public struct GatewayRequest {
     @discardableResult
     public func addHeader(_ name: gw_str, _ value: gw_str) -> gw_status {
         PluginHost.api.pointee.add_header(handle, name, value)
+    }
+
+    /// Adds several headers with one host call (ABI 1.2 `add_headers`): all of them, in order, or none if one
+    /// breaks the header rules. On a 1.0 or 1.1 host, one `add_header` each (then those before a bad one stay).
+    /// Probed once (the table does not change for the life of the process).
+    private static let hostHasAddHeaders = PluginHost.has(\.add_headers)
+
+    @discardableResult
+    public func addHeaders(_ headers: UnsafeBufferPointer<gw_header>) -> gw_status {
+        let api = PluginHost.api.pointee
+        if Self.hostHasAddHeaders { return api.add_headers(handle, headers.baseAddress, headers.count) }
+        for header in headers {
+            let status = api.add_header(handle, header.name, header.value)
+            guard status == GW_OK else { return status }
+        }
+        return GW_OK
     }
 
     @discardableResult
