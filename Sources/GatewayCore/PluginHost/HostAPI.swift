@@ -19,20 +19,19 @@ package enum HostAPI {
             },
             get_attribute: { handle, attribute, index, out in
                 guard let out else { return GW_ERR_INVALID_ARGUMENT }
-                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
-                return target.attribute(attribute, index: Int(index), into: &out.pointee)
+                return PluginCallContext.withTarget(handle) { $0.attribute(attribute, index: Int(index), into: &out.pointee) }
             },
             get_attribute_int: { handle, attribute, out in
                 guard let out else { return GW_ERR_INVALID_ARGUMENT }
-                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
-                guard let value = target.attributeInt(attribute) else { return GW_ERR_NOT_FOUND }
-                out.pointee = value
-                return GW_OK
+                return PluginCallContext.withTarget(handle) { target in
+                    guard let value = target.attributeInt(attribute) else { return GW_ERR_NOT_FOUND }
+                    out.pointee = value
+                    return GW_OK
+                }
             },
             get_header: { handle, name, index, out in
                 guard let out, let name = name.string else { return GW_ERR_INVALID_ARGUMENT }
-                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
-                return target.header(name, index: Int(index), into: &out.pointee)
+                return PluginCallContext.withTarget(handle) { $0.header(name, index: Int(index), into: &out.pointee) }
             },
             set_header: { handle, name, value in
                 HostAPI.editHeader(handle, name, value, .set)
@@ -44,25 +43,24 @@ package enum HostAPI {
                 HostAPI.editHeader(handle, name, gw_str(ptr: nil, len: 0), .remove)
             },
             respond: { handle, status, headers, count, body in
-                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
-                guard (200...599).contains(status), count == 0 || headers != nil, let bodyBytes = body.bytes else { return GW_ERR_INVALID_ARGUMENT }
-                var list: [(String, String)] = []
-                for i in 0..<count {
-                    guard let name = headers![i].name.string, let value = headers![i].value.string else { return GW_ERR_INVALID_ARGUMENT }
-                    guard HeaderValidation.isValidName(name), HeaderValidation.isValidValue(value) else { return GW_ERR_INVALID_HEADER }
-                    list.append((name, value))
+                PluginCallContext.withTarget(handle) { target in
+                    guard (200...599).contains(status), count == 0 || headers != nil, let bodyBytes = body.bytes else { return GW_ERR_INVALID_ARGUMENT }
+                    var list: [(String, String)] = []
+                    for i in 0..<count {
+                        guard let name = headers![i].name.string, let value = headers![i].value.string else { return GW_ERR_INVALID_ARGUMENT }
+                        guard HeaderValidation.isValidName(name), HeaderValidation.isValidValue(value) else { return GW_ERR_INVALID_HEADER }
+                        list.append((name, value))
+                    }
+                    return target.respond(status: Int(status), headers: list, body: bodyBytes)
                 }
-                return target.respond(status: Int(status), headers: list, body: bodyBytes)
             },
             set_var: { handle, name, value in
                 guard let name = name.string, !name.isEmpty, let value = value.string else { return GW_ERR_INVALID_ARGUMENT }
-                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
-                return target.setVar(name, value)
+                return PluginCallContext.withTarget(handle) { $0.setVar(name, value) }
             },
             get_var: { handle, name, out in
                 guard let out, let name = name.string else { return GW_ERR_INVALID_ARGUMENT }
-                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
-                return target.getVar(name, into: &out.pointee)
+                return PluginCallContext.withTarget(handle) { $0.getVar(name, into: &out.pointee) }
             },
             metric_define: { tag, kind, name, help, outID in
                 guard let outID, let name = name.string else { return GW_ERR_INVALID_ARGUMENT }
@@ -73,13 +71,11 @@ package enum HostAPI {
             },
             get_header_at: { handle, index, name, value in
                 guard let name, let value else { return GW_ERR_INVALID_ARGUMENT }
-                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
-                return target.header(at: Int(index), name: &name.pointee, value: &value.pointee)
+                return PluginCallContext.withTarget(handle) { $0.header(at: Int(index), name: &name.pointee, value: &value.pointee) }
             },
             get_dn_value: { handle, which, type, index, out in
                 guard let out, let type = type.string, !type.isEmpty else { return GW_ERR_INVALID_ARGUMENT }
-                guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
-                return target.dnValue(which, type: type, index: Int(index), into: &out.pointee)
+                return PluginCallContext.withTarget(handle) { $0.dnValue(which, type: type, index: Int(index), into: &out.pointee) }
             },
             config_get: { tag, path, out in
                 guard let out, let path = path.string else { return GW_ERR_INVALID_ARGUMENT }
@@ -127,34 +123,36 @@ package enum HostAPI {
 
     private static func editHeader(_ handle: gw_handle, _ name: gw_str, _ value: gw_str, _ mode: HeaderEdit) -> gw_status {
         guard name.ptr != nil || name.len == 0, value.ptr != nil || value.len == 0 else { return GW_ERR_INVALID_ARGUMENT }
-        guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
-        // Checked on the bytes, before any copy: a long value (a PEM) is scanned once, by memchr.
-        guard HeaderValidation.isValidName(name.buffer), mode == .remove || HeaderValidation.isValidValue(value.buffer) else {
-            return GW_ERR_INVALID_HEADER
+        return PluginCallContext.withTarget(handle) { target in
+            // Checked on the bytes, before any copy: a long value (a PEM) is scanned once, by memchr.
+            guard HeaderValidation.isValidName(name.buffer), mode == .remove || HeaderValidation.isValidValue(value.buffer) else {
+                return GW_ERR_INVALID_HEADER
+            }
+            return target.setHeader(name.buffer, mode == .remove ? UnsafeRawBufferPointer(start: nil, count: 0) : value.buffer, mode: mode)
         }
-        return target.setHeader(name.buffer, mode == .remove ? UnsafeRawBufferPointer(start: nil, count: 0) : value.buffer, mode: mode)
     }
 
     /// `add_headers`: every header checked first, then all added (or none); one handle look-up for all.
     private static func addHeaders(_ handle: gw_handle, _ headers: UnsafePointer<gw_header>?, _ count: Int) -> gw_status {
         guard count == 0 || headers != nil else { return GW_ERR_INVALID_ARGUMENT }
-        guard let target = PluginCallContext.target(for: handle) else { return GW_ERR_STALE_HANDLE }
-        guard count > 0, let headers else { return target.canEditHeaders ? GW_OK : GW_ERR_WRONG_PHASE }
-        let list = UnsafeBufferPointer(start: headers, count: count)
-        for header in list {
-            guard header.name.ptr != nil || header.name.len == 0, header.value.ptr != nil || header.value.len == 0 else {
-                return GW_ERR_INVALID_ARGUMENT
+        return PluginCallContext.withTarget(handle) { target in
+            guard count > 0, let headers else { return target.canEditHeaders ? GW_OK : GW_ERR_WRONG_PHASE }
+            let list = UnsafeBufferPointer(start: headers, count: count)
+            for header in list {
+                guard header.name.ptr != nil || header.name.len == 0, header.value.ptr != nil || header.value.len == 0 else {
+                    return GW_ERR_INVALID_ARGUMENT
+                }
+                guard HeaderValidation.isValidName(header.name.buffer), HeaderValidation.isValidValue(header.value.buffer) else {
+                    return GW_ERR_INVALID_HEADER
+                }
             }
-            guard HeaderValidation.isValidName(header.name.buffer), HeaderValidation.isValidValue(header.value.buffer) else {
-                return GW_ERR_INVALID_HEADER
+            for header in list {
+                // Only the phase can refuse, and it refuses the first as it would every other.
+                let status = target.setHeader(header.name.buffer, header.value.buffer, mode: .add)
+                guard status == GW_OK else { return status }
             }
+            return GW_OK
         }
-        for header in list {
-            // Only the phase can refuse, and it refuses the first as it would every other.
-            let status = target.setHeader(header.name.buffer, header.value.buffer, mode: .add)
-            guard status == GW_OK else { return status }
-        }
-        return GW_OK
     }
 
     /// Checks the level before anything else: a filtered debug line costs a lock and a comparison, not a

@@ -3,20 +3,24 @@ import Glibc
 #endif
 import PluginAPI
 
-/// What a host function needs from the object a handle refers to (a request or a connection).
-package protocol PluginCallTarget: AnyObject {
-    func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status
-    func attributeInt(_ attribute: gw_attribute) -> Int64?
-    func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status
-    func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status
-    func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status
+/// What a host function needs from the object a handle refers to (a request or a connection). A class, not a
+/// protocol, so that the running hook's target is held unretained (`Unmanaged`) and host functions call it at +0:
+/// a protocol existential was a retain and a release per host call (~90 instructions, ~25 calls per request
+/// with the bundled plugins). Every function answers GW_ERR_WRONG_PHASE unless a subclass says otherwise.
+package class PluginCallTarget {
+    package init() {}
+    package func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
+    package func attributeInt(_ attribute: gw_attribute) -> Int64? { nil }
+    package func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
+    package func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
+    package func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     /// `name` and `value` are the plugin's bytes, already checked (`HeaderValidation`), valid for the call.
-    func setHeader(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, mode: HeaderEdit) -> gw_status
+    package func setHeader(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, mode: HeaderEdit) -> gw_status { GW_ERR_WRONG_PHASE }
     /// Whether `setHeader` would take an edit now (the phase allows it).
-    var canEditHeaders: Bool { get }
-    func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status
-    func setVar(_ name: String, _ value: String) -> gw_status
-    func getVar(_ name: String, into out: inout gw_str) -> gw_status
+    package var canEditHeaders: Bool { false }
+    package func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status { GW_ERR_WRONG_PHASE }
+    package func setVar(_ name: String, _ value: String) -> gw_status { GW_ERR_WRONG_PHASE }
+    package func getVar(_ name: String, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
 }
 
 package enum HeaderEdit {
@@ -32,7 +36,8 @@ package enum HeaderEdit {
 /// look-up) on every read, which cost ~200 instructions per host call on the request path.
 package final class PluginCallContext {
     package var handle: UInt64 = 0
-    package var target: PluginCallTarget?
+    /// Unretained: `with` runs while its caller holds the target.
+    package var target: Unmanaged<PluginCallTarget>?
     /// Memory for the views host functions hand out during this thread's hook calls.
     package let arena = PluginArena()
     /// Header names and values plugins pass again and again, kept as Strings.
@@ -61,27 +66,31 @@ package final class PluginCallContext {
         return context
     }
 
-    /// The target of `handle` if it is the one of the running hook.
+    /// Calls `body` with the target of `handle` if it is the one of the running hook (at +0: no retain), else
+    /// answers GW_ERR_STALE_HANDLE.
     @inline(__always)
-    package static func target(for handle: UInt64) -> PluginCallTarget? {
-        guard handle != 0 else { return nil }
-        let context = forThisThread
-        guard context.handle == handle else { return nil }
-        return context.target
+    package static func withTarget(_ handle: UInt64, _ body: (PluginCallTarget) -> gw_status) -> gw_status {
+        // No context on this thread: no hook ever ran here, so no handle is live on it.
+        guard handle != 0, let pointer = pthread_getspecific(key) else { return GW_ERR_STALE_HANDLE }
+        return Unmanaged<PluginCallContext>.fromOpaque(pointer)._withUnsafeGuaranteedRef { context in
+            guard context.handle == handle, let target = context.target else { return GW_ERR_STALE_HANDLE }
+            return target._withUnsafeGuaranteedRef(body)
+        }
     }
 
-    /// Runs `body` with `handle` active on this thread, then invalidates it.
+    /// Runs `body` with `handle` active on this thread, then invalidates it. The caller keeps `target` alive
+    /// for the call (it is held here unretained).
     @inline(__always)
     package static func with<T>(_ handle: UInt64, _ target: PluginCallTarget, _ body: () -> T) -> T {
         let context = forThisThread
         let (savedHandle, savedTarget) = (context.handle, context.target)
         context.handle = handle
-        context.target = target
+        context.target = Unmanaged.passUnretained(target)
         defer {
             context.handle = savedHandle
             context.target = savedTarget
         }
-        return body()
+        return withExtendedLifetime(target) { body() }
     }
 }
 

@@ -91,7 +91,7 @@ extension PluginConnectionAttributes {
     }
 }
 
-/// The target of a connection handle (on_connection): read-only.
+/// The target of a connection handle (on_connection): read-only (the base class refuses every edit).
 package final class PluginConnectionTarget: PluginCallTarget {
     package let connection: ConnectionContext
     private var arena: PluginArena { PluginArena.current }
@@ -100,18 +100,11 @@ package final class PluginConnectionTarget: PluginCallTarget {
 
     package func endCall() { PluginArena.current.reset() }
 
-    package func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status {
+    override package func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status {
         PluginConnectionAttributes.read(attribute, index: index, connection: connection, arena: arena, into: &out)
     }
-    package func attributeInt(_ attribute: gw_attribute) -> Int64? { PluginConnectionAttributes.readInt(attribute, connection: connection) }
-    package func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status {
+    override package func attributeInt(_ attribute: gw_attribute) -> Int64? { PluginConnectionAttributes.readInt(attribute, connection: connection) }
+    override package func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status {
         PluginConnectionAttributes.dnValue(which, type: type, index: index, connection: connection, into: &out)
     }
-    package func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
-    package func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
-    package func setHeader(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, mode: HeaderEdit) -> gw_status { GW_ERR_WRONG_PHASE }
-    package var canEditHeaders: Bool { false }
-    package func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status { GW_ERR_WRONG_PHASE }
-    package func setVar(_ name: String, _ value: String) -> gw_status { GW_ERR_WRONG_PHASE }
-    package func getVar(_ name: String, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
 }

@@ -87,11 +87,11 @@ package final class PluginRequest: PluginCallTarget {
         if copy.addedHopByHop { addedHopByHop = true }
     }
 
-    package func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status {
+    override package func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status {
         PluginConnectionAttributes.dnValue(which, type: type, index: index, connection: connection, into: &out)
     }
 
-    package func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status {
+    override package func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status {
         func text(_ value: String?) -> gw_status {
             guard let value else { return GW_ERR_NOT_FOUND }
             out = arena.view(value)
@@ -117,7 +117,7 @@ package final class PluginRequest: PluginCallTarget {
         }
     }
 
-    package func attributeInt(_ attribute: gw_attribute) -> Int64? {
+    override package func attributeInt(_ attribute: gw_attribute) -> Int64? {
         switch attribute {
         case GW_ATTR_REQUEST_ID: return Int64(bitPattern: handle & ~(1 << 62))
         case GW_ATTR_RESPONSE_STATUS: return phase == .request ? nil : responseHead.map { Int64($0.status.code) }
@@ -135,7 +135,7 @@ package final class PluginRequest: PluginCallTarget {
     /// The `index`-th value of header `name` (any case). In the request phase the head and the headers plugins
     /// added are read where they are, without joining them (which would copy the head's headers) and without
     /// collecting the values into an array.
-    package func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status {
+    override package func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status {
         var remaining = index
         func find(_ headers: HTTPHeaders) -> String? {
             for (candidate, value) in headers where ProxyHeaders.sameIgnoringCase(Substring(candidate), Substring(name)) {
@@ -179,7 +179,7 @@ package final class PluginRequest: PluginCallTarget {
         return status
     }
 
-    package func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status {
+    override package func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status {
         guard index >= 0 else { return GW_ERR_NOT_FOUND }
         let entry: (name: String, value: String)
         switch phase {
@@ -215,7 +215,7 @@ package final class PluginRequest: PluginCallTarget {
     /// free of them, so the host removes them again before forwarding.
     package private(set) var addedHopByHop = false
 
-    package func setHeader(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, mode: HeaderEdit) -> gw_status {
+    override package func setHeader(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, mode: HeaderEdit) -> gw_status {
         switch phase {
         case .request:
             if mode != .remove, HTTP1ConnectionOptions.isHopByHop(name) { addedHopByHop = true }
@@ -236,7 +236,7 @@ package final class PluginRequest: PluginCallTarget {
         return GW_OK
     }
 
-    package var canEditHeaders: Bool {
+    override package var canEditHeaders: Bool {
         switch phase {
         case .request: return true
         case .response: return responseHead != nil
@@ -258,20 +258,20 @@ package final class PluginRequest: PluginCallTarget {
         }
     }
 
-    package func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status {
+    override package func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status {
         guard phase == .request else { return GW_ERR_WRONG_PHASE }
         answer = (status, headers, body)
         answeredBy = currentPlugin
         return GW_OK
     }
 
-    package func setVar(_ name: String, _ value: String) -> gw_status {
+    override package func setVar(_ name: String, _ value: String) -> gw_status {
         guard phase != .complete else { return GW_ERR_WRONG_PHASE }
         vars[name] = value
         return GW_OK
     }
 
-    package func getVar(_ name: String, into out: inout gw_str) -> gw_status {
+    override package func getVar(_ name: String, into out: inout gw_str) -> gw_status {
         guard let value = vars[name] else { return GW_ERR_NOT_FOUND }
         out = arena.view(value)
         return GW_OK
