@@ -227,23 +227,36 @@ struct JSONLine {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
-    private mutating func key(_ key: StaticString) {
-        append(",\"")
-        append(key)
-        append("\":")
+    /// `,"key":` (and the opening quote of a string value) with one append: three or four appends cost ~120
+    /// instructions more per field, ~20 fields a line.
+    private mutating func key(_ key: StaticString, quote: Bool = false) {
+        key.withUTF8Buffer { name in
+            let count = name.count + (quote ? 5 : 4)
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { piece in
+                piece[0] = UInt8(ascii: ",")
+                piece[1] = UInt8(ascii: "\"")
+                _ = UnsafeMutableBufferPointer(rebasing: piece[2..<(2 + name.count)]).initialize(from: name)
+                piece[name.count + 2] = UInt8(ascii: "\"")
+                piece[name.count + 3] = UInt8(ascii: ":")
+                if quote { piece[name.count + 4] = UInt8(ascii: "\"") }
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: piece[0..<count]))
+            }
+        }
     }
 
     mutating func add(_ key: StaticString, _ value: String?) {
         guard var value, wants(key) else { return }
-        self.key(key)
-        value.withUTF8 { JSONText.appendQuoted(UnsafeRawBufferPointer($0), to: &bytes) }
+        self.key(key, quote: true)
+        value.withUTF8 { JSONText.appendEscaped(UnsafeRawBufferPointer($0), to: &bytes) }
+        bytes.append(UInt8(ascii: "\""))
     }
 
     /// A value the host lent for the duration of the hook.
     mutating func add(_ key: StaticString, _ value: gw_str?) {
         guard let value, wants(key) else { return }
-        self.key(key)
-        JSONText.appendQuoted(value.buffer, to: &bytes)
+        self.key(key, quote: true)
+        JSONText.appendEscaped(value.buffer, to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
     }
 
     mutating func add(_ key: StaticString, _ value: Int64?) {
@@ -255,8 +268,7 @@ struct JSONLine {
     /// A string known to need no escaping (a fixed word of the log's vocabulary).
     mutating func addWord(_ key: StaticString, _ word: StaticString) {
         guard wants(key) else { return }
-        self.key(key)
-        bytes.append(UInt8(ascii: "\""))
+        self.key(key, quote: true)
         append(word)
         bytes.append(UInt8(ascii: "\""))
     }

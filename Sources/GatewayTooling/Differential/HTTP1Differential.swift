@@ -458,7 +458,12 @@ extension HTTP1Differential {
             case .chunkSize?:
                 if explainGatewayRefusal(reason, bytes: bytes, at: gateway.refusedAt) == .chunkExtension { return .deliberate(.chunkExtension) }
             case .contentLength?:
-                if explainGatewayRefusal(reason, bytes: bytes, at: bytes.count - rest.count) == .contentLengthSyntax { return .deliberate(.contentLengthSyntax) }
+                // In the head the gateway refused: a final one, or an interim one it was skipping (libFuzzer on
+                // http1-response: `Content-Length:3 ` in a 100 Continue).
+                for at in [bytes.count - rest.count, gateway.refusedAt]
+                where explainGatewayRefusal(reason, bytes: bytes, at: at) == .contentLengthSyntax {
+                    return .deliberate(.contentLengthSyntax)
+                }
             default:
                 break
             }
