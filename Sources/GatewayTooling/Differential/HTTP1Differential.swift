@@ -424,11 +424,14 @@ extension HTTP1Differential {
             // The bytes from the head the gateway refused, or the interim responses it skipped before it.
             let from = bytes[min(gateway.refusedAt, bytes.count)...]
             var statusLines: [ArraySlice<UInt8>] = []
+            // Where each of those heads starts: the one refused may be any of them.
+            var headStarts: [Int] = []
             var rest = from
             while true {
                 let unstripped = rest
                 if rest.starts(with: [13, 10]) { rest = rest.dropFirst(2) }
                 statusLines.append(rest.prefix { $0 != 10 })
+                headStarts.append(bytes.count - rest.count)
                 guard rest.starts(with: Array("HTTP/1.".utf8)), rest.dropFirst(9).first == 49, !rest.dropFirst(9).starts(with: Array("101".utf8)),
                     let end = rest.indices.first(where: { rest[$0] == 10 && $0 >= rest.startIndex + 3 && rest[$0 - 2] == 10 })
                 else {
@@ -458,10 +461,9 @@ extension HTTP1Differential {
             case .chunkSize?:
                 if explainGatewayRefusal(reason, bytes: bytes, at: gateway.refusedAt) == .chunkExtension { return .deliberate(.chunkExtension) }
             case .contentLength?:
-                // In the head the gateway refused: a final one, or an interim one it was skipping (libFuzzer on
-                // http1-response: `Content-Length:3 ` in a 100 Continue).
-                for at in [bytes.count - rest.count, gateway.refusedAt]
-                where explainGatewayRefusal(reason, bytes: bytes, at: at) == .contentLengthSyntax {
+                // In the head the gateway refused: a final one, or one of the interim ones it was skipping
+                // (libFuzzer on http1-response: `Content-Length:3 ` in a 100 Continue, first or later).
+                for at in headStarts where explainGatewayRefusal(reason, bytes: bytes, at: at) == .contentLengthSyntax {
                     return .deliberate(.contentLengthSyntax)
                 }
             default:
