@@ -94,12 +94,10 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
     /// The header name of each field, in memory that stays put for `add_headers`.
     private let names: PreparedHeaders
 
+    /// All four words are hashed: with `chainDependent`, `d` mixes in an unkeyed hash of the chain the client
+    /// presented, which a client could steer to collide on any one word.
     struct CacheKey: Hashable {
         var a: UInt64, b: UInt64, c: UInt64, d: UInt64
-
-        /// A SHA-256 is already uniformly spread: one word of it hashes as well as four (equality still
-        /// compares all four).
-        func hash(into hasher: inout Hasher) { hasher.combine(a ^ d) }
     }
 
     typealias ConfigError = PluginConfigError

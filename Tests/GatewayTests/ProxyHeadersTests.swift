@@ -179,11 +179,20 @@ final class ProxyHeadersTests: XCTestCase {
         XCTAssertGreaterThan(listedSome, 500)
     }
 
+    /// Names in Connection match fields by ASCII case only: a KELVIN SIGN (U+212A, which Unicode lowercases to
+    /// `k`) names no `X-Key`.
+    func testConnectionNamesMatchFieldsByASCIICaseOnly() throws {
+        let fields = [("Connection", "X-\u{212A}ey, x-OTHER"), ("X-Key", "kept"), ("X-Other", "gone")]
+        let (head, options) = try XCTUnwrap(Self.parseResponse(fields, version: "HTTP/1.1", dropHopByHop: true))
+        let kept = ProxyHeaders.downstreamResponse(head, removing: options.listed, version: .http1_1, close: false)
+        XCTAssertEqual(kept.headers.map { "\($0.name): \($0.value)" }, ["X-Key: kept", "content-length: 0"])
+    }
+
     func testAResponseLosesItsHopByHopHeadersAndSaysCloseWhenItCloses() throws {
         let fields = [("Connection", "keep-alive, X-Internal"), ("Keep-Alive", "timeout=5"), ("X-Internal", "1"), ("Server", "nginx")]
         let (head, options) = try XCTUnwrap(Self.parseResponse(fields, version: "HTTP/1.1", dropHopByHop: true))
         XCTAssertEqual(head.headers.map(\.name), ["X-Internal", "Server", "content-length"], "hop-by-hop fields are not in the parsed head")
-        XCTAssertEqual(options.listed, ["x-internal"])
+        XCTAssertEqual(options.listed, ["X-Internal"])
         XCTAssertTrue(options.isKeepAlive(version: head.version))
         let kept = ProxyHeaders.downstreamResponse(head, removing: options.listed, version: .http1_0, close: true)
         XCTAssertEqual(kept.headers.map { "\($0.name): \($0.value)" }, ["Server: nginx", "content-length: 0", "connection: close"])

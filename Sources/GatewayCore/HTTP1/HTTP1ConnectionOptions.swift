@@ -9,7 +9,8 @@ package struct HTTP1ConnectionOptions: Equatable, Sendable {
     package var close = false
     /// How many `keep-alive` elements.
     package var keepAlives = 0
-    /// The other names the Connection fields list (lowercased), but `host` and `content-length`, which
+    /// The other names the Connection fields list (as sent; removal ignores ASCII case only), but `host` and
+    /// `content-length`, which
     /// Connection may never remove (they route and frame the message). Empty for all but unusual senders.
     package var listed: [String] = []
     /// An HTTP/1.0 message with a Transfer-Encoding field: RFC 9112 6.1 has the recipient close the connection
@@ -43,7 +44,8 @@ package struct HTTP1ConnectionOptions: Equatable, Sendable {
                 keepAlives += 1
             } else if !element.isEmpty, !HTTP1Syntax.equalsIgnoringCase(element, "host"),
                 !HTTP1Syntax.equalsIgnoringCase(element, "content-length") {
-                listed.append(String(decoding: element, as: UTF8.self).lowercased())
+                // Not lowercased: Unicode case mapping would turn a KELVIN SIGN into `k` and name another field.
+                listed.append(String(decoding: element, as: UTF8.self))
             }
             i = end + 1
         }

@@ -199,7 +199,7 @@ package enum ProxyHeaders {
     }
 
     /// The response head sent to the client, from a head without its hop-by-hop fields (the backend parser
-    /// leaves them out) and the names its Connection fields listed (lowercase), which go as well.
+    /// leaves them out) and the names its Connection fields listed (any ASCII case), which go as well.
     package static func downstreamResponse(_ head: HTTPResponseHead, removing listed: [String], version: HTTPVersion, close: Bool) -> HTTPResponseHead {
         var headers = head.headers
         for name in listed { headers.removeIfPresent(name) }

@@ -130,10 +130,11 @@ public struct GatewayRequest {
 
     @discardableResult
     public func addHeaders(_ headers: UnsafeBufferPointer<gw_header>) -> gw_status {
-        let api = PluginHost.api.pointee
-        if Self.hostHasAddHeaders { return api.add_headers(handle, headers.baseAddress, headers.count) }
+        // Each member read on its own: a 1.0 or 1.1 host's table ends before `add_headers`, so copying the
+        // whole (1.2-sized) struct would read past it.
+        if Self.hostHasAddHeaders { return PluginHost.api.pointee.add_headers(handle, headers.baseAddress, headers.count) }
         for header in headers {
-            let status = api.add_header(handle, header.name, header.value)
+            let status = PluginHost.api.pointee.add_header(handle, header.name, header.value)
             guard status == GW_OK else { return status }
         }
         return GW_OK
