@@ -3,8 +3,10 @@ import Glibc
 #endif
 
 /// The strings this thread's plugins passed to the host, so that the same header name or value passed again is
-/// not copied into a new `String` (an allocation each) on every request: ClientCertHeaders adds the same
-/// identity headers, from the same memory, on every request of a connection. An entry is found by where the
+/// not copied into a new `String` (an allocation each) on every request: a plugin that sets or removes the
+/// same headers, from the same memory, on every request (`set_header`, `remove_header`, and every edit of a
+/// response head; a request header added with `add_header` or `add_headers` stays bytes in the request's
+/// `HeaderBlock` and never becomes a String). An entry is found by where the
 /// bytes are and how many there are, and a hit is confirmed by comparing them, so memory a plugin reuses for
 /// other bytes is never mistaken for the old string.
 ///
