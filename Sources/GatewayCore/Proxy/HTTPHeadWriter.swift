@@ -7,30 +7,19 @@ import NIOHTTP1
 /// `CRLF`).
 package enum HTTPHeadWriter {
     package static func write(_ head: HTTPRequestHead, into buffer: inout ByteBuffer) {
-        let method = head.method.rawValue
-        var size = method.utf8.count + 1 + head.uri.utf8.count + 1 + versionLength(head.version) + 2
-        size += blockSize(head.headers)
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
-            var out = Cursor(base: raw.baseAddress!)
-            out.copy(method)
-            out.byte(32)
-            out.copy(head.uri)
-            out.byte(32)
-            out.version(head.version)
-            out.crlf()
-            out.block(head.headers)
-            return out.offset
-        }
+        writeRequest(head, added: nil, at: 0, into: &buffer)
     }
 
     /// The request line, the String fields up to `addedAt`, the added block's bytes as they are, the other
     /// String fields, CRLF.
     package static func write(_ upstream: UpstreamHead, into buffer: inout ByteBuffer) {
-        guard !upstream.added.isEmpty else { return write(upstream.head, into: &buffer) }
-        let head = upstream.head
+        writeRequest(upstream.head, added: upstream.added.isEmpty ? nil : upstream.added.bytes, at: upstream.addedAt, into: &buffer)
+    }
+
+    private static func writeRequest(_ head: HTTPRequestHead, added: [UInt8]?, at addedAt: Int, into buffer: inout ByteBuffer) {
         let method = head.method.rawValue
         var size = method.utf8.count + 1 + head.uri.utf8.count + 1 + versionLength(head.version) + 2
-        size += blockSize(head.headers) + upstream.added.bytes.count
+        size += blockSize(head.headers) + (added?.count ?? 0)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var out = Cursor(base: raw.baseAddress!)
             out.copy(method)
@@ -39,12 +28,16 @@ package enum HTTPHeadWriter {
             out.byte(32)
             out.version(head.version)
             out.crlf()
-            for (index, field) in head.headers.enumerated() {
-                if index == upstream.addedAt { out.copy(upstream.added.bytes) }
-                out.header(field.name, field.value)
+            if let added {
+                for (index, field) in head.headers.enumerated() {
+                    if index == addedAt { out.copy(added) }
+                    out.header(field.name, field.value)
+                }
+                if addedAt >= head.headers.count { out.copy(added) }
+                out.crlf()
+            } else {
+                out.block(head.headers)
             }
-            if upstream.addedAt >= head.headers.count { out.copy(upstream.added.bytes) }
-            out.crlf()
             return out.offset
         }
     }
