@@ -96,6 +96,11 @@ package enum HTTP1Differential {
         /// them but never serves them (the connection closes after the response to that message, and no later
         /// request is taken before).
         case afterClose = "bytes after a closing message"
+        /// A Connection element with tabs next to it (`keep-alive\t`): llhttp does not see the `keep-alive` and
+        /// closes an HTTP/1.0 connection after the message; the gateway drops the optional whitespace around a
+        /// list element (spaces and tabs, RFC 9110 5.6.1), as NIO's `isKeepAlive` did before it, and keeps the
+        /// connection open for the next request.
+        case connectionListTabs = "tabs around a Connection element"
     }
 
     package enum Verdict: CustomStringConvertible {
@@ -229,8 +234,10 @@ package enum HTTP1Differential {
         if llhttp.upgraded, llhttp.refusal == nil, gateway.messages.count >= llhttp.messages.count { return .deliberate(.afterUpgrade) }
         if llhttp.llhttpError == .closedConnection, gateway.messages.count >= llhttp.messages.count,
             gateway.messages.count > llhttp.messages.count || gateway.refusal != nil || gateway.waiting,
-            let last = llhttp.messages.last, last.ended, closes(last) {
-            return .deliberate(.afterClose)
+            let last = llhttp.messages.last, last.ended {
+            if closes(last) { return .deliberate(.afterClose) }
+            // libFuzzer on http1-request: `Connection: ..., keep-alive\t\t, ...` on an HTTP/1.0 request.
+            if closes(last, trimming: [" "]) { return .deliberate(.connectionListTabs) }
         }
         // llhttp took a message the gateway refused (or did not finish).
         if llhttp.messages.count > gateway.messages.count || (gateway.refusal != nil && llhttp.refusal == nil) {
@@ -266,11 +273,12 @@ package enum HTTP1Differential {
         return second != 10 || rest.starts(with: [13, 10, 13, 10]) || rest.dropFirst(2).first == 13 || rest.dropFirst(2).first == 10
     }
 
-    /// An HTTP/1.0 message without `Connection: keep-alive`, or one with `Connection: close`.
-    private static func closes(_ message: Message) -> Bool {
+    /// An HTTP/1.0 message without `Connection: keep-alive`, or one with `Connection: close`; the elements
+    /// without the `trimming` characters around them (spaces and tabs, as RFC 9110 and the gateway read them).
+    private static func closes(_ message: Message, trimming: CharacterSet = .whitespaces) -> Bool {
         let tokens = message.headers.filter { $0.lowercased().hasPrefix("connection:") }
             .flatMap { $0.dropFirst(11).split(separator: ",") }
-            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            .map { $0.trimmingCharacters(in: trimming).lowercased() }
         if tokens.contains("close") { return true }
         return message.version == "HTTP/1.0" && !tokens.contains("keep-alive")
     }
