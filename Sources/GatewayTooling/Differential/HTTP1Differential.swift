@@ -259,8 +259,18 @@ package enum HTTP1Differential {
     /// refused starts within them).
     private static func hasFramingField(_ bytes: ArraySlice<UInt8>) -> Bool {
         bytes.split(separator: 10).contains { line in
-            let text = String(decoding: line, as: UTF8.self).lowercased()
-            return text.hasPrefix("transfer-encoding:") || text.hasPrefix("content-length:")
+            startsWithName(line, "transfer-encoding:") || startsWithName(line, "content-length:")
+        }
+    }
+
+    /// `bytes` start with `prefix`, ASCII letters in either case. Compared as bytes: `String.hasPrefix` compares
+    /// Characters, so a combining mark after the colon hid a field from it (libFuzzer on http1-response: a
+    /// `Transfer-Encoding:` followed by U+065C among a response's trailers).
+    static func startsWithName(_ bytes: some Collection<UInt8>, _ prefix: String) -> Bool {
+        guard bytes.count >= prefix.utf8.count else { return false }
+        return zip(bytes, prefix.utf8).allSatisfy { pair in
+            let lower = pair.0 >= 65 && pair.0 <= 90 ? pair.0 | 0x20 : pair.0
+            return lower == pair.1
         }
     }
 
@@ -276,8 +286,8 @@ package enum HTTP1Differential {
     /// An HTTP/1.0 message without `Connection: keep-alive`, or one with `Connection: close`; the elements
     /// without the `trimming` characters around them (spaces and tabs, as RFC 9110 and the gateway read them).
     private static func closes(_ message: Message, trimming: CharacterSet = .whitespaces) -> Bool {
-        let tokens = message.headers.filter { $0.lowercased().hasPrefix("connection:") }
-            .flatMap { $0.dropFirst(11).split(separator: ",") }
+        let tokens = message.headers.filter { startsWithName($0.utf8, "connection:") }
+            .flatMap { String(decoding: $0.utf8.dropFirst(11), as: UTF8.self).split(separator: ",") }
             .map { $0.trimmingCharacters(in: trimming).lowercased() }
         if tokens.contains("close") { return true }
         return message.version == "HTTP/1.0" && !tokens.contains("keep-alive")
