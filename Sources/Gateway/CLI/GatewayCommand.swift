@@ -10,7 +10,7 @@ struct GatewayCommand: AsyncParsableCommand {
         commandName: "gateway",
         abstract: "An HTTPS gateway that terminates mutual TLS and tells backends who the client is.",
         version: GatewayVersion.text,
-        subcommands: [RunCommand.self, ValidateCommand.self, DemoCommand.self, PluginCommand.self]
+        subcommands: [RunCommand.self, ValidateCommand.self, DemoCommand.self, PluginCommand.self, LimboCommand.self]
     )
 }
 

@@ -71,13 +71,18 @@ package final class ClientCertificateVerifier: Sendable {
     /// sends. Candidates whose subject key identifier contradicts the authority key identifier cost none.
     package var signatureBudget: Int { 2 * (maxDepth + 2) }
 
+    /// The extended key usage a leaf must allow when it lists any: clientAuth for a listener; the x509-limbo
+    /// harness (`gateway limbo`) also runs the path checks for serverAuth.
+    private let leafUsage: ExtendedKeyUsage.Usage
+
     /// `crls` are signed by a certificate of `anchors` (checked at load); `pathCRLs` by none of them: each is
-    /// checked when a path presents its issuer.
+    /// checked when a path presents its issuer. `place(_:anchors:)` sorts CRLs into the two.
     package init(
         anchors: [Certificate], crls: [CertificateRevocationList], pathCRLs: [CertificateRevocationList] = [], maxDepth: Int,
-        allow: ClientAllowList? = nil
+        allow: ClientAllowList? = nil, leafUsage: ExtendedKeyUsage.Usage = .clientAuth
     ) {
         self.allow = allow
+        self.leafUsage = leafUsage
         self.earliestCRLNextUpdate = (crls + pathCRLs).compactMap(\.nextUpdate).min()
         self.pathCRLsByIssuer = Dictionary(grouping: pathCRLs, by: \.issuer).mapValues { $0.sorted { $0.thisUpdate > $1.thisUpdate } }
         self.anchorsBySubject = Dictionary(grouping: anchors, by: \.subject)
@@ -265,7 +270,15 @@ package final class ClientCertificateVerifier: Sendable {
             if let unknown = cert.extensions.first(where: { $0.critical && !Self.understoodExtensions.contains($0.oid) }) {
                 return .failure(.init(.malformed, "\(role) '\(cert.subject)' has an unsupported critical extension \(unknown.oid)"))
             }
-            if position > 0, let failure = checkCA(cert, below: position - 1) { return .failure(failure) }
+            // RFC 5280 6.1.4 (l): self-issued intermediates do not count against a path length constraint.
+            // RFC 5280 4.2.1.1, 4.2.1.2: conforming CAs mark key identifiers non-critical (OpenSSL, Go,
+            // rustls-webpki and pyca/cryptography refuse a critical one too).
+            if let marked = cert.extensions.first(where: { $0.critical && ($0.oid == [2, 5, 29, 35] || $0.oid == [2, 5, 29, 14]) }) {
+                return .failure(.init(.malformed, "\(role) '\(cert.subject)' marks its key identifier \(marked.oid) critical"))
+            }
+            if position > 0, let failure = checkCA(cert, below: chain[1..<position].filter { $0.subject != $0.issuer }.count) {
+                return .failure(failure)
+            }
             // Revocation: every certificate below the trust anchor, against the CRL of its issuer: one signed by a
             // trust anchor (checked at load), or one checked against the issuer certificate of this path.
             var pathCRL: CertificateRevocationList?
@@ -291,6 +304,36 @@ package final class ClientCertificateVerifier: Sendable {
             return .failure(.init(.nameConstraints, violation))
         }
         return .success(window)
+    }
+
+    /// Where a configured CRL goes: to the trust anchors' CRLs (it names an anchor and one of them signed it),
+    /// to the path CRLs (it names no anchor), or nowhere, with the reason.
+    package enum CRLPlacement: Equatable {
+        case anchor
+        case path
+        case refused(String)
+    }
+
+    /// Sorts one configured CRL (`RuntimeCompiler` for each CRL file, `gateway limbo` for each testcase).
+    package static func place(_ crl: CertificateRevocationList, anchors: [Certificate]) -> CRLPlacement {
+        let issuers = anchors.filter { $0.subject == crl.issuer }
+        if issuers.isEmpty {
+            // A CA above a trust anchor is never in a verified path (paths end at the anchor): its CRL could never
+            // be checked, and the anchor's revocation would silently not apply.
+            if let below = anchors.first(where: { $0.issuer == crl.issuer && $0.subject != $0.issuer }) {
+                return .refused("is issued by '\(crl.issuer)', which issued the client_ca certificate '\(below.subject)' but is not in client_ca itself: paths end at '\(below.subject)', so this CRL would never be checked (add '\(crl.issuer)' to client_ca)")
+            }
+            return .path
+        }
+        let signers = issuers.filter { crl.isSignatureValid(by: $0.publicKey) }
+        guard !signers.isEmpty else {
+            return .refused("is not validly signed by '\(crl.issuer)'")
+        }
+        // As for a path CRL: a CA whose key usage leaves out cRLSign may not sign CRLs (RFC 5280 4.2.1.3).
+        guard signers.contains(where: { (try? $0.extensions.keyUsage).map { $0?.cRLSign ?? true } ?? false }) else {
+            return .refused("is signed by '\(crl.issuer)', whose key usage lacks cRLSign")
+        }
+        return .anchor
     }
 
     /// The freshest configured CRL named for `issuer` that `issuer` signed, and may sign (cRLSign). Fails closed:
@@ -332,11 +375,18 @@ package final class ClientCertificateVerifier: Sendable {
 
     private func checkLeafUsage(_ leaf: Certificate) -> HandshakeRejection? {
         do {
-            if let eku = try leaf.extensions.extendedKeyUsage, !eku.contains(.clientAuth) {
-                return .init(.usage, "certificate '\(leaf.subject)' is not allowed for client authentication (extended key usage lacks clientAuth)")
+            if let eku = try leaf.extensions.extendedKeyUsage, !eku.contains(leafUsage) {
+                let purpose = leafUsage == .clientAuth ? "client authentication (extended key usage lacks clientAuth)" : "\(leafUsage)"
+                return .init(.usage, "certificate '\(leaf.subject)' is not allowed for \(purpose)")
             }
             if let usage = try leaf.extensions.keyUsage, !usage.digitalSignature {
                 return .init(.usage, "certificate '\(leaf.subject)' key usage lacks digitalSignature")
+            }
+            // RFC 5280 4.2.1.10: name constraints belong in CA certificates only.
+            if try leaf.extensions.nameConstraints != nil,
+                case .notCertificateAuthority = try leaf.extensions.basicConstraints ?? .notCertificateAuthority
+            {
+                return .init(.malformed, "certificate '\(leaf.subject)' is no CA and has a nameConstraints extension")
             }
         } catch {
             return .init(.malformed, "certificate '\(leaf.subject)' has a malformed extension: \(error)")
@@ -344,7 +394,7 @@ package final class ClientCertificateVerifier: Sendable {
         return nil
     }
 
-    /// `intermediatesBelow` is how many CA certificates sit between this CA and the leaf.
+    /// `intermediatesBelow` is how many CA certificates that are not self-issued sit between this CA and the leaf.
     private func checkCA(_ ca: Certificate, below intermediatesBelow: Int) -> HandshakeRejection? {
         do {
             guard case .isCertificateAuthority(let maxPathLength) = try ca.extensions.basicConstraints else {

@@ -6,13 +6,21 @@ import X509
 /// names, URIs (by host: `corp.example` that host, `.corp.example` the hosts below it, so
 /// `spiffe://trust.domain/...` is constrained by its trust domain), email addresses (mailbox, host or
 /// `.domain`), IP ranges (address and mask) and directory names (RDN prefix, compared exactly: a
-/// PrintableString and a UTF8String of the same text differ). Not applied: the subject's emailAddress
-/// attribute against email constraints, and RFC 5280's exemption of self-issued intermediates. A constraint of another form (otherName, x400, ediParty, registeredID) refuses a certificate
+/// PrintableString and a UTF8String of the same text differ). A wildcard DNS name is refused when it could stand
+/// for an excluded host. Self-issued intermediates' own names are exempt (RFC 5280 6.1.3 (b)). Not applied: the
+/// subject's emailAddress attribute against email constraints. A constraint of another form (otherName, x400,
+/// ediParty, registeredID) refuses a certificate
 /// that has a name of that form. Ported in spirit from swift-certificates' NameConstraintsPolicy, which is
 /// not public (and refuses every directoryName or email constraint).
 package enum NameConstraintsCheck {
+    /// The most name-against-subtree comparisons one chain may need (Go's x509 stops at 250,000): the work is
+    /// names times subtrees, so a leaf with thousands of names under a CA with thousands of subtrees would hold an
+    /// event loop for seconds (x509-limbo's nc-dos-2: 2.7 s here before this bound). Past it, the chain is refused.
+    package static let maxComparisons = 65_536
+
     /// The first violation in `chain` (leaf first, anchors last), or nil.
     package static func violation(in chain: [Certificate]) -> String? {
+        var comparisons = 0
         for (position, ca) in chain.enumerated() where position > 0 {
             let constraints: NameConstraints
             do {
@@ -21,12 +29,18 @@ package enum NameConstraintsCheck {
             } catch {
                 return "issuer certificate '\(ca.subject)' has a malformed nameConstraints extension: \(error)"
             }
-            for certificate in chain[..<position] {
+            for (below, certificate) in chain[..<position].enumerated() {
+                // RFC 5280 6.1.3 (b): a self-issued intermediate's own names are not checked (key rollover).
+                if below > 0, certificate.subject == certificate.issuer { continue }
                 let names: [GeneralName]
                 do {
                     names = try Self.names(of: certificate)
                 } catch {
                     return "certificate '\(certificate.subject)' has a malformed subjectAltName: \(error)"
+                }
+                comparisons += names.count * (constraints.permittedSubtrees.count + constraints.excludedSubtrees.count)
+                if comparisons > maxComparisons {
+                    return "checking the name constraints of '\(ca.subject)' would take more than \(maxComparisons) comparisons; refused"
                 }
                 for name in names {
                     if let reason = check(name, permitted: constraints.permittedSubtrees, excluded: constraints.excludedSubtrees) {
@@ -72,13 +86,16 @@ package enum NameConstraintsCheck {
     private static func matches(_ name: GeneralName, _ subtree: GeneralName, excluding: Bool) -> Bool? {
         switch (subtree, name) {
         case (.dnsName(let constraint), .dnsName(let value)):
-            return domain(value.hasSuffix(".") ? String(value.dropLast()) : value, within: constraint)
+            let value = value.hasSuffix(".") ? String(value.dropLast()) : value
+            // A name with an empty label (`.example.com`, `a..b`) cannot be placed: excluded, never permitted.
+            if value.isEmpty || value.hasPrefix(".") || value.contains("..") { return excluding }
+            return domain(value, within: constraint) || (excluding && wildcard(value, mayMatch: constraint))
         case (.uniformResourceIdentifier(let constraint), .uniformResourceIdentifier(let value)):
             guard let host = host(ofURI: value) else { return excluding }
             // RFC 5280: a URI constraint names one host, or with a leading dot the hosts below a domain.
             return constraint.hasPrefix(".") ? domain(host, within: constraint) : host.lowercased() == constraint.lowercased()
         case (.rfc822Name(let constraint), .rfc822Name(let value)):
-            return email(value, within: constraint)
+            return email(value, within: constraint, excluding: excluding)
         case (.ipAddress(let constraint), .ipAddress(let value)):
             return address(Array(value.bytes), within: Array(constraint.bytes))
         case (.directoryName(let constraint), .directoryName(let value)):
@@ -113,10 +130,22 @@ package enum NameConstraintsCheck {
         return name == constraint || name.hasSuffix("." + constraint)
     }
 
+    /// Whether a wildcard name ("`*.example.com`") can stand for a host of an excluded subtree that the name
+    /// itself is not within: one label more than its base ("`bar.example.com`"). A peer could be matched to the
+    /// excluded host through the wildcard (x509-limbo's cve-2025-61727, as Go's fix for it).
+    package static func wildcard(_ name: String, mayMatch constraint: String) -> Bool {
+        guard name.hasPrefix("*.") else { return false }
+        let base = name.dropFirst(2).lowercased(), constraint = constraint.lowercased()
+        guard !constraint.hasPrefix("."), constraint.hasSuffix("." + base) else { return false }
+        let label = constraint.dropLast(base.count + 1)
+        return !label.isEmpty && !label.contains(".")
+    }
+
     /// A mailbox ("user@host": that one), a host ("host": every mailbox there) or a domain (".host": every
     /// mailbox below it).
-    private static func email(_ address: String, within constraint: String) -> Bool {
-        guard let at = address.lastIndex(of: "@") else { return false }
+    private static func email(_ address: String, within constraint: String, excluding: Bool) -> Bool {
+        // A mailbox with no `@` or more than one (x509-limbo's `invalid@address@example.com`) cannot be placed.
+        guard let at = address.lastIndex(of: "@"), address.firstIndex(of: "@") == at else { return excluding }
         if let constraintAt = constraint.lastIndex(of: "@") {
             // The local part exactly, the host ignoring case.
             return address[..<at] == constraint[..<constraintAt]

@@ -274,22 +274,11 @@ package struct RuntimeCompiler {
                         issues.add(keyPath, "CRL in '\(file)' from '\(crl.issuer)' expired at \(next) (nextUpdate)")
                         continue
                     }
-                    let issuers = anchors.filter { $0.subject == crl.issuer }
-                    if issuers.isEmpty {
-                        // A CA above a trust anchor is never in a verified path (paths end at the anchor): its CRL
-                        // could never be checked, and the anchor's revocation would silently not apply.
-                        if let below = anchors.first(where: { $0.issuer == crl.issuer && $0.subject != $0.issuer }) {
-                            issues.add(keyPath, "CRL in '\(file)' is issued by '\(crl.issuer)', which issued the client_ca certificate '\(below.subject)' but is not in client_ca itself: paths end at '\(below.subject)', so this CRL would never be checked (add '\(crl.issuer)' to client_ca)")
-                            continue
-                        }
-                        pathCRLs.append(crl)
-                        continue
+                    switch ClientCertificateVerifier.place(crl, anchors: anchors) {
+                    case .anchor: crls.append(crl)
+                    case .path: pathCRLs.append(crl)
+                    case .refused(let reason): issues.add(keyPath, "CRL in '\(file)' \(reason)")
                     }
-                    guard issuers.contains(where: { crl.isSignatureValid(by: $0.publicKey) }) else {
-                        issues.add(keyPath, "CRL in '\(file)' is not validly signed by '\(crl.issuer)'")
-                        continue
-                    }
-                    crls.append(crl)
                 }
             } catch {
                 issues.add(keyPath, "cannot parse CRL '\(file)': \(error)")

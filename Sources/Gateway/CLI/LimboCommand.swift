@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+import GatewayTooling
+
+/// `gateway limbo`: runs the client-certificate verifier on x509-limbo's testcases (docs/x509-limbo.md).
+struct LimboCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "limbo",
+        abstract: "Run the client-certificate verifier on x509-limbo's path-validation testcases.",
+        discussion: """
+            Example: gateway limbo limbo.json --results limbo-results.json
+            limbo.json comes from C2SP/x509-limbo (`python -m limbo compile`; scripts/limbo builds it). Prints a
+            Markdown table by category and every disagreement with the expected result. The exit status is 0 when
+            the suite ran, 1 when the file cannot be read.
+            """
+    )
+
+    @Argument(help: "x509-limbo's limbo.json.")
+    var file: String
+
+    @Option(help: "Also write limbo's result file (schema limbo-result, version 1) here.")
+    var results: String?
+
+    func run() throws {
+        do {
+            let data = try Data(contentsOf: URL(fileURLWithPath: file))
+            let outcomes = try LimboHarness().run(limbo: data)
+            if let results {
+                try LimboHarness.resultJSON(outcomes).write(to: URL(fileURLWithPath: results))
+            }
+            print(LimboHarness.summary(outcomes), terminator: "")
+        } catch {
+            FileHandle.standardError.write(Data("error: \(file): \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

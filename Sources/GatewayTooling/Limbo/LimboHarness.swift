@@ -1,0 +1,342 @@
+import Foundation
+import GatewayCore
+import SwiftASN1
+import X509
+
+/// Runs the gateway's client-certificate verifier (`ClientCertificateVerifier`, as a listener builds it) on
+/// x509-limbo's path-validation testcases (`gateway limbo limbo.json`, docs/x509-limbo.md).
+///
+/// Each testcase becomes what a listener would be given: `trusted_certs` as `client_ca` (a certificate that is no
+/// CA is refused there, as at config load), `crls` as `crl` files (sorted and checked as at load, against the
+/// validation time), `max_chain_depth` + 1 as `verify_depth` (which counts the anchor; 16 when absent), and the peer certificate
+/// followed by `untrusted_intermediates` as the chain a client presents. CLIENT testcases need clientAuth in an
+/// extended key usage; SERVER ones are run with serverAuth in its place, so that their path rules (CA
+/// constraints, path length, name constraints, validity, critical extensions, CRLs) are checked too. The
+/// verifier never matches a server name: a SERVER testcase whose path verifies but whose leaf cannot name the
+/// expected peer is skipped with that reason (`leaf(_:mayName:)`).
+package struct LimboHarness: Sendable {
+    package enum Verdict: Equatable, Sendable {
+        case success
+        case failure(String)
+        case skipped(String)
+    }
+
+    /// One testcase's outcome against its expectation.
+    package struct Outcome: Sendable {
+        package var testcase: LimboTestcase
+        package var verdict: Verdict
+        /// Why a disagreement is not a defect of client authentication, when it is known (`explanations`).
+        package var explanation: String?
+
+        package enum Agreement: String, Sendable {
+            case pass, unexpectedSuccess = "unexpected success", unexpectedFailure = "unexpected failure", skipped
+        }
+
+        package var agreement: Agreement {
+            switch (verdict, testcase.expectedResult) {
+            case (.skipped, _): return .skipped
+            case (.success, .success), (.failure, .failure): return .pass
+            case (.success, .failure): return .unexpectedSuccess
+            case (.failure, .success): return .unexpectedFailure
+            }
+        }
+    }
+
+    /// The largest `verify_depth` a listener accepts.
+    static let maxDepth = 16
+
+    /// Testcases whose verdict differs from x509-limbo's expectation for a reason that does not weaken client
+    /// authentication, each with that reason (as Go's x509 test keeps its list of allowed differences). Read by
+    /// the summary only: the verdict itself is always the verifier's.
+    package static let explanations: [String: String] = [
+        "crl::crlnumber-missing":
+            "CRL profile: RFC 5280 5.2.3 asks CRL issuers for a non-critical CRL number; the gateway reads the number nowhere (it keeps the freshest CRL by thisUpdate) and takes CRLs without one, as OpenSSL and rustls-webpki do",
+        "crl::crlnumber-critical":
+            "CRL profile: RFC 5280 5.2.3 asks CRL issuers for a non-critical CRL number; the gateway reads the number nowhere (it keeps the freshest CRL by thisUpdate) and takes CRLs without one, as OpenSSL and rustls-webpki do",
+        "pathlen::validation-ignores-pathlen-in-leaf":
+            "A client signs TLS CertificateVerify with this key: a leaf whose key usage leaves out digitalSignature cannot authenticate a TLS client, so it is refused (deliberate)",
+        "rfc5280::ca-as-leaf":
+            "A client signs TLS CertificateVerify with this key: a leaf whose key usage leaves out digitalSignature cannot authenticate a TLS client, so it is refused (deliberate)",
+        "pathlen::max-chain-depth-1-self-issued":
+            "verify_depth counts every CA certificate above the leaf, self-issued ones too, because it also bounds what one handshake costs (deliberate; RFC 5280 exempts self-issued certificates from pathLenConstraint, which the verifier follows)",
+        "rfc5280::validity::notafter-fractional":
+            "Validity is compared to the instant: 5 ms after notAfter the certificate has expired (limbo marks the testcase ambiguous; it expects the whole second to count)",
+        "rfc5280::aki::leaf-missing-aki":
+            "Certificate profile (RFC 5280 4.2.1.1/4.2.1.2): conforming CAs MUST include key identifiers, but a missing one does not make a path unsafe; accepted, as OpenSSL without X509_V_FLAG_X509_STRICT (nginx's mode; limbo runs OpenSSL strict) and rustls-webpki accept them. Key identifiers are used to skip candidate issuers when present",
+        "rfc5280::aki::intermediate-missing-aki":
+            "Certificate profile (RFC 5280 4.2.1.1/4.2.1.2): conforming CAs MUST include key identifiers, but a missing one does not make a path unsafe; accepted, as OpenSSL without X509_V_FLAG_X509_STRICT (nginx's mode; limbo runs OpenSSL strict) and rustls-webpki accept them. Key identifiers are used to skip candidate issuers when present",
+        "rfc5280::aki::cross-signed-root-missing-aki":
+            "Certificate profile (RFC 5280 4.2.1.1/4.2.1.2): conforming CAs MUST include key identifiers, but a missing one does not make a path unsafe; accepted, as OpenSSL without X509_V_FLAG_X509_STRICT (nginx's mode; limbo runs OpenSSL strict) and rustls-webpki accept them. Key identifiers are used to skip candidate issuers when present",
+        "rfc5280::ski::root-missing-ski":
+            "Certificate profile (RFC 5280 4.2.1.1/4.2.1.2): conforming CAs MUST include key identifiers, but a missing one does not make a path unsafe; accepted, as OpenSSL without X509_V_FLAG_X509_STRICT (nginx's mode; limbo runs OpenSSL strict) and rustls-webpki accept them. Key identifiers are used to skip candidate issuers when present",
+        "rfc5280::ski::intermediate-missing-ski":
+            "Certificate profile (RFC 5280 4.2.1.1/4.2.1.2): conforming CAs MUST include key identifiers, but a missing one does not make a path unsafe; accepted, as OpenSSL without X509_V_FLAG_X509_STRICT (nginx's mode; limbo runs OpenSSL strict) and rustls-webpki accept them. Key identifiers are used to skip candidate issuers when present",
+        "rfc5280::nc::permitted-dns-match-noncritical":
+            "Name constraints are enforced whether the extension is critical or not (docs/threat-model.md), and a non-critical one is not refused for its criticality, as OpenSSL",
+        "rfc5280::nc::invalid-dnsname-leading-period":
+            "A DNS constraint with a leading period is read as 'the names below it', as OpenSSL reads it; the names it admits are a subset of what the constraint without the period admits",
+        "rfc5280::nc::nc-forbids-alternate-chain-ica":
+            "Path building takes the first presented issuer whose signature verifies (trust anchors first) and does not backtrack to another path when a later check fails; a client that presents two certificates for one intermediate may be refused although another path exists. Known limit (docs/x509-limbo.md)",
+        "rfc5280::nc::nc-forbids-same-chain-ica":
+            "Path building takes the first presented issuer whose signature verifies (trust anchors first) and does not backtrack to another path when a later check fails; a client that presents two certificates for one intermediate may be refused although another path exists. Known limit (docs/x509-limbo.md)",
+        "rfc5280::pc::ica-noncritical-pc":
+            "Certificate policies and policy constraints are not enforced (as in OpenSSL's default verification; docs/threat-model.md)",
+        "rfc5280::san::noncritical-with-empty-subject":
+            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
+        "rfc5280::san::underscore-dns":
+            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
+        "rfc5280::serial::too-long":
+            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
+        "rfc5280::serial::zero":
+            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
+        "rfc5280::ca-empty-subject":
+            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
+        "rfc5280::root-non-critical-basic-constraints":
+            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
+        "webpki::san::san-critical-with-nonempty-subject":
+            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
+        "webpki::malformed-aia":
+            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
+        "rfc5280::leaf-ku-keycertsign":
+            "A leaf with keyCertSign but cA false is accepted as a client; it can still never issue, because an issuer needs basicConstraints cA",
+        "webpki::aki::root-with-aki-missing-keyidentifier":
+            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
+        "webpki::aki::root-with-aki-authoritycertissuer":
+            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
+        "webpki::aki::root-with-aki-authoritycertserialnumber":
+            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
+        "webpki::aki::root-with-aki-all-fields":
+            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
+        "webpki::aki::root-with-aki-ski-mismatch":
+            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
+        "webpki::eku::ee-anyeku":
+            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
+        "webpki::eku::ee-critical-eku":
+            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
+        "webpki::eku::ee-without-eku":
+            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
+        "webpki::eku::root-has-eku":
+            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
+        "webpki::nc::intermediate-permitted-excluded-subtrees-both-empty-sequences":
+            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
+        "webpki::forbidden-rsa-not-divisible-by-8-in-root":
+            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
+        "webpki::forbidden-rsa-key-not-divisible-by-8-in-leaf":
+            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
+        "webpki::ee-basicconstraints-ca":
+            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
+        "webpki::cn::ipv4-hex-mismatch":
+            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
+        "webpki::cn::ipv4-leading-zeros-mismatch":
+            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
+        "webpki::cn::ipv6-uppercase-mismatch":
+            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
+        "webpki::cn::ipv6-uncompressed-mismatch":
+            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
+        "webpki::cn::ipv6-non-rfc5952-mismatch":
+            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
+        "webpki::cn::punycode-not-in-san":
+            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
+        "webpki::cn::utf8-vs-punycode-mismatch":
+            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
+        "webpki::cn::not-in-san":
+            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
+        "webpki::cn::case-mismatch":
+            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
+        "webpki::san::public-suffix-wildcard-san":
+            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
+        "webpki::san::public-suffix-multi-label-wildcard-san":
+            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
+        "webpki::san::public-suffix-private-namespace-wildcard-san":
+            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
+    ]
+
+    package init() {}
+
+    /// Every testcase of `limbo` (the bytes of limbo.json), in file order.
+    package func run(limbo: Data) throws -> [Outcome] {
+        struct Limbo: Decodable {
+            var version: Int
+            var testcases: [LimboTestcase]
+        }
+        let decoded = try JSONDecoder().decode(Limbo.self, from: limbo)
+        guard decoded.version == 1 else { throw LimboError("limbo.json has schema version \(decoded.version); version 1 is read") }
+        return decoded.testcases.map { testcase in
+            Outcome(testcase: testcase, verdict: evaluate(testcase), explanation: Self.explanations[testcase.id])
+        }
+    }
+
+    package struct LimboError: Error, CustomStringConvertible {
+        package var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// The verifier's verdict on one testcase.
+    package func evaluate(_ testcase: LimboTestcase) -> Verdict {
+        if !testcase.signatureAlgorithms.isEmpty {
+            return .skipped("signature_algorithms: the verifier takes every algorithm swift-crypto verifies; it has no configured list")
+        }
+        if !testcase.keyUsage.isEmpty && testcase.keyUsage != ["digitalSignature"] {
+            return .skipped("key_usage \(testcase.keyUsage): a leaf's key usage is checked for digitalSignature only")
+        }
+        // limbo's max_chain_depth counts intermediates; verify_depth counts the CAs above the leaf, the anchor too.
+        let depth = testcase.maxChainDepth.map { $0 + 1 } ?? Self.maxDepth
+        guard (1...Self.maxDepth).contains(depth) else {
+            return .skipped("max_chain_depth \(testcase.maxChainDepth ?? 0): verify_depth is 1 to \(Self.maxDepth), max_chain_depth + 1 here")
+        }
+        let usage: ExtendedKeyUsage.Usage
+        switch (testcase.extendedKeyUsage, testcase.validationKind) {
+        case ([], .client), (["clientAuth"], _): usage = .clientAuth
+        case ([], .server), (["serverAuth"], _): usage = .serverAuth
+        default: return .skipped("extended_key_usage \(testcase.extendedKeyUsage): one of clientAuth or serverAuth is checked")
+        }
+        let now: Date
+        if let text = testcase.validationTime {
+            let fractional = ISO8601DateFormatter()
+            fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            guard let parsed = ISO8601DateFormatter().date(from: text) ?? fractional.date(from: text) else {
+                return .skipped("validation_time '\(text)' is not RFC 3339")
+            }
+            now = parsed
+        } else {
+            now = Date()
+        }
+
+        // client_ca, as the config loader takes it.
+        var anchors: [Certificate] = []
+        for (index, pem) in testcase.trustedCerts.enumerated() {
+            guard let certificate = try? Certificate(pemEncoded: pem) else {
+                return .failure("config: client_ca[\(index)] does not parse")
+            }
+            guard case .isCertificateAuthority = (try? certificate.extensions.basicConstraints) ?? .notCertificateAuthority else {
+                return .failure("config: client_ca[\(index)] '\(certificate.subject)' is not a CA certificate (basicConstraints CA:TRUE missing)")
+            }
+            anchors.append(certificate)
+        }
+        // crl, as the config loader takes it, with the validation time as the time of loading.
+        var crls: [CertificateRevocationList] = []
+        var pathCRLs: [CertificateRevocationList] = []
+        for (index, pem) in testcase.crls.enumerated() {
+            guard let parsed = try? CertificateRevocationList.parseFile(Data(pem.utf8)) else {
+                return .failure("config: crl[\(index)] does not parse")
+            }
+            for crl in parsed {
+                if let next = crl.nextUpdate, next < now { return .failure("config: crl[\(index)] expired at \(next)") }
+                switch ClientCertificateVerifier.place(crl, anchors: anchors) {
+                case .anchor: crls.append(crl)
+                case .path: pathCRLs.append(crl)
+                case .refused(let reason): return .failure("config: crl[\(index)] \(reason)")
+                }
+            }
+        }
+        // The chain as a client presents it: the leaf, then the intermediates.
+        var presented: [[UInt8]] = []
+        for pem in [testcase.peerCertificate] + testcase.untrustedIntermediates {
+            guard let document = try? PEMDocument(pemString: pem) else { return .failure("a presented certificate is not PEM") }
+            presented.append(document.derBytes)
+        }
+        let verifier = ClientCertificateVerifier(anchors: anchors, crls: crls, pathCRLs: pathCRLs, maxDepth: depth, leafUsage: usage)
+        switch verifier.verify(der: presented, now: now) {
+        case .verified:
+            if testcase.validationKind == .server, let peer = testcase.expectedPeerName,
+                let leaf = try? Certificate(derEncoded: presented[0]), !Self.leaf(leaf, mayName: peer)
+            {
+                return .skipped("the path verifies, and the leaf does not name \(peer.kind) '\(peer.value)': a client-certificate verifier matches no server name")
+            }
+            return .success
+        case .rejected(let rejection, _):
+            return .failure(rejection.description)
+        }
+    }
+
+    /// Whether a subjectAltName of `leaf` could name `peer`, read generously (DNS names equal but for case, or a
+    /// `*.` wildcard for one label; IP addresses and email addresses equal): a SERVER testcase whose leaf
+    /// cannot is about its name, which the verifier never matches, and is skipped. One that can counts, so a
+    /// path the verifier wrongly admits is never hidden behind a name.
+    static func leaf(_ leaf: Certificate, mayName peer: LimboTestcase.PeerName) -> Bool {
+        guard let names = try? leaf.extensions.subjectAlternativeNames else { return false }
+        let wanted = peer.value.lowercased()
+        for name in names {
+            switch (peer.kind, name) {
+            case ("DNS", .dnsName(let dns)):
+                let dns = dns.lowercased()
+                if dns == wanted { return true }
+                if dns.hasPrefix("*."), let dot = wanted.firstIndex(of: "."), wanted[wanted.index(after: dot)...] == dns.dropFirst(2) { return true }
+            case ("IP", .ipAddress(let bytes)):
+                if Self.addressBytes(wanted) == Array(bytes.bytes) { return true }
+            case ("RFC822", .rfc822Name(let email)):
+                if email.lowercased() == wanted { return true }
+            default:
+                continue
+            }
+        }
+        return false
+    }
+
+    private static func addressBytes(_ text: String) -> [UInt8]? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
+        return nil
+    }
+
+    /// limbo's result file (`limbo-result` schema version 1), for its tooling and site.
+    package static func resultJSON(_ outcomes: [Outcome]) throws -> Data {
+        struct Result: Encodable {
+            var id: String
+            var actual_result: String
+            var context: String?
+        }
+        struct File: Encodable {
+            var version = 1
+            var harness = "mtls-gateway"
+            var results: [Result]
+        }
+        let results = outcomes.map { outcome -> Result in
+            switch outcome.verdict {
+            case .success: return Result(id: outcome.testcase.id, actual_result: "SUCCESS", context: nil)
+            case .failure(let why): return Result(id: outcome.testcase.id, actual_result: "FAILURE", context: why)
+            case .skipped(let why): return Result(id: outcome.testcase.id, actual_result: "SKIPPED", context: why)
+            }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(File(results: results))
+    }
+
+    /// A Markdown summary: per category, how many testcases agree, disagree either way, or were skipped; then
+    /// every disagreement with the verifier's reason and its explanation, when there is one.
+    package static func summary(_ outcomes: [Outcome]) -> String {
+        var categories: [String] = []
+        var counts: [String: [Outcome.Agreement: Int]] = [:]
+        for outcome in outcomes {
+            let category = outcome.testcase.category
+            if counts[category] == nil { categories.append(category) }
+            counts[category, default: [:]][outcome.agreement, default: 0] += 1
+        }
+        var out = "| category | testcases | pass | unexpected success | unexpected failure | skipped |\n|---|---:|---:|---:|---:|---:|\n"
+        var total: [Outcome.Agreement: Int] = [:]
+        for category in categories.sorted() {
+            let row = counts[category] ?? [:]
+            for (key, value) in row { total[key, default: 0] += value }
+            out += "| \(category) | \(row.values.reduce(0, +)) | \(row[.pass] ?? 0) | \(row[.unexpectedSuccess] ?? 0) | \(row[.unexpectedFailure] ?? 0) | \(row[.skipped] ?? 0) |\n"
+        }
+        out += "| **all** | \(outcomes.count) | \(total[.pass] ?? 0) | \(total[.unexpectedSuccess] ?? 0) | \(total[.unexpectedFailure] ?? 0) | \(total[.skipped] ?? 0) |\n"
+        let disagreements = outcomes.filter { $0.agreement == .unexpectedSuccess || $0.agreement == .unexpectedFailure }
+        if !disagreements.isEmpty {
+            out += "\n| testcase | expected | verifier | explanation |\n|---|---|---|---|\n"
+            for outcome in disagreements {
+                let verdict: String
+                switch outcome.verdict {
+                case .success: verdict = "SUCCESS"
+                case .failure(let why): verdict = "FAILURE: \(why)"
+                case .skipped(let why): verdict = "SKIPPED: \(why)"
+                }
+                let cell = { (text: String) in text.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ") }
+                out += "| `\(outcome.testcase.id)` | \(outcome.testcase.expectedResult.rawValue) | \(cell(verdict)) | \(cell(outcome.explanation ?? "")) |\n"
+            }
+        }
+        return out
+    }
+}
