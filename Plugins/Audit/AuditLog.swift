@@ -23,9 +23,11 @@ final class AuditLog: GatewayPlugin, Sendable {
     static let requestFields = [
         "request_id", "listener", "client_address", "client_port", "tls_version", "tls_cipher", "ja4", "subject", "issuer", "serial",
         "fingerprint", "sans", "method", "host", "path", "status", "bytes_in", "bytes_out", "duration_ms", "backend_server",
-        "decision", "answered_by", "reason", "client_aborted", "response_incomplete",
+        "decision", "answered_by", "reason", "client_aborted", "response_incomplete", "ja3",
     ]
-    static let rejectionFields = ["listener", "client_address", "client_port", "sni", "ja4", "reason", "detail", "subject", "issuer", "serial", "fingerprint"]
+    static let rejectionFields = ["listener", "client_address", "client_port", "sni", "ja4", "ja3", "reason", "detail", "subject", "issuer", "serial", "fingerprint"]
+    /// `ja3` is written only when `fields` lists it (a second fingerprint most operators do not need).
+    private var logsJA3: Bool { fields?.contains("ja3") ?? false }
 
     typealias ConfigError = PluginConfigError
 
@@ -110,6 +112,7 @@ final class AuditLog: GatewayPlugin, Sendable {
         line.add("client_port", connection.integer(GW_ATTR_CLIENT_PORT))
         line.add("sni", connection.string(GW_ATTR_SNI))
         line.add("ja4", connection.string(GW_ATTR_CLIENT_JA4))
+        if logsJA3 { line.add("ja3", connection.string(GW_ATTR_CLIENT_JA3)) }
         line.add("reason", String(verify.dropFirst(7)))
         line.add("detail", connection.string(GW_ATTR_VERIFY_ERROR))
         line.add("subject", connection.string(GW_ATTR_CLIENT_SUBJECT))
@@ -161,6 +164,7 @@ final class AuditLog: GatewayPlugin, Sendable {
         line.add("tls_version", request.attribute(GW_ATTR_TLS_VERSION))
         line.add("tls_cipher", request.attribute(GW_ATTR_TLS_CIPHER))
         line.add("ja4", request.attribute(GW_ATTR_CLIENT_JA4))
+        if logsJA3 { line.add("ja3", request.attribute(GW_ATTR_CLIENT_JA3)) }
         line.add("subject", request.attribute(GW_ATTR_CLIENT_SUBJECT))
         line.add("issuer", request.attribute(GW_ATTR_CLIENT_ISSUER))
         line.add("serial", request.attribute(GW_ATTR_CLIENT_SERIAL))

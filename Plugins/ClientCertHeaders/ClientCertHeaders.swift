@@ -12,11 +12,11 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         case subject, issuer, fingerprint, serial, notAfter, notBefore, leafEscaped, chainEscaped, sans, spiffeID
         case awsValidity, xfcc, rfcCert, rfcChain
         // From the connection: passed through as views each request.
-        case verify, ciphers, tlsProtocol, tlsCipher, sni, alpn, ja4
+        case verify, ciphers, tlsProtocol, tlsCipher, sni, alpn, ja4, ja3
 
         var fromCertificate: Bool {
             switch self {
-            case .verify, .ciphers, .tlsProtocol, .tlsCipher, .sni, .alpn, .ja4: return false
+            case .verify, .ciphers, .tlsProtocol, .tlsCipher, .sni, .alpn, .ja4, .ja3: return false
             default: return true
             }
         }
@@ -45,6 +45,7 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         .init(key: "sni", header: "x-forwarded-clientcert-sni", kind: .sni, enabled: false),
         .init(key: "alpn", header: "x-forwarded-clientcert-alpn", kind: .alpn, enabled: false),
         .init(key: "ja4", header: "x-forwarded-clientcert-ja4", kind: .ja4, enabled: false),
+        .init(key: "ja3", header: "x-forwarded-clientcert-ja3", kind: .ja3, enabled: false),
     ]
 
     static let dialects: [String: [FieldSpec]] = [
@@ -221,6 +222,7 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         case .tlsCipher: return GW_ATTR_TLS_CIPHER
         case .sni: return GW_ATTR_SNI
         case .ja4: return GW_ATTR_CLIENT_JA4
+        case .ja3: return GW_ATTR_CLIENT_JA3
         default: return GW_ATTR_ALPN
         }
     }

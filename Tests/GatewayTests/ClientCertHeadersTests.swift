@@ -92,7 +92,7 @@ final class ClientCertHeadersTests: GatewayTestCase {
 
     func testClientCannotSpoofOwnedHeaders() async throws {
         let names = ["subjectdn", "issuerdn", "fingerprint", "clientverify", "serialnumber", "ciphers", "end", "start", "sans",
-                     "spiffe-id", "chain", "tls-protocol", "tls-cipher", "sni", "alpn", "ja4"].map { "x-forwarded-clientcert-\($0)" } + ["x-forwarded-clientcert"]
+                     "spiffe-id", "chain", "tls-protocol", "tls-cipher", "sni", "alpn", "ja4", "ja3"].map { "x-forwarded-clientcert-\($0)" } + ["x-forwarded-clientcert"]
         var forged: [String] = []
         for name in names {
             forged.append("\(name): CN=forged")

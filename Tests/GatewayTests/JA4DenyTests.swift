@@ -6,7 +6,8 @@ import XCTest
 /// JA4 of real clients on this machine (curl, openssl s_client, Python's ssl, captured by a plain TCP listener),
 /// and in the real `gateway run` (as nobody): `tls.ja4_deny` refuses openssl s_client's fingerprint at its
 /// ClientHello (counted as `ja4_denied`, an Audit `handshake_rejected` line with the fingerprint), while curl
-/// gets in and its fingerprint reaches the backend (ClientCertHeaders' `ja4` field) and its Audit line.
+/// gets in and its fingerprints (JA4 and JA3) reach the backend (ClientCertHeaders' `ja4` and `ja3` fields) and
+/// its Audit lines.
 final class JA4DenyTests: GatewayTestCase {
     private func capturedHellos(_ clients: [(String, [String])]) async throws -> [ClientHello] {
         let port = try unusedPort()
@@ -47,12 +48,16 @@ final class JA4DenyTests: GatewayTestCase {
         XCTAssertTrue(fingerprints[0].hasPrefix("t13d") && fingerprints[0].dropFirst(4).dropFirst(4).hasPrefix("h2"), "curl offers TLS 1.3, SNI and h2: \(fingerprints[0])")
         let curlJA4 = fingerprints[0], opensslJA4 = fingerprints[1]
         XCTAssertNotEqual(curlJA4, opensslJA4)
+        let ja3 = hellos.map { JA3Fingerprint($0).fingerprint }
+        print("JA3 of real clients on this machine: curl \(ja3[0]), openssl s_client \(ja3[1]), python ssl \(ja3[2])")
+        let curlJA3 = ja3[0], opensslJA3 = ja3[1]
 
         let port = try unusedPort(), adminPort = try unusedPort()
         let audit = pki.path("ja4-audit.log")
         let gateway = try await runGateway(mtlsConfig(port: port, adminPort: adminPort, plugins: [
-            "{ library: libClientCertHeaders.so, config: { fields: { ja4: x-client-ja4 } } }",
+            "{ library: libClientCertHeaders.so, config: { fields: { ja4: x-client-ja4, ja3: x-client-ja3 } } }",
             "{ library: libAudit.so, config: { path: \(audit), events: [ request, handshake_rejected ] } }",
+            "{ library: libAudit.so, config: { path: \(audit).ja3, events: [ request, handshake_rejected ], fields: [ reason, ja4, ja3 ] } }",
         ], tls: ["ja4_deny: [ \(opensslJA4) ]"]), name: "ja4", adminPort: adminPort)
         let openssl = try GatewayProcess.runCommand("/bin/sh", ["-c", "openssl s_client -connect 127.0.0.1:\(port) -servername localhost -cert \(pki.path("valid.pem")) -key \(pki.path("valid.key")) </dev/null 2>&1"])
         XCTAssertTrue(openssl.stdout.contains("no peer certificate available"), "openssl's fingerprint is denied before any certificate: \(openssl.stdout.suffix(600))")
@@ -63,6 +68,7 @@ final class JA4DenyTests: GatewayTestCase {
         XCTAssertEqual(curl.stdout, "200", curl.stderr)
         XCTAssertEqual(backend.requests.map(\.head.uri), ["/curl"])
         XCTAssertEqual(backend.requests.first?.head.headers["x-client-ja4"], [curlJA4], "the backend gets the client's JA4, computed by the gateway")
+        XCTAssertEqual(backend.requests.first?.head.headers["x-client-ja3"], [curlJA3], "and its JA3")
         let metrics = try MetricSamples(exposition: try await TestClient.get(port: adminPort, tls: nil, path: "/metrics", host: "127.0.0.1")?.text ?? "")
         XCTAssertEqual(metrics.value("gateway_tls_handshakes_total", ["listener": "mtls", "reason": "ja4_denied"]), 1)
         XCTAssertTrue(gateway.log.contains("reason=ja4_denied"), gateway.log)
@@ -78,6 +84,13 @@ final class JA4DenyTests: GatewayTestCase {
         XCTAssertEqual(rejected.first?["ja4"] as? String, opensslJA4)
         let requests = lines.filter { $0["event"] as? String == "request" }
         XCTAssertEqual(requests.map { $0["ja4"] as? String }, [curlJA4])
+        XCTAssertEqual(requests.first?["ja3"] as? String, nil, "ja3 is written only when fields lists it")
+        // The instance that lists ja3 writes it, for the refusal and for the request.
+        let listed = try String(contentsOfFile: audit + ".ja3", encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:]
+        }
+        XCTAssertEqual(listed.filter { $0["event"] as? String == "handshake_rejected" }.map { $0["ja3"] as? String }, [opensslJA3])
+        XCTAssertEqual(listed.filter { $0["event"] as? String == "request" }.map { $0["ja3"] as? String }, [curlJA3])
     }
 
     /// `ja4_allow`: only curl's fingerprint passes; swift-nio-ssl's client is refused at its ClientHello

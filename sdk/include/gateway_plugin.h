@@ -1,5 +1,5 @@
 /*
- * gateway_plugin.h -- the plugin ABI of mtls-gateway, version 1.2.
+ * gateway_plugin.h -- the plugin ABI of mtls-gateway, version 1.3.
  *
  * This header is the one source of truth for the ABI between the gateway (the host) and its plugins: shared
  * libraries loaded with dlopen(RTLD_NOW | RTLD_LOCAL) and chained per listener. Plain C99, standard headers
@@ -67,7 +67,7 @@ extern "C" {
 
 /** The ABI version this header describes. The major version is also part of the entry symbol's name. */
 #define GW_PLUGIN_ABI_MAJOR 1
-#define GW_PLUGIN_ABI_MINOR 2
+#define GW_PLUGIN_ABI_MINOR 3
 
 /** First field of every descriptor: the bytes "GWPL" read as a big-endian number. Catches a symbol that
  *  points at something else. */
@@ -193,6 +193,11 @@ typedef uint32_t gw_attribute;
  * requiring 1.0 (abi_minor = 0) and treat NOT_FOUND as "not known". */
 #define GW_ATTR_CLIENT_JA4               32u  /* connection: the JA4 fingerprint of the ClientHello (FoxIO), e.g.
                                                  "t13d1516h2_8daaf6152771_e5627efa2ab1"; not found without TLS */
+/* ---- ABI 1.3. A host of 1.2 or older answers GW_ERR_NOT_FOUND. */
+#define GW_ATTR_CLIENT_JA3               33u  /* connection: the JA3 fingerprint of the ClientHello (Salesforce), the
+                                                 MD5 in lowercase hex, e.g. "ada70206e40642a3e4461f35503241d5"; not
+                                                 found without TLS. A client that shuffles its extensions (Chrome)
+                                                 has a new one per connection: prefer GW_ATTR_CLIENT_JA4 */
 
 /** Kinds of metric a plugin can define. */
 typedef uint32_t gw_metric_kind;

@@ -14,6 +14,9 @@ package struct ClientHello: Sendable, Equatable {
     package var supportedVersions: [UInt16] = []
     package var signatureAlgorithms: [UInt16] = []
     package var firstALPN: [UInt8]?
+    /// What JA3 adds: supported_groups (elliptic curves) and ec_point_formats, as offered.
+    package var supportedGroups: [UInt16] = []
+    package var ecPointFormats: [UInt8] = []
 
     package init(serverName: String? = nil, alpn: [String] = [], cipherSuites: [UInt16] = []) {
         self.serverName = serverName
@@ -138,6 +141,14 @@ package struct ClientHello: Sendable, Equatable {
                     return nil
                 }
                 while let algorithm = list.readInteger(as: UInt16.self) { hello.signatureAlgorithms.append(algorithm) }
+            case 10:  // supported_groups
+                guard let listLength = data.readInteger(as: UInt16.self), listLength % 2 == 0, var list = data.readSlice(length: Int(listLength)) else {
+                    return nil
+                }
+                while let group = list.readInteger(as: UInt16.self) { hello.supportedGroups.append(group) }
+            case 11:  // ec_point_formats
+                guard let listLength = data.readInteger(as: UInt8.self), let list = data.readBytes(length: Int(listLength)) else { return nil }
+                hello.ecPointFormats = list
             default:
                 break
             }

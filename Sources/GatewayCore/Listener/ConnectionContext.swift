@@ -27,6 +27,8 @@ public final class ConnectionContext {
     public package(set) var offeredCipherSuites: [UInt16] = []
     /// The ClientHello's JA4 fingerprint (FoxIO), computed once when the hello is read; nil without TLS.
     public package(set) var ja4: String?
+    /// The ClientHello's JA3 fingerprint (Salesforce; an MD5 in hex), computed with `ja4`; nil without TLS.
+    public package(set) var ja3: String?
     public package(set) var cipherSuite: UInt16?
     public package(set) var negotiatedALPN: String?
     public package(set) var tlsVersion: TLSVersion?

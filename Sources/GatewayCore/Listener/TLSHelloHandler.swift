@@ -64,13 +64,14 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
             ])
             context.close(promise: nil)
         case .complete(let hello):
-            // JA4 once per connection: for ja4_deny, the plugins' attribute and the debug log.
+            // JA4 and JA3 once per connection: for ja4_deny, the plugins' attributes and the debug log.
             let ja4 = JA4Fingerprint(hello).fingerprint
             connection.ja4 = ja4
+            connection.ja3 = JA3Fingerprint(hello).fingerprint
             if logger.logLevel <= .debug {
                 logger.debug("ClientHello", metadata: [
                     "client": "\(connection.remoteAddress.text)", "listener": "\(connection.listenerName)", "ja4": "\(ja4)",
-                    "sni": "\(hello.serverName ?? "")",
+                    "ja3": "\(connection.ja3 ?? "")", "sni": "\(hello.serverName ?? "")",
                 ])
             }
             let refusal: HandshakeRejection? = if tls.ja4Deny.contains(ja4) {

@@ -34,6 +34,7 @@ package enum PluginConnectionAttributes {
         case GW_ATTR_TLS_CIPHERS_OFFERED:
             return text(connection.isTLS ? connection.offeredCipherSuites.map(CipherSuiteNames.name).joined(separator: ":") : nil)
         case GW_ATTR_CLIENT_JA4: return text(connection.ja4)
+        case GW_ATTR_CLIENT_JA3: return text(connection.ja3)
         case GW_ATTR_CLIENT_VERIFY: return text(connection.clientVerifyText)
         case GW_ATTR_VERIFY_ERROR:
             if case .failed(let rejection) = connection.verification { return text(rejection.detail) }
