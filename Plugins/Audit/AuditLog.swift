@@ -66,6 +66,7 @@ final class AuditLog: GatewayPlugin, Sendable {
         case "allow": denyWhileFailing = false
         case let other: throw ConfigError("on_write_error: '\(other)' is not one of: deny | allow")
         }
+        options.reportsReadiness = denyWhileFailing
         guard (0...600_000).contains(config.closeTimeoutMs) else { throw ConfigError("close_timeout_ms: must be between 0 and 600000") }
         options.closeTimeout = Double(config.closeTimeoutMs) / 1000
         for event in config.events where event != "request" && event != "handshake_rejected" {

@@ -25,6 +25,8 @@ final class AuditWriter: @unchecked Sendable {
         var maxFiles = 5
         /// Seconds `close` waits for queued lines to reach the file; what is left then goes to stderr.
         var closeTimeout: Double = 5
+        /// Whether a failing file takes the gateway out through `/readyz` (`on_write_error: deny`).
+        var reportsReadiness = false
     }
 
     let options: Options
@@ -54,6 +56,16 @@ final class AuditWriter: @unchecked Sendable {
     private var writtenMetric: UInt32 = 0
     private var droppedMetric: UInt32 = 0
     private var errorsMetric: UInt32 = 0
+    /// Gauges (ABI 1.3): lines waiting for the file (the batch being written included), and the Unix time at
+    /// which the oldest of them was queued (0 when none waits). Set by the writer thread at each batch and at
+    /// each failed attempt; when a write hangs, the timestamp stays and the age (time() minus it) grows.
+    private var queuedMetric = UInt32.max
+    private var oldestMetric = UInt32.max
+    /// When the first line of `pending` was queued (0 while it is empty); under `condition`.
+    private var pendingSince: Double = 0
+    /// The batch the writer is writing: its lines and when its oldest line was queued.
+    private var inFlightLines = 0
+    private var inFlightSince: Double = 0
     /// The last write to the file failed and none has succeeded since (read by hooks on every event loop).
     private let failing = Atomic<Bool>(false)
     /// When `close` gives up on lines that cannot be written (set under `condition`).
@@ -74,6 +86,11 @@ final class AuditWriter: @unchecked Sendable {
             _ = PluginHost.api.pointee.metric_define(tag, GW_METRIC_COUNTER, name, help, &droppedMetric) } }
         withGWStr("audit_write_errors") { name in withGWStr("Failed writes to the audit file (each retried; lines stay queued)") { help in
             _ = PluginHost.api.pointee.metric_define(tag, GW_METRIC_COUNTER, name, help, &errorsMetric) } }
+        withGWStr("audit_queued_lines") { name in withGWStr("Audit lines waiting to be written (the batch being written included)") { help in
+            _ = PluginHost.api.pointee.metric_define(tag, GW_METRIC_GAUGE, name, help, &queuedMetric) } }
+        withGWStr("audit_oldest_queued_line_timestamp_seconds") { name in
+            withGWStr("Unix time at which the oldest audit line still waiting was queued; 0 when none waits") { help in
+                _ = PluginHost.api.pointee.metric_define(tag, GW_METRIC_GAUGE, name, help, &oldestMetric) } }
         let thread = Thread { [unowned self] in self.run() }
         thread.name = "gateway-audit"
         self.thread = thread
@@ -108,11 +125,22 @@ final class AuditWriter: @unchecked Sendable {
             condition.wait()
             producersWaiting -= 1
         }
+        if pendingLines == 0 { pendingSince = Date().timeIntervalSince1970 }
         pending.append(contentsOf: line)
         pending.append(10)
         pendingLines += 1
         // Wake the writer only when it sleeps on an empty queue: one wake-up per batch, not per line.
         if writerWaiting { condition.broadcast() }
+    }
+
+    /// Sets the queue gauges from the batch in flight and the lines queued behind it.
+    private func recordQueue() {
+        condition.lock()
+        let lines = inFlightLines + pendingLines
+        let since = inFlightLines > 0 ? inFlightSince : pendingSince
+        condition.unlock()
+        _ = PluginHost.api.pointee.metric_record(tag, queuedMetric, Double(lines))
+        _ = PluginHost.api.pointee.metric_record(tag, oldestMetric, since)
     }
 
     /// The file cannot be written right now (the last write failed).
@@ -154,6 +182,9 @@ final class AuditWriter: @unchecked Sendable {
             swap(&batch, &pending)
             let batchLines = pendingLines
             pendingLines = 0
+            inFlightLines = batchLines
+            inFlightSince = pendingSince
+            pendingSince = 0
             let reopen = reopenRequested
             reopenRequested = false
             let stop = stopping
@@ -163,6 +194,7 @@ final class AuditWriter: @unchecked Sendable {
             reportDropped()
             if reopen { reopenFile() }
             if batchLines > 0 {
+                recordQueue()
                 let reached = write(batch)
                 if reached < batch.count {
                     // Only when closing past the deadline: the rest of this batch and everything still queued.
@@ -180,6 +212,11 @@ final class AuditWriter: @unchecked Sendable {
                     break
                 }
                 _ = PluginHost.api.pointee.metric_record(tag, writtenMetric, Double(batchLines))
+                condition.lock()
+                inFlightLines = 0
+                inFlightSince = 0
+                condition.unlock()
+                recordQueue()
             }
             // The written buffer is the next spare (a burst's large one is let go).
             if batch.capacity > 1 << 20 { batch = [] }
@@ -221,8 +258,11 @@ final class AuditWriter: @unchecked Sendable {
                 if errno == EINTR { continue }
                 let reason = String(cString: strerror(errno))
                 attempt += 1
-                failing.store(true, ordering: .relaxed)
+                if !failing.exchange(true, ordering: .relaxed), options.reportsReadiness {
+                    PluginHost.setReady(tag, false, reason: "audit log '\(options.path)' cannot be written (\(reason)); its listener answers 503")
+                }
                 _ = PluginHost.api.pointee.metric_record(tag, errorsMetric, 1)
+                recordQueue()
                 if closeDeadlinePassed() { return offset }
                 // Loud and persistent: lines stay in memory and are retried; nothing is dropped here.
                 PluginHost.log(tag, GW_LOG_ERROR, "audit write to '\(options.path)' failed (\(reason)); retrying (attempt \(attempt))")
@@ -232,7 +272,7 @@ final class AuditWriter: @unchecked Sendable {
             }
             size += Int64(written)
             offset += written
-            failing.store(false, ordering: .relaxed)
+            if failing.exchange(false, ordering: .relaxed), options.reportsReadiness { PluginHost.setReady(tag, true) }
         }
         if options.fsync == .always { fsync(fd) } else { dirty = true }
         return offset

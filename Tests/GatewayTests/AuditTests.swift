@@ -210,6 +210,15 @@ final class AuditTests: GatewayTestCase {
         ]), in: pki.directory)
     }
 
+    /// `gateway_plugin_audit_queued_lines` and `gateway_plugin_audit_oldest_queued_line_timestamp_seconds`.
+    private func queueGauges(_ harness: GatewayHarness) async throws -> (lines: Double, oldest: Double) {
+        let response = try await TestClient.get(port: harness.adminPort, tls: nil, path: "/metrics", host: "127.0.0.1")
+        let samples = try MetricSamples(exposition: response?.text ?? "")
+        let labels = ["listener": "mtls", "plugin": "audit"]
+        return (samples.value("gateway_plugin_audit_queued_lines", labels) ?? -1,
+                samples.value("gateway_plugin_audit_oldest_queued_line_timestamp_seconds", labels) ?? -1)
+    }
+
     private func writeErrors(_ harness: GatewayHarness) async throws -> Double {
         let response = try await TestClient.get(port: harness.adminPort, tls: nil, path: "/metrics", host: "127.0.0.1")
         return try MetricSamples(exposition: response?.text ?? "").value("gateway_plugin_audit_write_errors_total", ["listener": "mtls", "plugin": "audit"]) ?? -1
@@ -235,12 +244,21 @@ final class AuditTests: GatewayTestCase {
         XCTAssertEqual(forwarded, firstDenied, "only the requests before the first failed write reached the backend")
         let errors = try await writeErrors(harness)
         XCTAssertGreaterThan(errors, 0, "failed writes are counted")
+        // The queue's gauges (ABI 1.3): lines wait, and the oldest was queued before now, so its age shows.
+        let queue = try await queueGauges(harness)
+        XCTAssertGreaterThan(queue.lines, 0, "lines wait for the file")
+        XCTAssertGreaterThan(queue.oldest, Date().timeIntervalSince1970 - 120)
+        XCTAssertLessThanOrEqual(queue.oldest, Date().timeIntervalSince1970)
         let logged = await harness.logs.waitFor { $0.message.contains("audit write to '/dev/full' failed") }
         XCTAssertNotNil(logged)
         // More lines than the queue holds were produced (60 > 8): the event loop did not block, so the
         // admin listener and the proxy kept answering (they share the loops).
-        let ready = try await TestClient.get(port: harness.adminPort, tls: nil, path: "/healthz", host: "127.0.0.1")
-        XCTAssertEqual(ready?.status, 200)
+        let healthy = try await TestClient.get(port: harness.adminPort, tls: nil, path: "/healthz", host: "127.0.0.1")
+        XCTAssertEqual(healthy?.status, 200)
+        // Not ready while the file cannot be written (set_ready, ABI 1.3): a load balancer takes the gateway out.
+        let ready = try await TestClient.get(port: harness.adminPort, tls: nil, path: "/readyz", host: "127.0.0.1")
+        XCTAssertEqual(ready?.status, 503)
+        XCTAssertTrue(ready?.text.contains("plugin 'audit' on listener 'mtls' is not ready: audit log '/dev/full' cannot be written") ?? false, ready?.text ?? "")
         let dropped = await harness.logs.waitFor(timeout: 5) { $0.message.contains("audit queue full: dropped") }
         XCTAssertNotNil(dropped, "lines that could not be queued are reported")
     }
@@ -261,6 +279,8 @@ final class AuditTests: GatewayTestCase {
         XCTAssertEqual(backend.requests.count, 20)
         let errors = try await writeErrors(harness)
         XCTAssertGreaterThan(errors, 0)
+        let ready = try await TestClient.get(port: harness.adminPort, tls: nil, path: "/readyz", host: "127.0.0.1")
+        XCTAssertEqual(ready?.status, 200, "with allow, the gateway serves and stays ready: \(ready?.text ?? "")")
     }
 
     /// A small file system filled and then freed (tmpfs; needs root to mount, as on CI): requests are denied
@@ -274,7 +294,7 @@ final class AuditTests: GatewayTestCase {
         addTeardown { _ = try? GatewayProcess.runCommand("/bin/umount", ["-l", mountPoint]) }
         let audit = "\(mountPoint)/audit.log"
         await gateway?.stop()
-        let harness = try await GatewayHarness(yaml: mtlsConfig(plugins: [
+        let harness = try await GatewayHarness(yaml: mtlsConfig(adminPort: 0, plugins: [
             "{ library: \(Self.library), config: { path: \(audit), fsync: always } }",
         ]), in: pki.directory)
         gateway = harness
@@ -296,6 +316,8 @@ final class AuditTests: GatewayTestCase {
             try await Task.sleep(nanoseconds: 50_000_000)
         }
         XCTAssertGreaterThanOrEqual(denied, 3, "requests are denied while the disk is full (served \(served) first)")
+        let whileFull = try await TestClient.get(port: harness.adminPort, tls: nil, path: "/readyz", host: "127.0.0.1")
+        XCTAssertEqual(whileFull?.status, 503, whileFull?.text ?? "")
         try FileManager.default.removeItem(atPath: filler)
         // The writer retries (at most 1 s apart): the next successful write lifts the denial.
         var recovered = false
@@ -307,6 +329,16 @@ final class AuditTests: GatewayTestCase {
             try await Task.sleep(nanoseconds: 100_000_000)
         }
         XCTAssertTrue(recovered, "requests are served again once the disk has room")
+        let afterwards = try await TestClient.get(port: harness.adminPort, tls: nil, path: "/readyz", host: "127.0.0.1")
+        XCTAssertEqual(afterwards?.status, 200, "ready again: \(afterwards?.text ?? "")")
+        var drained = (lines: -1.0, oldest: -1.0)
+        for _ in 0..<30 {
+            drained = try await queueGauges(harness)
+            if drained.lines == 0 { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        XCTAssertEqual(drained.lines, 0, "the queue drains once the disk has room")
+        XCTAssertEqual(drained.oldest, 0, "and no line waits")
         await client.close()
         await harness.stop()
         gateway = nil

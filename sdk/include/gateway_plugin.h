@@ -203,6 +203,9 @@ typedef uint32_t gw_attribute;
 typedef uint32_t gw_metric_kind;
 #define GW_METRIC_COUNTER 0u
 #define GW_METRIC_HISTOGRAM 1u
+/** ABI 1.3: a value that goes up and down; `metric_record` sets it (a 1.2 host refuses the kind with
+ *  GW_ERR_INVALID_ARGUMENT). */
+#define GW_METRIC_GAUGE 2u
 
 /** Which name of the client certificate `get_dn_value` reads. */
 typedef uint32_t gw_dn;
@@ -305,11 +308,12 @@ typedef struct gw_host_api {
      * Instances of the same plugin on the same listener (e.g. the old and the new instance across a reload)
      * share one series, so values carry over a reload. Exported on the admin listener's GET /metrics with
      * the labels plugin and listener: a counter as "gateway_plugin_<name>_total" (a name that already ends
-     * in "_total" gets no second one), a histogram as a summary ("_sum" and "_count"; no buckets).
+     * in "_total" gets no second one), a histogram as a summary ("_sum" and "_count"; no buckets), a gauge
+     * (ABI 1.3) as "gateway_plugin_<name>" with the last value recorded by any instance of the series.
      */
     gw_status (*metric_define)(uint64_t instance_tag, gw_metric_kind kind, gw_str name, gw_str help, uint32_t *out_id);
 
-    /** Adds `value` to a counter or records it in a histogram. Any thread. */
+    /** Adds `value` to a counter, records it in a histogram, or sets a gauge to it. Any thread. */
     gw_status (*metric_record)(uint64_t instance_tag, uint32_t metric_id, double value);
 
     /**
@@ -367,6 +371,19 @@ typedef struct gw_host_api {
      * path, one copy of the bytes, which go to the backend as they are.
      */
     gw_status (*add_headers)(gw_handle request, const gw_header *headers, size_t count);
+
+    /* ---- ABI 1.3. A plugin that requires an older minor probes it: GW_HOST_HAS(host, set_ready). */
+
+    /**
+     * Tells the host whether this instance can do its work: `ready` 0 with a `reason` (e.g. "audit log
+     * '/var/log/gw/audit.log' cannot be written: No space left on device"), 1 when it can again. While any
+     * instance of the running configuration is not ready, the admin listener's GET /readyz answers 503 and
+     * lists it with its reason, so a load balancer takes the gateway out; /healthz is not affected. Any
+     * thread, any time after `create` (GW_ERR_INVALID_ARGUMENT for a tag the host does not know). The reason is
+     * copied (at most 200 bytes; control bytes become spaces). An instance is ready until it says otherwise,
+     * and its state goes with it when it is destroyed.
+     */
+    gw_status (*set_ready)(uint64_t instance_tag, uint32_t ready, gw_str reason);
 } gw_host_api;
 
 /** What `create` receives about the chain entry it instantiates. */

@@ -6,7 +6,8 @@ import PluginAPI
 /// What the admin listener answers. Kept apart from the channel handler so each endpoint is a plain function.
 ///
 /// - `GET /healthz`: the process is alive and its event loops answer.
-/// - `GET /readyz`: every listener is bound and every backend has a server in rotation (503 lists what is not).
+/// - `GET /readyz`: every listener is bound, every backend has a server in rotation, and no plugin instance said
+///   it cannot work (503 lists what is not).
 /// - `GET /metrics`: Prometheus text format.
 /// - `GET /config`: the effective configuration of the current generation (defaults filled in) as JSON,
 ///   with plugin settings that look like secrets redacted.
@@ -104,6 +105,10 @@ package struct AdminEndpoints: Sendable {
         for backend in runtime.backends where !backend.servers.contains(where: { $0.isAvailable(now: now) }) {
             problems.append("backend '\(backend.name)' has no server in rotation")
         }
+        // Plugin instances of the running configuration that said they cannot work (set_ready, ABI 1.3): an
+        // Audit instance whose file cannot be written, which denies its listener's requests meanwhile.
+        let tags = Set(runtime.listeners.flatMap { $0.plugins?.entries.map(\.tag) ?? [] })
+        problems.append(contentsOf: PluginRegistry.shared.unready(among: tags))
         return problems.isEmpty ? .text(.ok, "ready\n") : .text(.serviceUnavailable, "not ready:\n" + problems.map { "- \($0)\n" }.joined())
     }
 

@@ -107,6 +107,9 @@ package enum HostAPI {
             },
             add_headers: { handle, headers, count in
                 HostAPI.addHeaders(handle, headers, count)
+            },
+            set_ready: { tag, ready, reason in
+                PluginRegistry.shared.setReady(tag: tag, ready: ready != 0, reason: reason.string ?? "")
             }
         ))
         return UnsafePointer(pointer)

@@ -30,10 +30,12 @@ package final class PluginRegistry: Sendable {
             self.listener = listener
         }
 
+        /// Adds to a counter or a histogram; sets a gauge.
         package func record(_ value: Double) {
+            let gauge = kind == GW_METRIC_GAUGE
             values.withLockedValue { values in
                 values.count += 1
-                values.sum += value
+                values.sum = gauge ? value : values.sum + value
             }
         }
 
@@ -50,6 +52,8 @@ package final class PluginRegistry: Sendable {
         /// Every series, by name, plugin and listener: what `/metrics` shows.
         var series: [String: Metric] = [:]
         var nextTag: UInt64 = 1
+        /// Instances that said they are not ready (`set_ready`), with their reasons.
+        var unready: [UInt64: String] = [:]
         /// The instance whose `create` is running (only it may call metric_define and read its config).
         var creatingTag: UInt64?
         /// That instance's config, for the config reader.
@@ -89,7 +93,30 @@ package final class PluginRegistry: Sendable {
     package func unregister(tag: UInt64) {
         state.withLockedValue { state in
             state.instances.removeValue(forKey: tag)
+            state.unready.removeValue(forKey: tag)
             state.metrics.removeValue(forKey: tag)  // the series stay in `series`: counters outlive instances
+        }
+    }
+
+    /// `set_ready`: records whether the instance `tag` can do its work, for `/readyz`. The reason is kept to
+    /// 200 bytes, control bytes replaced, so that a plugin's text cannot split the admin answer's lines.
+    package func setReady(tag: UInt64, ready: Bool, reason: String) -> gw_status {
+        var bytes = Array(reason.utf8.prefix(200)).map { $0 < 32 || $0 == 127 ? UInt8(ascii: " ") : $0 }
+        if bytes.isEmpty { bytes = Array("no reason given".utf8) }
+        let text = String(decoding: bytes, as: UTF8.self)
+        return state.withLockedValue { state in
+            guard state.instances[tag] != nil else { return GW_ERR_INVALID_ARGUMENT }
+            if ready { state.unready.removeValue(forKey: tag) } else { state.unready[tag] = text }
+            return GW_OK
+        }
+    }
+
+    /// The instances among `tags` that are not ready, as "plugin 'p' on listener 'l': reason", in tag order.
+    package func unready(among tags: Set<UInt64>) -> [String] {
+        state.withLockedValue { state in
+            state.unready.filter { tags.contains($0.key) }.sorted { $0.key < $1.key }.compactMap { tag, reason in
+                state.instances[tag].map { "plugin '\($0.plugin)' on listener '\($0.listener)' is not ready: \(reason)" }
+            }
         }
     }
 
@@ -120,7 +147,7 @@ package final class PluginRegistry: Sendable {
 
     package func defineMetric(tag: UInt64, kind: gw_metric_kind, name: String, help: String, id: inout UInt32) -> gw_status {
         guard state.withLockedValue({ state in state.creatingTag == tag }) else { return GW_ERR_WRONG_PHASE }
-        guard kind == GW_METRIC_COUNTER || kind == GW_METRIC_HISTOGRAM else { return GW_ERR_INVALID_ARGUMENT }
+        guard kind == GW_METRIC_COUNTER || kind == GW_METRIC_HISTOGRAM || kind == GW_METRIC_GAUGE else { return GW_ERR_INVALID_ARGUMENT }
         let valid = !name.isEmpty && name.utf8.enumerated().allSatisfy { index, byte in
             (byte >= 97 && byte <= 122) || byte == 95 || (index > 0 && byte >= 48 && byte <= 57)
         }
@@ -166,17 +193,18 @@ package final class PluginRegistry: Sendable {
     package var metricSnapshot: [Metric] { state.withLockedValue { state in Array(state.series.values) } }
 
     /// Appends every plugin metric in the Prometheus text format: counters as `<name>_total`, histograms
-    /// (the ABI defines no buckets) as summaries with `_sum` and `_count`. Labels: plugin and listener.
+    /// (the ABI defines no buckets) as summaries with `_sum` and `_count`, gauges (ABI 1.3) with their last value.
+    /// Labels: plugin and listener.
     package func appendExposition(into buffer: inout [UInt8]) {
         let families = Dictionary(grouping: metricSnapshot, by: \.name).sorted { $0.key < $1.key }
         for (name, list) in families {
             let first = list[0]
-            let counter = first.kind == GW_METRIC_COUNTER
+            let counter = first.kind == GW_METRIC_COUNTER, gauge = first.kind == GW_METRIC_GAUGE
             let family = counter && !name.hasSuffix("_total") ? name + "_total" : name
-            var text = "# HELP \(family) \(Self.escapeHelp(first.help))\n# TYPE \(family) \(counter ? "counter" : "summary")\n"
+            var text = "# HELP \(family) \(Self.escapeHelp(first.help))\n# TYPE \(family) \(counter ? "counter" : gauge ? "gauge" : "summary")\n"
             for metric in list.sorted(by: { ($0.plugin, $0.listener) < ($1.plugin, $1.listener) }) {
                 let labels = "{plugin=\"\(Self.escapeLabel(metric.plugin))\",listener=\"\(Self.escapeLabel(metric.listener))\"}"
-                if counter {
+                if counter || gauge {
                     text += "\(family)\(labels) \(Self.number(metric.sum))\n"
                 } else {
                     text += "\(family)_sum\(labels) \(Self.number(metric.sum))\n\(family)_count\(labels) \(metric.count)\n"

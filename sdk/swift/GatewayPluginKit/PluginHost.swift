@@ -13,6 +13,15 @@ public enum PluginHost {
         return Int(api.pointee.struct_size) >= offset + MemoryLayout<T>.size
     }
 
+    /// Tells the host whether the instance `tag` can do its work (ABI 1.3 `set_ready`): not ready, with a
+    /// reason, takes the gateway out through the admin listener's `/readyz` until it is ready again. Any
+    /// thread. False when the host is older than 1.3 (nothing is reported) or does not know the tag.
+    @discardableResult
+    public static func setReady(_ tag: UInt64, _ ready: Bool, reason: String = "") -> Bool {
+        guard has(\.set_ready) else { return false }
+        return withGWStr(reason) { api.pointee.set_ready(tag, ready ? 1 : 0, $0) } == GW_OK
+    }
+
     /// Logs through the gateway's logger, tagged with the plugin and listener of `tag` (0: process-wide).
     public static func log(_ tag: UInt64, _ level: gw_log_level, _ message: String) {
         var message = message
