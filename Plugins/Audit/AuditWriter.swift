@@ -75,11 +75,22 @@ final class AuditWriter: @unchecked Sendable {
 
     struct OpenError: Error { var message: String }
 
+    /// Files whose last write failed, across instances: the instance a reload makes for the same file starts
+    /// failing (denying, not ready) instead of ready until its first write, which may not come soon once a
+    /// load balancer has taken the gateway out. Its first successful write clears it.
+    private static let failingPaths = Mutex<Set<String>>([])
+
     init(options: Options, tag: UInt64) throws {
         self.options = options
         self.tag = tag
         fd = try Self.open(options.path)
         size = Self.fileSize(fd)
+        if Self.failingPaths.withLock({ $0.contains(options.path) }) {
+            failing.store(true, ordering: .relaxed)
+            if options.reportsReadiness {
+                PluginHost.setReady(tag, false, reason: "audit log '\(options.path)' could not be written before the reload; its listener answers 503 until a write succeeds")
+            }
+        }
         withGWStr("audit_lines_written") { name in withGWStr("Audit lines written to the file") { help in
             _ = PluginHost.api.pointee.metric_define(tag, GW_METRIC_COUNTER, name, help, &writtenMetric) } }
         withGWStr("audit_lines_dropped") { name in withGWStr("Audit lines dropped because the queue was full (when_full: drop)") { help in
@@ -240,6 +251,13 @@ final class AuditWriter: @unchecked Sendable {
         }
         if options.fsync != .never { fsync(fd) }
         Glibc.close(fd)
+        // Nothing waits any more (what could not be written went to stderr): the series outlives this instance.
+        condition.lock()
+        inFlightLines = 0
+        pendingLines = 0
+        pendingSince = 0
+        condition.unlock()
+        recordQueue()
         finished.lock()
         done = true
         finished.broadcast()
@@ -258,8 +276,11 @@ final class AuditWriter: @unchecked Sendable {
                 if errno == EINTR { continue }
                 let reason = String(cString: strerror(errno))
                 attempt += 1
-                if !failing.exchange(true, ordering: .relaxed), options.reportsReadiness {
-                    PluginHost.setReady(tag, false, reason: "audit log '\(options.path)' cannot be written (\(reason)); its listener answers 503")
+                if !failing.exchange(true, ordering: .relaxed) {
+                    Self.failingPaths.withLock { _ = $0.insert(options.path) }
+                    if options.reportsReadiness {
+                        PluginHost.setReady(tag, false, reason: "audit log '\(options.path)' cannot be written (\(reason)); its listener answers 503")
+                    }
                 }
                 _ = PluginHost.api.pointee.metric_record(tag, errorsMetric, 1)
                 recordQueue()
@@ -272,7 +293,10 @@ final class AuditWriter: @unchecked Sendable {
             }
             size += Int64(written)
             offset += written
-            if failing.exchange(false, ordering: .relaxed), options.reportsReadiness { PluginHost.setReady(tag, true) }
+            if failing.exchange(false, ordering: .relaxed) {
+                Self.failingPaths.withLock { _ = $0.remove(options.path) }
+                if options.reportsReadiness { PluginHost.setReady(tag, true) }
+            }
         }
         if options.fsync == .always { fsync(fd) } else { dirty = true }
         return offset

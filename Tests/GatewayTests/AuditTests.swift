@@ -259,6 +259,12 @@ final class AuditTests: GatewayTestCase {
         let ready = try await TestClient.get(port: harness.adminPort, tls: nil, path: "/readyz", host: "127.0.0.1")
         XCTAssertEqual(ready?.status, 503)
         XCTAssertTrue(ready?.text.contains("plugin 'audit' on listener 'mtls' is not ready: audit log '/dev/full' cannot be written") ?? false, ready?.text ?? "")
+        // A reload's new instance for the same file starts where the old one was: not ready, denying.
+        let reloaded = await harness.reload()
+        XCTAssertTrue(reloaded.success, "\(reloaded.errors)")
+        let afterReload = try await TestClient.get(port: harness.adminPort, tls: nil, path: "/readyz", host: "127.0.0.1")
+        XCTAssertEqual(afterReload?.status, 503, "still not ready after a reload: \(afterReload?.text ?? "")")
+        XCTAssertTrue(afterReload?.text.contains("could not be written before the reload") ?? false, afterReload?.text ?? "")
         let dropped = await harness.logs.waitFor(timeout: 5) { $0.message.contains("audit queue full: dropped") }
         XCTAssertNotNil(dropped, "lines that could not be queued are reported")
     }

@@ -309,7 +309,9 @@ typedef struct gw_host_api {
      * share one series, so values carry over a reload. Exported on the admin listener's GET /metrics with
      * the labels plugin and listener: a counter as "gateway_plugin_<name>_total" (a name that already ends
      * in "_total" gets no second one), a histogram as a summary ("_sum" and "_count"; no buckets), a gauge
-     * (ABI 1.3) as "gateway_plugin_<name>" with the last value recorded by any instance of the series.
+     * (ABI 1.3) as "gateway_plugin_<name>" with the last value recorded by any instance of the series. A name
+     * of another kind already defined, or one that would be shown under a name another metric is shown under
+     * ("x" and "x_total" as counters; a histogram "h" and a gauge "h_sum"), is GW_ERR_INVALID_ARGUMENT.
      */
     gw_status (*metric_define)(uint64_t instance_tag, gw_metric_kind kind, gw_str name, gw_str help, uint32_t *out_id);
 

@@ -11,7 +11,8 @@ struct LimboCommand: ParsableCommand {
             Example: gateway limbo limbo.json --results limbo-results.json
             limbo.json comes from C2SP/x509-limbo (`python -m limbo compile`; scripts/limbo builds it). Prints a
             Markdown table by category and every disagreement with the expected result. The exit status is 0 when
-            the suite ran, 1 when the file cannot be read.
+            the suite ran and every disagreement is explained (LimboExplanation), 2 when one is not, 1 when the
+            file cannot be read.
             """
     )
 
@@ -29,6 +30,13 @@ struct LimboCommand: ParsableCommand {
                 try LimboHarness.resultJSON(outcomes).write(to: URL(fileURLWithPath: results))
             }
             print(LimboHarness.summary(outcomes), terminator: "")
+            let unexplained = LimboHarness.unexplained(outcomes)
+            if !unexplained.isEmpty {
+                FileHandle.standardError.write(Data("limbo: \(unexplained.count) disagreements are not explained: \(unexplained.map(\.testcase.id).joined(separator: ", "))\n".utf8))
+                throw ExitCode(2)
+            }
+        } catch let exit as ExitCode {
+            throw exit
         } catch {
             FileHandle.standardError.write(Data("error: \(file): \(error)\n".utf8))
             throw ExitCode(1)

@@ -271,10 +271,14 @@ package final class ClientCertificateVerifier: Sendable {
                 return .failure(.init(.malformed, "\(role) '\(cert.subject)' has an unsupported critical extension \(unknown.oid)"))
             }
             // RFC 5280 6.1.4 (l): self-issued intermediates do not count against a path length constraint.
-            // RFC 5280 4.2.1.1, 4.2.1.2: conforming CAs mark key identifiers non-critical (OpenSSL, Go,
-            // rustls-webpki and pyca/cryptography refuse a critical one too).
-            if let marked = cert.extensions.first(where: { $0.critical && ($0.oid == [2, 5, 29, 35] || $0.oid == [2, 5, 29, 14]) }) {
-                return .failure(.init(.malformed, "\(role) '\(cert.subject)' marks its key identifier \(marked.oid) critical"))
+            if let problem = Self.keyIdentifierProblem(cert) {
+                return .failure(.init(.malformed, "\(role) '\(cert.subject)' \(problem)"))
+            }
+            // A subjectAltName that does not parse is refused, whether or not name constraints would read it.
+            do {
+                _ = try cert.extensions.subjectAlternativeNames
+            } catch {
+                return .failure(.init(.malformed, "\(role) '\(cert.subject)' has a malformed subjectAltName: \(error)"))
             }
             if position > 0, let failure = checkCA(cert, below: chain[1..<position].filter { $0.subject != $0.issuer }.count) {
                 return .failure(failure)
@@ -304,6 +308,22 @@ package final class ClientCertificateVerifier: Sendable {
             return .failure(.init(.nameConstraints, violation))
         }
         return .success(window)
+    }
+
+    /// RFC 5280 4.2.1.1, 4.2.1.2: conforming CAs mark key identifiers non-critical (OpenSSL, Go, rustls-webpki
+    /// and pyca/cryptography refuse a critical one too).
+    static func keyIdentifierProblem(_ certificate: Certificate) -> String? {
+        certificate.extensions.first { $0.critical && ($0.oid == [2, 5, 29, 35] || $0.oid == [2, 5, 29, 14]) }
+            .map { "marks its key identifier \($0.oid) critical" }
+    }
+
+    /// Why a certificate of `client_ca` cannot be a trust anchor, or nil: the config loader refuses it, rather
+    /// than every client being refused later.
+    package static func anchorProblem(_ certificate: Certificate) -> String? {
+        guard case .isCertificateAuthority = (try? certificate.extensions.basicConstraints) ?? .notCertificateAuthority else {
+            return "is not a CA certificate (basicConstraints CA:TRUE missing)"
+        }
+        return keyIdentifierProblem(certificate)
     }
 
     /// Where a configured CRL goes: to the trust anchors' CRLs (it names an anchor and one of them signed it),

@@ -141,14 +141,16 @@ package struct ClientHello: Sendable, Equatable {
                     return nil
                 }
                 while let algorithm = list.readInteger(as: UInt16.self) { hello.signatureAlgorithms.append(algorithm) }
+            // Read for JA3 only: a malformed list is left empty here (BoringSSL judges the hello; ec_point_formats
+            // means nothing to it in TLS 1.3), never a reason to refuse the connection.
             case 10:  // supported_groups
-                guard let listLength = data.readInteger(as: UInt16.self), listLength % 2 == 0, var list = data.readSlice(length: Int(listLength)) else {
-                    return nil
+                if let listLength = data.readInteger(as: UInt16.self), listLength % 2 == 0, var list = data.readSlice(length: Int(listLength)) {
+                    while let group = list.readInteger(as: UInt16.self) { hello.supportedGroups.append(group) }
                 }
-                while let group = list.readInteger(as: UInt16.self) { hello.supportedGroups.append(group) }
             case 11:  // ec_point_formats
-                guard let listLength = data.readInteger(as: UInt8.self), let list = data.readBytes(length: Int(listLength)) else { return nil }
-                hello.ecPointFormats = list
+                if let listLength = data.readInteger(as: UInt8.self), let list = data.readBytes(length: Int(listLength)) {
+                    hello.ecPointFormats = list
+                }
             default:
                 break
             }

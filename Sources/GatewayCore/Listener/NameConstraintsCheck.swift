@@ -87,6 +87,7 @@ package enum NameConstraintsCheck {
         switch (subtree, name) {
         case (.dnsName(let constraint), .dnsName(let value)):
             let value = value.hasSuffix(".") ? String(value.dropLast()) : value
+            let constraint = constraint.hasSuffix(".") ? String(constraint.dropLast()) : constraint
             // A name with an empty label (`.example.com`, `a..b`) cannot be placed: excluded, never permitted.
             if value.isEmpty || value.hasPrefix(".") || value.contains("..") { return excluding }
             return domain(value, within: constraint) || (excluding && wildcard(value, mayMatch: constraint))

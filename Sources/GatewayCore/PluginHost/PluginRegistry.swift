@@ -168,6 +168,12 @@ package final class PluginRegistry: Sendable {
                 metric = shared
             } else {
                 guard !state.series.values.contains(where: { $0.name == fullName && $0.kind != kind }) else { return GW_ERR_INVALID_ARGUMENT }
+                // Names /metrics would show twice (counter `x` and gauge `x_total`, histogram `h` and gauge
+                // `h_sum`, counters `x` and `x_total`) would make Prometheus reject the whole scrape.
+                let exposed = Self.exposedNames(fullName, kind)
+                guard !state.series.values.contains(where: { $0.name != fullName && !exposed.isDisjoint(with: Self.exposedNames($0.name, $0.kind)) }) else {
+                    return GW_ERR_INVALID_ARGUMENT
+                }
                 metric = Metric(name: fullName, help: help, kind: kind, plugin: info.plugin, listener: info.listener)
                 state.series[key] = metric
             }
@@ -175,6 +181,15 @@ package final class PluginRegistry: Sendable {
             state.metrics[tag] = list
             id = UInt32(list.count - 1)
             return GW_OK
+        }
+    }
+
+    /// The family and sample names `appendExposition` writes for a metric.
+    static func exposedNames(_ name: String, _ kind: gw_metric_kind) -> Set<String> {
+        switch kind {
+        case GW_METRIC_COUNTER: return [name.hasSuffix("_total") ? name : name + "_total"]
+        case GW_METRIC_GAUGE: return [name]
+        default: return [name, name + "_sum", name + "_count"]
         }
     }
 

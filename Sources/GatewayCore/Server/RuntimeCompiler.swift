@@ -252,8 +252,8 @@ package struct RuntimeCompiler {
             let keyPath = "\(clientCAPath)[\(i)]"
             guard let certs = loadCertificates(file, path: keyPath) else { continue }
             for (cert, nio) in certs {
-                guard case .isCertificateAuthority = (try? cert.extensions.basicConstraints) ?? .notCertificateAuthority else {
-                    issues.add(keyPath, "'\(file)' contains '\(cert.subject)', which is not a CA certificate (basicConstraints CA:TRUE missing)")
+                if let problem = ClientCertificateVerifier.anchorProblem(cert) {
+                    issues.add(keyPath, "'\(file)' contains '\(cert.subject)', which \(problem)")
                     continue
                 }
                 if cert.notValidAfter < now { issues.add(keyPath, "CA certificate '\(cert.subject)' in '\(file)' expired at \(cert.notValidAfter)") }

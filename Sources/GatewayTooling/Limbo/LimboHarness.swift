@@ -25,7 +25,8 @@ package struct LimboHarness: Sendable {
     package struct Outcome: Sendable {
         package var testcase: LimboTestcase
         package var verdict: Verdict
-        /// Why a disagreement is not a defect of client authentication, when it is known (`explanations`).
+        /// Why a disagreement is not a defect of client authentication: `LimboExplanation.known`'s entry for
+        /// the testcase, when it pins this very verdict (and reason code); nil otherwise.
         package var explanation: String?
 
         package enum Agreement: String, Sendable {
@@ -45,112 +46,6 @@ package struct LimboHarness: Sendable {
     /// The largest `verify_depth` a listener accepts.
     static let maxDepth = 16
 
-    /// Testcases whose verdict differs from x509-limbo's expectation for a reason that does not weaken client
-    /// authentication, each with that reason (as Go's x509 test keeps its list of allowed differences). Read by
-    /// the summary only: the verdict itself is always the verifier's.
-    package static let explanations: [String: String] = [
-        "crl::crlnumber-missing":
-            "CRL profile: RFC 5280 5.2.3 asks CRL issuers for a non-critical CRL number; the gateway reads the number nowhere (it keeps the freshest CRL by thisUpdate) and takes CRLs without one, as OpenSSL and rustls-webpki do",
-        "crl::crlnumber-critical":
-            "CRL profile: RFC 5280 5.2.3 asks CRL issuers for a non-critical CRL number; the gateway reads the number nowhere (it keeps the freshest CRL by thisUpdate) and takes CRLs without one, as OpenSSL and rustls-webpki do",
-        "pathlen::validation-ignores-pathlen-in-leaf":
-            "A client signs TLS CertificateVerify with this key: a leaf whose key usage leaves out digitalSignature cannot authenticate a TLS client, so it is refused (deliberate)",
-        "rfc5280::ca-as-leaf":
-            "A client signs TLS CertificateVerify with this key: a leaf whose key usage leaves out digitalSignature cannot authenticate a TLS client, so it is refused (deliberate)",
-        "pathlen::max-chain-depth-1-self-issued":
-            "verify_depth counts every CA certificate above the leaf, self-issued ones too, because it also bounds what one handshake costs (deliberate; RFC 5280 exempts self-issued certificates from pathLenConstraint, which the verifier follows)",
-        "rfc5280::validity::notafter-fractional":
-            "Validity is compared to the instant: 5 ms after notAfter the certificate has expired (limbo marks the testcase ambiguous; it expects the whole second to count)",
-        "rfc5280::aki::leaf-missing-aki":
-            "Certificate profile (RFC 5280 4.2.1.1/4.2.1.2): conforming CAs MUST include key identifiers, but a missing one does not make a path unsafe; accepted, as OpenSSL without X509_V_FLAG_X509_STRICT (nginx's mode; limbo runs OpenSSL strict) and rustls-webpki accept them. Key identifiers are used to skip candidate issuers when present",
-        "rfc5280::aki::intermediate-missing-aki":
-            "Certificate profile (RFC 5280 4.2.1.1/4.2.1.2): conforming CAs MUST include key identifiers, but a missing one does not make a path unsafe; accepted, as OpenSSL without X509_V_FLAG_X509_STRICT (nginx's mode; limbo runs OpenSSL strict) and rustls-webpki accept them. Key identifiers are used to skip candidate issuers when present",
-        "rfc5280::aki::cross-signed-root-missing-aki":
-            "Certificate profile (RFC 5280 4.2.1.1/4.2.1.2): conforming CAs MUST include key identifiers, but a missing one does not make a path unsafe; accepted, as OpenSSL without X509_V_FLAG_X509_STRICT (nginx's mode; limbo runs OpenSSL strict) and rustls-webpki accept them. Key identifiers are used to skip candidate issuers when present",
-        "rfc5280::ski::root-missing-ski":
-            "Certificate profile (RFC 5280 4.2.1.1/4.2.1.2): conforming CAs MUST include key identifiers, but a missing one does not make a path unsafe; accepted, as OpenSSL without X509_V_FLAG_X509_STRICT (nginx's mode; limbo runs OpenSSL strict) and rustls-webpki accept them. Key identifiers are used to skip candidate issuers when present",
-        "rfc5280::ski::intermediate-missing-ski":
-            "Certificate profile (RFC 5280 4.2.1.1/4.2.1.2): conforming CAs MUST include key identifiers, but a missing one does not make a path unsafe; accepted, as OpenSSL without X509_V_FLAG_X509_STRICT (nginx's mode; limbo runs OpenSSL strict) and rustls-webpki accept them. Key identifiers are used to skip candidate issuers when present",
-        "rfc5280::nc::permitted-dns-match-noncritical":
-            "Name constraints are enforced whether the extension is critical or not (docs/threat-model.md), and a non-critical one is not refused for its criticality, as OpenSSL",
-        "rfc5280::nc::invalid-dnsname-leading-period":
-            "A DNS constraint with a leading period is read as 'the names below it', as OpenSSL reads it; the names it admits are a subset of what the constraint without the period admits",
-        "rfc5280::nc::nc-forbids-alternate-chain-ica":
-            "Path building takes the first presented issuer whose signature verifies (trust anchors first) and does not backtrack to another path when a later check fails; a client that presents two certificates for one intermediate may be refused although another path exists. Known limit (docs/x509-limbo.md)",
-        "rfc5280::nc::nc-forbids-same-chain-ica":
-            "Path building takes the first presented issuer whose signature verifies (trust anchors first) and does not backtrack to another path when a later check fails; a client that presents two certificates for one intermediate may be refused although another path exists. Known limit (docs/x509-limbo.md)",
-        "rfc5280::pc::ica-noncritical-pc":
-            "Certificate policies and policy constraints are not enforced (as in OpenSSL's default verification; docs/threat-model.md)",
-        "rfc5280::san::noncritical-with-empty-subject":
-            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
-        "rfc5280::san::underscore-dns":
-            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
-        "rfc5280::serial::too-long":
-            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
-        "rfc5280::serial::zero":
-            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
-        "rfc5280::ca-empty-subject":
-            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
-        "rfc5280::root-non-critical-basic-constraints":
-            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
-        "webpki::san::san-critical-with-nonempty-subject":
-            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
-        "webpki::malformed-aia":
-            "Certificate profile rules about criticality, serial numbers, subjects and SAN syntax that do not change which key is trusted for which name; accepted, as OpenSSL and Go accept most of them",
-        "rfc5280::leaf-ku-keycertsign":
-            "A leaf with keyCertSign but cA false is accepted as a client; it can still never issue, because an issuer needs basicConstraints cA",
-        "webpki::aki::root-with-aki-missing-keyidentifier":
-            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
-        "webpki::aki::root-with-aki-authoritycertissuer":
-            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
-        "webpki::aki::root-with-aki-authoritycertserialnumber":
-            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
-        "webpki::aki::root-with-aki-all-fields":
-            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
-        "webpki::aki::root-with-aki-ski-mismatch":
-            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
-        "webpki::eku::ee-anyeku":
-            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
-        "webpki::eku::ee-critical-eku":
-            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
-        "webpki::eku::ee-without-eku":
-            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
-        "webpki::eku::root-has-eku":
-            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
-        "webpki::nc::intermediate-permitted-excluded-subtrees-both-empty-sequences":
-            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
-        "webpki::forbidden-rsa-not-divisible-by-8-in-root":
-            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
-        "webpki::forbidden-rsa-key-not-divisible-by-8-in-leaf":
-            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
-        "webpki::ee-basicconstraints-ca":
-            "CA/Browser Forum Baseline Requirements for public TLS server certificates (web PKI profile); a private client PKI is not held to them, as OpenSSL and Go do not hold one",
-        "webpki::cn::ipv4-hex-mismatch":
-            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
-        "webpki::cn::ipv4-leading-zeros-mismatch":
-            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
-        "webpki::cn::ipv6-uppercase-mismatch":
-            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
-        "webpki::cn::ipv6-uncompressed-mismatch":
-            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
-        "webpki::cn::ipv6-non-rfc5952-mismatch":
-            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
-        "webpki::cn::punycode-not-in-san":
-            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
-        "webpki::cn::utf8-vs-punycode-mismatch":
-            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
-        "webpki::cn::not-in-san":
-            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
-        "webpki::cn::case-mismatch":
-            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
-        "webpki::san::public-suffix-wildcard-san":
-            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
-        "webpki::san::public-suffix-multi-label-wildcard-san":
-            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
-        "webpki::san::public-suffix-private-namespace-wildcard-san":
-            "Server-name matching (common name versus SAN, IP and IDNA forms, public-suffix wildcards): the harness's generous SAN check let the testcase count, but the expected failure is about matching a server name, which a client-certificate verifier never does",
-    ]
-
     package init() {}
 
     /// Every testcase of `limbo` (the bytes of limbo.json), in file order.
@@ -162,7 +57,8 @@ package struct LimboHarness: Sendable {
         let decoded = try JSONDecoder().decode(Limbo.self, from: limbo)
         guard decoded.version == 1 else { throw LimboError("limbo.json has schema version \(decoded.version); version 1 is read") }
         return decoded.testcases.map { testcase in
-            Outcome(testcase: testcase, verdict: evaluate(testcase), explanation: Self.explanations[testcase.id])
+            let verdict = evaluate(testcase)
+            return Outcome(testcase: testcase, verdict: verdict, explanation: LimboExplanation.known[testcase.id]?.explains(verdict))
         }
     }
 
@@ -208,8 +104,8 @@ package struct LimboHarness: Sendable {
             guard let certificate = try? Certificate(pemEncoded: pem) else {
                 return .failure("config: client_ca[\(index)] does not parse")
             }
-            guard case .isCertificateAuthority = (try? certificate.extensions.basicConstraints) ?? .notCertificateAuthority else {
-                return .failure("config: client_ca[\(index)] '\(certificate.subject)' is not a CA certificate (basicConstraints CA:TRUE missing)")
+            if let problem = ClientCertificateVerifier.anchorProblem(certificate) {
+                return .failure("config: client_ca[\(index)] '\(certificate.subject)' \(problem)")
             }
             anchors.append(certificate)
         }
@@ -239,9 +135,9 @@ package struct LimboHarness: Sendable {
         switch verifier.verify(der: presented, now: now) {
         case .verified:
             if testcase.validationKind == .server, let peer = testcase.expectedPeerName,
-                let leaf = try? Certificate(derEncoded: presented[0]), !Self.leaf(leaf, mayName: peer)
+                let leaf = try? Certificate(derEncoded: presented[0]), Self.leaf(leaf, namesOtherThan: peer)
             {
-                return .skipped("the path verifies, and the leaf does not name \(peer.kind) '\(peer.value)': a client-certificate verifier matches no server name")
+                return .skipped("the path verifies, and the leaf's SANs name others than \(peer.kind) '\(peer.value)': a client-certificate verifier matches no server name")
             }
             return .success
         case .rejected(let rejection, _):
@@ -249,12 +145,17 @@ package struct LimboHarness: Sendable {
         }
     }
 
-    /// Whether a subjectAltName of `leaf` could name `peer`, read generously (DNS names equal but for case, or a
-    /// `*.` wildcard for one label; IP addresses and email addresses equal): a SERVER testcase whose leaf
-    /// cannot is about its name, which the verifier never matches, and is skipped. One that can counts, so a
-    /// path the verifier wrongly admits is never hidden behind a name.
-    static func leaf(_ leaf: Certificate, mayName peer: LimboTestcase.PeerName) -> Bool {
-        guard let names = try? leaf.extensions.subjectAlternativeNames else { return false }
+    /// Whether `leaf` has a subjectAltName extension that parses, holds names, and none of them could name
+    /// `peer`, read generously (DNS names equal but for case, or a `*.` wildcard for one label; IP addresses
+    /// and email addresses equal). Only such a SERVER testcase is about its name, which the verifier never
+    /// matches, and is skipped. Every other one counts (no SAN, a SAN that does not parse, a SAN that could
+    /// name the peer), so a path the verifier wrongly admits is not hidden behind a name.
+    static func leaf(_ leaf: Certificate, namesOtherThan peer: LimboTestcase.PeerName) -> Bool {
+        guard let names = (try? leaf.extensions.subjectAlternativeNames) ?? nil, !names.isEmpty else { return false }
+        return !Self.leaf(names, mayName: peer)
+    }
+
+    private static func leaf(_ names: SubjectAlternativeNames, mayName peer: LimboTestcase.PeerName) -> Bool {
         let wanted = peer.value.lowercased()
         for name in names {
             switch (peer.kind, name) {
@@ -305,6 +206,12 @@ package struct LimboHarness: Sendable {
         return try encoder.encode(File(results: results))
     }
 
+    /// The disagreements `LimboExplanation.known` does not explain (or no longer explains: the verdict or its
+    /// reason changed). `gateway limbo` exits 2 when there are any.
+    package static func unexplained(_ outcomes: [Outcome]) -> [Outcome] {
+        outcomes.filter { ($0.agreement == .unexpectedSuccess || $0.agreement == .unexpectedFailure) && $0.explanation == nil }
+    }
+
     /// A Markdown summary: per category, how many testcases agree, disagree either way, or were skipped; then
     /// every disagreement with the verifier's reason and its explanation, when there is one.
     package static func summary(_ outcomes: [Outcome]) -> String {
@@ -334,7 +241,7 @@ package struct LimboHarness: Sendable {
                 case .skipped(let why): verdict = "SKIPPED: \(why)"
                 }
                 let cell = { (text: String) in text.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ") }
-                out += "| `\(outcome.testcase.id)` | \(outcome.testcase.expectedResult.rawValue) | \(cell(verdict)) | \(cell(outcome.explanation ?? "")) |\n"
+                out += "| `\(outcome.testcase.id)` | \(outcome.testcase.expectedResult.rawValue) | \(cell(verdict)) | \(cell(outcome.explanation ?? "**not explained**")) |\n"
             }
         }
         return out
