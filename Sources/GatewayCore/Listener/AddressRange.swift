@@ -57,7 +57,8 @@ package struct AddressRange: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    private static func bytes(of text: String) -> [UInt8]? {
+    /// The bytes of an IPv4 or IPv6 address literal (4 or 16), or nil.
+    package static func bytes(of text: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
         var v6 = in6_addr()

@@ -164,7 +164,7 @@ package struct LimboHarness: Sendable {
                 if dns == wanted { return true }
                 if dns.hasPrefix("*."), let dot = wanted.firstIndex(of: "."), wanted[wanted.index(after: dot)...] == dns.dropFirst(2) { return true }
             case ("IP", .ipAddress(let bytes)):
-                if Self.addressBytes(wanted) == Array(bytes.bytes) { return true }
+                if AddressRange.bytes(of: wanted) == Array(bytes.bytes) { return true }
             case ("RFC822", .rfc822Name(let email)):
                 if email.lowercased() == wanted { return true }
             default:
@@ -172,14 +172,6 @@ package struct LimboHarness: Sendable {
             }
         }
         return false
-    }
-
-    private static func addressBytes(_ text: String) -> [UInt8]? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
-        return nil
     }
 
     /// limbo's result file (`limbo-result` schema version 1), for its tooling and site.
