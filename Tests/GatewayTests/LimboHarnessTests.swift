@@ -59,4 +59,17 @@ final class LimboHarnessTests: XCTestCase {
             }
         }
     }
+
+    func testAFileThatIsNoLimboJSONIsNamedPrecisely() {
+        let cases: [(String, String)] = [
+            (#"{"version":1,"testcases":[{"id":"x"}]}"#, "not a limbo.json: testcases[0].validation_kind: missing"),
+            (#"{"version":2,"testcases":[]}"#, "limbo.json has schema version 2; version 1 is read"),
+            ("[1]", "not a limbo.json: "),
+        ]
+        for (text, message) in cases {
+            XCTAssertThrowsError(try LimboHarness().run(limbo: Data(text.utf8)), text) { error in
+                XCTAssertTrue("\(error)".hasPrefix(message), "\(error)")
+            }
+        }
+    }
 }

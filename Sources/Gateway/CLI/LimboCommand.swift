@@ -24,7 +24,9 @@ struct LimboCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: file))
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError(FileManager.default.fileExists(atPath: file) ? "cannot read it" : "no such file")
+            }
             let outcomes = try LimboHarness().run(limbo: data)
             if let results {
                 try LimboHarness.resultJSON(outcomes).write(to: URL(fileURLWithPath: results))

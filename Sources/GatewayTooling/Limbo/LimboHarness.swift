@@ -54,11 +54,33 @@ package struct LimboHarness: Sendable {
             var version: Int
             var testcases: [LimboTestcase]
         }
-        let decoded = try JSONDecoder().decode(Limbo.self, from: limbo)
+        let decoded: Limbo
+        do {
+            decoded = try JSONDecoder().decode(Limbo.self, from: limbo)
+        } catch let error as DecodingError {
+            throw LimboError("not a limbo.json: \(Self.describe(error))")
+        }
         guard decoded.version == 1 else { throw LimboError("limbo.json has schema version \(decoded.version); version 1 is read") }
         return decoded.testcases.map { testcase in
             let verdict = evaluate(testcase)
             return Outcome(testcase: testcase, verdict: verdict, explanation: LimboExplanation.known[testcase.id]?.explains(verdict))
+        }
+    }
+
+    /// "testcases[3].validation_kind: missing", as the config loader names key paths.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            codingPath.reduce("") { text, key in
+                if let index = key.intValue { return "\(text)[\(index)]" }
+                return text.isEmpty ? key.stringValue : "\(text).\(key.stringValue)"
+            }
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "\(path(context.codingPath + [key])): missing"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            let at = path(context.codingPath)
+            return at.isEmpty ? context.debugDescription : "\(at): \(context.debugDescription)"
+        @unknown default: return "\(error)"
         }
     }
 
