@@ -72,4 +72,21 @@ final class JA3FingerprintTests: XCTestCase {
         XCTAssertFalse(JA3Fingerprint.isWellFormed("ADA70206E40642A3E4461F35503241D5"))
         XCTAssertFalse(JA3Fingerprint.isWellFormed("ada70206e40642a3e4461f35503241d"))
     }
+
+    /// supported_groups and ec_point_formats are read for JA3 only: malformed ones leave JA3's fields empty and
+    /// never refuse the hello (BoringSSL judges it; ec_point_formats means nothing to it in TLS 1.3).
+    func testMalformedGroupAndPointFormatListsDoNotRefuseTheHello() {
+        let extensions: [UInt8] = [0x00, 0x0A, 0x00, 0x03, 0x00, 0x01, 0xFF] + [0x00, 0x0B, 0x00, 0x02, 0x05, 0x00]
+        var body: [UInt8] = [0x03, 0x03] + Array(repeating: 0, count: 32) + [0x00, 0x00, 0x02, 0x13, 0x01, 0x01, 0x00]
+        body += [UInt8(extensions.count >> 8), UInt8(extensions.count & 0xFF)] + extensions
+        let handshake: [UInt8] = [0x01, 0x00, UInt8(body.count >> 8), UInt8(body.count & 0xFF)] + body
+        let record: [UInt8] = [0x16, 0x03, 0x01, UInt8(handshake.count >> 8), UInt8(handshake.count & 0xFF)] + handshake
+        guard case .complete(let hello) = ClientHello.parse(ByteBuffer(bytes: record)) else {
+            return XCTFail("refused: \(ClientHello.parse(ByteBuffer(bytes: record)))")
+        }
+        XCTAssertEqual(hello.extensionTypes, [10, 11])
+        XCTAssertEqual(hello.supportedGroups, [])
+        XCTAssertEqual(hello.ecPointFormats, [])
+        XCTAssertEqual(JA3Fingerprint(hello).full, "771,4865,10-11,,")
+    }
 }
