@@ -26,8 +26,9 @@ final class AuditLog: GatewayPlugin, Sendable {
         "decision", "answered_by", "reason", "client_aborted", "response_incomplete", "ja3",
     ]
     static let rejectionFields = ["listener", "client_address", "client_port", "sni", "ja4", "ja3", "reason", "detail", "subject", "issuer", "serial", "fingerprint"]
-    /// `ja3` is written only when `fields` lists it (a second fingerprint most operators do not need).
-    private var logsJA3: Bool { fields?.contains("ja3") ?? false }
+    /// `ja3` is written only when `fields` lists it (a second fingerprint most operators do not need); decided
+    /// once here, not by a set look-up per request.
+    let logsJA3: Bool
 
     typealias ConfigError = PluginConfigError
 
@@ -82,6 +83,7 @@ final class AuditLog: GatewayPlugin, Sendable {
         } else {
             fields = nil
         }
+        logsJA3 = fields?.contains("ja3") ?? false
         do {
             writer = try AuditWriter(options: options, tag: tag)
         } catch let error as AuditWriter.OpenError {

@@ -270,7 +270,6 @@ package final class ClientCertificateVerifier: Sendable {
             if let unknown = cert.extensions.first(where: { $0.critical && !Self.understoodExtensions.contains($0.oid) }) {
                 return .failure(.init(.malformed, "\(role) '\(cert.subject)' has an unsupported critical extension \(unknown.oid)"))
             }
-            // RFC 5280 6.1.4 (l): self-issued intermediates do not count against a path length constraint.
             if let problem = Self.keyIdentifierProblem(cert) {
                 return .failure(.init(.malformed, "\(role) '\(cert.subject)' \(problem)"))
             }
@@ -280,7 +279,8 @@ package final class ClientCertificateVerifier: Sendable {
             } catch {
                 return .failure(.init(.malformed, "\(role) '\(cert.subject)' has a malformed subjectAltName: \(error)"))
             }
-            if position > 0, let failure = checkCA(cert, below: chain[1..<position].filter { $0.subject != $0.issuer }.count) {
+            // RFC 5280 6.1.4 (l): self-issued intermediates do not count against a path length constraint.
+            if position > 0, let failure = checkCA(cert, below: chain[1..<position].reduce(0) { $0 + ($1.subject != $1.issuer ? 1 : 0) }) {
                 return .failure(failure)
             }
             // Revocation: every certificate below the trust anchor, against the CRL of its issuer: one signed by a
