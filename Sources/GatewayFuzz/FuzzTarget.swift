@@ -47,6 +47,10 @@ enum FuzzTarget: String, CaseIterable {
     /// decoder), answering a GET (or a HEAD, when the first byte is odd): the same agreement as
     /// `http1-request`; the parse is the same in two reads cut anywhere.
     case http1Response = "http1-response"
+    /// OCSP responses (what a responder sends back): never crash; what parses holds at most 64 answers and 8
+    /// certificates; validating it for a CertID of a fixed issuer never crashes, and accepts only a response
+    /// that answers that CertID.
+    case ocspResponse = "ocsp-response"
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -61,6 +65,7 @@ enum FuzzTarget: String, CaseIterable {
         case .dnsResponse: Self.dnsResponse(bytes)
         case .http1Request: Self.http1Request(bytes)
         case .http1Response: Self.http1Response(bytes)
+        case .ocspResponse: Self.ocspResponse(bytes)
         }
     }
 
@@ -132,6 +137,30 @@ enum FuzzTarget: String, CaseIterable {
         let fields = [identity.subject, identity.issuer, identity.serialHex, identity.notBeforeText, identity.notAfterText]
         for field in fields {
             check(!field.utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 }), "identity field with CR, LF or NUL: \(field.debugDescription)")
+        }
+        // Where revocation is looked up: only plain http URLs of bounded length, without control bytes.
+        for certificate in presented {
+            let locations = RevocationLocations(certificate)
+            for url in locations.crlURLs + locations.ocspURLs {
+                check(url.lowercased().hasPrefix("http://") && url.utf8.count <= RevocationLocations.maxURLLength
+                      && url.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }, "unusable URL kept: \(url.debugDescription)")
+            }
+        }
+    }
+
+    /// A fixed issuer and CertID for `ocsp-response` (the signature never verifies for fuzzed bytes; the checks
+    /// before it still run).
+    private static let ocspIssuer: Certificate? = try? CertificateFactory.makeCA(CertificateFactory.name(commonName: "Fuzz CA")).certificate
+
+    private static func ocspResponse(_ bytes: [UInt8]) {
+        guard let message = try? OCSPResponseMessage(derEncoded: bytes) else { return }
+        check(message.responses.count <= 64 && message.certificates.count <= 8, "\(message.responses.count) responses, \(message.certificates.count) certificates")
+        guard let issuer = ocspIssuer else { return }
+        for single in message.responses {
+            let id = single.certID ?? OCSPCertificateID(issuerNameHash: [], issuerKeyHash: [], serial: [1])
+            if case .success(let answer) = message.validate(for: id, issuer: issuer, now: Date()) {
+                check(answer.certID == id, "validated an answer for another CertID")
+            }
         }
     }
 

@@ -50,7 +50,7 @@ final class VerifierCostTests: XCTestCase {
     func testSeventyDecoysAreRefusedBeforeAnySignatureCheck() throws {
         let chain = try [leaf(authorityKeyIdentifier: false)] + (0..<70).map { _ in try decoy() } + [pki.intermediateCA.certificate]
         var checks = 0
-        guard case .rejected(let rejection, _) = verifier.verify(der: try der(chain), signatureChecks: &checks) else { return XCTFail("accepted") }
+        guard case .rejected(let rejection, _) = verifier.verify(der: try der(chain), signatureChecks: &checks).outcome else { return XCTFail("accepted") }
         XCTAssertEqual(rejection.code, .chainTooLong)
         XCTAssertEqual(rejection.detail, "client presented 72 certificates; at most 6 (verify_depth + 2) are read")
         XCTAssertEqual(checks, 0)
@@ -59,14 +59,14 @@ final class VerifierCostTests: XCTestCase {
     func testDecoysWithAnotherKeyIdentifierCostNoSignatureCheck() throws {
         let chain = try [leaf(authorityKeyIdentifier: true)] + (0..<4).map { _ in try decoy() } + [pki.intermediateCA.certificate]
         var checks = 0
-        guard case .verified = verifier.verify(der: try der(chain), signatureChecks: &checks) else { return XCTFail("the real chain verifies") }
+        guard case .verified = verifier.verify(der: try der(chain), signatureChecks: &checks).outcome else { return XCTFail("the real chain verifies") }
         XCTAssertEqual(checks, 2, "leaf by the intermediate, intermediate by the root; the four decoys were skipped by key identifier")
     }
 
     func testWithoutKeyIdentifiersTheChecksStayWithinTheBudget() throws {
         let chain = try [leaf(authorityKeyIdentifier: false)] + (0..<4).map { _ in try decoy() } + [pki.intermediateCA.certificate]
         var checks = 0
-        guard case .verified = verifier.verify(der: try der(chain), signatureChecks: &checks) else { return XCTFail("the real chain verifies") }
+        guard case .verified = verifier.verify(der: try der(chain), signatureChecks: &checks).outcome else { return XCTFail("the real chain verifies") }
         XCTAssertEqual(checks, 6, "four decoys tried, then the intermediate and the root")
         XCTAssertLessThanOrEqual(checks, verifier.signatureBudget)
         XCTAssertEqual(verifier.signatureBudget, 12)
@@ -74,7 +74,7 @@ final class VerifierCostTests: XCTestCase {
 
     func testOversizedChainsAreRefusedUnparsed() {
         var checks = 0
-        guard case .rejected(let rejection, let presented) = verifier.verify(der: [[UInt8](repeating: 0x30, count: 70_000)], signatureChecks: &checks) else {
+        guard case .rejected(let rejection, let presented) = verifier.verify(der: [[UInt8](repeating: 0x30, count: 70_000)], signatureChecks: &checks).outcome else {
             return XCTFail("accepted")
         }
         XCTAssertEqual(rejection.code, .chainTooLong)

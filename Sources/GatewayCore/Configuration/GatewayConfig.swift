@@ -109,9 +109,12 @@ public struct ListenerTLSConfig: Codable, Sendable {
     /// Absent: every fingerprint passes. An empty list is refused at load (it would admit no one, or, read as
     /// absent, everyone).
     public var ja4Allow: [String]?
+    /// Online revocation checks: CRLs from the certificates' distribution points, OCSP (`revocation`).
+    public var revocation: RevocationConfig?
 
     package enum CodingKeys: String, CodingKey {
         case certificates
+        case revocation
         case clientAuth = "client_auth"
         case clientCA = "client_ca"
         case crl
@@ -133,6 +136,7 @@ public struct ListenerTLSConfig: Codable, Sendable {
         clientAllow = c.optional(.clientAllow)
         ja4Deny = c.optional(.ja4Deny, StringOrList.self)?.values ?? []
         ja4Allow = c.optional(.ja4Allow, StringOrList.self)?.values
+        revocation = c.optional(.revocation)
     }
 }
 

@@ -104,7 +104,8 @@ package struct CertificateRevocationList: Sendable {
         Array(serial.drop(while: { $0 == 0 }))
     }
 
-    private static let knownAlgorithms: [ASN1ObjectIdentifier: Certificate.SignatureAlgorithm] = [
+    /// The signature algorithms accepted on CRLs and OCSP responses.
+    package static let knownAlgorithms: [ASN1ObjectIdentifier: Certificate.SignatureAlgorithm] = [
         [1, 2, 840, 10045, 4, 3, 2]: .ecdsaWithSHA256,
         [1, 2, 840, 10045, 4, 3, 3]: .ecdsaWithSHA384,
         [1, 2, 840, 10045, 4, 3, 4]: .ecdsaWithSHA512,
@@ -114,14 +115,14 @@ package struct CertificateRevocationList: Sendable {
         [1, 3, 101, 112]: .ed25519,
     ]
 
-    private static func algorithmOID(_ node: ASN1Node) throws -> ASN1ObjectIdentifier {
+    package static func algorithmOID(_ node: ASN1Node) throws -> ASN1ObjectIdentifier {
         guard case .constructed(let fields) = node.content, let oidNode = fields.first(where: { _ in true }) else {
             throw CRLError("AlgorithmIdentifier malformed")
         }
         return try ASN1ObjectIdentifier(derEncoded: oidNode)
     }
 
-    private static func time(_ node: ASN1Node) throws -> Date {
+    package static func time(_ node: ASN1Node) throws -> Date {
         if node.identifier == .utcTime {
             let t = try UTCTime(derEncoded: node)
             return try Self.date(t.year, t.month, t.day, t.hours, t.minutes, t.seconds)

@@ -26,6 +26,9 @@ package final class ClientCertificateVerifier: Sendable {
         package var validUntil: Date
         /// The earliest nextUpdate of the CRLs consulted; after it the chain must be checked again.
         package var crlNextUpdate: Date?
+        /// The verified path, leaf first, up to the trust anchor (and the anchors above it): what online
+        /// revocation checks (`RevocationChecker`) look at.
+        package var path: [Certificate]
     }
 
     /// Outcome of one verification: the identity on success, or the reason plus whatever could be parsed.
@@ -96,19 +99,25 @@ package final class ClientCertificateVerifier: Sendable {
     /// Verifies the chain as presented (leaf first). `der` are the same certificates as DER bytes.
     package func verify(der: [[UInt8]], now: Date = Date()) -> Outcome {
         var signatureChecks = 0
+        return verify(der: der, now: now, signatureChecks: &signatureChecks).outcome
+    }
+
+    /// `verify`, with the verified path (leaf first, up to the trust anchor) when the chain verifies.
+    package func verifyWithPath(der: [[UInt8]], now: Date = Date()) -> (outcome: Outcome, path: [Certificate]) {
+        var signatureChecks = 0
         return verify(der: der, now: now, signatureChecks: &signatureChecks)
     }
 
     /// `verify`, counting the signature checks it made (tests state the bound).
-    package func verify(der: [[UInt8]], now: Date = Date(), signatureChecks: inout Int) -> Outcome {
-        guard !der.isEmpty else { return .rejected(.init(.noCertificate, "client sent no certificate"), presented: nil) }
+    package func verify(der: [[UInt8]], now: Date = Date(), signatureChecks: inout Int) -> (outcome: Outcome, path: [Certificate]) {
+        guard !der.isEmpty else { return (.rejected(.init(.noCertificate, "client sent no certificate"), presented: nil), []) }
         // Bounded before anything is parsed or hashed: a client cannot make verification cost more by sending more.
         guard der.count <= maxPresented else {
-            return .rejected(.init(.chainTooLong, "client presented \(der.count) certificates; at most \(maxPresented) (verify_depth + 2) are read"), presented: nil)
+            return (.rejected(.init(.chainTooLong, "client presented \(der.count) certificates; at most \(maxPresented) (verify_depth + 2) are read"), presented: nil), [])
         }
         let totalBytes = der.reduce(0) { $0 + $1.count }
         guard totalBytes <= Self.maxPresentedBytes else {
-            return .rejected(.init(.chainTooLong, "client presented \(totalBytes) bytes of certificates; at most \(Self.maxPresentedBytes) are read"), presented: nil)
+            return (.rejected(.init(.chainTooLong, "client presented \(totalBytes) bytes of certificates; at most \(Self.maxPresentedBytes) are read"), presented: nil), [])
         }
         var hasher = SHA256()
         for cert in der {
@@ -120,20 +129,20 @@ package final class ClientCertificateVerifier: Sendable {
         if let hit = cache.withLockedValue({ $0[key] }),
             hit.validFrom <= now, now <= hit.validUntil, hit.crlNextUpdate.map({ now <= $0 }) ?? true
         {
-            return .verified(hit.identity)
+            return (.verified(hit.identity), hit.path)
         }
 
         let presented: [Certificate]
         do {
             presented = try der.map { try Certificate(derEncoded: $0) }
         } catch {
-            return .rejected(.init(.malformed, "presented certificate does not parse: \(error)"), presented: nil)
+            return (.rejected(.init(.malformed, "presented certificate does not parse: \(error)"), presented: nil), [])
         }
         let identity = ClientIdentity(presented: presented, der: der)
         // The cost of one signature check grows with the RSA modulus (8192 bits: ~1 ms here): bound it too.
         for certificate in presented {
             if let rsa = _RSA.Signing.PublicKey(certificate.publicKey), rsa.keySizeInBits > Self.maxRSABits {
-                return .rejected(.init(.malformed, "certificate '\(certificate.subject)' has a \(rsa.keySizeInBits)-bit RSA key; at most \(Self.maxRSABits) bits are accepted"), presented: identity)
+                return (.rejected(.init(.malformed, "certificate '\(certificate.subject)' has a \(rsa.keySizeInBits)-bit RSA key; at most \(Self.maxRSABits) bits are accepted"), presented: identity), [])
             }
         }
         var signatures = SignatureBudget(limit: signatureBudget)
@@ -142,9 +151,9 @@ package final class ClientCertificateVerifier: Sendable {
         case .success(let window):
             // Only admitted chains are cached, so a cache hit needs no second look at the allow-list.
             if let rejection = allow?.rejection(leaf: presented[0], leafDER: der[0]) {
-                return .rejected(rejection, presented: identity)
+                return (.rejected(rejection, presented: identity), [])
             }
-            let verified = Verified(identity: identity, validFrom: window.from, validUntil: window.until, crlNextUpdate: window.crlNextUpdate)
+            let verified = Verified(identity: identity, validFrom: window.from, validUntil: window.until, crlNextUpdate: window.crlNextUpdate, path: window.path)
             cache.withLockedValue { cache in
                 if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
                 cache[key] = verified
@@ -156,9 +165,9 @@ package final class ClientCertificateVerifier: Sendable {
                     chains[leafKey] = der
                 }
             }
-            return .verified(identity)
+            return (.verified(identity), window.path)
         case .failure(let rejection):
-            return .rejected(rejection, presented: identity)
+            return (.rejected(rejection, presented: identity), [])
         }
     }
 
@@ -166,15 +175,16 @@ package final class ClientCertificateVerifier: Sendable {
     /// session resumes, and keeps only the leaf in the session; the chain comes from the full handshake that
     /// created the session (sessions never outlive this verifier: a reload makes new contexts and ticket keys).
     /// Validity and CRLs are checked again, as on every cache hit.
-    package func verifyResumed(leafDER: [UInt8], now: Date = Date()) -> Outcome {
+    package func verifyResumed(leafDER: [UInt8], now: Date = Date()) -> (outcome: Outcome, path: [Certificate]) {
         let chain = chainsByLeaf.withLockedValue { $0[SHA256.hash(data: leafDER)] } ?? [leafDER]
-        return verify(der: chain, now: now)
+        return verifyWithPath(der: chain, now: now)
     }
 
     private struct Window {
         var from: Date
         var until: Date
         var crlNextUpdate: Date?
+        var path: [Certificate] = []
     }
 
     /// Counts signature checks against a per-verification limit, and skips a candidate issuer whose subject key
@@ -307,6 +317,7 @@ package final class ClientCertificateVerifier: Sendable {
         if let violation = NameConstraintsCheck.violation(in: chain) {
             return .failure(.init(.nameConstraints, violation))
         }
+        window.path = chain
         return .success(window)
     }
 

@@ -13,6 +13,9 @@ public struct HandshakeRejection: Error, Hashable, Sendable, CustomStringConvert
         /// A CRL configured for an issuer of the path is not signed by (or may not be signed by) that issuer:
         /// revocation cannot be checked, and the client is refused.
         public static let crlInvalid = Code("crl_invalid")
+        /// `tls.revocation` is on and a certificate's status could not be learnt (no URL, fetch failed, a bad or
+        /// stale answer, OCSP "unknown"), and `revocation.unknown` is deny.
+        public static let revocationUnavailable = Code("revocation_unavailable")
         public static let badSignature = Code("bad_signature")
         public static let usage = Code("unsupported_certificate_purpose")
         public static let chainTooLong = Code("chain_too_long")

@@ -63,9 +63,13 @@ package final class ListenerTLS: Sendable {
     /// `ja4_allow`: when not empty, only clients with these JA4 fingerprints pass their ClientHello.
     package let ja4Allow: Set<String>
 
+    /// `revocation`: online checks (fetched CRLs, OCSP) after a chain verifies, for every client policy.
+    package let revocation: RevocationChecker?
+
     package init(entries: [Entry], policies: [ClientPolicy], serverCertificateExpiry: Date? = nil, clientCAExpiry: Date? = nil, ja4Deny: Set<String> = [],
-                 ja4Allow: Set<String> = []) {
+                 ja4Allow: Set<String> = [], revocation: RevocationChecker? = nil) {
         precondition(!entries.isEmpty && !policies.isEmpty)
+        self.revocation = revocation
         self.ja4Deny = ja4Deny
         self.ja4Allow = ja4Allow
         self.serverCertificateExpiry = serverCertificateExpiry

@@ -93,10 +93,30 @@ package final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannel
         guard let leaf, let der = try? leaf.toDERBytes() else {
             return policy.clientAuth == .required ? HandshakeRejection(.noCertificate, "resumed session without a client certificate") : nil
         }
-        switch verifier.verifyResumed(leafDER: der) {
+        let (outcome, path) = verifier.verifyResumed(leafDER: der)
+        switch outcome {
         case .verified(let identity):
             connection.clientCertificate = identity
-            connection.verification = .success
+            guard let revocation = tls.revocation else {
+                connection.verification = .success
+                return nil
+            }
+            // A resumption cannot wait for a fetch here: it is decided from what is cached, and what is missing
+            // is fetched in the background for the next handshake (the unknown policy decides this one).
+            let verdict: RevocationChecker.Verdict
+            switch revocation.evaluate(path: path) {
+            case .decided(let decided, let checks):
+                revocation.record(checks)
+                verdict = decided
+            case .fetch:
+                Task { _ = await revocation.resolve(path: path) }
+                verdict = .unavailable(.init(.revocationUnavailable, "resumed session of '\(identity.subject)': its revocation status is not cached (being fetched)"))
+            }
+            if TLSHelloHandler.apply(verdict, revocation: revocation, connection: connection, logger: logger) == .failed,
+                case .failed(let rejection) = connection.verification
+            {
+                return policy.clientAuth == .required ? rejection : nil
+            }
             return nil
         case .rejected(let rejection, let presented):
             connection.clientCertificate = presented

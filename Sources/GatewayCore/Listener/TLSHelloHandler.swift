@@ -99,6 +99,8 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
             let handler: NIOSSLServerHandler
             if let verifier = tls.policies[entry.policy].verifier {
                 let connection = self.connection
+                let revocation = tls.revocation
+                let logger = self.logger
                 handler = NIOSSLServerHandler(context: sslContext) { certificates, promise in
                     // Runs on this channel's event loop, during the handshake.
                     let der: [[UInt8]]
@@ -109,11 +111,31 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
                         promise.succeed(.failed)
                         return
                     }
-                    switch verifier.verify(der: der) {
+                    let (outcome, path) = verifier.verifyWithPath(der: der)
+                    switch outcome {
                     case .verified(let identity):
                         connection.clientCertificate = identity
-                        connection.verification = .success
-                        promise.succeed(.certificateVerified)
+                        guard let revocation else {
+                            connection.verification = .success
+                            promise.succeed(.certificateVerified)
+                            return
+                        }
+                        switch revocation.evaluate(path: path) {
+                        case .decided(let verdict, let checks):
+                            revocation.record(checks)
+                            promise.succeed(Self.apply(verdict, revocation: revocation, connection: connection, logger: logger))
+                        case .fetch:
+                            // Fetched off the event loop; the handshake waits (within handshake_timeout).
+                            let loop = promise.futureResult.eventLoop
+                            let bound = NIOLoopBound(connection, eventLoop: loop)
+                            Task {
+                                let (verdict, checks) = await revocation.resolve(path: path)
+                                loop.execute {
+                                    revocation.record(checks)
+                                    promise.succeed(Self.apply(verdict, revocation: revocation, connection: bound.value, logger: logger))
+                                }
+                            }
+                        }
                     case .rejected(let rejection, let presented):
                         connection.clientCertificate = presented
                         connection.verification = .failed(rejection)
@@ -134,6 +156,31 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
                 return
             }
             context.fireChannelRead(wrapInboundOut(buffer))
+        }
+    }
+
+    /// Records what the online revocation check decided for a verified chain, and what the handshake does: an
+    /// unknown status admits the client only under `revocation.unknown: allow` (logged all the same).
+    package static func apply(_ verdict: RevocationChecker.Verdict, revocation: RevocationChecker, connection: ConnectionContext, logger: Logger)
+        -> NIOSSLVerificationResult
+    {
+        switch verdict {
+        case .good:
+            connection.verification = .success
+            return .certificateVerified
+        case .revoked(let rejection):
+            connection.verification = .failed(rejection)
+            return .failed
+        case .unavailable(let rejection):
+            if revocation.admitsUnknown {
+                logger.info("revocation status unknown; client admitted (revocation.unknown: allow)", metadata: [
+                    "listener": "\(connection.listenerName)", "client": "\(connection.remoteAddress.text)", "detail": "\(rejection.detail)",
+                ])
+                connection.verification = .success
+                return .certificateVerified
+            }
+            connection.verification = .failed(rejection)
+            return .failed
         }
     }
 

@@ -15,6 +15,9 @@ package final class GatewayMetrics: Sendable {
     private let discoveredUses = NIOLockedValueBox<[String: Int]>([:])
     private let expiry = NIOLockedValueBox<[String: Gauge]>([:])
     private let discovery = NIOLockedValueBox<[String: any Sendable]>([:])
+    /// Revocation counters and gauges, by label and label values (created on first use: per handshake only
+    /// while a label set is new).
+    private let revocation = NIOLockedValueBox<[String: any Sendable]>([:])
 
     package let reloadsSucceeded: Counter
     package let reloadsFailed: Counter
@@ -88,6 +91,18 @@ package final class GatewayMetrics: Sendable {
                 scrapeGauge("gateway_crl_next_update_seconds", listener: listener.name).record(date.timeIntervalSince(now))
             }
         }
+        if runtime.listeners.contains(where: { $0.tls?.revocation != nil }) {
+            let snapshot = RevocationStore.shared.snapshot()
+            for crl in snapshot.crls {
+                revocationGauge("gateway_revocation_crl_age_seconds", [("url", crl.url)]).record(now.timeIntervalSince(crl.fetchedAt))
+            }
+            if let next = snapshot.crls.compactMap(\.nextUpdate).min() {
+                revocationGauge("gateway_revocation_next_update_seconds", [("source", "crl_fetched")]).record(next.timeIntervalSince(now))
+            }
+            if let next = snapshot.earliestOCSPNextUpdate {
+                revocationGauge("gateway_revocation_next_update_seconds", [("source", "ocsp")]).record(next.timeIntervalSince(now))
+            }
+        }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
         registry.emit(into: &buffer)
@@ -141,6 +156,36 @@ package final class GatewayMetrics: Sendable {
             let key = "s\u{0}" + backend
             if let gauge = table[key] as? Gauge { return gauge }
             let gauge = Gauge(label: "gateway_backend_servers", dimensions: [("backend", backend)], factory: factory)
+            table[key] = gauge
+            return gauge
+        }
+    }
+
+    /// One fetch of a CRL or one OCSP query (`result`: ok, or a `RevocationFailure` reason).
+    package func revocationFetch(source: String, result: String) {
+        revocationCounter("gateway_revocation_fetches_total", [("source", source), ("result", result)]).increment()
+    }
+
+    /// One certificate's online revocation check (`result`: good, revoked, unavailable).
+    package func revocationCheck(listener: String, source: String, result: String) {
+        revocationCounter("gateway_revocation_checks_total", [("listener", listener), ("source", source), ("result", result)]).increment()
+    }
+
+    private func revocationCounter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
+        revocation.withLockedValue { table in
+            let key = ([label] + dimensions.map(\.1)).joined(separator: "\u{0}")
+            if let counter = table[key] as? Counter { return counter }
+            let counter = Counter(label: label, dimensions: dimensions, factory: factory)
+            table[key] = counter
+            return counter
+        }
+    }
+
+    private func revocationGauge(_ label: String, _ dimensions: [(String, String)]) -> Gauge {
+        revocation.withLockedValue { table in
+            let key = ([label] + dimensions.map(\.1)).joined(separator: "\u{0}")
+            if let gauge = table[key] as? Gauge { return gauge }
+            let gauge = Gauge(label: label, dimensions: dimensions, factory: factory)
             table[key] = gauge
             return gauge
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -74,7 +75,7 @@ package struct RuntimeCompiler {
         case (.http, .some):
             issues.add("\(path).tls", "not allowed for protocol http (use protocol: https)")
         case (.https, .some(let tlsConfig)):
-            tls = compileTLS(tlsConfig, path: "\(path).tls")
+            tls = compileTLS(tlsConfig, path: "\(path).tls", listener: config.name)
         case (.http, nil):
             break
         }
@@ -300,7 +301,7 @@ package struct RuntimeCompiler {
         )
     }
 
-    private func compileTLS(_ config: ListenerTLSConfig, path: String) -> ListenerTLS? {
+    private func compileTLS(_ config: ListenerTLSConfig, path: String, listener: String) -> ListenerTLS? {
         if config.certificates.isEmpty { issues.add("\(path).certificates", "at least one server certificate is required") }
 
         // The listener's client policy first: every server context sends its CA names. A certificate with
@@ -353,11 +354,50 @@ package struct RuntimeCompiler {
                 issues.add("\(path).\(key)[\(index)]", "'\(fingerprint)' is not a JA4 fingerprint (e.g. t13d1516h2_8daaf6152771_b186095e22b6, lowercase)")
             }
         }
+        let revocation = config.revocation.flatMap {
+            compileRevocation($0, path: "\(path).revocation", listener: listener, clientAuth: policies.contains { $0.clientAuth != .none })
+        }
         guard !entries.isEmpty else { return nil }
         return ListenerTLS(
             entries: entries, policies: policies, serverCertificateExpiry: serverExpiries.min(), clientCAExpiry: anchorExpiries.min(),
-            ja4Deny: Set(config.ja4Deny), ja4Allow: Set(config.ja4Allow ?? [])
+            ja4Deny: Set(config.ja4Deny), ja4Allow: Set(config.ja4Allow ?? []), revocation: revocation
         )
+    }
+
+    /// `tls.revocation`: checked by key path; nil when nothing is checked online.
+    private func compileRevocation(_ config: RevocationConfig, path: String, listener: String, clientAuth: Bool) -> RevocationChecker? {
+        if !clientAuth && config.isEnabled { issues.add(path, "set, but client_auth is none: set client_auth to optional or required") }
+        if let responder = config.ocspResponder {
+            if let problem = RevocationLocations.problem(url: responder) { issues.add("\(path).ocsp_responder", problem) }
+            if config.ocsp == .off { issues.add("\(path).ocsp_responder", "set, but ocsp is off: set ocsp to leaf or chain") }
+        }
+        if config.refreshInterval.nanoseconds < 1_000_000_000 { issues.add("\(path).refresh_interval", "must be at least 1s, got \(config.refreshInterval)") }
+        if config.fetchTimeout.nanoseconds < 100_000_000 || config.fetchTimeout.nanoseconds > 60_000_000_000 {
+            issues.add("\(path).fetch_timeout", "must be between 100ms and 60s, got \(config.fetchTimeout)")
+        }
+        if config.maxCRLBytes < 1024 || config.maxCRLBytes > 256 << 20 {
+            issues.add("\(path).max_crl_bytes", "must be between 1024 and 268435456, got \(config.maxCRLBytes)")
+        }
+        var cacheDirectory: String?
+        if let directory = config.cacheDir {
+            let resolved = resolve(directory)
+            var isDirectory: ObjCBool = false
+            if !config.crlFetch {
+                issues.add("\(path).cache_dir", "set, but crl_fetch is false (only fetched CRLs are cached)")
+            } else if !FileManager.default.fileExists(atPath: resolved, isDirectory: &isDirectory) || !isDirectory.boolValue {
+                issues.add("\(path).cache_dir", "'\(directory)' is not a directory")
+            } else if access(resolved, W_OK | X_OK) != 0 {
+                issues.add("\(path).cache_dir", "'\(directory)' is not writable by this process (uid \(getuid()))")
+            }
+            cacheDirectory = resolved
+        }
+        guard config.isEnabled else { return nil }
+        let settings = RevocationStore.FetchSettings(
+            timeout: .nanoseconds(config.fetchTimeout.nanoseconds), maxBytes: config.maxCRLBytes,
+            refreshInterval: TimeInterval(config.refreshInterval.nanoseconds) / 1e9, cacheDirectory: cacheDirectory, metrics: metrics,
+            logger: Logger(label: "gateway.revocation")
+        )
+        return RevocationChecker(config: config, settings: settings, listener: listener)
     }
 
     /// A backend host name: labels of letters, digits, `-` and `_` (1–63 bytes each, not starting or ending

@@ -31,15 +31,19 @@ public enum CertificateFactory {
     }
 
     /// A CA; self-signed when `issuer` is nil, otherwise an intermediate signed by it.
+    /// `crlURLs` and `ocspURLs` become the CRL distribution points and authorityInfoAccess OCSP entries.
     public static func makeCA(
         _ subject: DistinguishedName, issuer: IssuedCertificate? = nil, pathLength: Int? = nil,
-        notBefore: Date = Date().addingTimeInterval(-3600), notAfter: Date = Date().addingTimeInterval(365 * 86400)
+        notBefore: Date = Date().addingTimeInterval(-3600), notAfter: Date = Date().addingTimeInterval(365 * 86400),
+        crlURLs: [String] = [], ocspURLs: [String] = [], keyUsage: KeyUsage = KeyUsage(keyCertSign: true, cRLSign: true)
     ) throws -> IssuedCertificate {
         let key = P256.Signing.PrivateKey()
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: pathLength))
-            Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+            Critical(keyUsage)
             SubjectKeyIdentifier(hash: Certificate.PublicKey(key.publicKey))
+            if !crlURLs.isEmpty { crlDistributionPoints(crlURLs) }
+            if !ocspURLs.isEmpty { AuthorityInformationAccess(ocspURLs.map { .init(method: .ocspServer, location: .uniformResourceIdentifier($0)) }) }
         }
         return try sign(subject: subject, key: key, issuer: issuer, notBefore: notBefore, notAfter: notAfter, extensions: extensions)
     }
@@ -48,7 +52,8 @@ public enum CertificateFactory {
     public static func makeLeaf(
         _ subject: DistinguishedName, issuer: IssuedCertificate?, dnsNames: [String] = [], ipAddresses: [String] = [],
         uris: [String] = [], emails: [String] = [], usages: [ExtendedKeyUsage.Usage]? = [.clientAuth],
-        notBefore: Date = Date().addingTimeInterval(-3600), notAfter: Date = Date().addingTimeInterval(90 * 86400)
+        notBefore: Date = Date().addingTimeInterval(-3600), notAfter: Date = Date().addingTimeInterval(90 * 86400),
+        crlURLs: [String] = [], ocspURLs: [String] = []
     ) throws -> IssuedCertificate {
         let key = P256.Signing.PrivateKey()
         var names: [GeneralName] = dnsNames.map { .dnsName($0) } + uris.map { .uniformResourceIdentifier($0) } + emails.map { .rfc822Name($0) }
@@ -60,6 +65,8 @@ public enum CertificateFactory {
             Critical(KeyUsage(digitalSignature: true))
             if let usages { try ExtendedKeyUsage(usages) }
             if !names.isEmpty { SubjectAlternativeNames(names) }
+            if !crlURLs.isEmpty { crlDistributionPoints(crlURLs) }
+            if !ocspURLs.isEmpty { AuthorityInformationAccess(ocspURLs.map { .init(method: .ocspServer, location: .uniformResourceIdentifier($0)) }) }
         }
         return try sign(subject: subject, key: key, issuer: issuer, notBefore: notBefore, notAfter: notAfter, extensions: extensions)
     }
@@ -81,6 +88,19 @@ public enum CertificateFactory {
             issuerPrivateKey: Certificate.PrivateKey(issuer?.privateKey ?? key)
         )
         return IssuedCertificate(certificate: certificate, privateKey: key)
+    }
+
+    /// A CRL distribution points extension with one distribution point per URL (its fullName). swift-certificates
+    /// has no type for it, so its DER is written here: SEQUENCE { SEQUENCE { [0] { [0] { [6] url } } } ... }.
+    public static func crlDistributionPoints(_ urls: [String]) -> Certificate.Extension {
+        func tlv(_ tag: UInt8, _ content: [UInt8]) -> [UInt8] {
+            precondition(content.count < 0x10000)
+            if content.count < 0x80 { return [tag, UInt8(content.count)] + content }
+            if content.count < 0x100 { return [tag, 0x81, UInt8(content.count)] + content }
+            return [tag, 0x82, UInt8(content.count >> 8), UInt8(content.count & 0xFF)] + content
+        }
+        let points = urls.map { tlv(0x30, tlv(0xA0, tlv(0xA0, tlv(0x86, Array($0.utf8))))) }
+        return Certificate.Extension(oid: [2, 5, 29, 31], critical: false, value: ArraySlice(tlv(0x30, points.flatMap { $0 })))
     }
 
     /// Parses dotted IPv4 text into four bytes.

@@ -1,0 +1,161 @@
+import Foundation
+import GatewayCore
+import GatewayTooling
+import X509
+import XCTest
+
+/// `tls.revocation.ocsp`: client certificates checked against a real OCSP responder (`openssl ocsp`), named in
+/// their authorityInfoAccess or configured, with a delegated signer; answers cached until their nextUpdate.
+final class OCSPTests: GatewayTestCase {
+    private var responderPort = 0
+    private var delegate: IssuedCertificate!
+    private var responders: [OpenSSLResponder] = []
+
+    override func setUp() async throws {
+        try await super.setUp()
+        // What earlier tests of this process fetched (the store is process-wide) is forgotten.
+        RevocationStore.shared.reset()
+        responderPort = try unusedPort()
+        let f = CertificateFactory.self
+        // A delegated responder: issued by the CA for OCSP signing only.
+        delegate = try f.makeLeaf(f.name(commonName: "Test OCSP Responder"), issuer: pki.rootCA, usages: [.ocspSigning])
+        for name in ["ocsp-good", "ocsp-revoked", "ocsp-unknown"] {
+            try pki.addClient(name, try f.makeLeaf(f.name(commonName: name), issuer: pki.rootCA, ocspURLs: ["http://127.0.0.1:\(responderPort)"]))
+        }
+        addTeardown { [weak self] in self?.responders.forEach { $0.stop() } }
+    }
+
+    /// Starts openssl's responder knowing ocsp-good (valid) and ocsp-revoked (revoked); ocsp-unknown is not in
+    /// its index.
+    @discardableResult
+    private func startResponder(port: Int? = nil, signer: IssuedCertificate? = nil, requests: Int? = nil) async throws -> OpenSSLResponder {
+        let responder = try OpenSSLResponder(
+            directory: pki.directory, port: port ?? responderPort, ca: pki.rootCA, signer: signer ?? delegate,
+            entries: [.valid(pki.clients["ocsp-good"]![0]), .revoked(pki.clients["ocsp-revoked"]![0])], requests: requests
+        )
+        responders.append(responder)
+        try await responder.waitReady()
+        return responder
+    }
+
+    private func start(_ revocation: String) async throws {
+        gateway = try await GatewayHarness(yaml: mtlsConfig(plugins: [], tls: ["revocation: \(revocation)"]), in: pki.directory)
+    }
+
+    private func status(_ client: String) async throws -> Int? {
+        try await TestClient.get(port: gateway.port("mtls"), tls: tls(client), path: "/who")?.status
+    }
+
+    private func rejection(_ reason: HandshakeRejection.Code, _ detail: String) async -> LogCapture.Record? {
+        await gateway.logs.waitFor { $0.message == "TLS handshake rejected" && $0.metadata["reason"] == reason.name && ($0.metadata["detail"] ?? "").contains(detail) }
+    }
+
+    private func metrics() throws -> MetricSamples {
+        let runtime = gateway.server.runtime
+        return try MetricSamples(exposition: String(decoding: runtime.metrics.exposition(runtime: runtime), as: UTF8.self))
+    }
+
+    func testGoodRevokedAndUnknownCertificatesFromTheResponderInTheirAuthorityInfoAccess() async throws {
+        let responder = try await startResponder()
+        try await start("{ ocsp: leaf }")
+        let good = try await status("ocsp-good")
+        XCTAssertEqual(good, 200, responder.log)
+        let revoked = try await status("ocsp-revoked")
+        XCTAssertNil(revoked)
+        let revokedLog = await rejection(.revoked, "is revoked according to the OCSP responder \(responder.url)")
+        XCTAssertNotNil(revokedLog, "\(gateway.logs.all.suffix(3).map(\.metadata))")
+        let unknown = try await status("ocsp-unknown")
+        XCTAssertNil(unknown)
+        let unknownLog = await rejection(.revocationUnavailable, "(unknown_status)")
+        XCTAssertNotNil(unknownLog)
+        // Clients without an OCSP responder are refused too: their status cannot be learnt.
+        let plain = try await status("valid")
+        XCTAssertNil(plain)
+        let noURL = await rejection(.revocationUnavailable, "(no_url): the certificate names no OCSP responder")
+        XCTAssertNotNil(noURL)
+        XCTAssertEqual(backend.requests.count, 1)
+
+        let samples = try metrics()
+        for result in ["good", "revoked", "unavailable"] {
+            XCTAssertGreaterThanOrEqual(samples.value("gateway_revocation_checks_total", ["listener": "mtls", "source": "ocsp", "result": result]) ?? 0, 1, result)
+        }
+        XCTAssertNotNil(samples.value("gateway_revocation_next_update_seconds", ["source": "ocsp"]))
+    }
+
+    func testAnswersAreCachedUntilTheirNextUpdate() async throws {
+        // The responder answers one query and exits: every later handshake must be served from the cache.
+        let responder = try await startResponder(requests: 1)
+        try await start("{ ocsp: leaf }")
+        for attempt in 0..<5 {
+            let status = try await status("ocsp-good")
+            XCTAssertEqual(status, 200, "handshake \(attempt): \(responder.log)")
+        }
+        for _ in 0..<50 where responder.isRunning { try await Task.sleep(nanoseconds: 100_000_000) }
+        XCTAssertFalse(responder.isRunning, "the responder was asked once")
+        XCTAssertEqual(try metrics().value("gateway_revocation_fetches_total", ["source": "ocsp", "result": "ok"]), 1)
+    }
+
+    func testTheResponderStoppedDeniesByDefaultAndAdmitsUnderAllow() async throws {
+        try await start("{ ocsp: leaf, fetch_timeout: 1s }")
+        let denied = try await status("ocsp-good")
+        XCTAssertNil(denied)
+        let logged = await rejection(.revocationUnavailable, "(connect_failed)")
+        XCTAssertNotNil(logged, "\(gateway.logs.all.suffix(3).map(\.metadata))")
+        let outcome = await gateway.reload(yaml: mtlsConfig(plugins: [], tls: ["revocation: { ocsp: leaf, fetch_timeout: 1s, unknown: allow }"]))
+        XCTAssertTrue(outcome.success, "\(outcome.errors)")
+        let admitted = try await status("ocsp-good")
+        XCTAssertEqual(admitted, 200)
+        // Revoked stays revoked under allow, once the responder can say so.
+        try await startResponder()
+        let revoked = try await status("ocsp-revoked")
+        XCTAssertNil(revoked)
+    }
+
+    func testAResponderCertificateWithoutOCSPSigningIsNotBelieved() async throws {
+        let f = CertificateFactory.self
+        let impostor = try f.makeLeaf(f.name(commonName: "Not a responder"), issuer: pki.rootCA, usages: [.clientAuth])
+        try await startResponder(signer: impostor)
+        try await start("{ ocsp: leaf }")
+        let refused = try await status("ocsp-good")
+        XCTAssertNil(refused)
+        let logged = await rejection(.revocationUnavailable, "does not allow OCSP signing")
+        XCTAssertNotNil(logged, "\(gateway.logs.all.suffix(3).map(\.metadata))")
+    }
+
+    func testTheCAItselfMaySignAndAConfiguredResponderOverridesTheCertificates() async throws {
+        // Another port than the certificates name: only ocsp_responder leads there.
+        let port = try unusedPort()
+        let responder = try await startResponder(port: port, signer: pki.rootCA)
+        try await start("{ ocsp: leaf, ocsp_responder: \"\(responder.url)\" }")
+        let good = try await status("ocsp-good")
+        XCTAssertEqual(good, 200, responder.log)
+        let plain = try await status("valid")
+        XCTAssertNil(plain, "not in the responder's index: unknown")
+        let revoked = try await status("ocsp-revoked")
+        XCTAssertNil(revoked)
+    }
+
+    func testChainModeAsksAboutTheIntermediateToo() async throws {
+        let f = CertificateFactory.self
+        let intermediate = try f.makeCA(f.name(commonName: "OCSP Intermediate"), issuer: pki.rootCA, ocspURLs: ["http://127.0.0.1:\(responderPort)"])
+        let intermediateResponderPort = try unusedPort()
+        let leaf = try f.makeLeaf(f.name(commonName: "ocsp-chain"), issuer: intermediate, ocspURLs: ["http://127.0.0.1:\(intermediateResponderPort)"])
+        try pki.addClient("ocsp-chain", leaf, chain: [intermediate])
+        // The root's responder knows the intermediate as revoked; the intermediate's responder knows the leaf as good.
+        let rootResponder = try OpenSSLResponder(directory: pki.directory, port: responderPort, ca: pki.rootCA, signer: pki.rootCA, entries: [.revoked(intermediate)])
+        let intermediateResponder = try OpenSSLResponder(directory: pki.directory, port: intermediateResponderPort, ca: intermediate, signer: intermediate, entries: [.valid(leaf)])
+        responders += [rootResponder, intermediateResponder]
+        try await rootResponder.waitReady()
+        try await intermediateResponder.waitReady()
+
+        try await start("{ ocsp: leaf }")
+        let leafOnly = try await status("ocsp-chain")
+        XCTAssertEqual(leafOnly, 200, intermediateResponder.log)
+        let outcome = await gateway.reload(yaml: mtlsConfig(plugins: [], tls: ["revocation: { ocsp: chain }"]))
+        XCTAssertTrue(outcome.success)
+        let chain = try await status("ocsp-chain")
+        XCTAssertNil(chain)
+        let logged = await rejection(.revoked, "issuer certificate 'CN=OCSP Intermediate,C=US' serial")
+        XCTAssertNotNil(logged, "\(gateway.logs.all.suffix(3).map(\.metadata))")
+    }
+}
