@@ -280,15 +280,20 @@ final class OperationsTests: GatewayTestCase {
         XCTAssertNotNil(v12, "new instances are created by the reload")
         XCTAssertNil(gateway.logs.all.first { $0.message.contains("tagger old destroyed") }, "old instances live while their connection is open")
 
-        // The open connection finishes on the old configuration and is told to reconnect.
+        // The open connection's next request runs on the new configuration: its routes and its plugin chain,
+        // and the connection stays open.
         try await open.send("GET /2 HTTP/1.1\r\nHost: localhost\r\n\r\n")
         let second2 = await open.readResponse()
-        XCTAssertEqual(second2?.header("x-backend"), "a")
-        XCTAssertEqual(second2?.header("connection"), "close")
-        let v13 = await open.waitForClose()
-        XCTAssertTrue(v13)
+        XCTAssertEqual(second2?.header("x-backend"), "b")
+        XCTAssertEqual(second2?.header("x-new-response"), "1")
+        XCTAssertNil(second2?.header("x-old-response"))
+        XCTAssertNil(second2?.header("connection"))
         let v14 = await gateway.logs.waitFor { $0.message.contains("tagger old destroyed") }
-        XCTAssertNotNil(v14, "destroyed after the last connection closed")
+        XCTAssertNotNil(v14, "destroyed once its last connection moved on")
+        try await open.send("GET /2b HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        let third = await open.readResponse()
+        XCTAssertEqual(third?.header("x-backend"), "b")
+        await open.close()
 
         let fresh = try await TestClient.get(port: port, tls: tls("valid"), path: "/3")
         XCTAssertEqual(fresh?.header("x-backend"), "b", "new connections use the new routes")
@@ -304,6 +309,6 @@ final class OperationsTests: GatewayTestCase {
         XCTAssertEqual(m.value("gateway_config_reloads_total", ["result": "success"]), 1)
         XCTAssertEqual(m.value("gateway_config_reloads_total", ["result": "failure"]), 1)
         XCTAssertEqual(m.value("gateway_config_last_reload_success"), 0)
-        XCTAssertEqual(m.value("gateway_requests_total", ["listener": "mtls", "status_class": "2xx"]), 4, "counters survive reloads")
+        XCTAssertEqual(m.value("gateway_requests_total", ["listener": "mtls", "status_class": "2xx"]), 5, "counters survive reloads")
     }
 }

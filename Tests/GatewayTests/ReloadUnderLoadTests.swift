@@ -61,9 +61,11 @@ final class ReloadUnderLoadTests: GatewayTestCase {
         ])
     }
 
+    /// Keep-alive clients that also open new connections now and then (every 40 requests), so that both open
+    /// connections moving on to a new configuration and new handshakes are exercised.
     private func loadArguments(_ port: Int, seconds: Double) -> [String] {
         ["--port", "\(port)", "--ca", pki.path("ca.pem"), "--cert", pki.path("valid.pem"), "--key", pki.path("valid.key"),
-         "--processes", "5", "--threads", "10", "--duration", "\(seconds)", "--path", "/load"]
+         "--processes", "5", "--threads", "10", "--duration", "\(seconds)", "--path", "/load", "--requests-per-connection", "40"]
     }
 
     func testSIGHUPEverySecondUnderLoadFailsNoRequest() async throws {

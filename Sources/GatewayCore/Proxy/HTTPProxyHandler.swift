@@ -64,10 +64,20 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private var responseTimer: Scheduled<Void>?
     private var responseTimerFires = NIODeadline.distantFuture
 
-    private let listener: CompiledListener
-    /// The configuration generation this connection started on; once a reload retires it, the connection
-    /// closes after its current response so that the client reconnects to the new configuration.
-    private let runtime: GatewayRuntime
+    /// The listener and the configuration generation this connection is served by: the ones it started on,
+    /// until a reload retires them. Then, at its next request, the connection moves on to the current generation
+    /// of its listener (its plugin chain, routes and backends) once its client verifies under the new trust
+    /// settings, and is refused (403, closed) when it no longer does (`recheckClient`). A connection whose
+    /// listener was removed, or that is draining for shutdown, closes after its current response instead.
+    private var listener: CompiledListener
+    private var runtime: GatewayRuntime
+    /// Where the current generation of this connection's listener is found, and the box in which the server
+    /// counts the connection (nil in tests that build a handler alone: the connection then never moves).
+    private let slot: ListenerSlot?
+    private let generation: NIOLoopBoundBox<GatewayRuntime>?
+    /// What the revocation store had learnt when this connection's client was last checked (online revocation
+    /// only): when it learns more, the next request checks the client again.
+    private var revocationEpoch = 0
     /// When the current request's head arrived (request duration metric).
     private var requestStarted = NIODeadline.uptimeNanoseconds(0)
     private let connection: ConnectionContext
@@ -80,10 +90,13 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
 
     package init(
         listener: CompiledListener, runtime: GatewayRuntime, connection: ConnectionContext, headGuard: RequestHeadGuard,
-        responseEncoder: DownstreamResponseEncoder, logger: Logger
+        responseEncoder: DownstreamResponseEncoder, logger: Logger, slot: ListenerSlot? = nil, generation: NIOLoopBoundBox<GatewayRuntime>? = nil
     ) {
         self.listener = listener
         self.runtime = runtime
+        self.slot = slot
+        self.generation = generation
+        if listener.tls?.revocation != nil { revocationEpoch = RevocationStore.shared.epoch }
         self.connection = connection
         self.headGuard = headGuard
         self.responseEncoder = responseEncoder
@@ -266,6 +279,10 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         headGuard.headReceived()
         guard machine.isIdle else { return }
         requestStarted = .now()
+        if runtime.isRetired || (listener.tls?.revocation != nil && RevocationStore.shared.epoch != revocationEpoch), let refusal = recheckClient() {
+            clientHead = received
+            return perform(machine.requestRefused(refusal))
+        }
         var head = received
         if let refusal = RequestHeadValidator.normalise(&head, maxBodyBytes: listener.limits.maxBodyBytes) {
             clientHead = received
@@ -299,6 +316,81 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             pluginRequest = request
         }
         perform(machine.requestHead(facts, runsPlugins: listener.plugins != nil))
+    }
+
+    /// Before another request, when the generation was retired or online revocation learnt something: moves the
+    /// connection on to the current generation, and checks its client again. The refusal (403, then the
+    /// connection closes) when the client would no longer be admitted.
+    private func recheckClient() -> RequestHeadValidator.Refusal? {
+        var rejection: HandshakeRejection?
+        var moved = false
+        if runtime.isRetired, !runtime.isDraining, let slot, let generation, let (next, nextRuntime) = slot.acquire() {
+            if nextRuntime === runtime || (next.tls == nil) != (listener.tls == nil) {
+                nextRuntime.connectionClosed()
+            } else {
+                let policy = next.tls.map { $0.entry(forServerName: connection.serverName).policy } ?? 0
+                rejection = next.tls.flatMap { clientRejection(tls: $0, policyIndex: policy) }
+                if rejection != nil {
+                    nextRuntime.connectionClosed()
+                } else {
+                    runtime.connectionClosed()
+                    generation.value = nextRuntime
+                    runtime = nextRuntime
+                    listener = next
+                    connection.clientPolicy = policy
+                    moved = true
+                    // The new chain's plugins see the connection, as they see every new one.
+                    next.plugins?.onConnection(connection)
+                    if logger.logLevel <= .debug {
+                        logger.debug("connection moved on to the reloaded configuration", metadata: [
+                            "listener": "\(connection.listenerName)", "client": "\(connection.remoteAddress.text)", "connection_id": "\(connection.id)",
+                        ])
+                    }
+                }
+            }
+        }
+        if rejection == nil, let revocation = listener.tls?.revocation {
+            let epoch = RevocationStore.shared.epoch
+            if epoch != revocationEpoch || moved {
+                revocationEpoch = epoch
+                if !moved, let tls = listener.tls { rejection = clientRejection(tls: tls, policyIndex: connection.clientPolicy, revocation: revocation) }
+            }
+        }
+        guard let rejection else { return nil }
+        // Logged and audited as a refused client: the plugins' on_connection sees the failed verification
+        // (Audit writes a handshake_rejected line with the reason).
+        connection.verification = .failed(rejection)
+        listener.plugins?.onConnection(connection)
+        logger.warning("closing a connection whose client is no longer admitted", metadata: [
+            "listener": "\(connection.listenerName)", "client": "\(connection.remoteAddress.text)", "connection_id": "\(connection.id)",
+            "reason": "\(rejection.code)", "detail": "\(rejection.detail)", "subject": "\(connection.clientCertificate?.subject ?? "")",
+        ])
+        return .init(.forbidden, "the client certificate is no longer accepted (\(rejection.code)): reconnect\n")
+    }
+
+    /// Why the connection's client would not be admitted now under `tls`'s client policy `policyIndex` (its
+    /// chain verified again, with online revocation from what is known), or nil.
+    private func clientRejection(tls: ListenerTLS, policyIndex: Int, revocation: RevocationChecker? = nil) -> HandshakeRejection? {
+        let policy = tls.policies[policyIndex]
+        guard policy.clientAuth != .none else { return nil }
+        guard let identity = connection.clientCertificate, case .success = connection.verification, let verifier = policy.verifier else {
+            return policy.clientAuth == .required ? .init(.noCertificate, "the configuration now in force requires a client certificate") : nil
+        }
+        let (outcome, path) = verifier.verifyWithPath(der: identity.presentedDER)
+        if case .rejected(let rejection, _) = outcome { return rejection }
+        // A status not known yet does not close an open connection; a revocation does.
+        if let revocation = revocation ?? tls.revocation, case .decided(let verdict, let checks) = revocation.evaluate(path: path) {
+            revocation.record(checks)
+            if case .revoked(let rejection) = verdict { return rejection }
+        }
+        return nil
+    }
+
+    /// Whether this connection closes after its current response: the gateway is draining, or the generation
+    /// was retired and the connection cannot move on (its listener was removed, or its address changed).
+    private var closesAfterResponse: Bool {
+        guard runtime.closesConnections else { return false }
+        return runtime.isDraining || slot == nil || !(slot?.isAccepting ?? false)
     }
 
     /// On a listener whose certificates have client policies of their own, a request whose Host selects another
@@ -539,7 +631,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         case .head(let head):
             let action = machine.responseHead(
                 status: head.status, keepAlive: options.isKeepAlive(version: head.version) && !options.closeAfterMessage,
-                hasContentLength: head.headers.contains(name: "content-length"), retired: runtime.closesConnections
+                hasContentLength: head.headers.contains(name: "content-length"), retired: closesAfterResponse
             )
             guard case .writeResponseHead(let close) = action, let clientHead else { return perform(action) }
             responseStatus = Int(head.status.code)
@@ -687,7 +779,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// Answers the request from the gateway itself (an error, or a plugin's answer).
     private func respond(_ status: HTTPResponseStatus, body: [UInt8], headers extra: [(String, String)], close requestedClose: Bool) {
         guard let context, let head = clientHead else { return }
-        let after = machine.answerStarted(close: requestedClose || runtime.closesConnections)
+        let after = machine.answerStarted(close: requestedClose || closesAfterResponse)
         let close = after == .close
         if after == .awaitNextHead { headGuard.awaitNextHead() }
         var headers = HTTPHeaders(extra)

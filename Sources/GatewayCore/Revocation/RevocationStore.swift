@@ -1,3 +1,4 @@
+import Atomics
 import Crypto
 import Foundation
 import Logging
@@ -68,6 +69,11 @@ package final class RevocationStore: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
+    private let changes = ManagedAtomic<Int>(0)
+
+    /// Grows whenever a CRL or an OCSP answer is stored: open connections check their client again at their
+    /// next request when it has changed since their last check.
+    package var epoch: Int { changes.load(ordering: .relaxed) }
     /// The most entries of each kind kept; past it the oldest go.
     package static let maxEntries = 4096
 
@@ -164,6 +170,7 @@ package final class RevocationStore: Sendable {
             }
             state.crls[url] = fetched
         }
+        changes.wrappingIncrement(ordering: .relaxed)
     }
 
     /// PEM or DER; one CRL.
@@ -279,6 +286,7 @@ package final class RevocationStore: Sendable {
                 if state.ocsp[id] == nil, state.ocsp.count >= Self.maxEntries { state.ocsp.removeAll(keepingCapacity: true) }
                 state.ocsp[id] = answer
             }
+            changes.wrappingIncrement(ordering: .relaxed)
         case .failure(let failure):
             settings.metrics?.revocationFetch(source: "ocsp", result: failure.reason)
             settings.logger.warning("revocation: OCSP query failed", metadata: ["responder": "\(responder)", "reason": "\(failure.reason)", "detail": "\(failure.detail)"])

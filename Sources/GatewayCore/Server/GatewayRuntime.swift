@@ -129,8 +129,12 @@ public final class GatewayRuntime: Sendable {
     package func startDraining() { draining.store(true, ordering: .relaxed) }
 
     /// Whether every response closes its connection: the generation is retired (a reload replaced it) or the
-    /// gateway is draining before shutdown.
+    /// gateway is draining before shutdown. (A connection whose listener is still bound moves on to the current
+    /// generation instead: see `HTTPProxyHandler`.)
     package var closesConnections: Bool { isRetired || draining.load(ordering: .relaxed) }
+
+    /// The gateway is draining before shutdown.
+    package var isDraining: Bool { draining.load(ordering: .relaxed) }
 
     /// Connections still open on this generation.
     package var openConnections: Int { state.load(ordering: .relaxed) >> 1 }

@@ -443,11 +443,14 @@ public final class GatewayServer: Service, Sendable {
                 openConnections.withLockedValue { $0[key] = channel }
                 listener.metrics.connectionsAccepted.increment()
                 listener.metrics.connectionsActive.increment()
+                // The generation the connection is counted in: the one it started on, until a reload moves it on
+                // to the current one (HTTPProxyHandler, at its next request).
+                let generation = NIOLoopBoundBox(runtime, eventLoop: channel.eventLoop)
                 channel.closeFuture.whenComplete { _ in
                     limiter.release(ip: countedIP?.value ?? clientIP)
                     openConnections.withLockedValue { _ = $0.removeValue(forKey: key) }
                     listener.metrics.connectionsActive.decrement()
-                    runtime.connectionClosed()
+                    generation.value.connectionClosed()
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     do {
@@ -472,11 +475,14 @@ public final class GatewayServer: Service, Sendable {
                                     }
                                     countedIP?.value = realIP
                                 }
-                                try Self.configureConnection(channel, listener: listener, runtime: runtime, logger: logger, remoteAddress: source, localAddress: destination)
+                                try Self.configureConnection(
+                                    channel, listener: listener, runtime: runtime, logger: logger, remoteAddress: source, localAddress: destination,
+                                    slot: slot, generation: generation
+                                )
                                 return true
                             })
                         } else {
-                            try Self.configureConnection(channel, listener: listener, runtime: runtime, logger: logger)
+                            try Self.configureConnection(channel, listener: listener, runtime: runtime, logger: logger, slot: slot, generation: generation)
                         }
                     } catch {
                         listener.metrics.connectionSetupFailed(.pipeline)
@@ -493,7 +499,8 @@ public final class GatewayServer: Service, Sendable {
     /// `remoteAddress` and `localAddress` are the socket's, or what a PROXY header said.
     package static func configureConnection(
         _ channel: Channel, listener: CompiledListener, runtime: GatewayRuntime, logger: Logger,
-        remoteAddress: SocketAddress? = nil, localAddress: SocketAddress? = nil
+        remoteAddress: SocketAddress? = nil, localAddress: SocketAddress? = nil, slot: ListenerSlot? = nil,
+        generation: NIOLoopBoundBox<GatewayRuntime>? = nil
     ) throws {
         let connection = ConnectionContext(
             listenerName: listener.name, isTLS: listener.tls != nil,
@@ -521,7 +528,8 @@ public final class GatewayServer: Service, Sendable {
         let responseEncoder = DownstreamResponseEncoder()
         try sync.addHandler(responseEncoder)
         try sync.addHandler(HTTPProxyHandler(
-            listener: listener, runtime: runtime, connection: connection, headGuard: headGuard, responseEncoder: responseEncoder, logger: logger
+            listener: listener, runtime: runtime, connection: connection, headGuard: headGuard, responseEncoder: responseEncoder, logger: logger,
+            slot: slot, generation: generation
         ))
     }
 }

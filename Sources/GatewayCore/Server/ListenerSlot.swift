@@ -37,6 +37,9 @@ package final class ListenerSlot: Sendable {
         }
     }
 
+    /// New connections are still accepted (the listener was not removed, nor is it draining).
+    package var isAccepting: Bool { state.withLockedValue { $0 != nil } }
+
     package func swap(to listener: CompiledListener, runtime: GatewayRuntime) {
         state.withLockedValue { $0 = (listener, runtime) }
     }

@@ -22,6 +22,7 @@ def worker(args, deadline, result, lock):
     ctx.load_cert_chain(args.cert, args.key)
     ctx.check_hostname = False
     conn = None
+    served = 0
     local = {"requests": 0, "statuses": Counter(), "failures": [], "refused": 0, "serials": Counter(), "backends": Counter()}
     while time.time() < deadline and not (args.stop_file and os.path.exists(args.stop_file)):
         fresh = False
@@ -31,6 +32,7 @@ def worker(args, deadline, result, lock):
             try:
                 conn.connect()
                 fresh = True
+                served = 0
                 serial = conn.sock.getpeercert().get("serialNumber", "?")
                 local["serials"][serial] += 1
             except (OSError, ssl.SSLError) as e:
@@ -53,7 +55,8 @@ def worker(args, deadline, result, lock):
             if response.status == 200:
                 local["requests"] += 1
             local["backends"][response.getheader("x-backend", "-")] += 1
-            if response.will_close:
+            served += 1
+            if response.will_close or (args.requests_per_connection and served >= args.requests_per_connection):
                 conn.close()
                 conn = None
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
@@ -103,6 +106,8 @@ def main():
     p.add_argument("--duration", type=float, default=10)
     p.add_argument("--stop-file")
     p.add_argument("--source", help="the local address to connect from (e.g. 127.0.0.9), default any")
+    p.add_argument("--requests-per-connection", type=int, default=0,
+                   help="close each connection after this many requests and open a new one (0: keep it while it lasts)")
     p.add_argument("--shutdown", action="store_true", help="the gateway is being stopped: closed connections end a worker")
     args = p.parse_args()
     deadline = time.time() + args.duration
