@@ -97,18 +97,43 @@ final class CRLFetchTests: GatewayTestCase {
         XCTAssertEqual(backend.requests.count, 1)
     }
 
-    func testACRLPastItsNextUpdateIsFetchedAgain() async throws {
+    func testACRLIsRefreshedBeforeItsNextUpdateWithoutAHandshake() async throws {
         try addClient("dp-client", paths: ["/short.crl"])
-        crls.set("/short.crl", .body(try CRLBuilder.make(issuer: pki.rootCA, revoked: [], nextUpdate: Date() + 2)))
+        let nextUpdate = Date() + 3
+        crls.set("/short.crl", .body(try CRLBuilder.make(issuer: pki.rootCA, revoked: [], nextUpdate: nextUpdate)))
         try await start("{ crl_fetch: true, refresh_interval: 1h }")
         let first = try await status("dp-client")
         XCTAssertEqual(first, 200)
+        XCTAssertEqual(crls.requests("/short.crl"), 1)
         crls.set("/short.crl", .body(try CRLBuilder.make(issuer: pki.rootCA, revoked: [])))
-        try await Task.sleep(nanoseconds: 3_000_000_000)
-        // The hour-long interval did not wait: the CRL was due before its nextUpdate.
+        // The hour-long interval did not wait: the CRL is due before its nextUpdate, and fetched in the
+        // background, with no handshake asking for it.
+        while crls.requests("/short.crl") < 2, Date() < nextUpdate { try await Task.sleep(nanoseconds: 50_000_000) }
+        XCTAssertGreaterThanOrEqual(crls.requests("/short.crl"), 2, "not refreshed before its nextUpdate")
+        XCTAssertLessThan(Date(), nextUpdate)
+        try await Task.sleep(nanoseconds: UInt64(max(nextUpdate.timeIntervalSinceNow + 0.5, 0) * 1e9))
+        // Past the first CRL's nextUpdate, the client is admitted with the refreshed one, which is not fetched
+        // again on demand.
+        let fetches = crls.requests("/short.crl")
         let second = try await status("dp-client")
         XCTAssertEqual(second, 200)
-        XCTAssertGreaterThanOrEqual(crls.requests("/short.crl"), 2)
+        XCTAssertEqual(crls.requests("/short.crl"), fetches)
+    }
+
+    func testAnOlderCRLIsNeverTakenOverTheOneHeld() async throws {
+        let leaf = try addClient("dp-client", paths: ["/root.crl"])
+        let revoking = try CRLBuilder.make(issuer: pki.rootCA, revoked: [leaf.certificate.serialNumber], thisUpdate: Date() - 60)
+        crls.set("/root.crl", .body(revoking))
+        try await start("{ crl_fetch: true, refresh_interval: 1s }")
+        let refused = try await status("dp-client")
+        XCTAssertNil(refused)
+        // An older CRL that did not revoke it yet (validly signed, not past its nextUpdate), as a replay would serve.
+        crls.set("/root.crl", .body(try CRLBuilder.make(issuer: pki.rootCA, revoked: [], thisUpdate: Date() - 3600)))
+        let before = crls.requests("/root.crl")
+        while crls.requests("/root.crl") < before + 2 { try await Task.sleep(nanoseconds: 50_000_000) }
+        let still = try await status("dp-client")
+        XCTAssertNil(still, "an older CRL undid a revocation")
+        XCTAssertGreaterThanOrEqual(try metrics().value("gateway_revocation_fetches_total", ["source": "crl", "result": "stale"]) ?? 0, 1)
     }
 
     func testTheDistributionPointDownAtStartUpDeniesByDefaultAndAdmitsUnderAllow() async throws {
@@ -121,6 +146,7 @@ final class CRLFetchTests: GatewayTestCase {
         let logged = await rejection(.revocationUnavailable, "(connect_failed)")
         XCTAssertNotNil(logged, "\(gateway.logs.all.map(\.metadata))")
         XCTAssertGreaterThanOrEqual(try metrics().value("gateway_revocation_fetches_total", ["source": "crl", "result": "connect_failed"]) ?? 0, 1)
+        XCTAssertEqual(try metrics().value("gateway_tls_handshakes_total", ["listener": "mtls", "result": "failure", "reason": "revocation_unavailable"]), 1)
 
         let outcome = await gateway.reload(yaml: mtlsConfig(plugins: [], tls: ["revocation: { crl_fetch: true, fetch_timeout: 2s, unknown: allow }"]))
         XCTAssertTrue(outcome.success, "\(outcome.errors)")

@@ -9,12 +9,14 @@ import XCTest
 final class FileWatchTests: GatewayTestCase {
     private var secret: String { pki.path("secret") }
 
-    /// Writes a `..<version>` directory with `server.pem`/`server.key` and points `..data` at it atomically.
-    private func publish(_ version: String, certificate: String, key: String) throws {
+    /// Writes a `..<version>` directory with `server.pem`/`server.key` (and `ca.pem` when given) and points
+    /// `..data` at it atomically.
+    private func publish(_ version: String, certificate: String, key: String, clientCA: String? = nil) throws {
         let directory = "\(secret)/..\(version)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try certificate.write(toFile: "\(directory)/server.pem", atomically: true, encoding: .utf8)
         try key.write(toFile: "\(directory)/server.key", atomically: true, encoding: .utf8)
+        if let clientCA { try clientCA.write(toFile: "\(directory)/ca.pem", atomically: true, encoding: .utf8) }
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: "\(directory)/server.key")
         try? FileManager.default.removeItem(atPath: "\(secret)/..data_tmp")
         try FileManager.default.createSymbolicLink(atPath: "\(secret)/..data_tmp", withDestinationPath: "..\(version)")
@@ -96,5 +98,63 @@ final class FileWatchTests: GatewayTestCase {
         XCTAssertEqual(thirdServed, try serial(third))
         let response = try await TestClient.get(port: port, tls: tls("valid"), path: "/after")
         XCTAssertEqual(response?.status, 200)
+    }
+
+    /// Under load (keep-alive clients that also reconnect, for 10 s), the server certificate and the client CA
+    /// bundle rotated through the `..data` swap every second, with a broken version in the middle: no request
+    /// fails, new handshakes see the new certificates, the broken version changes nothing.
+    func testRotationEverySecondUnderLoadFailsNoRequest() async throws {
+        try FileManager.default.createDirectory(atPath: secret, withIntermediateDirectories: true)
+        // Every bundle trusts the clients' root; every other one adds the other CA.
+        func bundle(_ index: Int) -> String { pki.rootCA.certificatePEM + (index % 2 == 1 ? pki.otherCA.certificatePEM : "") }
+        let certificates = try (0..<10).map { _ in try serverCertificate() }
+        try publish("v0", certificate: certificates[0].certificatePEM, key: certificates[0].privateKeyPEM, clientCA: bundle(0))
+        for file in ["server.pem", "server.key", "ca.pem"] {
+            try FileManager.default.createSymbolicLink(atPath: "\(secret)/\(file)", withDestinationPath: "..data/\(file)")
+        }
+        let port = try unusedPort(), adminPort = try unusedPort()
+        let running = try await runGateway("""
+            watch: true
+            watch_interval: 200ms
+            admin: { address: "127.0.0.1:\(adminPort)" }
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:\(port)"
+                tls:
+                  certificates: [ { cert: secret/server.pem, key: secret/server.key } ]
+                  client_auth: required
+                  client_ca: secret/ca.pem
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, name: "rotation", adminPort: adminPort)
+        defer { _ = running.terminate() }
+        let load = try PythonHelper.start("loadgen.py", [
+            "--port", "\(port)", "--ca", pki.path("ca.pem"), "--cert", pki.path("valid.pem"), "--key", pki.path("valid.key"),
+            "--processes", "3", "--threads", "6", "--duration", "10", "--path", "/rotation", "--requests-per-connection", "30",
+        ])
+        for index in 1..<10 {
+            try await Task.sleep(nanoseconds: 1_000_000_000)
+            if index == 5 {
+                // Half-written: the certificate cut short. Nothing changes until the next good version.
+                try publish("v\(index)", certificate: String(certificates[index].certificatePEM.prefix(200)), key: certificates[index].privateKeyPEM, clientCA: bundle(index))
+            } else {
+                try publish("v\(index)", certificate: certificates[index].certificatePEM, key: certificates[index].privateKeyPEM, clientCA: bundle(index))
+            }
+        }
+        let result = try XCTUnwrap(try PythonHelper.finish(load) as? [String: Any])
+        let failures = result["failures"] as? [String] ?? ["no result"]
+        let requests = result["requests"] as? Int ?? 0
+        let serials = result["serials"] as? [String: Int] ?? [:]
+        print("rotation under load: \(requests) requests in 10 s, statuses \(result["statuses"] ?? "?"), \(serials.count) server certificates seen")
+        XCTAssertEqual(failures, [], "no request failed during the rotations")
+        XCTAssertEqual(result["statuses"] as? [String: Int], ["200": requests], "every answer was a 200")
+        XCTAssertGreaterThan(requests, 300)
+        XCTAssertGreaterThanOrEqual(serials.count, 4, "new handshakes saw the rotated certificates")
+        let lastServed = try await waitForSerial(try serial(certificates[9]), port: port)
+        XCTAssertEqual(lastServed, try serial(certificates[9]))
+        let metrics = try await TestClient.get(port: adminPort, tls: nil, path: "/metrics", host: "127.0.0.1")
+        let m = try MetricSamples(exposition: metrics?.text ?? "")
+        XCTAssertGreaterThanOrEqual(m.value("gateway_config_reloads_total", ["result": "success"]) ?? 0, 5)
+        XCTAssertGreaterThanOrEqual(m.value("gateway_config_reloads_total", ["result": "failure"]) ?? 0, 1, running.log)
     }
 }

@@ -54,6 +54,10 @@ final class IntermediateCRLTests: GatewayTestCase {
         let rootRevoked = try await status("revoked")
         XCTAssertNil(rootRevoked)
         XCTAssertEqual(backend.requests.count, 1)
+        let runtime = gateway.server.runtime
+        let samples = try MetricSamples(exposition: String(decoding: runtime.metrics.exposition(runtime: runtime), as: UTF8.self))
+        XCTAssertEqual(samples.value("gateway_revocation_checks_total", ["listener": "mtls", "source": "crl_file", "result": "good"]), 1)
+        XCTAssertEqual(samples.value("gateway_revocation_checks_total", ["listener": "mtls", "source": "crl_file", "result": "revoked"]), 2)
     }
 
     func testACRLNotSignedByThePresentedIntermediateRefusesItsClients() async throws {

@@ -158,4 +158,32 @@ final class OCSPTests: GatewayTestCase {
         let logged = await rejection(.revoked, "issuer certificate 'CN=OCSP Intermediate,C=US' serial")
         XCTAssertNotNil(logged, "\(gateway.logs.all.suffix(3).map(\.metadata))")
     }
+
+    /// Answers still needed are asked for again in the background before they run out (here every second),
+    /// and a revocation the responder learns reaches a connection that is already open, at its next request.
+    func testAnswersAreRefreshedWhileNeededAndARevocationReachesAnOpenConnection() async throws {
+        let first = try await startResponder()
+        try await start("{ ocsp: leaf, refresh_interval: 1s }")
+        let client = try await TestClient.connect(port: gateway.port("mtls"), tls: tls("ocsp-good"))
+        try await client.send("GET /1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        let ok = await client.readResponse()
+        XCTAssertEqual(ok?.status, 200, first.log)
+        for _ in 0..<60 where first.log.components(separatedBy: "Received request").count - 1 < 3 { try await Task.sleep(nanoseconds: 100_000_000) }
+        XCTAssertGreaterThanOrEqual(first.log.components(separatedBy: "Received request").count - 1, 3, "asked again in the background: \(first.log)")
+
+        // The responder now knows the certificate as revoked.
+        first.stop()
+        let revoking = try OpenSSLResponder(
+            directory: pki.directory, port: responderPort, ca: pki.rootCA, signer: delegate, entries: [.revoked(pki.clients["ocsp-good"]![0])]
+        )
+        responders.append(revoking)
+        try await revoking.waitReady()
+        for _ in 0..<60 where !revoking.log.contains("Received request") { try await Task.sleep(nanoseconds: 100_000_000) }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        try await client.send("GET /2 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        let refused = await client.readResponse()
+        XCTAssertEqual(refused?.status, 403, revoking.log)
+        XCTAssertTrue(refused?.text.contains("certificate_revoked") ?? false, refused?.text ?? "")
+        XCTAssertEqual(backend.requests.count, 1)
+    }
 }

@@ -50,6 +50,8 @@ package final class ClientCertificateVerifier: Sendable {
         var index: Int
     }
     package let maxDepth: Int
+    /// CRL files are configured for this policy (`gateway_revocation_checks_total{source="crl_file"}`).
+    package var hasCRLs: Bool { !crlsByIssuer.isEmpty || !pathCRLsByIssuer.isEmpty }
     /// The earliest nextUpdate among this verifier's CRLs (trust anchors' and path CRLs): past it, every
     /// certificate such a CRL covers is refused (`crl_expired`) until fresh CRLs are loaded.
     package let earliestCRLNextUpdate: Date?

@@ -101,6 +101,7 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
                 let connection = self.connection
                 let revocation = tls.revocation
                 let logger = self.logger
+                let metrics = self.metrics
                 handler = NIOSSLServerHandler(context: sslContext) { certificates, promise in
                     // Runs on this channel's event loop, during the handshake.
                     let der: [[UInt8]]
@@ -112,6 +113,7 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
                         return
                     }
                     let (outcome, path) = verifier.verifyWithPath(der: der)
+                    if verifier.hasCRLs { metrics.crlFileCheck(outcome) }
                     switch outcome {
                     case .verified(let identity):
                         connection.clientCertificate = identity

@@ -23,9 +23,12 @@ package final class ListenerMetrics: Sendable {
     private let proxyProtocol: [Counter]
     /// Requests the HTTP/1 parser refused, by `HTTP1ParseError.Reason`.
     private let parseErrors: [Counter]
+    /// Handshakes checked against configured CRL files (`tls.crl`): good, revoked, unavailable (expired or
+    /// invalid CRL), as `gateway_revocation_checks_total{source="crl_file"}`.
+    private let crlFileChecks: [Counter]
 
     package static let rejectionCodes: [HandshakeRejection.Code] = [
-        .noCertificate, .unknownCA, .selfSigned, .expired, .notYetValid, .revoked, .crlExpired, .crlInvalid, .badSignature,
+        .noCertificate, .unknownCA, .selfSigned, .expired, .notYetValid, .revoked, .crlExpired, .crlInvalid, .revocationUnavailable, .badSignature,
         .usage, .chainTooLong, .invalidCA, .nameConstraints, .malformed, .pinMismatch, .sanMismatch, .ja4Denied, .ja4NotAllowed, .protocolVersion,
         .handshakeTimeout, .tlsError,
     ]
@@ -54,6 +57,9 @@ package final class ListenerMetrics: Sendable {
             Counter(label: "gateway_requests_total", dimensions: [l, ("status_class", "\(digit)xx")], factory: factory)
         }
         requestDuration = CoreMetrics.Timer(label: "gateway_request_duration_seconds", dimensions: [l], factory: factory)
+        crlFileChecks = ["good", "revoked", "unavailable"].map { result in
+            Counter(label: "gateway_revocation_checks_total", dimensions: [l, ("source", "crl_file"), ("result", result)], factory: factory)
+        }
         connectionsRefused = RefusalReason.allCases.map { reason in
             Counter(label: "gateway_connections_refused_total", dimensions: [l, ("reason", reason.rawValue)], factory: factory)
         }
@@ -132,6 +138,16 @@ package final class ListenerMetrics: Sendable {
 
     package func connectionSetupFailed(_ stage: SetupStage) {
         setupFailures[SetupStage.allCases.firstIndex(of: stage)!].increment()
+    }
+
+    /// A verification by a client policy with configured CRLs: what it decided.
+    package func crlFileCheck(_ outcome: ClientCertificateVerifier.Outcome) {
+        switch outcome {
+        case .verified: crlFileChecks[0].increment()
+        case .rejected(let rejection, _) where rejection.code == .revoked: crlFileChecks[1].increment()
+        case .rejected(let rejection, _) where rejection.code == .crlExpired || rejection.code == .crlInvalid: crlFileChecks[2].increment()
+        case .rejected: break
+        }
     }
 
     package func handshakeFailed(_ code: HandshakeRejection.Code) {

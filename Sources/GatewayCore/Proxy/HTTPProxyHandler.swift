@@ -78,6 +78,11 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// What the revocation store had learnt when this connection's client was last checked (online revocation
     /// only): when it learns more, the next request checks the client again.
     private var revocationEpoch = 0
+    /// The generation was retired and its listener's current one cannot serve this connection (another protocol
+    /// on the same address): it closes after its current response.
+    private var stranded = false
+    /// Responses whose end is being written, whose on_complete has not run yet (see `recheckClient`).
+    private var pendingCompletions = 0
     /// When the current request's head arrived (request duration metric).
     private var requestStarted = NIODeadline.uptimeNanoseconds(0)
     private let connection: ConnectionContext
@@ -325,27 +330,34 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         var rejection: HandshakeRejection?
         var moved = false
         if runtime.isRetired, !runtime.isDraining, let slot, let generation, let (next, nextRuntime) = slot.acquire() {
+            let policy = next.tls.map { $0.entry(forServerName: connection.serverName).policy } ?? 0
             if nextRuntime === runtime || (next.tls == nil) != (listener.tls == nil) {
+                // The listener changed protocol on the same address: this connection cannot be served by it.
+                stranded = true
+                nextRuntime.connectionClosed()
+            } else if let found = next.tls.flatMap({ clientRejection(tls: $0, policyIndex: policy, movingTo: true) }) {
+                rejection = found
+                connection.verification = .failed(found)
+                // Seen by the new chain (its Audit file) while the connection is still counted there.
+                next.plugins?.onConnection(connection)
+                nextRuntime.connectionClosed()
+            } else if pendingCompletions > 0 {
+                // The previous response's end is still being written and its on_complete must run on the chain that
+                // ran its request: this (pipelined) request stays here, and the next one moves on.
                 nextRuntime.connectionClosed()
             } else {
-                let policy = next.tls.map { $0.entry(forServerName: connection.serverName).policy } ?? 0
-                rejection = next.tls.flatMap { clientRejection(tls: $0, policyIndex: policy) }
-                if rejection != nil {
-                    nextRuntime.connectionClosed()
-                } else {
-                    runtime.connectionClosed()
-                    generation.value = nextRuntime
-                    runtime = nextRuntime
-                    listener = next
-                    connection.clientPolicy = policy
-                    moved = true
-                    // The new chain's plugins see the connection, as they see every new one.
-                    next.plugins?.onConnection(connection)
-                    if logger.logLevel <= .debug {
-                        logger.debug("connection moved on to the reloaded configuration", metadata: [
-                            "listener": "\(connection.listenerName)", "client": "\(connection.remoteAddress.text)", "connection_id": "\(connection.id)",
-                        ])
-                    }
+                runtime.connectionClosed()
+                generation.value = nextRuntime
+                runtime = nextRuntime
+                listener = next
+                connection.clientPolicy = policy
+                moved = true
+                // The new chain's plugins see the connection, as they see every new one.
+                next.plugins?.onConnection(connection)
+                if logger.logLevel <= .debug {
+                    logger.debug("connection moved on to the reloaded configuration", metadata: [
+                        "listener": "\(connection.listenerName)", "client": "\(connection.remoteAddress.text)", "connection_id": "\(connection.id)",
+                    ])
                 }
             }
         }
@@ -353,14 +365,14 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             let epoch = RevocationStore.shared.epoch
             if epoch != revocationEpoch || moved {
                 revocationEpoch = epoch
-                if !moved, let tls = listener.tls { rejection = clientRejection(tls: tls, policyIndex: connection.clientPolicy, revocation: revocation) }
+                if !moved, let tls = listener.tls, let found = clientRejection(tls: tls, policyIndex: connection.clientPolicy, revocation: revocation) {
+                    rejection = found
+                    connection.verification = .failed(found)
+                    listener.plugins?.onConnection(connection)
+                }
             }
         }
         guard let rejection else { return nil }
-        // Logged and audited as a refused client: the plugins' on_connection sees the failed verification
-        // (Audit writes a handshake_rejected line with the reason).
-        connection.verification = .failed(rejection)
-        listener.plugins?.onConnection(connection)
         logger.warning("closing a connection whose client is no longer admitted", metadata: [
             "listener": "\(connection.listenerName)", "client": "\(connection.remoteAddress.text)", "connection_id": "\(connection.id)",
             "reason": "\(rejection.code)", "detail": "\(rejection.detail)", "subject": "\(connection.clientCertificate?.subject ?? "")",
@@ -369,8 +381,14 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     /// Why the connection's client would not be admitted now under `tls`'s client policy `policyIndex` (its
-    /// chain verified again, with online revocation from what is known), or nil.
-    private func clientRejection(tls: ListenerTLS, policyIndex: Int, revocation: RevocationChecker? = nil) -> HandshakeRejection? {
+    /// chain verified again, and online revocation from what is known), or nil. `movingTo`: `tls` is a new
+    /// generation's, whose JA4 lists apply too. A revocation status not known yet is fetched in the background
+    /// (the store's epoch then grows, and the next request checks again); it does not close the connection.
+    private func clientRejection(tls: ListenerTLS, policyIndex: Int, revocation: RevocationChecker? = nil, movingTo: Bool = false) -> HandshakeRejection? {
+        if movingTo, let ja4 = connection.ja4 {
+            if tls.ja4Deny.contains(ja4) { return .init(.ja4Denied, "the client's JA4 fingerprint \(ja4) is in tls.ja4_deny") }
+            if !tls.ja4Allow.isEmpty, !tls.ja4Allow.contains(ja4) { return .init(.ja4NotAllowed, "the client's JA4 fingerprint \(ja4) is not in tls.ja4_allow") }
+        }
         let policy = tls.policies[policyIndex]
         guard policy.clientAuth != .none else { return nil }
         guard let identity = connection.clientCertificate, case .success = connection.verification, let verifier = policy.verifier else {
@@ -378,19 +396,25 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         }
         let (outcome, path) = verifier.verifyWithPath(der: identity.presentedDER)
         if case .rejected(let rejection, _) = outcome { return rejection }
-        // A status not known yet does not close an open connection; a revocation does.
-        if let revocation = revocation ?? tls.revocation, case .decided(let verdict, let checks) = revocation.evaluate(path: path) {
-            revocation.record(checks)
-            if case .revoked(let rejection) = verdict { return rejection }
+        if let revocation = revocation ?? tls.revocation {
+            switch revocation.evaluate(path: path) {
+            case .decided(let verdict, let checks):
+                revocation.record(checks)
+                if case .revoked(let rejection) = verdict { return rejection }
+            case .fetch:
+                Task { _ = await revocation.resolve(path: path) }
+            }
         }
         return nil
     }
 
     /// Whether this connection closes after its current response: the gateway is draining, or the generation
-    /// was retired and the connection cannot move on (its listener was removed, or its address changed).
+    /// was retired and the connection cannot move on (its listener was removed, its address or its protocol
+    /// changed).
     private var closesAfterResponse: Bool {
         guard runtime.closesConnections else { return false }
-        return runtime.isDraining || slot == nil || !(slot?.isAccepting ?? false)
+        guard !runtime.isDraining, !stranded, let slot else { return true }
+        return !slot.acceptsOnLiveGeneration
     }
 
     /// On a listener whose certificates have client policies of their own, a request whose Host selects another
@@ -711,12 +735,14 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             headGuard.awaitNextHead()
         }
         responseOpen = false
+        pendingCompletions += 1
         defer { if keepOpen { drain() } }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] result in
             // on_complete runs once the response is out; a write that failed (the client closed, or was closed
             // for not reading) is a cut-off response, never a complete one.
             let written: Bool
             if case .success = result { written = true } else { written = false }
+            self?.pendingCompletions -= 1
             if written { self?.listener.metrics.requestCompleted(status: status, started: started) }
             request?.responseIncomplete = !written
             self?.complete(request, backendServer: server, aborted: !written, bytesIn: bytesIn, bytesOut: bytesOut)
@@ -801,10 +827,12 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             holdClientReads(false)
         }
         responseOpen = false
+        pendingCompletions += 1
         defer { if !close { drain() } }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] result in
             let written: Bool
             if case .success = result { written = true } else { written = false }
+            self?.pendingCompletions -= 1
             if written { self?.listener.metrics.requestCompleted(status: Int(status.code), started: started) }
             request?.responseIncomplete = !written
             self?.complete(request, backendServer: nil, aborted: !written, bytesIn: bytesIn, bytesOut: bytesOut)

@@ -37,6 +37,9 @@ package struct OCSPResponseMessage: Sendable {
     package static let basicResponseType: ASN1ObjectIdentifier = [1, 3, 6, 1, 5, 5, 7, 48, 1, 1]
     /// Clocks differ: an answer produced or updated this far in the future is still accepted.
     package static let leeway: TimeInterval = 300
+    /// An answer without nextUpdate (RFC 5019: newer information is always available) is accepted only if its
+    /// thisUpdate is this recent: an old one replayed is refused.
+    package static let maxAgeWithoutNextUpdate: TimeInterval = 3600
 
     package init(derEncoded bytes: [UInt8]) throws {
         let root = try Self.parse(bytes, what: "OCSPResponse")
@@ -186,6 +189,9 @@ package struct OCSPResponseMessage: Sendable {
         }
         if let next = single.nextUpdate, next < now {
             return .failure(OCSPError("the response is stale: its nextUpdate \(next) has passed"))
+        }
+        if single.nextUpdate == nil, single.thisUpdate < now.addingTimeInterval(-Self.maxAgeWithoutNextUpdate) {
+            return .failure(OCSPError("the response is stale: it has no nextUpdate and its thisUpdate \(single.thisUpdate) is more than an hour old"))
         }
         return .success(single)
     }

@@ -165,7 +165,7 @@ package final class RevocationChecker: Sendable {
         }
         var firstProblem: RevocationFailure?
         for url in locations.crlURLs {
-            if let fetched = store.crl(at: url) {
+            if let fetched = store.crl(at: url, now: now, settings: settings) {
                 if fetched.crl.issuer != certificate.issuer {
                     firstProblem = firstProblem ?? .init(RevocationFailure.wrongIssuer, "the CRL from \(url) is issued by '\(fetched.crl.issuer)', not by '\(certificate.issuer)'")
                     continue
@@ -204,7 +204,7 @@ package final class RevocationChecker: Sendable {
         } catch {
             return .known(.unavailable(.init(RevocationFailure.malformed, "cannot form the OCSP CertID: \(error)")))
         }
-        if let answer = store.ocspAnswer(for: id), answer.reuseUntil >= now {
+        if let answer = store.ocspAnswer(for: id, now: now, settings: settings), answer.reuseUntil >= now {
             switch answer.status {
             case .good: return .known(.good)
             case .revoked: return .known(.revoked(answer.responder))

@@ -13,6 +13,9 @@ package enum RevocationHTTP {
         // a backoff until the deadline.
         pool.retryConnectionEstablishment = false
         pool.idleTimeout = .seconds(30)
+        // Many clients' first handshakes after a restart ask one responder at once: their queries should not
+        // wait behind AsyncHTTPClient's default of 8 connections per host (the wait counts against fetch_timeout).
+        pool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         let configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow, timeout: .init(connect: .seconds(30), read: .seconds(30)), connectionPool: pool, decompression: .disabled
         )

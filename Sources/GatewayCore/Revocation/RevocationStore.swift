@@ -47,9 +47,22 @@ package final class RevocationStore: Sendable {
         package var status: OCSPResponseMessage.Status
         package var responder: String
         package var fetchedAt: Date
+        package var thisUpdate: Date
         package var nextUpdate: Date?
         /// Until when the answer is reused: its nextUpdate, or a minute when the responder gave none.
         package var reuseUntil: Date
+        /// When the background refresh asks again (before `reuseUntil`), for as long as handshakes or open
+        /// connections need the answer.
+        package var refreshAt: Date
+        package var issuer: Certificate
+        package var settings: FetchSettings
+        package var lastUsed: Date
+    }
+
+    /// An OCSP query: the same CertID asked of another responder is another query.
+    private struct OCSPQuery: Hashable {
+        var responder: String
+        var id: OCSPCertificateID
     }
 
     private struct State {
@@ -58,7 +71,7 @@ package final class RevocationStore: Sendable {
         /// Whether a fetched CRL (by URL and the SHA-256 of its DER) verifies with an issuer's key.
         var signatures: [SignatureCheck: Bool] = [:]
         var crlFetches: [String: Task<Result<FetchedCRL, RevocationFailure>, Never>] = [:]
-        var ocspQueries: [OCSPCertificateID: Task<Result<OCSPAnswer, RevocationFailure>, Never>] = [:]
+        var ocspQueries: [OCSPQuery: Task<Result<OCSPAnswer, RevocationFailure>, Never>] = [:]
         var refresher: Task<Void, Never>?
     }
 
@@ -81,10 +94,13 @@ package final class RevocationStore: Sendable {
 
     // MARK: CRLs
 
-    /// The CRL fetched from `url`, if any (and notes that a handshake needed it).
-    package func crl(at url: String, now: Date = Date()) -> FetchedCRL? {
+    /// The CRL fetched from `url`, if any, and notes that a handshake needed it; `settings` (of the listener
+    /// asking, in the configuration now in force) become the ones its refreshes use.
+    package func crl(at url: String, now: Date = Date(), settings: FetchSettings? = nil) -> FetchedCRL? {
         state.withLockedValue { state in
-            state.crls[url]?.lastUsed = now
+            guard state.crls[url] != nil else { return nil }
+            state.crls[url]!.lastUsed = now
+            if let settings { state.crls[url]!.settings = settings }
             return state.crls[url]
         }
     }
@@ -135,6 +151,10 @@ package final class RevocationStore: Sendable {
             if let next = crl.nextUpdate, next < now {
                 return .failure(.init(RevocationFailure.stale, "the CRL from \(url) is past its nextUpdate \(next)"))
             }
+            // Plain http: a CRL older than the one held (an old one replayed on the way) is never taken.
+            if let held = self.state.withLockedValue({ $0.crls[url]?.crl }), held.issuer == crl.issuer, crl.thisUpdate < held.thisUpdate {
+                return .failure(.init(RevocationFailure.stale, "the CRL from \(url) (thisUpdate \(crl.thisUpdate)) is older than the one held (\(held.thisUpdate)); kept that one"))
+            }
             if let directory = settings.cacheDirectory { Self.writeCached(bytes, url: url, directory: directory, logger: settings.logger) }
             return .success(FetchedCRL(crl: crl, fetchedAt: now, refreshAt: Self.refreshTime(crl, fetchedAt: now, interval: settings.refreshInterval),
                                        settings: settings, lastUsed: now))
@@ -181,14 +201,21 @@ package final class RevocationStore: Sendable {
     }
 
     /// A tenth of the CRL's validity before its nextUpdate (at most an hour before), or after `interval`,
-    /// whichever is sooner; never sooner than a second from now.
+    /// whichever is sooner; but not sooner than half the time left until its nextUpdate, nor than a second (a
+    /// CRL published close to its nextUpdate is not fetched in a loop).
     package static func refreshTime(_ crl: CertificateRevocationList, fetchedAt: Date, interval: TimeInterval) -> Date {
+        refreshTime(thisUpdate: crl.thisUpdate, nextUpdate: crl.nextUpdate, fetchedAt: fetchedAt, interval: interval)
+    }
+
+    package static func refreshTime(thisUpdate: Date, nextUpdate: Date?, fetchedAt: Date, interval: TimeInterval) -> Date {
         var at = fetchedAt.addingTimeInterval(interval)
-        if let next = crl.nextUpdate {
-            let margin = min(max(next.timeIntervalSince(crl.thisUpdate) / 10, 0), 3600)
+        var floor = fetchedAt.addingTimeInterval(min(interval, 1))
+        if let next = nextUpdate {
+            let margin = min(max(next.timeIntervalSince(thisUpdate) / 10, 0), 3600)
             at = min(at, next.addingTimeInterval(-margin))
+            floor = fetchedAt.addingTimeInterval(min(interval, max(1, next.timeIntervalSince(fetchedAt) / 2)))
         }
-        return max(at, fetchedAt.addingTimeInterval(1))
+        return max(at, floor)
     }
 
     /// Fetches again, in the background, every CRL whose refresh time has come: a revoked certificate is
@@ -200,12 +227,20 @@ package final class RevocationStore: Sendable {
                 while !Task.isCancelled {
                     try? await Task.sleep(nanoseconds: 500_000_000)
                     let now = Date()
-                    let due = self.state.withLockedValue { state in
+                    let (due, dueOCSP) = self.state.withLockedValue { state in
                         state.crls = state.crls.filter { now.timeIntervalSince($0.value.lastUsed) < Self.unusedLifetime }
-                        return state.crls.filter { $0.value.refreshAt <= now && state.crlFetches[$0.key] == nil }.map { ($0.key, $0.value.settings) }
+                        state.ocsp = state.ocsp.filter { now.timeIntervalSince($0.value.lastUsed) < Self.unusedLifetime }
+                        let crls = state.crls.filter { $0.value.refreshAt <= now && state.crlFetches[$0.key] == nil }.map { ($0.key, $0.value.settings) }
+                        let answers = state.ocsp.filter {
+                            $0.value.refreshAt <= now && state.ocspQueries[OCSPQuery(responder: $0.value.responder, id: $0.key)] == nil
+                        }.map { ($0.key, $0.value) }
+                        return (crls, answers)
                     }
                     for (url, settings) in due {
                         _ = await self.fetchCRL(url, settings: settings)
+                    }
+                    for (id, answer) in dueOCSP {
+                        _ = await self.queryOCSP(id, responder: answer.responder, issuer: answer.issuer, settings: answer.settings)
                     }
                 }
             }
@@ -244,21 +279,34 @@ package final class RevocationStore: Sendable {
 
     // MARK: OCSP
 
-    package func ocspAnswer(for id: OCSPCertificateID) -> OCSPAnswer? { state.withLockedValue { $0.ocsp[id] } }
+    /// The answer held for `id`, if any, and notes that a handshake or connection needed it (`settings`: those
+    /// its refreshes use from now on).
+    package func ocspAnswer(for id: OCSPCertificateID, now: Date = Date(), settings: FetchSettings? = nil) -> OCSPAnswer? {
+        state.withLockedValue { state in
+            guard state.ocsp[id] != nil else { return nil }
+            state.ocsp[id]!.lastUsed = now
+            if let settings { state.ocsp[id]!.settings = settings }
+            return state.ocsp[id]
+        }
+    }
 
-    /// Asks `responder` about `id` (one query per CertID at a time) and keeps a valid answer until its nextUpdate.
+    /// Asks `responder` about `id` (one query per responder and CertID at a time) and keeps a valid answer until
+    /// its nextUpdate; it is asked again in the background before then while the answer is needed.
     package func queryOCSP(_ id: OCSPCertificateID, responder: String, issuer: Certificate, settings: FetchSettings) async -> Result<OCSPAnswer, RevocationFailure> {
+        let query = OCSPQuery(responder: responder, id: id)
         let task = state.withLockedValue { state -> Task<Result<OCSPAnswer, RevocationFailure>, Never> in
-            if let running = state.ocspQueries[id] { return running }
-            let task = Task { await self.ask(id, responder: responder, issuer: issuer, settings: settings) }
-            state.ocspQueries[id] = task
+            if let running = state.ocspQueries[query] { return running }
+            let task = Task { await self.ask(query, issuer: issuer, settings: settings) }
+            state.ocspQueries[query] = task
             return task
         }
+        startRefresher()
         return await task.value
     }
 
-    private func ask(_ id: OCSPCertificateID, responder: String, issuer: Certificate, settings: FetchSettings) async -> Result<OCSPAnswer, RevocationFailure> {
-        defer { _ = state.withLockedValue { $0.ocspQueries.removeValue(forKey: id) } }
+    private func ask(_ query: OCSPQuery, issuer: Certificate, settings: FetchSettings) async -> Result<OCSPAnswer, RevocationFailure> {
+        defer { _ = state.withLockedValue { $0.ocspQueries.removeValue(forKey: query) } }
+        let (id, responder) = (query.id, query.responder)
         let result = await RevocationHTTP.post(responder, body: id.requestDER, contentType: "application/ocsp-request", timeout: settings.timeout,
                                                maxBytes: 64 * 1024).flatMap { bytes -> Result<OCSPAnswer, RevocationFailure> in
             let now = Date()
@@ -275,21 +323,34 @@ package final class RevocationStore: Sendable {
                     ? RevocationFailure.badSignature : error.description.contains("stale") ? RevocationFailure.stale : RevocationFailure.malformed
                 return .failure(.init(reason, "\(responder): \(error)"))
             case .success(let single):
+                // Plain http: an answer older than the one held (an old one replayed on the way) is never taken.
+                if let held = self.state.withLockedValue({ $0.ocsp[id] }), held.thisUpdate > single.thisUpdate {
+                    return .failure(.init(RevocationFailure.stale, "\(responder): the answer (thisUpdate \(single.thisUpdate)) is older than the one held (\(held.thisUpdate))"))
+                }
                 let reuse = single.nextUpdate ?? now.addingTimeInterval(60)
-                return .success(OCSPAnswer(status: single.status, responder: responder, fetchedAt: now, nextUpdate: single.nextUpdate, reuseUntil: reuse))
+                let refresh = Self.refreshTime(thisUpdate: single.thisUpdate, nextUpdate: reuse, fetchedAt: now, interval: settings.refreshInterval)
+                return .success(OCSPAnswer(
+                    status: single.status, responder: responder, fetchedAt: now, thisUpdate: single.thisUpdate, nextUpdate: single.nextUpdate,
+                    reuseUntil: reuse, refreshAt: refresh, issuer: issuer, settings: settings, lastUsed: now
+                ))
             }
         }
         switch result {
-        case .success(let answer):
+        case .success(var answer):
             settings.metrics?.revocationFetch(source: "ocsp", result: "ok")
             state.withLockedValue { state in
                 if state.ocsp[id] == nil, state.ocsp.count >= Self.maxEntries { state.ocsp.removeAll(keepingCapacity: true) }
+                answer.lastUsed = state.ocsp[id]?.lastUsed ?? answer.lastUsed
                 state.ocsp[id] = answer
             }
             changes.wrappingIncrement(ordering: .relaxed)
         case .failure(let failure):
             settings.metrics?.revocationFetch(source: "ocsp", result: failure.reason)
             settings.logger.warning("revocation: OCSP query failed", metadata: ["responder": "\(responder)", "reason": "\(failure.reason)", "detail": "\(failure.detail)"])
+            // An answer held stays usable until its nextUpdate; ask again sooner than its refresh time.
+            state.withLockedValue { state in
+                if let held = state.ocsp[id] { state.ocsp[id]!.refreshAt = min(held.reuseUntil, Date().addingTimeInterval(10)) }
+            }
         }
         return result
     }
@@ -307,7 +368,7 @@ package final class RevocationStore: Sendable {
         state.withLockedValue { state in
             Snapshot(
                 crls: state.crls.map { (url: $0.key, fetchedAt: $0.value.fetchedAt, nextUpdate: $0.value.crl.nextUpdate) },
-                earliestOCSPNextUpdate: state.ocsp.values.compactMap(\.nextUpdate).min(), ocspAnswers: state.ocsp.count
+                earliestOCSPNextUpdate: state.ocsp.values.filter { $0.reuseUntil >= Date() }.compactMap(\.nextUpdate).min(), ocspAnswers: state.ocsp.count
             )
         }
     }

@@ -37,8 +37,9 @@ package final class ListenerSlot: Sendable {
         }
     }
 
-    /// New connections are still accepted (the listener was not removed, nor is it draining).
-    package var isAccepting: Bool { state.withLockedValue { $0 != nil } }
+    /// New connections are still accepted (the listener was not removed) by a generation that is not draining
+    /// for shutdown: a connection of a retired generation may move on to it rather than close.
+    package var acceptsOnLiveGeneration: Bool { state.withLockedValue { $0.map { !$0.runtime.isDraining } ?? false } }
 
     package func swap(to listener: CompiledListener, runtime: GatewayRuntime) {
         state.withLockedValue { $0 = (listener, runtime) }
