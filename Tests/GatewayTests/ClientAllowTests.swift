@@ -94,7 +94,12 @@ final class ClientAllowTests: GatewayTestCase {
         _ = try await status("cert-pin", "via-intermediate")
         _ = try await status("spiffe", "via-intermediate")
         let runtime = gateway.server.runtime
-        let samples = try MetricSamples(exposition: String(decoding: runtime.metrics.exposition(runtime: runtime), as: UTF8.self))
+        // The client sees the alert before the gateway's handshake handler has counted the refusal: wait for it.
+        var samples = try MetricSamples(exposition: String(decoding: runtime.metrics.exposition(runtime: runtime), as: UTF8.self))
+        for _ in 0..<50 where (samples.value("gateway_tls_handshakes_total", ["listener": "spiffe", "result": "failure", "reason": "san_mismatch"]) ?? 0) < 1 {
+            try await Task.sleep(nanoseconds: 100_000_000)
+            samples = try MetricSamples(exposition: String(decoding: runtime.metrics.exposition(runtime: runtime), as: UTF8.self))
+        }
         XCTAssertEqual(samples.value("gateway_tls_handshakes_total", ["listener": "cert-pin", "result": "failure", "reason": "pin_mismatch"]), 1)
         XCTAssertEqual(samples.value("gateway_tls_handshakes_total", ["listener": "spiffe", "result": "failure", "reason": "san_mismatch"]), 1)
         XCTAssertEqual(samples.value("gateway_tls_handshakes_total", ["listener": "spiffe", "result": "failure", "reason": "pin_mismatch"]), 0)

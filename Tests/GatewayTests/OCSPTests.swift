@@ -80,6 +80,8 @@ final class OCSPTests: GatewayTestCase {
             XCTAssertGreaterThanOrEqual(samples.value("gateway_revocation_checks_total", ["listener": "mtls", "source": "ocsp", "result": result]) ?? 0, 1, result)
         }
         XCTAssertNotNil(samples.value("gateway_revocation_next_update_seconds", ["source": "ocsp"]))
+        XCTAssertEqual(samples.value("gateway_revocation_ocsp_answers"), 3, "good, revoked and unknown")
+        XCTAssertLessThan(samples.value("gateway_revocation_ocsp_oldest_answer_age_seconds") ?? 999, 60)
     }
 
     func testAnswersAreCachedUntilTheirNextUpdate() async throws {

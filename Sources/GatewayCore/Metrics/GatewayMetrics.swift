@@ -102,6 +102,8 @@ package final class GatewayMetrics: Sendable {
             if let next = snapshot.earliestOCSPNextUpdate {
                 revocationGauge("gateway_revocation_next_update_seconds", [("source", "ocsp")]).record(next.timeIntervalSince(now))
             }
+            revocationGauge("gateway_revocation_ocsp_answers", []).record(Double(snapshot.ocspAnswers))
+            revocationGauge("gateway_revocation_ocsp_oldest_answer_age_seconds", []).record(snapshot.oldestOCSPFetch.map { now.timeIntervalSince($0) } ?? 0)
         }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)

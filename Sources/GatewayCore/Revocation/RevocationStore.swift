@@ -361,14 +361,18 @@ package final class RevocationStore: Sendable {
     package struct Snapshot: Sendable {
         package var crls: [(url: String, fetchedAt: Date, nextUpdate: Date?)]
         package var earliestOCSPNextUpdate: Date?
+        /// OCSP answers held that are still usable, and when the oldest of them was fetched.
         package var ocspAnswers: Int
+        package var oldestOCSPFetch: Date?
     }
 
     package func snapshot() -> Snapshot {
         state.withLockedValue { state in
-            Snapshot(
+            let usable = state.ocsp.values.filter { $0.reuseUntil >= Date() }
+            return Snapshot(
                 crls: state.crls.map { (url: $0.key, fetchedAt: $0.value.fetchedAt, nextUpdate: $0.value.crl.nextUpdate) },
-                earliestOCSPNextUpdate: state.ocsp.values.filter { $0.reuseUntil >= Date() }.compactMap(\.nextUpdate).min(), ocspAnswers: state.ocsp.count
+                earliestOCSPNextUpdate: usable.compactMap(\.nextUpdate).min(), ocspAnswers: usable.count,
+                oldestOCSPFetch: usable.map(\.fetchedAt).min()
             )
         }
     }
