@@ -6,13 +6,11 @@ import XCTest
 
 /// `tls.revocation.crl_fetch`: CRLs fetched over http from the distribution points the clients' certificates
 /// name, served by a real http server on loopback, refreshed without a reload, and every bad answer named.
-final class CRLFetchTests: GatewayTestCase {
+final class CRLFetchTests: RevocationTestCase {
     private var crls: CRLServer!
 
     override func setUp() async throws {
         try await super.setUp()
-        // What earlier tests of this process fetched (the store is process-wide) is forgotten.
-        RevocationStore.shared.reset()
         crls = CRLServer()
         try await crls.start()
         let server = crls!
@@ -26,23 +24,6 @@ final class CRLFetchTests: GatewayTestCase {
         let leaf = try f.makeLeaf(f.name(commonName: name), issuer: issuer ?? pki.rootCA, crlURLs: paths.map { crls.url($0) })
         try pki.addClient(name, leaf, chain: chain)
         return leaf
-    }
-
-    private func start(_ revocation: String) async throws {
-        gateway = try await GatewayHarness(yaml: mtlsConfig(plugins: [], tls: ["revocation: \(revocation)"]), in: pki.directory)
-    }
-
-    private func status(_ client: String) async throws -> Int? {
-        try await TestClient.get(port: gateway.port("mtls"), tls: tls(client), path: "/who")?.status
-    }
-
-    private func rejection(_ reason: HandshakeRejection.Code, _ detail: String) async -> LogCapture.Record? {
-        await gateway.logs.waitFor { $0.message == "TLS handshake rejected" && $0.metadata["reason"] == reason.name && ($0.metadata["detail"] ?? "").contains(detail) }
-    }
-
-    private func metrics() throws -> MetricSamples {
-        let runtime = gateway.server.runtime
-        return try MetricSamples(exposition: String(decoding: runtime.metrics.exposition(runtime: runtime), as: UTF8.self))
     }
 
     func testACertificateRevokedAtItsDistributionPointIsRefusedAfterTheNextRefreshWithoutAReload() async throws {

@@ -6,15 +6,13 @@ import XCTest
 
 /// `tls.revocation.ocsp`: client certificates checked against a real OCSP responder (`openssl ocsp`), named in
 /// their authorityInfoAccess or configured, with a delegated signer; answers cached until their nextUpdate.
-final class OCSPTests: GatewayTestCase {
+final class OCSPTests: RevocationTestCase {
     private var responderPort = 0
     private var delegate: IssuedCertificate!
     private var responders: [OpenSSLResponder] = []
 
     override func setUp() async throws {
         try await super.setUp()
-        // What earlier tests of this process fetched (the store is process-wide) is forgotten.
-        RevocationStore.shared.reset()
         responderPort = try unusedPort()
         let f = CertificateFactory.self
         // A delegated responder: issued by the CA for OCSP signing only.
@@ -36,23 +34,6 @@ final class OCSPTests: GatewayTestCase {
         responders.append(responder)
         try await responder.waitReady()
         return responder
-    }
-
-    private func start(_ revocation: String) async throws {
-        gateway = try await GatewayHarness(yaml: mtlsConfig(plugins: [], tls: ["revocation: \(revocation)"]), in: pki.directory)
-    }
-
-    private func status(_ client: String) async throws -> Int? {
-        try await TestClient.get(port: gateway.port("mtls"), tls: tls(client), path: "/who")?.status
-    }
-
-    private func rejection(_ reason: HandshakeRejection.Code, _ detail: String) async -> LogCapture.Record? {
-        await gateway.logs.waitFor { $0.message == "TLS handshake rejected" && $0.metadata["reason"] == reason.name && ($0.metadata["detail"] ?? "").contains(detail) }
-    }
-
-    private func metrics() throws -> MetricSamples {
-        let runtime = gateway.server.runtime
-        return try MetricSamples(exposition: String(decoding: runtime.metrics.exposition(runtime: runtime), as: UTF8.self))
     }
 
     func testGoodRevokedAndUnknownCertificatesFromTheResponderInTheirAuthorityInfoAccess() async throws {
