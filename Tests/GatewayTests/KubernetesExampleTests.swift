@@ -44,13 +44,15 @@ final class KubernetesExampleTests: XCTestCase {
         let pki = try TestPKI()
         let configText = try XCTUnwrap((value(try manifest("configmap.yaml"), "data") as? [String: Any])?["gateway.yaml"] as? String)
         let root = pki.path("pod")
-        for directory in ["config", "tls", "client-ca", "audit"] {
+        for directory in ["config", "tls", "client-ca", "admin-token", "audit"] {
             try FileManager.default.createDirectory(atPath: "\(root)/\(directory)", withIntermediateDirectories: true)
         }
         try FileManager.default.copyItem(atPath: pki.path("server.pem"), toPath: "\(root)/tls/tls.crt")
         try FileManager.default.copyItem(atPath: pki.path("server.key"), toPath: "\(root)/tls/tls.key")
         try FileManager.default.copyItem(atPath: pki.path("ca.pem"), toPath: "\(root)/client-ca/ca.crt")
         try FileManager.default.setAttributes([.posixPermissions: 0o440], ofItemAtPath: "\(root)/tls/tls.key")
+        try "0123456789abcdef0123456789abcdef\n".write(toFile: "\(root)/admin-token/token", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o440], ofItemAtPath: "\(root)/admin-token/token")
         // The audit file's directory is an emptyDir in the pod; here a directory of the test.
         XCTAssertTrue(configText.contains("/var/log/mtls-gateway/audit.log"))
         let config = "\(root)/config/gateway.yaml"

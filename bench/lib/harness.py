@@ -454,10 +454,14 @@ class Gateway(Proxy):
         else:
             plugins = "".join("\n      - library: libnoop.so" for _ in range(chain)) if chain else " []"
         self.config = os.path.join(self.dir, "gateway.yaml")
+        # The admin listener as in production: its console records clients and refusals, and samples the
+        # metrics every 5 s on its own thread (the request path must not pay for it).
+        admin_port = free_ports(1)[0]
         with open(self.config, "w") as f:
             f.write(f"""# written by bench/lib/harness.py
 shutdown_timeout: 2s
 plugin_paths: ["{bindir}"]
+admin: {{ address: "127.0.0.1:{admin_port}" }}
 listeners:
   - name: bench
     address: "127.0.0.1:{self.port}"

@@ -5,6 +5,7 @@ import PluginAPI
 
 /// What the admin listener answers. Kept apart from the channel handler so each endpoint is a plain function.
 ///
+/// - `GET /`: the operator's console (`ConsoleAssets`), and `GET /api/...` the JSON behind it (`ConsoleAPI`).
 /// - `GET /healthz`: the process is alive and its event loops answer.
 /// - `GET /readyz`: every listener is bound, every backend has a server in rotation, and no plugin instance said
 ///   it cannot work (503 lists what is not).
@@ -17,11 +18,19 @@ import PluginAPI
 ///   certificate has that SHA-256 fingerprint (or serial) and lists them.
 package struct AdminEndpoints: Sendable {
     package let server: GatewayServer
+    package let console: ConsoleAPI
+
+    package init(server: GatewayServer, series: ConsoleSeries) {
+        self.server = server
+        self.console = ConsoleAPI(server: server, series: series)
+    }
 
     package struct Response: Sendable {
         package var status: HTTPResponseStatus
         package var contentType: String
         package var body: [UInt8]
+        /// Headers beyond content-type and content-length (the console's Content-Security-Policy).
+        package var headers: [(String, String)] = []
 
         package static func text(_ status: HTTPResponseStatus, _ text: String) -> Response {
             Response(status: status, contentType: "text/plain; charset=utf-8", body: Array(text.utf8))
@@ -35,13 +44,47 @@ package struct AdminEndpoints: Sendable {
 
     package static let paths = ["/healthz", "/readyz", "/metrics", "/config", "/plugins", "/reload", "/connections/close"]
 
+    /// What needs no token (`admin.token_file`): the probes, and the console's static files (no data in them).
+    package static func isPublic(_ path: String) -> Bool {
+        path == "/healthz" || path == "/readyz" || ConsoleAssets.asset(for: path) != nil
+    }
+
+    /// The path of `uri`, without its query.
+    package static func path(of uri: String) -> String {
+        uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
+    }
+
+    /// The query of `uri` as name/value pairs (percent-decoded; the last of a repeated name wins).
+    package static func query(of uri: String) -> [String: String] {
+        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return [:] }
+        var result: [String: String] = [:]
+        for pair in parts[1].split(separator: "&") {
+            let nameValue = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map {
+                String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
+            }
+            result[nameValue[0]] = nameValue.count > 1 ? nameValue[1] : ""
+        }
+        return result
+    }
+
     /// The endpoints that run off the admin event loop (`answer` returns nil for them).
     package static let asynchronousPaths: Set<String> = ["/reload", "/connections/close"]
 
     /// The answer for every endpoint but `POST /reload` (nil: call `reload`).
     package func answer(method: HTTPMethod, uri: String) -> Response? {
-        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
-        guard Self.paths.contains(path) else { return .text(.notFound, "not found; endpoints: \(Self.paths.joined(separator: " "))\n") }
+        let path = Self.path(of: uri)
+        if let asset = ConsoleAssets.asset(for: path) {
+            guard method == .GET || method == .HEAD else { return .text(.methodNotAllowed, "use GET \(path)\n") }
+            return asset
+        }
+        if ConsoleAPI.paths.contains(path) {
+            guard method == .GET || method == .HEAD else { return .text(.methodNotAllowed, "use GET \(path)\n") }
+            return console.answer(path: path, query: Self.query(of: uri))
+        }
+        guard Self.paths.contains(path) else {
+            return .text(.notFound, "not found; endpoints: / (the console) \(ConsoleAPI.paths.sorted().joined(separator: " ")) \(Self.paths.joined(separator: " "))\n")
+        }
         if Self.asynchronousPaths.contains(path) { return method == .POST ? nil : .text(.methodNotAllowed, "use POST \(path)\n") }
         guard method == .GET || method == .HEAD else { return .text(.methodNotAllowed, "use GET \(path)\n") }
         let runtime = server.runtime

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The admin listener: plain HTTP/1.1 on its own socket, answered by `AdminEndpoints`, on its own thread:
 /// no plugin hook runs there, so a plugin that stalls the proxy's event loops (a hook that blocks, an audit
@@ -12,30 +13,41 @@ package final class AdminServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     private let bound = NIOLockedValueBox<(any Channel)?>(nil)
+    private let server: GatewayServer
+    private let series = ConsoleSeries()
+    private let sampler = NIOLockedValueBox<RepeatedTask?>(nil)
+
+    /// Seconds between two samples of the console's charts.
+    package static let sampleInterval = 5
 
     package init(server: GatewayServer, logger: Logger) {
-        self.endpoints = AdminEndpoints(server: server)
+        self.server = server
+        self.endpoints = AdminEndpoints(server: server, series: series)
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.logger = logger
     }
 
     package var localAddress: SocketAddress? { bound.withLockedValue { $0?.localAddress } }
 
-    package func start(address: String) async throws {
+    /// Binds the listener (with `tls`, HTTPS: mutual TLS when the context requires a client certificate) and
+    /// starts sampling the console's charts.
+    package func start(address: String, tls: NIOSSLContext? = nil) async throws {
         guard let (host, port) = RuntimeCompiler.splitHostPort(address), let socketAddress = try? SocketAddress(ipAddress: host, port: port) else {
             try? await group.shutdownGracefully()
             throw GatewayError(.bindFailed, "admin: '\(address)' is not an IP address and port")
         }
         let endpoints = self.endpoints
         let hostName = AdminRequestGuard.systemHostName()
+        let access = server.runtime.admin
         do {
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                         let guardian = AdminRequestGuard(port: channel.localAddress?.port, boundIP: channel.localAddress?.ipAddress, hostName: hostName)
-                        try channel.pipeline.syncOperations.addHandler(AdminHandler(endpoints: endpoints, guard: guardian))
+                        try channel.pipeline.syncOperations.addHandler(AdminHandler(endpoints: endpoints, guard: guardian, access: access))
                     }
                 }
                 .bind(to: socketAddress).get()
@@ -44,11 +56,28 @@ package final class AdminServer: Sendable {
             try? await group.shutdownGracefully()
             throw GatewayError.bindFailed("admin", address: socketAddress, error: error)
         }
-        logger.info("admin listening", metadata: ["address": "\(localAddress.map { "\($0)" } ?? "?")"])
+        logger.info("admin listening", metadata: [
+            "address": "\(localAddress.map { "\($0)" } ?? "?")", "tls": "\(tls == nil ? "off" : access?.mutualTLS == true ? "mutual" : "on")",
+            "token": "\(access?.token == nil ? "off" : "on")",
+        ])
+        let (server, series) = (self.server, self.series)
+        series.sample(exposition: Self.registryText(server))
+        let task = group.next().scheduleRepeatedTask(initialDelay: .seconds(Int64(Self.sampleInterval)), delay: .seconds(Int64(Self.sampleInterval))) { _ in
+            series.sample(exposition: Self.registryText(server))
+        }
+        sampler.withLockedValue { $0 = task }
+    }
+
+    private static func registryText(_ server: GatewayServer) -> [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(32 * 1024)
+        server.runtime.metrics.registry.emit(into: &buffer)
+        return buffer
     }
 
     /// Closes the listener and ends its thread.
     package func stop() async {
+        sampler.withLockedValue { $0?.cancel() }
         try? await bound.withLockedValue({ $0 })?.close()
         try? await group.shutdownGracefully()
     }
@@ -61,11 +90,28 @@ package final class AdminHandler: ChannelInboundHandler {
 
     private let endpoints: AdminEndpoints
     private let requestGuard: AdminRequestGuard
+    /// The protection the listener started with: used when a reload removed `admin` (the token of the
+    /// current configuration is used otherwise, so a new token_file takes effect at reload).
+    private let startAccess: AdminAccess?
     private var head: HTTPRequestHead?
 
-    package init(endpoints: AdminEndpoints, guard requestGuard: AdminRequestGuard) {
+    package init(endpoints: AdminEndpoints, guard requestGuard: AdminRequestGuard, access: AdminAccess? = nil) {
         self.endpoints = endpoints
         self.requestGuard = requestGuard
+        self.startAccess = access
+    }
+
+    /// 401 when the listener has a token and `head` does not carry it (probes and the console's page need none).
+    private func authorization(_ head: HTTPRequestHead) -> AdminEndpoints.Response? {
+        let access = endpoints.server.runtime.admin ?? startAccess
+        guard let access, access.token != nil, !AdminEndpoints.isPublic(AdminEndpoints.path(of: head.uri)) else { return nil }
+        let given = head.headers["authorization"]
+        guard given.count == 1, access.authorizes(given[0]) else {
+            var refusal = AdminEndpoints.Response.text(.unauthorized, "this admin listener needs Authorization: Bearer <the token in admin.token_file>\n")
+            refusal.headers = [("www-authenticate", "Bearer realm=\"mtls-gateway admin\"")]
+            return refusal
+        }
+        return nil
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -78,7 +124,7 @@ package final class AdminHandler: ChannelInboundHandler {
             let loop = context.eventLoop
             let bound = NIOLoopBound(context, eventLoop: loop)
             let endpoints = self.endpoints
-            if let refusal = requestGuard.refusal(for: head) {
+            if let refusal = requestGuard.refusal(for: head) ?? authorization(head) {
                 write(refusal, head: head, context: context)
             } else if let immediate = endpoints.answer(method: head.method, uri: head.uri) {
                 write(immediate, head: head, context: context)
@@ -92,8 +138,15 @@ package final class AdminHandler: ChannelInboundHandler {
         }
     }
 
+    /// On every answer: nothing is cached, sniffed, framed or sent on as a referrer.
+    private static let securityHeaders = [
+        ("cache-control", "no-store"), ("x-content-type-options", "nosniff"), ("x-frame-options", "DENY"), ("referrer-policy", "no-referrer"),
+    ]
+
     private func write(_ response: AdminEndpoints.Response, head: HTTPRequestHead, context: ChannelHandlerContext) {
         var headers = HTTPHeaders([("content-type", response.contentType), ("content-length", String(response.body.count))])
+        headers.add(contentsOf: Self.securityHeaders)
+        headers.add(contentsOf: response.headers)
         if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)

@@ -55,6 +55,7 @@ package final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannel
                 ]))
             }
             plugins?.onConnection(connection)
+            if case .success = connection.verification { metrics.console.clientVerified(connection) }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
         context.fireUserInboundEventTriggered(event)
@@ -78,6 +79,7 @@ package final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannel
         }
         logger.warning("TLS handshake rejected", metadata: metadata(extra: extra))
         if case .failed = connection.verification {} else { connection.verification = .failed(rejection) }
+        metrics.console.handshakeRefused(connection, rejection)
         plugins?.onConnection(connection)
         context.close(promise: nil)
     }

@@ -59,6 +59,7 @@ package final class TLSHelloHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .refused(let reason):
             state = .done
             metrics.handshakeFailed(.tlsError)
+            metrics.console.handshakeRefused(connection, .init(.tlsError, "ClientHello refused: \(reason)"))
             logger.info("refusing a ClientHello", metadata: [
                 "client": "\(connection.remoteAddress.text)", "listener": "\(connection.listenerName)", "reason": "\(reason)",
             ])

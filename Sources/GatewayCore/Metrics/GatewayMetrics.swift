@@ -8,6 +8,8 @@ import Prometheus
 /// counters never reset when the configuration changes.
 package final class GatewayMetrics: Sendable {
     package let registry: PrometheusCollectorRegistry
+    /// What the operator's console remembers of clients, refusals and reloads (outlives reloads, as the metrics do).
+    package let console = ConsoleJournal()
     package let factory: PrometheusMetricsFactory
     private let listeners = NIOLockedValueBox<[String: ListenerMetrics]>([:])
     private let servers = NIOLockedValueBox<[String: BackendServerMetrics]>([:])
@@ -24,6 +26,8 @@ package final class GatewayMetrics: Sendable {
     package let lastReloadTimestamp: Gauge
     package let lastReloadSuccess: Gauge
     package let startTimestamp: Gauge
+    /// When this process started (the metrics are made once per process).
+    package let started = Date()
 
     /// Request durations, in seconds: from 1 ms to 30 s.
     package static let durationBuckets: [Duration] = [
@@ -53,7 +57,7 @@ package final class GatewayMetrics: Sendable {
     package func listener(_ name: String) -> ListenerMetrics {
         listeners.withLockedValue { table in
             if let existing = table[name] { return existing }
-            let created = ListenerMetrics(listener: name, factory: factory)
+            let created = ListenerMetrics(listener: name, factory: factory, console: console)
             table[name] = created
             return created
         }

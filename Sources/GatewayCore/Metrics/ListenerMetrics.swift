@@ -5,6 +5,8 @@ import Prometheus
 /// One listener's metric handles. Every label set is created up front, so the request path only increments.
 package final class ListenerMetrics: Sendable {
     package let connectionsAccepted: Counter
+    /// The console's record of clients and refusals (shared by every listener).
+    package let console: ConsoleJournal
     package let connectionsActive: Meter
     /// Accepted connections whose set-up failed, by stage (`SetupStage`): each is also logged with the peer.
     private let setupFailures: [Counter]
@@ -33,7 +35,8 @@ package final class ListenerMetrics: Sendable {
         .handshakeTimeout, .tlsError,
     ]
 
-    package init(listener: String, factory: PrometheusMetricsFactory) {
+    package init(listener: String, factory: PrometheusMetricsFactory, console: ConsoleJournal = ConsoleJournal()) {
+        self.console = console
         let l = ("listener", listener)
         connectionsAccepted = Counter(label: "gateway_connections_accepted_total", dimensions: [l], factory: factory)
         connectionsActive = Meter(label: "gateway_connections_active", dimensions: [l], factory: factory)

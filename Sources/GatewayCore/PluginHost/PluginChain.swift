@@ -66,7 +66,7 @@ package final class PluginChain: Sendable {
                 return
             }
             request.currentPlugin = entry.name
-            let code = PluginCallContext.with(request.handle, request) { entry.onRequestHeaders(request.handle) }
+            let code = entry.stats.call { PluginCallContext.with(request.handle, request) { entry.onRequestHeaders(request.handle) } }
             request.endCall()
             if let outcome = judge(code, entry: entry, request: request) { return completion(outcome) }
             index += 1
@@ -85,6 +85,7 @@ package final class PluginChain: Sendable {
             }
             return nil
         case GW_STOP where request.answer != nil:
+            if let answer = request.answer, answer.status >= 400 { entry.stats.denied() }
             return .answered
         default:
             let reason = code == GW_STOP ? "returned GW_STOP without calling respond" : "on_request_headers returned \(code)\(Self.statusName(code))"
@@ -93,6 +94,7 @@ package final class PluginChain: Sendable {
             ])
             request.answer = nil
             request.answeredBy = nil
+            entry.stats.failed()
             if entry.onError == .continue { return nil }
             return .failed(plugin: entry.name, reason: reason)
         }
@@ -106,7 +108,7 @@ package final class PluginChain: Sendable {
         let transfer = Handoff(copy)  // the worker owns it while the call runs, then the event loop
         let result = pool.runIfActive(eventLoop: eventLoop) {
             let copy = transfer.value
-            let code = PluginCallContext.with(copy.handle, copy) { entry.onRequestHeaders(copy.handle) }
+            let code = entry.stats.call { PluginCallContext.with(copy.handle, copy) { entry.onRequestHeaders(copy.handle) } }
             copy.endCall()
             return code
         }

@@ -22,6 +22,8 @@ package final class PluginInstance: Sendable {
         @inline(__always) get { handle.raw }
     }
     private let destroyed = ManagedAtomic(false)
+    /// Calls, denials, failures and time per call, for the console.
+    package let stats = PluginCallStats()
 
     package var name: String { library.name }
 

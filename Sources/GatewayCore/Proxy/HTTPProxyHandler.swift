@@ -51,6 +51,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private var responseOpen = false
     /// The current request as plugins see it (nil when the listener has no plugins).
     private var pluginRequest: PluginRequest?
+    /// Requests answered to a verified client not yet added to the console's count (`countForConsole`).
+    private var uncountedRequests = 0
+    private var countedFirstRequest = false
     private var requestBodyBytes: Int64 = 0
     private var responseBodyBytes: Int64 = 0
     /// The request body's progress, checked every `body_timeout` while a body is being read.
@@ -373,6 +376,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             }
         }
         guard let rejection else { return nil }
+        listener.metrics.console.handshakeRefused(connection, .init(rejection.code, "open connection closed at its next request: \(rejection.detail)"))
         logger.warning("closing a connection whose client is no longer admitted", metadata: [
             "listener": "\(connection.listenerName)", "client": "\(connection.remoteAddress.text)", "connection_id": "\(connection.id)",
             "reason": "\(rejection.code)", "detail": "\(rejection.detail)", "subject": "\(connection.clientCertificate?.subject ?? "")",
@@ -488,7 +492,23 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         context.fireChannelWritabilityChanged()
     }
 
+    /// Counts one answered request of a verified client for the console: the first at once, then in batches of
+    /// 64, and the rest when the connection closes (a lock per batch, not per request).
+    private func countForConsole() {
+        guard connection.clientCertificate != nil else { return }
+        uncountedRequests += 1
+        if uncountedRequests == 64 || !countedFirstRequest {
+            countedFirstRequest = true
+            listener.metrics.console.requestsServed(connection, count: uncountedRequests)
+            uncountedRequests = 0
+        }
+    }
+
     package func channelInactive(context: ChannelHandlerContext) {
+        if uncountedRequests > 0 {
+            listener.metrics.console.requestsServed(connection, count: uncountedRequests)
+            uncountedRequests = 0
+        }
         parser.discard()
         stopWatchingBody()
         sendTimer?.cancel()
@@ -743,7 +763,10 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             let written: Bool
             if case .success = result { written = true } else { written = false }
             self?.pendingCompletions -= 1
-            if written { self?.listener.metrics.requestCompleted(status: status, started: started) }
+            if written {
+                self?.listener.metrics.requestCompleted(status: status, started: started)
+                self?.countForConsole()
+            }
             request?.responseIncomplete = !written
             self?.complete(request, backendServer: server, aborted: !written, bytesIn: bytesIn, bytesOut: bytesOut)
             if !keepOpen { self?.closeClient(cutOff: false) }
@@ -786,8 +809,16 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             respond(.serviceUnavailable, "\(empty ? "no server in backend" : "no healthy server in backend") '\(name)'\n", close: close)
         case .pluginAnswer:
             guard let answer = pluginRequest?.answer else { return respond(.internalServerError, "request refused\n", close: true) }
+            if answer.status >= 400 {
+                listener.metrics.console.requestDenied(
+                    connection, plugin: pluginRequest?.answeredBy ?? "?", status: answer.status,
+                    reason: String(decoding: answer.body.prefix(512), as: UTF8.self), failed: false
+                )
+            }
             respond(HTTPResponseStatus(statusCode: answer.status), body: answer.body, headers: answer.headers, close: close)
-        case .pluginFailed(let plugin): respond(.internalServerError, "request refused: plugin '\(plugin)' failed\n", close: close)
+        case .pluginFailed(let plugin):
+            listener.metrics.console.requestDenied(connection, plugin: plugin, status: 500, reason: "the plugin failed (on_error: deny); see the log", failed: true)
+            respond(.internalServerError, "request refused: plugin '\(plugin)' failed\n", close: close)
         case .bodyTooLarge: respond(.payloadTooLarge, "request body larger than \(listener.limits.maxBodyBytes) bytes\n", close: close)
         case .bodyTimeout: respond(.requestTimeout, "request body timeout\n", close: close)
         case .connectTimedOut: respond(.gatewayTimeout, "timed out connecting to backend '\(name)'\n", close: close)
@@ -833,7 +864,10 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             let written: Bool
             if case .success = result { written = true } else { written = false }
             self?.pendingCompletions -= 1
-            if written { self?.listener.metrics.requestCompleted(status: Int(status.code), started: started) }
+            if written {
+                self?.listener.metrics.requestCompleted(status: Int(status.code), started: started)
+                self?.countForConsole()
+            }
             request?.responseIncomplete = !written
             self?.complete(request, backendServer: nil, aborted: !written, bytesIn: bytesIn, bytesOut: bytesOut)
             if close { self?.closeClient(cutOff: false) }

@@ -29,10 +29,17 @@ public final class GatewayRuntime: Sendable {
     /// Who resolves backend host names: the configured `resolver`, or the system's.
     package let hostResolver: any HostResolver
     private let discoveries = NIOLockedValueBox<[BackendDiscovery]>([])
+    /// The admin listener's token and TLS context (nil without `admin`).
+    package let admin: AdminAccess?
+    /// Every certificate and CRL file this generation uses, with its expiry (for the console).
+    package let expiring: [ExpiringItem]
 
     package init(listeners: [CompiledListener], backends: [BackendGroup], config: GatewayConfig, metrics: GatewayMetrics,
-                 fileStamps: [String: FileStamp] = [:], hostResolver: any HostResolver = SystemHostResolver()) {
+                 fileStamps: [String: FileStamp] = [:], hostResolver: any HostResolver = SystemHostResolver(),
+                 admin: AdminAccess? = nil, expiring: [ExpiringItem] = []) {
         self.fileStamps = fileStamps
+        self.admin = admin
+        self.expiring = expiring
         self.hostResolver = hostResolver
         self.listeners = listeners
         self.backends = backends

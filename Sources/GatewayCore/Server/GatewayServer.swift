@@ -80,8 +80,9 @@ public final class GatewayServer: Service, Sendable {
                 bound.append(try await bind(listener, runtime: runtime))
             }
             if let config = runtime.config.admin {
+                runtime.metrics.console.configure(config.console)
                 let server = AdminServer(server: self, logger: logger)
-                try await server.start(address: config.address)
+                try await server.start(address: config.address, tls: runtime.admin?.tls)
                 admin = server
             }
         } catch {
@@ -217,6 +218,9 @@ public final class GatewayServer: Service, Sendable {
     public func reload() async -> ReloadOutcome {
         await reloadGate.enter()
         let outcome = await reloadNow()
+        let current = runtime
+        if outcome.success { current.metrics.console.configure(current.config.admin?.console) }
+        current.metrics.console.reloaded(success: outcome.success, errors: outcome.errors)
         await reloadGate.leave()
         return outcome
     }
@@ -238,6 +242,11 @@ public final class GatewayServer: Service, Sendable {
         }
         if new.config.admin?.address != old.config.admin?.address {
             logger.warning("reload: a change of admin.address takes effect at the next restart")
+        }
+        if (new.admin?.tls == nil) != (old.admin?.tls == nil) || new.config.admin?.tls?.cert != old.config.admin?.tls?.cert
+            || new.config.admin?.tls?.clientCA != old.config.admin?.tls?.clientCA
+        {
+            logger.warning("reload: a change of admin.tls takes effect at the next restart (admin.token_file and admin.console take effect now)")
         }
         new.prepare(group: group)
         new.adoptAddresses(from: old)

@@ -21,6 +21,12 @@ package struct RuntimeCompiler {
     package final class StampedFiles {
         package var stamps: [String: FileStamp] = [:]
     }
+    /// Every certificate and CRL file this generation uses, with its expiry (the console's expiry view).
+    private let expiring = ExpiringItems()
+
+    package final class ExpiringItems {
+        package var items: [ExpiringItem] = []
+    }
     /// Plugin instances created so far: destroyed again if the configuration turns out invalid.
     private let created = CreatedPlugins()
 
@@ -47,6 +53,7 @@ package struct RuntimeCompiler {
            config.listeners.contains(where: { $0.address == admin.address }), address.port != 0 {
             issues.add("admin.address", "'\(admin.address)' is also a listener's address")
         }
+        let admin = config.admin.flatMap { compileAdmin($0) }
         for (i, listener) in config.listeners.enumerated() {
             let path = "listeners[\(i)]"
             if listener.name.isEmpty { issues.add("\(path).name", "must not be empty") }
@@ -60,7 +67,7 @@ package struct RuntimeCompiler {
         }
         return GatewayRuntime(
             listeners: listeners, backends: Array(backends.values), config: config, metrics: metrics, fileStamps: files.stamps,
-            hostResolver: hostResolver ?? SystemHostResolver()
+            hostResolver: hostResolver ?? SystemHostResolver(), admin: admin, expiring: expiring.items
         )
     }
 
@@ -258,6 +265,7 @@ package struct RuntimeCompiler {
                     continue
                 }
                 if cert.notValidAfter < now { issues.add(keyPath, "CA certificate '\(cert.subject)' in '\(file)' expired at \(cert.notValidAfter)") }
+                expiring.items.append(.init(kind: .clientCA, subject: "\(cert.subject)", file: file, keyPath: keyPath, expires: cert.notValidAfter))
                 anchors.append(cert)
                 anchorsNIO.append(nio)
             }
@@ -274,6 +282,9 @@ package struct RuntimeCompiler {
                     if let next = crl.nextUpdate, next < now {
                         issues.add(keyPath, "CRL in '\(file)' from '\(crl.issuer)' expired at \(next) (nextUpdate)")
                         continue
+                    }
+                    if let next = crl.nextUpdate {
+                        expiring.items.append(.init(kind: .crl, subject: "\(crl.issuer)", file: file, keyPath: keyPath, expires: next))
                     }
                     switch ClientCertificateVerifier.place(crl, anchors: anchors) {
                     case .anchor: crls.append(crl)
@@ -327,6 +338,7 @@ package struct RuntimeCompiler {
             guard let key = loadPrivateKey(certConfig.key, path: "\(keyPath).key", matching: leaf.0, certFile: certConfig.cert,
                                            passwordFile: certConfig.keyPasswordFile, passwordPath: "\(keyPath).key_password_file") else { continue }
             serverExpiries.append(leaf.0.notValidAfter)
+            expiring.items.append(.init(kind: .serverCertificate, subject: "\(leaf.0.subject)", file: certConfig.cert, keyPath: "\(keyPath).cert", expires: leaf.0.notValidAfter))
             if leaf.0.notValidAfter < now {
                 issues.add("\(keyPath).cert", "certificate '\(leaf.0.subject)' in '\(certConfig.cert)' expired at \(leaf.0.notValidAfter)")
             }
@@ -600,6 +612,72 @@ package struct RuntimeCompiler {
 
     private func resolve(_ file: String) -> String {
         file.hasPrefix("/") ? file : URL(fileURLWithPath: baseDirectory).appendingPathComponent(file).path
+    }
+
+    // MARK: admin
+
+    /// The admin listener's protection: its bearer token and its TLS context. A non-loopback address needs one
+    /// of mutual TLS or a token.
+    private func compileAdmin(_ config: AdminConfig) -> AdminAccess? {
+        let console = config.console
+        if !(1...1_000_000).contains(console.identities) { issues.add("admin.console.identities", "must be between 1 and 1000000, got \(console.identities)") }
+        if !(1...100_000).contains(console.refusals) { issues.add("admin.console.refusals", "must be between 1 and 100000, got \(console.refusals)") }
+        if !(0...3650).contains(console.expiryWarningDays) {
+            issues.add("admin.console.expiry_warning_days", "must be between 0 and 3650, got \(console.expiryWarningDays)")
+        }
+        var token: [UInt8]?
+        if let file = config.tokenFile {
+            if isPrivate(file, path: "admin.token_file", what: "token file"), let data = readFile(file, path: "admin.token_file") {
+                let line = Array(data.prefix { $0 != 10 && $0 != 13 })
+                if line.count < 16 {
+                    issues.add("admin.token_file", "'\(file)' must hold a token of at least 16 characters on its first line (e.g. openssl rand -hex 32), got \(line.count)")
+                } else if !line.allSatisfy({ $0 > 32 && $0 < 127 }) {
+                    issues.add("admin.token_file", "'\(file)': the token must be printable ASCII without spaces")
+                } else {
+                    token = line
+                }
+            }
+        }
+        var context: NIOSSLContext?
+        var expiringCert: ExpiringItem?
+        if let tls = config.tls {
+            var anchors: [NIOSSLCertificate] = []
+            for (i, file) in tls.clientCA.enumerated() {
+                let keyPath = "admin.tls.client_ca[\(i)]"
+                for (cert, nio) in loadCertificates(file, path: keyPath) ?? [] {
+                    expiring.items.append(.init(kind: .clientCA, subject: "\(cert.subject)", file: file, keyPath: keyPath, expires: cert.notValidAfter))
+                    anchors.append(nio)
+                }
+            }
+            if tls.cert.isEmpty || tls.key.isEmpty {
+                // `required` already reported the missing key.
+            } else if let chain = loadCertificates(tls.cert, path: "admin.tls.cert"), let leaf = chain.first,
+                let key = loadPrivateKey(tls.key, path: "admin.tls.key", matching: leaf.0, certFile: tls.cert, passwordFile: nil, passwordPath: "")
+            {
+                expiringCert = .init(kind: .serverCertificate, subject: "\(leaf.0.subject)", file: tls.cert, keyPath: "admin.tls.cert", expires: leaf.0.notValidAfter)
+                do {
+                    context = try ListenerTLS.makeContext(
+                        chain: chain.map(\.1), key: key, clientAuth: anchors.isEmpty ? .none : .required, clientCAs: anchors, minVersion: .tls12
+                    )
+                } catch {
+                    issues.add("admin.tls", "cannot make a TLS context: \(error)")
+                }
+            }
+        }
+        if let expiringCert { expiring.items.append(expiringCert) }
+        let mutualTLS = !(config.tls?.clientCA.isEmpty ?? true)
+        if let (host, _) = Self.splitHostPort(config.address), !Self.isLoopback(host), config.tokenFile == nil, !mutualTLS {
+            issues.add("admin.address", "'\(config.address)' is not a loopback address, and the admin listener has no protection: "
+                + "set admin.tls.client_ca (mutual TLS) or admin.token_file (a bearer token), or bind it to 127.0.0.1")
+        }
+        return AdminAccess(token: token, tls: context, mutualTLS: mutualTLS, console: console)
+    }
+
+    /// 127.0.0.0/8, ::1 and the names of loopback.
+    package static func isLoopback(_ host: String) -> Bool {
+        if host == "::1" || host == "localhost" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
     private func readFile(_ file: String, path: String) -> Data? {

@@ -1,0 +1,65 @@
+import Foundation
+import XCTest
+
+/// The operator's console in a real browser: Debian's Chromium driven by Playwright for Python
+/// (python/console_browser.py), against the real `gateway run` as the unprivileged user, after real mTLS
+/// traffic. scripts/test installs both; a machine without them fails here rather than skipping.
+/// `CONSOLE_SCREENSHOTS=DIR` keeps the screenshots of each view (docs/images/ holds the committed ones).
+final class ConsoleBrowserTests: GatewayTestCase {
+    private func browser(_ arguments: [String]) throws -> [String: Any] {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium") else {
+            throw PluginFixtures.FixtureError(message: "no /usr/bin/chromium: apt-get install chromium (scripts/test does)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "\(PythonHelper.directory)/console_browser.py"] + arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let result = (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+        XCTAssertEqual(process.terminationStatus, 0, "console_browser.py: \(String(decoding: data, as: UTF8.self)) \(errors)")
+        return result
+    }
+
+    func testEveryViewShowsTheTrafficAndTheReloadButtonShowsKeyPathErrors() async throws {
+        let authz = try ConsoleTests.authz()
+        let (port, adminPort) = (try unusedPort(), try unusedPort())
+        let yaml = consoleConfig(listenerPort: port, adminPort: adminPort, authz: authz)
+        let running = try await runGateway(yaml, name: "console", adminPort: adminPort)
+        try await ConsoleTests.sendTraffic(port: port, pki: pki)
+        // Two samples of the charts (one every 5 s) make a line.
+        try await Task.sleep(nanoseconds: 5_500_000_000)
+        let broken = pki.path("broken.yaml")
+        try yaml.replacingOccurrences(of: "routes: [ { backend: app } ]", with: "routes: [ { backend: nowhere } ]")
+            .write(toFile: broken, atomically: true, encoding: .utf8)
+        var arguments = ["views", "--url", "http://127.0.0.1:\(adminPort)", "--config", pki.path("console.yaml"), "--broken", broken]
+        if let directory = ProcessInfo.processInfo.environment["CONSOLE_SCREENSHOTS"] { arguments += ["--screenshots", directory] }
+        let result = try browser(arguments)
+        XCTAssertEqual(result["checks"] as? [String], ["overview", "clients", "refusals", "expiry", "plugins", "reloads"], "\(result)")
+        XCTAssertTrue(running.log.contains("reload: "), "the broken reload was logged")
+        XCTAssertEqual(running.terminate(), 0)
+    }
+
+    func testABrowserWithoutTheAdminCertificateGetsNoConsole() async throws {
+        let authz = try ConsoleTests.authz()
+        let (port, adminPort) = (try unusedPort(), try unusedPort())
+        let yaml = consoleConfig(listenerPort: port, adminPort: adminPort, admin: "tls: { cert: server.pem, key: server.key, client_ca: [ca.pem] }", authz: authz)
+        let config = pki.path("console-mtls.yaml")
+        try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+        let running = try RunningGateway(config: config, adminPort: adminPort, logPath: pki.path("console-mtls.log"))
+        let listening = await running.waitForLog("admin listening")
+        XCTAssertTrue(listening, running.log)
+        let result = try browser(["mtls", "--url", "https://127.0.0.1:\(adminPort)", "--cert", pki.path("valid.pem"), "--key", pki.path("valid.key")])
+        XCTAssertEqual(result["with_certificate"] as? String, "mtls-gateway console", "\(result)")
+        XCTAssertNotNil(result["without_certificate"], "\(result)")
+        XCTAssertEqual(running.terminate(), 0)
+    }
+
+    private func consoleConfig(listenerPort: Int, adminPort: Int, admin: String = "", authz: String) -> String {
+        ConsoleTests.consoleConfig(pki: pki, backendPort: backend.port, listenerPort: listenerPort, adminPort: adminPort, admin: admin, authz: authz)
+    }
+}
