@@ -104,57 +104,71 @@ package final class ConsoleSeries: Sendable {
         return lower
     }
 
-    /// The per-listener counters in a Prometheus text exposition (the gateway's own: one sample a line).
+    private static let names: [[UInt8]] = [
+        "gateway_requests_total{", "gateway_request_duration_seconds_bucket{", "gateway_connections_active{", "gateway_tls_handshakes_total{",
+    ].map { Array($0.utf8) }
+
+    /// The per-listener counters in a Prometheus text exposition (the gateway's own: one sample a line). Read as
+    /// bytes: the lines of other metrics are passed over after a prefix comparison.
     package static func totals(from exposition: [UInt8]) -> [String: Totals] {
         var result: [String: Totals] = [:]
-        let text = String(decoding: exposition, as: UTF8.self)
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let brace = line.firstIndex(of: "{"), let close = line.lastIndex(of: "}") else { continue }
-            let name = line[..<brace]
-            guard name == "gateway_requests_total" || name == "gateway_request_duration_seconds_bucket" || name == "gateway_connections_active"
-                || name == "gateway_tls_handshakes_total"
-            else { continue }
-            let labels = parseLabels(line[line.index(after: brace)..<close])
-            guard let listener = labels["listener"], let value = Double(line[line.index(after: close)...].trimmingCharacters(in: .whitespaces)) else { continue }
-            var totals = result[listener] ?? Totals()
-            switch name {
-            case "gateway_requests_total":
-                totals.requests[labels["status_class"] ?? "?", default: 0] += value
-            case "gateway_request_duration_seconds_bucket":
-                guard let le = labels["le"], let bound = le == "+Inf" ? Double.infinity : Double(le) else { continue }
-                totals.buckets[bound, default: 0] += value
-            case "gateway_connections_active":
-                totals.active += value
-            default:
-                if labels["result"] == "success" { totals.handshakes += value } else { totals.refusedHandshakes += value }
+        exposition.withUnsafeBufferPointer { bytes in
+            var lineStart = 0
+            while lineStart < bytes.count {
+                var lineEnd = lineStart
+                while lineEnd < bytes.count, bytes[lineEnd] != 10 { lineEnd += 1 }
+                defer { lineStart = lineEnd + 1 }
+                guard lineEnd - lineStart > 8, bytes[lineStart] == UInt8(ascii: "g"),
+                      let kind = names.firstIndex(where: { name in
+                          name.count < lineEnd - lineStart && name.indices.allSatisfy { bytes[lineStart + $0] == name[$0] }
+                      })
+                else { continue }
+                let line = UnsafeBufferPointer(rebasing: bytes[(lineStart + names[kind].count)..<lineEnd])
+                guard let close = line.lastIndex(of: UInt8(ascii: "}")) else { continue }
+                let labels = parseLabels(UnsafeBufferPointer(rebasing: line[..<close]))
+                let valueText = String(decoding: line[(close + 1)...], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+                guard let listener = labels["listener"], let value = Double(valueText) else { continue }
+                var totals = result[listener] ?? Totals()
+                switch kind {
+                case 0:
+                    totals.requests[labels["status_class"] ?? "?", default: 0] += value
+                case 1:
+                    guard let le = labels["le"], let bound = le == "+Inf" ? Double.infinity : Double(le) else { continue }
+                    totals.buckets[bound, default: 0] += value
+                case 2:
+                    totals.active += value
+                default:
+                    if labels["result"] == "success" { totals.handshakes += value } else { totals.refusedHandshakes += value }
+                }
+                result[listener] = totals
             }
-            result[listener] = totals
         }
         return result
     }
 
     /// `a="x",b="y\"z"` as a dictionary (Prometheus escapes `\\`, `\"` and `\n` in label values).
-    package static func parseLabels(_ text: Substring) -> [String: String] {
+    package static func parseLabels(_ text: UnsafeBufferPointer<UInt8>) -> [String: String] {
         var labels: [String: String] = [:]
-        var index = text.startIndex
-        while index < text.endIndex {
-            guard let equals = text[index...].firstIndex(of: "=") else { break }
-            let key = text[index..<equals].trimmingCharacters(in: CharacterSet(charactersIn: ", "))
-            var cursor = text.index(after: equals)
-            guard cursor < text.endIndex, text[cursor] == "\"" else { break }
-            cursor = text.index(after: cursor)
-            var value = ""
-            while cursor < text.endIndex, text[cursor] != "\"" {
-                if text[cursor] == "\\", text.index(after: cursor) < text.endIndex {
-                    cursor = text.index(after: cursor)
-                    value.append(text[cursor] == "n" ? "\n" : text[cursor])
+        var index = 0
+        while index < text.count {
+            while index < text.count, text[index] == UInt8(ascii: ",") || text[index] == UInt8(ascii: " ") { index += 1 }
+            let keyStart = index
+            while index < text.count, text[index] != UInt8(ascii: "=") { index += 1 }
+            guard index + 1 < text.count, text[index + 1] == UInt8(ascii: "\"") else { break }
+            let key = String(decoding: UnsafeBufferPointer(rebasing: text[keyStart..<index]), as: UTF8.self)
+            index += 2
+            var value: [UInt8] = []
+            while index < text.count, text[index] != UInt8(ascii: "\"") {
+                if text[index] == UInt8(ascii: "\\"), index + 1 < text.count {
+                    index += 1
+                    value.append(text[index] == UInt8(ascii: "n") ? 10 : text[index])
                 } else {
-                    value.append(text[cursor])
+                    value.append(text[index])
                 }
-                cursor = text.index(after: cursor)
+                index += 1
             }
-            labels[key] = value
-            index = cursor < text.endIndex ? text.index(after: cursor) : cursor
+            labels[key] = String(decoding: value, as: UTF8.self)
+            index += 1
         }
         return labels
     }

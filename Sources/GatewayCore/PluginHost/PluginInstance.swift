@@ -63,6 +63,10 @@ package final class PluginInstance: Sendable {
     }
 
     /// Destroys the instance; called once, after its last request.
+    deinit {
+        stats.destroy()
+    }
+
     package func destroy() {
         guard destroyed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
         library.descriptor.pointee.destroy(instance)
