@@ -152,7 +152,7 @@ final class ConsoleTests: GatewayTestCase {
         XCTAssertEqual(chain.map { $0["plugin"] as? String }, ["client_cert_headers", "audit", "authz"])
         XCTAssertEqual(chain.map { $0["calls"] as? Int }, [5, 5, 5])
         XCTAssertEqual(chain.map { $0["denials"] as? Int }, [0, 0, 1])
-        XCTAssertNotNil(chain.first?["mean_us"] as? Double, "the first call is timed")
+        XCTAssertNotNil(chain.first?["mean_us"] as? Double, "the second call is timed")
 
         // Backends and overview.
         let servers = ((try await json("/api/backends")["backends"] as? [[String: Any]])?.first?["servers"] as? [[String: Any]]) ?? []
@@ -161,6 +161,31 @@ final class ConsoleTests: GatewayTestCase {
         let listener = try XCTUnwrap((overview["listeners"] as? [[String: Any]])?.first)
         XCTAssertEqual(listener["name"] as? String, "console-mtls")
         XCTAssertEqual(listener["client_auth"] as? String, "required")
+    }
+
+    func testTablesAreBoundedByTheirConfigKeys() async throws {
+        gateway = try await GatewayHarness(yaml: consoleConfig(admin: "console: { identities: 1, refusals: 2 }", authz: try Self.authz()), in: pki.directory)
+        try await Self.sendTraffic(port: gateway.port("console-mtls"), pki: pki)
+        // One identity remembered: the most recently seen (intermediate-client connected after valid-client).
+        var identities: [String: Any] = [:]
+        for _ in 0..<50 {
+            identities = try await json("/api/identities")
+            if (identities["clients"] as? [[String: Any]])?.first?["requests"] as? Int == 2 { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        XCTAssertEqual(identities["capacity"] as? Int, 1)
+        XCTAssertEqual((identities["clients"] as? [[String: Any]])?.map { $0["subject"] as? String }, ["CN=intermediate-client,C=US"])
+        // Two refusals kept, the newest (other-ca, then revoked); the counts still cover all four.
+        let refusals = try await json("/api/refusals")
+        XCTAssertEqual((refusals["latest"] as? [[String: Any]])?.map { $0["reason"] as? String }, ["certificate_revoked", "unknown_ca"])
+        XCTAssertEqual((refusals["counts"] as? [[String: Any]])?.reduce(0) { $0 + ($1["count"] as? Int ?? 0) }, 4)
+        // A reload that raises the sizes keeps what is there.
+        try consoleConfig(admin: "console: { identities: 5, refusals: 10 }", authz: try Self.authz()).write(toFile: gateway.configPath, atomically: true, encoding: .utf8)
+        let outcome = await gateway.server.reload()
+        XCTAssertTrue(outcome.success, "\(outcome.errors)")
+        let after = try await json("/api/refusals")
+        XCTAssertEqual(after["capacity"] as? Int, 10)
+        XCTAssertEqual((after["latest"] as? [[String: Any]])?.count, 2)
     }
 
     func testPageHasAStrictContentSecurityPolicyAndNeedsNothingFromElsewhere() async throws {

@@ -52,6 +52,7 @@ struct DemoCommand: AsyncParsableCommand {
             Without a client certificate the handshake is refused:
             curl --cacert \(files.ca) https://localhost:\(bound)/hello
 
+            The operator's console (clients, refusals, expiry, plugins): http://127.0.0.1:\(server.adminAddress?.port ?? 0)/
             Metrics and health (admin listener): curl http://127.0.0.1:\(server.adminAddress?.port ?? 0)/metrics
             Reload after editing gateway.yaml: kill -HUP \(getpid())
 

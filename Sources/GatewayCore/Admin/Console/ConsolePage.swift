@@ -87,6 +87,7 @@ h3 { font-size: .95rem; margin: 1rem 0 .4rem; }
 .card figcaption { font-size: .85rem; color: var(--muted); }
 .chart { width: 100%; height: 110px; display: block; }
 .line { fill: none; stroke-width: 1.8; }
+.axis { font-size: 10px; fill: var(--muted); }
 .line.c1 { stroke: var(--c1); } .line.c2 { stroke: var(--c2); } .line.c3 { stroke: var(--c3); }
 .legend { display: flex; gap: .8rem; font-size: .8rem; }
 .key::before { content: ""; display: inline-block; width: .7rem; height: .2rem; margin-right: .3rem; vertical-align: middle; }

@@ -89,7 +89,14 @@ function chart(title, series, points, unit) {
   svg.setAttribute("aria-label", title);
   let max = 0;
   for (const [key] of series) for (const p of points) if (p[key] !== null && p[key] > max) max = p[key];
+  const peak = max;
   max = max > 0 ? max * 1.1 : 1;
+  const top = document.createElementNS(SVG, "text");
+  top.setAttribute("x", String(pad));
+  top.setAttribute("y", "11");
+  top.setAttribute("class", "axis");
+  top.textContent = `max ${number(peak, 2)}${unit}`;
+  svg.append(top);
   const start = points.length ? points[0].t : 0;
   const end = points.length ? points[points.length - 1].t : 1;
   const span = Math.max(end - start, 1);

@@ -91,9 +91,9 @@ def views(options):
         check(listener.locator("svg.chart").count() == 4, "four charts on the overview")
         line = listener.locator("polyline").first
         wait_until(lambda: len((line.get_attribute("points") or "").split()) >= 2, "the request chart has a line")
-        check(listener.locator('[data-field="refused"]').inner_text() == "3", "three refused handshakes on the overview: "
-              + listener.locator('[data-field="refused"]').inner_text())
-        check(int(listener.locator('[data-field="requests"]').inner_text()) >= 5, "five requests on the overview")
+        refused = int(listener.locator('[data-field="refused"]').inner_text().replace(",", ""))
+        check(refused == 3 or (options.varied and refused >= 3), f"three refused handshakes on the overview: {refused}")
+        check(int(listener.locator('[data-field="requests"]').inner_text().replace(",", "")) >= 5, "five requests on the overview")
         checks.append("overview")
         shot(page, options.screenshots, "overview")
 
@@ -104,7 +104,7 @@ def views(options):
         text = page.locator("#clients-table").inner_text()
         check("CN=valid-client,OU=ops,O=Test,C=US" in text, "valid-client is listed")
         denied = page.locator("#clients-table tbody tr", has_text="intermediate-client")
-        check("authz (1×)" in denied.inner_text(), "intermediate-client was denied by authz: " + denied.inner_text())
+        check(("authz (" if options.varied else "authz (1×)") in denied.inner_text(), "intermediate-client was denied by authz: " + denied.inner_text())
         check(denied.get_attribute("class") == "warn", "a denied client is highlighted")
         shot(page, options.screenshots, "clients")
         page.fill("#client-search", "spiffe://test")
@@ -120,8 +120,8 @@ def views(options):
         for reason in ["certificate_expired", "unknown_ca", "certificate_revoked", "plugin_denied"]:
             check(reason in text, f"refusal reason {reason} is shown")
         latest = page.locator("#view-refusals table").nth(1)
-        check("authz" in latest.locator("tbody tr", has_text="plugin_denied").inner_text(), "the denial names its plugin")
-        check("CN=expired-client" in latest.locator("tbody tr", has_text="certificate_expired").inner_text(),
+        check("authz" in latest.locator("tbody tr", has_text="plugin_denied").first.inner_text(), "the denial names its plugin")
+        check("CN=expired-client" in latest.locator("tbody tr", has_text="certificate_expired").first.inner_text(),
               "the expired refusal names the certificate")
         checks.append("refusals")
         shot(page, options.screenshots, "refusals")
@@ -146,7 +146,7 @@ def views(options):
             check(name in text, f"{name} is shown")
         authz = page.locator("#view-plugins tbody tr", has_text="authz")
         cells = [c for c in authz.locator("td").all_inner_texts()]
-        check(cells[5] == "1", f"authz denied one request: {cells}")
+        check(cells[5] == "1" or (options.varied and int(cells[5].replace(",", "")) >= 1), f"authz denied one request: {cells}")
         checks.append("plugins")
         shot(page, options.screenshots, "plugins")
 
@@ -212,6 +212,7 @@ def main():
     parser.add_argument("--config")
     parser.add_argument("--broken")
     parser.add_argument("--screenshots")
+    parser.add_argument("--varied", action="store_true", help="more traffic than the test's own was sent: counts are at least")
     parser.add_argument("--cert")
     parser.add_argument("--key")
     options = parser.parse_args()
