@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import NIOConcurrencyHelpers
 import XCTest
 
 /// The operator's console behind the admin listener: the JSON views after real mTLS traffic (a good client,
@@ -7,20 +8,29 @@ import XCTest
 /// listener's protection (bearer token, mutual TLS, loopback only without either) and its CSRF defence.
 /// ConsoleBrowserTests drives the same console in Chromium.
 final class ConsoleTests: GatewayTestCase {
-    /// sdk/examples/authz-c built as its README says (once per test process: a plugin name stays bound to the
-    /// first path loaded): it denies /admin/ to clients outside OU=ops.
-    static func authz() throws -> String { try authzLibrary.get() }
-
-    private static let authzLibrary = Result<String, any Error> {
-        let output = "\(PluginFixtures.directory)/console-authz/libauthz.so"
-        try FileManager.default.createDirectory(atPath: "\(PluginFixtures.directory)/console-authz", withIntermediateDirectories: true)
-        let root = PluginFixtures.packageRoot
-        let result = try GatewayProcess.runCommand("/usr/bin/cc", [
-            "-std=c99", "-O2", "-shared", "-fPIC", "-I", "\(root)/sdk/include", "\(root)/sdk/examples/authz-c/authz.c", "-o", output,
-        ])
-        guard result.status == 0 else { throw PluginFixtures.FixtureError(message: "cc failed for authz: \(result.stderr)") }
-        return output
+    /// sdk/examples/authz-c built as its README says: it denies /admin/ to clients outside OU=ops. A plugin name
+    /// stays bound to the first path loaded in a process, and SDKTests load their own `authz` in this one: the
+    /// in-process tests here use a copy named `console_authz`; the browser tests' gateway processes the original.
+    static func authz(named name: String = "console_authz") throws -> String {
+        try authzLibraries.withLockedValue { built in
+            if let path = built[name] { return path }
+            let directory = "\(PluginFixtures.directory)/console-\(name)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let root = PluginFixtures.packageRoot
+            let source = try String(contentsOfFile: "\(root)/sdk/examples/authz-c/authz.c", encoding: .utf8)
+            guard source.contains(".name = \"authz\",") else { throw PluginFixtures.FixtureError(message: "authz.c no longer names itself authz") }
+            try source.replacingOccurrences(of: ".name = \"authz\",", with: ".name = \"\(name)\",").write(toFile: "\(directory)/authz.c", atomically: true, encoding: .utf8)
+            let output = "\(directory)/lib\(name).so"
+            let result = try GatewayProcess.runCommand("/usr/bin/cc", [
+                "-std=c99", "-O2", "-shared", "-fPIC", "-I", "\(root)/sdk/include", "\(directory)/authz.c", "-o", output,
+            ])
+            guard result.status == 0 else { throw PluginFixtures.FixtureError(message: "cc failed for authz: \(result.stderr)") }
+            built[name] = output
+            return output
+        }
     }
+
+    private static let authzLibraries = NIOLockedValueBox<[String: String]>([:])
 
     static let authzEntry = """
         { library: LIBRARY, config: { default: deny, rules: [ { path_prefix: /admin/, allow: { subject_ou: [ops] } }, { path_prefix: /, allow: { any_verified_client: true } } ] } }
@@ -110,7 +120,7 @@ final class ConsoleTests: GatewayTestCase {
         let denied = try XCTUnwrap(clients.last)
         XCTAssertEqual(denied["subject"] as? String, "CN=intermediate-client,C=US")
         XCTAssertEqual(denied["requests"] as? Int, 2)
-        XCTAssertEqual(denied["denied_by"] as? String, "authz")
+        XCTAssertEqual(denied["denied_by"] as? String, "console_authz")
         XCTAssertEqual(denied["denials"] as? Int, 1)
         // Search: by SAN, and nothing for a name no client has.
         let found = try await json("/api/identities?q=SPIFFE%3A%2F%2Ftest")
@@ -126,7 +136,7 @@ final class ConsoleTests: GatewayTestCase {
         let reasons = Set(latest.compactMap { $0["reason"] as? String })
         XCTAssertEqual(reasons, ["certificate_expired", "unknown_ca", "certificate_revoked", "plugin_denied"], "\(latest)")
         let denial = try XCTUnwrap(latest.first { $0["reason"] as? String == "plugin_denied" })
-        XCTAssertEqual(denial["plugin"] as? String, "authz")
+        XCTAssertEqual(denial["plugin"] as? String, "console_authz")
         XCTAssertEqual(denial["status"] as? Int, 403)
         XCTAssertEqual(denial["stage"] as? String, "request")
         XCTAssertEqual(denial["subject"] as? String, "CN=intermediate-client,C=US")
@@ -149,7 +159,7 @@ final class ConsoleTests: GatewayTestCase {
 
         // Plugins: every request reached ClientCertHeaders and Audit, and authz denied one.
         let chain = ((try await json("/api/plugins")["listeners"] as? [[String: Any]])?.first?["chain"] as? [[String: Any]]) ?? []
-        XCTAssertEqual(chain.map { $0["plugin"] as? String }, ["client_cert_headers", "audit", "authz"])
+        XCTAssertEqual(chain.map { $0["plugin"] as? String }, ["client_cert_headers", "audit", "console_authz"])
         XCTAssertEqual(chain.map { $0["calls"] as? Int }, [5, 5, 5])
         XCTAssertEqual(chain.map { $0["denials"] as? Int }, [0, 0, 1])
         XCTAssertNotNil(chain.first?["mean_us"] as? Double, "the second call is timed")
@@ -164,8 +174,9 @@ final class ConsoleTests: GatewayTestCase {
     }
 
     func testTablesAreBoundedByTheirConfigKeys() async throws {
-        gateway = try await GatewayHarness(yaml: consoleConfig(admin: "console: { identities: 1, refusals: 2 }", authz: try Self.authz()), in: pki.directory)
-        try await Self.sendTraffic(port: gateway.port("console-mtls"), pki: pki)
+        gateway = try await GatewayHarness(yaml: consoleConfig(admin: "console: { identities: 1, refusals: 3 }", authz: try Self.authz()), in: pki.directory)
+        let port = gateway.port("console-mtls")
+        try await Self.sendTraffic(port: port, pki: pki)
         // One identity remembered: the most recently seen (intermediate-client connected after valid-client).
         var identities: [String: Any] = [:]
         for _ in 0..<50 {
@@ -175,17 +186,77 @@ final class ConsoleTests: GatewayTestCase {
         }
         XCTAssertEqual(identities["capacity"] as? Int, 1)
         XCTAssertEqual((identities["clients"] as? [[String: Any]])?.map { $0["subject"] as? String }, ["CN=intermediate-client,C=US"])
-        // Two refusals kept, the newest (other-ca, then revoked); the counts still cover all four.
+        // Four refusals (the plugin's denial, then expired, other-ca, revoked) in a ring of three: the newest three,
+        // newest first; the counts still cover all four.
+        let reasons = { (body: [String: Any]) in (body["latest"] as? [[String: Any]])?.compactMap { $0["reason"] as? String } ?? [] }
         let refusals = try await json("/api/refusals")
-        XCTAssertEqual((refusals["latest"] as? [[String: Any]])?.map { $0["reason"] as? String }, ["certificate_revoked", "unknown_ca"])
+        XCTAssertEqual(reasons(refusals), ["certificate_revoked", "unknown_ca", "certificate_expired"])
         XCTAssertEqual((refusals["counts"] as? [[String: Any]])?.reduce(0) { $0 + ($1["count"] as? Int ?? 0) }, 4)
-        // A reload that raises the sizes keeps what is there.
+        // A reload that raises the size keeps them in order (the ring had wrapped), and the next one goes first.
         try consoleConfig(admin: "console: { identities: 5, refusals: 10 }", authz: try Self.authz()).write(toFile: gateway.configPath, atomically: true, encoding: .utf8)
         let outcome = await gateway.server.reload()
         XCTAssertTrue(outcome.success, "\(outcome.errors)")
+        _ = try? await TestClient.get(port: port, tls: pki.clientTLS("self-signed"))
         let after = try await json("/api/refusals")
         XCTAssertEqual(after["capacity"] as? Int, 10)
-        XCTAssertEqual((after["latest"] as? [[String: Any]])?.count, 2)
+        XCTAssertEqual(reasons(after), ["self_signed", "certificate_revoked", "unknown_ca", "certificate_expired"])
+        // Shrinking keeps the newest.
+        try consoleConfig(admin: "console: { identities: 5, refusals: 2 }", authz: try Self.authz()).write(toFile: gateway.configPath, atomically: true, encoding: .utf8)
+        let shrunk = await gateway.server.reload()
+        XCTAssertTrue(shrunk.success, "\(shrunk.errors)")
+        let kept = try await json("/api/refusals")
+        XCTAssertEqual(reasons(kept), ["self_signed", "certificate_revoked"])
+    }
+
+    func testAReloadCannotRemoveTheTokenOfAListenerBoundOffLoopback() async throws {
+        try "0123456789abcdef0123456789abcdef\n".write(toFile: pki.path("admin.token"), atomically: true, encoding: .utf8)
+        chmod(pki.path("admin.token"), 0o600)
+        // Bound to every address (the test still speaks to it on 127.0.0.1), protected by the token only.
+        let start = consoleConfig(admin: "token_file: admin.token", authz: try Self.authz()).replacingOccurrences(of: "127.0.0.1:0\", token", with: "0.0.0.0:0\", token")
+        XCTAssertTrue(start.contains("admin: { address: \"0.0.0.0:0\", token_file"), start)
+        gateway = try await GatewayHarness(yaml: start, in: pki.directory)
+        // The same address without a token, and "moved" to loopback without a token: both refused, the token stays.
+        for admin in ["admin: { address: \"0.0.0.0:0\", tls: { cert: server.pem, key: server.key, client_ca: [ca.pem] } }", "admin: { address: \"127.0.0.1:0\" }"] {
+            try consoleConfig(authz: try Self.authz()).replacingOccurrences(of: "admin: { address: \"127.0.0.1:0\" }", with: admin)
+                .write(toFile: gateway.configPath, atomically: true, encoding: .utf8)
+            let outcome = await gateway.server.reload()
+            XCTAssertFalse(outcome.success, admin)
+            XCTAssertEqual(outcome.errors.first?.hasPrefix("admin.token_file: the running admin listener on 0.0.0.0:"), true, "\(outcome.errors)")
+            let refused = try await adminGet("/api/overview")
+            XCTAssertEqual(refused.status, 401, admin)
+        }
+        // A new token is taken.
+        try "fedcba9876543210fedcba9876543210\n".write(toFile: pki.path("admin.token"), atomically: true, encoding: .utf8)
+        chmod(pki.path("admin.token"), 0o600)
+        try start.write(toFile: gateway.configPath, atomically: true, encoding: .utf8)
+        let outcome = await gateway.server.reload()
+        XCTAssertTrue(outcome.success, "\(outcome.errors)")
+        let old = try await adminGet("/api/overview", headers: ["Authorization: Bearer 0123456789abcdef0123456789abcdef"])
+        XCTAssertEqual(old.status, 401)
+        let new = try await adminGet("/api/overview", headers: ["Authorization: Bearer fedcba9876543210fedcba9876543210"])
+        XCTAssertEqual(new.status, 200)
+    }
+
+    func testHeldConnectionsCannotExhaustTheAdminListener() async throws {
+        gateway = try await GatewayHarness(yaml: consoleConfig(authz: try Self.authz()), in: pki.directory)
+        var held: [TestClient] = []
+        for _ in 0..<AdminServer.maxConnections { held.append(try await TestClient.connect(port: gateway.adminPort, tls: nil)) }
+        // One more is closed at accept: it gets no answer.
+        let over = try await TestClient.connect(port: gateway.adminPort, tls: nil)
+        try? await over.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        let refused = await over.readResponse(timeout: 2)
+        XCTAssertNil(refused)
+        // The held ones are served, and once they go, so are new ones.
+        try await held[0].send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        let served = await held[0].readResponse()
+        XCTAssertEqual(served?.status, 200)
+        for client in held { await client.close() }
+        var again: TestClient.Response?
+        for _ in 0..<50 where again?.status != 200 {
+            again = try? await TestClient.get(port: gateway.adminPort, tls: nil, path: "/healthz", host: "127.0.0.1")
+            if again?.status != 200 { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        XCTAssertEqual(again?.status, 200)
     }
 
     func testPageHasAStrictContentSecurityPolicyAndNeedsNothingFromElsewhere() async throws {
@@ -202,9 +273,15 @@ final class ConsoleTests: GatewayTestCase {
         for asset in ["/", "/console.js", "/console.css"] {
             let text = try await adminGet(asset).text.replacingOccurrences(of: "http://www.w3.org/2000/svg", with: "")
             XCTAssertFalse(text.contains("http://") || text.contains("https://") || text.contains("url("), asset)
-            XCTAssertFalse(text.contains("innerHTML"), "\(asset): values are set as text, never as markup")
+            for markup in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"] {
+                XCTAssertFalse(text.contains(markup), "\(asset): values are set as text, never as markup (\(markup))")
+            }
         }
-        XCTAssertFalse(page.text.contains("<script>") || page.text.contains("style="), "no inline script or style")
+        let inlineScript = try NSRegularExpression(pattern: "<script(?![^>]*\\bsrc=)", options: [.caseInsensitive])
+        XCTAssertEqual(inlineScript.numberOfMatches(in: page.text, range: NSRange(page.text.startIndex..., in: page.text)), 0, "no inline script")
+        let handler = try NSRegularExpression(pattern: "\\son[a-z]+\\s*=", options: [.caseInsensitive])
+        XCTAssertEqual(handler.numberOfMatches(in: page.text, range: NSRange(page.text.startIndex..., in: page.text)), 0, "no inline handler")
+        XCTAssertFalse(page.text.contains("<style") || page.text.contains("style="), "no inline style")
         let scriptType = try await adminGet("/console.js").header("content-type")
         XCTAssertEqual(scriptType, "text/javascript; charset=utf-8")
         let unknownPath = try await adminGet("/api/nothing").status
@@ -312,13 +389,19 @@ final class ConsoleTests: GatewayTestCase {
         XCTAssertTrue(readable.stderr.contains("admin.token_file: token file 'public.token' can be read by every user"), readable.stderr)
         let missing = try validate("admin: { address: \"[::]:9901\", token_file: nowhere.token, console: { identities: 0 } }")
         XCTAssertTrue(missing.stderr.contains("admin.token_file: cannot read 'nowhere.token'"), missing.stderr)
-        XCTAssertTrue(missing.stderr.contains("admin.console.identities: must be between 1 and 1000000, got 0"), missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("admin.console.identities: must be between 1 and 100000, got 0"), missing.stderr)
         let noKey = try validate("admin: { address: \"127.0.0.1:0\", tls: { cert: server.pem } }")
         XCTAssertTrue(noKey.stderr.contains("admin.tls.key"), noKey.stderr)
         chmod(pki.path("public.token"), 0o600)
         XCTAssertEqual(try validate("admin: { address: \"0.0.0.0:9901\", token_file: public.token }").status, 0)
         XCTAssertEqual(try validate("admin: { address: \"0.0.0.0:9901\", tls: { cert: server.pem, key: server.key, client_ca: [ca.pem] } }").status, 0)
         XCTAssertEqual(try validate("admin: { address: \"127.0.0.2:9901\" }").status, 0, "127.0.0.0/8 is loopback")
+        for loopback in ["[::1]:9901", "[0:0:0:0:0:0:0:1]:9901", "[::ffff:127.0.0.1]:9901"] {
+            XCTAssertEqual(try validate("admin: { address: \"\(loopback)\" }").status, 0, loopback)
+        }
+        for outside in ["[::]:9901", "[::ffff:10.0.0.1]:9901", "10.1.2.3:9901"] {
+            XCTAssertEqual(try validate("admin: { address: \"\(outside)\" }").status, 1, outside)
+        }
     }
 
     func testSeriesRatesAndPercentilesFromTwoReadings() {
@@ -329,7 +412,9 @@ final class ConsoleTests: GatewayTestCase {
             text += "gateway_requests_total{listener=\"a\\\"b\",status_class=\"5xx\"} \(errors)\n"
             for (le, count) in buckets { text += "gateway_request_duration_seconds_bucket{listener=\"a\\\"b\",le=\"\(le)\"} \(count)\n" }
             text += "gateway_connections_active{listener=\"a\\\"b\"} \(active)\n"
-            text += "gateway_tls_handshakes_total{listener=\"a\\\"b\",result=\"failure\",reason=\"unknown_ca\"} 4\n"
+            text += "gateway_tls_handshakes_total{listener=\"a\\\"b\",result=\"failure\",reason=\"unknown_ca\"} \(ok / 10)\n"
+            text += "gateway_tls_handshakes_total{listener=\"a\\\"b\",result=\"failure\",reason=\"certificate_expired\"} 1\n"
+            text += "gateway_tls_handshakes_total{listener=\"a\\\"b\",result=\"success\",reason=\"none\"} \(ok / 2)\n"
             return Array(text.utf8)
         }
         let start = Date(timeIntervalSince1970: 1000)
@@ -343,7 +428,8 @@ final class ConsoleTests: GatewayTestCase {
         XCTAssertEqual(point.p50!, 0.001, accuracy: 1e-9, "the 50th of 100 is the last of the first bucket")
         XCTAssertEqual(point.p99!, 0.01, accuracy: 1e-9, "in the +Inf bucket: the last finite bound")
         XCTAssertEqual(point.activeConnections, 3)
-        XCTAssertEqual(point.refusedHandshakesPerSecond, 0)
+        XCTAssertEqual(point.refusedHandshakesPerSecond, 0.9, accuracy: 1e-9, "unknown_ca 1 -> 10 in 10 s; expired unchanged")
+        XCTAssertEqual(point.handshakesPerSecond, 4.5, accuracy: 1e-9, "success 5 -> 50 in 10 s")
         XCTAssertEqual(ConsoleSeries.quantile(0.75, current: [0.001: 50, 0.01: 100, .infinity: 100], previous: [:])!, 0.0055, accuracy: 1e-9)
         XCTAssertNil(ConsoleSeries.quantile(0.5, current: [0.001: 5, .infinity: 5], previous: [0.001: 5, .infinity: 5]), "nothing completed")
         series.sample(exposition: exposition(ok: 100, errors: 10, buckets: [("0.001", 55), ("0.01", 95), ("+Inf", 110)], active: 0), now: start + 15)

@@ -1,3 +1,4 @@
+import Atomics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -16,6 +17,14 @@ package final class AdminServer: Sendable {
     private let server: GatewayServer
     private let series = ConsoleSeries()
     private let sampler = NIOLockedValueBox<RepeatedTask?>(nil)
+    /// Whether the running listener requires client certificates (fixed at start: `admin.tls` changes at a restart).
+    private let startedWithMutualTLS = NIOLockedValueBox(false)
+    private let connections = ManagedAtomic(0)
+
+    /// Connections the admin listener holds at once; more are closed at accept.
+    package static let maxConnections = 128
+    /// A connection that sends and receives nothing this long (a TLS handshake included) is closed.
+    package static let idleTimeout = TimeAmount.seconds(30)
 
     /// Seconds between two samples of the console's charts.
     package static let sampleInterval = 5
@@ -39,11 +48,21 @@ package final class AdminServer: Sendable {
         let endpoints = self.endpoints
         let hostName = AdminRequestGuard.systemHostName()
         let access = server.runtime.admin
+        startedWithMutualTLS.withLockedValue { $0 = tls != nil && access?.mutualTLS == true }
+        let connections = self.connections
         do {
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    // Bounded: a listener meant to face a network must not be exhausted by held connections.
+                    guard connections.loadThenWrappingIncrement(ordering: .relaxed) < Self.maxConnections else {
+                        connections.wrappingDecrement(ordering: .relaxed)
+                        return channel.close()
+                    }
+                    channel.closeFuture.whenComplete { _ in connections.wrappingDecrement(ordering: .relaxed) }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: Self.idleTimeout))
+                        try channel.pipeline.syncOperations.addHandler(AdminIdleCloser())
                         if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                         let guardian = AdminRequestGuard(port: channel.localAddress?.port, boundIP: channel.localAddress?.ipAddress, hostName: hostName)
@@ -64,8 +83,21 @@ package final class AdminServer: Sendable {
         series.sample(exposition: Self.registryText(server))
         let task = group.next().scheduleRepeatedTask(initialDelay: .seconds(Int64(Self.sampleInterval)), delay: .seconds(Int64(Self.sampleInterval))) { _ in
             series.sample(exposition: Self.registryText(server))
+            server.runtime.metrics.console.trim()
         }
         sampler.withLockedValue { $0 = task }
+    }
+
+    /// Why a reloaded configuration with admin protection `next` cannot govern this running listener, or nil.
+    /// The socket and its TLS context stay as they started (admin.address and admin.tls change at a restart),
+    /// so a listener bound off loopback without mutual TLS keeps needing a token: a reload may change it, not
+    /// remove it.
+    package func reloadProblem(_ next: AdminAccess?) -> String? {
+        guard let next, next.token == nil, let bound = localAddress, let ip = bound.ipAddress, !RuntimeCompiler.isLoopback(ip),
+              !startedWithMutualTLS.withLockedValue({ $0 })
+        else { return nil }
+        return "admin.token_file: the running admin listener on \(bound.text) has no mutual TLS, and admin.address and admin.tls "
+            + "change only at a restart: a reload cannot remove its token"
     }
 
     private static func registryText(_ server: GatewayServer) -> [UInt8] {
@@ -154,5 +186,18 @@ package final class AdminHandler: ChannelInboundHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             if !keepAlive { context.close(promise: nil) }
         }
+    }
+}
+
+/// Closes an admin connection idle for `AdminServer.idleTimeout` (in the handshake or between requests).
+final class AdminIdleCloser: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

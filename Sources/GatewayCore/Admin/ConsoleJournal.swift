@@ -111,7 +111,10 @@ package final class ConsoleJournal: Sendable {
                 state.clients[key] = client
                 return
             }
-            if state.clients.count >= state.config.identities { Self.evict(&state, keeping: state.config.identities - 1) }
+            // `trim` (every 5 s, off the event loops) keeps the table at its size; this bound holds between trims.
+            if state.clients.count >= state.config.identities + state.config.identities / 4 {
+                Self.evict(&state, keeping: state.config.identities - 1)
+            }
             state.clients[key] = Client(
                 listener: connection.listenerName, subject: identity.subject, issuer: identity.issuer, serial: identity.serialHex,
                 sha256: identity.sha256Fingerprint,
@@ -162,6 +165,21 @@ package final class ConsoleJournal: Sendable {
             client.deniedBy = plugin
             client.denialReason = text
             state.clients[key] = client
+        }
+    }
+
+    /// Forgets the least recently seen clients beyond `admin.console.identities`. Called on the admin thread
+    /// (the chart sampler): the sort runs outside the lock the event loops take; a client seen again meanwhile
+    /// is kept.
+    package func trim() {
+        let (capacity, seen) = state.withLockedValue { state -> (Int, [(String, Date)]) in
+            guard state.clients.count > state.config.identities else { return (state.config.identities, []) }
+            return (state.config.identities, state.clients.map { ($0.key, $0.value.lastSeen) })
+        }
+        guard seen.count > capacity else { return }
+        let oldest = seen.sorted { $0.1 < $1.1 }.prefix(seen.count - capacity)
+        state.withLockedValue { state in
+            for (key, lastSeen) in oldest where state.clients[key]?.lastSeen == lastSeen { state.clients.removeValue(forKey: key) }
         }
     }
 
@@ -235,8 +253,8 @@ package final class ConsoleJournal: Sendable {
         Array(state.refusals[state.next...] + state.refusals[..<state.next])
     }
 
-    /// Forgets the least recently seen clients until `keeping` are left (and an eighth more, so that a full table
-    /// does not sort on every new client).
+    /// Forgets the least recently seen clients until `keeping` are left (and an eighth more, so that a table that
+    /// fills faster than `trim` runs does not sort on every new client).
     private static func evict(_ state: inout State, keeping: Int) {
         let target = max(0, keeping - keeping / 8)
         guard state.clients.count > target else { return }

@@ -56,17 +56,19 @@ package final class PluginInstance: Sendable {
         withExtendedLifetime(reader) {}
         guard status == GW_OK else {
             PluginRegistry.shared.unregister(tag: tag)
+            // deinit does not run for an object whose init throws: free the counters here.
+            stats.destroy()
             let message = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw PluginError("plugin '\(library.name)' (\(library.path)) rejected its config: \(message.isEmpty ? "create returned \(status) without a message" : message)")
         }
         self.handle = ForeignPointer(created)
     }
 
-    /// Destroys the instance; called once, after its last request.
     deinit {
         stats.destroy()
     }
 
+    /// Destroys the instance; called once, after its last request.
     package func destroy() {
         guard destroyed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
         library.descriptor.pointee.destroy(instance)

@@ -219,7 +219,11 @@ public final class GatewayServer: Service, Sendable {
         await reloadGate.enter()
         let outcome = await reloadNow()
         let current = runtime
-        if outcome.success { current.metrics.console.configure(current.config.admin?.console) }
+        // The console follows the running admin listener: a reload that removes `admin` leaves it serving (and
+        // recording) as it started; one that adds `admin` starts no listener, so nothing is recorded.
+        if outcome.success, let console = current.config.admin?.console, state.withLockedValue({ $0.admin }) != nil {
+            current.metrics.console.configure(console)
+        }
         current.metrics.console.reloaded(success: outcome.success, errors: outcome.errors)
         await reloadGate.leave()
         return outcome
@@ -239,6 +243,12 @@ public final class GatewayServer: Service, Sendable {
             ])
             for line in errors { logger.error("reload: \(configPath): \(line)") }
             return failedReload(errors)
+        }
+        if let problem = state.withLockedValue({ $0.admin })?.reloadProblem(new.admin) {
+            logger.error("reload failed: the configuration would leave the admin listener unprotected; still serving the previous one")
+            logger.error("reload: \(configPath): \(problem)")
+            abandon(new, sockets: [])
+            return failedReload([problem])
         }
         if new.config.admin?.address != old.config.admin?.address {
             logger.warning("reload: a change of admin.address takes effect at the next restart")

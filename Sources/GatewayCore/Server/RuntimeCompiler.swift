@@ -620,7 +620,7 @@ package struct RuntimeCompiler {
     /// of mutual TLS or a token.
     private func compileAdmin(_ config: AdminConfig) -> AdminAccess? {
         let console = config.console
-        if !(1...1_000_000).contains(console.identities) { issues.add("admin.console.identities", "must be between 1 and 1000000, got \(console.identities)") }
+        if !(1...100_000).contains(console.identities) { issues.add("admin.console.identities", "must be between 1 and 100000, got \(console.identities)") }
         if !(1...100_000).contains(console.refusals) { issues.add("admin.console.refusals", "must be between 1 and 100000, got \(console.refusals)") }
         if !(0...3650).contains(console.expiryWarningDays) {
             issues.add("admin.console.expiry_warning_days", "must be between 0 and 3650, got \(console.expiryWarningDays)")
@@ -673,11 +673,18 @@ package struct RuntimeCompiler {
         return AdminAccess(token: token, tls: context, mutualTLS: mutualTLS, console: console)
     }
 
-    /// 127.0.0.0/8, ::1 and the names of loopback.
+    /// Whether `host` (an IP literal, in any spelling) is a loopback address: 127.0.0.0/8, ::1, or 127.0.0.0/8
+    /// mapped into IPv6.
     package static func isLoopback(_ host: String) -> Bool {
-        if host == "::1" || host == "localhost" { return true }
-        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+        guard let address = try? SocketAddress(ipAddress: host, port: 0) else { return false }
+        switch address {
+        case .v4(let v4): return UInt32(bigEndian: v4.address.sin_addr.s_addr) >> 24 == 127
+        case .v6(let v6):
+            let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+            if bytes == [UInt8](repeating: 0, count: 15) + [1] { return true }
+            return bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xff && bytes[11] == 0xff && bytes[12] == 127
+        default: return false
+        }
     }
 
     private func readFile(_ file: String, path: String) -> Data? {

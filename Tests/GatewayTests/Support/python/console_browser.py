@@ -187,7 +187,7 @@ def mtls(options):
             refused.goto(origin + "/", timeout=15000)
             content = refused.content()
             check("mtls-gateway" not in content, "a browser without the admin certificate must not get the console")
-            result["without_certificate"] = "no console"
+            result["without_certificate"] = "a page without the console: " + content[:200]
         except CheckFailed:
             raise
         except Exception as error:  # net::ERR_... : the handshake was refused
