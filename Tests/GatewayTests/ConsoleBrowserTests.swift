@@ -11,18 +11,9 @@ final class ConsoleBrowserTests: GatewayTestCase {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium") else {
             throw PluginFixtures.FixtureError(message: "no /usr/bin/chromium: apt-get install chromium (scripts/test does)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "\(PythonHelper.directory)/console_browser.py"] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        let result = (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
-        XCTAssertEqual(process.terminationStatus, 0, "console_browser.py: \(String(decoding: data, as: UTF8.self)) \(errors)")
+        let run = try PythonHelper.capture("console_browser.py", arguments)
+        let result = (try? JSONSerialization.jsonObject(with: run.stdout) as? [String: Any]) ?? [:]
+        XCTAssertEqual(run.status, 0, "console_browser.py: \(String(decoding: run.stdout, as: UTF8.self)) \(run.stderr)")
         return result
     }
 

@@ -99,19 +99,32 @@ enum PythonHelper {
     }
 
     static func run(_ script: String, _ arguments: [String], input: String) throws -> Any {
+        let result = try capture(script, arguments, input: input)
+        guard result.status == 0 else { throw PluginFixtures.FixtureError(message: "\(script) failed (\(result.status)): \(result.stderr)") }
+        return try JSONSerialization.jsonObject(with: result.stdout)
+    }
+
+    /// Runs a helper to its end: its exit status, stdout, and stderr (kept in a file, so that neither pipe can
+    /// fill while the other is read).
+    static func capture(_ script: String, _ arguments: [String], input: String? = nil) throws -> (status: Int32, stdout: Data, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "\(directory)/\(script)"] + arguments
         let out = Pipe(), inPipe = Pipe()
+        let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("python-\(UUID().uuidString).err").path
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: errPath) }
         process.standardOutput = out
-        process.standardInput = inPipe
+        process.standardError = FileHandle(forWritingAtPath: errPath)
+        if input != nil { process.standardInput = inPipe }
         try process.run()
-        inPipe.fileHandleForWriting.write(Data(input.utf8))
-        try inPipe.fileHandleForWriting.close()
+        if let input {
+            inPipe.fileHandleForWriting.write(Data(input.utf8))
+            try inPipe.fileHandleForWriting.close()
+        }
         let data = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw PluginFixtures.FixtureError(message: "\(script) failed (\(process.terminationStatus))") }
-        return try JSONSerialization.jsonObject(with: data)
+        return (process.terminationStatus, data, (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
     }
 
 }
