@@ -259,6 +259,20 @@ final class ConsoleTests: GatewayTestCase {
         XCTAssertEqual(again?.status, 200)
     }
 
+    func testExpiryListsWhatBackendConnectionsUseToo() async throws {
+        let yaml = consoleConfig(authz: try Self.authz()).replacingOccurrences(of: "backends: [ { name: app,", with: """
+            backends: [ { name: secure, protocol: https, servers: [ { address: "127.0.0.1:1" } ], tls: { ca: [ca.pem], cert: valid.pem, key: valid.key } }, { name: app,
+            """)
+        gateway = try await GatewayHarness(yaml: yaml, in: pki.directory)
+        let items = try await json("/api/expiry")["items"] as? [[String: Any]] ?? []
+        let backend = items.filter { ($0["listener"] as? String) == "backend secure" }
+        XCTAssertEqual(Set(backend.map { "\($0["kind"]!) \($0["key_path"]!) \($0["subject"]!)" }), [
+            "backend_ca backends[0].tls.ca[0] CN=Test Root CA,O=Test,C=US",
+            "backend_client_certificate backends[0].tls.cert CN=valid-client,OU=ops,O=Test,C=US",
+        ], "\(items)")
+        XCTAssertEqual(items.count, 5)
+    }
+
     func testPageHasAStrictContentSecurityPolicyAndNeedsNothingFromElsewhere() async throws {
         gateway = try await GatewayHarness(yaml: consoleConfig(authz: try Self.authz()), in: pki.directory)
         let page = try await adminGet("/")

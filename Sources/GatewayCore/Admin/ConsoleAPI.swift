@@ -81,6 +81,7 @@ package struct ConsoleAPI: Sendable {
             }
         }
         let names = runtime.config.listeners.map(\.name)
+        let backendNames = runtime.config.backends.map(\.name)
         let rows: [[String: Any]] = items.sorted { $0.expires < $1.expires }.map { item in
             let days = item.expires.timeIntervalSince(now) / 86_400
             var listener = "admin"
@@ -88,6 +89,10 @@ package struct ConsoleAPI: Sendable {
                let index = Int(item.keyPath[item.keyPath.index(item.keyPath.startIndex, offsetBy: 10)..<close]), names.indices.contains(index)
             {
                 listener = names[index]
+            } else if item.keyPath.hasPrefix("backends["), let close = item.keyPath.firstIndex(of: "]"),
+                      let index = Int(item.keyPath[item.keyPath.index(item.keyPath.startIndex, offsetBy: 9)..<close]), backendNames.indices.contains(index)
+            {
+                listener = "backend \(backendNames[index])"
             } else if item.kind == .fetchedCRL {
                 listener = "revocation"
             }

@@ -10,6 +10,10 @@ package struct ExpiringItem: Sendable {
         case crl
         /// A CRL fetched from a distribution point (`tls.revocation`); `file` is its URL.
         case fetchedCRL = "fetched_crl"
+        /// A CA of `backends[].tls.ca`: what backends' certificates are verified against.
+        case backendCA = "backend_ca"
+        /// The certificate the gateway presents to a backend (`backends[].tls.cert`).
+        case backendClientCertificate = "backend_client_certificate"
     }
 
     package var kind: Kind

@@ -572,7 +572,10 @@ package struct RuntimeCompiler {
         if let config {
             var roots: [NIOSSLCertificate] = []
             for (i, file) in config.ca.enumerated() {
-                roots += loadCertificates(file, path: "\(path).ca[\(i)]")?.map(\.1) ?? []
+                for (cert, nio) in loadCertificates(file, path: "\(path).ca[\(i)]") ?? [] {
+                    expiring.items.append(.init(kind: .backendCA, subject: "\(cert.subject)", file: file, keyPath: "\(path).ca[\(i)]", expires: cert.notValidAfter))
+                    roots.append(nio)
+                }
             }
             if !roots.isEmpty { tls.trustRoots = .certificates(roots) }
             // Always check the name: server_name when set, else the server's host name or IP address.
@@ -583,6 +586,7 @@ package struct RuntimeCompiler {
                     let privateKey = loadPrivateKey(key, path: "\(path).key", matching: leaf.0, certFile: cert,
                                                     passwordFile: config.keyPasswordFile, passwordPath: "\(path).key_password_file")
                 {
+                    expiring.items.append(.init(kind: .backendClientCertificate, subject: "\(leaf.0.subject)", file: cert, keyPath: "\(path).cert", expires: leaf.0.notValidAfter))
                     tls.certificateChain = chain.map { .certificate($0.1) }
                     tls.privateKey = .privateKey(privateKey)
                 }
