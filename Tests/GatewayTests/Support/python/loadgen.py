@@ -45,11 +45,13 @@ def worker(args, deadline, result, lock):
                 time.sleep(0.01)
                 continue
         sent = False
+        answered = False
         try:
             conn.putrequest("GET", args.path)
             conn.endheaders()
             sent = True
             response = conn.getresponse()
+            answered = True
             body = response.read()
             local["statuses"][response.status] += 1
             if response.status == 200:
@@ -59,9 +61,16 @@ def worker(args, deadline, result, lock):
             if response.will_close or (args.requests_per_connection and served >= args.requests_per_connection):
                 conn.close()
                 conn = None
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError) as e:
+            if answered:
+                # A response cut after its status line: always a failure.
+                conn.close()
+                conn = None
+                local["failures"].append(f"response cut: {e!r}")
+                continue
             # Closed before any response byte: the request was never read. Only shutdown may do that, and only
-            # to an idle connection; anything else is a failure.
+            # to an idle connection; anything else is a failure. Over TLS the same close can surface as an SSL
+            # EOF (the close_notify and the request crossed), which says no more than RemoteDisconnected.
             conn.close()
             conn = None
             if args.shutdown:
