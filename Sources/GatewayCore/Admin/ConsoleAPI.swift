@@ -85,13 +85,9 @@ package struct ConsoleAPI: Sendable {
         let rows: [[String: Any]] = items.sorted { $0.expires < $1.expires }.map { item in
             let days = item.expires.timeIntervalSince(now) / 86_400
             var listener = "admin"
-            if item.keyPath.hasPrefix("listeners["), let close = item.keyPath.firstIndex(of: "]"),
-               let index = Int(item.keyPath[item.keyPath.index(item.keyPath.startIndex, offsetBy: 10)..<close]), names.indices.contains(index)
-            {
+            if let index = Self.index(in: item.keyPath, under: "listeners"), names.indices.contains(index) {
                 listener = names[index]
-            } else if item.keyPath.hasPrefix("backends["), let close = item.keyPath.firstIndex(of: "]"),
-                      let index = Int(item.keyPath[item.keyPath.index(item.keyPath.startIndex, offsetBy: 9)..<close]), backendNames.indices.contains(index)
-            {
+            } else if let index = Self.index(in: item.keyPath, under: "backends"), backendNames.indices.contains(index) {
                 listener = "backend \(backendNames[index])"
             } else if item.kind == .fetchedCRL {
                 listener = "revocation"
@@ -133,6 +129,12 @@ package struct ConsoleAPI: Sendable {
             }
             return ["name": backend.name, "tls": backend.tlsContext != nil, "health_check": backend.healthCheck != nil, "servers": servers]
         }]
+    }
+
+    /// The index of a key path's first component in list `list` (`listeners[2].tls.crl[0]` under `listeners`: 2).
+    private static func index(in keyPath: String, under list: String) -> Int? {
+        guard keyPath.hasPrefix(list + "["), let close = keyPath.firstIndex(of: "]") else { return nil }
+        return Int(keyPath[keyPath.index(keyPath.startIndex, offsetBy: list.count + 1)..<close])
     }
 
     // MARK: encoding
