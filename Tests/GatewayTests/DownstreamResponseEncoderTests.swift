@@ -13,12 +13,21 @@ final class DownstreamResponseEncoderTests: XCTestCase {
         var bytes: [UInt8]
         var succeeded: Int
         var failed: Int
+        /// Writes that reached the socket (not compared: only this encoder coalesces).
+        var writes = 0
+
+        static func == (a: Output, b: Output) -> Bool { (a.bytes, a.succeeded, a.failed) == (b.bytes, b.succeeded, b.failed) }
     }
 
-    /// Writes `parts` at the end of `channel`'s pipeline and collects what reaches the socket.
-    private func run(_ channel: EmbeddedChannel, _ parts: [HTTPServerResponsePart]) throws -> Output {
+    /// Writes `parts` at the end of `channel`'s pipeline and collects what reaches the socket. With
+    /// `promisesOnLastOnly`, only the last part has a promise, as when the proxy forwards a response.
+    private func run(_ channel: EmbeddedChannel, _ parts: [HTTPServerResponsePart], promisesOnLastOnly: Bool = false) throws -> Output {
         let counts = NIOLockedValueBox((succeeded: 0, failed: 0))
-        for part in parts {
+        for (index, part) in parts.enumerated() {
+            guard !promisesOnLastOnly || index == parts.count - 1 else {
+                channel.write(part, promise: nil)
+                continue
+            }
             let promise = channel.eventLoop.makePromise(of: Void.self)
             promise.futureResult.whenComplete { result in
                 counts.withLockedValue { if case .success = result { $0.succeeded += 1 } else { $0.failed += 1 } }
@@ -27,13 +36,15 @@ final class DownstreamResponseEncoderTests: XCTestCase {
         }
         channel.flush()
         var bytes: [UInt8] = []
+        var writes = 0
         while let data = try channel.readOutbound(as: IOData.self) {
             guard case .byteBuffer(let buffer) = data else { XCTFail("file region"); continue }
             bytes += buffer.readableBytesView
+            writes += 1
         }
         _ = try? channel.finish()
         let (succeeded, failed) = counts.withLockedValue { ($0.succeeded, $0.failed) }
-        return Output(bytes: bytes, succeeded: succeeded, failed: failed)
+        return Output(bytes: bytes, succeeded: succeeded, failed: failed, writes: writes)
     }
 
     private func assertSame(_ theirs: Output, _ ours: Output, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
@@ -61,6 +72,53 @@ final class DownstreamResponseEncoderTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// As the proxy writes a response (a promise on the end only), a head, its body and its end that fit in one
+    /// TLS record leave as one write; a larger one as few writes as the limit allows; the bytes are NIO's.
+    func testAResponseWithoutPromisesBeforeItsEndLeavesAsOneWriteWhenItFits() throws {
+        let big = String(repeating: "x", count: DownstreamResponseEncoder.coalescingLimit)
+        for version in [HTTPVersion.http1_1, .http1_0] {
+            for framing in [[("Content-Length", "11")], [("transfer-encoding", "chunked")], []] as [[(String, String)]] {
+                for (parts, oneWrite) in [
+                    ([body("hello"), body(""), body(" world")], true),
+                    ([], true),
+                    ([body(big)], false),
+                    ([body("hello"), body(big), body("tail")], false),
+                ] as [([HTTPServerResponsePart], Bool)] {
+                    let head = HTTPResponseHead(version: version, status: .ok, headers: HTTPHeaders([("Server", "x")] + framing))
+                    let all = [HTTPServerResponsePart.head(head)] + parts + [.end(framing.isEmpty ? nil : ["x-sum": "1"])]
+                    let theirs = try run(EmbeddedChannel(handler: HTTPResponseEncoder()), all)
+                    let ours = try run(EmbeddedChannel(handler: DownstreamResponseEncoder()), all, promisesOnLastOnly: true)
+                    let what = "\(version) \(framing) \(parts.count) parts"
+                    XCTAssertEqual(String(decoding: ours.bytes, as: UTF8.self), String(decoding: theirs.bytes, as: UTF8.self), what)
+                    XCTAssertEqual(ours.succeeded, 1, what)
+                    XCTAssertEqual(ours.failed, 0, what)
+                    if oneWrite {
+                        XCTAssertEqual(ours.writes, 1, what)
+                    } else {
+                        XCTAssertGreaterThan(ours.writes, 1, what)
+                        XCTAssertLessThanOrEqual(ours.writes, 4, what)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A held head goes on at a flush, at a close and when the handler is removed: nothing waits for a part
+    /// that may never come.
+    func testAHeldHeadLeavesAtFlushCloseAndRemoval() throws {
+        let head = HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-length": "5"]))
+        let flushed = EmbeddedChannel(handler: DownstreamResponseEncoder())
+        try flushed.writeOutbound(head)
+        XCTAssertEqual(try flushed.readOutbound(as: IOData.self).map { if case .byteBuffer(let b) = $0 { String(buffer: b) } else { "" } }, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
+
+        let encoder = DownstreamResponseEncoder()
+        let removed = EmbeddedChannel(handler: encoder)
+        removed.write(head, promise: nil)
+        try removed.pipeline.syncOperations.removeHandler(encoder).wait()
+        removed.flush()
+        XCTAssertNotNil(try removed.readOutbound(as: IOData.self), "passed on when the encoder left the pipeline")
     }
 
     func testTrailersAndInformationalHeadsWriteNIOsBytes() throws {

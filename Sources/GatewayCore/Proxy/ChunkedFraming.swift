@@ -23,11 +23,32 @@ enum ChunkedFraming {
         context.write(NIOAny(IOData.byteBuffer(sizeLine)), promise: promise)
     }
 
+    /// Appends a body part to `buffer`, as one chunk when `chunked` (the part is not empty then).
+    static func append(_ part: ByteBuffer, chunked: Bool, to buffer: inout ByteBuffer) {
+        if chunked {
+            HTTPHeadWriter.writeHex(part.readableBytes, into: &buffer)
+            buffer.writeStaticString("\r\n")
+        }
+        var part = part
+        buffer.writeBuffer(&part)
+        if chunked { buffer.writeStaticString("\r\n") }
+    }
+
+    /// The length of a chunk's size line for `size` bytes of data: its hex digits and CRLF.
+    static func sizeLineBytes(_ size: Int) -> Int {
+        (Int.bitWidth - size.leadingZeroBitCount + 3) / 4 + 2
+    }
+
+    /// Appends the end of a chunked body (the last chunk, then the trailers or CRLF).
+    static func appendEnd(_ trailers: HTTPHeaders?, to buffer: inout ByteBuffer) {
+        buffer.writeStaticString("0\r\n")
+        if let trailers { HTTPHeadWriter.write(trailers, into: &buffer) } else { buffer.writeStaticString("\r\n") }
+    }
+
     static func writeEnd(_ trailers: HTTPHeaders?, chunked: Bool, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         if chunked {
             var buffer = context.channel.allocator.buffer(capacity: trailers == nil ? 5 : 256)
-            buffer.writeStaticString("0\r\n")
-            if let trailers { HTTPHeadWriter.write(trailers, into: &buffer) } else { buffer.writeStaticString("\r\n") }
+            appendEnd(trailers, to: &buffer)
             context.write(NIOAny(IOData.byteBuffer(buffer)), promise: promise)
         } else if let promise {
             // Nothing to write, but the promise must complete in order with the writes before it.

@@ -10,6 +10,14 @@ import NIOHTTP1
 /// proxy handler says which method a response answers (`respondingTo(_:)`) just before writing its head.
 /// A head written without that (the protocol error handler's 400) is framed from its status alone, as NIO's
 /// encoder does when used on its own. `DownstreamResponseEncoderTests` compares the bytes with NIO's.
+///
+/// A head written without a promise is held, and what follows it (body parts, chunk framing, the end) is
+/// appended while the whole stays under one TLS record's worth (`coalescingLimit`): a small proxied response
+/// (head, body, end) then leaves as one write, one `SSL_write` and one TLS record instead of two or three.
+/// What is held goes on, in order, at the first part that does not fit, a part with a promise (the end of an
+/// exchange carries one), a flush or a close: nothing is held across a flush. A chunk of a chunked body is
+/// gathered the same way (size line, data, CRLF, and the next chunks or the end) when it fits; a larger one
+/// goes on as its size line, its data uncopied, and its CRLF held.
 package final class DownstreamResponseEncoder: ChannelOutboundHandler, RemovableChannelHandler {
     package typealias OutboundIn = HTTPServerResponsePart
     package typealias OutboundOut = IOData
@@ -18,6 +26,12 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
     /// The response being written answers HEAD or CONNECT: its body and end-of-body marker are not written.
     private var suppressResponseBody = false
     private var nextMethod: HTTPMethod?
+    /// Bytes written to this handler and not yet passed on (see the type's comment).
+    private var held: ByteBuffer?
+
+    /// The most bytes gathered into one write: a TLS record's plaintext (RFC 8446 5.1), so coalescing never
+    /// costs a record, and a copy of at most that much.
+    package static let coalescingLimit = 16 * 1024
 
     package init() {}
 
@@ -39,19 +53,84 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
             }
             let chunked = Self.frame(&head, hasBody: !respondingToConnect && head.status.mayHaveResponseBody)
             isChunked = suppressResponseBody ? false : chunked
-            var buffer = context.channel.allocator.buffer(capacity: 0)
+            var buffer = held ?? context.channel.allocator.buffer(capacity: 0)
+            held = nil
             HTTPHeadWriter.write(head, into: &buffer)
-            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            hold(buffer, context: context, promise: promise)
         case .body(let part):
             if suppressResponseBody {
                 promise?.fail(BodyNotAllowed())
                 return
             }
-            ChunkedFraming.writeBody(part, chunked: isChunked, context: context, promise: promise)
+            guard case .byteBuffer(let bytes) = part else {
+                passHeld(context: context)
+                ChunkedFraming.writeBody(part, chunked: isChunked, context: context, promise: promise)
+                return
+            }
+            let chunked = isChunked && bytes.readableBytes > 0
+            let size = bytes.readableBytes + (chunked ? ChunkedFraming.sizeLineBytes(bytes.readableBytes) + 2 : 0)
+            if held != nil || chunked, (held?.readableBytes ?? 0) + size <= Self.coalescingLimit {
+                // Gathered: after what is held, or a chunk's framing and data in one buffer (one copy of at
+                // most a record's worth instead of three writes).
+                var buffer = held ?? context.channel.allocator.buffer(capacity: size)
+                held = nil
+                ChunkedFraming.append(bytes, chunked: chunked, to: &buffer)
+                hold(buffer, context: context, promise: promise)
+            } else if chunked {
+                // Too large to copy: what is held and the size line, the data as it is, and the CRLF held for
+                // what follows (the next chunk or the end).
+                var line = held ?? context.channel.allocator.buffer(capacity: 20)
+                held = nil
+                HTTPHeadWriter.writeHex(bytes.readableBytes, into: &line)
+                line.writeStaticString("\r\n")
+                context.write(wrapOutboundOut(.byteBuffer(line)), promise: nil)
+                context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
+                var crlf = context.channel.allocator.buffer(capacity: 2)
+                crlf.writeStaticString("\r\n")
+                hold(crlf, context: context, promise: promise)
+            } else {
+                passHeld(context: context)
+                context.write(wrapOutboundOut(part), promise: promise)
+            }
         case .end(let trailers):
             suppressResponseBody = false
-            ChunkedFraming.writeEnd(trailers, chunked: isChunked, context: context, promise: promise)
+            if var buffer = held {
+                held = nil
+                if isChunked { ChunkedFraming.appendEnd(trailers, to: &buffer) }
+                context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            } else {
+                ChunkedFraming.writeEnd(trailers, chunked: isChunked, context: context, promise: promise)
+            }
         }
+    }
+
+    package func flush(context: ChannelHandlerContext) {
+        passHeld(context: context)
+        context.flush()
+    }
+
+    package func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        passHeld(context: context)
+        context.close(mode: mode, promise: promise)
+    }
+
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        passHeld(context: context)
+    }
+
+    /// Keeps `buffer` to gather what follows, unless a promise waits on it (then it goes on now).
+    private func hold(_ buffer: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        if promise == nil, buffer.readableBytes < Self.coalescingLimit {
+            held = buffer
+        } else {
+            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+        }
+    }
+
+    private func passHeld(context: ChannelHandlerContext) {
+        guard let buffer = held else { return }
+        held = nil
+        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
     }
 
     /// A body part written for a response to HEAD or CONNECT (NIO's encoder fails it the same way).
