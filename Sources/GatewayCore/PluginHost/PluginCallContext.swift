@@ -78,6 +78,23 @@ package final class PluginCallContext {
         }
     }
 
+    /// Makes `handle` (with `target`) the running hook's on this thread, for a run of hook calls on one target;
+    /// answers what `leave` puts back. The caller holds `target` until `leave`.
+    @inline(__always)
+    package func enter(_ handle: UInt64, _ target: PluginCallTarget) -> (handle: UInt64, target: Unmanaged<PluginCallTarget>?) {
+        let saved = (self.handle, self.target)
+        self.handle = handle
+        self.target = Unmanaged.passUnretained(target)
+        return saved
+    }
+
+    /// Ends a run begun with `enter`: its handle is no longer valid on this thread.
+    @inline(__always)
+    package func leave(_ saved: (handle: UInt64, target: Unmanaged<PluginCallTarget>?)) {
+        handle = saved.handle
+        target = saved.target
+    }
+
     /// Runs `body` with `handle` active on this thread, then invalidates it. The caller keeps `target` alive
     /// for the call (it is held here unretained).
     @inline(__always)

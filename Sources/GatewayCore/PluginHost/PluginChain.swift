@@ -16,8 +16,29 @@ package final class PluginChain: Sendable {
         case failed(plugin: String, reason: String)
     }
 
+    /// One entry's hook, read from its descriptor when the chain is built: trivial values only, so that running
+    /// the chain retains and releases nothing per hook (the chain holds its entries for as long as it runs).
+    private struct Hook: @unchecked Sendable {
+        typealias Function = @convention(c) (UnsafeMutableRawPointer?, gw_handle) -> Int32
+        /// The entry's place in the chain.
+        let index: Int
+        let function: Function
+        let instance: UnsafeMutableRawPointer?
+        let isBlocking: Bool
+        unowned(unsafe) let entry: PluginInstance
+    }
+
+    /// An entry's on_complete, likewise.
+    private struct CompleteHook: @unchecked Sendable {
+        let function: @convention(c) (UnsafeMutableRawPointer?, gw_handle) -> Void
+        let instance: UnsafeMutableRawPointer?
+    }
+
     package let entries: [PluginInstance]
     private let connectionEntries: [PluginInstance]
+    private let requestHooks: [Hook]
+    private let responseHooks: [Hook]
+    private let completeHooks: [CompleteHook]
     private let pool: NIOThreadPool?
     private var logger: Logger { PluginRegistry.shared.logger }
 
@@ -25,6 +46,18 @@ package final class PluginChain: Sendable {
         self.entries = entries
         self.connectionEntries = entries.filter { $0.library.hasOnConnection }
         self.pool = pool
+        func hooks(_ function: (gw_plugin_descriptor) -> Hook.Function?) -> [Hook] {
+            entries.enumerated().compactMap { index, entry in
+                function(entry.library.descriptor.pointee).map {
+                    Hook(index: index, function: $0, instance: entry.rawInstance, isBlocking: entry.library.isBlocking, entry: entry)
+                }
+            }
+        }
+        requestHooks = hooks { $0.on_request_headers }
+        responseHooks = hooks { $0.on_response_headers }
+        completeHooks = entries.compactMap { entry in
+            entry.library.descriptor.pointee.on_complete.map { CompleteHook(function: $0, instance: entry.rawInstance) }
+        }
     }
 
     package var hasConnectionHooks: Bool { !connectionEntries.isEmpty }
@@ -45,32 +78,40 @@ package final class PluginChain: Sendable {
         step(request, from: 0, on: eventLoop, completion: completion)
     }
 
+    /// Runs the request hooks from `requestHooks[start]` on. One thread-slot look-up for the run, and the
+    /// request stays the running hook's target from the first hook to the last (no plugin code runs between
+    /// them); each hook's views end with it (the arena is reset).
     private func step(_ request: PluginRequest, from start: Int, on eventLoop: any EventLoop, completion: @escaping (Outcome) -> Void) {
-        var index = start
         // The client may have gone away while a blocking hook ran: the request is complete, run nothing more.
         guard request.phase == .request else { return }
-        while index < entries.count {
-            let entry = entries[index]
-            request.reached = index + 1
-            guard entry.library.hasOnRequestHeaders else {
-                index += 1
-                continue
-            }
-            if entry.library.isBlocking, let pool {
+        let context = PluginCallContext.forThisThread
+        let saved = context.enter(request.handle, request)
+        var position = start
+        while position < requestHooks.count {
+            let hook = requestHooks[position]
+            request.reached = hook.index + 1
+            if hook.isBlocking, let pool {
+                context.leave(saved)
+                let (entry, next) = (hook.entry, position + 1)
                 runBlocking(entry, request, pool: pool, on: eventLoop) { [self] code in
                     switch self.judge(code, entry: entry, request: request) {
                     case .some(let outcome): completion(outcome)
-                    case .none: self.step(request, from: index + 1, on: eventLoop, completion: completion)
+                    case .none: self.step(request, from: next, on: eventLoop, completion: completion)
                     }
                 }
                 return
             }
-            request.currentPlugin = entry.name
-            let code = entry.stats.call { PluginCallContext.with(request.handle, request) { entry.onRequestHeaders(request.handle) } }
-            request.endCall()
-            if let outcome = judge(code, entry: entry, request: request) { return completion(outcome) }
-            index += 1
+            request.currentEntry = hook.entry
+            let code = hook.entry.stats.call { hook.function(hook.instance, request.handle) }
+            context.arena.reset()
+            if code != GW_CONTINUE || request.answeredBy != nil, let outcome = judge(code, entry: hook.entry, request: request) {
+                context.leave(saved)
+                return completion(outcome)
+            }
+            position += 1
         }
+        context.leave(saved)
+        request.reached = entries.count
         completion(.proceed)
     }
 
@@ -79,7 +120,7 @@ package final class PluginChain: Sendable {
         switch code {
         case GW_CONTINUE:
             // `respond` counts only with GW_STOP.
-            if request.answer != nil, request.answeredBy == entry.name {
+            if request.answeredBy != nil, request.answeredBy == entry.name {
                 request.answer = nil
                 request.answeredBy = nil
             }
@@ -102,7 +143,7 @@ package final class PluginChain: Sendable {
 
     private func runBlocking(_ entry: PluginInstance, _ request: PluginRequest, pool: NIOThreadPool, on eventLoop: any EventLoop, done: @escaping (Int32) -> Void) {
         let copy = request.copyForBlockingCall()
-        copy.currentPlugin = entry.name
+        copy.currentEntry = entry
         // The copy belongs to this blocking call alone: the event loop reads it back only once the call has
         // finished (adopt), and after a timeout never again.
         let transfer = Handoff(copy)  // the worker owns it while the call runs, then the event loop
@@ -139,13 +180,17 @@ package final class PluginChain: Sendable {
     /// goes on (it is already decided).
     package func runResponseHeaders(_ request: PluginRequest) {
         request.phase = .response
-        for entry in entries.prefix(request.reached) where entry.library.hasOnResponseHeaders {
-            request.currentPlugin = entry.name
-            let code = PluginCallContext.with(request.handle, request) { entry.onResponseHeaders(request.handle) }
-            request.endCall()
+        guard !responseHooks.isEmpty else { return }
+        let context = PluginCallContext.forThisThread
+        let saved = context.enter(request.handle, request)
+        defer { context.leave(saved) }
+        for hook in responseHooks where hook.index < request.reached {
+            request.currentEntry = hook.entry
+            let code = hook.function(hook.instance, request.handle)
+            context.arena.reset()
             if code < 0 {
                 logger.error("plugin failed", metadata: [
-                    "plugin": "\(entry.name)", "listener": "\(entry.listener)", "reason": "on_response_headers returned \(code)\(Self.statusName(code))",
+                    "plugin": "\(hook.entry.name)", "listener": "\(hook.entry.listener)", "reason": "on_response_headers returned \(code)\(Self.statusName(code))",
                 ])
             }
         }
@@ -157,9 +202,13 @@ package final class PluginChain: Sendable {
     package func runComplete(_ request: PluginRequest) {
         request.phase = .complete
         request.finished = request.finished ?? .now()
-        for entry in entries where entry.library.hasOnComplete {
-            PluginCallContext.with(request.handle, request) { entry.onComplete(request.handle) }
-            request.endCall()
+        guard !completeHooks.isEmpty else { return }
+        let context = PluginCallContext.forThisThread
+        let saved = context.enter(request.handle, request)
+        defer { context.leave(saved) }
+        for hook in completeHooks {
+            hook.function(hook.instance, request.handle)
+            context.arena.reset()
         }
     }
 

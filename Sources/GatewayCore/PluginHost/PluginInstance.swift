@@ -21,6 +21,8 @@ package final class PluginInstance: Sendable {
     private var instance: UnsafeMutableRawPointer? {
         @inline(__always) get { handle.raw }
     }
+    /// The plugin's instance pointer, for the chain's hook table (`PluginChain`), which calls hooks directly.
+    package var rawInstance: UnsafeMutableRawPointer? { instance }
     private let destroyed = ManagedAtomic(false)
     /// Calls, denials, failures and time per call, for the console.
     package let stats = PluginCallStats()

@@ -39,7 +39,8 @@ package final class PluginRequest: PluginCallTarget {
     /// Set by `respond`: the answer and which plugin gave it.
     package var answer: (status: Int, headers: [(String, String)], body: [UInt8])?
     package var answeredBy: String?
-    package var currentPlugin: String = ""
+    /// The entry whose hook runs (set by the chain, which holds it while it runs): who answered, for `respond`.
+    package unowned(unsafe) var currentEntry: PluginInstance?
     package var bytesReceived: Int64 = 0
     package var bytesSent: Int64 = 0
     package var backendServer: String?
@@ -261,7 +262,7 @@ package final class PluginRequest: PluginCallTarget {
     override package func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status {
         guard phase == .request else { return GW_ERR_WRONG_PHASE }
         answer = (status, headers, body)
-        answeredBy = currentPlugin
+        answeredBy = currentEntry?.name ?? ""
         return GW_OK
     }
 
