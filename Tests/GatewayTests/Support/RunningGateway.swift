@@ -112,7 +112,7 @@ enum PythonHelper {
         process.arguments = ["python3", "\(directory)/\(script)"] + arguments
         let out = Pipe(), inPipe = Pipe()
         let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("python-\(UUID().uuidString).err").path
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: errPath) }
         process.standardOutput = out
         process.standardError = FileHandle(forWritingAtPath: errPath)
