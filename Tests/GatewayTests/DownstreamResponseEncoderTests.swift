@@ -121,6 +121,98 @@ final class DownstreamResponseEncoderTests: XCTestCase {
         XCTAssertNotNil(try removed.readOutbound(as: IOData.self), "passed on when the encoder left the pipeline")
     }
 
+    /// A backend's head written from its bytes (`writeForwarded`) is byte for byte the head the String path
+    /// writes (`ProxyHeaders.downstreamResponse` of its `nioHead`, through `write`), with what follows it, for
+    /// random fields (framing, hop-by-hop, non-ASCII and invalid UTF-8 values, whitespace around values, runs of
+    /// lines the parser copies whole between others it does not), statuses, versions
+    /// on both sides, methods and `close`; it declines exactly when a Content-Length must be removed.
+    func testAForwardedHeadWritesTheBytesOfItsHeadThroughTheStringPath() throws {
+        var random = SeededRandom(seed: 0x5EED_0011)
+        let names = ["Server", "x-a", "Content-Type", "Set-Cookie", "Connection", "Keep-Alive", "Content-Length", "Transfer-Encoding", "Upgrade", "ETag", "Vary"]
+        let values = ["v", "a b", "  padded\t", "caf\u{e9}", "", "close", "x-a", "keep-alive", "\u{1F600}"]
+        var forwarded = 0, declined = 0
+        for round in 0..<3000 {
+            let status = [101, 200, 204, 206, 299, 304, 404, 500][Int(random.next() % 8)]
+            let method: HTTPMethod = [.GET, .GET, .HEAD, .CONNECT, .POST][Int(random.next() % 5)]
+            let clientVersion: HTTPVersion = random.next() % 3 == 0 ? .http1_0 : .http1_1
+            let close = random.next() % 2 == 0
+            var lines: [String] = []
+            var hasLength = false
+            for _ in 0..<Int(random.next() % 7) {
+                let name = names[Int(random.next() % UInt64(names.count))]
+                var value = values[Int(random.next() % UInt64(values.count))]
+                switch name.lowercased() {
+                case "content-length":
+                    guard !hasLength else { continue }
+                    hasLength = true
+                    value = "5"
+                case "transfer-encoding": continue
+                default: break
+                }
+                // Mostly as servers write them (copied as they are), else with other whitespace (field by field).
+                let separator = [": ", ": ", ": ", ":", ":  ", ":\t", ": "][Int(random.next() % 7)]
+                lines.append("\(name)\(separator)\(value)")
+            }
+            var bytes = Array("HTTP/1.\(round % 2) \(status) Whatever\r\n".utf8)
+            for line in lines { bytes += Array(line.utf8) + [13, 10] }
+            if round % 5 == 0 { bytes += Array("X-Bin: a".utf8) + [0xFF, 0xC3] + Array("b\r\n".utf8) }
+            bytes += [13, 10]
+            var parser = HTTP1ResponseParser(maxHeadBytes: 16 * 1024, maxFields: 100)
+            parser.heads.dropsHopByHop = true
+            parser.heads.requestSent(isHEAD: method == .HEAD)
+            parser.append(ByteBuffer(bytes: bytes))
+            guard case .head(let head)? = try parser.next() else { return XCTFail("not parsed: \(String(decoding: bytes, as: UTF8.self))") }
+            let parts: [HTTPServerResponsePart] = method == .GET && HTTPResponseStatus(statusCode: status).mayHaveResponseBody ? [body("hello"), .end(nil)] : [.end(nil)]
+
+            let theirs = EmbeddedChannel(handler: DownstreamResponseEncoder())
+            let reference = try theirs.pipeline.syncOperations.handler(type: DownstreamResponseEncoder.self)
+            reference.respondingTo(method)
+            let downstream = ProxyHeaders.downstreamResponse(head.nioHead, removing: [], version: clientVersion, close: close)
+            theirs.write(HTTPServerResponsePart.head(downstream), promise: nil)
+            let encoder = DownstreamResponseEncoder()
+            let ours = EmbeddedChannel(handler: encoder)
+            encoder.respondingTo(method)
+            if encoder.writeForwarded(head, version: clientVersion, close: close) {
+                forwarded += 1
+            } else {
+                declined += 1
+                XCTAssertTrue(head.hasContentLength && (method == .CONNECT || !head.status.mayHaveResponseBody), "declined \(status) \(method) \(lines)")
+                ours.write(HTTPServerResponsePart.head(downstream), promise: nil)
+            }
+            for part in parts {
+                theirs.write(part, promise: nil)
+                ours.write(part, promise: nil)
+            }
+            let (a, b) = try (Self.written(theirs), Self.written(ours))
+            XCTAssertEqual(String(decoding: b, as: UTF8.self), String(decoding: a, as: UTF8.self), "\(status) \(method) \(clientVersion) close \(close) \(lines)")
+            XCTAssertEqual(a, b)
+        }
+        XCTAssertGreaterThan(forwarded, 2000)
+        XCTAssertGreaterThan(declined, 20)
+    }
+
+    private static func written(_ channel: EmbeddedChannel) throws -> [UInt8] {
+        channel.flush()
+        var bytes: [UInt8] = []
+        while let data = try channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let buffer) = data { bytes += buffer.readableBytesView }
+        }
+        _ = try? channel.finish()
+        return bytes
+    }
+
+    /// A head with its hop-by-hop fields kept (a parser not set to drop them) is never written from its bytes.
+    func testAHeadWithItsHopByHopFieldsIsNotForwardedAsBytes() throws {
+        var parser = HTTP1ResponseParser(maxHeadBytes: 4096, maxFields: 10)
+        parser.heads.requestSent(isHEAD: false)
+        parser.append(ByteBuffer(string: "HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\nContent-Length: 0\r\n\r\n"))
+        guard case .head(let head)? = try parser.next() else { return XCTFail("not parsed") }
+        let encoder = DownstreamResponseEncoder()
+        let channel = EmbeddedChannel(handler: encoder)
+        XCTAssertFalse(encoder.writeForwarded(head, version: .http1_1, close: false))
+        XCTAssertEqual(try Self.written(channel), [])
+    }
+
     func testTrailersAndInformationalHeadsWriteNIOsBytes() throws {
         let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-type": "text/plain"])
         for parts: [HTTPServerResponsePart] in [

@@ -134,7 +134,7 @@ final class ProxyHeadersTests: XCTestCase {
         let text = "\(version) 200 OK\r\n" + fields.map { "\($0.0): \($0.1)\r\n" }.joined() + "content-length: 0\r\n\r\n"
         parser.append(ByteBuffer(string: text))
         guard case .head(let head)? = try? parser.next() else { return nil }
-        return (head, parser.heads.lastConnection)
+        return (head.nioHead, parser.heads.lastConnection)
     }
 
     /// What the Connection fields say is read from the bytes while parsing; the keep-alive decision is NIO's

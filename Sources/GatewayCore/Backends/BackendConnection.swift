@@ -5,7 +5,7 @@ import NIOHTTP1
 package protocol BackendConnectionDelegate: AnyObject {
     /// A part of the response; with a head, what its Connection fields said (the head itself is without its
     /// hop-by-hop fields: the parser leaves them out).
-    func backendRead(_ part: HTTPClientResponsePart, connection: HTTP1ConnectionOptions)
+    func backendRead(_ part: HTTP1ResponseParser.Part, connection: HTTP1ConnectionOptions)
     func backendReadComplete()
     func backendFailed(_ error: any Error)
     /// The backend's bytes are not a valid response to the request (the parser's reason): it did receive the
@@ -75,15 +75,15 @@ package final class BackendConnection: ChannelDuplexHandler {
         do {
             while let part = try parser.next() {
                 switch part {
-                case .head(let head):
+                case .head:
                     let options = parser.heads.lastConnection
                     if options.closeAfterMessage { reusable = false }
-                    delegate?.backendRead(.head(head), connection: options)
-                case .body(let body): delegate?.backendRead(.body(body), connection: Self.noOptions)
+                    delegate?.backendRead(part, connection: options)
+                case .body: delegate?.backendRead(part, connection: Self.noOptions)
                 case .end:
                     // Decided before the end is handed over: the exchange may give the connection back at once.
                     if parser.bufferedBytes > 0 { reusable = false }
-                    delegate?.backendRead(.end(nil), connection: Self.noOptions)
+                    delegate?.backendRead(.end, connection: Self.noOptions)
                 }
             }
         } catch {
@@ -134,7 +134,7 @@ package final class BackendConnection: ChannelDuplexHandler {
         do {
             if case .end? = try parser.finish() {
                 reusable = false
-                delegate?.backendRead(.end(nil), connection: Self.noOptions)
+                delegate?.backendRead(.end, connection: Self.noOptions)
             }
         } catch {
             delegate?.backendSentInvalidResponse(error)

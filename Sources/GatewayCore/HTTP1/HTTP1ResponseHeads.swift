@@ -1,8 +1,8 @@
 import NIOHTTP1
 
 /// Response heads for `HTTP1Parser`, on backend connections: the status line (HTTP/1.0 or 1.1, three digits,
-/// an optional reason of visible bytes) and the fields, into NIO's head type (with the standard reason phrase,
-/// as NIO's decoder made it). The body framing of RFC 9112 6.3: none for a response to HEAD, a 1xx, 204 or
+/// an optional reason of visible bytes) and the fields, into a `BackendResponseHead` (the fields as bytes; the
+/// standard reason phrase, as NIO's decoder made it). The body framing of RFC 9112 6.3: none for a response to HEAD, a 1xx, 204 or
 /// 304; chunked when Transfer-Encoding ends with it, until the close for another coding or no length at all.
 /// Interim responses (1xx but 101) are skipped, as NIO's decoder dropped them.
 package struct HTTP1ResponseHeads: HTTP1HeadParsing {
@@ -35,7 +35,7 @@ package struct HTTP1ResponseHeads: HTTP1HeadParsing {
 
     package func parse(
         _ raw: UnsafeRawBufferPointer, start: Int, end: Int, maxFields: Int
-    ) -> Result<(HTTPResponseHead, HTTP1Framing, HTTP1ConnectionOptions), HTTP1ParseError> {
+    ) -> Result<(BackendResponseHead, HTTP1Framing, HTTP1ConnectionOptions), HTTP1ParseError> {
         guard awaitingResponse else { return .failure(.init(.unsolicited)) }
         // HTTP-version SP 3DIGIT [ SP reason-phrase ] CRLF
         var i = start
@@ -67,12 +67,34 @@ package struct HTTP1ResponseHeads: HTTP1HeadParsing {
         guard raw[i] == 13 else { return .failure(.init(.statusLine)) }
         i += 2
 
-        let fields: [(String, String)]
+        // The fields as the bytes they are forwarded as: one buffer, never larger than the head. Lines already
+        // written as `HeaderBlock` writes them (`name: value CRLF`, one space, ASCII) are copied as they are, a
+        // run of consecutive ones at once; the others field by field.
+        var fields = HeaderBlock(capacity: end - i)
+        var run = (start: 0, end: 0, count: 0)
         var framing: HTTP1Syntax.FramingFields
-        switch HTTP1Syntax.fields(raw, from: i, end: end, maxFields: maxFields, dropHopByHop: dropsHopByHop) {
-        case .success(let parsed): (fields, framing) = parsed
+        let scanned = HTTP1Syntax.scanFields(raw, from: i, end: end, maxFields: maxFields, dropHopByHop: dropsHopByHop) { name, value, lineStart, lineEnd in
+            // One byte besides the value after the colon, and it is a space: the (trimmed) value cannot start on
+            // it, so the line is `name: value`.
+            let canonical = lineEnd - lineStart == name.count + 2 + value.count && raw[lineStart + name.count + 1] == 32
+            if canonical, HeaderBlock.isASCII(value) {
+                if run.end != lineStart {
+                    if run.count > 0 { fields.append(lines: UnsafeRawBufferPointer(rebasing: raw[run.start..<run.end]), count: run.count) }
+                    run = (lineStart, lineStart, 0)
+                }
+                run.end = lineEnd + 2
+                run.count += 1
+            } else {
+                if run.count > 0 { fields.append(lines: UnsafeRawBufferPointer(rebasing: raw[run.start..<run.end]), count: run.count) }
+                run = (0, 0, 0)
+                fields.append(name: name, value: value)
+            }
+        }
+        switch scanned {
+        case .success(let parsed): framing = parsed
         case .failure(let error): return .failure(error)
         }
+        if run.count > 0 { fields.append(lines: UnsafeRawBufferPointer(rebasing: raw[run.start..<run.end]), count: run.count) }
         // Both framings at once is a smuggling attempt or a broken server: refused, whatever the status.
         if framing.hasTransferEncoding, framing.length != nil { return .failure(.init(.lengthAndEncoding)) }
         if framing.hasTransferEncoding, version == .http1_0 { framing.connection.closeAfterMessage = true }
@@ -86,7 +108,10 @@ package struct HTTP1ResponseHeads: HTTP1HeadParsing {
         } else {
             body = framing.length.map { .length($0) } ?? .untilClose
         }
-        return .success((HTTPResponseHead(version: version, status: .init(statusCode: code), headers: HTTPHeaders(fields)), body, framing.connection))
+        let head = BackendResponseHead(
+            version: version, status: .init(statusCode: code), fields: fields, hasContentLength: framing.length != nil, withoutHopByHop: dropsHopByHop
+        )
+        return .success((head, body, framing.connection))
     }
 }
 

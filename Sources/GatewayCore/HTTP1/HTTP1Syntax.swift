@@ -34,6 +34,19 @@ enum HTTP1Syntax {
     ) -> Result<([(String, String)], FramingFields), HTTP1ParseError> {
         var fields: [(String, String)] = []
         fields.reserveCapacity(16)
+        let scanned = scanFields(raw, from: start, end: end, maxFields: maxFields, dropHopByHop: dropHopByHop) { name, value, _, _ in
+            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        }
+        return scanned.map { (fields, $0) }
+    }
+
+    /// `fields`, handing each kept field's name and value (views of `raw`) and its line (`raw[lineStart..<lineEnd]`,
+    /// without the CRLF) to `keep` instead of making Strings.
+    @inline(__always)
+    static func scanFields(
+        _ raw: UnsafeRawBufferPointer, from start: Int, end: Int, maxFields: Int, dropHopByHop: Bool,
+        keep: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ lineStart: Int, _ lineEnd: Int) -> Void
+    ) -> Result<FramingFields, HTTP1ParseError> {
         var framing = FramingFields()
         var i = start
         var count = 0
@@ -47,11 +60,12 @@ enum HTTP1Syntax {
             let name = UnsafeRawBufferPointer(rebasing: raw[i..<field.colon])
             let value = UnsafeRawBufferPointer(rebasing: raw[field.valueStart..<field.valueEnd])
             if let error = framing.take(name: name, value: value, valueEndsLine: field.valueEnd == lineEnd) { return .failure(.init(error)) }
+            let lineStart = i
             i = lineEnd + 2
             if dropHopByHop, HTTP1ConnectionOptions.isHopByHop(name) { continue }
-            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            keep(name, value, lineStart, lineEnd)
         }
-        return .success((fields, framing))
+        return .success(framing)
     }
 
     /// Why `field` refused a line: its name, or its value.

@@ -61,6 +61,8 @@ package final class PluginChain: Sendable {
     }
 
     package var hasConnectionHooks: Bool { !connectionEntries.isEmpty }
+    /// Some entry has on_response_headers (response heads must then be `HTTPResponseHead`s it can edit).
+    package var hasResponseHooks: Bool { !responseHooks.isEmpty }
 
     /// After the handshake (also a failed one). Read-only.
     package func onConnection(_ connection: ConnectionContext) {

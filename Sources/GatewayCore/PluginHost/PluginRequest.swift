@@ -34,7 +34,33 @@ package final class PluginRequest: PluginCallTarget {
     package var headAndAdded: (head: HTTPRequestHead, added: HeaderBlock) { (storedHead, added) }
     package var backendName: String?
     package var phase: Phase = .request
-    package var responseHead: HTTPResponseHead?
+    /// The response head plugins see. A backend's head the proxy forwarded as bytes (`forwardedResponse`) is
+    /// made into one only when a plugin reads its fields.
+    package var responseHead: HTTPResponseHead? {
+        get {
+            if let forwarded {
+                self.forwarded = nil
+                storedResponseHead = ProxyHeaders.downstreamResponse(forwarded.head.nioHead, removing: [], version: forwarded.version, close: forwarded.close)
+            }
+            return storedResponseHead
+        }
+        set {
+            forwarded = nil
+            storedResponseHead = newValue
+        }
+    }
+    private var storedResponseHead: HTTPResponseHead?
+    private var forwarded: (head: BackendResponseHead, version: HTTPVersion, close: Bool)?
+
+    /// The response is a backend's head that went to the client as its bytes, for a client of `version`, with
+    /// `connection: close` when `close`: what `responseHead` shows if asked.
+    package func forwardedResponse(_ head: BackendResponseHead, version: HTTPVersion, close: Bool) {
+        storedResponseHead = nil
+        forwarded = (head, version, close)
+    }
+
+    /// A response head is known (without making a forwarded one).
+    package var hasResponseHead: Bool { forwarded != nil || storedResponseHead != nil }
     package var vars: [String: String] = [:]
     /// Set by `respond`: the answer and which plugin gave it.
     package var answer: (status: Int, headers: [(String, String)], body: [UInt8])?
@@ -121,7 +147,10 @@ package final class PluginRequest: PluginCallTarget {
     override package func attributeInt(_ attribute: gw_attribute) -> Int64? {
         switch attribute {
         case GW_ATTR_REQUEST_ID: return Int64(bitPattern: handle & ~(1 << 62))
-        case GW_ATTR_RESPONSE_STATUS: return phase == .request ? nil : responseHead.map { Int64($0.status.code) }
+        case GW_ATTR_RESPONSE_STATUS:
+            guard phase != .request else { return nil }
+            if let forwarded { return Int64(forwarded.head.status.code) }
+            return responseHead.map { Int64($0.status.code) }
         case GW_ATTR_BYTES_RECEIVED: return phase == .complete ? bytesReceived : nil
         case GW_ATTR_BYTES_SENT: return phase == .complete ? bytesSent : nil
         case GW_ATTR_DURATION_US:

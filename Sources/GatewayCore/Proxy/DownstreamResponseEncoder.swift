@@ -28,6 +28,8 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
     private var nextMethod: HTTPMethod?
     /// Bytes written to this handler and not yet passed on (see the type's comment).
     private var held: ByteBuffer?
+    /// Set while the handler is in a pipeline: `writeForwarded` writes on it.
+    private var context: ChannelHandlerContext?
 
     /// The most bytes gathered into one write: a TLS record's plaintext (RFC 8446 5.1), so coalescing never
     /// costs a record, and a copy of at most that much.
@@ -43,15 +45,8 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
     package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(var head):
-            let code = head.status.code
-            let informational = (100..<200).contains(code) && code != 101
-            var respondingToConnect = false
-            if !informational, let method = nextMethod {
-                nextMethod = nil
-                suppressResponseBody = method == .HEAD || method == .CONNECT
-                respondingToConnect = method == .CONNECT
-            }
-            let chunked = Self.frame(&head, hasBody: !respondingToConnect && head.status.mayHaveResponseBody)
+            let hasBody = startHead(head.status)
+            let chunked = Self.frame(&head, hasBody: hasBody)
             isChunked = suppressResponseBody ? false : chunked
             var buffer = held ?? context.channel.allocator.buffer(capacity: 0)
             held = nil
@@ -104,6 +99,47 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
         }
     }
 
+    /// Whether the next head (with `status`) may frame a body, and whether the body is written at all: from the
+    /// method of the request it answers (`respondingTo`), which an interim head leaves for the final one.
+    private func startHead(_ status: HTTPResponseStatus) -> Bool {
+        let informational = (100..<200).contains(status.code) && status.code != 101
+        var respondingToConnect = false
+        if !informational, let method = nextMethod {
+            nextMethod = nil
+            suppressResponseBody = method == .HEAD || method == .CONNECT
+            respondingToConnect = method == .CONNECT
+        }
+        return !respondingToConnect && status.mayHaveResponseBody
+    }
+
+    /// Writes a backend's response head from its bytes, as `write` would write `head.nioHead` for a client of
+    /// `version` with `connection: close` added when `close` (`ProxyHeaders.downstreamResponse` without names
+    /// to remove): the status line, the fields as they came, that field, and the framing NIO's encoder gives it
+    /// (`transfer-encoding: chunked` after the others for a body of unknown length to an HTTP/1.1 client). No
+    /// `String` and no `HTTPHeaders` on the way. False, with nothing written, when the bytes cannot be written as
+    /// they are: a Content-Length to remove (a response without a body), hop-by-hop fields kept, or a version
+    /// other than 1.0 and 1.1; the caller writes `nioHead` then.
+    package func writeForwarded(_ head: BackendResponseHead, version: HTTPVersion, close: Bool) -> Bool {
+        guard let context, head.withoutHopByHop, version.major == 1, version.minor <= 1 else { return false }
+        let informational = (100..<200).contains(head.status.code) && head.status.code != 101
+        let respondingToConnect = !informational && nextMethod == .CONNECT
+        let mayHaveBody = !respondingToConnect && head.status.mayHaveResponseBody
+        guard mayHaveBody || !head.hasContentLength else { return false }
+        let hasBody = startHead(head.status)
+        let chunked = hasBody && !head.hasContentLength && version.minor >= 1
+        isChunked = suppressResponseBody ? false : chunked
+        // Room for the body of a small response too (one allocation for what `hold` gathers).
+        var buffer = held ?? context.channel.allocator.buffer(capacity: head.fields.bytes.count + 256)
+        held = nil
+        HTTPHeadWriter.writeForwarded(head, minor: version.minor, close: close, chunked: chunked, into: &buffer)
+        hold(buffer, context: context, promise: nil)
+        return true
+    }
+
+    package func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
     package func flush(context: ChannelHandlerContext) {
         passHeld(context: context)
         context.flush()
@@ -116,6 +152,7 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
 
     package func handlerRemoved(context: ChannelHandlerContext) {
         passHeld(context: context)
+        self.context = nil
     }
 
     /// Keeps `buffer` to gather what follows, unless a promise waits on it (then it goes on now).

@@ -61,6 +61,33 @@ package enum HTTPHeadWriter {
         }
     }
 
+    /// A forwarded response head (`DownstreamResponseEncoder.writeForwarded`): `HTTP/1.x code reason CRLF`
+    /// (`minor` 0 or 1), the fields' bytes, the `connection: close` and `transfer-encoding: chunked` lines
+    /// asked for, CRLF.
+    package static func writeForwarded(
+        _ head: BackendResponseHead, minor: Int, close: Bool, chunked: Bool, into buffer: inout ByteBuffer
+    ) {
+        let reason = head.status.reasonPhrase
+        let size = 13 + reason.utf8.count + 2 + head.fields.bytes.count + (close ? 19 : 0) + (chunked ? 28 : 0) + 2
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var out = Cursor(base: raw.baseAddress!)
+            out.version(HTTPVersion(major: 1, minor: minor))
+            out.byte(32)
+            let code = Int(head.status.code)
+            out.byte(UInt8(48 + code / 100 % 10))
+            out.byte(UInt8(48 + code / 10 % 10))
+            out.byte(UInt8(48 + code % 10))
+            out.byte(32)
+            out.copy(reason)
+            out.crlf()
+            out.copy(head.fields.bytes)
+            if close { out.copy("connection: close\r\n") }
+            if chunked { out.copy("transfer-encoding: chunked\r\n") }
+            out.crlf()
+            return out.offset
+        }
+    }
+
     /// A header block (trailers): every `name: value CRLF`, then the final CRLF.
     package static func write(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) {
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: blockSize(headers)) { raw in

@@ -669,20 +669,27 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         perform(action)
     }
 
-    package func backendRead(_ part: HTTPClientResponsePart, connection options: HTTP1ConnectionOptions) {
+    package func backendRead(_ part: HTTP1ResponseParser.Part, connection options: HTTP1ConnectionOptions) {
         guard let context else { return }
         switch part {
         case .head(let head):
             let action = machine.responseHead(
                 status: head.status, keepAlive: options.isKeepAlive(version: head.version) && !options.closeAfterMessage,
-                hasContentLength: head.headers.contains(name: "content-length"), retired: closesAfterResponse
+                hasContentLength: head.hasContentLength, retired: closesAfterResponse
             )
             guard case .writeResponseHead(let close) = action, let clientHead else { return perform(action) }
             responseStatus = Int(head.status.code)
-            let downstream = ProxyHeaders.downstreamResponse(head, removing: options.listed, version: clientHead.version, close: close)
-            let final = runResponsePlugins(downstream)
             responseEncoder.respondingTo(clientHead.method)
             responseOpen = true
+            // As the bytes came when no plugin reads or edits response heads and Connection named no field to
+            // remove; plugins that read it later (on_complete) get it made then.
+            if options.listed.isEmpty, !(listener.plugins?.hasResponseHooks ?? false),
+                responseEncoder.writeForwarded(head, version: clientHead.version, close: close) {
+                pluginRequest?.forwardedResponse(head, version: clientHead.version, close: close)
+                return
+            }
+            let downstream = ProxyHeaders.downstreamResponse(head.nioHead, removing: options.listed, version: clientHead.version, close: close)
+            let final = runResponsePlugins(downstream)
             context.write(wrapOutboundOut(.head(final)), promise: nil)
         case .body(let body):
             let action = machine.responseBody()
@@ -907,7 +914,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         request.bytesSent = bytesOut ?? responseBodyBytes
         request.backendServer = backendServer
         request.clientAborted = aborted
-        if request.responseHead == nil { request.responseHead = HTTPResponseHead(version: request.head.version, status: .init(statusCode: 0)) }
+        if !request.hasResponseHead { request.responseHead = HTTPResponseHead(version: request.head.version, status: .init(statusCode: 0)) }
         chain.runComplete(request)
     }
 }

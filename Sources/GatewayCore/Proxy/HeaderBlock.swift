@@ -8,6 +8,11 @@ package struct HeaderBlock: Sendable, Equatable {
 
     package init() {}
 
+    /// An empty block with room for `capacity` bytes of lines (a parsed head's fields fit in the head's size).
+    package init(capacity: Int) {
+        bytes.reserveCapacity(capacity)
+    }
+
     /// The fields in order (for tests and the slow paths).
     package init(_ fields: [(String, String)]) {
         for (name, value) in fields { append(name: name, value: value) }
@@ -19,7 +24,7 @@ package struct HeaderBlock: Sendable, Equatable {
     /// value set with `set_header` is: the plugin API promises the same either way.
     package mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         // One allocation for a request's identity headers, a leaf certificate's PEM included (~2.5 KiB).
-        if bytes.isEmpty { bytes.reserveCapacity(Swift.max(4096, name.count + value.count + 4)) }
+        if bytes.capacity == 0 { bytes.reserveCapacity(Swift.max(4096, name.count + value.count + 4)) }
         bytes.append(contentsOf: name)
         bytes.append(58)
         bytes.append(32)
@@ -33,8 +38,15 @@ package struct HeaderBlock: Sendable, Equatable {
         count += 1
     }
 
+    /// Appends `count` whole lines that are already as `append` writes them (`name: value CRLF`, a token, one
+    /// space, an ASCII value without NUL, CR or LF): the caller checked them.
+    package mutating func append(lines: UnsafeRawBufferPointer, count lineCount: Int) {
+        bytes.append(contentsOf: lines)
+        count += lineCount
+    }
+
     /// No byte above 0x7F, eight bytes at a time.
-    private static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    package static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var i = 0
         while i + 8 <= bytes.count {
             if bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }

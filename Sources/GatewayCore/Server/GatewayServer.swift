@@ -540,7 +540,8 @@ public final class GatewayServer: Service, Sendable {
         try sync.addHandler(headGuard)
         // The gateway's response encoder (NIO's bytes, the head written in one pass; the proxy handler tells it
         // which method each response answers), without an outbound header validator: every response header
-        // comes from NIO's decoder (the backend's head), from a plugin through the host's `HeaderValidation`, or
+        // comes from the gateway's response parser (the backend's head, checked field by field, written from its
+        // bytes when no plugin edits response heads), from a plugin through the host's `HeaderValidation`, or
         // from the gateway itself (see BackendGroup). No request decoder: the proxy handler parses the bytes
         // itself (`HTTP1RequestParser`), queues pipelined requests, handles quiescing and answers what the parser
         // refuses.
