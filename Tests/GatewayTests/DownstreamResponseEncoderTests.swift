@@ -106,19 +106,37 @@ final class DownstreamResponseEncoderTests: XCTestCase {
     }
 
     /// A held head goes on at a flush, at a close and when the handler is removed: nothing waits for a part
-    /// that may never come.
+    /// that may never come. A recorder in front of the encoder sees what it passes on, flushed or not.
     func testAHeldHeadLeavesAtFlushCloseAndRemoval() throws {
         let head = HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-length": "5"]))
-        let flushed = EmbeddedChannel(handler: DownstreamResponseEncoder())
-        try flushed.writeOutbound(head)
-        XCTAssertEqual(try flushed.readOutbound(as: IOData.self).map { if case .byteBuffer(let b) = $0 { String(buffer: b) } else { "" } }, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
+        let expected = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"
+        for ending in ["flush", "close", "removal"] {
+            let recorder = OutboundRecorder()
+            let encoder = DownstreamResponseEncoder()
+            let channel = EmbeddedChannel()
+            try channel.pipeline.syncOperations.addHandlers([recorder, encoder])
+            channel.write(head, promise: nil)
+            XCTAssertEqual(recorder.written, [], "\(ending): held while nothing follows")
+            switch ending {
+            case "flush": channel.flush()
+            case "close": channel.close(promise: nil)
+            default: try channel.pipeline.syncOperations.removeHandler(encoder).wait()
+            }
+            XCTAssertEqual(recorder.written, [expected], "\(ending): passed on")
+            _ = try? channel.finish()
+        }
+    }
 
-        let encoder = DownstreamResponseEncoder()
-        let removed = EmbeddedChannel(handler: encoder)
-        removed.write(head, promise: nil)
-        try removed.pipeline.syncOperations.removeHandler(encoder).wait()
-        removed.flush()
-        XCTAssertNotNil(try removed.readOutbound(as: IOData.self), "passed on when the encoder left the pipeline")
+    /// Records the bytes written through it (before any flush) and passes them on.
+    private final class OutboundRecorder: ChannelOutboundHandler, @unchecked Sendable {
+        typealias OutboundIn = IOData
+        typealias OutboundOut = IOData
+        var written: [String] = []
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            if case .byteBuffer(let buffer) = unwrapOutboundIn(data) { written.append(String(buffer: buffer)) }
+            context.write(data, promise: promise)
+        }
     }
 
     /// A backend's head written from its bytes (`writeForwarded`) is byte for byte the head the String path
@@ -167,7 +185,8 @@ final class DownstreamResponseEncoderTests: XCTestCase {
             let theirs = EmbeddedChannel(handler: DownstreamResponseEncoder())
             let reference = try theirs.pipeline.syncOperations.handler(type: DownstreamResponseEncoder.self)
             reference.respondingTo(method)
-            let downstream = ProxyHeaders.downstreamResponse(head.nioHead, removing: [], version: clientVersion, close: close)
+            let listed = parser.heads.lastConnection.listed
+            let downstream = ProxyHeaders.downstreamResponse(head.nioHead, removing: listed, version: clientVersion, close: close)
             theirs.write(HTTPServerResponsePart.head(downstream), promise: nil)
             let encoder = DownstreamResponseEncoder()
             let ours = EmbeddedChannel(handler: encoder)
@@ -176,7 +195,9 @@ final class DownstreamResponseEncoderTests: XCTestCase {
                 forwarded += 1
             } else {
                 declined += 1
-                XCTAssertTrue(head.hasContentLength && (method == .CONNECT || !head.status.mayHaveResponseBody), "declined \(status) \(method) \(lines)")
+                XCTAssertTrue(
+                    !listed.isEmpty || head.hasContentLength && (method == .CONNECT || !head.status.mayHaveResponseBody), "declined \(status) \(method) \(lines)"
+                )
                 ours.write(HTTPServerResponsePart.head(downstream), promise: nil)
             }
             for part in parts {
@@ -201,16 +222,20 @@ final class DownstreamResponseEncoderTests: XCTestCase {
         return bytes
     }
 
-    /// A head with its hop-by-hop fields kept (a parser not set to drop them) is never written from its bytes.
+    /// A head with its hop-by-hop fields kept (a parser not set to drop them), or with a field its Connection
+    /// names (which must go too), is never written from its bytes; without such a name it is.
     func testAHeadWithItsHopByHopFieldsIsNotForwardedAsBytes() throws {
-        var parser = HTTP1ResponseParser(maxHeadBytes: 4096, maxFields: 10)
-        parser.heads.requestSent(isHEAD: false)
-        parser.append(ByteBuffer(string: "HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\nContent-Length: 0\r\n\r\n"))
-        guard case .head(let head)? = try parser.next() else { return XCTFail("not parsed") }
-        let encoder = DownstreamResponseEncoder()
-        let channel = EmbeddedChannel(handler: encoder)
-        XCTAssertFalse(encoder.writeForwarded(head, version: .http1_1, close: false))
-        XCTAssertEqual(try Self.written(channel), [])
+        for (drops, connection, forwarded) in [(false, "x-secret", false), (true, "x-secret", false), (true, "keep-alive", true)] {
+            var parser = HTTP1ResponseParser(maxHeadBytes: 4096, maxFields: 10)
+            parser.heads.dropsHopByHop = drops
+            parser.heads.requestSent(isHEAD: false)
+            parser.append(ByteBuffer(string: "HTTP/1.1 200 OK\r\nConnection: \(connection)\r\nX-Secret: 1\r\nContent-Length: 0\r\n\r\n"))
+            guard case .head(let head)? = try parser.next() else { return XCTFail("not parsed") }
+            let encoder = DownstreamResponseEncoder()
+            let channel = EmbeddedChannel(handler: encoder)
+            XCTAssertEqual(encoder.writeForwarded(head, version: .http1_1, close: false), forwarded, "\(drops) \(connection)")
+            XCTAssertEqual(String(decoding: try Self.written(channel), as: UTF8.self), forwarded ? "HTTP/1.1 200 OK\r\nX-Secret: 1\r\nContent-Length: 0\r\n\r\n" : "")
+        }
     }
 
     func testTrailersAndInformationalHeadsWriteNIOsBytes() throws {

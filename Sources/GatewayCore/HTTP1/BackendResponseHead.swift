@@ -11,8 +11,8 @@ package struct BackendResponseHead: Sendable, Equatable {
     package var fields: HeaderBlock
     /// A Content-Length field is among the fields (the parser allows one at most).
     package var hasContentLength: Bool
-    /// The parser left the hop-by-hop fields out (`HTTP1ResponseHeads.dropsHopByHop`): the fields may go to a
-    /// client as they are.
+    /// The parser left the hop-by-hop fields out (`HTTP1ResponseHeads.dropsHopByHop`) and Connection named no
+    /// other field (which would have to go too): the fields may go to a client as they are.
     package var withoutHopByHop: Bool
 
     package init(version: HTTPVersion, status: HTTPResponseStatus, fields: HeaderBlock, hasContentLength: Bool, withoutHopByHop: Bool) {

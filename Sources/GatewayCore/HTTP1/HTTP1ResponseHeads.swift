@@ -67,7 +67,8 @@ package struct HTTP1ResponseHeads: HTTP1HeadParsing {
         guard raw[i] == 13 else { return .failure(.init(.statusLine)) }
         i += 2
 
-        // The fields as the bytes they are forwarded as: one buffer, never larger than the head. Lines already
+        // The fields as the bytes they are forwarded as: one buffer, the head's size (more only for invalid
+        // UTF-8, which is repaired). Lines already
         // written as `HeaderBlock` writes them (`name: value CRLF`, one space, ASCII) are copied as they are, a
         // run of consecutive ones at once; the others field by field.
         var fields = HeaderBlock(capacity: end - i)
@@ -109,7 +110,8 @@ package struct HTTP1ResponseHeads: HTTP1HeadParsing {
             body = framing.length.map { .length($0) } ?? .untilClose
         }
         let head = BackendResponseHead(
-            version: version, status: .init(statusCode: code), fields: fields, hasContentLength: framing.length != nil, withoutHopByHop: dropsHopByHop
+            version: version, status: .init(statusCode: code), fields: fields, hasContentLength: framing.length != nil,
+            withoutHopByHop: dropsHopByHop && framing.connection.listed.isEmpty
         )
         return .success((head, body, framing.connection))
     }

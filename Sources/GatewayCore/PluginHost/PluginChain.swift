@@ -94,6 +94,7 @@ package final class PluginChain: Sendable {
             request.reached = hook.index + 1
             if hook.isBlocking, let pool {
                 context.leave(saved)
+                request.currentEntry = nil
                 let (entry, next) = (hook.entry, position + 1)
                 runBlocking(entry, request, pool: pool, on: eventLoop) { [self] code in
                     switch self.judge(code, entry: entry, request: request) {
@@ -108,11 +109,13 @@ package final class PluginChain: Sendable {
             context.arena.reset()
             if code != GW_CONTINUE || request.answeredBy != nil, let outcome = judge(code, entry: hook.entry, request: request) {
                 context.leave(saved)
+                request.currentEntry = nil
                 return completion(outcome)
             }
             position += 1
         }
         context.leave(saved)
+        request.currentEntry = nil
         request.reached = entries.count
         completion(.proceed)
     }
@@ -185,7 +188,10 @@ package final class PluginChain: Sendable {
         guard !responseHooks.isEmpty else { return }
         let context = PluginCallContext.forThisThread
         let saved = context.enter(request.handle, request)
-        defer { context.leave(saved) }
+        defer {
+            context.leave(saved)
+            request.currentEntry = nil
+        }
         for hook in responseHooks where hook.index < request.reached {
             request.currentEntry = hook.entry
             let code = hook.function(hook.instance, request.handle)

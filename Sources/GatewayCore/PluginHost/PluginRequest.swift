@@ -65,7 +65,8 @@ package final class PluginRequest: PluginCallTarget {
     /// Set by `respond`: the answer and which plugin gave it.
     package var answer: (status: Int, headers: [(String, String)], body: [UInt8])?
     package var answeredBy: String?
-    /// The entry whose hook runs (set by the chain, which holds it while it runs): who answered, for `respond`.
+    /// The entry whose hook runs (set by the chain, which holds it while it runs, and cleared after): who
+    /// answered, for `respond`.
     package unowned(unsafe) var currentEntry: PluginInstance?
     package var bytesReceived: Int64 = 0
     package var bytesSent: Int64 = 0

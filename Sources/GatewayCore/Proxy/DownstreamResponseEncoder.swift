@@ -80,9 +80,9 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
                 line.writeStaticString("\r\n")
                 context.write(wrapOutboundOut(.byteBuffer(line)), promise: nil)
                 context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
-                var crlf = context.channel.allocator.buffer(capacity: 2)
-                crlf.writeStaticString("\r\n")
-                hold(crlf, context: context, promise: promise)
+                // The size line's CRLF again (a slice of the same storage, no allocation).
+                line.moveReaderIndex(forwardBy: line.readableBytes - 2)
+                hold(line, context: context, promise: promise)
             } else {
                 passHeld(context: context)
                 context.write(wrapOutboundOut(part), promise: promise)
