@@ -93,4 +93,47 @@ final class RequestHeadValidatorTests: XCTestCase {
         original.adopt(copy)
         XCTAssertTrue(original.addedHopByHop)
     }
+
+    /// The authority check over bytes answers as the Substring formulation it replaced (kept here as the
+    /// reference) for random strings over the bytes that matter, and for the usual ones.
+    func testTheAuthorityCheckAnswersAsItsReference() {
+        func reference(_ text: Substring) -> Bool {
+            var host = text.utf8[...]
+            if host.first == UInt8(ascii: "[") {
+                guard let close = host.firstIndex(of: UInt8(ascii: "]")) else { return false }
+                let literal = host[host.index(after: host.startIndex)..<close]
+                guard !literal.isEmpty, literal.allSatisfy({ $0 == 58 || $0 == 46 || ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 102) }) else { return false }
+                host = host[host.index(after: close)...]
+                if host.isEmpty { return true }
+                guard host.first == UInt8(ascii: ":") else { return false }
+                let port = host.dropFirst()
+                return !port.isEmpty && port.count <= 5 && port.allSatisfy { $0 >= 48 && $0 <= 57 }
+            }
+            var name = host
+            if let colon = host.firstIndex(of: UInt8(ascii: ":")) {
+                let port = host[host.index(after: colon)...]
+                guard !port.isEmpty, port.count <= 5, port.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return false }
+                name = host[..<colon]
+            }
+            return !name.isEmpty && name.allSatisfy { byte in
+                (byte >= 48 && byte <= 57) || (byte | 0x20 >= 97 && byte | 0x20 <= 122) || byte == 45 || byte == 46 || byte == 95
+            }
+        }
+        var random = SeededRandom(seed: 0x5EED_0012)
+        let pieces = ["[", "]", ":", ".", "a", "F", "g", "z", "0", "9", "-", "_", " ", ",", "@", "\u{e9}", "::1", "443", "123456", "localhost"]
+        var accepted = 0
+        var samples = ["", "localhost", "localhost:8443", "[::1]", "[::1]:443", "[]", "[::1]x", "a:", ":80", "a:123456", "b\u{e9}", "x:8:8", "[g::1]"]
+        for _ in 0..<20_000 {
+            samples.append((0..<Int(random.next() % 7)).map { _ in pieces[Int(random.next() % UInt64(pieces.count))] }.joined())
+        }
+        for sample in samples {
+            // Also as a slice of a longer string, as Host values arrive.
+            let longer = "x" + sample + "y"
+            let slice = longer.dropFirst().dropLast()
+            XCTAssertEqual(RequestHeadValidator.isAuthority(slice), reference(slice), "'\(sample)'")
+            XCTAssertEqual(RequestHeadValidator.isAuthority(Substring(sample)), reference(Substring(sample)), "'\(sample)'")
+            if reference(Substring(sample)) { accepted += 1 }
+        }
+        XCTAssertGreaterThan(accepted, 1000)
+    }
 }

@@ -288,6 +288,16 @@ package struct HTTP1Parser<Heads: HTTP1HeadParsing> {
         let start = count >= 2 && raw[0] == 13 && raw[1] == 10 ? 2 : 0
         var i = max(from, start)
         while i < count {
+            // Eight bytes at a time to the next CR or LF (the only bytes this scan looks at).
+            if i + 8 <= count {
+                let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                let found = HTTP1Syntax.zeroBytes(word ^ 0x0A0A_0A0A_0A0A_0A0A) | HTTP1Syntax.zeroBytes(word ^ 0x0D0D_0D0D_0D0D_0D0D)
+                guard found != 0 else {
+                    i += 8
+                    continue
+                }
+                i += found.trailingZeroBitCount / 8
+            }
             let byte = raw[i]
             if byte == 10 {
                 if i == start || raw[i - 1] != 13 { return .invalid(.lineEnding) }

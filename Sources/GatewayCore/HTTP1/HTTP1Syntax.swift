@@ -14,14 +14,38 @@ enum HTTP1Syntax {
         i += 1
         while i < to, raw[i] == 32 || raw[i] == 9 { i += 1 }
         let valueStart = i
-        var valueEnd = i
+        // Eight bytes at a time while none of them is a control byte or DEL (a word with one, HTAB included, is
+        // checked byte by byte), then the trailing whitespace is found from the end.
+        while i + 8 <= to {
+            let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            if controlOrDelete(word) != 0 {
+                for byte in UnsafeRawBufferPointer(rebasing: raw[i..<(i + 8)]) {
+                    guard byte >= 32 || byte == 9, byte != 127 else { return nil }
+                }
+            }
+            i += 8
+        }
         while i < to {
             let byte = raw[i]
             guard byte >= 32 || byte == 9, byte != 127 else { return nil }
             i += 1
-            if byte != 32 && byte != 9 { valueEnd = i }
         }
+        var valueEnd = to
+        while valueEnd > valueStart, raw[valueEnd - 1] == 32 || raw[valueEnd - 1] == 9 { valueEnd -= 1 }
         return (colon, valueStart, valueEnd)
+    }
+
+    /// Bit 7 of each byte of the result is set where that byte of `word` is 0 (exact, no false positives).
+    @inline(__always)
+    static func zeroBytes(_ word: UInt64) -> UInt64 {
+        ~(((word & 0x7F7F_7F7F_7F7F_7F7F) &+ 0x7F7F_7F7F_7F7F_7F7F) | word | 0x7F7F_7F7F_7F7F_7F7F)
+    }
+
+    /// Bit 7 of each byte of the result is set where that byte of `word` is below 0x20 or is 0x7F.
+    @inline(__always)
+    static func controlOrDelete(_ word: UInt64) -> UInt64 {
+        let atLeastSpace = ((word & 0x7F7F_7F7F_7F7F_7F7F) &+ 0x6060_6060_6060_6060) | word
+        return (~atLeastSpace & 0x8080_8080_8080_8080) | zeroBytes(word ^ 0x7F7F_7F7F_7F7F_7F7F)
     }
 
     /// The field lines of a head from `start` up to its blank line at `end - 2` (every line ended by CRLF): each

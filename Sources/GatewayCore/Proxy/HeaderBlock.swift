@@ -25,6 +25,22 @@ package struct HeaderBlock: Sendable, Equatable {
     package mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         // One allocation for a request's identity headers, a leaf certificate's PEM included (~2.5 KiB).
         if bytes.capacity == 0 { bytes.reserveCapacity(Swift.max(4096, name.count + value.count + 4)) }
+        let length = name.count + value.count + 4
+        if length <= Self.lineOnStack, Self.isASCII(value) {
+            // The line made on the stack, then one append (one capacity check, one copy) instead of five.
+            withUnsafeTemporaryAllocation(byteCount: length, alignment: 1) { line in
+                let base = line.baseAddress!
+                if let source = name.baseAddress { base.copyMemory(from: source, byteCount: name.count) }
+                base.storeBytes(of: 58, toByteOffset: name.count, as: UInt8.self)
+                base.storeBytes(of: 32, toByteOffset: name.count + 1, as: UInt8.self)
+                if let source = value.baseAddress { (base + name.count + 2).copyMemory(from: source, byteCount: value.count) }
+                base.storeBytes(of: 13, toByteOffset: length - 2, as: UInt8.self)
+                base.storeBytes(of: 10, toByteOffset: length - 1, as: UInt8.self)
+                bytes.append(contentsOf: UnsafeRawBufferPointer(line))
+            }
+            count += 1
+            return
+        }
         bytes.append(contentsOf: name)
         bytes.append(58)
         bytes.append(32)
@@ -37,6 +53,9 @@ package struct HeaderBlock: Sendable, Equatable {
         bytes.append(10)
         count += 1
     }
+
+    /// The longest line `append` makes on the stack (a leaf certificate's PEM is longer and is appended in parts).
+    private static let lineOnStack = 1024
 
     /// Appends `count` whole lines that are already as `append` writes them (`name: value CRLF`, a token, one
     /// space, an ASCII value without NUL, CR or LF): the caller checked them.
