@@ -238,6 +238,9 @@ package enum HTTP1Differential {
             if closes(last) { return .deliberate(.afterClose) }
             // libFuzzer on http1-request: `Connection: ..., keep-alive\t\t, ...` on an HTTP/1.0 request.
             if closes(last, trimming: [" "]) { return .deliberate(.connectionListTabs) }
+            // The same with the tabs at the end of the value (`Connection: keep-alive\t`): NIO's decoder trims
+            // them from the value it reports, so they are looked for in the bytes.
+            if last.version == "HTTP/1.0", keepAliveBeforeTab(bytes) { return .deliberate(.connectionListTabs) }
         }
         // llhttp took a message the gateway refused (or did not finish).
         if llhttp.messages.count > gateway.messages.count || (gateway.refusal != nil && llhttp.refusal == nil) {
@@ -271,6 +274,19 @@ package enum HTTP1Differential {
         return zip(bytes, prefix.utf8).allSatisfy { pair in
             let lower = pair.0 >= 65 && pair.0 <= 90 ? pair.0 | 0x20 : pair.0
             return lower == pair.1
+        }
+    }
+
+    /// A Connection line of `bytes` whose value ends with `keep-alive` and whitespace that holds a tab (any
+    /// case): what llhttp does not read as the keep-alive option.
+    private static func keepAliveBeforeTab(_ bytes: [UInt8]) -> Bool {
+        bytes.split(separator: 10).contains { raw in
+            let line = raw.last == 13 ? raw.dropLast() : raw[...]
+            guard startsWithName(line, "connection:") else { return false }
+            let trailing = line.reversed().prefix { $0 == 32 || $0 == 9 }
+            guard trailing.contains(9) else { return false }
+            let value = line.dropLast(trailing.count)
+            return value.count >= 10 && startsWithName(value.suffix(10), "keep-alive")
         }
     }
 
