@@ -55,6 +55,8 @@ package final class PluginRequest: PluginCallTarget {
     /// The response is a backend's head that went to the client as its bytes, for a client of `version`, with
     /// `connection: close` when `close`: what `responseHead` shows if asked.
     package func forwardedResponse(_ head: BackendResponseHead, version: HTTPVersion, close: Bool) {
+        // The response phase, as `PluginChain.runResponseHeaders` would have set it (no entry has that hook).
+        phase = .response
         storedResponseHead = nil
         forwarded = (head, version, close)
     }
