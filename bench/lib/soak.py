@@ -10,12 +10,14 @@ same nginx backend, through three phases:
               log), every one creating new plugin instances, while wrk keeps keep-alive load on it
 
 Every second it samples the gateway's RSS, open file descriptors, threads and mapped shared libraries. Two
-checks, each with the margins RSS 4 MiB or 5 % (the larger), 16 descriptors, 2 threads, 0 libraries:
+checks, each with the margins RSS 4 MiB or 5 % (the larger), 16 descriptors, 2 threads, 0 libraries (the
+descriptors without the connections to the backend, which are counted apart):
 - within a phase of 20 samples or more, after its first fifth (warm-up), the later half's maximum must not
   exceed the earlier half's;
 - at rest (the load stopped, 3 s later) after each phase, nothing may exceed the rest after the first phase,
   and after the reloads the descriptors, threads and libraries must be back at the idle start's (the reload
-  phase is too short for the first check: 1,000 reloads take about 11 s here).
+  phase is too short for the first check: 1,000 reloads take about 11 s here); at every rest, no more
+  connections to the backend than the load had connections (the pool of the current generation).
 Writes bench/results/soak-<date>.md.
 """
 import os
@@ -27,6 +29,25 @@ import time
 import harness as H
 
 MARGINS = {"rss_kib": None, "fds": 16, "threads": 2, "libs": 0}
+# Connections to the backend are counted apart from the other descriptors: idle ones wait in the current
+# generation's pool (at most one per connection the load used at once) and are reused by the next requests.
+BACKEND_PORT = None
+
+
+def backend_sockets():
+    """Inodes of the established TCP connections to the backend (any process: matched against the gateway's)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == BACKEND_PORT:
+                        inodes.add(fields[9])
+        except OSError:
+            pass
+    return inodes
 
 
 def sample(pid):
@@ -36,7 +57,18 @@ def sample(pid):
         status = f.read()
     out["rss_kib"] = int(re.search(r"^VmRSS:\s+(\d+)", status, re.M).group(1))
     out["threads"] = int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))
-    out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    fds = os.listdir(f"/proc/{pid}/fd")
+    to_backend = backend_sockets() if BACKEND_PORT else set()
+    backend = 0
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in to_backend:
+            backend += 1
+    out["fds"] = len(fds) - backend
+    out["backend_conns"] = backend
     libs = set()
     with open(f"/proc/{pid}/maps") as f:
         for line in f:
@@ -107,6 +139,8 @@ def main():
         version = H.gateway_version(s, bindir)
         pki = H.make_pki(os.path.join(s.work, "pki"))
         backend = H.Backend(s, procs, s.work)
+        global BACKEND_PORT
+        BACKEND_PORT = backend.port
         gw = H.Gateway("gateway", s, pki, backend, s.work, bindir, "real")
         gw.start(procs)
         H.wait_port(gw.port, gw.proc, "gateway", gw.stderr_log)
@@ -182,16 +216,19 @@ def main():
                          f"{first.get('threads')} threads, {first.get('libs')} libraries; last: RSS {last.get('rss_kib')} KiB, "
                          f"{last.get('fds')} descriptors, {last.get('threads')} threads, {last.get('libs')} libraries.\n")
         lines.append("## At rest (load stopped, 3 s later), against the rest after the first phase\n")
-        lines.append("| after | RSS KiB | descriptors | threads | libraries | verdict |\n|---|---|---|---|---|---|")
+        lines.append("| after | RSS KiB | descriptors (without backend connections) | backend connections | threads | libraries | verdict |\n|---|---|---|---|---|---|---|")
         reference, idle = rests[1][1], rests[0][1]
         for label, x in rests:
             bad = [k for k in MARGINS if label != "start (idle)" and grew(k, reference[k], x[k])]
-            # The last rest has no pooled backend connection left (the retired generations closed theirs): it
-            # must be back at the idle start's descriptors, threads and libraries (RSS keeps its warm-up).
+            # After the reloads the retired generations have torn down: the idle start's descriptors, threads and
+            # libraries again (RSS keeps its warm-up), and no more backend connections than the load had
+            # connections (the current generation's pool, reused by the next requests).
             if label == "reloads":
                 bad += [k for k in ("fds", "threads", "libs") if grew(k, idle[k], x[k]) and k not in bad]
+            if x["backend_conns"] > s.conns:
+                bad.append("backend connections")
             ok_all = ok_all and not bad
-            lines.append(f"| {label} | {x['rss_kib']} | {x['fds']} | {x['threads']} | {x['libs']} | "
+            lines.append(f"| {label} | {x['rss_kib']} | {x['fds']} | {x['backend_conns']} | {x['threads']} | {x['libs']} | "
                          f"{'reference' if x is reference else ('GROWING: ' + ', '.join(bad) if bad else 'flat')} |")
         lines.append("")
         lines.append(f"**Verdict: {'no growth after warm-up' if ok_all else 'something keeps growing'}.**\n")
