@@ -99,17 +99,28 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
         }
     }
 
-    /// Whether the next head (with `status`) may frame a body, and whether the body is written at all: from the
-    /// method of the request it answers (`respondingTo`), which an interim head leaves for the final one.
-    private func startHead(_ status: HTTPResponseStatus) -> Bool {
+    /// Whether the next head (with `status`) may frame a body: not a response to CONNECT, nor a status without
+    /// one. Reads the method of the request it answers (`respondingTo`) without taking it.
+    private func mayFrameBody(_ status: HTTPResponseStatus) -> Bool {
         let informational = (100..<200).contains(status.code) && status.code != 101
-        var respondingToConnect = false
+        return !(!informational && nextMethod == .CONNECT) && status.mayHaveResponseBody
+    }
+
+    /// `mayFrameBody`, and a final head takes the method: its body is not written when it answers HEAD or
+    /// CONNECT (an interim head leaves the method for the final one).
+    private func startHead(_ status: HTTPResponseStatus) -> Bool {
+        let hasBody = mayFrameBody(status)
+        let informational = (100..<200).contains(status.code) && status.code != 101
         if !informational, let method = nextMethod {
             nextMethod = nil
             suppressResponseBody = method == .HEAD || method == .CONNECT
-            respondingToConnect = method == .CONNECT
         }
-        return !respondingToConnect && status.mayHaveResponseBody
+        return hasBody
+    }
+
+    /// NIO's rule: a body without a length goes chunked to an HTTP/1.1 (or later) client.
+    private static func goesChunked(hasBody: Bool, hasContentLength: Bool, version: HTTPVersion) -> Bool {
+        hasBody && !hasContentLength && version.major == 1 && version.minor >= 1
     }
 
     /// Writes a backend's response head from its bytes, as `write` would write `head.nioHead` for a client of
@@ -121,12 +132,8 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
     /// other than 1.0 and 1.1; the caller writes `nioHead` then.
     package func writeForwarded(_ head: BackendResponseHead, version: HTTPVersion, close: Bool) -> Bool {
         guard let context, head.withoutHopByHop, version.major == 1, version.minor <= 1 else { return false }
-        let informational = (100..<200).contains(head.status.code) && head.status.code != 101
-        let respondingToConnect = !informational && nextMethod == .CONNECT
-        let mayHaveBody = !respondingToConnect && head.status.mayHaveResponseBody
-        guard mayHaveBody || !head.hasContentLength else { return false }
-        let hasBody = startHead(head.status)
-        let chunked = hasBody && !head.hasContentLength && version.minor >= 1
+        guard mayFrameBody(head.status) || !head.hasContentLength else { return false }
+        let chunked = Self.goesChunked(hasBody: startHead(head.status), hasContentLength: head.hasContentLength, version: version)
         isChunked = suppressResponseBody ? false : chunked
         // Room for the body of a small response too (one allocation for what `hold` gathers).
         var buffer = held ?? context.channel.allocator.buffer(capacity: head.fields.bytes.count + 256)
@@ -184,7 +191,7 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
             head.headers.removeIfPresent("transfer-encoding")
             return false
         }
-        guard head.version.major == 1 && head.version.minor >= 1 else { return false }
+        guard goesChunked(hasBody: true, hasContentLength: false, version: head.version) else { return false }
         head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
         return true
     }

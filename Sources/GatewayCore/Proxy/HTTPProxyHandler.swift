@@ -681,9 +681,10 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             responseStatus = Int(head.status.code)
             responseEncoder.respondingTo(clientHead.method)
             responseOpen = true
-            // As the bytes came when no plugin reads or edits response heads and Connection named no field to
-            // remove; plugins that read it later (on_complete) get it made then.
-            if options.listed.isEmpty, !(listener.plugins?.hasResponseHooks ?? false),
+            // As the bytes came when no plugin reads or edits response heads (the head itself says whether its
+            // Connection named a field to remove: `withoutHopByHop`); plugins that read it later (on_complete)
+            // get it made then.
+            if !(listener.plugins?.hasResponseHooks ?? false),
                 responseEncoder.writeForwarded(head, version: clientHead.version, close: close) {
                 pluginRequest?.forwardedResponse(head, version: clientHead.version, close: close)
                 return
