@@ -228,6 +228,40 @@ final class ProxyTests: GatewayTestCase {
         XCTAssertEqual(backendA.requests.map(\.head.uri), ["/slow", "/echo/1", "/bytes/3000", "/echo/2", "/last"])
     }
 
+    /// While a request waits for its response the client's socket stays open for reading (no epoll_ctl per
+    /// request): what the client sends meanwhile, in later writes, waits unparsed and is answered in order
+    /// after it, a body larger than one read (reads are held while anything waits) included.
+    func testRequestsWrittenWhileOneWaitsForItsResponseAreAnsweredInOrderAfterIt() async throws {
+        let client = try await TestClient.connect(port: plain, tls: nil)
+        defer { Task { await client.close() } }
+        try await client.send("GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        // Written while /slow is with the backend (it answers after 3 s).
+        for _ in 0..<100 where !backendA.requests.contains(where: { $0.head.uri == "/slow" }) { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(100))
+        // The gateway's side of this connection is still registered for reading while the request waits.
+        let clientPort = try XCTUnwrap(client.channel.localAddress?.port)
+        let events = try XCTUnwrap(EpollInterest.events(localPort: plain, remotePort: clientPort), "the gateway's socket is not in an epoll set")
+        XCTAssertNotEqual(events & EpollInterest.readable, 0, "EPOLLIN dropped while the request waits for its response")
+        try await client.send("GET /second HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        let body = String(repeating: "0123456789abcdef", count: 16_384)  // 256 KiB
+        try await client.send("POST /echo/big HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
+        try await client.send("GET /last HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        var responses: [TestClient.Response] = []
+        for _ in 0..<4 {
+            guard let response = await client.readResponse(timeout: 15) else { break }
+            responses.append(response)
+        }
+        XCTAssertEqual(responses.map(\.status), [200, 200, 200, 200])
+        guard responses.count == 4 else { return }
+        XCTAssertEqual(responses[0].text, "slow")
+        XCTAssertEqual(responses[2].body.count, body.utf8.count)
+        XCTAssertEqual(responses[2].text, body)
+        XCTAssertEqual(responses[3].header("connection"), "close")
+        let closed = await client.waitForClose()
+        XCTAssertTrue(closed)
+        XCTAssertEqual(backendA.requests.map(\.head.uri), ["/slow", "/second", "/echo/big", "/last"])
+    }
+
     func testNothingPipelinedAfterARefusedRequestReachesTheBackend() async throws {
         let client = try await TestClient.connect(port: plain, tls: nil)
         defer { Task { await client.close() } }

@@ -549,16 +549,24 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     package func read(context: ChannelHandlerContext) {
-        if mayRead {
+        if mayRead || readsAhead {
             context.read()
         } else {
             pendingClientRead = true
         }
     }
 
-    /// Nothing holds the client's reads: no backpressure, and the machine takes the next part (a client is not
-    /// read while its finished request waits for its response; what it pipelined waits in the parser).
+    /// Nothing holds the client's reads: no backpressure, and the machine takes the next part.
     private var mayRead: Bool { !clientReadsHeld && parserNeedsInput && machine.takesRequestParts }
+
+    /// The request was read whole and waits for its response, and nothing the client sent waits in the parser:
+    /// the client's socket stays registered for reading. Holding the read here would make NIO drop the socket's
+    /// read interest after every request and add it back after every response: two `epoll_ctl` calls per
+    /// keep-alive request. What arrives meanwhile (a pipelined request) waits in the parser, unparsed, until the
+    /// response is done; once anything waits there, reads are held, so at most one read's worth is buffered, as
+    /// when a client pipelines in one write. A client's close is seen as before (NIO reads to EOF on
+    /// EPOLLRDHUP whether or not a read is pending).
+    private var readsAhead: Bool { parser.bufferedBytes == 0 && machine.requestRead }
 
     private func readIfPending() {
         if pendingClientRead, mayRead, let context {

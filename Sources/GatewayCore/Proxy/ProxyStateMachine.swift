@@ -222,6 +222,15 @@ package struct ProxyStateMachine {
         }
     }
 
+    /// The request in progress was read whole (its end arrived) and waits for plugins, a backend or its
+    /// response: nothing more of it is read.
+    package var requestRead: Bool {
+        switch state {
+        case .plugins(let request), .dispatching(let request), .proxying(let request, _): return request.ended
+        default: return false
+        }
+    }
+
     /// The connection waits for a request head (none is in progress).
     package var isIdle: Bool {
         if case .idle = state { return true }
