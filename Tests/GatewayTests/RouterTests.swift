@@ -19,6 +19,37 @@ final class RouterTests: XCTestCase {
         XCTAssertEqual(Router.normaliseHost("h\u{e9}.test:1"), "h\u{e9}.test")
     }
 
+    /// The byte-level host and path reading agrees with reading by the strings' UTF-8 views (the code it
+    /// replaced, kept here as the reference) on random texts made of the delimiters, letters of both cases,
+    /// digits and a non-ASCII letter.
+    func testHostAndPathOverBytesAgreeWithTheUTF8ViewReading() {
+        func referenceHost(_ raw: String) -> String {
+            let utf8 = raw.utf8
+            var end = utf8.endIndex
+            if utf8.first == UInt8(ascii: "[") {
+                if let close = utf8.firstIndex(of: UInt8(ascii: "]")) { end = utf8.index(after: close) }
+            } else if let colon = utf8.lastIndex(of: UInt8(ascii: ":")) {
+                end = colon
+            }
+            if end > utf8.startIndex, utf8[utf8.index(before: end)] == UInt8(ascii: ".") { end = utf8.index(before: end) }
+            return String(raw[utf8.startIndex..<end]).lowercased()
+        }
+        func referencePath(_ uri: String) -> String? {
+            guard uri.utf8.first == UInt8(ascii: "/") else { return nil }
+            let end = uri.utf8.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? uri.utf8.endIndex
+            return String(uri[..<end])
+        }
+        let pieces = ["a", "Z", "e", "Q", "0", "9", ".", ":", "[", "]", "/", "?", "#", "\u{e9}", "-", "_"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let text = (0..<Int.random(in: 0...12, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            XCTAssertEqual(String(Router.normaliseHost(text)), referenceHost(text), "host \(text.debugDescription)")
+            if let path = referencePath(text) { XCTAssertEqual(String(Router.path(of: text)), path, "path \(text.debugDescription)") }
+            let slash = "/" + text
+            XCTAssertEqual(String(Router.path(of: slash)), referencePath(slash), "path \(slash.debugDescription)")
+        }
+    }
+
     func testMatcher() {
         var m = RouteMatcher()
         m.host = .suffix(".example.com")
