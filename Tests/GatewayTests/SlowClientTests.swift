@@ -58,6 +58,102 @@ final class SlowClientTests: GatewayTestCase {
         XCTAssertEqual(try timeouts("body"), 1, "the steady upload was not cut off")
     }
 
+    /// A raw client socket to `port` with a 4 KiB receive buffer that sends `request` and reads nothing yet.
+    private func slowReader(port: Int, request: String) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        var size: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        XCTAssertEqual(connected, 0)
+        let bytes = Array(request.utf8)
+        XCTAssertEqual(bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }, bytes.count)
+        return fd
+    }
+
+    /// The gateway with the Audit plugin and a plugin that answers `/big` itself with a 16 MiB body, for the
+    /// two tests of a response whose end is written while the client has not taken what came before it: the
+    /// answer is written whole at once, and a client with a 4 KiB window that reads nothing leaves most of it (the kernel takes a few MiB on loopback), so the rest
+    /// waits in the channel when the end is flushed.
+    private func auditedGateway() async throws -> (GatewayHarness, String) {
+        let audit = pki.path("end-\(UUID().uuidString).log")
+        let library = Bundle.main.bundleURL.appendingPathComponent("libAudit.so").path
+        let tagger = try PluginFixtures.build("tagger")
+        let harness = try await GatewayHarness(yaml: """
+            listeners:
+              - name: plain
+                address: "127.0.0.1:0"
+                protocol: http
+                limits: { send_timeout: 10s }
+                plugins:
+                  - { library: \(library), config: { path: \(audit), fsync: never } }
+                  - { library: \(tagger), config: { tag: big, deny_path: /big, deny_bytes: "16777216" } }
+                routes: [ { backend: app } ]
+            backends:
+              - { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] }
+            """, in: pki.directory)
+        return (harness, audit)
+    }
+
+    private func auditLine(_ path: String) throws -> [String: Any] {
+        let line = try XCTUnwrap(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").first, "no audit line")
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    }
+
+    /// The end's write completes only when the client has read the answer: on_complete runs then, complete.
+    func testAnAnswerWhoseEndWaitsForASlowReaderIsAuditedCompleteOnceRead() async throws {
+        let (harness, audit) = try await auditedGateway()
+        let fd = slowReader(port: harness.port("plain"), request: "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        defer { close(fd) }
+        try await Task.sleep(for: .milliseconds(200))
+        XCTAssertFalse(try String(contentsOfFile: audit, encoding: .utf8).contains("\n"), "no line before the answer is read")
+        var received = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var head = ""
+        var expected = Int.max
+        while received < expected {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            if head.isEmpty {
+                head = String(decoding: buffer[0..<n], as: UTF8.self)
+                if let end = head.range(of: "\r\n\r\n") { expected = head.utf8.distance(from: head.startIndex, to: end.upperBound) + 16_777_216 }
+            }
+            received += n
+        }
+        XCTAssertTrue(head.hasPrefix("HTTP/1.1 403"), String(head.prefix(200)))
+        XCTAssertEqual(received, expected)
+        await harness.stop()
+        let fields = try auditLine(audit)
+        XCTAssertEqual(fields["status"] as? Int, 403)
+        XCTAssertNil(fields["response_incomplete"], "\(fields)")
+        XCTAssertEqual(fields["bytes_out"] as? Int, 16_777_216, "\(fields)")
+    }
+
+    /// As above, but the client resets the connection without reading: the write of the end fails, and the
+    /// audit line says the answer was cut off.
+    func testAnAnswerWhoseEndNeverLeavesIsAuditedIncomplete() async throws {
+        let (harness, audit) = try await auditedGateway()
+        let fd = slowReader(port: harness.port("plain"), request: "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(200))
+        var linger = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<linger>.size))
+        close(fd)
+        // The reset fails the pending write; the line is written then (the writer thread appends it).
+        for _ in 0..<500 where (try? String(contentsOfFile: audit, encoding: .utf8))?.contains("\n") != true {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await harness.stop()
+        let fields = try auditLine(audit)
+        XCTAssertEqual(fields["status"] as? Int, 403)
+        XCTAssertEqual(fields["response_incomplete"] as? Bool, true, "\(fields)")
+    }
+
     func testAClientThatNeverReadsItsResponseIsClosed() async throws {
         // A raw socket with a small receive buffer that asks for 64 MiB and reads nothing.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -1,5 +1,6 @@
 /*
- * A working plugin for the integration tests. Config: {"tag": "p1", "deny_path": "/forbidden"}.
+ * A working plugin for the integration tests. Config: {"tag": "p1", "deny_path": "/forbidden"}, and
+ * optionally "deny_bytes": "N" (the 403's body is then N bytes of 'x' instead of "denied by <tag>").
  * - on_request_headers: appends its tag to the request header x-chain (so order is visible to the backend),
  *   copies the client subject into x-<tag>-subject, answers 403 for deny_path.
  * - on_response_headers: adds x-<tag>-response: 1.
@@ -19,6 +20,7 @@ typedef struct {
     uint32_t requests_metric;
     char tag[32];
     char deny_path[128];
+    size_t deny_bytes;
 } tagger;
 
 /* Finds "key": "value" in flat JSON; good enough for a fixture, not a JSON parser. */
@@ -51,6 +53,8 @@ static int32_t create(const gw_host_api *h, const gw_create_args *args, void **i
         return 1;
     }
     json_string(args->config_json, "deny_path", t->deny_path, sizeof t->deny_path);
+    char bytes[32];
+    if (json_string(args->config_json, "deny_bytes", bytes, sizeof bytes)) t->deny_bytes = strtoull(bytes, NULL, 10);
     t->tag_id = args->instance_tag;
     const char *metric = "tagger_requests", *help = "Requests the tagger saw.";
     host->metric_define(t->tag_id, GW_METRIC_COUNTER, (gw_str){metric, strlen(metric)}, (gw_str){help, strlen(help)}, &t->requests_metric);
@@ -102,9 +106,17 @@ static gw_action on_request_headers(void *instance, gw_handle request) {
     gw_str path;
     if (t->deny_path[0] && host->get_attribute(request, GW_ATTR_PATH, 0, &path) == GW_OK &&
         path.len == strlen(t->deny_path) && memcmp(path.ptr, t->deny_path, path.len) == 0) {
+        gw_header headers[1] = {{{"x-denied-by", 11}, {t->tag, strlen(t->tag)}}};
+        if (t->deny_bytes > 0) {
+            char *big = malloc(t->deny_bytes);
+            if (!big) return GW_FAILED;
+            memset(big, 'x', t->deny_bytes);
+            int32_t status = host->respond(request, 403, headers, 1, (gw_str){big, t->deny_bytes});
+            free(big);
+            return status == GW_OK ? GW_STOP : GW_FAILED;
+        }
         char body[64];
         int n = snprintf(body, sizeof body, "denied by %s\n", t->tag);
-        gw_header headers[1] = {{{"x-denied-by", 11}, {t->tag, strlen(t->tag)}}};
         host->respond(request, 403, headers, 1, (gw_str){body, (size_t)n});
         return GW_STOP;
     }

@@ -14,8 +14,8 @@ import NIOHTTP1
 /// A head written without a promise is held, and what follows it (body parts, chunk framing, the end) is
 /// appended while the whole stays under one TLS record's worth (`coalescingLimit`): a small proxied response
 /// (head, body, end) then leaves as one write, one `SSL_write` and one TLS record instead of two or three.
-/// What is held goes on, in order, at the first part that does not fit, a part with a promise (the end of an
-/// exchange carries one), a flush or a close: nothing is held across a flush. A chunk of a chunked body is
+/// What is held goes on, in order, at the first part that does not fit, a part with a promise, a flush (the
+/// end of an exchange is written and flushed) or a close: nothing is held across a flush. A chunk of a chunked body is
 /// gathered the same way (size line, data, CRLF, and the next chunks or the end) when it fits; a larger one
 /// goes on as its size line, its data uncopied, and its CRLF held.
 package final class DownstreamResponseEncoder: ChannelOutboundHandler, RemovableChannelHandler {
@@ -141,6 +141,15 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
         HTTPHeadWriter.writeForwarded(head, minor: version.minor, close: close, chunked: chunked, into: &buffer)
         hold(buffer, context: context, promise: nil)
         return true
+    }
+
+    /// Passes on what is held and a zero-length write with `promise` after it, and flushes: the promise
+    /// completes once everything written before it was written, or fails with it (NIOSSL passes an empty write
+    /// on in order, and NIO completes writes in order). Fails at once outside a pipeline.
+    package func flushMarker(promise: EventLoopPromise<Void>) {
+        guard let context else { return promise.fail(ChannelError.ioOnClosedChannel) }
+        passHeld(context: context)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
     }
 
     package func handlerAdded(context: ChannelHandlerContext) {

@@ -10,7 +10,7 @@ enum EpollInterest {
         guard let inode = socketInode(localPort: localPort, remotePort: remotePort), let fd = descriptor(ofSocket: inode) else { return nil }
         let fdinfo = "/proc/self/fdinfo"
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: fdinfo)) ?? [] {
-            guard let text = try? String(contentsOfFile: "\(fdinfo)/\(entry)", encoding: .utf8), text.contains("tfd:") else { continue }
+            guard let text = read("\(fdinfo)/\(entry)"), text.contains("tfd:") else { continue }
             for line in text.split(separator: "\n") where line.hasPrefix("tfd:") {
                 // tfd:       25 events:       19 data: ...
                 let words = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -24,8 +24,18 @@ enum EpollInterest {
     /// EPOLLIN.
     static let readable: UInt32 = 0x1
 
+    /// A /proc file whole: its size says 0 and each read(2) gives about a page, so it is read to EOF (a
+    /// `String(contentsOfFile:)` stopped after the first page once the tables had grown).
+    private static func read(_ path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        var data = Data()
+        while let chunk = try? handle.read(upToCount: 65536), !chunk.isEmpty { data.append(chunk) }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     private static func socketInode(localPort: Int, remotePort: Int) -> String? {
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return nil }
+        guard let table = read("/proc/net/tcp") else { return nil }
         let local = String(format: "0100007F:%04X", localPort)
         let remote = String(format: "0100007F:%04X", remotePort)
         for line in table.split(separator: "\n").dropFirst() {
