@@ -251,6 +251,17 @@ final class ProxyTests: GatewayTestCase {
         let mask = try XCTUnwrap(events, "the gateway's socket is not in an epoll set")
         XCTAssertNotEqual(mask & EpollInterest.readable, 0, "EPOLLIN dropped while the request waits for its response")
         try await client.send("GET /second/ahead HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        // Once something waits in the parser the read is held: EPOLLIN goes (at most one read's worth waits).
+        var held = false
+        for _ in 0..<100 {
+            if let mask = EpollInterest.events(localPort: plain, remotePort: clientPort), mask & EpollInterest.readable == 0 {
+                held = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        XCTAssertTrue(held, "reads went on while a request waited in the parser")
+        XCTAssertEqual(seen(), ["/slow/ahead"], "nothing read ahead reached the backend")
         let body = String(repeating: "0123456789abcdef", count: 16_384)  // 256 KiB
         try await client.send("POST /echo/ahead HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
         try await client.send("GET /last/ahead HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")

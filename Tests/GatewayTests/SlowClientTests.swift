@@ -101,6 +101,14 @@ final class SlowClientTests: GatewayTestCase {
         return (harness, audit)
     }
 
+    /// Blocks until the answer's first byte arrived (without taking it): the answer was written, its end too.
+    private func waitForFirstByte(_ fd: Int32) {
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var byte: UInt8 = 0
+        XCTAssertEqual(recv(fd, &byte, 1, Int32(MSG_PEEK)), 1, "the answer started")
+    }
+
     private func auditLine(_ path: String) throws -> [String: Any] {
         let line = try XCTUnwrap(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").first, "no audit line")
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
@@ -111,6 +119,7 @@ final class SlowClientTests: GatewayTestCase {
         let (harness, audit) = try await auditedGateway()
         let fd = slowReader(port: harness.port("plain"), request: "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
         defer { close(fd) }
+        waitForFirstByte(fd)
         try await Task.sleep(for: .milliseconds(200))
         XCTAssertFalse(try String(contentsOfFile: audit, encoding: .utf8).contains("\n"), "no line before the answer is read")
         var received = 0
@@ -140,7 +149,7 @@ final class SlowClientTests: GatewayTestCase {
     func testAnAnswerWhoseEndNeverLeavesIsAuditedIncomplete() async throws {
         let (harness, audit) = try await auditedGateway()
         let fd = slowReader(port: harness.port("plain"), request: "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
-        try await Task.sleep(for: .milliseconds(200))
+        waitForFirstByte(fd)
         var linger = linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<linger>.size))
         close(fd)
@@ -152,6 +161,33 @@ final class SlowClientTests: GatewayTestCase {
         let fields = try auditLine(audit)
         XCTAssertEqual(fields["status"] as? Int, 403)
         XCTAssertEqual(fields["response_incomplete"] as? Bool, true, "\(fields)")
+    }
+
+    /// What a client sends of its next head while a response is awaited is read ahead into the parser; once
+    /// the response is out it is the start of the next head: `header_timeout` (408), not `idle_timeout`.
+    func testAHeadStartedWhileAResponseWasAwaitedHasTheHeaderTimeout() async throws {
+        let harness = try await GatewayHarness(yaml: """
+            listeners:
+              - name: plain
+                address: "127.0.0.1:0"
+                protocol: http
+                limits: { header_timeout: 500ms, idle_timeout: 60s }
+                routes: [ { backend: app } ]
+            backends:
+              - { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] }
+            """, in: pki.directory)
+        defer { Task { await harness.stop() } }
+        let client = try await TestClient.connect(port: harness.port("plain"), tls: nil)
+        defer { Task { await client.close() } }
+        try await client.send("GET /slow/guard HTTP/1.1\r\nHost: a\r\n\r\n")
+        for _ in 0..<250 where !backend.requests.contains(where: { $0.head.uri == "/slow/guard" }) { try await Task.sleep(for: .milliseconds(20)) }
+        try await client.send("GET /next HTTP/1.1\r\nHost: a\r\n")  // and nothing more
+        let first = await client.readResponse(timeout: 10)
+        XCTAssertEqual(first?.status, 200)
+        let second = await client.readResponse(timeout: 10)
+        XCTAssertEqual(second?.status, 408, "header_timeout after the response, not a silent close at idle_timeout")
+        let closed = await client.waitForClose(timeout: 5)
+        XCTAssertTrue(closed)
     }
 
     func testAClientThatNeverReadsItsResponseIsClosed() async throws {

@@ -66,6 +66,9 @@ package struct HTTP1Parser<Heads: HTTP1HeadParsing> {
     /// The capacity of the buffer that holds them (tests: nothing consumed is kept).
     package var bufferedCapacity: Int { input.capacity }
 
+    /// The bytes received and not yet returned as parts (a view of them; nil when there are none).
+    package var buffered: ByteBuffer? { input.readableBytes > 0 ? input : nil }
+
     /// Adds what was read. The first buffer is kept as it is (no copy); later ones are appended to what waits,
     /// after the bytes already parsed are dropped (nothing consumed is ever kept or copied again). Ignored after
     /// an upgrade or an error.

@@ -177,7 +177,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             if abortBackend { abortExchange() }
             closeClient(cutOff: false)
         case .awaitNextHead:
-            headGuard.awaitNextHead()
+            headGuard.awaitNextHead(pending: parser.buffered)
             drain()
         }
     }
@@ -768,7 +768,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         // handed over once the end is written (the deferred drain).
         if keepOpen {
             holdClientReads(false)
-            headGuard.awaitNextHead()
+            headGuard.awaitNextHead(pending: parser.buffered)
         }
         responseOpen = false
         defer { if keepOpen { drain() } }
@@ -891,7 +891,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         guard let context, let head = clientHead else { return }
         let after = machine.answerStarted(close: requestedClose || closesAfterResponse)
         let close = after == .close
-        if after == .awaitNextHead { headGuard.awaitNextHead() }
+        if after == .awaitNextHead { headGuard.awaitNextHead(pending: parser.buffered) }
         var headers = HTTPHeaders(extra)
         headers.replaceOrAdd(name: "content-length", value: String(body.count))
         if close { headers.replaceOrAdd(name: "connection", value: "close") }

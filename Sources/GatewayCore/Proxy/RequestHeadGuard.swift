@@ -91,11 +91,19 @@ package final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHan
     }
 
     /// The response was sent and the connection stays open: wait for the next head, at most `idle_timeout`.
-    package func awaitNextHead() {
+    /// `pending`: what the client sent while the response was awaited, read but not parsed yet (the proxy reads
+    /// ahead, and pipelined bytes may share a read with the request before them). It counts as the start of
+    /// the next head: its bytes up to a blank line are counted, and the head then has `header_timeout`, as if
+    /// they had been read now.
+    package func awaitNextHead(pending: ByteBuffer? = nil) {
         awaitingHead = true
         lastWasNewline = false
         headBytes = 0
-        arm(idleTimeout)
+        guard let pending, pending.readableBytes > 0 else { return arm(idleTimeout) }
+        arm(headerTimeout)
+        let (count, ended) = scanHead(pending)
+        headBytes = count
+        if ended { awaitingHead = false }
     }
 
     private func arm(_ amount: TimeAmount) {
