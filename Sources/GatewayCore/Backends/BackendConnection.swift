@@ -167,7 +167,11 @@ package final class BackendConnection: ChannelDuplexHandler {
 
     package func write(_ part: UpstreamRequestPart, flush: Bool) {
         guard let context else { return }
-        if case .head(let upstream) = part { parser.heads.requestSent(isHEAD: upstream.head.method == .HEAD) }
+        switch part {
+        case .head(let upstream): parser.heads.requestSent(isHEAD: upstream.head.method == .HEAD)
+        case .serializedHead(_, _, let isHEAD): parser.heads.requestSent(isHEAD: isHEAD)
+        case .body, .end: break
+        }
         encoder.write(part, context: context, promise: nil)
         if flush { context.flush() }
     }

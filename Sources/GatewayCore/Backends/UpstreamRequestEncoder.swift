@@ -17,10 +17,12 @@ package struct UpstreamRequestEncoder {
     /// Writes `part` into `context` (the backend connection's, at the end of its pipeline) as bytes.
     package mutating func write(_ part: UpstreamRequestPart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         switch part {
-        case .head(var upstream):
-            isChunked = Self.frame(&upstream) == .chunked
-            var buffer = context.channel.allocator.buffer(capacity: 0)
-            HTTPHeadWriter.write(upstream, into: &buffer)
+        case .head(let upstream):
+            let (buffer, framing) = Self.serialize(upstream, allocator: context.channel.allocator)
+            isChunked = framing == .chunked
+            context.write(NIOAny(IOData.byteBuffer(buffer)), promise: promise)
+        case .serializedHead(let buffer, let chunked, _):
+            isChunked = chunked
             context.write(NIOAny(IOData.byteBuffer(buffer)), promise: promise)
         case .body(let part):
             ChunkedFraming.writeBody(part, chunked: isChunked, context: context, promise: promise)
@@ -29,7 +31,16 @@ package struct UpstreamRequestEncoder {
         }
     }
 
-    enum Framing { case chunked, contentLength, neither }
+    package enum Framing { case chunked, contentLength, neither }
+
+    /// The head's bytes as `write` sends them, and its body's framing.
+    package static func serialize(_ upstream: UpstreamHead, allocator: ByteBufferAllocator) -> (ByteBuffer, Framing) {
+        var upstream = upstream
+        let framing = frame(&upstream)
+        var buffer = allocator.buffer(capacity: 0)
+        HTTPHeadWriter.write(upstream, into: &buffer)
+        return (buffer, framing)
+    }
 
     /// NIO's `correctlyFrameTransportHeaders` for requests: TRACE has no body; POST, PUT and PATCH have one
     /// (chunked unless a Content-Length is given); other methods keep what the head says. The framing fields
@@ -65,6 +76,9 @@ package struct UpstreamRequestEncoder {
 /// What the proxy writes to a backend connection: NIO's request parts, with the head as `UpstreamHead`.
 package enum UpstreamRequestPart: Sendable {
     case head(UpstreamHead)
+    /// A head already written as bytes (`ProxyHeaders.writeUpstreamRequest`): whether its body goes chunked,
+    /// and whether it is a HEAD request (its response has no body).
+    case serializedHead(ByteBuffer, chunked: Bool, isHEAD: Bool)
     case body(IOData)
     case end(HTTPHeaders?)
 

@@ -124,21 +124,25 @@ package enum HTTPHeadWriter {
     }
 
     /// Writes forward from `base`; the caller reserved the room.
-    private struct Cursor {
+    package struct Cursor {
         let base: UnsafeMutableRawPointer
-        var offset = 0
+        package private(set) var offset = 0
 
-        mutating func byte(_ value: UInt8) {
+        package init(base: UnsafeMutableRawPointer) {
+            self.base = base
+        }
+
+        package mutating func byte(_ value: UInt8) {
             base.storeBytes(of: value, toByteOffset: offset, as: UInt8.self)
             offset += 1
         }
 
-        mutating func crlf() {
+        package mutating func crlf() {
             byte(13)
             byte(10)
         }
 
-        mutating func copy(_ string: String) {
+        package mutating func copy(_ string: String) {
             // Native strings (all but bridged ones) lend their bytes without the copy `withUTF8` needs.
             if let copied = string.utf8.withContiguousStorageIfAvailable({ bytes -> Int in
                 guard let source = bytes.baseAddress, bytes.count > 0 else { return 0 }
@@ -156,7 +160,7 @@ package enum HTTPHeadWriter {
             }
         }
 
-        mutating func copy(_ bytes: [UInt8]) {
+        package mutating func copy(_ bytes: [UInt8]) {
             bytes.withUnsafeBytes { bytes in
                 guard let source = bytes.baseAddress, bytes.count > 0 else { return }
                 (base + offset).copyMemory(from: source, byteCount: bytes.count)
@@ -164,7 +168,7 @@ package enum HTTPHeadWriter {
             }
         }
 
-        mutating func header(_ name: String, _ value: String) {
+        package mutating func header(_ name: String, _ value: String) {
             copy(name)
             byte(UInt8(ascii: ":"))
             byte(32)
@@ -173,12 +177,12 @@ package enum HTTPHeadWriter {
         }
 
         /// Every header, then the CRLF that ends the block.
-        mutating func block(_ headers: HTTPHeaders) {
+        package mutating func block(_ headers: HTTPHeaders) {
             for (name, value) in headers { header(name, value) }
             crlf()
         }
 
-        mutating func version(_ version: HTTPVersion) {
+        package mutating func version(_ version: HTTPVersion) {
             copy("HTTP/")
             if version.major == 1 && (version.minor == 0 || version.minor == 1) {
                 copy("1.")

@@ -39,6 +39,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private var requestHasBody = false
     /// The head that goes to the backend, made once the request is dispatched.
     private var upstreamHead: UpstreamHead?
+    /// The upstream head as bytes, when `ProxyHeaders.writeUpstreamRequest` made it (then `upstreamHead` is nil).
+    private var upstreamBytes: (head: ByteBuffer, chunked: Bool, isHEAD: Bool)?
     /// The server of the current attempt.
     private var server: BackendServer?
     /// The server whose `activeRequests` counts the current request.
@@ -305,6 +307,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         requestBodyBytes = 0
         responseBodyBytes = 0
         upstreamHead = nil
+        upstreamBytes = nil
         server = nil
         if requestHasBody { watchBody() }
         let backend = listener.router.route(hostHeader: head.headers.first(name: "host"), uri: head.uri, method: head.method.rawValue)
@@ -463,10 +466,19 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         // With plugins, what they made of the head goes on (hop-by-hop headers already removed unless a plugin
         // added one).
         let (source, added) = pluginRequest?.headAndAdded ?? (head, HeaderBlock())
-        upstreamHead = ProxyHeaders.upstreamRequest(
-            source, adding: added, clientIP: connection.remoteIP, scheme: connection.isTLS ? "https" : "http",
-            localPort: connection.localAddress?.port, hasBody: requestHasBody, hopByHopRemoved: pluginRequest.map { !$0.addedHopByHop } ?? false
-        )
+        let scheme = connection.isTLS ? "https" : "http"
+        let hopByHopRemoved = pluginRequest.map { !$0.addedHopByHop } ?? false
+        if let (bytes, chunked) = ProxyHeaders.writeUpstreamRequest(
+            source, adding: added, clientIP: connection.remoteIP, scheme: scheme, localPort: connection.localAddress?.port,
+            hasBody: requestHasBody, hopByHopRemoved: hopByHopRemoved, allocator: context?.channel.allocator ?? ByteBufferAllocator()
+        ) {
+            upstreamBytes = (bytes, chunked, source.method == .HEAD)
+        } else {
+            upstreamHead = ProxyHeaders.upstreamRequest(
+                source, adding: added, clientIP: connection.remoteIP, scheme: scheme, localPort: connection.localAddress?.port,
+                hasBody: requestHasBody, hopByHopRemoved: hopByHopRemoved
+            )
+        }
         perform(machine.dispatch(to: .server(index: first, serverCount: members.servers.count, responseTimeout: backend.responseTimeout)))
     }
 
@@ -642,8 +654,14 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     private func sendRequest(_ parts: [HTTPClientRequestPart], armResponseTimer deadline: NIODeadline?) {
-        guard let backendConnection, let upstreamHead else { return }
-        backendConnection.write(.head(upstreamHead), flush: false)
+        guard let backendConnection else { return }
+        if let upstreamBytes {
+            backendConnection.write(.serializedHead(upstreamBytes.head, chunked: upstreamBytes.chunked, isHEAD: upstreamBytes.isHEAD), flush: false)
+        } else if let upstreamHead {
+            backendConnection.write(.head(upstreamHead), flush: false)
+        } else {
+            return
+        }
         for part in parts { backendConnection.write(UpstreamRequestPart(part), flush: false) }
         backendConnection.flush()
         backendConnection.holdReads(!(context?.channel.isWritable ?? true))
@@ -831,6 +849,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private func forgetRequestHeads() {
         clientHead = nil
         upstreamHead = nil
+        upstreamBytes = nil
     }
 
     /// Drops the backend side of an exchange that will not complete normally (the connection is closed, not

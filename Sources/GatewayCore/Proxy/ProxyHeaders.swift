@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 
 /// How the gateway rewrites headers between client and backend: hop-by-hop headers removed (RFC 9110 7.6.1,
@@ -103,20 +104,20 @@ package enum ProxyHeaders {
     }
 
     /// What `upstreamRequest` does with a header of the client's (or a plugin's).
-    private enum Upstream {
+    enum Upstream {
         case keep, drop, host, contentLength, forwardedFor
     }
 
     /// One length switch per name, nothing allocated: hop-by-hop headers, Expect (the gateway answered it) and
     /// X-Forwarded-* other than For (the gateway sets them) are dropped; X-Forwarded-For is extended.
     @inline(__always)
-    private static func upstreamRule(_ name: String) -> Upstream {
+    static func upstreamRule(_ name: String) -> Upstream {
         if let rule = name.utf8.withContiguousStorageIfAvailable({ upstreamRule(UnsafeRawBufferPointer($0)) }) { return rule }
         var name = name
         return name.withUTF8 { upstreamRule(UnsafeRawBufferPointer($0)) }
     }
 
-    private static func upstreamRule(_ name: UnsafeRawBufferPointer) -> Upstream {
+    static func upstreamRule(_ name: UnsafeRawBufferPointer) -> Upstream {
         func equals(_ lowercase: StaticString) -> Bool { HTTP1Syntax.equalsIgnoringCase(name, lowercase) }
         switch name.count {
         case 2: return equals("te") ? .drop : .keep
@@ -196,6 +197,80 @@ package enum ProxyHeaders {
         if let localPort { out.append(("x-forwarded-port", String(localPort))) }
         if let host { out.append(("x-forwarded-host", host)) }
         return UpstreamHead(HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: HTTPHeaders(out)), added: block, at: addedAt)
+    }
+
+    /// `upstreamRequest` and the upstream encoder's framing (`UpstreamRequestEncoder.serialize`) in one pass, for
+    /// the usual request: the head the backend gets, as the bytes those two would write, and whether its body
+    /// goes chunked. No `HTTPHeaders`, no list of String pairs: the client's fields are sized in a first pass
+    /// and copied in a second, after one reservation. Nil, with nothing made, for what only the general path
+    /// does (`ProxyHeadersTests` compares the two on random heads):
+    /// - TRACE, and POST/PUT/PATCH without a Content-Length (the encoder re-frames those);
+    /// - an X-Forwarded-For from the client (its values are joined as a list);
+    /// - a head whose hop-by-hop fields were not removed for the plugins (`hopByHopRemoved` false) with a
+    ///   Connection field (it may name others to drop) or with headers plugins added;
+    /// - added headers one of the rules applies to (Host, Content-Length, X-Forwarded-*, hop-by-hop).
+    package static func writeUpstreamRequest(
+        _ head: HTTPRequestHead, adding added: HeaderBlock, clientIP: String, scheme: String, localPort: Int?, hasBody: Bool,
+        hopByHopRemoved: Bool, allocator: ByteBufferAllocator
+    ) -> (head: ByteBuffer, chunked: Bool)? {
+        if head.method == .TRACE { return nil }
+        if !hopByHopRemoved && !added.isEmpty { return nil }
+        if !added.isEmpty {
+            var keptAsTheyAre = true
+            added.forEach { name, _ in
+                keptAsTheyAre = upstreamRule(name) == .keep
+                return keptAsTheyAre
+            }
+            if !keptAsTheyAre { return nil }
+        }
+        let method = head.method.rawValue
+        var size = method.utf8.count + 1 + head.uri.utf8.count + 1 + 8 + 2 + added.bytes.count + 2
+        var host: String?
+        var hasLength = false
+        for (name, value) in head.headers {
+            switch upstreamRule(name) {
+            case .drop:
+                if !hopByHopRemoved, name.utf8.count == 10, equalsIgnoringCase(Substring(name), "connection") { return nil }
+                continue
+            case .forwardedFor: return nil
+            case .host: if host == nil { host = value }
+            case .contentLength: hasLength = true
+            case .keep: break
+            }
+            size += name.utf8.count + 2 + value.utf8.count + 2
+        }
+        switch head.method {
+        case .POST, .PUT, .PATCH: if !hasLength { return nil }
+        default: break
+        }
+        let chunked = hasBody && !hasLength
+        if chunked { size += 28 }
+        let port = localPort.map { String($0) }
+        size += 17 + clientIP.utf8.count + 2 + 19 + scheme.utf8.count + 2
+        if let port { size += 18 + port.utf8.count + 2 }
+        if let host { size += 18 + host.utf8.count + 2 }
+        var buffer = allocator.buffer(capacity: size)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var out = HTTPHeadWriter.Cursor(base: raw.baseAddress!)
+            out.copy(method)
+            out.byte(32)
+            out.copy(head.uri)
+            out.byte(32)
+            out.version(.http1_1)
+            out.crlf()
+            for (name, value) in head.headers where upstreamRule(name) != .drop { out.header(name, value) }
+            out.copy(added.bytes)
+            if chunked { out.header("transfer-encoding", "chunked") }
+            out.header("x-forwarded-for", clientIP)
+            out.header("x-forwarded-proto", scheme)
+            if let port { out.header("x-forwarded-port", port) }
+            if let host { out.header("x-forwarded-host", host) }
+            out.crlf()
+            // The sizes above and the writes here must agree (the room was reserved for `size`).
+            precondition(out.offset == size, "upstream head: \(out.offset) bytes written, \(size) reserved")
+            return out.offset
+        }
+        return (buffer, chunked)
     }
 
     /// The response head sent to the client, from a head without its hop-by-hop fields (the backend parser
