@@ -165,8 +165,9 @@ final class SlowClientTests: GatewayTestCase {
 
     /// What a client sends of its next head while a response is awaited is read ahead into the parser; once
     /// the response is out it is the start of the next head: `header_timeout` (408), not `idle_timeout`.
-    func testAHeadStartedWhileAResponseWasAwaitedHasTheHeaderTimeout() async throws {
-        let harness = try await GatewayHarness(yaml: """
+    /// header_timeout 500ms, idle_timeout 60s.
+    private func shortHeaderTimeoutGateway() async throws -> GatewayHarness {
+        try await GatewayHarness(yaml: """
             listeners:
               - name: plain
                 address: "127.0.0.1:0"
@@ -176,6 +177,31 @@ final class SlowClientTests: GatewayTestCase {
             backends:
               - { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] }
             """, in: pki.directory)
+    }
+
+    /// Empty lines look like a head's end to a byte scan, but the parser takes them for the CRLF it may ignore
+    /// before a request line: they must not stop the head's timer (the connection used to stay open for good).
+    func testEmptyLinesAloneNeitherEndAHeadNorStopItsTimer() async throws {
+        let harness = try await shortHeaderTimeoutGateway()
+        defer { Task { await harness.stop() } }
+        let idle = try await TestClient.connect(port: harness.port("plain"), tls: nil)
+        defer { Task { await idle.close() } }
+        try await idle.send("\r\n\r\n")
+        let closed = await idle.waitForClose(timeout: 10)
+        XCTAssertTrue(closed, "closed once the first head's header_timeout passed")
+
+        let started = try await TestClient.connect(port: harness.port("plain"), tls: nil)
+        defer { Task { await started.close() } }
+        try await started.send("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+        let first = await started.readResponse(timeout: 10)
+        XCTAssertEqual(first?.status, 200)
+        try await started.send("\r\nGET /b HTTP/1.1\r\nHost: a\r\n")  // and nothing more
+        let second = await started.readResponse(timeout: 10)
+        XCTAssertEqual(second?.status, 408, "a head begun after an empty line has header_timeout")
+    }
+
+    func testAHeadStartedWhileAResponseWasAwaitedHasTheHeaderTimeout() async throws {
+        let harness = try await shortHeaderTimeoutGateway()
         defer { Task { await harness.stop() } }
         let client = try await TestClient.connect(port: harness.port("plain"), tls: nil)
         defer { Task { await client.close() } }

@@ -11,7 +11,12 @@ package final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHan
     private let maxHeaderBytes: Int
     private let headerTimeout: TimeAmount
     private let idleTimeout: TimeAmount
+    /// A head is awaited: the timer applies until the proxy says one was decoded (`headReceived`).
     private var awaitingHead = true
+    /// The bytes of the awaited head are being counted: until its blank line was seen. Apart from
+    /// `awaitingHead`, so that bytes that look like a head's end (a lone blank line) but that the parser
+    /// does not take as one never turn the timer off.
+    private var counting = true
     private var headBytes = 0
     /// One timer per connection, not one per request: `deadline` moves with every request, the timer only
     /// checks it. It is never scheduled further ahead than the shortest timeout, so a deadline set later (always
@@ -47,13 +52,13 @@ package final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHan
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if awaitingHead, !closed {
+        if awaitingHead, counting, !closed {
             let buffer = unwrapInboundIn(data)
-            if headBytes == 0, buffer.readableBytes > 0 { arm(headerTimeout) }
             // Count only up to the blank line that ends the head: body bytes in the same read are not head.
             let (count, ended) = scanHead(buffer)
+            if headBytes == 0, count > 0 { arm(headerTimeout) }
             headBytes += count
-            if ended { awaitingHead = false }
+            if ended { counting = false }
             if headBytes > maxHeaderBytes {
                 reject(context: context, status: "431 Request Header Fields Too Large", body: "request header too large\n")
                 return
@@ -64,28 +69,43 @@ package final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHan
 
     /// Tracks the end of a head across reads: a line feed, optional carriage returns, another line feed.
     private var lastWasNewline = false
+    /// No byte of the head but CR and LF was seen yet: an empty line before the request line (RFC 9112 2.2
+    /// lets a server ignore one; the parser does) is not the head's end.
+    private var beforeRequestLine = true
 
+    /// The bytes of `buffer` that belong to the head (up to its blank line; CR and LF before the request line
+    /// are not counted), and whether its end was seen.
     private func scanHead(_ buffer: ByteBuffer) -> (count: Int, ended: Bool) {
         buffer.withUnsafeReadableBytes { bytes in
+            var skipped = 0
             for (index, byte) in bytes.enumerated() {
+                if beforeRequestLine {
+                    if byte == 10 || byte == 13 {
+                        skipped += 1
+                        continue
+                    }
+                    beforeRequestLine = false
+                }
                 if byte == 10 {
                     if lastWasNewline {
                         lastWasNewline = false
-                        return (index + 1, true)
+                        return (index + 1 - skipped, true)
                     }
                     lastWasNewline = true
                 } else if byte != 13 {
                     lastWasNewline = false
                 }
             }
-            return (bytes.count, false)
+            return (bytes.count - skipped, false)
         }
     }
 
     /// A complete head was decoded: stop counting and timing until the response is done.
     package func headReceived() {
         awaitingHead = false
+        counting = false
         lastWasNewline = false
+        beforeRequestLine = true
         headBytes = 0
         deadline = nil
     }
@@ -97,13 +117,15 @@ package final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHan
     /// they had been read now.
     package func awaitNextHead(pending: ByteBuffer? = nil) {
         awaitingHead = true
+        counting = true
         lastWasNewline = false
+        beforeRequestLine = true
         headBytes = 0
-        guard let pending, pending.readableBytes > 0 else { return arm(idleTimeout) }
-        arm(headerTimeout)
-        let (count, ended) = scanHead(pending)
+        let (count, ended) = pending.map(scanHead) ?? (0, false)
+        // Something of the next head waits already: it has header_timeout (an empty line alone does not count).
+        arm(count > 0 ? headerTimeout : idleTimeout)
         headBytes = count
-        if ended { awaitingHead = false }
+        if ended { counting = false }
     }
 
     private func arm(_ amount: TimeAmount) {
