@@ -235,7 +235,7 @@ final class PluginRequestHeaderTests: XCTestCase {
     /// declines the rest; it takes a good share of them (the test would pass vacuously otherwise).
     func testTheOnePassUpstreamWriterWritesWhatTheGeneralPathWrites() {
         var generator = SeededRandom(seed: 0x5eed_0b1e)
-        let methods: [HTTPMethod] = [.GET, .GET, .GET, .HEAD, .POST, .PUT, .PATCH, .DELETE, .OPTIONS, .TRACE, .RAW(value: "PURGE")]
+        let methods: [HTTPMethod] = [.GET, .GET, .GET, .HEAD, .POST, .PUT, .PATCH, .DELETE, .OPTIONS, .TRACE, .CONNECT, .RAW(value: "PURGE"), .RAW(value: "TRACE")]
         let uris = ["/", "/a?b=c", "/x/y%20z", "*"]
         let fields: [(String, String)] = [
             ("Host", "example.com"), ("host", "h:8443"), ("Content-Length", "5"), ("content-length", "0"), ("Transfer-Encoding", "chunked"),
@@ -247,6 +247,7 @@ final class PluginRequestHeaderTests: XCTestCase {
         let addable: [(String, String)] = [
             ("x-client-subject", "CN=a,O=b"), ("x-amzn-mtls-clientcert-serial-number", "01AB"), ("x-foo", "plugin"),
             ("Host", "other"), ("x-forwarded-for", "5.6.7.8"), ("Connection", "close"), ("content-length", "9"), ("x-forwarded-proto", "https"),
+            ("te", "trailers"), ("Transfer-Encoding", "chunked"), ("expect", "100-continue"), ("X-Forwarded-Host", "h"), ("x-forwarded-port", "1"),
         ]
         var taken = 0
         let rounds = 5_000
@@ -257,7 +258,8 @@ final class PluginRequestHeaderTests: XCTestCase {
                 let field = fields.randomElement(using: &generator)!
                 headers.add(name: field.0, value: field.1)
             }
-            let head = HTTPRequestHead(version: .http1_1, method: method, uri: uris.randomElement(using: &generator)!, headers: headers)
+            let version: HTTPVersion = Int.random(in: 0..<5, using: &generator) == 0 ? .http1_0 : .http1_1
+            let head = HTTPRequestHead(version: version, method: method, uri: uris.randomElement(using: &generator)!, headers: headers)
             var added = HeaderBlock()
             if Bool.random(using: &generator) {
                 for _ in 0..<Int.random(in: 1...3, using: &generator) {
@@ -268,7 +270,7 @@ final class PluginRequestHeaderTests: XCTestCase {
             }
             let clientIP = Bool.random(using: &generator) ? "127.0.0.1" : "2001:db8::1"
             let scheme = Bool.random(using: &generator) ? "https" : "http"
-            let localPort = [nil, 443, 8443].randomElement(using: &generator)!
+            let localPort = [nil, 0, 7, 443, 8443, 65535].randomElement(using: &generator)!
             let hasBody = Bool.random(using: &generator)
             let hopByHopRemoved = Int.random(in: 0..<4, using: &generator) != 0
             let general = UpstreamRequestEncoder.serialize(
@@ -285,5 +287,24 @@ final class PluginRequestHeaderTests: XCTestCase {
             if String(buffer: onePass.head) != String(buffer: general.0) { return }
         }
         XCTAssertGreaterThan(taken, rounds / 5, "the one-pass writer declined almost every head")
+
+        // The usual heads are taken: a browser's GET without plugins (Connection: keep-alive names nothing),
+        // a GET with identity headers plugins added, a GET with a chunked body, a POST with a length.
+        var identity = HeaderBlock()
+        identity.append(name: "x-client-subject", value: "CN=a")
+        let usual: [(HTTPRequestHead, HeaderBlock, Bool, Bool)] = [
+            (HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "a", "Connection": "keep-alive", "Accept": "*/*"]), HeaderBlock(), false, false),
+            (HTTPRequestHead(version: .http1_0, method: .GET, uri: "/", headers: ["Host": "a", "Connection": "keep-alive"]), HeaderBlock(), false, false),
+            (HTTPRequestHead(version: .http1_1, method: .GET, uri: "/x", headers: ["Host": "a"]), identity, false, true),
+            (HTTPRequestHead(version: .http1_1, method: .GET, uri: "/x", headers: ["Host": "a", "Transfer-Encoding": "chunked"]), identity, true, true),
+            (HTTPRequestHead(version: .http1_1, method: .POST, uri: "/x", headers: ["Host": "a", "Content-Length": "3"]), identity, true, true),
+        ]
+        for (head, added, hasBody, hopByHopRemoved) in usual {
+            XCTAssertNotNil(
+                ProxyHeaders.writeUpstreamRequest(
+                    head, adding: added, clientIP: "127.0.0.1", scheme: "https", localPort: 443, hasBody: hasBody, hopByHopRemoved: hopByHopRemoved,
+                    allocator: ByteBufferAllocator()),
+                "\(head)")
+        }
     }
 }

@@ -15,6 +15,39 @@ final class RequestHeadValidatorTests: XCTestCase {
         return (head, refusal)
     }
 
+    /// What `check` reports of a head it passed (so the proxy does not scan the fields again) is what scanning
+    /// the normalised head says, on seeded random heads.
+    func testTheFactsOfACheckedHeadAreWhatItsFieldsSay() {
+        var random = SeededRandom(seed: 0x5EED_0F4C)
+        let fields: [(String, String)] = [
+            ("Host", "a.example"), ("host", "b.example:8443"), ("Content-Length", "5"), ("content-length", "05"), ("Content-Length", "7"),
+            ("Transfer-Encoding", "chunked"), ("Expect", "100-continue"), ("expect", "x"), ("Connection", "close"), ("TE", "trailers"),
+            ("Upgrade", "h2c"), ("Keep-Alive", "5"), ("Proxy-Authorization", "x"), ("Trailer", "x"), ("X-Foo", "1"), ("Accept", "*/*"),
+        ]
+        let targets = ["/", "/a?b", "http://c.example:80/x", "*", "https://d.example"]
+        let methods: [HTTPMethod] = [.GET, .POST, .OPTIONS, .HEAD]
+        var passed = 0
+        for _ in 0..<5_000 {
+            var headers = HTTPHeaders()
+            for _ in 0..<Int(random.next() % 6) {
+                let field = fields[Int(random.next() % UInt64(fields.count))]
+                headers.add(name: field.0, value: field.1)
+            }
+            var head = HTTPRequestHead(
+                version: random.next() % 4 == 0 ? .http1_0 : .http1_1, method: methods[Int(random.next() % UInt64(methods.count))],
+                uri: targets[Int(random.next() % UInt64(targets.count))], headers: headers)
+            guard case .success(let facts) = RequestHeadValidator.check(&head, maxBodyBytes: 1_000) else { continue }
+            passed += 1
+            let context = "\(head)"
+            XCTAssertEqual(facts.host, head.headers.first(name: "host"), context)
+            XCTAssertEqual(facts.contentLength, head.headers.first(name: "content-length").flatMap { Int64($0) }, context)
+            XCTAssertEqual(facts.chunked, head.headers.contains(name: "transfer-encoding"), context)
+            XCTAssertEqual(facts.hasExpect, head.headers.contains(name: "expect"), context)
+            XCTAssertEqual(facts.hasHopByHop, head.headers.contains { ProxyHeaders.isHopByHop($0.name) }, context)
+        }
+        XCTAssertGreaterThan(passed, 500, "few heads passed the checks")
+    }
+
     func testAbsoluteFormBecomesOriginFormWithTheAuthorityAsHost() {
         let (head, refusal) = check("http://other.example:8080/x?y=1", [("Host", "localhost")])
         XCTAssertNil(refusal)

@@ -182,6 +182,29 @@ package enum HTTPHeadWriter {
             crlf()
         }
 
+        /// The digits of a non-negative `value`.
+        package static func decimalDigits(_ value: Int) -> Int {
+            precondition(value >= 0)
+            var digits = 1
+            var rest = value / 10
+            while rest > 0 {
+                digits += 1
+                rest /= 10
+            }
+            return digits
+        }
+
+        /// `value` (non-negative) in decimal, `decimalDigits(value)` bytes.
+        package mutating func decimal(_ value: Int) {
+            let digits = Self.decimalDigits(value)
+            var rest = value
+            for i in stride(from: digits - 1, through: 0, by: -1) {
+                base.storeBytes(of: UInt8(48 + rest % 10), toByteOffset: offset + i, as: UInt8.self)
+                rest /= 10
+            }
+            offset += digits
+        }
+
         package mutating func version(_ version: HTTPVersion) {
             copy("HTTP/")
             if version.major == 1 && (version.minor == 0 || version.minor == 1) {

@@ -294,34 +294,38 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             return perform(machine.requestRefused(refusal))
         }
         var head = received
-        if let refusal = RequestHeadValidator.normalise(&head, maxBodyBytes: listener.limits.maxBodyBytes) {
+        let checked: RequestHeadValidator.Facts
+        switch RequestHeadValidator.check(&head, maxBodyBytes: listener.limits.maxBodyBytes) {
+        case .failure(let refusal):
             clientHead = received
             return perform(machine.requestRefused(refusal))
+        case .success(let facts):
+            checked = facts
         }
         clientHead = head
         if let tls = listener.tls, tls.hasSeveralPolicies, let refusal = Self.misdirected(head, tls: tls, connection: connection) {
             return perform(machine.requestRefused(refusal))
         }
-        let chunked = head.headers.contains(name: "transfer-encoding")
-        requestHasBody = chunked || (head.headers.first(name: "content-length").flatMap { Int64($0) } ?? 0) > 0
+        let chunked = checked.chunked
+        requestHasBody = chunked || (checked.contentLength ?? 0) > 0
         requestBodyBytes = 0
         responseBodyBytes = 0
         upstreamHead = nil
         upstreamBytes = nil
         server = nil
         if requestHasBody { watchBody() }
-        let backend = listener.router.route(hostHeader: head.headers.first(name: "host"), uri: head.uri, method: head.method.rawValue)
+        let backend = listener.router.route(hostHeader: checked.host, uri: head.uri, method: head.method.rawValue)
         route = backend
         let facts = ProxyStateMachine.RequestFacts(
             keepAlive: parser.heads.lastConnection.isKeepAlive(version: head.version), hasBody: requestHasBody, chunked: chunked,
-            expectsContinue: head.headers.contains(name: "expect") && head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" },
+            expectsContinue: checked.hasExpect && head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" },
             isHTTP10: head.version.minor == 0, isHEAD: head.method == .HEAD
         )
         if listener.plugins != nil {
             // Plugins see the request without its hop-by-hop headers: a client naming a header in `Connection`
             // must not be able to remove what a plugin sets (an identity header) on the way to the backend.
             var visible = head
-            ProxyHeaders.removeHopByHop(&visible.headers)
+            if checked.hasHopByHop { ProxyHeaders.removeHopByHop(&visible.headers) }
             let request = PluginRequest(connection: connection, head: visible)
             request.backendName = backend?.name
             pluginRequest = request

@@ -207,13 +207,14 @@ package enum ProxyHeaders {
     /// - TRACE, and POST/PUT/PATCH without a Content-Length (the encoder re-frames those);
     /// - an X-Forwarded-For from the client (its values are joined as a list);
     /// - a head whose hop-by-hop fields were not removed for the plugins (`hopByHopRemoved` false) with a
-    ///   Connection field (it may name others to drop) or with headers plugins added;
+    ///   Connection field that names other fields to drop, or with headers plugins added;
     /// - added headers one of the rules applies to (Host, Content-Length, X-Forwarded-*, hop-by-hop).
     package static func writeUpstreamRequest(
         _ head: HTTPRequestHead, adding added: HeaderBlock, clientIP: String, scheme: String, localPort: Int?, hasBody: Bool,
         hopByHopRemoved: Bool, allocator: ByteBufferAllocator
     ) -> (head: ByteBuffer, chunked: Bool)? {
-        if head.method == .TRACE { return nil }
+        let method = head.method
+        if case .TRACE = method { return nil }
         if !hopByHopRemoved && !added.isEmpty { return nil }
         if !added.isEmpty {
             var keptAsTheyAre = true
@@ -223,14 +224,19 @@ package enum ProxyHeaders {
             }
             if !keptAsTheyAre { return nil }
         }
-        let method = head.method.rawValue
-        var size = method.utf8.count + 1 + head.uri.utf8.count + 1 + 8 + 2 + added.bytes.count + 2
+        let methodName = method.rawValue
+        var size = methodName.utf8.count + 1 + head.uri.utf8.count + 1 + 8 + 2 + added.bytes.count + 2
         var host: String?
         var hasLength = false
         for (name, value) in head.headers {
             switch upstreamRule(name) {
             case .drop:
-                if !hopByHopRemoved, name.utf8.count == 10, equalsIgnoringCase(Substring(name), "connection") { return nil }
+                if !hopByHopRemoved, isConnection(name) {
+                    // A Connection field that names other fields (to drop too) is the general path's.
+                    var listed: [Substring] = []
+                    collectListed(value, into: &listed)
+                    if !listed.isEmpty { return nil }
+                }
                 continue
             case .forwardedFor: return nil
             case .host: if host == nil { host = value }
@@ -239,20 +245,19 @@ package enum ProxyHeaders {
             }
             size += name.utf8.count + 2 + value.utf8.count + 2
         }
-        switch head.method {
+        switch method {
         case .POST, .PUT, .PATCH: if !hasLength { return nil }
         default: break
         }
         let chunked = hasBody && !hasLength
         if chunked { size += 28 }
-        let port = localPort.map { String($0) }
         size += 17 + clientIP.utf8.count + 2 + 19 + scheme.utf8.count + 2
-        if let port { size += 18 + port.utf8.count + 2 }
+        if let localPort { size += 18 + HTTPHeadWriter.Cursor.decimalDigits(localPort) + 2 }
         if let host { size += 18 + host.utf8.count + 2 }
         var buffer = allocator.buffer(capacity: size)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var out = HTTPHeadWriter.Cursor(base: raw.baseAddress!)
-            out.copy(method)
+            out.copy(methodName)
             out.byte(32)
             out.copy(head.uri)
             out.byte(32)
@@ -263,7 +268,11 @@ package enum ProxyHeaders {
             if chunked { out.header("transfer-encoding", "chunked") }
             out.header("x-forwarded-for", clientIP)
             out.header("x-forwarded-proto", scheme)
-            if let port { out.header("x-forwarded-port", port) }
+            if let localPort {
+                out.copy("x-forwarded-port: ")
+                out.decimal(localPort)
+                out.crlf()
+            }
             if let host { out.header("x-forwarded-host", host) }
             out.crlf()
             // The sizes above and the writes here must agree (the room was reserved for `size`).

@@ -15,14 +15,34 @@ package enum RequestHeadValidator {
         }
     }
 
+    /// What the checks learnt of a head they passed, so that the proxy need not look through its fields again.
+    package struct Facts: Equatable, Sendable {
+        /// The Host value after normalisation (the target's authority for an absolute-form target).
+        package var host: String?
+        /// The body's length (the one canonical Content-Length), if it has one.
+        package var contentLength: Int64?
+        /// The body is chunked (Transfer-Encoding: chunked, the only coding let through).
+        package var chunked = false
+        /// An Expect field is among the fields.
+        package var hasExpect = false
+        /// A hop-by-hop field (`ProxyHeaders.isHopByHop`) is among the fields.
+        package var hasHopByHop = false
+    }
+
     /// Checks and normalises `head` in place; the refusal to answer with otherwise.
     package static func normalise(_ head: inout HTTPRequestHead, maxBodyBytes: Int64) -> Refusal? {
-        guard head.version.major == 1 else { return Refusal(.httpVersionNotSupported, "HTTP version not supported\n") }
-        if head.method == .CONNECT { return Refusal(.methodNotAllowed, "CONNECT is not supported\n") }
-        // One pass over the names (compared by length first, no allocation) finds the three that matter here;
-        // the common request has a Host and nothing else to look at.
+        if case .failure(let refusal) = check(&head, maxBodyBytes: maxBodyBytes) { return refusal }
+        return nil
+    }
+
+    /// `normalise`, and on success what the checks learnt of the head.
+    package static func check(_ head: inout HTTPRequestHead, maxBodyBytes: Int64) -> Result<Facts, Refusal> {
+        guard head.version.major == 1 else { return .failure(Refusal(.httpVersionNotSupported, "HTTP version not supported\n")) }
+        if case .CONNECT = head.method { return .failure(Refusal(.methodNotAllowed, "CONNECT is not supported\n")) }
+        // One pass over the names (compared by length first, no allocation) finds the ones that matter here and
+        // to the proxy; the common request has a Host and nothing else to look at.
+        var facts = Facts()
         var hosts = 0
-        var hasTransferEncoding = false
         var hasLength = false
         for (name, value) in head.headers {
             switch name.utf8.count {
@@ -30,27 +50,33 @@ package enum RequestHeadValidator {
                 hosts += 1
                 // One host[:port] (or empty), nothing else: `Host: attacker.example, api.corp.example` would
                 // route by one name and reach a backend that reads the other.
-                guard value.isEmpty || isAuthority(Substring(value)) else { return Refusal(.badRequest, "invalid Host header\n") }
+                guard value.isEmpty || isAuthority(Substring(value)) else { return .failure(Refusal(.badRequest, "invalid Host header\n")) }
+                if facts.host == nil { facts.host = value }
+            case 6 where ProxyHeaders.equalsIgnoringCase(Substring(name), "expect"): facts.hasExpect = true
             case 14 where ProxyHeaders.equalsIgnoringCase(Substring(name), "content-length"): hasLength = true
-            case 17 where ProxyHeaders.equalsIgnoringCase(Substring(name), "transfer-encoding"): hasTransferEncoding = true
-            default: break
+            case 17 where ProxyHeaders.equalsIgnoringCase(Substring(name), "transfer-encoding"):
+                facts.chunked = true
+                facts.hasHopByHop = true
+            default:
+                if !facts.hasHopByHop, ProxyHeaders.isHopByHop(name) { facts.hasHopByHop = true }
             }
         }
         // RFC 9112 3.2: more than one Host is refused (before an absolute-form target replaces it), none too in
         // HTTP/1.1.
-        if hosts > 1 { return Refusal(.badRequest, "missing or repeated Host header\n") }
+        if hosts > 1 { return .failure(Refusal(.badRequest, "missing or repeated Host header\n")) }
         if head.uri.utf8.first != UInt8(ascii: "/") || head.uri.utf8.contains(UInt8(ascii: "#")) {
-            if let refusal = normaliseTarget(&head) { return refusal }
-            if hosts == 0, head.headers.contains(name: "host") { hosts = 1 }
+            if let refusal = normaliseTarget(&head) { return .failure(refusal) }
+            facts.host = head.headers.first(name: "host")
+            if hosts == 0, facts.host != nil { hosts = 1 }
         }
-        if head.version.minor >= 1, hosts == 0 { return Refusal(.badRequest, "missing or repeated Host header\n") }
-        if hasTransferEncoding {
+        if head.version.minor >= 1, hosts == 0 { return .failure(Refusal(.badRequest, "missing or repeated Host header\n")) }
+        if facts.chunked {
             let transferEncoding = head.headers[canonicalForm: "transfer-encoding"]
-            if head.version.minor == 0 { return Refusal(.badRequest, "Transfer-Encoding in an HTTP/1.0 request\n") }
-            if hasLength { return Refusal(.badRequest, "both Transfer-Encoding and Content-Length\n") }
+            if head.version.minor == 0 { return .failure(Refusal(.badRequest, "Transfer-Encoding in an HTTP/1.0 request\n")) }
+            if hasLength { return .failure(Refusal(.badRequest, "both Transfer-Encoding and Content-Length\n")) }
             // Only chunked, once: another coding (gzip, chunked) would be lost or misread on the way.
             guard transferEncoding.count == 1, ProxyHeaders.equalsIgnoringCase(ProxyHeaders.trimmed(transferEncoding[0]), "chunked") else {
-                return Refusal(.notImplemented, "transfer coding not supported (only chunked)\n")
+                return .failure(Refusal(.notImplemented, "transfer coding not supported (only chunked)\n"))
             }
         }
         if hasLength {
@@ -61,15 +87,16 @@ package enum RequestHeadValidator {
                 let value = ProxyHeaders.trimmed(item)
                 guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let parsed = Int64(value),
                     length == nil || length == parsed
-                else { return Refusal(.badRequest, "invalid Content-Length\n") }
+                else { return .failure(Refusal(.badRequest, "invalid Content-Length\n")) }
                 length = parsed
             }
-            guard let length else { return Refusal(.badRequest, "invalid Content-Length\n") }
-            if length > maxBodyBytes { return Refusal(.payloadTooLarge, "request body larger than \(maxBodyBytes) bytes\n") }
+            guard let length else { return .failure(Refusal(.badRequest, "invalid Content-Length\n")) }
+            if length > maxBodyBytes { return .failure(Refusal(.payloadTooLarge, "request body larger than \(maxBodyBytes) bytes\n")) }
             let canonical = String(length)
             if head.headers["content-length"] != [canonical] { head.headers.replaceOrAdd(name: "content-length", value: canonical) }
+            facts.contentLength = length
         }
-        return nil
+        return .success(facts)
     }
 
     /// Origin-form ("/path?query") stays; "*" for OPTIONS stays; absolute-form ("http://host:port/path") becomes
