@@ -156,8 +156,11 @@ final class ProxyTests: GatewayTestCase {
     func testForwardedHeaders() async throws {
         _ = try await TestClient.get(port: plain, tls: nil, path: "/x", host: "app.example:8080", headers: [
             "X-Forwarded-For: 203.0.113.9", "X-Forwarded-Proto: https", "X-Forwarded-Host: evil", "X-Forwarded-Port: 1",
+            // Spellings CGI-style backends read as the same headers (HTTP_X_FORWARDED_FOR, ...): dropped.
+            "X_Forwarded_For: 6.6.6.6", "x-forwarded_proto: https", "X_FORWARDED_HOST: evil", "x_forwarded-port: 1",
         ])
         let headers = try XCTUnwrap(backendA.requests.last).head.headers
+        XCTAssertEqual(headers.filter { $0.name.contains("_") }.map(\.name), [], "no underscore spelling of X-Forwarded-* reaches the backend")
         XCTAssertEqual(headers.first(name: "host"), "app.example:8080")
         XCTAssertEqual(headers.first(name: "x-forwarded-for"), "203.0.113.9, 127.0.0.1")
         XCTAssertEqual(headers["x-forwarded-for"].count, 1)

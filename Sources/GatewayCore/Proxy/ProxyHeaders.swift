@@ -119,6 +119,7 @@ package enum ProxyHeaders {
 
     static func upstreamRule(_ name: UnsafeRawBufferPointer) -> Upstream {
         func equals(_ lowercase: StaticString) -> Bool { HTTP1Syntax.equalsIgnoringCase(name, lowercase) }
+        func underscored(_ lowercase: StaticString) -> Bool { isUnderscoreSpelling(name, of: lowercase) }
         switch name.count {
         case 2: return equals("te") ? .drop : .keep
         case 4: return equals("host") ? .host : .keep
@@ -126,12 +127,39 @@ package enum ProxyHeaders {
         case 7: return equals("trailer") || equals("upgrade") ? .drop : .keep
         case 10: return equals("connection") || equals("keep-alive") ? .drop : .keep
         case 14: return equals("content-length") ? .contentLength : .keep
-        case 15: return equals("x-forwarded-for") ? .forwardedFor : .keep
-        case 16: return equals("proxy-connection") || equals("x-forwarded-host") || equals("x-forwarded-port") ? .drop : .keep
-        case 17: return equals("transfer-encoding") || equals("x-forwarded-proto") ? .drop : .keep
+        case 15:
+            if equals("x-forwarded-for") { return .forwardedFor }
+            return underscored("x-forwarded-for") ? .drop : .keep
+        case 16:
+            return equals("proxy-connection") || equals("x-forwarded-host") || equals("x-forwarded-port") || underscored("x-forwarded-host")
+                || underscored("x-forwarded-port") ? .drop : .keep
+        case 17: return equals("transfer-encoding") || equals("x-forwarded-proto") || underscored("x-forwarded-proto") ? .drop : .keep
         case 18: return equals("proxy-authenticate") ? .drop : .keep
         case 19: return equals("proxy-authorization") ? .drop : .keep
         default: return .keep
+        }
+    }
+
+    /// `name` is `lowercase` (an X-Forwarded-* name) in any case with one or more of its `-` written `_`. Such a
+    /// name is not the header, but CGI-style backends (PHP, WSGI and Django's `META`, Rack) read both as
+    /// `HTTP_X_FORWARDED_FOR`: a client's `X_Forwarded_For` could stand beside, or in place of, the one the gateway
+    /// sets. The X-Forwarded-* names are the gateway's, so these spellings are dropped like the client's own
+    /// X-Forwarded-Proto/-Port/-Host (nginx drops every name with `_` by default).
+    private static func isUnderscoreSpelling(_ name: UnsafeRawBufferPointer, of lowercase: StaticString) -> Bool {
+        guard name.count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            var underscore = false
+            for i in 0..<name.count {
+                var byte = name[i]
+                if byte == 95 {
+                    byte = 45
+                    underscore = true
+                } else if byte >= 65 && byte <= 90 {
+                    byte |= 0x20
+                }
+                if byte != expected[i] { return false }
+            }
+            return underscore
         }
     }
 
