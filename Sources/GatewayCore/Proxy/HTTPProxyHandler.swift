@@ -38,9 +38,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private var members: BackendMembers?
     private var requestHasBody = false
     /// The head that goes to the backend, made once the request is dispatched.
-    private var upstreamHead: UpstreamHead?
-    /// The upstream head as bytes, when `ProxyHeaders.writeUpstreamRequest` made it (then `upstreamHead` is nil).
-    private var upstreamBytes: (head: ByteBuffer, chunked: Bool, isHEAD: Bool)?
+    /// As bytes (`.serializedHead`) when `ProxyHeaders.writeUpstreamRequest` made it, else `.head`.
+    private var upstreamHead: UpstreamRequestPart?
     /// The server of the current attempt.
     private var server: BackendServer?
     /// The server whose `activeRequests` counts the current request.
@@ -311,7 +310,6 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         requestBodyBytes = 0
         responseBodyBytes = 0
         upstreamHead = nil
-        upstreamBytes = nil
         server = nil
         if requestHasBody { watchBody() }
         let backend = listener.router.route(hostHeader: checked.host, uri: head.uri, method: head.method.rawValue)
@@ -476,12 +474,13 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             source, adding: added, clientIP: connection.remoteIP, scheme: scheme, localPort: connection.localAddress?.port,
             hasBody: requestHasBody, hopByHopRemoved: hopByHopRemoved, allocator: context?.channel.allocator ?? ByteBufferAllocator()
         ) {
-            upstreamBytes = (bytes, chunked, source.method == .HEAD)
+            upstreamHead = .serializedHead(bytes, chunked: chunked, isHEAD: source.method == .HEAD)
         } else {
-            upstreamHead = ProxyHeaders.upstreamRequest(
-                source, adding: added, clientIP: connection.remoteIP, scheme: scheme, localPort: connection.localAddress?.port,
-                hasBody: requestHasBody, hopByHopRemoved: hopByHopRemoved
-            )
+            upstreamHead = .head(
+                ProxyHeaders.upstreamRequest(
+                    source, adding: added, clientIP: connection.remoteIP, scheme: scheme, localPort: connection.localAddress?.port,
+                    hasBody: requestHasBody, hopByHopRemoved: hopByHopRemoved
+                ))
         }
         perform(machine.dispatch(to: .server(index: first, serverCount: members.servers.count, responseTimeout: backend.responseTimeout)))
     }
@@ -658,14 +657,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     private func sendRequest(_ parts: [HTTPClientRequestPart], armResponseTimer deadline: NIODeadline?) {
-        guard let backendConnection else { return }
-        if let upstreamBytes {
-            backendConnection.write(.serializedHead(upstreamBytes.head, chunked: upstreamBytes.chunked, isHEAD: upstreamBytes.isHEAD), flush: false)
-        } else if let upstreamHead {
-            backendConnection.write(.head(upstreamHead), flush: false)
-        } else {
-            return
-        }
+        guard let backendConnection, let upstreamHead else { return }
+        backendConnection.write(upstreamHead, flush: false)
         for part in parts { backendConnection.write(UpstreamRequestPart(part), flush: false) }
         backendConnection.flush()
         backendConnection.holdReads(!(context?.channel.isWritable ?? true))
@@ -853,7 +846,6 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private func forgetRequestHeads() {
         clientHead = nil
         upstreamHead = nil
-        upstreamBytes = nil
     }
 
     /// Drops the backend side of an exchange that will not complete normally (the connection is closed, not
