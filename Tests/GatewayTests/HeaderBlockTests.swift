@@ -43,4 +43,74 @@ final class HeaderBlockTests: XCTestCase {
         XCTAssertFalse(same("x-a", "x-ab"))
         XCTAssertFalse(same("[", "{"), "only letters fold")
     }
+
+    /// The batch append (`add_headers`) writes what one-by-one appends write, into a new buffer, after lines
+    /// already there, and line by line when a value must be repaired.
+    func testAppendingAListWritesWhatAppendingEachWrites() {
+        var generator = SystemRandomNumberGenerator()
+        let pem = Array(String(repeating: "MIIB%2Fz", count: 400).utf8)
+        let lists: [[(String, [UInt8])]] = [
+            [("x-a", Array("1".utf8)), ("x-cert", pem), ("x-empty", []), ("X-Mixed-Case", Array("v: w".utf8))],
+            [("x-one", Array("only".utf8))],
+            [("x-bad", [0x61, 0xFF, 0x62]), ("x-after", Array("ok".utf8))],
+            (0..<40).map { ("x-\($0)", (0..<Int.random(in: 0..<200, using: &generator)).map { _ in UInt8.random(in: 0x20...0x7E, using: &generator) }) },
+        ]
+        for before in [[], [("x-before", Array("b".utf8))], [("x-big", pem)]] as [[(String, [UInt8])]] {
+            for list in lists {
+                var each = HeaderBlock()
+                var batch = HeaderBlock()
+                for (name, value) in before {
+                    append(&each, name, value)
+                    append(&batch, name, value)
+                }
+                for (name, value) in list { append(&each, name, value) }
+                let names = list.map { Array($0.0.utf8) }
+                let values = list.map(\.1)
+                withViews(names) { names in
+                    withViews(values) { values in batch.append(Array(zip(names, values))) }
+                }
+                XCTAssertEqual(batch, each, "\(before.count) before, \(list.count) in the list")
+                XCTAssertEqual(batch.count, before.count + list.count)
+            }
+        }
+    }
+
+    private func withViews(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) -> Void) {
+        let copies = arrays.map { bytes -> UnsafeMutableRawBufferPointer in
+            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
+            copy.copyBytes(from: bytes)
+            return copy
+        }
+        defer { copies.forEach { $0.deallocate() } }
+        body(zip(copies, arrays).map { UnsafeRawBufferPointer(start: $0.0.baseAddress, count: $0.1.count) })
+    }
+
+    /// The word-at-a-time name check agrees with the byte table: each byte value at each place of a word, and
+    /// random names.
+    func testNameCheckAgreesWithTheTokenTable() {
+        let tchar = Set("!#$%&'*+-.^_`|~".utf8).union(UInt8(ascii: "a")...UInt8(ascii: "z")).union(UInt8(ascii: "A")...UInt8(ascii: "Z"))
+            .union(UInt8(ascii: "0")...UInt8(ascii: "9"))
+        func check(_ name: [UInt8]) {
+            let expected = !name.isEmpty && name.allSatisfy(tchar.contains)
+            let got = name.withUnsafeBytes { HeaderValidation.isValidName($0) }
+            XCTAssertEqual(got, expected, "\(name)")
+        }
+        check([])
+        for length in [1, 7, 8, 9, 16, 17] {
+            for place in 0..<length {
+                for byte in UInt8.min...UInt8.max {
+                    var name = Array(repeating: UInt8(ascii: "k"), count: length)
+                    name[place] = byte
+                    check(name)
+                }
+            }
+        }
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array(tchar) + [0x00, 0x20, 0x22, 0x2C, 0x2F, 0x3A, 0x40, 0x5B, 0x7F, 0x80, 0xFF]
+        for _ in 0..<20_000 {
+            check((0..<Int.random(in: 1...40, using: &generator)).map { _ in
+                Bool.random(using: &generator) ? UInt8(ascii: "x") : alphabet.randomElement(using: &generator)!
+            })
+        }
+    }
 }

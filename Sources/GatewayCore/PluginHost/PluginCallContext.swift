@@ -16,11 +16,22 @@ package class PluginCallTarget {
     package func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     /// `name` and `value` are the plugin's bytes, already checked (`HeaderValidation`), valid for the call.
     package func setHeader(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, mode: HeaderEdit) -> gw_status { GW_ERR_WRONG_PHASE }
+    /// `add_headers`' edit: every header of `list` added, in order. The host checked them all first. A target
+    /// that keeps added headers as bytes overrides this to append them in one go.
+    package func addHeaders(_ list: UnsafeBufferPointer<gw_header>) -> gw_status {
+        for header in list {
+            // Only the phase can refuse, and it refuses the first as it would every other.
+            let status = setHeader(header.name.buffer, header.value.buffer, mode: .add)
+            guard status == GW_OK else { return status }
+        }
+        return GW_OK
+    }
     /// Whether `setHeader` would take an edit now (the phase allows it).
     package var canEditHeaders: Bool { false }
     package func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status { GW_ERR_WRONG_PHASE }
     package func setVar(_ name: String, _ value: String) -> gw_status { GW_ERR_WRONG_PHASE }
-    package func getVar(_ name: String, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
+    /// `name` is the plugin's bytes, valid for the call.
+    package func getVar(_ name: UnsafeRawBufferPointer, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
 }
 
 package enum HeaderEdit {

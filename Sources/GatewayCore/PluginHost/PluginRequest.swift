@@ -269,6 +269,17 @@ package final class PluginRequest: PluginCallTarget {
         return GW_OK
     }
 
+    /// In the request phase the list joins `added` as one run of lines (one size check, one copy per part).
+    override package func addHeaders(_ list: UnsafeBufferPointer<gw_header>) -> gw_status {
+        guard phase == .request else { return super.addHeaders(list) }
+        for header in list where HTTP1ConnectionOptions.isHopByHop(header.name.buffer) {
+            addedHopByHop = true
+            break
+        }
+        added.append(list.lazy.map { ($0.name.buffer, $0.value.buffer) })
+        return GW_OK
+    }
+
     override package var canEditHeaders: Bool {
         switch phase {
         case .request: return true
@@ -304,8 +315,9 @@ package final class PluginRequest: PluginCallTarget {
         return GW_OK
     }
 
-    override package func getVar(_ name: String, into out: inout gw_str) -> gw_status {
-        guard let value = vars[name] else { return GW_ERR_NOT_FOUND }
+    override package func getVar(_ name: UnsafeRawBufferPointer, into out: inout gw_str) -> gw_status {
+        // No variable set (the usual case): no String made of the name.
+        guard !vars.isEmpty, let value = vars[String(decoding: name, as: UTF8.self)] else { return GW_ERR_NOT_FOUND }
         out = arena.view(value)
         return GW_OK
     }

@@ -54,6 +54,55 @@ package struct HeaderBlock: Sendable, Equatable {
         count += 1
     }
 
+    /// Appends `fields` in order, as `append(name:value:)` would one by one: sized first, then written in
+    /// place (into a new buffer, the usual case of a request's first added headers, with no per-line copy).
+    package mutating func append<Fields: Collection>(_ fields: Fields) where Fields.Element == (UnsafeRawBufferPointer, UnsafeRawBufferPointer) {
+        var total = 0
+        for (name, value) in fields {
+            guard Self.isASCII(value) else {
+                // A value to repair (rare): line by line.
+                for (name, value) in fields { append(name: name, value: value) }
+                return
+            }
+            total += name.count + value.count + 4
+        }
+        guard total > 0 else { return }
+        func write(_ fields: Fields, to base: UnsafeMutableRawPointer) {
+            var at = base
+            for (name, value) in fields {
+                if let source = name.baseAddress { at.copyMemory(from: source, byteCount: name.count) }
+                at += name.count
+                at.storeBytes(of: 0x203A, as: UInt16.self)  // ": " (little-endian)
+                at += 2
+                if let source = value.baseAddress { at.copyMemory(from: source, byteCount: value.count) }
+                at += value.count
+                at.storeBytes(of: 0x0A0D, as: UInt16.self)  // CRLF
+                at += 2
+            }
+        }
+        if bytes.capacity - bytes.count < total {
+            let old = bytes
+            bytes = [UInt8](unsafeUninitializedCapacity: Swift.max(4096, old.count + total)) { buffer, initialized in
+                let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+                old.withUnsafeBytes { if let source = $0.baseAddress { base.copyMemory(from: source, byteCount: $0.count) } }
+                write(fields, to: base + old.count)
+                initialized = old.count + total
+            }
+        } else {
+            // Room enough (headers another plugin added came first): appended in place, part by part (a
+            // temporary line of more than 1 KiB would be a heap allocation).
+            for (name, value) in fields {
+                bytes.append(contentsOf: name.assumingMemoryBound(to: UInt8.self))
+                bytes.append(58)
+                bytes.append(32)
+                bytes.append(contentsOf: value.assumingMemoryBound(to: UInt8.self))
+                bytes.append(13)
+                bytes.append(10)
+            }
+        }
+        count += fields.count
+    }
+
     /// The longest line `append` makes on the stack (a leaf certificate's PEM is longer and is appended in parts).
     private static let lineOnStack = 1024
 
