@@ -120,7 +120,7 @@ final class AuditWriter: @unchecked Sendable {
     }
 
     /// Queues one line (without newline): copies it into the pending batch. Called from event loops.
-    func submit(_ line: [UInt8]) {
+    func submit(_ line: UnsafeRawBufferPointer) {
         condition.lock()
         defer { condition.unlock() }
         while pendingLines >= options.queueSize && !stopping {
@@ -137,7 +137,7 @@ final class AuditWriter: @unchecked Sendable {
             producersWaiting -= 1
         }
         if pendingLines == 0 { pendingSince = Date().timeIntervalSince1970 }
-        pending.append(contentsOf: line)
+        pending.append(contentsOf: line.assumingMemoryBound(to: UInt8.self))
         pending.append(10)
         pendingLines += 1
         // Wake the writer only when it sleeps on an empty queue: one wake-up per batch, not per line.

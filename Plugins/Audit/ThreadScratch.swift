@@ -1,30 +1,25 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import GatewayPluginKit
 
 /// What the line builders keep per thread (hooks run on several event loops at once, one hook at a time per
-/// thread, so no lock): the reused line buffer, and the timestamp of the current second, formatted once.
+/// thread, so no lock): the reused line buffer, the timestamp of the current second, formatted once, and the
+/// part of a request line that is the same for every request of a connection.
 final class ThreadScratch {
-    /// The buffer request lines are built in; `JSONLine` takes it and gives it back (capacity kept).
-    var line: [UInt8] = []
+    /// The buffer request lines are built in; `JSONLine` takes it (nil while it has it) and gives it back,
+    /// grown if it had to grow.
+    var line: UnsafeMutableRawBufferPointer? = .allocate(byteCount: 1024, alignment: 1)
     var second: Int = -1
     /// `2026-11-29T02:50:01.` of `second`.
     var prefix: [UInt8] = []
     /// The UTC offset, `+00:00`.
     var suffix: [UInt8] = []
+    /// Per connection and instance: listener, client address and port, TLS version and cipher, the
+    /// certificate's subject, issuer, serial, fingerprint and SANs, serialized once and copied into each line
+    /// (reading ~20 attributes and escaping them for every request was most of the plugin's cost).
+    let connectionFields = ConnectionCache<[UInt8]>(slots: 64)
 
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key) { pointer in
-            if let pointer { Unmanaged<ThreadScratch>.fromOpaque(pointer).release() }
-        }
-        return key
-    }()
+    deinit { line?.deallocate() }
 
-    static var current: ThreadScratch {
-        if let existing = pthread_getspecific(key) { return Unmanaged<ThreadScratch>.fromOpaque(existing).takeUnretainedValue() }
-        let scratch = ThreadScratch()
-        pthread_setspecific(key, Unmanaged.passRetained(scratch).toOpaque())
-        return scratch
-    }
+    private static let perThread = PerThread { ThreadScratch() }
+
+    static var current: ThreadScratch { perThread.current }
 }

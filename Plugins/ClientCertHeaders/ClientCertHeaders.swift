@@ -189,29 +189,36 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
             guard withGWStr(name, { request.removeHeader($0) }) == GW_OK else { return GW_FAILED }
         }
         // 2. Add the gateway's own values: every spelling of these names is gone (step 1), so an add is a set
-        //    without the host's scan for old values. The certificate's values were prepared once per identity;
-        //    with the connection's, they go in one `add_headers` call.
-        let prepared = request.integer(GW_ATTR_CLIENT_CERT_PRESENT) == 1 ? values(for: request) : nil
-        return withExtendedLifetime(prepared) {
-            withUnsafeTemporaryAllocation(of: gw_header.self, capacity: fields.count) { list -> gw_action in
-                var count = 0
-                for (index, field) in fields.enumerated() {
-                    let value: gw_str
-                    if field.kind.fromCertificate {
-                        guard let view = prepared?.views[index] else { continue }
-                        value = view
-                    } else {
-                        guard let view = request.attribute(Self.connectionAttribute(field.kind)) else { continue }
-                        value = view
-                    }
-                    list[count] = gw_header(name: names.views[index]!, value: value)
-                    count += 1
-                }
-                guard count > 0 else { return GW_CONTINUE }
-                let status = request.addHeaders(UnsafeBufferPointer(rebasing: list[0..<count]))
-                return status == GW_OK ? GW_CONTINUE : status  // a negative gw_status is also a failing gw_action
-            }
+        //    without the host's scan for old values. Every value stays the same while the connection lives
+        //    (the certificate's, prepared once per identity, and the connection's TLS facts), so the list is
+        //    made once per connection and goes in one `add_headers` call.
+        let headers: ConnectionHeaders
+        if let connection = request.integer(GW_ATTR_CONNECTION_ID) {
+            headers = Self.perThread.current.value(tag: tag, connection: connection) { connectionHeaders(request) }
+        } else {
+            headers = connectionHeaders(request)
         }
+        guard !headers.list.isEmpty else { return GW_CONTINUE }
+        let status = headers.list.withUnsafeBufferPointer { request.addHeaders($0) }
+        return status == GW_OK ? GW_CONTINUE : status  // a negative gw_status is also a failing gw_action
+    }
+
+    /// Per thread (a connection's hooks run on one thread, one at a time): each connection's header list.
+    private static let perThread = PerThread { ConnectionCache<ConnectionHeaders>(slots: 64) }
+
+    /// The header list of the request's connection: the certificate's prepared values and copies of the
+    /// connection's own.
+    private func connectionHeaders(_ request: GatewayRequest) -> ConnectionHeaders {
+        let prepared = request.integer(GW_ATTR_CLIENT_CERT_PRESENT) == 1 ? values(for: request) : nil
+        let own = PreparedHeaders(fields.map { field in
+            field.kind.fromCertificate ? nil : request.attribute(Self.connectionAttribute(field.kind)).map { Array($0.buffer) }
+        })
+        var list: [gw_header] = []
+        for (index, field) in fields.enumerated() {
+            guard let value = field.kind.fromCertificate ? prepared?.views[index] : own.views[index] else { continue }
+            list.append(gw_header(name: names.views[index]!, value: value))
+        }
+        return ConnectionHeaders(list: list, storage: [prepared, own, names].compactMap { $0 })
     }
 
     static func connectionAttribute(_ kind: Kind) -> gw_attribute {

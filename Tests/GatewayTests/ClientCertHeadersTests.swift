@@ -115,6 +115,40 @@ final class ClientCertHeadersTests: GatewayTestCase {
         }
     }
 
+    /// The header list is made once per connection and reused for its requests: keep-alive connections of
+    /// different clients (and one without a certificate), their requests interleaved, each get their own
+    /// identity on every request, and a forged value is stripped on every request, not only the first.
+    func testInterleavedKeepAliveConnectionsKeepTheirOwnIdentity() async throws {
+        func connect(_ client: String?) async throws -> TestClient {
+            var options = TestClient.TLSOptions(trust: [pki.path("ca.pem")])
+            if let client {
+                options.certificateChain = pki.path("\(client).pem")
+                options.key = pki.path("\(client).key")
+            }
+            return try await TestClient.connect(port: gateway.port("optional"), tls: options)
+        }
+        let expected: [(client: String?, subject: String?)] = [
+            ("valid", "CN=valid-client,OU=ops,O=Test,C=US"), ("via-intermediate", "CN=intermediate-client,C=US"), (nil, nil),
+        ]
+        var connections: [TestClient] = []
+        for (client, _) in expected { connections.append(try await connect(client)) }
+        for round in 0..<4 {
+            for (index, connection) in connections.enumerated() {
+                let before = backend.requests.count
+                let forged = round % 2 == 1 ? "X-Forwarded-Clientcert-Subjectdn: CN=forged\r\n" : ""
+                try await connection.send("GET /id HTTP/1.1\r\nHost: localhost\r\n\(forged)\r\n")
+                let response = await connection.readResponse()
+                XCTAssertEqual(response?.status, 200, "round \(round), connection \(index)")
+                XCTAssertEqual(backend.requests.count, before + 1)
+                let headers = try XCTUnwrap(backend.requests.last).head.headers
+                XCTAssertEqual(headers["x-forwarded-clientcert-subjectdn"], expected[index].subject.map { [$0] } ?? [], "round \(round), connection \(index)")
+                XCTAssertEqual(headers["x-forwarded-clientcert-clientverify"], [expected[index].client == nil ? "NONE" : "SUCCESS"])
+                XCTAssertEqual(headers["x-forwarded-clientcert-ciphers"].count, 1)
+            }
+        }
+        for connection in connections { await connection.close() }
+    }
+
     func testAWSDialect() async throws {
         let sent = try await send("aws", client: "valid")
         let h = try XCTUnwrap(sent).head.headers

@@ -35,4 +35,28 @@ final class JSONTextTests: XCTestCase {
     func testCoreConfigValuesUseIt() {
         XCTAssertEqual(JSONValue.object([("k\n", .string("v\"\u{2028}"))]).json, #"{"k\n":"v\"\u2028"}"#)
     }
+
+    /// The word-at-a-time fast-path check agrees with the byte rule: each byte value at each place of a word,
+    /// and random strings.
+    func testPlainCheckAgreesWithTheByteRule() {
+        func check(_ bytes: [UInt8]) {
+            let expected = bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }
+            XCTAssertEqual(bytes.withUnsafeBytes { JSONText.needsNoEscaping($0) }, expected, "\(bytes)")
+        }
+        check([])
+        for length in [1, 7, 8, 9, 16, 23] {
+            for place in 0..<length {
+                for byte in UInt8.min...UInt8.max {
+                    var bytes = Array(repeating: UInt8(ascii: "p"), count: length)
+                    bytes[place] = byte
+                    check(bytes)
+                }
+            }
+        }
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [UInt8] = Array(0x20...0x7E) + [0x00, 0x09, 0x0A, 0x1F, 0x22, 0x5C, 0x7F, 0x80, 0xC3, 0xFF]
+        for _ in 0..<20_000 {
+            check((0..<Int.random(in: 0...40, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
+        }
+    }
 }

@@ -5,7 +5,7 @@ public enum JSONText {
     /// Appends `bytes` (UTF-8, possibly invalid) escaped for a JSON string, without the quotes.
     public static func appendEscaped(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
         // Fast path: printable ASCII without quote or backslash is copied as is (names, paths, hex, DNs).
-        if bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }) {
+        if needsNoEscaping(bytes) {
             // As typed bytes: Array's append copies an UnsafeBufferPointer<UInt8> with memcpy, but a raw
             // buffer byte by byte (~6 instructions a byte in the profile).
             bytes.withMemoryRebound(to: UInt8.self) { out.append(contentsOf: $0) }
@@ -14,6 +14,29 @@ public enum JSONText {
         for scalar in String(decoding: bytes, as: UTF8.self).unicodeScalars {
             appendEscaped(scalar, to: &out)
         }
+    }
+
+    /// Whether every byte is printable ASCII other than `"` and `\`, which `appendEscaped` copies as they are.
+    /// Eight bytes at a time: ~3 instructions a byte less than a byte loop.
+    public static func needsNoEscaping(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high: UInt64 = 0x8080_8080_8080_8080
+        // Bit 7 of each byte of `word` that is zero (exact: no borrow reaches the next byte).
+        func zeroBytes(_ word: UInt64) -> UInt64 { ~(((word & ~high) &+ ~high) | word | ~high) }
+        var i = 0
+        while i + 8 <= bytes.count {
+            let word = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            // Each byte below 0x80, at least 0x20 (0x60 added sets its bit 7), at most 0x7E (1 added does not).
+            let printable = word & high == 0 && (word &+ ones &* 0x60) & high == high && (word &+ ones) & high == 0
+            guard printable, zeroBytes(word ^ (ones &* 0x22)) | zeroBytes(word ^ (ones &* 0x5C)) == 0 else { return false }
+            i += 8
+        }
+        while i < bytes.count {
+            let byte = bytes[i]
+            guard byte >= 0x20, byte < 0x7F, byte != 0x22, byte != 0x5C else { return false }
+            i += 1
+        }
+        return true
     }
 
     /// Appends `bytes` as a quoted JSON string.
