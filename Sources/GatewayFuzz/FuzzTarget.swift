@@ -51,6 +51,9 @@ enum FuzzTarget: String, CaseIterable {
     /// certificates; validating it for a CertID of a fixed issuer never crashes, and accepts only a response
     /// that answers that CertID.
     case ocspResponse = "ocsp-response"
+    /// Client bytes through `RequestHeadGuard`'s head-end scan (`HeadEndScanner`, memchr for line feeds): the
+    /// same count and end as the byte-by-byte loop it replaced, whole and in two reads cut anywhere.
+    case headEnd = "head-end"
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -66,6 +69,7 @@ enum FuzzTarget: String, CaseIterable {
         case .http1Request: Self.http1Request(bytes)
         case .http1Response: Self.http1Response(bytes)
         case .ocspResponse: Self.ocspResponse(bytes)
+        case .headEnd: Self.headEnd(bytes)
         }
     }
 
@@ -169,6 +173,43 @@ enum FuzzTarget: String, CaseIterable {
         for list in lists {
             for serial in list.revokedSerials {
                 check(serial.first != 0 || serial.count == 1, "serial not normalised: \(serial)")
+            }
+        }
+    }
+
+    private static func headEnd(_ bytes: [UInt8]) {
+        // The replaced loop, as the reference: LF, CRs, LF ends a head; CR and LF before the request line skipped.
+        var lastWasNewline = false
+        var beforeRequestLine = true
+        func reference(_ piece: ArraySlice<UInt8>) -> (count: Int, ended: Bool) {
+            var skipped = 0
+            for (index, byte) in piece.enumerated() {
+                if beforeRequestLine {
+                    if byte == 10 || byte == 13 {
+                        skipped += 1
+                        continue
+                    }
+                    beforeRequestLine = false
+                }
+                if byte == 10 {
+                    if lastWasNewline { return (index + 1 - skipped, true) }
+                    lastWasNewline = true
+                } else if byte != 13 {
+                    lastWasNewline = false
+                }
+            }
+            return (piece.count - skipped, false)
+        }
+        let cut = bytes.isEmpty ? 0 : Int(bytes.reduce(0 as UInt32) { $0 &* 31 &+ UInt32($1) } % UInt32(bytes.count + 1))
+        for pieces in [[bytes[...]], [bytes[..<cut], bytes[cut...]]] {
+            var scanner = HeadEndScanner()
+            lastWasNewline = false
+            beforeRequestLine = true
+            for piece in pieces {
+                let got = Array(piece).withUnsafeBytes { scanner.scan($0) }
+                let expected = reference(piece)
+                check(got == expected, "head-end scan of \(Array(piece)) (cut at \(cut)): \(got), the byte loop \(expected)")
+                if expected.ended { break }
             }
         }
     }

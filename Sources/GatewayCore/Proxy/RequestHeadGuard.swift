@@ -67,45 +67,18 @@ package final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHan
         context.fireChannelRead(data)
     }
 
-    /// Tracks the end of a head across reads: a line feed, optional carriage returns, another line feed.
-    private var lastWasNewline = false
-    /// No byte of the head but CR and LF was seen yet: an empty line before the request line (RFC 9112 2.2
-    /// lets a server ignore one; the parser does) is not the head's end.
-    private var beforeRequestLine = true
+    /// Where the awaited head ends, across reads.
+    private var scanner = HeadEndScanner()
 
-    /// The bytes of `buffer` that belong to the head (up to its blank line; CR and LF before the request line
-    /// are not counted), and whether its end was seen.
     private func scanHead(_ buffer: ByteBuffer) -> (count: Int, ended: Bool) {
-        buffer.withUnsafeReadableBytes { bytes in
-            var skipped = 0
-            for (index, byte) in bytes.enumerated() {
-                if beforeRequestLine {
-                    if byte == 10 || byte == 13 {
-                        skipped += 1
-                        continue
-                    }
-                    beforeRequestLine = false
-                }
-                if byte == 10 {
-                    if lastWasNewline {
-                        lastWasNewline = false
-                        return (index + 1 - skipped, true)
-                    }
-                    lastWasNewline = true
-                } else if byte != 13 {
-                    lastWasNewline = false
-                }
-            }
-            return (bytes.count - skipped, false)
-        }
+        buffer.withUnsafeReadableBytes { scanner.scan($0) }
     }
 
     /// A complete head was decoded: stop counting and timing until the response is done.
     package func headReceived() {
         awaitingHead = false
         counting = false
-        lastWasNewline = false
-        beforeRequestLine = true
+        scanner.reset()
         headBytes = 0
         deadline = nil
     }
@@ -118,8 +91,7 @@ package final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHan
     package func awaitNextHead(pending: ByteBuffer? = nil) {
         awaitingHead = true
         counting = true
-        lastWasNewline = false
-        beforeRequestLine = true
+        scanner.reset()
         headBytes = 0
         let (count, ended) = pending.map(scanHead) ?? (0, false)
         // Something of the next head waits already: it has header_timeout (an empty line alone does not count).
