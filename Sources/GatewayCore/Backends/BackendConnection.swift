@@ -25,7 +25,12 @@ package final class BackendConnection: ChannelDuplexHandler {
     package typealias OutboundOut = IOData
 
     private(set) var channel: Channel!
-    package weak var delegate: (any BackendConnectionDelegate)?
+    /// The exchange's handler while this connection is attached to it. Neither retained nor `weak`: a weak
+    /// reference gives its target a side table, and then every retain and release of the proxy handler (~16 a
+    /// request) takes the runtime's slow path. The handler sets it when it attaches this connection (keeping
+    /// the connection in its `backendConnection`) and clears it whenever it lets the connection go, and in its
+    /// `deinit`; this connection clears it when its channel closes.
+    package unowned(unsafe) var delegate: (any BackendConnectionDelegate)?
     package let server: BackendServer
     /// True once a request has been written; a reused connection that fails before answering is retryable.
     package var requestsServed = 0

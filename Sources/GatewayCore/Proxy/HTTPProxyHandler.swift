@@ -115,6 +115,10 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         self.parser = HTTP1RequestParser(maxHeadBytes: listener.limits.maxHeaderBytes, maxFields: listener.limits.maxHeaderCount)
     }
 
+    /// The attached backend connection must not keep a pointer to a handler that is gone (its `delegate` is
+    /// not retained).
+    deinit { backendConnection?.delegate = nil }
+
     package func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     package func handlerRemoved(context: ChannelHandlerContext) {
         bodyTimer?.cancel()
@@ -677,8 +681,10 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         guard let context else { return }
         responseTimer?.cancel()
         responseTimerFires = deadline
-        responseTimer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: deadline) { [weak self] in
-            self?.responseTimerFired()
+        // Holds the handler until it fires or is cancelled (`handlerRemoved` cancels it), as the other timers do:
+        // a weak capture would give the handler a side table (see `BackendConnection.delegate`).
+        responseTimer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: deadline) { [self] in
+            responseTimerFired()
         }
     }
 
@@ -825,8 +831,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
         responseEncoder.flushMarker(promise: promise)
-        promise.futureResult.assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] result in
-            if case .success = result { self?.endWritten(end, written: true) } else { self?.endWritten(end, written: false) }
+        // The promise completes when the bytes are written, or fails when the channel closes first.
+        promise.futureResult.assumeIsolatedUnsafeUnchecked().whenComplete { [self] result in
+            if case .success = result { endWritten(end, written: true) } else { endWritten(end, written: false) }
         }
     }
 
