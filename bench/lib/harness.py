@@ -1616,7 +1616,9 @@ def profile():
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
             f.write(md)
-        keep = os.path.join(os.path.dirname(path), f"profile-{s.date}.callgrind.gz")
+        # Beside the report, named after it (BENCH_RESULTS=x/profile-name.md keeps x/profile-name.callgrind.gz,
+        # not the day's profile-<date>.callgrind.gz, which another report may own).
+        keep = os.path.splitext(path)[0] + ".callgrind.gz"
         if not s.smoke:
             import gzip
             with open(dump, "rb") as src, gzip.open(keep, "wb") as dst:
