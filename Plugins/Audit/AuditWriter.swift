@@ -137,7 +137,7 @@ final class AuditWriter: @unchecked Sendable {
             producersWaiting -= 1
         }
         if pendingLines == 0 { pendingSince = Date().timeIntervalSince1970 }
-        pending.append(contentsOf: line.assumingMemoryBound(to: UInt8.self))
+        line.withMemoryRebound(to: UInt8.self) { pending.append(contentsOf: $0) }
         pending.append(10)
         pendingLines += 1
         // Wake the writer only when it sleeps on an empty queue: one wake-up per batch, not per line.

@@ -12,10 +12,11 @@ final class ThreadScratch {
     var prefix: [UInt8] = []
     /// The UTC offset, `+00:00`.
     var suffix: [UInt8] = []
-    /// Per connection and instance: listener, client address and port, TLS version and cipher, the
-    /// certificate's subject, issuer, serial, fingerprint and SANs, serialized once and copied into each line
-    /// (reading ~20 attributes and escaping them for every request was most of the plugin's cost).
-    let connectionFields = ConnectionCache<[UInt8]>(slots: 64)
+    /// Per connection and instance (256 slots, direct-mapped, shared by the instances on this thread): the
+    /// listener, client address and port, TLS version and cipher, the certificate's subject, issuer, serial,
+    /// fingerprint and SANs, serialized once and copied into each line (reading ~20 attributes and escaping
+    /// them for every request was most of the plugin's cost).
+    let connectionFields = ConnectionCache<[UInt8]>(slots: 256)
 
     deinit { line?.deallocate() }
 

@@ -204,7 +204,7 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
     }
 
     /// Per thread (a connection's hooks run on one thread, one at a time): each connection's header list.
-    private static let perThread = PerThread { ConnectionCache<ConnectionHeaders>(slots: 64) }
+    private static let perThread = PerThread { ConnectionCache<ConnectionHeaders>(slots: 256) }
 
     /// The header list of the request's connection: the certificate's prepared values and copies of the
     /// connection's own.

@@ -116,7 +116,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     /// The attached backend connection must not keep a pointer to a handler that is gone (its `delegate` is
-    /// not retained).
+    /// not retained). Every path that ends an exchange clears both already, so this finds nil; it is the last
+    /// guard, and touches nothing else (the handler may be released off its event loop).
     deinit { backendConnection?.delegate = nil }
 
     package func handlerAdded(context: ChannelHandlerContext) { self.context = context }

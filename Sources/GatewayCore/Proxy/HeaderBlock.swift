@@ -82,7 +82,8 @@ package struct HeaderBlock: Sendable, Equatable {
         }
         if bytes.capacity - bytes.count < total {
             let old = bytes
-            bytes = [UInt8](unsafeUninitializedCapacity: Swift.max(4096, old.count + total)) { buffer, initialized in
+            // Doubling: several plugins' adds past 4 KiB copy the block a logarithmic number of times.
+            bytes = [UInt8](unsafeUninitializedCapacity: Swift.max(4096, 2 * old.capacity, old.count + total)) { buffer, initialized in
                 let base = UnsafeMutableRawPointer(buffer.baseAddress!)
                 old.withUnsafeBytes { if let source = $0.baseAddress { base.copyMemory(from: source, byteCount: $0.count) } }
                 write(fields, to: base + old.count)

@@ -9,9 +9,13 @@ import Darwin
 /// the client certificate) stays the same while the connection lives, and `GW_ATTR_CONNECTION_ID` names the
 /// connection, uniquely in the process.
 ///
-/// Use one cache per thread (`PerThread`): a connection's hooks run on its event loop's thread, one at a
-/// time, so a thread's cache needs no lock. Direct-mapped by instance tag and connection id: a connection
-/// whose slot another one took is derived again, which costs what a miss costs and is never wrong.
+/// Use one cache per thread (`PerThread`): one thread runs one hook at a time, so a thread's cache needs no
+/// lock (a connection's hooks run on its event loop's thread; a blocking plugin's `on_request_headers` on a
+/// worker thread, which then has a cache of its own). Direct-mapped by instance tag and connection id: a
+/// connection whose slot another one took is derived again, which costs what a miss costs and is never
+/// wrong; an entry stays until another connection takes its slot. One thing a connection shows can change:
+/// its verification result, when an open connection is found revoked after a reload (`on_connection` runs
+/// again, and its next request is refused before any hook).
 ///
 ///     static let cache = PerThread { ConnectionCache<[UInt8]>() }
 ///     ...
