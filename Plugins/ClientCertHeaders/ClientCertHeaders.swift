@@ -198,8 +198,9 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         } else {
             headers = connectionHeaders(request)
         }
-        guard !headers.list.isEmpty else { return GW_CONTINUE }
-        let status = headers.list.withUnsafeBufferPointer { request.addHeaders($0) }
+        let list = headers.list
+        guard !list.isEmpty else { return GW_CONTINUE }
+        let status = withExtendedLifetime(headers) { request.addHeaders(list) }
         return status == GW_OK ? GW_CONTINUE : status  // a negative gw_status is also a failing gw_action
     }
 
@@ -210,15 +211,9 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
     /// connection's own.
     private func connectionHeaders(_ request: GatewayRequest) -> ConnectionHeaders {
         let prepared = request.integer(GW_ATTR_CLIENT_CERT_PRESENT) == 1 ? values(for: request) : nil
-        let own = PreparedHeaders(fields.map { field in
-            field.kind.fromCertificate ? nil : request.attribute(Self.connectionAttribute(field.kind)).map { Array($0.buffer) }
-        })
-        var list: [gw_header] = []
-        for (index, field) in fields.enumerated() {
-            guard let value = field.kind.fromCertificate ? prepared?.views[index] : own.views[index] else { continue }
-            list.append(gw_header(name: names.views[index]!, value: value))
+        return ConnectionHeaders(fields: fields, names: names, prepared: prepared) { index in
+            request.attribute(Self.connectionAttribute(fields[index].kind))
         }
-        return ConnectionHeaders(list: list, storage: [prepared, own, names].compactMap { $0 })
     }
 
     static func connectionAttribute(_ kind: Kind) -> gw_attribute {
