@@ -178,36 +178,13 @@ enum FuzzTarget: String, CaseIterable {
     }
 
     private static func headEnd(_ bytes: [UInt8]) {
-        // The replaced loop, as the reference: LF, CRs, LF ends a head; CR and LF before the request line skipped.
-        var lastWasNewline = false
-        var beforeRequestLine = true
-        func reference(_ piece: ArraySlice<UInt8>) -> (count: Int, ended: Bool) {
-            var skipped = 0
-            for (index, byte) in piece.enumerated() {
-                if beforeRequestLine {
-                    if byte == 10 || byte == 13 {
-                        skipped += 1
-                        continue
-                    }
-                    beforeRequestLine = false
-                }
-                if byte == 10 {
-                    if lastWasNewline { return (index + 1 - skipped, true) }
-                    lastWasNewline = true
-                } else if byte != 13 {
-                    lastWasNewline = false
-                }
-            }
-            return (piece.count - skipped, false)
-        }
         let cut = bytes.isEmpty ? 0 : Int(bytes.reduce(0 as UInt32) { $0 &* 31 &+ UInt32($1) } % UInt32(bytes.count + 1))
         for pieces in [[bytes[...]], [bytes[..<cut], bytes[cut...]]] {
             var scanner = HeadEndScanner()
-            lastWasNewline = false
-            beforeRequestLine = true
+            var reference = HeadEndByteLoop()
             for piece in pieces {
                 let got = Array(piece).withUnsafeBytes { scanner.scan($0) }
-                let expected = reference(piece)
+                let expected = reference.scan(piece)
                 check(got == expected, "head-end scan of \(Array(piece)) (cut at \(cut)): \(got), the byte loop \(expected)")
                 if expected.ended { break }
             }

@@ -1,38 +1,10 @@
 import GatewayCore
+import GatewayTooling
 import XCTest
 
-/// The head-end scan of `RequestHeadGuard` (memchr for line feeds) against the byte-by-byte loop it replaced,
-/// kept here as the reference: same counts and the same end for every read of the same stream.
+/// The head-end scan of `RequestHeadGuard` (memchr for line feeds) against the byte-by-byte loop it replaced
+/// (`HeadEndByteLoop`, the reference): same counts and the same end for every read of the same stream.
 final class HeadEndScannerTests: XCTestCase {
-    /// The replaced loop, state and all.
-    private struct ByteLoop {
-        var lastWasNewline = false
-        var beforeRequestLine = true
-
-        mutating func scan(_ bytes: [UInt8]) -> (count: Int, ended: Bool) {
-            var skipped = 0
-            for (index, byte) in bytes.enumerated() {
-                if beforeRequestLine {
-                    if byte == 10 || byte == 13 {
-                        skipped += 1
-                        continue
-                    }
-                    beforeRequestLine = false
-                }
-                if byte == 10 {
-                    if lastWasNewline {
-                        lastWasNewline = false
-                        return (index + 1 - skipped, true)
-                    }
-                    lastWasNewline = true
-                } else if byte != 13 {
-                    lastWasNewline = false
-                }
-            }
-            return (bytes.count - skipped, false)
-        }
-    }
-
     private func scan(_ scanner: inout HeadEndScanner, _ bytes: [UInt8]) -> (count: Int, ended: Bool) {
         bytes.withUnsafeBytes { scanner.scan($0) }
     }
@@ -65,7 +37,7 @@ final class HeadEndScannerTests: XCTestCase {
         let alphabet: [UInt8] = [10, 10, 13, 13, 0x61, 0x3A, 0x20, 0x00, 0xFF]
         for round in 0..<20_000 {
             let stream = (0..<Int.random(in: 0...200, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
-            var reference = ByteLoop()
+            var reference = HeadEndByteLoop()
             var scanner = HeadEndScanner()
             var offset = 0
             while offset < stream.count {
