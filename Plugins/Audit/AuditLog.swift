@@ -10,7 +10,7 @@ import Glibc
 /// written by `AuditWriter`'s thread.
 final class AuditLog: GatewayPlugin, Sendable {
     let writer: AuditWriter
-    /// The instance's tag: with the connection id, the key of its cached connection fields.
+    /// The instance's tag: also the key of the connection fields the host keeps for it (ABI 1.4).
     let tag: UInt64
     /// `events` as flags: a Set<String> look-up hashed a String on every request.
     let logsRequests: Bool
@@ -130,11 +130,8 @@ final class AuditLog: GatewayPlugin, Sendable {
         guard logsRequests else { return }
         var line = JSONLine(event: "request", fields: fields)
         line.add("request_id", request.integer(GW_ATTR_REQUEST_ID))
-        if let connection = request.integer(GW_ATTR_CONNECTION_ID) {
-            line.appendRaw(ThreadScratch.current.connectionFields.value(tag: tag, connection: connection) { connectionFields(request) })
-        } else {
-            line.appendRaw(connectionFields(request))
-        }
+        // Kept with the connection by the host (ABI 1.4), released when it ends.
+        line.appendRaw(request.connectionData(tag) { ConnectionFields(connectionFields(request)) }.bytes)
         line.add("method", request.attribute(GW_ATTR_METHOD))
         line.add("host", request.attribute(GW_ATTR_HOST))
         line.add("path", request.attribute(GW_ATTR_PATH))

@@ -1,8 +1,7 @@
 import GatewayPluginKit
 
 /// What the line builders keep per thread (hooks run on several event loops at once, one hook at a time per
-/// thread, so no lock): the reused line buffer, the timestamp of the current second, formatted once, and the
-/// part of a request line that is the same for every request of a connection.
+/// thread, so no lock): the reused line buffer and the timestamp of the current second, formatted once.
 final class ThreadScratch {
     /// The buffer request lines are built in; `JSONLine` takes it (nil while it has it) and gives it back,
     /// grown if it had to grow.
@@ -12,12 +11,6 @@ final class ThreadScratch {
     var prefix: [UInt8] = []
     /// The UTC offset, `+00:00`.
     var suffix: [UInt8] = []
-    /// Per connection and instance (256 slots, direct-mapped, shared by the instances on this thread): the
-    /// listener, client address and port, TLS version and cipher, the certificate's subject, issuer, serial,
-    /// fingerprint and SANs, serialized once and copied into each line (reading ~20 attributes and escaping
-    /// them for every request was most of the plugin's cost).
-    let connectionFields = ConnectionCache<[UInt8]>(slots: 256)
-
     deinit { line?.deallocate() }
 
     private static let perThread = PerThread { ThreadScratch() }

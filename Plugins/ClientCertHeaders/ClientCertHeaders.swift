@@ -192,20 +192,13 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         //    without the host's scan for old values. Every value stays the same while the connection lives
         //    (the certificate's, prepared once per identity, and the connection's TLS facts), so the list is
         //    made once per connection and goes in one `add_headers` call.
-        let headers: ConnectionHeaders
-        if let connection = request.integer(GW_ATTR_CONNECTION_ID) {
-            headers = Self.perThread.current.value(tag: tag, connection: connection) { connectionHeaders(request) }
-        } else {
-            headers = connectionHeaders(request)
-        }
+        //    The host keeps it with the connection (ABI 1.4) and releases it when the connection ends.
+        let headers = request.connectionData(tag) { connectionHeaders(request) }
         let list = headers.list
         guard !list.isEmpty else { return GW_CONTINUE }
         let status = withExtendedLifetime(headers) { request.addHeaders(list) }
         return status == GW_OK ? GW_CONTINUE : status  // a negative gw_status is also a failing gw_action
     }
-
-    /// Per thread (a connection's hooks run on one thread, one at a time): each connection's header list.
-    private static let perThread = PerThread { ConnectionCache<ConnectionHeaders>(slots: 256) }
 
     /// The header list of the request's connection: the certificate's prepared values and copies of the
     /// connection's own.

@@ -151,6 +151,78 @@ final class PluginChainTests: GatewayTestCase {
         XCTAssertTrue(late, "on_complete may not add headers (GW_ERR_WRONG_PHASE)")
     }
 
+    /// Per-connection data (ABI 1.4): each instance keeps its own record per connection across keep-alive
+    /// requests, and the host releases every record exactly once: when a reload moves the connection on to the
+    /// new instances (before the request runs on them), and when the connection ends.
+    func testConnectionDataIsKeptPerConnectionAndInstanceAndReleasedOnce() async throws {
+        let library = try PluginFixtures.build("connection_data")
+        try await start("""
+              - name: l
+                address: "127.0.0.1:0"
+                protocol: http
+                plugins: [ { library: \(library), config: { header: x-cd-a } }, { library: \(library), config: { header: x-cd-b } } ]
+                routes: [ { backend: app } ]
+            """)
+        func record(_ name: String) throws -> [String: Int] {
+            let value = try XCTUnwrap(backend.requests.last?.head.headers.first(name: name), "\(name) reached the backend")
+            var fields: [String: Int] = [:]
+            for pair in value.split(separator: " ") {
+                let parts = pair.split(separator: "=")
+                fields[String(parts[0])] = Int(parts[1])
+            }
+            return fields
+        }
+        func get(_ client: TestClient, _ path: String) async throws {
+            try await client.send("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let response = await client.readResponse()
+            XCTAssertEqual(response?.status, 200, path)
+        }
+
+        let client = try await TestClient.connect(port: gateway.port("l"), tls: nil)
+        try await get(client, "/1")
+        let a1 = try record("x-cd-a"), b1 = try record("x-cd-b")
+        XCTAssertEqual(a1["first_get"], -2, "nothing kept before the connection's first request")
+        XCTAssertEqual(a1["requests"], 1)
+        XCTAssertNotEqual(a1["made"], b1["made"], "each instance keeps its own record")
+        let releasedBefore = try XCTUnwrap(a1["released"])
+        for n in 2...3 {
+            try await get(client, "/\(n)")
+            let a = try record("x-cd-a"), b = try record("x-cd-b")
+            XCTAssertEqual(a["first_get"], 0, "kept")
+            XCTAssertEqual(a["made"], a1["made"], "the same record on the same connection")
+            XCTAssertEqual(b["made"], b1["made"])
+            XCTAssertEqual(a["requests"], n)
+            XCTAssertEqual(b["requests"], n)
+            XCTAssertEqual(a["released"], releasedBefore, "nothing released while the connection lives")
+        }
+
+        // A reload: the connection's next request moves it on to the new instances, which keep their own records;
+        // the old instances' two are released before the request runs.
+        let outcome = await gateway.reload()
+        XCTAssertTrue(outcome.success, "\(outcome.errors)")
+        try await get(client, "/4")
+        let a4 = try record("x-cd-a")
+        XCTAssertEqual(a4["first_get"], -2, "the new instance has no record yet")
+        XCTAssertEqual(a4["requests"], 1)
+        XCTAssertEqual(a4["released"], releasedBefore + 2, "the old instances' records, once each")
+
+        // The connection ends: its two records go. Every new connection's request then finds all records of the
+        // closed ones released (B runs after A, so its own connection's two are the only ones kept).
+        await client.close()
+        var settled: [String: Int] = [:]
+        for _ in 0..<100 {
+            let probe = try await TestClient.connect(port: gateway.port("l"), tls: nil)
+            try await get(probe, "/probe")
+            settled = try record("x-cd-b")
+            await probe.close()
+            if let released = settled["released"], let total = settled["total"], released >= total - 2 { break }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        XCTAssertEqual(settled["released"], try XCTUnwrap(settled["total"]) - 2, "every record of the closed connections released once")
+        let missing = await gateway.logs.waitFor(timeout: 0.2) { $0.message.contains("connection data missing") }
+        XCTAssertNil(missing, "on_complete found the record of its request's connection")
+    }
+
     func testStaleHandleGetsAnErrorNotACrash() async throws {
         let stale = try PluginFixtures.build("stale_handle")
         try await start("""

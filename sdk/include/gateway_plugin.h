@@ -1,5 +1,5 @@
 /*
- * gateway_plugin.h -- the plugin ABI of mtls-gateway, version 1.3.
+ * gateway_plugin.h -- the plugin ABI of mtls-gateway, version 1.4.
  *
  * This header is the one source of truth for the ABI between the gateway (the host) and its plugins: shared
  * libraries loaded with dlopen(RTLD_NOW | RTLD_LOCAL) and chained per listener. Plain C99, standard headers
@@ -67,7 +67,7 @@ extern "C" {
 
 /** The ABI version this header describes. The major version is also part of the entry symbol's name. */
 #define GW_PLUGIN_ABI_MAJOR 1
-#define GW_PLUGIN_ABI_MINOR 3
+#define GW_PLUGIN_ABI_MINOR 4
 
 /** First field of every descriptor: the bytes "GWPL" read as a big-endian number. Catches a symbol that
  *  points at something else. */
@@ -386,6 +386,31 @@ typedef struct gw_host_api {
      * and its state goes with it when it is destroyed.
      */
     gw_status (*set_ready)(uint64_t instance_tag, uint32_t ready, gw_str reason);
+
+    /* ---- ABI 1.4. A plugin that requires an older minor probes it: GW_HOST_HAS(host, set_connection_data). */
+
+    /**
+     * Per-connection data: one pointer per instance and connection, kept by the host with the connection, for
+     * what a plugin derives once per connection and reuses for each of its requests (a prepared header list, a
+     * log line's connection fields). `handle` is the connection's or one of its requests' (in on_connection,
+     * on_request_headers, on_response_headers, on_complete); `instance_tag` the tag `create` received, which
+     * keeps instances apart (0 is GW_ERR_INVALID_ARGUMENT). Event-loop hooks only: from a blocking
+     * on_request_headers (GW_PLUGIN_FLAG_BLOCKING, on a worker thread) both answer GW_ERR_WRONG_PHASE.
+     *
+     * `set_connection_data` keeps `data` and `release` (which may be NULL). The host calls `release(data)`
+     * exactly once for each value it kept: when the value is replaced (by another `data`, or cleared with
+     * NULL), and otherwise when the connection ends: after the last on_complete of its requests, before the
+     * connection stops counting for its configuration (so before the instance's `destroy`), on the
+     * connection's event-loop thread. A connection that a reload moves on to the new configuration releases
+     * the data of the old configuration's instances when it moves. `release` must not call host functions
+     * and must not block. Setting the value already kept changes only `release`.
+     *
+     * `get_connection_data` writes the kept pointer to `*out`, or NULL with GW_ERR_NOT_FOUND when there is
+     * none (the first request of the connection, or after a release). A plugin treats the data as a cache:
+     * it can always derive the value again.
+     */
+    gw_status (*set_connection_data)(gw_handle handle, uint64_t instance_tag, void *data, void (*release)(void *data));
+    gw_status (*get_connection_data)(gw_handle handle, uint64_t instance_tag, void **out);
 } gw_host_api;
 
 /** What `create` receives about the chain entry it instantiates. */

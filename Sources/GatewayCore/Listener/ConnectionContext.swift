@@ -35,6 +35,8 @@ public final class ConnectionContext {
     public package(set) var clientCertificate: ClientIdentity?
     public package(set) var verification: Verification = .none
     public package(set) var handshakeCompleted = false
+    /// What plugins keep for this connection (ABI 1.4 `set_connection_data`), released when it ends.
+    package var pluginData = PluginConnectionData()
 
     package init(listenerName: String, isTLS: Bool, remoteAddress: SocketAddress?, localAddress: SocketAddress?) {
         self.id = Self.nextID.loadThenWrappingIncrement(ordering: .relaxed)
@@ -44,6 +46,10 @@ public final class ConnectionContext {
         self.localAddress = localAddress
         self.remoteIP = remoteAddress?.ipAddress ?? "unknown"
     }
+
+    /// The last guard: the proxy handler releases plugins' data when the connection ends (before it stops
+    /// counting for its configuration); this finds it empty unless something kept the context past that.
+    deinit { pluginData.releaseAll() }
 
     public var tlsVersionName: String? {
         switch tlsVersion {

@@ -110,6 +110,16 @@ package enum HostAPI {
             },
             set_ready: { tag, ready, reason in
                 PluginRegistry.shared.setReady(tag: tag, ready: ready != 0, reason: reason.string ?? "")
+            },
+            set_connection_data: { handle, tag, data, release in
+                guard tag != 0 else { return GW_ERR_INVALID_ARGUMENT }
+                return PluginCallContext.withTarget(handle) { $0.setConnectionData(tag, data, release: release) }
+            },
+            get_connection_data: { handle, tag, out in
+                guard let out else { return GW_ERR_INVALID_ARGUMENT }
+                out.pointee = nil
+                guard tag != 0 else { return GW_ERR_INVALID_ARGUMENT }
+                return PluginCallContext.withTarget(handle) { $0.connectionData(tag, into: &out.pointee) }
             }
         ))
         return UnsafePointer(pointer)

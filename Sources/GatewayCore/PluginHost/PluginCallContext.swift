@@ -32,6 +32,11 @@ package class PluginCallTarget {
     package func setVar(_ name: String, _ value: String) -> gw_status { GW_ERR_WRONG_PHASE }
     /// `name` is the plugin's bytes, valid for the call.
     package func getVar(_ name: UnsafeRawBufferPointer, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
+    /// ABI 1.4: the connection's data kept for instance `tag` (a connection's or request's target on the event loop).
+    package func connectionData(_ tag: UInt64, into out: inout UnsafeMutableRawPointer?) -> gw_status { GW_ERR_WRONG_PHASE }
+    package func setConnectionData(_ tag: UInt64, _ data: UnsafeMutableRawPointer?, release: PluginConnectionData.Release?) -> gw_status {
+        GW_ERR_WRONG_PHASE
+    }
 }
 
 package enum HeaderEdit {

@@ -108,4 +108,12 @@ package final class PluginConnectionTarget: PluginCallTarget {
     override package func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status {
         PluginConnectionAttributes.dnValue(which, type: type, index: index, connection: connection, into: &out)
     }
+    override package func connectionData(_ tag: UInt64, into out: inout UnsafeMutableRawPointer?) -> gw_status {
+        out = connection.pluginData.value(tag: tag)
+        return out == nil ? GW_ERR_NOT_FOUND : GW_OK
+    }
+    override package func setConnectionData(_ tag: UInt64, _ data: UnsafeMutableRawPointer?, release: PluginConnectionData.Release?) -> gw_status {
+        connection.pluginData.set(tag: tag, data: data, release: release)
+        return GW_OK
+    }
 }

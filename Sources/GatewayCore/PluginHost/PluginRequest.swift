@@ -86,6 +86,7 @@ package final class PluginRequest: PluginCallTarget {
         self.handle = Self.nextHandle.loadThenWrappingIncrement(ordering: .relaxed) | (1 << 62)
         self.connection = connection
         self.storedHead = head
+        self.isBlockingCopy = false
     }
 
     private func joinAdded() {
@@ -96,7 +97,12 @@ package final class PluginRequest: PluginCallTarget {
 
     package func endCall() { PluginArena.current.reset() }
 
+    /// A blocking hook's copy (on a worker thread): it must not touch the connection's plugin data, which
+    /// belongs to the event loop.
+    private let isBlockingCopy: Bool
+
     private init(copying other: PluginRequest) {
+        isBlockingCopy = true
         handle = other.handle
         connection = other.connection
         storedHead = other.head
@@ -312,6 +318,18 @@ package final class PluginRequest: PluginCallTarget {
     override package func setVar(_ name: String, _ value: String) -> gw_status {
         guard phase != .complete else { return GW_ERR_WRONG_PHASE }
         vars[name] = value
+        return GW_OK
+    }
+
+    override package func connectionData(_ tag: UInt64, into out: inout UnsafeMutableRawPointer?) -> gw_status {
+        guard !isBlockingCopy else { return GW_ERR_WRONG_PHASE }
+        out = connection.pluginData.value(tag: tag)
+        return out == nil ? GW_ERR_NOT_FOUND : GW_OK
+    }
+
+    override package func setConnectionData(_ tag: UInt64, _ data: UnsafeMutableRawPointer?, release: PluginConnectionData.Release?) -> gw_status {
+        guard !isBlockingCopy else { return GW_ERR_WRONG_PHASE }
+        connection.pluginData.set(tag: tag, data: data, release: release)
         return GW_OK
     }
 

@@ -127,6 +127,10 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         responseTimer?.cancel()
         responseTimer = nil
         self.context = nil
+        // The connection ends: plugins' per-connection data goes now, after the last on_complete (channelInactive)
+        // and before the connection stops counting for its configuration (the close future, after this), so
+        // before any instance it belongs to can be destroyed.
+        connection.pluginData.releaseAll()
     }
 
 
@@ -353,12 +357,18 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
                 connection.verification = .failed(found)
                 // Seen by the new chain (its Audit file) while the connection is still counted there.
                 next.plugins?.onConnection(connection)
+                // What plugins kept for the connection (the new chain's included) goes before it stops counting
+                // there: it is refused and closes.
+                connection.pluginData.releaseAll()
                 nextRuntime.connectionClosed()
             } else if pendingCompletions > 0 {
                 // The previous response's end is still being written and its on_complete must run on the chain that
                 // ran its request: this (pipelined) request stays here, and the next one moves on.
                 nextRuntime.connectionClosed()
             } else {
+                // The old chain's per-connection data goes before the connection stops counting for its
+                // configuration (whose instances may then be destroyed); the new chain's plugins make their own.
+                connection.pluginData.releaseAll()
                 runtime.connectionClosed()
                 generation.value = nextRuntime
                 runtime = nextRuntime

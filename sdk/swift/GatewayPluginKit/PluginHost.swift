@@ -13,6 +13,9 @@ public enum PluginHost {
         return Int(api.pointee.struct_size) >= offset + MemoryLayout<T>.size
     }
 
+    /// Whether the host keeps per-connection data (ABI 1.4 `set_connection_data`), read once.
+    public static let hasConnectionData: Bool = has(\.get_connection_data)
+
     /// Tells the host whether the instance `tag` can do its work (ABI 1.3 `set_ready`): not ready, with a
     /// reason, takes the gateway out through the admin listener's `/readyz` until it is ready again. Any
     /// thread. False when the host is older than 1.3 (nothing is reported) or does not know the tag.
