@@ -182,7 +182,7 @@ package struct HTTP1Parser<Heads: HTTP1HeadParsing> {
                 // A valid field, and no framing field: a trailer may not change how the message was framed
                 // (RFC 9110 6.5.1; llhttp refuses a Transfer-Encoding there too).
                 let valid = input.withUnsafeReadableBytes { raw in
-                    guard let field = HTTP1Syntax.field(raw, from: 0, to: length) else { return false }
+                    guard let field = HTTP1Syntax.fieldLine(raw, from: 0), field.lineEnd == length else { return false }
                     let name = UnsafeRawBufferPointer(rebasing: raw[0..<field.colon])
                     return !HTTP1Syntax.equalsIgnoringCase(name, "transfer-encoding") && !HTTP1Syntax.equalsIgnoringCase(name, "content-length")
                 }

@@ -1,38 +1,44 @@
 /// The pieces of RFC 9110/9112 syntax both HTTP/1 parsers check, on raw bytes.
 enum HTTP1Syntax {
-    /// A field line `raw[from..<to]` (without its CRLF): a token name, a colon, the value without the optional
-    /// whitespace around it. Nil if the name is empty or not a token, or the value holds a control byte other
-    /// than HTAB (obs-text, bytes 0x80 to 0xFF, is allowed as RFC 9110 5.5 allows it).
-    static func field(_ raw: UnsafeRawBufferPointer, from: Int, to: Int) -> (colon: Int, valueStart: Int, valueEnd: Int)? {
+    /// A field line from `from` to its CR, found on the way (no scan for the line's end first): a token name, a
+    /// colon, the value without the optional whitespace around it, and where the line ends. Nil if the name is
+    /// empty or not a token, or the value holds a control byte other than HTAB (obs-text, bytes 0x80 to 0xFF,
+    /// is allowed as RFC 9110 5.5 allows it). The line must end with CRLF and hold no other CR or LF: every CR
+    /// of a head precedes an LF and every LF follows a CR (`HTTP1Parser.findHeadEnd`; a trailer line is cut at
+    /// its first CRLF). Neither is a token byte nor allowed in a value, so the name stops at its colon or fails,
+    /// and the value scan (eight bytes at a time to the next control byte or DEL) stops at the CR or fails.
+    @inline(__always)
+    static func fieldLine(_ raw: UnsafeRawBufferPointer, from: Int) -> (colon: Int, valueStart: Int, valueEnd: Int, lineEnd: Int)? {
         var i = from
-        while i < to, raw[i] != 58 {
+        let count = raw.count
+        // The name: eight bytes at a time while they are letters, digits and `-` (tokens all), then byte by byte.
+        while i + 8 <= count, HeaderValidation.isCommonNameWord(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { i += 8 }
+        while raw[i] != 58 {
             guard isTokenByte(raw[i]) else { return nil }
             i += 1
         }
-        guard i > from, i < to else { return nil }
+        guard i > from else { return nil }
         let colon = i
         i += 1
-        while i < to, raw[i] == 32 || raw[i] == 9 { i += 1 }
+        while raw[i] == 32 || raw[i] == 9 { i += 1 }
         let valueStart = i
-        // Eight bytes at a time while none of them is a control byte or DEL (a word with one, HTAB included, is
-        // checked byte by byte), then the trailing whitespace is found from the end.
-        while i + 8 <= to {
-            let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            if controlOrDelete(word) != 0 {
-                for byte in UnsafeRawBufferPointer(rebasing: raw[i..<(i + 8)]) {
-                    guard byte >= 32 || byte == 9, byte != 127 else { return nil }
+        while true {
+            if i + 8 <= count {
+                let found = controlOrDelete(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)))
+                guard found != 0 else {
+                    i += 8
+                    continue
                 }
+                i += found.trailingZeroBitCount / 8
             }
-            i += 8
-        }
-        while i < to {
             let byte = raw[i]
+            if byte == 13 { break }
             guard byte >= 32 || byte == 9, byte != 127 else { return nil }
             i += 1
         }
-        var valueEnd = to
+        var valueEnd = i
         while valueEnd > valueStart, raw[valueEnd - 1] == 32 || raw[valueEnd - 1] == 9 { valueEnd -= 1 }
-        return (colon, valueStart, valueEnd)
+        return (colon, valueStart, valueEnd, i)
     }
 
     /// Bit 7 of each byte of the result is set where that byte of `word` is 0 (exact, no false positives).
@@ -75,10 +81,13 @@ enum HTTP1Syntax {
         var i = start
         var count = 0
         while i < end - 2 {
-            var lineEnd = i
-            while raw[lineEnd] != 13 { lineEnd += 1 }
             guard raw[i] != 32 && raw[i] != 9 else { return .failure(.init(.obsFold)) }
-            guard let field = field(raw, from: i, to: lineEnd) else { return .failure(.init(fieldError(raw, from: i, to: lineEnd))) }
+            guard let field = fieldLine(raw, from: i) else {
+                var lineEnd = i
+                while raw[lineEnd] != 13 { lineEnd += 1 }
+                return .failure(.init(fieldError(raw, from: i, to: lineEnd)))
+            }
+            let lineEnd = field.lineEnd
             guard count < maxFields else { return .failure(.init(.tooManyFields)) }
             count += 1
             let name = UnsafeRawBufferPointer(rebasing: raw[i..<field.colon])
