@@ -173,7 +173,7 @@ package final class BackendConnection: ChannelDuplexHandler {
     package func write(_ part: UpstreamRequestPart, flush: Bool) {
         guard let context else { return }
         switch part {
-        case .head(let upstream): parser.heads.requestSent(isHEAD: upstream.head.method == .HEAD)
+        case .head(let upstream): parser.heads.requestSent(isHEAD: upstream.head.method.isHEAD)
         case .serializedHead(_, _, let isHEAD): parser.heads.requestSent(isHEAD: isHEAD)
         case .body, .end: break
         }

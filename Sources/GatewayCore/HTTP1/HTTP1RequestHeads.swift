@@ -34,7 +34,7 @@ package struct HTTP1RequestHeads: HTTP1HeadParsing {
         }
         guard i > targetStart else { return .failure(.init(.requestLine)) }
         let targetEnd = i
-        guard method == .CONNECT || Self.isTargetForm(UnsafeRawBufferPointer(rebasing: raw[targetStart..<targetEnd])) else {
+        guard method.isCONNECT || Self.isTargetForm(UnsafeRawBufferPointer(rebasing: raw[targetStart..<targetEnd])) else {
             return .failure(.init(.target))
         }
         i += 1

@@ -53,49 +53,71 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
             HTTPHeadWriter.write(head, into: &buffer)
             hold(buffer, context: context, promise: promise)
         case .body(let part):
-            if suppressResponseBody {
-                promise?.fail(BodyNotAllowed())
-                return
-            }
-            guard case .byteBuffer(let bytes) = part else {
-                passHeld(context: context)
-                ChunkedFraming.writeBody(part, chunked: isChunked, context: context, promise: promise)
-                return
-            }
-            let chunked = isChunked && bytes.readableBytes > 0
-            let size = bytes.readableBytes + (chunked ? ChunkedFraming.sizeLineBytes(bytes.readableBytes) + 2 : 0)
-            if held != nil || chunked, (held?.readableBytes ?? 0) + size <= Self.coalescingLimit {
-                // Gathered: after what is held, or a chunk's framing and data in one buffer (one copy of at
-                // most a record's worth instead of three writes).
-                var buffer = held ?? context.channel.allocator.buffer(capacity: size)
-                held = nil
-                ChunkedFraming.append(bytes, chunked: chunked, to: &buffer)
-                hold(buffer, context: context, promise: promise)
-            } else if chunked {
-                // Too large to copy: what is held and the size line, the data as it is, and the CRLF held for
-                // what follows (the next chunk or the end).
-                var line = held ?? context.channel.allocator.buffer(capacity: 20)
-                held = nil
-                HTTPHeadWriter.writeHex(bytes.readableBytes, into: &line)
-                line.writeStaticString("\r\n")
-                context.write(wrapOutboundOut(.byteBuffer(line)), promise: nil)
-                context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
-                // The size line's CRLF again (a slice of the same storage, no allocation).
-                line.moveReaderIndex(forwardBy: line.readableBytes - 2)
-                hold(line, context: context, promise: promise)
-            } else {
-                passHeld(context: context)
-                context.write(wrapOutboundOut(part), promise: promise)
-            }
+            body(part, context: context, promise: promise)
         case .end(let trailers):
-            suppressResponseBody = false
-            if var buffer = held {
-                held = nil
-                if isChunked { ChunkedFraming.appendEnd(trailers, to: &buffer) }
-                context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
-            } else {
-                ChunkedFraming.writeEnd(trailers, chunked: isChunked, context: context, promise: promise)
-            }
+            end(trailers, context: context, promise: promise)
+        }
+    }
+
+    /// A body part of the proxied response, written by the proxy handler straight to this handler: what
+    /// `write` does with `.body`, without wrapping the part and a step through the pipeline for each.
+    package func writeBody(_ bytes: ByteBuffer) {
+        guard let context else { return }
+        body(.byteBuffer(bytes), context: context, promise: nil)
+    }
+
+    /// The end of the proxied response and a flush, straight from the proxy handler (as `writeBody`).
+    package func writeEndAndFlush() {
+        guard let context else { return }
+        end(nil, context: context, promise: nil)
+        flush(context: context)
+    }
+
+    private func body(_ part: IOData, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        if suppressResponseBody {
+            promise?.fail(BodyNotAllowed())
+            return
+        }
+        guard case .byteBuffer(let bytes) = part else {
+            passHeld(context: context)
+            ChunkedFraming.writeBody(part, chunked: isChunked, context: context, promise: promise)
+            return
+        }
+        let chunked = isChunked && bytes.readableBytes > 0
+        let size = bytes.readableBytes + (chunked ? ChunkedFraming.sizeLineBytes(bytes.readableBytes) + 2 : 0)
+        if held != nil || chunked, (held?.readableBytes ?? 0) + size <= Self.coalescingLimit {
+            // Gathered: after what is held, or a chunk's framing and data in one buffer (one copy of at
+            // most a record's worth instead of three writes).
+            var buffer = held ?? context.channel.allocator.buffer(capacity: size)
+            held = nil
+            ChunkedFraming.append(bytes, chunked: chunked, to: &buffer)
+            hold(buffer, context: context, promise: promise)
+        } else if chunked {
+            // Too large to copy: what is held and the size line, the data as it is, and the CRLF held for
+            // what follows (the next chunk or the end).
+            var line = held ?? context.channel.allocator.buffer(capacity: 20)
+            held = nil
+            HTTPHeadWriter.writeHex(bytes.readableBytes, into: &line)
+            line.writeStaticString("\r\n")
+            context.write(wrapOutboundOut(.byteBuffer(line)), promise: nil)
+            context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
+            // The size line's CRLF again (a slice of the same storage, no allocation).
+            line.moveReaderIndex(forwardBy: line.readableBytes - 2)
+            hold(line, context: context, promise: promise)
+        } else {
+            passHeld(context: context)
+            context.write(wrapOutboundOut(part), promise: promise)
+        }
+    }
+
+    private func end(_ trailers: HTTPHeaders?, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        suppressResponseBody = false
+        if var buffer = held {
+            held = nil
+            if isChunked { ChunkedFraming.appendEnd(trailers, to: &buffer) }
+            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+        } else {
+            ChunkedFraming.writeEnd(trailers, chunked: isChunked, context: context, promise: promise)
         }
     }
 
@@ -103,7 +125,7 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
     /// one. Reads the method of the request it answers (`respondingTo`) without taking it.
     private func mayFrameBody(_ status: HTTPResponseStatus) -> Bool {
         let informational = (100..<200).contains(status.code) && status.code != 101
-        return !(!informational && nextMethod == .CONNECT) && status.mayHaveResponseBody
+        return !(!informational && (nextMethod?.isCONNECT ?? false)) && status.mayHaveResponseBody
     }
 
     /// `mayFrameBody`, and a final head takes the method: its body is not written when it answers HEAD or
@@ -113,7 +135,7 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
         let informational = (100..<200).contains(status.code) && status.code != 101
         if !informational, let method = nextMethod {
             nextMethod = nil
-            suppressResponseBody = method == .HEAD || method == .CONNECT
+            suppressResponseBody = method.isHEAD || method.isCONNECT
         }
         return hasBody
     }
