@@ -21,6 +21,12 @@ package final class PluginArena {
         return string.withUTF8 { view(UnsafeRawBufferPointer($0)) }
     }
 
+    /// A part of a string (a request's path), copied from the string's own bytes: no String made of it.
+    package func view(_ text: Substring) -> gw_str {
+        if let view = text.utf8.withContiguousStorageIfAvailable({ view(UnsafeRawBufferPointer($0)) }) { return view }
+        return view(String(text))
+    }
+
     package func view(_ bytes: UnsafeRawBufferPointer) -> gw_str {
         guard bytes.count > 0, let base = bytes.baseAddress else { return gw_str(ptr: nil, len: 0) }
         let target: UnsafeMutableRawPointer

@@ -135,10 +135,14 @@ package final class PluginRequest: PluginCallTarget {
         }
         switch attribute {
         case GW_ATTR_METHOD: return index == 0 ? text(storedHead.method.rawValue) : GW_ERR_NOT_FOUND
-        case GW_ATTR_PATH: return index == 0 ? text(String(Router.path(of: storedHead.uri))) : GW_ERR_NOT_FOUND
+        case GW_ATTR_PATH:
+            guard index == 0 else { return GW_ERR_NOT_FOUND }
+            out = arena.view(Router.path(of: storedHead.uri))
+            return GW_OK
         case GW_ATTR_QUERY:
             guard index == 0, let q = storedHead.uri.firstIndex(of: "?") else { return GW_ERR_NOT_FOUND }
-            return text(String(storedHead.uri[storedHead.uri.index(after: q)...].prefix { $0 != "#" }))
+            out = arena.view(storedHead.uri[storedHead.uri.index(after: q)...].prefix { $0 != "#" })
+            return GW_OK
         case GW_ATTR_HOST:
             guard index == 0 else { return GW_ERR_NOT_FOUND }
             if let host = storedHead.headers.first(name: "host") { return text(host) }
