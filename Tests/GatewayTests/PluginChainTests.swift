@@ -221,6 +221,10 @@ final class PluginChainTests: GatewayTestCase {
         XCTAssertEqual(settled["released"], try XCTUnwrap(settled["total"]) - 2, "every record of the closed connections released once")
         let missing = await gateway.logs.waitFor(timeout: 0.2) { $0.message.contains("connection data missing") }
         XCTAssertNil(missing, "on_complete found the record of its request's connection")
+        // The old instances were destroyed once the moved connection stopped counting for their configuration;
+        // their records had gone before.
+        let late = await gateway.logs.waitFor(timeout: 0.5) { $0.message.contains("released after its instance's destroy") }
+        XCTAssertNil(late, "a record released after its instance's destroy")
     }
 
     func testStaleHandleGetsAnErrorNotACrash() async throws {

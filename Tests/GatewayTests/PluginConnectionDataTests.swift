@@ -21,24 +21,33 @@ final class PluginConnectionDataTests: XCTestCase {
 
     func testReplacingReleasesTheOldValueAndTheSameValueIsKeptAsItIs() {
         var data = PluginConnectionData()
-        data.set(tag: 1, data: Self.pointer(0x10), release: Self.release)
-        data.set(tag: 2, data: Self.pointer(0x20), release: Self.release)
+        data.set(tag: 1, data: Self.pointer(0x10), release: Self.release).run()
+        data.set(tag: 2, data: Self.pointer(0x20), release: Self.release).run()
         XCTAssertEqual(data.value(tag: 1), Self.pointer(0x10))
         XCTAssertEqual(data.value(tag: 2), Self.pointer(0x20))
         XCTAssertNil(data.value(tag: 3))
-        data.set(tag: 1, data: Self.pointer(0x10), release: Self.release)
+        data.set(tag: 1, data: Self.pointer(0x10), release: Self.release).run()
         XCTAssertEqual(Self.released, [], "the value already kept is not released")
-        data.set(tag: 1, data: Self.pointer(0x11), release: Self.release)
+        data.set(tag: 1, data: Self.pointer(0x11), release: Self.release).run()
         XCTAssertEqual(Self.released, [0x10], "the replaced value, once")
-        data.set(tag: 2, data: nil, release: nil)
+        data.set(tag: 2, data: nil, release: nil).run()
         XCTAssertEqual(Self.released, [0x10, 0x20], "cleared")
         XCTAssertNil(data.value(tag: 2))
-        data.set(tag: 3, data: Self.pointer(0x30), release: nil)
-        data.releaseAll()
-        XCTAssertEqual(Self.released, [0x10, 0x20, 0x11], "each kept value once; none without a release function")
+        data.set(tag: 3, data: Self.pointer(0x30), release: nil).run()
+        let taken = data.takeAll()
+        XCTAssertEqual(Self.released, [0x10, 0x20], "taken out, not released yet")
         XCTAssertTrue(data.isEmpty)
-        data.releaseAll()
+        taken.run()
+        XCTAssertEqual(Self.released, [0x10, 0x20, 0x11], "each kept value once; none without a release function")
+        data.takeAll().run()
         XCTAssertEqual(Self.released.count, 3, "never twice")
+
+        data.set(tag: 4, data: Self.pointer(0x40), release: Self.release).run()
+        data.set(tag: 5, data: Self.pointer(0x50), release: Self.release).run()
+        data.take(tags: [5, 6]).run()
+        XCTAssertEqual(Self.released.count, 4)
+        XCTAssertEqual(Self.released.last, 0x50, "only the listed instances' values")
+        XCTAssertEqual(data.value(tag: 4), Self.pointer(0x40))
     }
 
     /// Through the host's table, as a plugin calls it: request and connection handles reach the same data; a
@@ -71,7 +80,7 @@ final class PluginConnectionDataTests: XCTestCase {
             XCTAssertEqual(out, Self.pointer(0x70))
         }
         XCTAssertEqual(Self.released, [])
-        connection.pluginData.releaseAll()
+        connection.releasePluginData()
         XCTAssertEqual(Self.released, [0x70])
     }
 }

@@ -6,7 +6,8 @@
  * first_get is what get_connection_data answered (0 kept, -2 not found), released how many records the host had
  * released so far and total how many were made (every instance of the library counts into the same two). It
  * also checks the argument errors: a NULL out pointer and a tag of 0 are GW_ERR_INVALID_ARGUMENT. on_complete
- * checks that the record is still there.
+ * checks that the record is still there. Each record knows its instance, which `destroy` marks (and keeps, so
+ * that the mark can be read): a record released after its instance's destroy is logged as an error.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,23 +16,29 @@
 
 static const gw_host_api *host;
 
-typedef struct record {
-    int serial;
-    int requests;
-} record;
-
 typedef struct instance {
     uint64_t tag;
     char header[64];
     size_t header_len;
+    int destroyed;
 } instance;
+
+typedef struct record {
+    int serial;
+    int requests;
+    instance *owner;
+} record;
 
 /* Counted across threads (event loops) with the compiler's atomics: the build is C99. */
 static int made;
 static int released;
 
 static void release_record(void *data) {
-    free(data);
+    record *r = data;
+    if (__atomic_load_n(&r->owner->destroyed, __ATOMIC_SEQ_CST)) {
+        host->log(0, GW_LOG_ERROR, (gw_str){"connection data released after its instance's destroy", 53});
+    }
+    free(r);
     __atomic_fetch_add(&released, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -51,7 +58,11 @@ static int32_t cd_create(const gw_host_api *h, const gw_create_args *args, void 
     return GW_OK;
 }
 
-static void cd_destroy(void *self) { free(self); }
+/* Marked, not freed: a release that comes later must still find the mark (a test fixture may leak this). */
+static void cd_destroy(void *opaque) {
+    instance *self = opaque;
+    __atomic_store_n(&self->destroyed, 1, __ATOMIC_SEQ_CST);
+}
 
 static gw_action cd_request(void *opaque, gw_handle request) {
     instance *self = opaque;
@@ -67,6 +78,7 @@ static gw_action cd_request(void *opaque, gw_handle request) {
         if (kept != NULL) return GW_FAILED;
         r = calloc(1, sizeof *r);
         r->serial = __atomic_fetch_add(&made, 1, __ATOMIC_SEQ_CST) + 1;
+        r->owner = self;
         if (host->set_connection_data(request, self->tag, r, release_record) != GW_OK) {
             free(r);
             return GW_FAILED;

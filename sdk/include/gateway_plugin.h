@@ -394,7 +394,7 @@ typedef struct gw_host_api {
      * what a plugin derives once per connection and reuses for each of its requests (a prepared header list, a
      * log line's connection fields). `handle` is the connection's or one of its requests' (in on_connection,
      * on_request_headers, on_response_headers, on_complete); `instance_tag` the tag `create` received, which
-     * keeps instances apart (0 is GW_ERR_INVALID_ARGUMENT). Event-loop hooks only: from a blocking
+     * keeps instances apart (0 is GW_ERR_INVALID_ARGUMENT; pass your own: the host does not check whose it is). Event-loop hooks only: from a blocking
      * on_request_headers (GW_PLUGIN_FLAG_BLOCKING, on a worker thread) both answer GW_ERR_WRONG_PHASE.
      *
      * `set_connection_data` keeps `data` and `release` (which may be NULL). The host calls `release(data)`
@@ -402,7 +402,8 @@ typedef struct gw_host_api {
      * NULL), and otherwise when the connection ends: after the last on_complete of its requests, before the
      * connection stops counting for its configuration (so before the instance's `destroy`), on the
      * connection's event-loop thread. A connection that a reload moves on to the new configuration releases
-     * the data of the old configuration's instances when it moves. `release` must not call host functions
+     * the data of the old configuration's instances when it moves; one that the new configuration refuses
+     * releases the new instances' data right after their on_connection. `release` must not call host functions
      * and must not block. Setting the value already kept changes only `release`.
      *
      * `get_connection_data` writes the kept pointer to `*out`, or NULL with GW_ERR_NOT_FOUND when there is

@@ -47,9 +47,15 @@ public final class ConnectionContext {
         self.remoteIP = remoteAddress?.ipAddress ?? "unknown"
     }
 
+    /// Releases what plugins kept for this connection (ABI 1.4): when it ends, or moves on to other instances.
+    package func releasePluginData() {
+        guard !pluginData.isEmpty else { return }
+        pluginData.takeAll().run()
+    }
+
     /// The last guard: the proxy handler releases plugins' data when the connection ends (before it stops
     /// counting for its configuration); this finds it empty unless something kept the context past that.
-    deinit { pluginData.releaseAll() }
+    deinit { releasePluginData() }
 
     public var tlsVersionName: String? {
         switch tlsVersion {

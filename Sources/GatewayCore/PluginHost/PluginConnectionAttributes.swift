@@ -113,7 +113,9 @@ package final class PluginConnectionTarget: PluginCallTarget {
         return out == nil ? GW_ERR_NOT_FOUND : GW_OK
     }
     override package func setConnectionData(_ tag: UInt64, _ data: UnsafeMutableRawPointer?, release: PluginConnectionData.Release?) -> gw_status {
-        connection.pluginData.set(tag: tag, data: data, release: release)
+        // The replaced value's release runs after the list changed (a release function that calls back finds
+        // no change under way).
+        connection.pluginData.set(tag: tag, data: data, release: release).run()
         return GW_OK
     }
 }

@@ -333,7 +333,9 @@ package final class PluginRequest: PluginCallTarget {
 
     override package func setConnectionData(_ tag: UInt64, _ data: UnsafeMutableRawPointer?, release: PluginConnectionData.Release?) -> gw_status {
         guard !isBlockingCopy else { return GW_ERR_WRONG_PHASE }
-        connection.pluginData.set(tag: tag, data: data, release: release)
+        // The replaced value's release runs after the list changed (a release function that calls back finds
+        // no change under way).
+        connection.pluginData.set(tag: tag, data: data, release: release).run()
         return GW_OK
     }
 

@@ -137,7 +137,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         // The connection ends: plugins' per-connection data goes now, after the last on_complete (channelInactive)
         // and before the connection stops counting for its configuration (the close future, after this), so
         // before any instance it belongs to can be destroyed.
-        connection.pluginData.releaseAll()
+        connection.releasePluginData()
     }
 
 
@@ -362,11 +362,13 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             } else if let found = next.tls.flatMap({ clientRejection(tls: $0, policyIndex: policy, movingTo: true) }) {
                 rejection = found
                 connection.verification = .failed(found)
-                // Seen by the new chain (its Audit file) while the connection is still counted there.
-                next.plugins?.onConnection(connection)
-                // What plugins kept for the connection (the new chain's included) goes before it stops counting
-                // there: it is refused and closes.
-                connection.pluginData.releaseAll()
+                // Seen by the new chain (its Audit file) while the connection is still counted there; what its
+                // plugins kept for the connection goes before it stops counting there (the old chain's stays
+                // until the connection ends: an on_complete of it may still be due).
+                if let chain = next.plugins {
+                    chain.onConnection(connection)
+                    connection.pluginData.take(tags: chain.entries.map(\.tag)).run()
+                }
                 nextRuntime.connectionClosed()
             } else if pendingCompletions > 0 {
                 // The previous response's end is still being written and its on_complete must run on the chain that
@@ -375,7 +377,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             } else {
                 // The old chain's per-connection data goes before the connection stops counting for its
                 // configuration (whose instances may then be destroyed); the new chain's plugins make their own.
-                connection.pluginData.releaseAll()
+                connection.releasePluginData()
                 runtime.connectionClosed()
                 generation.value = nextRuntime
                 runtime = nextRuntime

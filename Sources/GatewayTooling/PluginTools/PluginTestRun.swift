@@ -72,7 +72,11 @@ package struct PluginTestRun {
         let pool = library.isBlocking ? NIOThreadPool(numberOfThreads: 1) : nil
         pool?.start()
         let chain = PluginChain(entries: [instance], pool: pool)
-        defer { chain.destroy() }
+        defer {
+            // As the gateway does when a connection ends: what the plugin kept for it goes before its destroy.
+            connection.releasePluginData()
+            chain.destroy()
+        }
         chain.onConnection(connection)
         // Inline plugins run on an embedded loop. A blocking plugin's worker completes from its own thread,
         // which an embedded loop would take for itself: it gets a real one-thread loop instead.
