@@ -75,49 +75,70 @@ package final class PluginChain: Sendable {
         }
     }
 
+    /// How far a run of on_request_headers on the calling thread got (`runInline`).
+    package enum Progress {
+        /// Every hook ran, or one decided: the outcome.
+        case finished(Outcome)
+        /// The hook at this position blocks: `resume` runs it on the worker pool, and the rest after it.
+        case blocking(at: Int)
+        /// The request is over (the client went away while a blocking hook ran): nothing more runs.
+        case abandoned
+    }
+
     /// Runs on_request_headers along the chain; `completion` is called on `eventLoop`, inline when no plugin blocks.
     package func runRequestHeaders(_ request: PluginRequest, on eventLoop: any EventLoop, completion: @escaping (Outcome) -> Void) {
         step(request, from: 0, on: eventLoop, completion: completion)
     }
 
-    /// Runs the request hooks from `requestHooks[start]` on. One thread-slot look-up for the run, and the
-    /// request stays the running hook's target from the first hook to the last (no plugin code runs between
-    /// them); each hook's views end with it (the arena is reset).
-    private func step(_ request: PluginRequest, from start: Int, on eventLoop: any EventLoop, completion: @escaping (Outcome) -> Void) {
-        // The client may have gone away while a blocking hook ran: the request is complete, run nothing more.
-        guard request.phase == .request else { return }
+    /// Runs the request hooks from `requestHooks[start]` on, on this thread, until every one ran, one decided,
+    /// or a blocking one is next. One thread-slot look-up for the run, and the request stays the running
+    /// hook's target from the first hook to the last (no plugin code runs between them); each hook's views end
+    /// with it (the arena is reset). No closure: the proxy takes the outcome of a chain without blocking
+    /// plugins straight back, and makes the continuation only when a blocking hook needs one.
+    package func runInline(_ request: PluginRequest, from start: Int = 0) -> Progress {
+        guard request.phase == .request else { return .abandoned }
         let context = PluginCallContext.forThisThread
         let saved = context.enter(request.handle, request)
+        defer {
+            context.leave(saved)
+            request.currentEntry = nil
+        }
         var position = start
         while position < requestHooks.count {
             let hook = requestHooks[position]
             request.reached = hook.index + 1
-            if hook.isBlocking, let pool {
-                context.leave(saved)
-                request.currentEntry = nil
-                let (entry, next) = (hook.entry, position + 1)
-                runBlocking(entry, request, pool: pool, on: eventLoop) { [self] code in
-                    switch self.judge(code, entry: entry, request: request) {
-                    case .some(let outcome): completion(outcome)
-                    case .none: self.step(request, from: next, on: eventLoop, completion: completion)
-                    }
-                }
-                return
-            }
+            if hook.isBlocking, pool != nil { return .blocking(at: position) }
             request.currentEntry = hook.entry
             let code = hook.entry.stats.call { hook.function(hook.instance, request.handle) }
             context.arena.reset()
             if code != GW_CONTINUE || request.answeredBy != nil, let outcome = judge(code, entry: hook.entry, request: request) {
-                context.leave(saved)
-                request.currentEntry = nil
-                return completion(outcome)
+                return .finished(outcome)
             }
             position += 1
         }
-        context.leave(saved)
-        request.currentEntry = nil
         request.reached = entries.count
-        completion(.proceed)
+        return .finished(.proceed)
+    }
+
+    /// Runs the blocking hook at `position` (`Progress.blocking`) on the worker pool, then the rest of the
+    /// chain; `completion` gets the outcome on `eventLoop`, and is not called for an abandoned request.
+    package func resume(_ request: PluginRequest, at position: Int, on eventLoop: any EventLoop, completion: @escaping (Outcome) -> Void) {
+        guard let pool else { return step(request, from: position, on: eventLoop, completion: completion) }
+        let entry = requestHooks[position].entry
+        runBlocking(entry, request, pool: pool, on: eventLoop) { [self] code in
+            switch self.judge(code, entry: entry, request: request) {
+            case .some(let outcome): completion(outcome)
+            case .none: self.step(request, from: position + 1, on: eventLoop, completion: completion)
+            }
+        }
+    }
+
+    private func step(_ request: PluginRequest, from start: Int, on eventLoop: any EventLoop, completion: @escaping (Outcome) -> Void) {
+        switch runInline(request, from: start) {
+        case .finished(let outcome): completion(outcome)
+        case .blocking(let position): resume(request, at: position, on: eventLoop, completion: completion)
+        case .abandoned: break
+        }
     }
 
     /// nil: go on with the next entry.

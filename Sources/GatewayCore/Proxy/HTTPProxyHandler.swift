@@ -469,15 +469,25 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private func runPlugins(_ id: UInt64) {
         guard let context, let chain = listener.plugins, let request = pluginRequest else { return }
         holdClientReads(true)
-        chain.runRequestHeaders(request, on: context.eventLoop) { [self] outcome in
-            let decision: ProxyStateMachine.PluginDecision
-            switch outcome {
-            case .proceed: decision = .proceed
-            case .answered: decision = .answered
-            case .failed(let plugin, _): decision = .failed(plugin: plugin)
-            }
-            self.perform(self.machine.pluginsFinished(request: id, decision))
+        // A chain without blocking plugins runs here and now: no continuation closure to allocate.
+        switch chain.runInline(request) {
+        case .finished(let outcome):
+            pluginsFinished(id, outcome)
+        case .blocking(let position):
+            chain.resume(request, at: position, on: context.eventLoop) { [self] outcome in pluginsFinished(id, outcome) }
+        case .abandoned:
+            break
         }
+    }
+
+    private func pluginsFinished(_ id: UInt64, _ outcome: PluginChain.Outcome) {
+        let decision: ProxyStateMachine.PluginDecision
+        switch outcome {
+        case .proceed: decision = .proceed
+        case .answered: decision = .answered
+        case .failed(let plugin, _): decision = .failed(plugin: plugin)
+        }
+        perform(machine.pluginsFinished(request: id, decision))
     }
 
     /// Routes the request to a server (or reports that there is none) and makes its upstream head.
