@@ -256,6 +256,37 @@ final class PluginChainTests: GatewayTestCase {
         XCTAssertEqual(timedOut?.metadata["plugin"], "slow_blocking")
     }
 
+    /// A blocking plugin between two that run inline: the first runs on the event loop, the blocking one on a
+    /// worker with the first's edit in its copy, the last after that copy's edits were taken over (the chain
+    /// resumes after the blocking hook); both inline entries' response hooks run. Twice on one connection.
+    func testABlockingPluginBetweenInlineOnesSeesAndKeepsTheChainsEdits() async throws {
+        let tagger = try PluginFixtures.build("tagger")
+        let slow = try PluginFixtures.build("slow_blocking")
+        try await start("""
+              - name: l
+                address: "127.0.0.1:0"
+                protocol: http
+                plugins:
+                  - { library: \(tagger), config: { tag: p1 } }
+                  - { library: \(slow), config: { sleep_ms: 20 }, timeout_ms: 2000 }
+                  - { library: \(tagger), config: { tag: p2 } }
+                routes: [ { backend: app } ]
+            """)
+        let client = try await TestClient.connect(port: gateway.port("l"), tls: nil)
+        defer { Task { await client.close() } }
+        for n in 1...2 {
+            try await client.send("GET /\(n) HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let response = await client.readResponse()
+            XCTAssertEqual(response?.status, 200)
+            XCTAssertEqual(response?.header("x-p1-response"), "1")
+            XCTAssertEqual(response?.header("x-p2-response"), "1")
+            let received = try XCTUnwrap(backend.requests.last).head
+            XCTAssertEqual(received.uri, "/\(n)")
+            XCTAssertEqual(received.headers.first(name: "x-chain"), "p1,p2", "the last plugin saw the first's edit, kept through the blocking call")
+            XCTAssertEqual(received.headers.first(name: "x-blocking"), "done")
+        }
+    }
+
     /// Pipelined requests through a plugin that runs on the worker pool: each waits for the one before it,
     /// bodies stay with their requests, and the answers come back in order.
     func testPipelinedRequestsThroughABlockingPluginKeepTheirOrder() async throws {

@@ -81,7 +81,7 @@ package final class PluginChain: Sendable {
         case finished(Outcome)
         /// The hook at this position blocks: `resume` runs it on the worker pool, and the rest after it.
         case blocking(at: Int)
-        /// The request is over (the client went away while a blocking hook ran): nothing more runs.
+        /// The request is over (the client went away while a blocking hook ran): no further hook runs.
         case abandoned
     }
 
@@ -121,7 +121,9 @@ package final class PluginChain: Sendable {
     }
 
     /// Runs the blocking hook at `position` (`Progress.blocking`) on the worker pool, then the rest of the
-    /// chain; `completion` gets the outcome on `eventLoop`, and is not called for an abandoned request.
+    /// chain; `completion` gets the outcome on `eventLoop`. When the request is over by then (the client went
+    /// away), the blocking hook's own result or timeout is still judged and handed on (the proxy's state
+    /// machine drops an answer for a request that is gone), and no hook after it runs.
     package func resume(_ request: PluginRequest, at position: Int, on eventLoop: any EventLoop, completion: @escaping (Outcome) -> Void) {
         guard let pool else { return step(request, from: position, on: eventLoop, completion: completion) }
         let entry = requestHooks[position].entry
