@@ -3,8 +3,8 @@ import GatewayPluginKit
 /// One connection's identity headers as `add_headers` takes them, made on its first request: the list, and
 /// the memory its views point into. The certificate's values are the identity's prepared ones (kept alive
 /// here, whatever the identity cache evicts meanwhile); the connection's own (clientverify, ciphers, TLS
-/// facts) are copied into one block. A connection whose cache slot another took makes this again, so it
-/// costs three allocations: the object, the list and the block.
+/// facts) are copied into one block. Three allocations (the object, the list and the block), once per
+/// connection: the gateway keeps it with the connection (ABI 1.4) and releases it when the connection ends.
 final class ConnectionHeaders {
     private let listMemory: UnsafeMutableBufferPointer<gw_header>
     private let count: Int

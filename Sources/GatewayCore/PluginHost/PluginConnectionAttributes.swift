@@ -73,6 +73,21 @@ package enum PluginConnectionAttributes {
 
 extension PluginConnectionAttributes {
     /// `get_dn_value`: the `index`-th value of attribute `type` (short name, any case, or dotted OID).
+    /// ABI 1.4 `get_connection_data`, for a connection's or a request's target.
+    package static func connectionData(_ tag: UInt64, connection: ConnectionContext, into out: inout UnsafeMutableRawPointer?) -> gw_status {
+        out = connection.pluginData.value(tag: tag)
+        return out == nil ? GW_ERR_NOT_FOUND : GW_OK
+    }
+
+    /// ABI 1.4 `set_connection_data`. The replaced value's release runs after the list changed (a release
+    /// function that calls back finds no change under way).
+    package static func setConnectionData(
+        _ tag: UInt64, _ data: UnsafeMutableRawPointer?, release: PluginConnectionData.Release?, connection: ConnectionContext
+    ) -> gw_status {
+        connection.pluginData.set(tag: tag, data: data, release: release).run()
+        return GW_OK
+    }
+
     package static func dnValue(_ which: gw_dn, type: String, index: Int, connection: ConnectionContext, into out: inout gw_str) -> gw_status {
         let values: [ClientIdentity.DNValue]
         switch which {
@@ -109,13 +124,9 @@ package final class PluginConnectionTarget: PluginCallTarget {
         PluginConnectionAttributes.dnValue(which, type: type, index: index, connection: connection, into: &out)
     }
     override package func connectionData(_ tag: UInt64, into out: inout UnsafeMutableRawPointer?) -> gw_status {
-        out = connection.pluginData.value(tag: tag)
-        return out == nil ? GW_ERR_NOT_FOUND : GW_OK
+        PluginConnectionAttributes.connectionData(tag, connection: connection, into: &out)
     }
     override package func setConnectionData(_ tag: UInt64, _ data: UnsafeMutableRawPointer?, release: PluginConnectionData.Release?) -> gw_status {
-        // The replaced value's release runs after the list changed (a release function that calls back finds
-        // no change under way).
-        connection.pluginData.set(tag: tag, data: data, release: release).run()
-        return GW_OK
+        PluginConnectionAttributes.setConnectionData(tag, data, release: release, connection: connection)
     }
 }

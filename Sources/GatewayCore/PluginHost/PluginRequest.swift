@@ -327,16 +327,12 @@ package final class PluginRequest: PluginCallTarget {
 
     override package func connectionData(_ tag: UInt64, into out: inout UnsafeMutableRawPointer?) -> gw_status {
         guard !isBlockingCopy else { return GW_ERR_WRONG_PHASE }
-        out = connection.pluginData.value(tag: tag)
-        return out == nil ? GW_ERR_NOT_FOUND : GW_OK
+        return PluginConnectionAttributes.connectionData(tag, connection: connection, into: &out)
     }
 
     override package func setConnectionData(_ tag: UInt64, _ data: UnsafeMutableRawPointer?, release: PluginConnectionData.Release?) -> gw_status {
         guard !isBlockingCopy else { return GW_ERR_WRONG_PHASE }
-        // The replaced value's release runs after the list changed (a release function that calls back finds
-        // no change under way).
-        connection.pluginData.set(tag: tag, data: data, release: release).run()
-        return GW_OK
+        return PluginConnectionAttributes.setConnectionData(tag, data, release: release, connection: connection)
     }
 
     override package func getVar(_ name: UnsafeRawBufferPointer, into out: inout gw_str) -> gw_status {
