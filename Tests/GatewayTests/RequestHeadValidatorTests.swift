@@ -48,6 +48,43 @@ final class RequestHeadValidatorTests: XCTestCase {
         XCTAssertGreaterThan(passed, 500, "few heads passed the checks")
     }
 
+    /// The check on a parsed head's bytes (what the proxy runs) and the check on NIO's type agree on every
+    /// seeded random head: the same refusal, or the same facts and the same normal form (and enough heads pass
+    /// unchanged for the comparison to cover the bytes' own path).
+    func testTheCheckOnBytesAgreesWithTheCheckOnStrings() {
+        var random = SeededRandom(seed: 0xB17E_5EED)
+        let fields: [(String, String)] = [
+            ("Host", "a.example"), ("host", "b.example:8443"), ("HOST", "bad host"), ("Host", ""), ("Content-Length", "5"),
+            ("content-length", "05"), ("Content-Length", "0"), ("Content-Length", "2000"), ("Transfer-Encoding", "chunked"),
+            ("transfer-encoding", "gzip, chunked"), ("Expect", "100-continue"), ("Connection", "close"), ("TE", "trailers"),
+            ("Upgrade", "h2c"), ("Keep-Alive", "5"), ("X-Foo", "1"), ("Accept", "*/*"), ("X-Caf", "caf\u{e9}"),
+        ]
+        let targets = ["/", "/a?b", "/a#f", "http://c.example:80/x", "*", "https://d.example", "/p?q=\u{e9}"]
+        let methods: [HTTPMethod] = [.GET, .POST, .OPTIONS, .HEAD, .CONNECT]
+        var usual = 0
+        for _ in 0..<5_000 {
+            var headers = HTTPHeaders()
+            for _ in 0..<Int(random.next() % 5) {
+                let field = fields[Int(random.next() % UInt64(fields.count))]
+                headers.add(name: field.0, value: field.1)
+            }
+            var strings = HTTPRequestHead(
+                version: random.next() % 4 == 0 ? .http1_0 : .http1_1, method: methods[Int(random.next() % UInt64(methods.count))],
+                uri: targets[Int(random.next() % UInt64(targets.count))], headers: headers)
+            var bytes = ClientRequestHead(strings)
+            let before = bytes
+            let context = "\(strings)"
+            let onBytes = RequestHeadValidator.check(&bytes, maxBodyBytes: 1_000)
+            let onStrings = RequestHeadValidator.check(&strings, maxBodyBytes: 1_000)
+            XCTAssertEqual(onBytes, onStrings, context)
+            if case .success = onStrings {
+                XCTAssertEqual(bytes, ClientRequestHead(strings), context)
+                if bytes == before { usual += 1 }
+            }
+        }
+        XCTAssertGreaterThan(usual, 200, "few usual heads")
+    }
+
     func testAbsoluteFormBecomesOriginFormWithTheAuthorityAsHost() {
         let (head, refusal) = check("http://other.example:8080/x?y=1", [("Host", "localhost")])
         XCTAssertNil(refusal)

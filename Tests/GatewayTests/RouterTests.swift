@@ -50,6 +50,49 @@ final class RouterTests: XCTestCase {
         }
     }
 
+    /// Routing over bytes (what the proxy runs) picks the route routing over Strings picks, on seeded random
+    /// hosts and origin-form targets against routes of every kind.
+    func testRoutingOverBytesAgreesWithRoutingOverStrings() {
+        let metrics = GatewayMetrics()
+        func group(_ name: String) -> BackendGroup {
+            BackendGroup(
+                name: name, entries: [], balance: .roundRobin, tlsContext: nil, serverName: nil, connectTimeout: .seconds(1),
+                responseTimeout: .seconds(1), metrics: metrics)
+        }
+        var matchers: [RouteMatcher] = []
+        for host in [RouteMatcher.HostPattern.any, .exact("a.example"), .exact("[::1]"), .suffix(".example")] {
+            for (prefix, exact) in [(nil, nil), ("/v1/", nil), (nil, "/health"), ("/", nil)] as [(String?, String?)] {
+                for methods in [nil, Set(["GET"])] as [Set<String>?] {
+                    var matcher = RouteMatcher()
+                    matcher.host = host
+                    matcher.pathPrefix = prefix
+                    matcher.pathExact = exact
+                    matcher.methods = methods
+                    matchers.append(matcher)
+                }
+            }
+        }
+        let hosts = ["a.example", "A.Example:8443", "b.a.example.", "example", "[::1]:443", ":80", "", "x.EXAMPLE", "caf\u{e9}.example"]
+        let targets = ["/", "/v1/x?q", "/health", "/health/x", "/v1#f", "*", "/h?/v1/", "/caf\u{e9}"]
+        var random = SeededRandom(seed: 0x0A7E_5EED)
+        for _ in 0..<2_000 {
+            var routes: [Router.Route] = []
+            for index in 0..<Int(1 + random.next() % 4) {
+                routes.append(Router.Route(matcher: matchers[Int(random.next() % UInt64(matchers.count))], backend: group("g\(index)")))
+            }
+            let router = Router(routes: routes)
+            var host: String? = random.next() % 8 == 0 ? nil : hosts[Int(random.next() % UInt64(hosts.count))]
+            var target = targets[Int(random.next() % UInt64(targets.count))]
+            let method = random.next() % 2 == 0 ? "GET" : "POST"
+            let onStrings = router.route(hostHeader: host, uri: target, method: method)?.name
+            let onBytes = target.withUTF8 { target in
+                guard host != nil else { return router.route(host: nil, target: UnsafeRawBufferPointer(target), method: method)?.name }
+                return host!.withUTF8 { router.route(host: UnsafeRawBufferPointer($0), target: UnsafeRawBufferPointer(target), method: method)?.name }
+            }
+            XCTAssertEqual(onBytes, onStrings, "\(String(describing: host)) \(target) \(method) \(routes.map(\.matcher))")
+        }
+    }
+
     func testMatcher() {
         var m = RouteMatcher()
         m.host = .suffix(".example.com")

@@ -30,6 +30,15 @@ package struct HTTP1ConnectionOptions: Equatable, Sendable {
     /// Takes the value of one Connection field: its comma-separated elements without the spaces and tabs
     /// around them.
     mutating func take(_ value: UnsafeRawBufferPointer) {
+        // The usual values, one element without whitespace (the parser trimmed the value's ends).
+        if HTTP1Syntax.equalsIgnoringCase(value, "keep-alive") {
+            keepAlives += 1
+            return
+        }
+        if HTTP1Syntax.equalsIgnoringCase(value, "close") {
+            close = true
+            return
+        }
         var i = 0
         while i <= value.count {
             var end = i

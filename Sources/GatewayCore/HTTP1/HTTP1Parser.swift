@@ -261,9 +261,10 @@ package struct HTTP1Parser<Heads: HTTP1HeadParsing> {
                 scanned = scannedTo
                 return nil
             case .complete(let start, let end):
-                let (heads, maxFields) = (self.heads, self.maxFields)
-                let parsed = input.withUnsafeReadableBytes { heads.parse($0, start: start, end: end, maxFields: maxFields) }
-                switch parsed {
+                // A copy of the buffer (one reference), not of the heads, for the closure to read both.
+                let received = input
+                let parsed = received.withUnsafeReadableBytes { heads.parse($0, start: start, end: end, maxFields: maxFields) }
+                switch consume parsed {
                 case .failure(let error):
                     try fail(error.reason)
                 case .success(let (head, framing, connection)):

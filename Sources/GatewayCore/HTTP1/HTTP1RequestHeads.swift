@@ -1,8 +1,8 @@
 import NIOHTTP1
 
 /// Request heads for `HTTP1Parser`: the request line (one space between its parts, a method llhttp knows, a
-/// target in origin, absolute or asterisk form of visible ASCII, HTTP/1.0 or 1.1) and the fields, into NIO's
-/// head type; a body only by Content-Length or chunked Transfer-Encoding.
+/// target in origin, absolute or asterisk form of visible ASCII, HTTP/1.0 or 1.1) and the fields, into a
+/// `ClientRequestHead` (the fields as bytes); a body only by Content-Length or chunked Transfer-Encoding.
 package struct HTTP1RequestHeads: HTTP1HeadParsing {
     /// What the Connection fields of the last head parsed said (whether the client keeps the connection open).
     package private(set) var lastConnection = HTTP1ConnectionOptions()
@@ -15,7 +15,7 @@ package struct HTTP1RequestHeads: HTTP1HeadParsing {
 
     package func parse(
         _ raw: UnsafeRawBufferPointer, start: Int, end: Int, maxFields: Int
-    ) -> Result<(HTTPRequestHead, HTTP1Framing, HTTP1ConnectionOptions), HTTP1ParseError> {
+    ) -> Result<(ClientRequestHead, HTTP1Framing, HTTP1ConnectionOptions), HTTP1ParseError> {
         // The request line: method SP request-target SP HTTP-version CRLF, single spaces.
         var i = start
         while raw[i] != 32 {
@@ -48,8 +48,8 @@ package struct HTTP1RequestHeads: HTTP1HeadParsing {
         }
         i += 10
 
-        let fields: [(String, String)], framing: HTTP1Syntax.FramingFields
-        switch HTTP1Syntax.fields(raw, from: i, end: end, maxFields: maxFields) {
+        let fields: HeaderBlock, framing: HTTP1Syntax.FramingFields
+        switch HTTP1Syntax.fieldBlock(raw, from: i, end: end, maxFields: maxFields) {
         case .success(let parsed): (fields, framing) = parsed
         case .failure(let error): return .failure(error)
         }
@@ -63,7 +63,7 @@ package struct HTTP1RequestHeads: HTTP1HeadParsing {
             body = framing.length.map { .length($0) } ?? .none
         }
         let uri = String(decoding: UnsafeRawBufferPointer(rebasing: raw[targetStart..<targetEnd]), as: UTF8.self)
-        return .success((HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(fields)), body, framing.connection))
+        return .success((ClientRequestHead(method: method, version: version, uri: uri, fields: fields), body, framing.connection))
     }
 
     /// Origin-form (`/...`), asterisk-form (`*`) or absolute-form (a scheme, then `://`), as llhttp takes them;

@@ -67,35 +67,12 @@ package struct HTTP1ResponseHeads: HTTP1HeadParsing {
         guard raw[i] == 13 else { return .failure(.init(.statusLine)) }
         i += 2
 
-        // The fields as the bytes they are forwarded as: one buffer, the head's size (more only for invalid
-        // UTF-8, which is repaired). Lines already
-        // written as `HeaderBlock` writes them (`name: value CRLF`, one space, ASCII) are copied as they are, a
-        // run of consecutive ones at once; the others field by field.
-        var fields = HeaderBlock(capacity: end - i)
-        var run = (start: 0, end: 0, count: 0)
-        var framing: HTTP1Syntax.FramingFields
-        let scanned = HTTP1Syntax.scanFields(raw, from: i, end: end, maxFields: maxFields, dropHopByHop: dropsHopByHop) { name, value, lineStart, lineEnd in
-            // One byte besides the value after the colon, and it is a space: the (trimmed) value cannot start on
-            // it, so the line is `name: value`.
-            let canonical = lineEnd - lineStart == name.count + 2 + value.count && raw[lineStart + name.count + 1] == 32
-            if canonical, HeaderBlock.isASCII(value) {
-                if run.end != lineStart {
-                    if run.count > 0 { fields.append(lines: UnsafeRawBufferPointer(rebasing: raw[run.start..<run.end]), count: run.count) }
-                    run = (lineStart, lineStart, 0)
-                }
-                run.end = lineEnd + 2
-                run.count += 1
-            } else {
-                if run.count > 0 { fields.append(lines: UnsafeRawBufferPointer(rebasing: raw[run.start..<run.end]), count: run.count) }
-                run = (0, 0, 0)
-                fields.append(name: name, value: value)
-            }
-        }
-        switch scanned {
-        case .success(let parsed): framing = parsed
+        // The fields as the bytes they are forwarded as.
+        var fields: HeaderBlock, framing: HTTP1Syntax.FramingFields
+        switch HTTP1Syntax.fieldBlock(raw, from: i, end: end, maxFields: maxFields, dropHopByHop: dropsHopByHop) {
+        case .success(let parsed): (fields, framing) = parsed
         case .failure(let error): return .failure(error)
         }
-        if run.count > 0 { fields.append(lines: UnsafeRawBufferPointer(rebasing: raw[run.start..<run.end]), count: run.count) }
         // Both framings at once is a smuggling attempt or a broken server: refused, whatever the status.
         if framing.hasTransferEncoding, framing.length != nil { return .failure(.init(.lengthAndEncoding)) }
         if framing.hasTransferEncoding, version == .http1_0 { framing.connection.closeAfterMessage = true }

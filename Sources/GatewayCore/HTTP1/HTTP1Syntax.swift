@@ -7,8 +7,9 @@ enum HTTP1Syntax {
     /// of a head precedes an LF and every LF follows a CR (`HTTP1Parser.findHeadEnd`; a trailer line is cut at
     /// its first CRLF). Neither is a token byte nor allowed in a value, so the name stops at its colon or fails,
     /// and the value scan (eight bytes at a time to the next control byte or DEL) stops at the CR or fails.
+    /// `ascii`: the value has no byte above 0x7F (found on the same scan).
     @inline(__always)
-    static func fieldLine(_ raw: UnsafeRawBufferPointer, from: Int) -> (colon: Int, valueStart: Int, valueEnd: Int, lineEnd: Int)? {
+    static func fieldLine(_ raw: UnsafeRawBufferPointer, from: Int) -> (colon: Int, valueStart: Int, valueEnd: Int, lineEnd: Int, ascii: Bool)? {
         var i = from
         let count = raw.count
         // The name: eight bytes at a time while they are letters, digits and `-` (tokens all), then byte by byte.
@@ -22,23 +23,31 @@ enum HTTP1Syntax {
         i += 1
         while raw[i] == 32 || raw[i] == 9 { i += 1 }
         let valueStart = i
+        // Every value byte scanned, OR-ed together: bit 7 of a byte is set if one was above 0x7F.
+        var high: UInt64 = 0
         while true {
             if i + 8 <= count {
-                let found = controlOrDelete(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)))
+                let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                let found = controlOrDelete(word)
                 guard found != 0 else {
+                    high |= word
                     i += 8
                     continue
                 }
-                i += found.trailingZeroBitCount / 8
+                // The bytes before the first control byte (the others are looked at one by one below).
+                let before = found.trailingZeroBitCount / 8
+                high |= before == 0 ? 0 : word & (UInt64.max >> UInt64(64 - 8 * before))
+                i += before
             }
             let byte = raw[i]
             if byte == 13 { break }
             guard byte >= 32 || byte == 9, byte != 127 else { return nil }
+            high |= UInt64(byte)
             i += 1
         }
         var valueEnd = i
         while valueEnd > valueStart, raw[valueEnd - 1] == 32 || raw[valueEnd - 1] == 9 { valueEnd -= 1 }
-        return (colon, valueStart, valueEnd, i)
+        return (colon, valueStart, valueEnd, i, high & 0x8080_8080_8080_8080 == 0)
     }
 
     /// Bit 7 of each byte of the result is set where that byte of `word` is 0 (exact, no false positives).
@@ -55,27 +64,49 @@ enum HTTP1Syntax {
     }
 
     /// The field lines of a head from `start` up to its blank line at `end - 2` (every line ended by CRLF): each
-    /// checked (`field`, no obs-fold, at most `maxFields`), the framing fields collected, the rest kept as they
-    /// are, as NIO's head type holds them.
-    /// `dropHopByHop`: hop-by-hop fields (`HTTP1ConnectionOptions.isHopByHop`) are checked and read but not kept
-    /// (no String is made for them); the names the Connection fields list are in the framing's `connection`.
-    static func fields(
+    /// checked (`fieldLine`, no obs-fold, at most `maxFields`), the framing fields collected, the rest kept as
+    /// the bytes they are forwarded as: one buffer, the head's size (more only for invalid UTF-8, which is
+    /// repaired). Lines already written as `HeaderBlock` writes them (`name: value CRLF`, one space, ASCII) are
+    /// copied as they are, a run of consecutive ones at once; the others field by field.
+    /// `dropHopByHop`: hop-by-hop fields (`HTTP1ConnectionOptions.isHopByHop`) are checked and read but not kept;
+    /// the names the Connection fields list are in the framing's `connection`.
+    static func fieldBlock(
         _ raw: UnsafeRawBufferPointer, from start: Int, end: Int, maxFields: Int, dropHopByHop: Bool = false
-    ) -> Result<([(String, String)], FramingFields), HTTP1ParseError> {
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(16)
-        let scanned = scanFields(raw, from: start, end: end, maxFields: maxFields, dropHopByHop: dropHopByHop) { name, value, _, _ in
-            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+    ) -> Result<(HeaderBlock, FramingFields), HTTP1ParseError> {
+        var fields = HeaderBlock(capacity: end - 2 - start)
+        var run = (start: 0, end: 0, count: 0)
+        let scanned = scanFields(raw, from: start, end: end, maxFields: maxFields, dropHopByHop: dropHopByHop) { name, value, ascii, lineStart, lineEnd in
+            // One byte besides the value after the colon, and it is a space: the (trimmed) value cannot start on
+            // it, so the line is `name: value`.
+            let canonical = lineEnd - lineStart == name.count + 2 + value.count && raw[lineStart + name.count + 1] == 32
+            if canonical, ascii {
+                if run.end != lineStart {
+                    if run.count > 0 { fields.append(lines: UnsafeRawBufferPointer(rebasing: raw[run.start..<run.end]), count: run.count) }
+                    run = (lineStart, lineStart, 0)
+                }
+                run.end = lineEnd + 2
+                run.count += 1
+            } else {
+                if run.count > 0 { fields.append(lines: UnsafeRawBufferPointer(rebasing: raw[run.start..<run.end]), count: run.count) }
+                run = (0, 0, 0)
+                fields.append(name: name, value: value)
+            }
         }
-        return scanned.map { (fields, $0) }
+        switch scanned {
+        case .success(let framing):
+            if run.count > 0 { fields.append(lines: UnsafeRawBufferPointer(rebasing: raw[run.start..<run.end]), count: run.count) }
+            return .success((fields, framing))
+        case .failure(let error):
+            return .failure(error)
+        }
     }
 
-    /// `fields`, handing each kept field's name and value (views of `raw`) and its line (`raw[lineStart..<lineEnd]`,
+    /// The field lines checked as `fieldBlock` checks them, handing each kept field's name and value (views of `raw`) and its line (`raw[lineStart..<lineEnd]`,
     /// without the CRLF) to `keep` instead of making Strings.
     @inline(__always)
     static func scanFields(
         _ raw: UnsafeRawBufferPointer, from start: Int, end: Int, maxFields: Int, dropHopByHop: Bool,
-        keep: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ lineStart: Int, _ lineEnd: Int) -> Void
+        keep: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ ascii: Bool, _ lineStart: Int, _ lineEnd: Int) -> Void
     ) -> Result<FramingFields, HTTP1ParseError> {
         var framing = FramingFields()
         var i = start
@@ -96,7 +127,7 @@ enum HTTP1Syntax {
             let lineStart = i
             i = lineEnd + 2
             if dropHopByHop, HTTP1ConnectionOptions.isHopByHop(name) { continue }
-            keep(name, value, lineStart, lineEnd)
+            keep(name, value, field.ascii, lineStart, lineEnd)
         }
         return .success(framing)
     }
@@ -210,15 +241,44 @@ enum HTTP1Syntax {
         }
     }
 
+    /// ASCII case-insensitive equality with a lowercase ASCII literal, exact for any bytes: four or eight bytes
+    /// at a time, where bit 5 of an input byte is ignored only where the literal has a letter (`b | 0x20 == t`
+    /// holds for a letter `t` exactly when `b` is `t` in either case).
     @inline(__always)
     static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        let expected = lowercase.utf8Start
-        for i in 0..<bytes.count {
+        let count = lowercase.utf8CodeUnitCount
+        guard bytes.count == count else { return false }
+        let expected = UnsafeRawPointer(lowercase.utf8Start)
+        if count >= 8 {
+            var i = 0
+            while i + 8 < count {
+                guard foldedEquals(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self), expected.loadUnaligned(fromByteOffset: i, as: UInt64.self)) else {
+                    return false
+                }
+                i += 8
+            }
+            // The last eight bytes (overlapping the word before when the length is not a multiple of eight).
+            return foldedEquals(bytes.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self), expected.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self))
+        }
+        if count >= 4 {
+            return foldedEquals(UInt64(bytes.loadUnaligned(as: UInt32.self)), UInt64(expected.loadUnaligned(as: UInt32.self)))
+                && foldedEquals(
+                    UInt64(bytes.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)),
+                    UInt64(expected.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)))
+        }
+        for i in 0..<count {
             let byte = bytes[i]
-            if (byte >= 65 && byte <= 90 ? byte | 0x20 : byte) != expected[i] { return false }
+            if (byte >= 65 && byte <= 90 ? byte | 0x20 : byte) != expected.load(fromByteOffset: i, as: UInt8.self) { return false }
         }
         return true
+    }
+
+    /// `input` equals `lowercase` (ASCII bytes) with the case of the letters of `lowercase` ignored.
+    @inline(__always)
+    static func foldedEquals(_ input: UInt64, _ lowercase: UInt64) -> Bool {
+        // Bit 7 of a byte is set where the literal's byte is in 0x61...0x7A (no carry between bytes: all < 0x80).
+        let letters = (lowercase &+ 0x1F1F_1F1F_1F1F_1F1F) & ~(lowercase &+ 0x0505_0505_0505_0505) & 0x8080_8080_8080_8080
+        return input | (letters >> 2) == lowercase
     }
 
     /// The framing fields of a head, collected field by field: Content-Length once, Transfer-Encoding codings.

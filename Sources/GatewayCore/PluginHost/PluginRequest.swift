@@ -14,24 +14,24 @@ package final class PluginRequest: PluginCallTarget {
 
     package let handle: UInt64
     package let connection: ConnectionContext
-    /// The request head as plugins left it. Headers plugins add wait as bytes in `added` (a `HeaderBlock`) and
-    /// go to the backend as those bytes; they join the head (as Strings) only when a plugin sets or removes a
-    /// header after adding one, or a blocking hook needs a copy.
+    /// The request head as plugins left it, as NIO's type (tests and tools; the proxy takes `headAndAdded`).
+    /// Plugins read the head's fields where they are, as bytes; headers they add wait as bytes in `added` (a
+    /// `HeaderBlock`) and go to the backend as those bytes. A plugin that sets or removes a header changes the
+    /// head through NIO's type (Strings), once per such call.
     package var head: HTTPRequestHead {
-        get {
-            joinAdded()
-            return storedHead
-        }
+        get { joinedHead.nioHead }
         set {
             added = HeaderBlock()
-            storedHead = newValue
+            storedHead = ClientRequestHead(newValue)
         }
     }
-    private var storedHead: HTTPRequestHead
+    private var storedHead: ClientRequestHead
     private var added = HeaderBlock()
-    /// The head and the headers plugins added to it, not joined: `ProxyHeaders.upstreamRequest` writes the
+    /// The head and the headers plugins added to it, not joined: `ProxyHeaders.writeUpstreamRequest` writes the
     /// added ones as they are, after the head's.
-    package var headAndAdded: (head: HTTPRequestHead, added: HeaderBlock) { (storedHead, added) }
+    package var headAndAdded: (head: ClientRequestHead, added: HeaderBlock) { (storedHead, added) }
+    /// The request's HTTP version.
+    package var version: HTTPVersion { storedHead.version }
     package var backendName: String?
     package var phase: Phase = .request
     /// The response head plugins see. A backend's head the proxy forwarded as bytes (`forwardedResponse`) is
@@ -82,17 +82,29 @@ package final class PluginRequest: PluginCallTarget {
     package var reached = 0
     private var arena: PluginArena { PluginArena.current }
 
-    package init(connection: ConnectionContext, head: HTTPRequestHead) {
+    package init(connection: ConnectionContext, head: ClientRequestHead) {
         self.handle = Self.nextHandle.loadThenWrappingIncrement(ordering: .relaxed) | (1 << 62)
         self.connection = connection
         self.storedHead = head
         self.isBlockingCopy = false
     }
 
+    /// The request of NIO's head (tests and tools).
+    package convenience init(connection: ConnectionContext, head: HTTPRequestHead) {
+        self.init(connection: connection, head: ClientRequestHead(head))
+    }
+
+    /// The headers plugins added join the head's fields (their bytes appended).
     private func joinAdded() {
         guard !added.isEmpty else { return }
-        storedHead.headers.add(contentsOf: HTTPHeaders(added.fields))
+        added.bytes.withUnsafeBytes { storedHead.fields.append(lines: $0, count: added.count) }
         added = HeaderBlock()
+    }
+
+    /// The head with the headers plugins added joined to it.
+    private var joinedHead: ClientRequestHead {
+        joinAdded()
+        return storedHead
     }
 
     package func endCall() { PluginArena.current.reset() }
@@ -105,7 +117,7 @@ package final class PluginRequest: PluginCallTarget {
         isBlockingCopy = true
         handle = other.handle
         connection = other.connection
-        storedHead = other.head
+        storedHead = other.joinedHead
         backendName = other.backendName
         vars = other.vars
         reached = other.reached
@@ -116,7 +128,8 @@ package final class PluginRequest: PluginCallTarget {
 
     /// Takes over what a blocking hook changed in its copy (on the event loop, once it finished in time).
     package func adopt(_ copy: PluginRequest) {
-        head = copy.head
+        added = HeaderBlock()
+        storedHead = copy.joinedHead
         vars = copy.vars
         answer = copy.answer
         answeredBy = copy.answeredBy
@@ -145,7 +158,7 @@ package final class PluginRequest: PluginCallTarget {
             return GW_OK
         case GW_ATTR_HOST:
             guard index == 0 else { return GW_ERR_NOT_FOUND }
-            if let host = storedHead.headers.first(name: "host") { return text(host) }
+            if fieldValue("host", index: 0, into: &out) == GW_OK { return GW_OK }
             return addedHeader("host", index: 0, into: &out)
         case GW_ATTR_SCHEME: return index == 0 ? text(connection.isTLS ? "https" : "http") : GW_ERR_NOT_FOUND
         case GW_ATTR_URI: return index == 0 ? text(storedHead.uri) : GW_ERR_NOT_FOUND
@@ -179,47 +192,60 @@ package final class PluginRequest: PluginCallTarget {
     /// added are read where they are, without joining them (which would copy the head's headers) and without
     /// collecting the values into an array.
     override package func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status {
-        var remaining = index
-        func find(_ headers: HTTPHeaders) -> String? {
-            for (candidate, value) in headers where ProxyHeaders.sameIgnoringCase(Substring(candidate), Substring(name)) {
-                if remaining == 0 { return value }
-                remaining -= 1
-            }
-            return nil
-        }
-        let found: String?
         switch phase {
         case .request:
-            found = find(storedHead.headers)
-            if found == nil { return addedHeader(name, index: remaining, into: &out) }
+            var name = name
+            return name.withUTF8 { wanted in
+                let wanted = UnsafeRawBufferPointer(wanted)
+                let (status, remaining) = Self.find(wanted, index: index, in: storedHead.fields, arena: arena, into: &out)
+                if status == GW_OK { return GW_OK }
+                return Self.find(wanted, index: remaining, in: added, arena: arena, into: &out).status
+            }
         case .response, .complete:
             guard let responseHead else { return GW_ERR_NOT_FOUND }
-            found = find(responseHead.headers)
+            var remaining = index
+            for (candidate, value) in responseHead.headers where ProxyHeaders.sameIgnoringCase(Substring(candidate), Substring(name)) {
+                if remaining == 0 {
+                    out = arena.view(value)
+                    return GW_OK
+                }
+                remaining -= 1
+            }
+            return GW_ERR_NOT_FOUND
         }
-        guard let found else { return GW_ERR_NOT_FOUND }
-        out = arena.view(found)
-        return GW_OK
+    }
+
+    /// The `index`-th value of the head's field `name` (any case), copied into the arena.
+    private func fieldValue(_ name: StaticString, index: Int, into out: inout gw_str) -> gw_status {
+        let wanted = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+        return Self.find(wanted, index: index, in: storedHead.fields, arena: arena, into: &out).status
+    }
+
+    /// The `index`-th value of `name` (any case) in `block`, copied into the arena; if there is none, how many
+    /// fields of that name are still to skip in what follows the block.
+    private static func find(
+        _ wanted: UnsafeRawBufferPointer, index: Int, in block: HeaderBlock, arena: PluginArena, into out: inout gw_str
+    ) -> (status: gw_status, remaining: Int) {
+        guard !block.isEmpty else { return (GW_ERR_NOT_FOUND, index) }
+        var remaining = index
+        var status = GW_ERR_NOT_FOUND
+        block.forEach { candidate, value in
+            guard HeaderBlock.sameIgnoringCase(candidate, wanted) else { return true }
+            guard remaining == 0 else {
+                remaining -= 1
+                return true
+            }
+            out = arena.view(value)
+            status = GW_OK
+            return false
+        }
+        return (status, remaining)
     }
 
     /// The `index`-th value of `name` (any case) among the headers plugins added, copied into the arena.
-    private func addedHeader(_ name: String, index: Int, into out: inout gw_str) -> gw_status {
-        guard !added.isEmpty else { return GW_ERR_NOT_FOUND }
-        var remaining = index
-        var status = GW_ERR_NOT_FOUND
-        var name = name
-        name.withUTF8 { wanted in
-            added.forEach { candidate, value in
-                guard HeaderBlock.sameIgnoringCase(candidate, UnsafeRawBufferPointer(wanted)) else { return true }
-                guard remaining == 0 else {
-                    remaining -= 1
-                    return true
-                }
-                out = arena.view(value)
-                status = GW_OK
-                return false
-            }
-        }
-        return status
+    private func addedHeader(_ name: StaticString, index: Int, into out: inout gw_str) -> gw_status {
+        let wanted = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+        return Self.find(wanted, index: index, in: added, arena: arena, into: &out).status
     }
 
     override package func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status {
@@ -227,24 +253,22 @@ package final class PluginRequest: PluginCallTarget {
         let entry: (name: String, value: String)
         switch phase {
         case .request:
-            let stored = storedHead.headers
-            if index < stored.count {
-                entry = stored[stored.index(stored.startIndex, offsetBy: index)]
-            } else {
-                var remaining = index - stored.count
-                var status = GW_ERR_NOT_FOUND
-                added.forEach { addedName, addedValue in
-                    guard remaining == 0 else {
-                        remaining -= 1
-                        return true
-                    }
-                    name = arena.view(addedName)
-                    value = arena.view(addedValue)
-                    status = GW_OK
-                    return false
+            // The head's fields, then the added ones, as one list.
+            let fields = storedHead.fields
+            let (block, position) = index < fields.count ? (fields, index) : (added, index - fields.count)
+            var remaining = position
+            var status = GW_ERR_NOT_FOUND
+            block.forEach { fieldName, fieldValue in
+                guard remaining == 0 else {
+                    remaining -= 1
+                    return true
                 }
-                return status
+                name = arena.view(fieldName)
+                value = arena.view(fieldValue)
+                status = GW_OK
+                return false
             }
+            return status
         case .response, .complete:
             guard let headers = responseHead?.headers, index < headers.count else { return GW_ERR_NOT_FOUND }
             entry = headers[headers.index(headers.startIndex, offsetBy: index)]
@@ -265,9 +289,10 @@ package final class PluginRequest: PluginCallTarget {
             if mode == .add {
                 added.append(name: name, value: value)
             } else {
-                joinAdded()
+                var head = joinedHead.nioHead
                 let strings = PluginCallContext.forThisThread.strings
-                Self.edit(&storedHead.headers, strings.string(name), mode == .remove ? "" : strings.string(value), mode)
+                Self.edit(&head.headers, strings.string(name), mode == .remove ? "" : strings.string(value), mode)
+                storedHead = ClientRequestHead(head)
             }
         case .response:
             guard responseHead != nil else { return GW_ERR_WRONG_PHASE }

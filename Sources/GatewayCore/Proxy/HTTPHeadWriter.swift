@@ -160,6 +160,18 @@ package enum HTTPHeadWriter {
             }
         }
 
+        /// A literal's bytes (no String made or lent).
+        package mutating func literal(_ text: StaticString) {
+            (base + offset).copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)
+            offset += text.utf8CodeUnitCount
+        }
+
+        package mutating func copy(_ bytes: UnsafeRawBufferPointer) {
+            guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+            (base + offset).copyMemory(from: source, byteCount: bytes.count)
+            offset += bytes.count
+        }
+
         package mutating func copy(_ bytes: [UInt8]) {
             bytes.withUnsafeBytes { bytes in
                 guard let source = bytes.baseAddress, bytes.count > 0 else { return }

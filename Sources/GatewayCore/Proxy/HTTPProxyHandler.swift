@@ -34,7 +34,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
 
     // The current request's resources; the machine holds its state.
     /// The request head as received (normalised once it passed validation): version and method of every answer.
-    private var clientHead: HTTPRequestHead?
+    private var clientHead: ClientRequestHead?
     /// Where the router sent the current request (nil: no route).
     private var route: BackendGroup?
     /// The route's servers when the request was dispatched: retries index into these, whatever DNS changes.
@@ -300,7 +300,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         readIfPending()
     }
 
-    private func receivedHead(_ received: HTTPRequestHead) {
+    private func receivedHead(_ received: ClientRequestHead) {
         headGuard.headReceived()
         guard machine.isIdle else { return }
         requestStarted = .now()
@@ -318,7 +318,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             checked = facts
         }
         clientHead = head
-        if let tls = listener.tls, tls.hasSeveralPolicies, let refusal = Self.misdirected(head, tls: tls, connection: connection) {
+        if let tls = listener.tls, tls.hasSeveralPolicies, let refusal = Self.misdirected(host: checked.host, tls: tls, connection: connection) {
             return perform(machine.requestRefused(refusal))
         }
         let chunked = checked.chunked
@@ -328,7 +328,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         upstreamHead = nil
         server = nil
         if requestHasBody { watchBody() }
-        let backend = listener.router.route(hostHeader: checked.host, uri: head.uri, method: head.method.rawValue)
+        let backend = Self.route(head, host: checked.host, router: listener.router)
         route = backend
         let facts = ProxyStateMachine.RequestFacts(
             keepAlive: parser.heads.lastConnection.isKeepAlive(version: head.version), hasBody: requestHasBody, chunked: chunked,
@@ -338,9 +338,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         if listener.plugins != nil {
             // Plugins see the request without its hop-by-hop headers: a client naming a header in `Connection`
             // must not be able to remove what a plugin sets (an identity header) on the way to the backend.
-            var visible = head
-            if checked.hasHopByHop { ProxyHeaders.removeHopByHop(&visible.headers) }
-            let request = PluginRequest(connection: connection, head: visible)
+            let request = PluginRequest(connection: connection, head: checked.hasHopByHop ? head.removingHopByHop() : head)
             request.backendName = backend?.name
             pluginRequest = request
         }
@@ -450,12 +448,22 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         return !slot.acceptsOnLiveGeneration
     }
 
+    /// The request's route, over the bytes of its Host and its (origin-form) target.
+    private static func route(_ head: ClientRequestHead, host: String?, router: Router) -> BackendGroup? {
+        let method = head.method.rawValue
+        var target = head.uri
+        return target.withUTF8 { target in
+            guard var host else { return router.route(host: nil, target: UnsafeRawBufferPointer(target), method: method) }
+            return host.withUTF8 { router.route(host: UnsafeRawBufferPointer($0), target: UnsafeRawBufferPointer(target), method: method) }
+        }
+    }
+
     /// On a listener whose certificates have client policies of their own, a request whose Host selects another
     /// policy than the connection's server name did is answered 421 (as nginx does): otherwise a client verified
     /// under a lenient policy could reach a host that requires a strict one. A request without Host keeps the
     /// server name's policy.
-    private static func misdirected(_ head: HTTPRequestHead, tls: ListenerTLS, connection: ConnectionContext) -> RequestHeadValidator.Refusal? {
-        guard let host = head.headers.first(name: "host"), !host.isEmpty else { return nil }
+    private static func misdirected(host: String?, tls: ListenerTLS, connection: ConnectionContext) -> RequestHeadValidator.Refusal? {
+        guard let host, !host.isEmpty else { return nil }
         var name = Substring(host)
         if name.hasPrefix("[") {
             name = name[..<(name.firstIndex(of: "]").map { name.index(after: $0) } ?? name.endIndex)]
@@ -512,7 +520,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         } else {
             upstreamHead = .head(
                 ProxyHeaders.upstreamRequest(
-                    source, adding: added, clientIP: connection.remoteIP, scheme: scheme, localPort: connection.localAddress?.port,
+                    source.nioHead, adding: added, clientIP: connection.remoteIP, scheme: scheme, localPort: connection.localAddress?.port,
                     hasBody: requestHasBody, hopByHopRemoved: hopByHopRemoved
                 ))
         }
@@ -1003,7 +1011,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         request.bytesSent = bytesOut ?? responseBodyBytes
         request.backendServer = backendServer
         request.clientAborted = aborted
-        if !request.hasResponseHead { request.responseHead = HTTPResponseHead(version: request.head.version, status: .init(statusCode: 0)) }
+        if !request.hasResponseHead { request.responseHead = HTTPResponseHead(version: request.version, status: .init(statusCode: 0)) }
         chain.runComplete(request)
     }
 }

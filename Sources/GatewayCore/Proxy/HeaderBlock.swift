@@ -138,18 +138,25 @@ package struct HeaderBlock: Sendable, Equatable {
 
     /// Calls `body` with each field's name and value, in order, until it returns false.
     package func forEach(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool) {
-        bytes.withUnsafeBytes { raw in
-            var i = 0
-            while i < raw.count {
-                var colon = i
-                while raw[colon] != 58 { colon += 1 }
-                var end = colon + 2
-                while raw[end] != 13 { end += 1 }
-                let name = UnsafeRawBufferPointer(rebasing: raw[i..<colon])
-                let value = UnsafeRawBufferPointer(rebasing: raw[(colon + 2)..<end])
-                guard body(name, value) else { return }
-                i = end + 2
-            }
+        bytes.withUnsafeBytes { raw in Self.forEachLine(in: raw) { name, value, _ in body(name, value) } }
+    }
+
+    /// Calls `body` with the name, the value and the line (with its CRLF, as offsets into `raw`) of each field of
+    /// `raw`, a block's bytes, in order, until it returns false.
+    @inline(__always)
+    package static func forEachLine(
+        in raw: UnsafeRawBufferPointer, _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ line: Range<Int>) -> Bool
+    ) {
+        var i = 0
+        while i < raw.count {
+            var colon = i
+            while raw[colon] != 58 { colon += 1 }
+            var end = colon + 2
+            while raw[end] != 13 { end += 1 }
+            let name = UnsafeRawBufferPointer(rebasing: raw[i..<colon])
+            let value = UnsafeRawBufferPointer(rebasing: raw[(colon + 2)..<end])
+            guard body(name, value, i..<(end + 2)) else { return }
+            i = end + 2
         }
     }
 

@@ -229,16 +229,17 @@ package enum ProxyHeaders {
 
     /// `upstreamRequest` and the upstream encoder's framing (`UpstreamRequestEncoder.serialize`) in one pass, for
     /// the usual request: the head the backend gets, as the bytes those two would write, and whether its body
-    /// goes chunked. No `HTTPHeaders`, no list of String pairs: the client's fields are sized in a first pass
-    /// and copied in a second, after one reservation. Nil, with nothing made, for what only the general path
-    /// does (`ProxyHeadersTests` compares the two on random heads):
+    /// goes chunked. No `HTTPHeaders`, no String per field: the client's field lines (already `name: value
+    /// CRLF`) are sized in a first pass and copied in a second, a run of kept lines at once, after one
+    /// reservation. Nil, with nothing made, for what only the general path does (`ProxyHeadersTests` compares
+    /// the two on random heads):
     /// - TRACE, and POST/PUT/PATCH without a Content-Length (the encoder re-frames those);
     /// - an X-Forwarded-For from the client (its values are joined as a list);
     /// - a head whose hop-by-hop fields were not removed for the plugins (`hopByHopRemoved` false) with a
     ///   Connection field that names other fields to drop, or with headers plugins added;
     /// - added headers one of the rules applies to (Host, Content-Length, X-Forwarded-*, hop-by-hop).
     package static func writeUpstreamRequest(
-        _ head: HTTPRequestHead, adding added: HeaderBlock, clientIP: String, scheme: String, localPort: Int?, hasBody: Bool,
+        _ head: ClientRequestHead, adding added: HeaderBlock, clientIP: String, scheme: String, localPort: Int?, hasBody: Bool,
         hopByHopRemoved: Bool, allocator: ByteBufferAllocator
     ) -> (head: ByteBuffer, chunked: Bool)? {
         let method = head.method
@@ -252,27 +253,51 @@ package enum ProxyHeaders {
             }
             if !keptAsTheyAre { return nil }
         }
+        return head.fields.bytes.withUnsafeBytes { block in
+            writeUpstreamRequest(
+                head, fields: block, adding: added, clientIP: clientIP, scheme: scheme, localPort: localPort, hasBody: hasBody,
+                hopByHopRemoved: hopByHopRemoved, allocator: allocator
+            )
+        }
+    }
+
+    /// `writeUpstreamRequest` with the head's field lines as `fields`.
+    private static func writeUpstreamRequest(
+        _ head: ClientRequestHead, fields block: UnsafeRawBufferPointer, adding added: HeaderBlock, clientIP: String, scheme: String,
+        localPort: Int?, hasBody: Bool, hopByHopRemoved: Bool, allocator: ByteBufferAllocator
+    ) -> (head: ByteBuffer, chunked: Bool)? {
+        let method = head.method
         let methodName = method.rawValue
         var size = methodName.utf8.count + 1 + head.uri.utf8.count + 1 + 8 + 2 + added.bytes.count + 2
-        var host: String?
+        var host: Range<Int>?
         var hasLength = false
-        for (name, value) in head.headers {
+        var general = false
+        var dropped = 0
+        HeaderBlock.forEachLine(in: block) { name, value, line in
             switch upstreamRule(name) {
             case .drop:
-                if !hopByHopRemoved, isConnection(name) {
+                dropped += 1
+                if !hopByHopRemoved, name.count == 10, HTTP1Syntax.equalsIgnoringCase(name, "connection") {
                     // A Connection field that names other fields (to drop too) is the general path's.
                     var listed: [Substring] = []
-                    collectListed(value, into: &listed)
-                    if !listed.isEmpty { return nil }
+                    collectListed(String(decoding: value, as: UTF8.self), into: &listed)
+                    if !listed.isEmpty {
+                        general = true
+                        return false
+                    }
                 }
-                continue
-            case .forwardedFor: return nil
-            case .host: if host == nil { host = value }
+                return true
+            case .forwardedFor:
+                general = true
+                return false
+            case .host: if host == nil { host = (line.upperBound - 2 - value.count)..<(line.upperBound - 2) }
             case .contentLength: hasLength = true
             case .keep: break
             }
-            size += name.utf8.count + 2 + value.utf8.count + 2
+            size += line.count
+            return true
         }
+        if general { return nil }
         switch method {
         case .POST, .PUT, .PATCH: if !hasLength { return nil }
         default: break
@@ -281,27 +306,47 @@ package enum ProxyHeaders {
         if chunked { size += 28 }
         size += 17 + clientIP.utf8.count + 2 + 19 + scheme.utf8.count + 2
         if let localPort { size += 18 + HTTPHeadWriter.Cursor.decimalDigits(localPort) + 2 }
-        if let host { size += 18 + host.utf8.count + 2 }
+        if let host { size += 18 + host.count + 2 }
         var buffer = allocator.buffer(capacity: size)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var out = HTTPHeadWriter.Cursor(base: raw.baseAddress!)
             out.copy(methodName)
             out.byte(32)
             out.copy(head.uri)
-            out.byte(32)
-            out.version(.http1_1)
-            out.crlf()
-            for (name, value) in head.headers where upstreamRule(name) != .drop { out.header(name, value) }
+            out.literal(" HTTP/1.1\r\n")
+            if dropped == 0 {
+                out.copy(block)
+            } else {
+                // The kept lines, a run of consecutive ones at once.
+                var run = 0..<0
+                HeaderBlock.forEachLine(in: block) { name, _, line in
+                    if upstreamRule(name) == .drop {
+                        if !run.isEmpty { out.copy(UnsafeRawBufferPointer(rebasing: block[run])) }
+                        run = line.upperBound..<line.upperBound
+                    } else {
+                        run = run.isEmpty ? line : run.lowerBound..<line.upperBound
+                    }
+                    return true
+                }
+                if !run.isEmpty { out.copy(UnsafeRawBufferPointer(rebasing: block[run])) }
+            }
             out.copy(added.bytes)
-            if chunked { out.header("transfer-encoding", "chunked") }
-            out.header("x-forwarded-for", clientIP)
-            out.header("x-forwarded-proto", scheme)
+            if chunked { out.literal("transfer-encoding: chunked\r\n") }
+            out.literal("x-forwarded-for: ")
+            out.copy(clientIP)
+            out.literal("\r\nx-forwarded-proto: ")
+            out.copy(scheme)
+            out.crlf()
             if let localPort {
-                out.copy("x-forwarded-port: ")
+                out.literal("x-forwarded-port: ")
                 out.decimal(localPort)
                 out.crlf()
             }
-            if let host { out.header("x-forwarded-host", host) }
+            if let host {
+                out.literal("x-forwarded-host: ")
+                out.copy(UnsafeRawBufferPointer(rebasing: block[host]))
+                out.crlf()
+            }
             out.crlf()
             // The sizes above and the writes here must agree (the room was reserved for `size`).
             precondition(out.offset == size, "upstream head: \(out.offset) bytes written, \(size) reserved")

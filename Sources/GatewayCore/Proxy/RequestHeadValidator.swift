@@ -99,6 +99,68 @@ package enum RequestHeadValidator {
         return .success(facts)
     }
 
+    /// `check` on a parsed head's bytes. The usual request (an origin-form target without a fragment, one valid
+    /// Host, a Content-Length in its canonical form, or `Transfer-Encoding: chunked`, or neither) passes here
+    /// with no String made but the Host's; every other head is checked (and refused, or normalised) by `check` on NIO's type,
+    /// whose result it then is. So both always agree (`RequestHeadValidatorTests` compares them on random heads).
+    package static func check(_ head: inout ClientRequestHead, maxBodyBytes: Int64) -> Result<Facts, Refusal> {
+        if let facts = usualFacts(head, maxBodyBytes: maxBodyBytes) { return .success(facts) }
+        var nio = head.nioHead
+        let result = check(&nio, maxBodyBytes: maxBodyBytes)
+        if case .success = result { head = ClientRequestHead(nio) }
+        return result
+    }
+
+    /// The facts of a head that `check` on NIO's type would pass as it is; nil for any other head.
+    private static func usualFacts(_ head: ClientRequestHead, maxBodyBytes: Int64) -> Facts? {
+        guard head.version.major == 1, !head.method.isCONNECT else { return nil }
+        let isOriginForm = head.uri.utf8.withContiguousStorageIfAvailable { target in
+            target.first == UInt8(ascii: "/") && !target.contains(UInt8(ascii: "#"))
+        }
+        guard isOriginForm == true else { return nil }
+        var facts = Facts()
+        var hosts = 0
+        var usual = true
+        head.fields.forEach { name, value in
+            switch name.count {
+            case 4 where HTTP1Syntax.equalsIgnoringCase(name, "host"):
+                hosts += 1
+                guard hosts == 1, value.isEmpty || isAuthority(value) else {
+                    usual = false
+                    return false
+                }
+                facts.host = String(decoding: value, as: UTF8.self)
+            case 6 where HTTP1Syntax.equalsIgnoringCase(name, "expect"):
+                facts.hasExpect = true
+            case 14 where HTTP1Syntax.equalsIgnoringCase(name, "content-length"):
+                // Canonical: the digits of a number no larger than the limit, without a leading zero (the parser
+                // lets one Content-Length of 1 to 18 digits through).
+                guard facts.contentLength == nil, let length = HTTP1Syntax.decimal(value), value.count == 1 || value[0] != 48,
+                    length <= maxBodyBytes
+                else {
+                    usual = false
+                    return false
+                }
+                facts.contentLength = length
+            case 17 where HTTP1Syntax.equalsIgnoringCase(name, "transfer-encoding"):
+                // Chunked and nothing else, once (the parser trimmed the value).
+                guard !facts.chunked, HTTP1Syntax.equalsIgnoringCase(value, "chunked") else {
+                    usual = false
+                    return false
+                }
+                facts.chunked = true
+                facts.hasHopByHop = true
+            default:
+                if !facts.hasHopByHop, HTTP1ConnectionOptions.isHopByHop(name) { facts.hasHopByHop = true }
+            }
+            return true
+        }
+        guard usual, hosts == 1 || (hosts == 0 && head.version.minor == 0) else { return nil }
+        // A chunked body: HTTP/1.1, and no Content-Length beside it.
+        if facts.chunked, head.version.minor == 0 || facts.contentLength != nil { return nil }
+        return facts
+    }
+
     /// Origin-form ("/path?query") stays; "*" for OPTIONS stays; absolute-form ("http://host:port/path") becomes
     /// origin-form with Host set to its authority. A fragment, userinfo, another scheme or anything else is
     /// refused.
@@ -154,17 +216,23 @@ package enum RequestHeadValidator {
             if close + 1 == host.count { return true }
             return host[close + 1] == UInt8(ascii: ":") && isPort(close + 2)
         }
-        var nameEnd = host.count
-        if let colon = host.firstIndex(of: UInt8(ascii: ":")) {
-            guard isPort(colon + 1) else { return false }
-            nameEnd = colon
-        }
-        guard nameEnd > 0 else { return false }
-        for i in 0..<nameEnd {
+        // One pass: name bytes up to the first colon, then a port (a second colon is not a port digit).
+        var i = 0
+        while i < host.count {
             let byte = host[i]
-            guard (byte >= 48 && byte <= 57) || (byte | 0x20 >= 97 && byte | 0x20 <= 122) || byte == 45 || byte == 46 || byte == 95 else { return false }
+            if byte == UInt8(ascii: ":") { return i > 0 && isPort(i + 1) }
+            guard isNameByte(byte) else { return false }
+            i += 1
         }
-        return true
+        return i > 0
+    }
+
+    /// Letters, digits, `-`, `.` and `_`.
+    @inline(__always)
+    private static func isNameByte(_ byte: UInt8) -> Bool {
+        if byte < 64 { return (0x03FF_6000_0000_0000 as UInt64) >> UInt64(byte) & 1 == 1 }
+        if byte < 128 { return (0x07FF_FFFE_87FF_FFFE as UInt64) >> UInt64(byte - 64) & 1 == 1 }
+        return false
     }
 
     private static func hasPrefixIgnoringCase(_ text: String.UTF8View, _ lowercase: StaticString) -> Bool {

@@ -33,4 +33,30 @@ package struct RouteMatcher: Sendable {
         if let methods, !methods.contains(method) { return false }
         return true
     }
+
+    /// `matches` over bytes (the same comparisons, byte for byte).
+    package func matches(host requestHost: UnsafeRawBufferPointer, path: UnsafeRawBufferPointer, method: String) -> Bool {
+        switch host {
+        case .any: break
+        case .exact(let name): guard Self.equal(requestHost, name) else { return false }
+        case .suffix(let dotSuffix):
+            let count = dotSuffix.utf8.count
+            guard requestHost.count > count, Self.equal(UnsafeRawBufferPointer(rebasing: requestHost[(requestHost.count - count)...]), dotSuffix) else {
+                return false
+            }
+        }
+        if let pathExact, !Self.equal(path, pathExact) { return false }
+        if let pathPrefix {
+            let count = pathPrefix.utf8.count
+            guard path.count >= count, Self.equal(UnsafeRawBufferPointer(rebasing: path[0..<count]), pathPrefix) else { return false }
+        }
+        if let methods, !methods.contains(method) { return false }
+        return true
+    }
+
+    private static func equal(_ bytes: UnsafeRawBufferPointer, _ text: String) -> Bool {
+        guard bytes.count == text.utf8.count else { return false }
+        if let equal = text.utf8.withContiguousStorageIfAvailable({ bytes.elementsEqual(UnsafeRawBufferPointer($0)) }) { return equal }
+        return bytes.elementsEqual(text.utf8)
+    }
 }

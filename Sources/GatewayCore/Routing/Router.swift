@@ -3,9 +3,18 @@ package struct Router: Sendable {
     package struct Route: Sendable {
         package var matcher: RouteMatcher
         package var backend: BackendGroup
+
+        package init(matcher: RouteMatcher, backend: BackendGroup) {
+            self.matcher = matcher
+            self.backend = backend
+        }
     }
 
     package var routes: [Route]
+
+    package init(routes: [Route]) {
+        self.routes = routes
+    }
 
     /// `hostHeader` is the raw Host header (any case, maybe with a port); `uri` the request target.
     package func route(hostHeader: String?, uri: String, method: String) -> BackendGroup? {
@@ -15,6 +24,28 @@ package struct Router: Sendable {
             return route.backend
         }
         return nil
+    }
+
+    /// `route` over bytes: `host` is the raw Host value (nil if none), `target` an origin-form request target
+    /// (what the validator leaves): no Substring or String made unless the host has an upper-case letter.
+    package func route(host: UnsafeRawBufferPointer?, target: UnsafeRawBufferPointer, method: String) -> BackendGroup? {
+        var pathEnd = 0
+        while pathEnd < target.count, target[pathEnd] != UInt8(ascii: "?"), target[pathEnd] != UInt8(ascii: "#") { pathEnd += 1 }
+        let path = UnsafeRawBufferPointer(rebasing: target[0..<pathEnd])
+        let (end, upper) = host.map { Self.hostEnd($0) } ?? (0, false)
+        func first(_ host: UnsafeRawBufferPointer) -> BackendGroup? {
+            routes.withUnsafeBufferPointer { routes in
+                for index in routes.indices where routes[index].matcher.matches(host: host, path: path, method: method) {
+                    return routes[index].backend
+                }
+                return nil
+            }
+        }
+        guard let host, end > 0 else { return first(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        guard upper else { return first(UnsafeRawBufferPointer(rebasing: host[0..<end])) }
+        var lowered = Array(host[0..<end])
+        for i in lowered.indices where lowered[i] >= 65 && lowered[i] <= 90 { lowered[i] |= 0x20 }
+        return lowered.withUnsafeBytes { first($0) }
     }
 
     /// Lowercases and strips the port: `API.Example.com:8443` -> `api.example.com`, `[::1]:443` -> `[::1]`.
