@@ -173,6 +173,10 @@ final class PluginLoadingTests: XCTestCase {
         let typo = try GatewayProcess.run(["plugin", "test", library, "--config", pki.path("typo.yaml")])
         XCTAssertEqual(typo.status, 1)
         XCTAssertTrue(typo.stderr.contains("config: unknown key 'heder'; known: header"), typo.stderr)
+        // A --header no client could send (a CR in its value) is refused with what is wrong, not run.
+        let split = try GatewayProcess.run(["plugin", "test", library, "--config", pki.path("minimal.yaml"), "--header", "X-A: v\rX-B: w"])
+        XCTAssertEqual(split.status, 1, split.stdout)
+        XCTAssertTrue(split.stderr.contains("the name must be a token and the value free of NUL, CR and LF"), split.stderr)
     }
 
     func testASecondFileWithALoadedNameSaysARestartIsNeededAndPathsAreNormalised() throws {

@@ -1,8 +1,9 @@
 import NIOHTTP1
 
 /// A client's request head as `HTTP1RequestHeads` parsed it: the method, the version, the target, and the
-/// fields as the bytes the gateway forwards (`name: value CRLF` each, values without the whitespace around
-/// them, invalid UTF-8 repaired as a `String` would repair it), the request-side twin of `BackendResponseHead`.
+/// fields as the bytes the gateway forwards (`name: value CRLF` each; a parsed value without the whitespace
+/// around it, invalid UTF-8 repaired as a `String` would repair it), the request-side twin of
+/// `BackendResponseHead`.
 /// The proxy validates, routes, shows plugins and writes the upstream head from these bytes; no `String` is
 /// made per field. `nioHead` is the same head as NIO's type, for the paths that change a head (an
 /// absolute-form target, a plugin that sets or removes a header) and for tests; `init(_:)` makes one of
@@ -20,15 +21,19 @@ package struct ClientRequestHead: Sendable, Equatable {
         self.fields = fields
     }
 
-    /// The same head from NIO's type. Names must be tokens and values free of CR, LF and NUL (what the parser
-    /// and the host functions let through); values are taken as they are.
+    /// The same head from NIO's type (a head the validator normalised or a plugin changed, tests, tools). Names
+    /// must be tokens and values free of CR, LF and NUL, as the parser and the host functions make them: a
+    /// field that is not is left out (a block's lines are found by their colon and CR).
     package init(_ head: HTTPRequestHead) {
         var fields = HeaderBlock()
-        for (name, value) in head.headers { fields.append(name: name, value: value) }
+        for (name, value) in head.headers where HeaderValidation.isValidName(name) && HeaderValidation.isValidValue(value) {
+            fields.append(name: name, value: value)
+        }
         self.init(method: head.method, version: head.version, uri: head.uri, fields: fields)
     }
 
-    /// The fields as NIO's type (Strings): tests and the paths that change a head, never a plain request.
+    /// The fields as NIO's type (Strings): tests, and the paths that read or change a head as Strings (a request
+    /// with Expect, one the one-pass upstream writer declines, a plugin's set or remove).
     package var headers: HTTPHeaders { HTTPHeaders(fields.fields) }
 
     /// The head as NIO's type.
@@ -60,17 +65,5 @@ package struct ClientRequestHead: Sendable, Equatable {
         var head = self
         head.fields = kept
         return head
-    }
-
-    /// The first value of `name` (any ASCII case), as a String.
-    package func first(name: StaticString) -> String? {
-        var found: String?
-        let wanted = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
-        fields.forEach { candidate, value in
-            guard HeaderBlock.sameIgnoringCase(candidate, wanted) else { return true }
-            found = String(decoding: value, as: UTF8.self)
-            return false
-        }
-        return found
     }
 }

@@ -2,7 +2,7 @@ import NIOCore
 
 /// The gateway's HTTP/1.x parser (RFC 9112), for requests (`HTTP1RequestParser`, on client connections) and
 /// responses (`HTTP1ResponseParser`, on backend connections), in place of NIO's llhttp-based decoders: bytes
-/// in, parts out, nothing else (no I/O, no allocation but the heads' strings).
+/// in, parts out, nothing else (no I/O; the heads' field blocks and targets are its only allocations).
 ///
 /// It is strict where llhttp is, and stricter where a proxy must be: every line ends with CRLF (no bare LF or
 /// CR), no obs-fold, header names are tokens, values hold no control byte but HTAB, one Content-Length of digits

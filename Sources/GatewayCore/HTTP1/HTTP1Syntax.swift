@@ -1,5 +1,5 @@
 /// The pieces of RFC 9110/9112 syntax both HTTP/1 parsers check, on raw bytes.
-enum HTTP1Syntax {
+package enum HTTP1Syntax {
     /// A field line from `from` to its CR, found on the way (no scan for the line's end first): a token name, a
     /// colon, the value without the optional whitespace around it, and where the line ends. Nil if the name is
     /// empty or not a token, or the value holds a control byte other than HTAB (obs-text, bytes 0x80 to 0xFF,
@@ -9,7 +9,7 @@ enum HTTP1Syntax {
     /// and the value scan (eight bytes at a time to the next control byte or DEL) stops at the CR or fails.
     /// `ascii`: the value has no byte above 0x7F (found on the same scan).
     @inline(__always)
-    static func fieldLine(_ raw: UnsafeRawBufferPointer, from: Int) -> (colon: Int, valueStart: Int, valueEnd: Int, lineEnd: Int, ascii: Bool)? {
+    package static func fieldLine(_ raw: UnsafeRawBufferPointer, from: Int) -> (colon: Int, valueStart: Int, valueEnd: Int, lineEnd: Int, ascii: Bool)? {
         var i = from
         let count = raw.count
         // The name: eight bytes at a time while they are letters, digits and `-` (tokens all), then byte by byte.
@@ -101,7 +101,8 @@ enum HTTP1Syntax {
         }
     }
 
-    /// The field lines checked as `fieldBlock` checks them, handing each kept field's name and value (views of `raw`) and its line (`raw[lineStart..<lineEnd]`,
+    /// The field lines checked as `fieldBlock` checks them, handing each kept field's name, value, whether the
+    /// value is ASCII (views of `raw`) and its line (`raw[lineStart..<lineEnd]`,
     /// without the CRLF) to `keep` instead of making Strings.
     @inline(__always)
     static func scanFields(
@@ -245,7 +246,7 @@ enum HTTP1Syntax {
     /// at a time, where bit 5 of an input byte is ignored only where the literal has a letter (`b | 0x20 == t`
     /// holds for a letter `t` exactly when `b` is `t` in either case).
     @inline(__always)
-    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+    package static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
         let count = lowercase.utf8CodeUnitCount
         guard bytes.count == count else { return false }
         let expected = UnsafeRawPointer(lowercase.utf8Start)

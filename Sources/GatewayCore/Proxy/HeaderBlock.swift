@@ -1,7 +1,8 @@
-/// Header fields kept as the bytes they are sent as: `name: value CRLF` per field, in order. The headers
-/// plugins add to a request live here from the host function to the backend's socket: no `String` per name
-/// and value, no `HTTPHeaders`, one `memcpy` into the upstream head. Names must be tokens and values free of
-/// NUL, CR and LF (the host checks both before `append`), so a line is found by its colon and its CR.
+/// Header fields kept as the bytes they are sent as: `name: value CRLF` per field, in order. A client's request
+/// fields (`ClientRequestHead`), a backend's response fields (`BackendResponseHead`) and the headers plugins
+/// add live here: no `String` per name and value, no `HTTPHeaders`, a `memcpy` into the head written. Names
+/// must be tokens and values free of NUL, CR and LF (the parsers and the plugin host check both; so does
+/// every other maker of a block), so a line is found by its colon and its CR.
 package struct HeaderBlock: Sendable, Equatable {
     package private(set) var bytes: [UInt8] = []
     package private(set) var count = 0
@@ -149,10 +150,12 @@ package struct HeaderBlock: Sendable, Equatable {
     ) {
         var i = 0
         while i < raw.count {
+            // Bounded, though a block's lines always have a colon and a CR (`append` takes only checked fields).
             var colon = i
-            while raw[colon] != 58 { colon += 1 }
+            while colon < raw.count, raw[colon] != 58 { colon += 1 }
             var end = colon + 2
-            while raw[end] != 13 { end += 1 }
+            while end < raw.count, raw[end] != 13 { end += 1 }
+            guard end + 2 <= raw.count else { return }
             let name = UnsafeRawBufferPointer(rebasing: raw[i..<colon])
             let value = UnsafeRawBufferPointer(rebasing: raw[(colon + 2)..<end])
             guard body(name, value, i..<(end + 2)) else { return }

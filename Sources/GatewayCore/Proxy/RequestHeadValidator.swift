@@ -111,8 +111,9 @@ package enum RequestHeadValidator {
         return result
     }
 
-    /// The facts of a head that `check` on NIO's type would pass as it is; nil for any other head.
-    private static func usualFacts(_ head: ClientRequestHead, maxBodyBytes: Int64) -> Facts? {
+    /// The facts of a head that `check` on NIO's type would pass as it is; nil for any other head (and for
+    /// some it would pass, which it then checks).
+    package static func usualFacts(_ head: ClientRequestHead, maxBodyBytes: Int64) -> Facts? {
         guard head.version.major == 1, !head.method.isCONNECT else { return nil }
         let isOriginForm = head.uri.utf8.withContiguousStorageIfAvailable { target in
             target.first == UInt8(ascii: "/") && !target.contains(UInt8(ascii: "#"))

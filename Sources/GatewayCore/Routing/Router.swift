@@ -26,8 +26,10 @@ package struct Router: Sendable {
         return nil
     }
 
-    /// `route` over bytes: `host` is the raw Host value (nil if none), `target` an origin-form request target
-    /// (what the validator leaves): no Substring or String made unless the host has an upper-case letter.
+    /// `route` over bytes: `host` is a Host value the validator passed (ASCII; nil if none), `target` an
+    /// origin-form request target (what the validator leaves): no Substring or String made unless the host
+    /// has an upper-case letter. Only ASCII letters are lowercased, which is what the String routing does
+    /// for any host the validator lets through.
     package func route(host: UnsafeRawBufferPointer?, target: UnsafeRawBufferPointer, method: String) -> BackendGroup? {
         var pathEnd = 0
         while pathEnd < target.count, target[pathEnd] != UInt8(ascii: "?"), target[pathEnd] != UInt8(ascii: "#") { pathEnd += 1 }

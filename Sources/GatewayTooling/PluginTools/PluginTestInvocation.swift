@@ -62,7 +62,13 @@ package struct PluginTestInvocation {
         }
         let extraHeaders = try headers.map { line -> (String, String) in
             guard let colon = line.firstIndex(of: ":") else { throw GatewayError(.invalidArgument, "--header '\(line)': expected \"name: value\"") }
-            return (String(line[..<colon]).trimmingCharacters(in: .whitespaces), String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces))
+            let name = String(line[..<colon]).trimmingCharacters(in: .whitespaces)
+            let value = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+            // What a client could send: a token name, a value without NUL, CR or LF.
+            guard HeaderValidation.isValidName(name), HeaderValidation.isValidValue(value) else {
+                throw GatewayError(.invalidArgument, "--header \(line.debugDescription): the name must be a token and the value free of NUL, CR and LF")
+            }
+            return (name, value)
         }
         let connection = try PluginTestRun.connection(
             chainPEM: try cert.map { try read($0, "--cert") }, caPEM: try ca.map { try read($0, "--ca") }, listener: listener
