@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Header fields kept as the bytes they are sent as: `name: value CRLF` per field, in order. A client's request
 /// fields (`ClientRequestHead`), a backend's response fields (`BackendResponseHead`) and the headers plugins
 /// add live here: no `String` per name and value, no `HTTPHeaders`, a `memcpy` into the head written. Names
@@ -148,13 +152,16 @@ package struct HeaderBlock: Sendable, Equatable {
     package static func forEachLine(
         in raw: UnsafeRawBufferPointer, _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ line: Range<Int>) -> Bool
     ) {
+        guard let base = raw.baseAddress else { return }
         var i = 0
         while i < raw.count {
             // Bounded, though a block's lines always have a colon and a CR (`append` takes only checked fields).
-            var colon = i
-            while colon < raw.count, raw[colon] != 58 { colon += 1 }
-            var end = colon + 2
-            while end < raw.count, raw[end] != 13 { end += 1 }
+            // The colon and the value's CR by memchr: names and values can be long (plugins' `x-amzn-mtls-...`
+            // names, a subject, a certificate's PEM).
+            guard let found = memchr(base + i, 58, raw.count - i) else { return }
+            let colon = UnsafeRawPointer(found) - base
+            guard colon + 2 <= raw.count, let cr = memchr(base + colon + 2, 13, raw.count - colon - 2) else { return }
+            let end = UnsafeRawPointer(cr) - base
             guard end + 2 <= raw.count else { return }
             let name = UnsafeRawBufferPointer(rebasing: raw[i..<colon])
             let value = UnsafeRawBufferPointer(rebasing: raw[(colon + 2)..<end])
