@@ -1,5 +1,6 @@
 import GatewayCore
 import GatewayTooling
+import NIOHTTP1
 import XCTest
 
 final class RouterTests: XCTestCase {
@@ -83,8 +84,8 @@ final class RouterTests: XCTestCase {
             let router = Router(routes: routes)
             var host: String? = random.next() % 8 == 0 ? nil : hosts[Int(random.next() % UInt64(hosts.count))]
             var target = targets[Int(random.next() % UInt64(targets.count))]
-            let method = random.next() % 2 == 0 ? "GET" : "POST"
-            let onStrings = router.route(hostHeader: host, uri: target, method: method)?.name
+            let method: HTTPMethod = random.next() % 2 == 0 ? .GET : .POST
+            let onStrings = router.route(hostHeader: host, uri: target, method: method.rawValue)?.name
             let onBytes = target.withUTF8 { target in
                 guard host != nil else { return router.route(host: nil, target: UnsafeRawBufferPointer(target), method: method)?.name }
                 return host!.withUTF8 { router.route(host: UnsafeRawBufferPointer($0), target: UnsafeRawBufferPointer(target), method: method)?.name }

@@ -303,13 +303,22 @@ package struct HTTP1Parser<Heads: HTTP1HeadParsing> {
                 i += found.trailingZeroBitCount / 8
             }
             let byte = raw[i]
+            if byte == 13 {
+                // A CR and its LF at once (one stop per line, not two): the LF's checks are the ones below.
+                guard i + 1 < count else { break }
+                guard raw[i + 1] == 10 else { return .invalid(.lineEnding) }
+                if i - 2 >= start, raw[i - 1] == 10 {
+                    return i + 2 - start > limit ? .invalid(.headTooLarge) : .complete(start: start, end: i + 2)
+                }
+                i += 2
+                continue
+            }
             if byte == 10 {
+                // An LF whose CR was not just passed: the first byte scanned (the scan resumed there), or a bare LF.
                 if i == start || raw[i - 1] != 13 { return .invalid(.lineEnding) }
                 if i - 3 >= start, raw[i - 2] == 10 {
                     return i + 1 - start > limit ? .invalid(.headTooLarge) : .complete(start: start, end: i + 1)
                 }
-            } else if byte == 13, i + 1 < count, raw[i + 1] != 10 {
-                return .invalid(.lineEnding)
             }
             i += 1
         }

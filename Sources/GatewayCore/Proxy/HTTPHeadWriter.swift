@@ -160,6 +160,20 @@ package enum HTTPHeadWriter {
             }
         }
 
+        /// The name of a method nearly every request has, as a literal; nil for the others.
+        package static func literal(for method: HTTPMethod) -> StaticString? {
+            switch method {
+            case .GET: return "GET"
+            case .POST: return "POST"
+            case .PUT: return "PUT"
+            case .HEAD: return "HEAD"
+            case .DELETE: return "DELETE"
+            case .PATCH: return "PATCH"
+            case .OPTIONS: return "OPTIONS"
+            default: return nil
+            }
+        }
+
         /// A literal's bytes (no String made or lent).
         package mutating func literal(_ text: StaticString) {
             (base + offset).copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)

@@ -450,7 +450,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
 
     /// The request's route, over the bytes of its Host and its (origin-form) target.
     private static func route(_ head: ClientRequestHead, host: String?, router: Router) -> BackendGroup? {
-        let method = head.method.rawValue
+        let method = head.method
         var target = head.uri
         return target.withUTF8 { target in
             guard var host else { return router.route(host: nil, target: UnsafeRawBufferPointer(target), method: method) }

@@ -267,8 +267,10 @@ package enum ProxyHeaders {
         localPort: Int?, hasBody: Bool, hopByHopRemoved: Bool, allocator: ByteBufferAllocator
     ) -> (head: ByteBuffer, chunked: Bool)? {
         let method = head.method
-        let methodName = method.rawValue
-        var size = methodName.utf8.count + 1 + head.uri.utf8.count + 1 + 8 + 2 + added.bytes.count + 2
+        // The usual methods as literals (no `rawValue` String made and lent).
+        let literal = HTTPHeadWriter.Cursor.literal(for: method)
+        let methodName = literal == nil ? method.rawValue : ""
+        var size = (literal?.utf8CodeUnitCount ?? methodName.utf8.count) + 1 + head.uri.utf8.count + 1 + 8 + 2 + added.bytes.count + 2
         var host: Range<Int>?
         var hasLength = false
         var general = false
@@ -310,7 +312,7 @@ package enum ProxyHeaders {
         var buffer = allocator.buffer(capacity: size)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var out = HTTPHeadWriter.Cursor(base: raw.baseAddress!)
-            out.copy(methodName)
+            if let literal { out.literal(literal) } else { out.copy(methodName) }
             out.byte(32)
             out.copy(head.uri)
             out.literal(" HTTP/1.1\r\n")

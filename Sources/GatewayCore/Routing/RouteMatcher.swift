@@ -1,3 +1,5 @@
+import NIOHTTP1
+
 /// One compiled route condition: host (exact or `*.` wildcard, case-insensitive, port ignored), path prefix or
 /// exact path, and methods. An absent part matches everything.
 package struct RouteMatcher: Sendable {
@@ -34,8 +36,9 @@ package struct RouteMatcher: Sendable {
         return true
     }
 
-    /// `matches` over bytes (the same comparisons, byte for byte).
-    package func matches(host requestHost: UnsafeRawBufferPointer, path: UnsafeRawBufferPointer, method: String) -> Bool {
+    /// `matches` over bytes (the same comparisons, byte for byte; the method's name made only when a route
+    /// names methods).
+    package func matches(host requestHost: UnsafeRawBufferPointer, path: UnsafeRawBufferPointer, method: HTTPMethod) -> Bool {
         switch host {
         case .any: break
         case .exact(let name): guard Self.equal(requestHost, name) else { return false }
@@ -50,7 +53,7 @@ package struct RouteMatcher: Sendable {
             let count = pathPrefix.utf8.count
             guard path.count >= count, Self.equal(UnsafeRawBufferPointer(rebasing: path[0..<count]), pathPrefix) else { return false }
         }
-        if let methods, !methods.contains(method) { return false }
+        if let methods, !methods.contains(method.rawValue) { return false }
         return true
     }
 

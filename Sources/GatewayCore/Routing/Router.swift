@@ -1,3 +1,5 @@
+import NIOHTTP1
+
 /// The ordered routes of a listener: the first match wins; no match means 404 from the gateway.
 package struct Router: Sendable {
     package struct Route: Sendable {
@@ -30,7 +32,7 @@ package struct Router: Sendable {
     /// origin-form request target (what the validator leaves): no Substring or String made unless the host
     /// has an upper-case letter. Only ASCII letters are lowercased, which is what the String routing does
     /// for any host the validator lets through.
-    package func route(host: UnsafeRawBufferPointer?, target: UnsafeRawBufferPointer, method: String) -> BackendGroup? {
+    package func route(host: UnsafeRawBufferPointer?, target: UnsafeRawBufferPointer, method: HTTPMethod) -> BackendGroup? {
         var pathEnd = 0
         while pathEnd < target.count, target[pathEnd] != UInt8(ascii: "?"), target[pathEnd] != UInt8(ascii: "#") { pathEnd += 1 }
         let path = UnsafeRawBufferPointer(rebasing: target[0..<pathEnd])
