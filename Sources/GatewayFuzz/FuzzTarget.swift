@@ -100,7 +100,11 @@ enum FuzzTarget: String, CaseIterable {
             // llhttp delivers only RFC 9110 token names (NIO's case-insensitive lookup would also take a CR
             // for a '-', which no decoded head can hold).
             guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenByte) else { continue }
-            headers.add(name: name, value: String(line[line.index(after: colon)...]))
+            // The value as the parser keeps it: without the spaces and tabs around it (and the line's CR).
+            var value = Substring(line[line.index(after: colon)...])
+            while let last = value.utf8.last, last == 13 || last == 32 || last == 9 { value = value.dropLast() }
+            while let first = value.utf8.first, first == 32 || first == 9 { value = value.dropFirst() }
+            headers.add(name: name, value: String(value))
         }
         let minor = bytes.count % 2
         var head = HTTPRequestHead(version: .init(major: 1, minor: minor), method: method, uri: parts.count > 1 ? String(parts[1]) : "/", headers: headers)

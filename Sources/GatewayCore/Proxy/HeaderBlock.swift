@@ -147,27 +147,29 @@ package struct HeaderBlock: Sendable, Equatable {
     }
 
     /// Calls `body` with the name, the value and the line (with its CRLF, as offsets into `raw`) of each field of
-    /// `raw`, a block's bytes, in order, until it returns false.
-    @inline(__always)
+    /// `raw`, a block's bytes, in order, until it returns false. False if the bytes ended in something that is
+    /// not a whole line (never, for a block `append` made).
+    @inline(__always) @discardableResult
     package static func forEachLine(
         in raw: UnsafeRawBufferPointer, _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ line: Range<Int>) -> Bool
-    ) {
-        guard let base = raw.baseAddress else { return }
+    ) -> Bool {
+        guard let base = raw.baseAddress else { return true }
         var i = 0
         while i < raw.count {
             // Bounded, though a block's lines always have a colon and a CR (`append` takes only checked fields).
             // The colon and the value's CR by memchr: names and values can be long (plugins' `x-amzn-mtls-...`
             // names, a subject, a certificate's PEM).
-            guard let found = memchr(base + i, 58, raw.count - i) else { return }
+            guard let found = memchr(base + i, 58, raw.count - i) else { return false }
             let colon = UnsafeRawPointer(found) - base
-            guard colon + 2 <= raw.count, let cr = memchr(base + colon + 2, 13, raw.count - colon - 2) else { return }
+            guard colon + 2 <= raw.count, let cr = memchr(base + colon + 2, 13, raw.count - colon - 2) else { return false }
             let end = UnsafeRawPointer(cr) - base
-            guard end + 2 <= raw.count else { return }
+            guard end + 2 <= raw.count else { return false }
             let name = UnsafeRawBufferPointer(rebasing: raw[i..<colon])
             let value = UnsafeRawBufferPointer(rebasing: raw[(colon + 2)..<end])
-            guard body(name, value, i..<(end + 2)) else { return }
+            guard body(name, value, i..<(end + 2)) else { return true }
             i = end + 2
         }
+        return true
     }
 
     /// ASCII case-insensitive equality of two names.

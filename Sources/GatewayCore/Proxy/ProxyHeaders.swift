@@ -275,7 +275,7 @@ package enum ProxyHeaders {
         var hasLength = false
         var general = false
         var dropped = 0
-        HeaderBlock.forEachLine(in: block) { name, value, line in
+        let whole = HeaderBlock.forEachLine(in: block) { name, value, line in
             switch upstreamRule(name) {
             case .drop:
                 dropped += 1
@@ -299,7 +299,8 @@ package enum ProxyHeaders {
             size += line.count
             return true
         }
-        if general { return nil }
+        // A block that does not end with a whole line (none does) would not be written as it was sized.
+        if general || !whole { return nil }
         switch method {
         case .POST, .PUT, .PATCH: if !hasLength { return nil }
         default: break
