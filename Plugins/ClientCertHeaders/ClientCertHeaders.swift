@@ -89,8 +89,11 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
     let xfccParts: Set<String>
     /// Some value depends on the intermediates as well as the leaf: the cache key covers the whole chain.
     let chainDependent: Bool
-    /// Every header name this instance owns, lowercase with `_` as `-`, by length (for allocation-free matching).
-    private let ownedByLength: [Int: [[UInt8]]]
+    /// Every header name this instance owns (lowercase; the host takes `_` and `-` alike), in memory that stays
+    /// put, for `header_set_create`.
+    private let ownedNames: PreparedHeaders
+    /// The header sets of connections without a client certificate (by their own values).
+    private let anonymous: PreparedHeaders
     private let cache = Mutex<[CacheKey: PreparedHeaders]>([:])
     /// The header name of each field, in memory that stays put for `add_headers`.
     private let names: PreparedHeaders
@@ -150,8 +153,9 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         // Own every name of the dialect (enabled or not, renamed or default): none may come from a client.
         var owned = Set(all.map { Self.normalise(Array($0.header.utf8)) })
         for spec in specs + Self.extras { owned.insert(Self.normalise(Array(spec.header.utf8))) }
-        ownedByLength = Dictionary(grouping: owned, by: \.count)
+        ownedNames = PreparedHeaders(owned.sorted { $0.lexicographicallyPrecedes($1) })
         names = PreparedHeaders(fields.map(\.header))
+        anonymous = PreparedHeaders(fields.map { _ in nil })
     }
 
     static func isValidHeaderName(_ name: String) -> Bool {
@@ -166,46 +170,57 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         }
     }
 
-    private func isOwned(_ name: gw_str) -> Bool {
-        guard let candidates = ownedByLength[name.len] else { return false }
-        let bytes = name.buffer
-        return candidates.contains { owned in
-            for i in 0..<owned.count {
-                var b = bytes[i]
-                if b >= 65 && b <= 90 { b += 32 } else if b == 95 { b = 45 }
-                if b != owned[i] { return false }
-            }
-            return true
-        }
-    }
-
     func onRequestHeaders(_ request: GatewayRequest) -> gw_action {
-        // 1. Strip every client-sent spelling of an owned header.
-        var forged: [String] = []
-        request.forEachHeader { name, _ in
-            if isOwned(name) { forged.append(name.string) }
+        // Every value stays the same while the connection lives (the certificate's, prepared once per identity,
+        // and the connection's TLS facts), so the connection's header set is found once, kept with the
+        // connection by the host (ABI 1.4), and applied to each request in one host call (ABI 1.5): it strips
+        // every client-sent spelling of an owned name, underscores included, then adds the values.
+        let set: HeaderSet
+        if let kept = request.connectionData(tag, as: HeaderSet.self) {
+            set = kept
+        } else {
+            do {
+                set = try connectionHeaderSet(request)
+            } catch let refusal as HeaderSet.Refusal {
+                return refusal.status  // the chain entry's on_error decides (deny: 500)
+            } catch {
+                return GW_FAILED
+            }
+            request.setConnectionData(tag, set)
         }
-        for name in forged {
-            guard withGWStr(name, { request.removeHeader($0) }) == GW_OK else { return GW_FAILED }
-        }
-        // 2. Add the gateway's own values: every spelling of these names is gone (step 1), so an add is a set
-        //    without the host's scan for old values. Every value stays the same while the connection lives
-        //    (the certificate's, prepared once per identity, and the connection's TLS facts), so the list is
-        //    made once per connection and goes in one `add_headers` call.
-        //    The host keeps it with the connection (ABI 1.4) and releases it when the connection ends.
-        let headers = request.connectionData(tag) { connectionHeaders(request) }
-        let list = headers.list
-        guard !list.isEmpty else { return GW_CONTINUE }
-        let status = withExtendedLifetime(headers) { request.addHeaders(list) }
+        let status = request.add(set)
         return status == GW_OK ? GW_CONTINUE : status  // a negative gw_status is also a failing gw_action
     }
 
-    /// The header list of the request's connection: the certificate's prepared values and copies of the
-    /// connection's own.
-    private func connectionHeaders(_ request: GatewayRequest) -> ConnectionHeaders {
+    /// The header set of the request's connection: the identity's prepared values and the connection's own,
+    /// shared by the identity's connections whose own values are the same (one set, not one per connection,
+    /// held while they are idle).
+    private func connectionHeaderSet(_ request: GatewayRequest) throws -> HeaderSet {
         let prepared = request.integer(GW_ATTR_CLIENT_CERT_PRESENT) == 1 ? values(for: request) : nil
-        return ConnectionHeaders(fields: fields, names: names, prepared: prepared) { index in
-            request.attribute(Self.connectionAttribute(fields[index].kind))
+        let holder = prepared ?? anonymous
+        return try withUnsafeTemporaryAllocation(of: gw_str?.self, capacity: max(fields.count, 1)) { own in
+            // The connection's own values (the host's views, valid during the hook) and the key they make.
+            var key: [UInt8] = []
+            for (index, field) in fields.enumerated() {
+                own[index] = field.kind.fromCertificate ? nil : request.attribute(Self.connectionAttribute(field.kind))
+                guard !field.kind.fromCertificate else { continue }
+                let length = own[index].map { UInt32(truncatingIfNeeded: $0.len) } ?? UInt32.max
+                withUnsafeBytes(of: length.littleEndian) { key.append(contentsOf: $0) }
+                if let value = own[index] { key.append(contentsOf: value.buffer) }
+            }
+            return try holder.headerSet(key: key) {
+                try withUnsafeTemporaryAllocation(of: gw_header.self, capacity: max(fields.count, 1)) { list in
+                    var used = 0
+                    for (index, field) in fields.enumerated() {
+                        guard let value = field.kind.fromCertificate ? holder.views[index] : own[index] else { continue }
+                        list[used] = gw_header(name: names.views[index]!, value: value)
+                        used += 1
+                    }
+                    return try ownedNames.views.compactMap { $0 }.withUnsafeBufferPointer { owned in
+                        try HeaderSet(headers: UnsafeBufferPointer(rebasing: list[0..<used]), owned: owned)
+                    }
+                }
+            }
         }
     }
 

@@ -151,6 +151,37 @@ final class PluginChainTests: GatewayTestCase {
         XCTAssertTrue(late, "on_complete may not add headers (GW_ERR_WRONG_PHASE)")
     }
 
+    /// Header sets (ABI 1.5): made in `create`, refused with the right status when a header or owned name
+    /// breaks the rules; applied to a request, a set removes every spelling of the names it owns, the client's
+    /// (any case, `_` for `-`) and an earlier plugin's, then adds its headers; it also applies to the response,
+    /// and is refused in on_complete.
+    func testHeaderSetStripsOwnedNamesThenAdds() async throws {
+        let batch = try PluginFixtures.build("add_headers")
+        let sets = try PluginFixtures.build("header_set")
+        try await start("""
+              - { name: l, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(batch) }, { library: \(sets) } ], routes: [ { backend: app } ] }
+            """)
+        let forged = ["X_Set_Owned: forged-1", "x-set-owned: forged-2", "X-SET-ID: forged-3", "x_set_id: forged-4", "X-Batch-1: forged-5", "x-other: kept"]
+        for _ in 0..<2 {
+            let response = try await TestClient.get(port: gateway.port("l"), tls: nil, headers: forged)
+            XCTAssertEqual(response?.status, 200)
+            XCTAssertEqual(response?.header("x-set-id"), "fixture", "the set applies to the response too")
+            XCTAssertEqual(response?.header("x-set-2"), "two")
+        }
+        let received = try XCTUnwrap(backend.requests.last).head.headers
+        XCTAssertEqual(received.first(name: "x-set-statuses"), "-4,1,-1,-4,-1,0", "CR LF value (out cleared), NULL list, bad owned name, NULL set, the set")
+        XCTAssertEqual(received[canonicalForm: "x-set-id"], ["fixture"], "every client spelling stripped, then the set's value")
+        XCTAssertFalse(received.contains(name: "x-set-owned"))
+        XCTAssertFalse(received.contains(name: "x_set_owned"))
+        XCTAssertFalse(received.contains(name: "x_set_id"))
+        XCTAssertFalse(received.contains(name: "x-batch-1"), "an owned name an earlier plugin added goes too")
+        XCTAssertEqual(received.first(name: "x-batch-3"), "three, 3", "what the earlier plugin added under other names stays")
+        XCTAssertEqual(received.first(name: "X-Set-2"), "two")
+        XCTAssertEqual(received.first(name: "x-other"), "kept")
+        let late = await logged("header_set_add in on_complete: -5")
+        XCTAssertTrue(late, "on_complete may not add headers (GW_ERR_WRONG_PHASE)")
+    }
+
     /// Per-connection data (ABI 1.4): each instance keeps its own record per connection across keep-alive
     /// requests, and the host releases every record exactly once: when a reload moves the connection on to the
     /// new instances (before the request runs on them), and when the connection ends.

@@ -16,11 +16,12 @@
 ABI_ASSERT(status_width, sizeof(gw_status) == 4);
 ABI_ASSERT(attribute_width, sizeof(gw_attribute) == 4);
 ABI_ASSERT(descriptor_1_0, GW_PLUGIN_DESCRIPTOR_SIZE_1_0 == sizeof(gw_plugin_descriptor));
-/* The host table grew at its end: by one function pointer in 1.2 and in 1.3, by two in 1.4. */
+/* The host table grew at its end: by one function pointer in 1.2 and in 1.3, by two in 1.4, by three in 1.5. */
 ABI_ASSERT(host_api_1_0, GW_HOST_API_SIZE_1_0 == offsetof(gw_host_api, add_headers));
 ABI_ASSERT(host_api_1_2, GW_HOST_API_SIZE_1_0 + sizeof(void (*)(void)) == offsetof(gw_host_api, set_ready));
 ABI_ASSERT(host_api_1_3, GW_HOST_API_SIZE_1_0 + 2 * sizeof(void (*)(void)) == offsetof(gw_host_api, set_connection_data));
-ABI_ASSERT(host_api_1_4, sizeof(gw_host_api) == GW_HOST_API_SIZE_1_0 + 4 * sizeof(void (*)(void)));
+ABI_ASSERT(host_api_1_4, GW_HOST_API_SIZE_1_0 + 4 * sizeof(void (*)(void)) == offsetof(gw_host_api, header_set_create));
+ABI_ASSERT(host_api_1_5, sizeof(gw_host_api) == GW_HOST_API_SIZE_1_0 + 7 * sizeof(void (*)(void)));
 ABI_ASSERT(create_args_1_0, GW_CREATE_ARGS_SIZE_1_0 == sizeof(gw_create_args));
 ABI_ASSERT(create_args_unpadded, sizeof(gw_create_args) == 4 + 4 + 8 + 2 * sizeof(gw_str));
 ABI_ASSERT(config_value_unpadded, sizeof(gw_config_value) == 4 + 4 + 8 + 8 + sizeof(gw_str));

@@ -1,5 +1,5 @@
 /*
- * gateway_plugin.h -- the plugin ABI of mtls-gateway, version 1.4.
+ * gateway_plugin.h -- the plugin ABI of mtls-gateway, version 1.5.
  *
  * This header is the one source of truth for the ABI between the gateway (the host) and its plugins: shared
  * libraries loaded with dlopen(RTLD_NOW | RTLD_LOCAL) and chained per listener. Plain C99, standard headers
@@ -67,7 +67,7 @@ extern "C" {
 
 /** The ABI version this header describes. The major version is also part of the entry symbol's name. */
 #define GW_PLUGIN_ABI_MAJOR 1
-#define GW_PLUGIN_ABI_MINOR 4
+#define GW_PLUGIN_ABI_MINOR 5
 
 /** First field of every descriptor: the bytes "GWPL" read as a big-endian number. Catches a symbol that
  *  points at something else. */
@@ -246,6 +246,9 @@ typedef struct gw_header {
     gw_str value;
 } gw_header;
 
+/** ABI 1.5: a header set the host made (`header_set_create`): opaque to the plugin. */
+typedef struct gw_header_set gw_header_set;
+
 /**
  * Functions the host provides. Passed to the entry point and to `create`; valid for the life of the process.
  * All functions are thread-safe. Functions taking a handle may only be called from within a hook that
@@ -404,7 +407,8 @@ typedef struct gw_host_api {
      * connection's event-loop thread. A connection that a reload moves on to the new configuration releases
      * the data of the old configuration's instances when it moves; one that the new configuration refuses
      * releases the new instances' data right after their on_connection. `release` must not call host functions
-     * and must not block. Setting the value already kept changes only `release`.
+     * other than `header_set_release` (ABI 1.5) and must not block. Setting the value already kept changes only
+     * `release`.
      *
      * `get_connection_data` writes the kept pointer to `*out`, or NULL with GW_ERR_NOT_FOUND when there is
      * none (the first request of the connection, or after a release). A plugin treats the data as a cache:
@@ -412,6 +416,38 @@ typedef struct gw_host_api {
      */
     gw_status (*set_connection_data)(gw_handle handle, uint64_t instance_tag, void *data, void (*release)(void *data));
     gw_status (*get_connection_data)(gw_handle handle, uint64_t instance_tag, void **out);
+
+    /* ---- ABI 1.5. A plugin that requires an older minor probes it: GW_HOST_HAS(host, header_set_create). */
+
+    /**
+     * Header sets: headers a plugin puts on many requests (one client certificate's identity, say), checked and
+     * laid out once, and the header names the plugin owns. Adding a set to a request first removes every header
+     * the request has under an owned name, whether the client sent it or an earlier plugin added it: names are
+     * compared case-insensitively, with '_' and '-' taken as the same byte, so `X_Client_Subject` goes with
+     * `x-client-subject` (a backend or framework that maps '_' to '-' must never see a client's forged
+     * value). It then adds the set's headers, in order. On the request path this is a look at each header name
+     * and one reference to bytes the set already holds: no check, copy or layout of the values per request.
+     *
+     * `header_set_create` checks every header (names RFC 9110 tokens, values free of CR, LF and NUL) and every
+     * owned name (a token): GW_ERR_INVALID_HEADER and no set if one breaks the rules; a NULL list with a
+     * nonzero count, a NULL view with a nonzero length or a NULL `out` is GW_ERR_INVALID_ARGUMENT. Names and
+     * values are copied before it returns. A set may own names it does not add (every name of a dialect, the
+     * renamed and disabled ones too) and may add none (only strip). Any thread, any time after the entry point;
+     * no handle. The set is immutable: share it between threads and requests as you like.
+     *
+     * `header_set_add` applies the set to the request in on_request_headers (what the backend receives) or to
+     * the response in on_response_headers (what the client receives); elsewhere GW_ERR_WRONG_PHASE. NULL is
+     * GW_ERR_INVALID_ARGUMENT.
+     *
+     * `header_set_release` frees the set: call it once, when no hook of the plugin will add it again (requests
+     * it was added to keep their own reference to its bytes). NULL does nothing. It is the one host function
+     * a `set_connection_data` release function may call: a set kept per connection is freed with it.
+     * Passing a set after its release is a use after free, as with free(3): the host cannot tell.
+     */
+    gw_status (*header_set_create)(const gw_header *headers, size_t count, const gw_str *owned, size_t owned_count,
+                                   gw_header_set **out);
+    gw_status (*header_set_add)(gw_handle handle, const gw_header_set *set);
+    void (*header_set_release)(gw_header_set *set);
 } gw_host_api;
 
 /** What `create` receives about the chain entry it instantiates. */

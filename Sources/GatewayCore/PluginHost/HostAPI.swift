@@ -44,7 +44,7 @@ package enum HostAPI {
             },
             respond: { handle, status, headers, count, body in
                 PluginCallContext.withTarget(handle) { target in
-                    guard (200...599).contains(status), count == 0 || headers != nil, let bodyBytes = body.bytes else { return GW_ERR_INVALID_ARGUMENT }
+                    guard (200...599).contains(status), count >= 0, count == 0 || headers != nil, let bodyBytes = body.bytes else { return GW_ERR_INVALID_ARGUMENT }
                     var list: [(String, String)] = []
                     for i in 0..<count {
                         guard let name = headers![i].name.string, let value = headers![i].value.string else { return GW_ERR_INVALID_ARGUMENT }
@@ -120,6 +120,19 @@ package enum HostAPI {
                 out.pointee = nil
                 guard tag != 0 else { return GW_ERR_INVALID_ARGUMENT }
                 return PluginCallContext.withTarget(handle) { $0.connectionData(tag, into: &out.pointee) }
+            },
+            header_set_create: { headers, count, owned, ownedCount, out in
+                HostAPI.createHeaderSet(headers, count, owned, ownedCount, out)
+            },
+            header_set_add: { handle, set in
+                guard let set else { return GW_ERR_INVALID_ARGUMENT }
+                return PluginCallContext.withTarget(handle) { target in
+                    Unmanaged<PluginHeaderSet>.fromOpaque(UnsafeRawPointer(set))._withUnsafeGuaranteedRef { target.addHeaderSet($0) }
+                }
+            },
+            header_set_release: { set in
+                guard let set else { return }
+                Unmanaged<PluginHeaderSet>.fromOpaque(UnsafeRawPointer(set)).release()
             }
         ))
         return UnsafePointer(pointer)
@@ -147,7 +160,7 @@ package enum HostAPI {
 
     /// `add_headers`: every header checked first, then all added (or none); one handle look-up for all.
     private static func addHeaders(_ handle: gw_handle, _ headers: UnsafePointer<gw_header>?, _ count: Int) -> gw_status {
-        guard count == 0 || headers != nil else { return GW_ERR_INVALID_ARGUMENT }
+        guard count >= 0, count == 0 || headers != nil else { return GW_ERR_INVALID_ARGUMENT }
         return PluginCallContext.withTarget(handle) { target in
             guard count > 0, let headers else { return target.canEditHeaders ? GW_OK : GW_ERR_WRONG_PHASE }
             let list = UnsafeBufferPointer(start: headers, count: count)
@@ -160,6 +173,28 @@ package enum HostAPI {
                 }
             }
             return target.addHeaders(list)
+        }
+    }
+
+    /// `header_set_create`: the set retained once for the plugin (`header_set_release` drops it).
+    private static func createHeaderSet(
+        _ headers: UnsafePointer<gw_header>?, _ count: Int, _ owned: UnsafePointer<gw_str>?, _ ownedCount: Int,
+        _ out: UnsafeMutablePointer<OpaquePointer?>?
+    ) -> gw_status {
+        guard let out else { return GW_ERR_INVALID_ARGUMENT }
+        out.pointee = nil
+        // size_t arrives as Int: a count past Int.max (a negative value) is an argument error, not a trap.
+        guard count >= 0, ownedCount >= 0, count == 0 || headers != nil, ownedCount == 0 || owned != nil else { return GW_ERR_INVALID_ARGUMENT }
+        do {
+            let set = try PluginHeaderSet(
+                headers: UnsafeBufferPointer(start: headers, count: count), owned: UnsafeBufferPointer(start: owned, count: ownedCount)
+            )
+            out.pointee = OpaquePointer(Unmanaged.passRetained(set).toOpaque())
+            return GW_OK
+        } catch .nullView {
+            return GW_ERR_INVALID_ARGUMENT
+        } catch {
+            return GW_ERR_INVALID_HEADER
         }
     }
 

@@ -26,6 +26,8 @@ package class PluginCallTarget {
         }
         return GW_OK
     }
+    /// ABI 1.5 `header_set_add`: every field under a name the set owns removed, then the set's headers added.
+    package func addHeaderSet(_ set: PluginHeaderSet) -> gw_status { GW_ERR_WRONG_PHASE }
     /// Whether `setHeader` would take an edit now (the phase allows it).
     package var canEditHeaders: Bool { false }
     package func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status { GW_ERR_WRONG_PHASE }

@@ -315,6 +315,43 @@ package final class PluginRequest: PluginCallTarget {
         return GW_OK
     }
 
+    /// In the request phase the set's lines become `added` (a reference to the set's bytes, no copy) when no
+    /// plugin added any before; fields under an owned name, in the head or among the added ones, are removed
+    /// first (looked at by name length, which passes most names over at once).
+    override package func addHeaderSet(_ set: PluginHeaderSet) -> gw_status {
+        switch phase {
+        case .request:
+            if set.ownsNames {
+                if set.ownsAny(of: storedHead.fields) { storedHead.fields = storedHead.fields.removingAll(where: set.owns) }
+                if set.ownsAny(of: added) { added = added.removingAll(where: set.owns) }
+            }
+            if set.lines.isEmpty { return GW_OK }
+            if set.addsHopByHop { addedHopByHop = true }
+            if added.isEmpty {
+                added = set.lines
+            } else {
+                set.lines.bytes.withUnsafeBytes { added.append(lines: $0, count: set.lines.count) }
+            }
+            return GW_OK
+        case .response:
+            guard responseHead != nil else { return GW_ERR_WRONG_PHASE }
+            if set.ownsNames {
+                let owned = responseHead!.headers.map(\.name).filter { name in
+                    var name = name
+                    return name.withUTF8 { set.owns(UnsafeRawBufferPointer($0)) }
+                }
+                for name in owned { responseHead!.headers.remove(name: name) }
+            }
+            set.lines.forEach { name, value in
+                responseHead!.headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+                return true
+            }
+            return GW_OK
+        case .complete:
+            return GW_ERR_WRONG_PHASE
+        }
+    }
+
     override package var canEditHeaders: Bool {
         switch phase {
         case .request: return true

@@ -141,6 +141,18 @@ package struct HeaderBlock: Sendable, Equatable {
         name.withUTF8 { name in value.withUTF8 { append(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer($0)) } }
     }
 
+    /// The block without the fields whose name `drop` picks: the other lines copied as they are.
+    package func removingAll(where drop: (_ name: UnsafeRawBufferPointer) -> Bool) -> HeaderBlock {
+        var kept = HeaderBlock(capacity: bytes.count)
+        bytes.withUnsafeBytes { raw in
+            Self.forEachLine(in: raw) { name, _, line in
+                if !drop(name) { kept.append(lines: UnsafeRawBufferPointer(rebasing: raw[line]), count: 1) }
+                return true
+            }
+        }
+        return kept
+    }
+
     /// Calls `body` with each field's name and value, in order, until it returns false.
     package func forEach(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool) {
         bytes.withUnsafeBytes { raw in Self.forEachLine(in: raw) { name, value, _ in body(name, value) } }
