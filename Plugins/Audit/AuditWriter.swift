@@ -227,7 +227,6 @@ final class AuditWriter: @unchecked Sendable {
                 inFlightLines = 0
                 inFlightSince = 0
                 condition.unlock()
-                recordQueue()
             }
             // The written buffer is the next spare (a burst's large one is let go).
             if batch.capacity > 1 << 20 { batch = [] }
@@ -247,6 +246,15 @@ final class AuditWriter: @unchecked Sendable {
             } else if batchLines < 64 {
                 // Let lines gather for a moment: under load, one write (and one wake-up) covers many requests.
                 usleep(2_000)
+            }
+            // The gauges after a batch: set again here only when no line waits now (the writer goes idle); else
+            // the next batch sets them before its write, which is what shows a write that hangs. One setting
+            // per batch under load, not two (each takes the host's metric lock).
+            if batchLines > 0 {
+                condition.lock()
+                let idle = pendingLines == 0
+                condition.unlock()
+                if idle { recordQueue() }
             }
         }
         if options.fsync != .never { fsync(fd) }

@@ -147,10 +147,22 @@ package final class PluginRequest: PluginCallTarget {
             return GW_OK
         }
         switch attribute {
-        case GW_ATTR_METHOD: return index == 0 ? text(storedHead.method.rawValue) : GW_ERR_NOT_FOUND
+        case GW_ATTR_METHOD:
+            guard index == 0 else { return GW_ERR_NOT_FOUND }
+            // The usual methods from the binary's constants: valid for as long as the view may be used.
+            guard let literal = HTTPHeadWriter.Cursor.literal(for: storedHead.method) else { return text(storedHead.method.rawValue) }
+            out = gw_str(ptr: UnsafeRawPointer(literal.utf8Start).assumingMemoryBound(to: CChar.self), len: literal.utf8CodeUnitCount)
+            return GW_OK
         case GW_ATTR_PATH:
             guard index == 0 else { return GW_ERR_NOT_FOUND }
-            out = arena.view(Router.path(of: storedHead.uri))
+            // An origin-form target (all but a few) up to its query or fragment, from its own bytes.
+            let view = storedHead.uri.utf8.withContiguousStorageIfAvailable { bytes -> gw_str? in
+                guard bytes.first == UInt8(ascii: "/") else { return nil }
+                var end = 1
+                while end < bytes.count, bytes[end] != UInt8(ascii: "?"), bytes[end] != UInt8(ascii: "#") { end += 1 }
+                return arena.view(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[..<end]))
+            }
+            out = (view ?? nil) ?? arena.view(Router.path(of: storedHead.uri))
             return GW_OK
         case GW_ATTR_QUERY:
             guard index == 0, let q = storedHead.uri.firstIndex(of: "?") else { return GW_ERR_NOT_FOUND }
