@@ -67,17 +67,9 @@ package enum ProxyHeaders {
     /// is allocated.
     @inline(__always)
     package static func isHopByHop(_ name: String) -> Bool {
-        let s = Substring(name)
-        switch name.utf8.count {
-        case 2: return equalsIgnoringCase(s, "te")
-        case 7: return equalsIgnoringCase(s, "trailer") || equalsIgnoringCase(s, "upgrade")
-        case 10: return equalsIgnoringCase(s, "connection") || equalsIgnoringCase(s, "keep-alive")
-        case 16: return equalsIgnoringCase(s, "proxy-connection")
-        case 17: return equalsIgnoringCase(s, "transfer-encoding")
-        case 18: return equalsIgnoringCase(s, "proxy-authenticate")
-        case 19: return equalsIgnoringCase(s, "proxy-authorization")
-        default: return false
-        }
+        // One list of hop-by-hop names: the byte form's.
+        var name = name
+        return name.withUTF8 { HTTP1ConnectionOptions.isHopByHop(UnsafeRawBufferPointer($0)) }
     }
 
     /// ASCII case-insensitive equality with a lowercase literal.
