@@ -234,6 +234,9 @@ final class AuditWriter: @unchecked Sendable {
             swap(&batch, &spare)
             condition.unlock()
             if options.fsync == .interval, dirty, Date().timeIntervalSince(lastSync) >= options.fsyncInterval {
+                // The gauges first (at most once per interval): an fsync can hang as a write can, and they
+                // still showed the batch just written.
+                recordQueue()
                 fsync(fd)
                 dirty = false
                 lastSync = Date()

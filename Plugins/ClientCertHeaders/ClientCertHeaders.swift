@@ -92,16 +92,30 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
     /// Every header name this instance owns (lowercase; the host takes `_` and `-` alike), in memory that stays
     /// put, for `header_set_create`.
     private let ownedNames: PreparedHeaders
-    /// The header sets of connections without a client certificate (by their own values).
-    private let anonymous: PreparedHeaders
-    private let cache = Mutex<[CacheKey: PreparedHeaders]>([:])
-    /// The header name of each field, in memory that stays put for `add_headers`.
+    /// The header name of each field, in memory that stays put for `header_set_create`.
     private let names: PreparedHeaders
+    /// The certificate's values (one per field; nil for the connection's fields and what is left out) by
+    /// certificate, and by chain when a value depends on it: computed once. At most `maxEntries`, then made anew.
+    private let identities = Mutex<[CacheKey: [[UInt8]?]]>([:])
+    /// The connections' header sets, by certificate and the connection's own values (clientverify, ciphers,
+    /// TLS facts): every connection of a certificate from the same client software shares one. At most
+    /// `maxEntries`, then made anew: with the values above, at most twice the old per-certificate cache.
+    private let sets = Mutex<[SetKey: HeaderSet]>([:])
+    static let maxEntries = 10_000
+    /// Owns every name of the dialect and adds none: what a connection gets whose set the gateway refused (a
+    /// client's spellings go whatever happens).
+    private let stripOnly: HeaderSet
 
     /// All four words are hashed: with `chainDependent`, `d` mixes in an unkeyed hash of the chain the client
     /// presented, which a client could steer to collide on any one word.
     struct CacheKey: Hashable {
         var a: UInt64, b: UInt64, c: UInt64, d: UInt64
+    }
+
+    /// A connection's header set: its certificate (nil: none) and its own values, each as length and bytes.
+    struct SetKey: Hashable {
+        var certificate: CacheKey?
+        var own: [UInt8]
     }
 
     typealias ConfigError = PluginConfigError
@@ -155,7 +169,13 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         for spec in specs + Self.extras { owned.insert(Self.normalise(Array(spec.header.utf8))) }
         ownedNames = PreparedHeaders(owned.sorted { $0.lexicographicallyPrecedes($1) })
         names = PreparedHeaders(fields.map(\.header))
-        anonymous = PreparedHeaders(fields.map { _ in nil })
+        do {
+            stripOnly = try ownedNames.views.compactMap { $0 }.withUnsafeBufferPointer { owned in
+                try HeaderSet(headers: UnsafeBufferPointer(start: nil, count: 0), owned: owned)
+            }
+        } catch {
+            throw ConfigError("the gateway cannot keep the plugin's header set: \(error)")
+        }
     }
 
     static func isValidHeaderName(_ name: String) -> Bool {
@@ -171,75 +191,50 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
     }
 
     func onRequestHeaders(_ request: GatewayRequest) -> gw_action {
-        // Every value stays the same while the connection lives (the certificate's, prepared once per identity,
-        // and the connection's TLS facts), so the connection's header set is found once, kept with the
-        // connection by the host (ABI 1.4), and applied to each request in one host call (ABI 1.5): it strips
-        // every client-sent spelling of an owned name, underscores included, then adds the values.
-        let set: HeaderSet
-        if let kept = request.connectionData(tag, as: HeaderSet.self) {
-            set = kept
-        } else {
-            do {
-                set = try connectionHeaderSet(request)
-            } catch let refusal as HeaderSet.Refusal {
-                return refusal.status  // the chain entry's on_error decides (deny: 500)
-            } catch {
-                return GW_FAILED
-            }
-            request.setConnectionData(tag, set)
-        }
+        // Every value stays the same while the connection lives (the certificate's and the connection's TLS
+        // facts), so the connection's header set is found once and kept with the connection by the host
+        // (ABI 1.4). Each request takes it in one host call (ABI 1.5): it strips every client-sent spelling of
+        // every owned name, underscores included, and adds the values.
+        let set = request.connectionData(tag) { connectionHeaderSet(request) }
         let status = request.add(set)
         return status == GW_OK ? GW_CONTINUE : status  // a negative gw_status is also a failing gw_action
     }
 
-    /// The header set of the request's connection: the identity's prepared values and the connection's own,
-    /// shared by the identity's connections whose own values are the same (one set, not one per connection,
-    /// held while they are idle).
-    private func connectionHeaderSet(_ request: GatewayRequest) throws -> HeaderSet {
-        let prepared = request.integer(GW_ATTR_CLIENT_CERT_PRESENT) == 1 ? values(for: request) : nil
-        let holder = prepared ?? anonymous
-        return try withUnsafeTemporaryAllocation(of: gw_str?.self, capacity: max(fields.count, 1)) { own in
-            // The connection's own values (the host's views, valid during the hook) and the key they make.
-            var key: [UInt8] = []
-            for (index, field) in fields.enumerated() {
-                own[index] = field.kind.fromCertificate ? nil : request.attribute(Self.connectionAttribute(field.kind))
-                guard !field.kind.fromCertificate else { continue }
-                let length = own[index].map { UInt32(truncatingIfNeeded: $0.len) } ?? UInt32.max
-                withUnsafeBytes(of: length.littleEndian) { key.append(contentsOf: $0) }
-                if let value = own[index] { key.append(contentsOf: value.buffer) }
-            }
-            return try holder.headerSet(key: key) {
-                try withUnsafeTemporaryAllocation(of: gw_header.self, capacity: max(fields.count, 1)) { list in
-                    var used = 0
-                    for (index, field) in fields.enumerated() {
-                        guard let value = field.kind.fromCertificate ? holder.views[index] : own[index] else { continue }
-                        list[used] = gw_header(name: names.views[index]!, value: value)
-                        used += 1
-                    }
-                    return try ownedNames.views.compactMap { $0 }.withUnsafeBufferPointer { owned in
-                        try HeaderSet(headers: UnsafeBufferPointer(rebasing: list[0..<used]), owned: owned)
-                    }
-                }
-            }
+    /// The header set of the request's connection, from the cache or made once.
+    private func connectionHeaderSet(_ request: GatewayRequest) -> HeaderSet {
+        var values = [[UInt8]?](repeating: nil, count: fields.count)
+        var key = SetKey(certificate: certificateKey(request), own: [])
+        for (index, field) in fields.enumerated() where !field.kind.fromCertificate {
+            // A value the header rules refuse (a NUL, CR or LF: none of these attributes has one) is left out.
+            let value = request.attribute(Self.connectionAttribute(field.kind)).map { Array($0.buffer) }.flatMap { Self.isValidValue($0) ? $0 : nil }
+            values[index] = value
+            withUnsafeBytes(of: (value.map { UInt32(truncatingIfNeeded: $0.count) } ?? UInt32.max).littleEndian) { key.own.append(contentsOf: $0) }
+            if let value { key.own.append(contentsOf: value) }
         }
+        if let hit = sets.withLock({ $0[key] }) { return hit }
+        if let certificate = key.certificate {
+            let known = identities.withLock { $0[certificate] }
+            let certificateValues = known ?? fields.map { field in field.kind.fromCertificate ? compute(field, request) : nil }
+            if known == nil { Self.insert(certificateValues, for: certificate, into: identities, limit: Self.maxEntries) }
+            for (index, field) in fields.enumerated() where field.kind.fromCertificate { values[index] = certificateValues[index] }
+        }
+        let made: HeaderSet
+        do {
+            made = try makeSet(values)
+        } catch {
+            // Not expected (`compute` leaves out what the header rules refuse); kept, so it is not tried again.
+            PluginHost.log(tag, GW_LOG_ERROR, "the identity headers are not added: \(error); the client's spellings of them are still removed")
+            made = stripOnly
+        }
+        Self.insert(made, for: key, into: sets, limit: Self.maxEntries)
+        return made
     }
 
-    static func connectionAttribute(_ kind: Kind) -> gw_attribute {
-        switch kind {
-        case .verify: return GW_ATTR_CLIENT_VERIFY
-        case .ciphers: return GW_ATTR_TLS_CIPHERS_OFFERED
-        case .tlsProtocol: return GW_ATTR_TLS_VERSION
-        case .tlsCipher: return GW_ATTR_TLS_CIPHER
-        case .sni: return GW_ATTR_SNI
-        case .ja4: return GW_ATTR_CLIENT_JA4
-        case .ja3: return GW_ATTR_CLIENT_JA3
-        default: return GW_ATTR_ALPN
-        }
-    }
-
-    /// The certificate-derived values of this identity, from the cache or computed once.
-    private func values(for request: GatewayRequest) -> PreparedHeaders? {
-        guard let sha256 = request.attribute(GW_ATTR_CLIENT_FINGERPRINT_SHA256), sha256.len == 64 else { return nil }
+    /// The cache key of the connection's certificate (and chain, when a value depends on it); nil without one.
+    private func certificateKey(_ request: GatewayRequest) -> CacheKey? {
+        guard request.integer(GW_ATTR_CLIENT_CERT_PRESENT) == 1,
+            let sha256 = request.attribute(GW_ATTR_CLIENT_FINGERPRINT_SHA256), sha256.len == 64
+        else { return nil }
         var key = Self.key(sha256.buffer)
         if chainDependent {
             // The same leaf may come with other intermediates: mix them into the key (FNV-1a over their DER).
@@ -252,13 +247,48 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
             }
             key.d ^= hash
         }
-        if let hit = cache.withLock({ $0[key] }) { return hit }
-        let computed = PreparedHeaders(fields.map { field in field.kind.fromCertificate ? compute(field, request) : nil })
-        cache.withLock { cache in
-            if cache.count >= 10_000 { cache.removeAll(keepingCapacity: true) }
-            cache[key] = computed
+        return key
+    }
+
+    /// A header set of the fields' `values` (nil: the field is left out) that owns every name of the dialect.
+    private func makeSet(_ values: [[UInt8]?]) throws -> HeaderSet {
+        let prepared = PreparedHeaders(values)
+        var list: [gw_header] = []
+        for (index, value) in prepared.views.enumerated() {
+            if let value { list.append(gw_header(name: names.views[index]!, value: value)) }
         }
-        return computed
+        let owned = ownedNames.views.compactMap { $0 }
+        return try withExtendedLifetime(prepared) {
+            try list.withUnsafeBufferPointer { list in try owned.withUnsafeBufferPointer { try HeaderSet(headers: list, owned: $0) } }
+        }
+    }
+
+    /// Keeps `value` for `key`; a full cache is emptied first, and what it held is let go after the lock.
+    private static func insert<Key: Hashable & Sendable, Value: Sendable>(
+        _ value: Value, for key: Key, into cache: borrowing Mutex<[Key: Value]>, limit: Int
+    ) {
+        var dropped: [Key: Value] = [:]
+        cache.withLock { cache in
+            if cache.count >= limit { swap(&dropped, &cache) }
+            cache[key] = value
+        }
+        withExtendedLifetime(dropped) {}
+    }
+
+    /// No NUL, CR or LF (what the gateway refuses in a header value).
+    static func isValidValue(_ bytes: [UInt8]) -> Bool { !bytes.contains { $0 == 0 || $0 == 10 || $0 == 13 } }
+
+    static func connectionAttribute(_ kind: Kind) -> gw_attribute {
+        switch kind {
+        case .verify: return GW_ATTR_CLIENT_VERIFY
+        case .ciphers: return GW_ATTR_TLS_CIPHERS_OFFERED
+        case .tlsProtocol: return GW_ATTR_TLS_VERSION
+        case .tlsCipher: return GW_ATTR_TLS_CIPHER
+        case .sni: return GW_ATTR_SNI
+        case .ja4: return GW_ATTR_CLIENT_JA4
+        case .ja3: return GW_ATTR_CLIENT_JA3
+        default: return GW_ATTR_ALPN
+        }
     }
 
     private static func key(_ hex: UnsafeRawBufferPointer) -> CacheKey {
@@ -326,6 +356,11 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
             text = nil
         }
         guard let text else { return nil }
+        if !Self.isValidValue(text) {
+            // A raw SAN (spiffe_id, the xfcc URI and DNS parts) can carry any byte the CA signed.
+            PluginHost.log(tag, GW_LOG_WARNING, "header \(String(decoding: field.header, as: UTF8.self)) omitted: its value has a NUL, CR or LF")
+            return nil
+        }
         if text.count > maxValueBytes {
             PluginHost.log(tag, GW_LOG_WARNING, "header \(String(decoding: field.header, as: UTF8.self)) omitted: its value has \(text.count) bytes, more than max_value_bytes \(maxValueBytes)")
             return nil

@@ -1,10 +1,9 @@
 import GatewayPluginKit
-import Synchronization
 
-/// Header values (or names) in one block of memory that never moves, with a view of each: one identity's
-/// certificate values, computed once and handed to `header_set_create` without copying or re-encoding them.
-/// Immutable once made (the views point into memory nobody writes after `init`), so it is shared between
-/// event loops; the header sets made of it are kept with it, behind a mutex.
+/// Header values (or names) in one block of memory that never moves, with a view of each, for
+/// `header_set_create`: the plugin's header names and owned names, kept for its life, and the values of a set
+/// while it is made. Immutable once made (the views point into memory nobody writes after `init`), so it is
+/// shared between event loops.
 final class PreparedHeaders: @unchecked Sendable {
     private let storage: UnsafeMutableRawBufferPointer
     /// One view per input, nil where the input was nil.
@@ -27,23 +26,6 @@ final class PreparedHeaders: @unchecked Sendable {
             offset += value.count
         }
         self.views = views
-    }
-
-    /// The header sets of this identity's connections, by the connection's own values (`ClientCertHeaders`
-    /// makes the key). Usually one: the same client software offers the same ciphers and gets the same TLS
-    /// version and cipher each time. At most `maxSets`, then made anew.
-    private let sets = Mutex<[[UInt8]: HeaderSet]>([:])
-    private static let maxSets = 16
-
-    /// The set kept for `key`, or the one `make` makes (then kept).
-    func headerSet(key: [UInt8], make: () throws -> HeaderSet) throws -> HeaderSet {
-        if let kept = sets.withLock({ $0[key] }) { return kept }
-        let made = try make()
-        sets.withLock { sets in
-            if sets.count >= Self.maxSets { sets.removeAll(keepingCapacity: true) }
-            sets[key] = made
-        }
-        return made
     }
 
     deinit { storage.deallocate() }

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import GatewayTooling
+import NIOSSL
 import XCTest
 
 /// The bundled ClientCertHeaders plugin, loaded with dlopen into the real gateway.
@@ -67,6 +68,57 @@ final class ClientCertHeadersTests: GatewayTestCase {
         let entries = sans.components(separatedBy: ", ")
         XCTAssertEqual(entries.count, 3)
         XCTAssertEqual(entries[1].dropFirst(4).removingPercentEncoding, "spiffe://test/ok, URI:spiffe://test/admin", "percent-decoding gives the SAN back")
+    }
+
+    /// A certificate whose raw URI SAN has CR LF (a CA signed it): before header sets the plugin's whole batch was
+    /// refused (500 under `on_error: deny`; under `continue` nothing was added). Now that one value is left out,
+    /// the others are added, and the client's spellings of every owned name are removed all the same.
+    func testAValueWithCRLFIsLeftOutAndForgedHeadersStillGo() async throws {
+        let f = CertificateFactory.self
+        let sneaky = try f.makeLeaf(f.name(commonName: "sneaky"), issuer: pki.rootCA, uris: ["spiffe://test/a\r\nx-forwarded-clientcert-subjectdn: CN=admin"])
+        try pki.write("sneaky.pem", sneaky.certificatePEM)
+        try pki.write("sneaky.key", sneaky.privateKeyPEM)
+        let forged = ["X-Forwarded-Clientcert-Subjectdn: CN=forged", "x_forwarded_clientcert_spiffe_id: spiffe://forged", "X_Forwarded_Clientcert: forged"]
+        for _ in 0..<2 {
+            let sent = try await send("elb", client: "sneaky", headers: forged)
+            let h = try XCTUnwrap(sent).head.headers
+            XCTAssertEqual(h["x-forwarded-clientcert-subjectdn"], ["CN=sneaky,C=US"], "the certificate's subject, once; the client's gone")
+            XCTAssertFalse(h.contains(name: "x-forwarded-clientcert-spiffe-id"), "the value with CR LF is left out")
+            XCTAssertFalse(h.contains(name: "x_forwarded_clientcert_spiffe_id"))
+            XCTAssertFalse(h.contains(name: "x_forwarded_clientcert"))
+            XCTAssertEqual(h["x-forwarded-clientcert"].count, 1, "the escaped PEM, added")
+            XCTAssertEqual(h.first(name: "x-forwarded-clientcert-clientverify"), "SUCCESS")
+        }
+        let warned = await gateway.logs.waitFor { $0.message.contains("x-forwarded-clientcert-spiffe-id omitted: its value has a NUL, CR or LF") }
+        XCTAssertNotNil(warned)
+    }
+
+    /// The connection's own values are the connection's: two connections with one certificate and different TLS
+    /// versions and SNI each get theirs (the identity's set is shared, the connection's sets by their values).
+    func testEachConnectionGetsItsOwnTLSValues() async throws {
+        func values(maximumVersion: TLSVersion?, serverName: String?) async throws -> (String?, String?, String?) {
+            var options = TestClient.TLSOptions(trust: [pki.path("ca.pem")])
+            options.certificateChain = pki.path("valid.pem")
+            options.key = pki.path("valid.key")
+            options.maximumVersion = maximumVersion
+            options.serverName = serverName
+            let before = backend.requests.count
+            let response = try await TestClient.get(port: gateway.port("elb"), tls: options, path: "/id")
+            XCTAssertEqual(response?.status, 200)
+            XCTAssertEqual(backend.requests.count, before + 1)
+            let h = try XCTUnwrap(backend.requests.last).head.headers
+            return (h.first(name: "x-forwarded-clientcert-tls-protocol"), h.first(name: "x-forwarded-clientcert-sni"), h.first(name: "x-forwarded-clientcert-subjectdn"))
+        }
+        for _ in 0..<2 {
+            let a = try await values(maximumVersion: nil, serverName: "localhost")
+            let b = try await values(maximumVersion: .tlsv12, serverName: nil)
+            XCTAssertEqual(a.0, "TLSv1.3")
+            XCTAssertEqual(a.1, "localhost")
+            XCTAssertEqual(b.0, "TLSv1.2")
+            XCTAssertNil(b.1, "no SNI: no header")
+            XCTAssertEqual(a.2, "CN=valid-client,OU=ops,O=Test,C=US")
+            XCTAssertEqual(b.2, a.2)
+        }
     }
 
     func testELBDialectValues() async throws {

@@ -21,6 +21,8 @@ ABI_ASSERT(host_api_1_0, GW_HOST_API_SIZE_1_0 == offsetof(gw_host_api, add_heade
 ABI_ASSERT(host_api_1_2, GW_HOST_API_SIZE_1_0 + sizeof(void (*)(void)) == offsetof(gw_host_api, set_ready));
 ABI_ASSERT(host_api_1_3, GW_HOST_API_SIZE_1_0 + 2 * sizeof(void (*)(void)) == offsetof(gw_host_api, set_connection_data));
 ABI_ASSERT(host_api_1_4, GW_HOST_API_SIZE_1_0 + 4 * sizeof(void (*)(void)) == offsetof(gw_host_api, header_set_create));
+ABI_ASSERT(host_api_1_5_add, GW_HOST_API_SIZE_1_0 + 5 * sizeof(void (*)(void)) == offsetof(gw_host_api, header_set_add));
+ABI_ASSERT(host_api_1_5_release, GW_HOST_API_SIZE_1_0 + 6 * sizeof(void (*)(void)) == offsetof(gw_host_api, header_set_release));
 ABI_ASSERT(host_api_1_5, sizeof(gw_host_api) == GW_HOST_API_SIZE_1_0 + 7 * sizeof(void (*)(void)));
 ABI_ASSERT(create_args_1_0, GW_CREATE_ARGS_SIZE_1_0 == sizeof(gw_create_args));
 ABI_ASSERT(create_args_unpadded, sizeof(gw_create_args) == 4 + 4 + 8 + 2 * sizeof(gw_str));

@@ -425,12 +425,15 @@ typedef struct gw_host_api {
      * the request has under an owned name, whether the client sent it or an earlier plugin added it: names are
      * compared case-insensitively, with '_' and '-' taken as the same byte, so `X_Client_Subject` goes with
      * `x-client-subject` (a backend or framework that maps '_' to '-' must never see a client's forged
-     * value). It then adds the set's headers, in order. On the request path this is a look at each header name
-     * and one reference to bytes the set already holds: no check, copy or layout of the values per request.
+     * value). It then adds the set's headers, in order. On the request path this is a look at the length of
+     * each header name and, when no plugin added headers before, one reference to bytes the set already holds:
+     * no check or layout of the values per request (a copy of the set's lines when headers were added before;
+     * the head's lines re-laid once when it had an owned name).
      *
      * `header_set_create` checks every header (names RFC 9110 tokens, values free of CR, LF and NUL) and every
      * owned name (a token): GW_ERR_INVALID_HEADER and no set if one breaks the rules; a NULL list with a
-     * nonzero count, a NULL view with a nonzero length or a NULL `out` is GW_ERR_INVALID_ARGUMENT. Names and
+     * nonzero count, a NULL view with a nonzero length or a NULL `out` is GW_ERR_INVALID_ARGUMENT. On failure
+     * `*out` is NULL. Names and
      * values are copied before it returns. A set may own names it does not add (every name of a dialect, the
      * renamed and disabled ones too) and may add none (only strip). Any thread, any time after the entry point;
      * no handle. The set is immutable: share it between threads and requests as you like.

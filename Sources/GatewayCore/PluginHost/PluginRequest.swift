@@ -346,18 +346,20 @@ package final class PluginRequest: PluginCallTarget {
             }
             return GW_OK
         case .response:
-            guard responseHead != nil else { return GW_ERR_WRONG_PHASE }
+            // Edited as one value and stored once (`responseHead` is a computed property).
+            guard var head = responseHead else { return GW_ERR_WRONG_PHASE }
             if set.ownsNames {
-                let owned = responseHead!.headers.map(\.name).filter { name in
+                let owned = head.headers.map(\.name).filter { name in
                     var name = name
                     return name.withUTF8 { set.owns(UnsafeRawBufferPointer($0)) }
                 }
-                for name in owned { responseHead!.headers.remove(name: name) }
+                for name in owned { head.headers.remove(name: name) }
             }
             set.lines.forEach { name, value in
-                responseHead!.headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+                head.headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
                 return true
             }
+            responseHead = head
             return GW_OK
         case .complete:
             return GW_ERR_WRONG_PHASE
