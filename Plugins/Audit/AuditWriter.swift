@@ -43,6 +43,10 @@ final class AuditWriter: @unchecked Sendable {
     private var writerWaiting = false
     /// Producers wait for room in a full queue.
     private var producersWaiting = 0
+    /// When the writer entered the write or fsync it is in (0 outside them): a producer that sees it there
+    /// for more than a second sets the queue gauges itself (once a second), since the writer cannot.
+    private var writerBusySince: Double = 0
+    private var producerRecordedAt: Double = 0
     private var reopenRequested = false
     private var dropped: UInt64 = 0
     private var reportedDropped: UInt64 = 0
@@ -142,6 +146,15 @@ final class AuditWriter: @unchecked Sendable {
         pendingLines += 1
         // Wake the writer only when it sleeps on an empty queue: one wake-up per batch, not per line.
         if writerWaiting { condition.broadcast() }
+        guard writerBusySince != 0 else { return }
+        // The writer has been in one write or fsync for over a second (a hung disk): the gauges would show
+        // the queue as it was when it went in; set them from here, at most once a second.
+        let now = Self.now()
+        guard now - writerBusySince >= 1, now - producerRecordedAt >= 1 else { return }
+        producerRecordedAt = now
+        let (lines, since) = (inFlightLines + pendingLines, inFlightLines > 0 ? inFlightSince : pendingSince)
+        _ = PluginHost.api.pointee.metric_record(tag, queuedMetric, Double(lines))
+        _ = PluginHost.api.pointee.metric_record(tag, oldestMetric, since)
     }
 
     /// The Unix time, from the clock itself (a Foundation `Date` costs more on every batch's first line).
@@ -203,6 +216,7 @@ final class AuditWriter: @unchecked Sendable {
             inFlightLines = batchLines
             inFlightSince = pendingSince
             pendingSince = 0
+            if batchLines > 0 { writerBusySince = Self.now() }
             let reopen = reopenRequested
             reopenRequested = false
             let stop = stopping
@@ -233,6 +247,7 @@ final class AuditWriter: @unchecked Sendable {
                 condition.lock()
                 inFlightLines = 0
                 inFlightSince = 0
+                writerBusySince = 0
                 condition.unlock()
             }
             // The written buffer is the next spare (a burst's large one is let go).
@@ -242,9 +257,15 @@ final class AuditWriter: @unchecked Sendable {
             condition.unlock()
             if options.fsync == .interval, dirty, Date().timeIntervalSince(lastSync) >= options.fsyncInterval {
                 // The gauges first (at most once per interval): an fsync can hang as a write can, and they
-                // still showed the batch just written.
+                // still showed the batch just written. Lines queued while it hangs are reported by `submit`.
                 recordQueue()
+                condition.lock()
+                writerBusySince = Self.now()
+                condition.unlock()
                 fsync(fd)
+                condition.lock()
+                writerBusySince = 0
+                condition.unlock()
                 dirty = false
                 lastSync = Date()
             }
@@ -253,11 +274,15 @@ final class AuditWriter: @unchecked Sendable {
                 let empty = pendingLines == 0
                 condition.unlock()
                 if empty { break }
-            } else if batchLines < 64 {
+            } else if batchLines < Swift.min(64, Swift.max(1, options.queueSize / 2)) {
                 // Let lines gather for a moment: under load, one write (and one wake-up) covers many requests;
                 // at a few thousand requests a second, 5 ms gathers tens of lines where 2 ms gathered a few.
                 // What a line waits (the fsync interval is a second by default) is nothing to an audit reader.
-                usleep(5_000)
+                // Not while producers wait for room (a small queue): they would wait out the pause.
+                condition.lock()
+                let blocked = producersWaiting > 0
+                condition.unlock()
+                if !blocked { usleep(5_000) }
             }
             // The gauges after a batch: set again here only when no line waits now (the writer goes idle); else
             // the next batch sets them before its write, which is what shows a write that hangs. One setting

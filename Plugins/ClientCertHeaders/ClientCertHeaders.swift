@@ -98,10 +98,25 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
     /// certificate, and by chain when a value depends on it: computed once. At most `maxEntries`, then made anew.
     private let identities = Mutex<[CacheKey: [[UInt8]?]]>([:])
     /// The connections' header sets, by certificate and the connection's own values (clientverify, ciphers,
-    /// TLS facts): every connection of a certificate from the same client software shares one. At most
-    /// `maxEntries`, then made anew: with the values above, at most twice the old per-certificate cache.
-    private let sets = Mutex<[SetKey: HeaderSet]>([:])
+    /// TLS facts): every connection of a certificate from the same client software shares one. Bounded by
+    /// count and by bytes: the own values come from the client (a ClientHello can offer thousands of suites).
+    /// The dictionary's key has a hash of them, made before the lock (so a long list is not hashed while every
+    /// event loop waits); the values themselves are compared after it, and a set whose hash is taken by other
+    /// values is not kept.
+    private let sets = Mutex<SetCache>(SetCache())
     static let maxEntries = 10_000
+    static let maxSetBytes = 16 << 20
+
+    struct SetCache {
+        var sets: [SetKey: CachedSet] = [:]
+        /// What the kept sets hold, roughly: their own values' and certificate values' bytes.
+        var bytes = 0
+    }
+
+    struct CachedSet {
+        let own: [UInt8]
+        let set: HeaderSet
+    }
     /// Owns every name of the dialect and adds none: what a connection gets whose set the gateway refused (a
     /// client's spellings go whatever happens).
     private let stripOnly: HeaderSet
@@ -112,10 +127,12 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         var a: UInt64, b: UInt64, c: UInt64, d: UInt64
     }
 
-    /// A connection's header set: its certificate (nil: none) and its own values, each as length and bytes.
+    /// A connection's header set: its certificate (nil: none) and a hash of its own values (`connectionHeaderSet`
+    /// compares the values themselves).
     struct SetKey: Hashable {
         var certificate: CacheKey?
-        var own: [UInt8]
+        var ownHash: Int
+        var ownCount: Int
     }
 
     typealias ConfigError = PluginConfigError
@@ -203,20 +220,26 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
     /// The header set of the request's connection, from the cache or made once.
     private func connectionHeaderSet(_ request: GatewayRequest) -> HeaderSet {
         var values = [[UInt8]?](repeating: nil, count: fields.count)
-        var key = SetKey(certificate: certificateKey(request), own: [])
+        // The own values, each as its length (UInt32.max: none) and bytes, in field order.
+        var own: [UInt8] = []
         for (index, field) in fields.enumerated() where !field.kind.fromCertificate {
             // A value the header rules refuse (a NUL, CR or LF: none of these attributes has one) is left out.
             let value = request.attribute(Self.connectionAttribute(field.kind)).map { Array($0.buffer) }.flatMap { Self.isValidValue($0) ? $0 : nil }
             values[index] = value
-            withUnsafeBytes(of: (value.map { UInt32(truncatingIfNeeded: $0.count) } ?? UInt32.max).littleEndian) { key.own.append(contentsOf: $0) }
-            if let value { key.own.append(contentsOf: value) }
+            withUnsafeBytes(of: (value.map { UInt32(truncatingIfNeeded: $0.count) } ?? UInt32.max).littleEndian) { own.append(contentsOf: $0) }
+            if let value { own.append(contentsOf: value) }
         }
-        if let hit = sets.withLock({ $0[key] }) { return hit }
+        let key = SetKey(certificate: certificateKey(request), ownHash: own.hashValue, ownCount: own.count)
+        if let hit = sets.withLock({ $0.sets[key] }), hit.own == own { return hit.set }
         if let certificate = key.certificate {
-            let known = identities.withLock { $0[certificate] }
-            let certificateValues = known ?? fields.map { field in field.kind.fromCertificate ? compute(field, request) : nil }
-            if known == nil { Self.insert(certificateValues, for: certificate, into: identities, limit: Self.maxEntries) }
-            for (index, field) in fields.enumerated() where field.kind.fromCertificate { values[index] = certificateValues[index] }
+            var certificateValues = identities.withLock { $0[certificate] }
+            if certificateValues == nil {
+                certificateValues = Self.insert(
+                    fields.map { field in field.kind.fromCertificate ? compute(field, request) : nil }, for: certificate, into: identities,
+                    limit: Self.maxEntries
+                )
+            }
+            for (index, field) in fields.enumerated() where field.kind.fromCertificate { values[index] = certificateValues![index] }
         }
         let made: HeaderSet
         do {
@@ -226,7 +249,19 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
             PluginHost.log(tag, GW_LOG_ERROR, "the identity headers are not added: \(error); the client's spellings of them are still removed")
             made = stripOnly
         }
-        Self.insert(made, for: key, into: sets, limit: Self.maxEntries)
+        let size = own.count + values.reduce(64) { $0 + ($1?.count ?? 0) }
+        guard size <= Self.maxSetBytes / 16 else { return made }  // kept by its connection only
+        var dropped = SetCache()
+        let existing: CachedSet? = sets.withLock { cache in
+            // Another event loop made it meanwhile (or other values have this hash): that one is kept.
+            if let existing = cache.sets[key] { return existing }
+            if cache.sets.count >= Self.maxEntries || cache.bytes + size > Self.maxSetBytes { swap(&dropped, &cache) }
+            cache.sets[key] = CachedSet(own: own, set: made)
+            cache.bytes += size
+            return nil
+        }
+        withExtendedLifetime(dropped) {}  // what a full cache held goes after the lock
+        if let existing, existing.own == own { return existing.set }
         return made
     }
 
@@ -263,16 +298,20 @@ final class ClientCertHeaders: GatewayPlugin, Sendable {
         }
     }
 
-    /// Keeps `value` for `key`; a full cache is emptied first, and what it held is let go after the lock.
+    /// Keeps `value` for `key` and answers it, or the value another thread kept meanwhile; a full cache is
+    /// emptied first, and what it held is let go after the lock.
     private static func insert<Key: Hashable & Sendable, Value: Sendable>(
         _ value: Value, for key: Key, into cache: borrowing Mutex<[Key: Value]>, limit: Int
-    ) {
+    ) -> Value {
         var dropped: [Key: Value] = [:]
-        cache.withLock { cache in
+        let kept: Value = cache.withLock { cache in
+            if let existing = cache[key] { return existing }
             if cache.count >= limit { swap(&dropped, &cache) }
             cache[key] = value
+            return value
         }
         withExtendedLifetime(dropped) {}
+        return kept
     }
 
     /// No NUL, CR or LF (what the gateway refuses in a header value).
