@@ -184,6 +184,17 @@ final class PluginChainTests: GatewayTestCase {
         XCTAssertEqual(received.first(name: "x-other"), "kept")
         let late = await logged("header_set_add in on_complete: -5")
         XCTAssertTrue(late, "on_complete may not add headers (GW_ERR_WRONG_PHASE)")
+
+        // A reload makes the new instances (and their sets) before it destroys the old ones, which release
+        // theirs: each instance's set is its own, so the new one still adds.
+        for _ in 0..<2 {
+            let outcome = await gateway.reload()
+            XCTAssertTrue(outcome.success, "\(outcome.errors)")
+            let response = try await TestClient.get(port: gateway.port("l"), tls: nil, headers: forged)
+            XCTAssertEqual(response?.status, 200)
+            XCTAssertEqual(response?.headers("x-set-id"), ["fixture"])
+            XCTAssertEqual(try XCTUnwrap(backend.requests.last).head.headers["x-set-id"], ["fixture"])
+        }
     }
 
     /// Per-connection data (ABI 1.4): each instance keeps its own record per connection across keep-alive
