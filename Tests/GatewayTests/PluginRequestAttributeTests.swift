@@ -30,6 +30,29 @@ final class PluginRequestAttributeTests: XCTestCase {
         XCTAssertNil(read(GW_ATTR_QUERY, uri: "/a"))
     }
 
+    /// Host first (where clients put it: read without a walk), later, in another case, empty, absent.
+    func testHostIsTheHostFieldWhereverItIs() {
+        func host(_ fields: [(String, String)]) -> String? {
+            let connection = ConnectionContext(listenerName: "l", isTLS: false, remoteAddress: nil, localAddress: nil)
+            var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
+            for (name, value) in fields { head.headers.add(name: name, value: value) }
+            let request = PluginRequest(connection: connection, head: head)
+            return PluginCallContext.with(request.handle, request) { () -> String? in
+                var out = gw_str(ptr: nil, len: 0)
+                guard HostAPI.table.pointee.get_attribute(request.handle, GW_ATTR_HOST, 0, &out) == GW_OK else { return nil }
+                return String(decoding: UnsafeRawBufferPointer(start: out.ptr, count: out.len), as: UTF8.self)
+            }
+        }
+        XCTAssertEqual(host([("Host", "a.example:8443"), ("accept", "*/*")]), "a.example:8443")
+        XCTAssertEqual(host([("HOST", "b")]), "b")
+        XCTAssertEqual(host([("accept", "*/*"), ("host", "c")]), "c")
+        XCTAssertEqual(host([("Host", "")]), "")
+        XCTAssertEqual(host([("hostx", "no"), ("host", "d")]), "d")
+        XCTAssertEqual(host([("hos", "no")]), nil)
+        XCTAssertNil(host([("accept", "*/*")]))
+        XCTAssertNil(host([]))
+    }
+
     func testMethodIsItsName() {
         let methods: [HTTPMethod] = [.GET, .POST, .PUT, .HEAD, .DELETE, .PATCH, .OPTIONS, .PROPFIND, .RAW(value: "BREW")]
         for method in methods {

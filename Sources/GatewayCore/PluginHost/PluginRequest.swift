@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Atomics
 import NIOCore
 import NIOHTTP1
@@ -170,6 +173,10 @@ package final class PluginRequest: PluginCallTarget {
             return GW_OK
         case GW_ATTR_HOST:
             guard index == 0 else { return GW_ERR_NOT_FOUND }
+            if let view = firstLineHost() {
+                out = view
+                return GW_OK
+            }
             if fieldValue("host", index: 0, into: &out) == GW_OK { return GW_OK }
             return addedHeader("host", index: 0, into: &out)
         case GW_ATTR_SCHEME: return index == 0 ? text(connection.isTLS ? "https" : "http") : GW_ERR_NOT_FOUND
@@ -224,6 +231,17 @@ package final class PluginRequest: PluginCallTarget {
                 remaining -= 1
             }
             return GW_ERR_NOT_FOUND
+        }
+    }
+
+    /// The Host value when it is the head's first field (where clients put it), copied into the arena: no walk
+    /// over the block. A block's lines are `name: value CRLF` (one space), so the value starts after `host: `.
+    private func firstLineHost() -> gw_str? {
+        storedHead.fields.bytes.withUnsafeBytes { raw -> gw_str? in
+            guard raw.count >= 8, raw[4] == UInt8(ascii: ":"), HTTP1Syntax.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: raw[0..<4]), "host"),
+                let base = raw.baseAddress, let cr = memchr(base + 6, 13, raw.count - 6)
+            else { return nil }
+            return arena.view(UnsafeRawBufferPointer(start: base + 6, count: UnsafeRawPointer(cr) - (base + 6)))
         }
     }
 
