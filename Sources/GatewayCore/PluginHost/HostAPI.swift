@@ -165,12 +165,8 @@ package enum HostAPI {
             guard count > 0, let headers else { return target.canEditHeaders ? GW_OK : GW_ERR_WRONG_PHASE }
             let list = UnsafeBufferPointer(start: headers, count: count)
             for header in list {
-                guard header.name.ptr != nil || header.name.len == 0, header.value.ptr != nil || header.value.len == 0 else {
-                    return GW_ERR_INVALID_ARGUMENT
-                }
-                guard HeaderValidation.isValidName(header.name.buffer), HeaderValidation.isValidValue(header.value.buffer) else {
-                    return GW_ERR_INVALID_HEADER
-                }
+                let status = HeaderValidation.check(header)
+                guard status == GW_OK else { return status }
             }
             return target.addHeaders(list)
         }
@@ -228,6 +224,16 @@ package enum HeaderValidation {
         default:
             return "!#$%&'*+-.^_`|~".utf8.contains(UInt8(byte))
         }
+    }
+
+    /// A plugin's header as `add_headers` and `header_set_create` take it: GW_ERR_INVALID_ARGUMENT for a NULL
+    /// view with a length, GW_ERR_INVALID_HEADER for a name that is not a token or a value with NUL, CR or LF.
+    package static func check(_ header: gw_header) -> gw_status {
+        guard header.name.ptr != nil || header.name.len == 0, header.value.ptr != nil || header.value.len == 0 else {
+            return GW_ERR_INVALID_ARGUMENT
+        }
+        guard isValidName(header.name.buffer), isValidValue(header.value.buffer) else { return GW_ERR_INVALID_HEADER }
+        return GW_OK
     }
 
     package static func isValidName(_ name: String) -> Bool {

@@ -27,9 +27,11 @@ package final class PluginHeaderSet: Sendable {
     package init(headers: UnsafeBufferPointer<gw_header>, owned ownedNames: UnsafeBufferPointer<gw_str>) throws(Refusal) {
         var total = 0
         for header in headers {
-            guard header.name.ptr != nil || header.name.len == 0, header.value.ptr != nil || header.value.len == 0 else { throw .nullView }
-            guard HeaderValidation.isValidName(header.name.buffer), HeaderValidation.isValidValue(header.value.buffer) else { throw .invalidHeader }
-            total += header.name.len + header.value.len + 4
+            switch HeaderValidation.check(header) {
+            case GW_OK: total += header.name.len + header.value.len + 4
+            case GW_ERR_INVALID_ARGUMENT: throw .nullView
+            default: throw .invalidHeader
+            }
         }
         var owned: [[UInt8]] = []
         var lengths: UInt64 = 0

@@ -160,10 +160,9 @@ package final class PluginRequest: PluginCallTarget {
             guard index == 0 else { return GW_ERR_NOT_FOUND }
             // An origin-form target (all but a few) up to its query or fragment, from its own bytes.
             let view = storedHead.uri.utf8.withContiguousStorageIfAvailable { bytes -> gw_str? in
-                guard bytes.first == UInt8(ascii: "/") else { return nil }
-                var end = 1
-                while end < bytes.count, bytes[end] != UInt8(ascii: "?"), bytes[end] != UInt8(ascii: "#") { end += 1 }
-                return arena.view(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[..<end]))
+                let target = UnsafeRawBufferPointer(bytes)
+                guard target.first == UInt8(ascii: "/") else { return nil }
+                return arena.view(UnsafeRawBufferPointer(rebasing: target[..<Router.pathLength(target)]))
             }
             out = (view ?? nil) ?? arena.view(Router.path(of: storedHead.uri))
             return GW_OK
@@ -173,10 +172,6 @@ package final class PluginRequest: PluginCallTarget {
             return GW_OK
         case GW_ATTR_HOST:
             guard index == 0 else { return GW_ERR_NOT_FOUND }
-            if let view = firstLineHost() {
-                out = view
-                return GW_OK
-            }
             if fieldValue("host", index: 0, into: &out) == GW_OK { return GW_OK }
             return addedHeader("host", index: 0, into: &out)
         case GW_ATTR_SCHEME: return index == 0 ? text(connection.isTLS ? "https" : "http") : GW_ERR_NOT_FOUND
@@ -234,20 +229,21 @@ package final class PluginRequest: PluginCallTarget {
         }
     }
 
-    /// The Host value when it is the head's first field (where clients put it), copied into the arena: no walk
-    /// over the block. A block's lines are `name: value CRLF` (one space), so the value starts after `host: `.
-    private func firstLineHost() -> gw_str? {
-        storedHead.fields.bytes.withUnsafeBytes { raw -> gw_str? in
-            guard raw.count >= 8, raw[4] == UInt8(ascii: ":"), HTTP1Syntax.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: raw[0..<4]), "host"),
-                let base = raw.baseAddress, let cr = memchr(base + 6, 13, raw.count - 6)
-            else { return nil }
-            return arena.view(UnsafeRawBufferPointer(start: base + 6, count: UnsafeRawPointer(cr) - (base + 6)))
-        }
-    }
-
-    /// The `index`-th value of the head's field `name` (any case), copied into the arena.
+    /// The `index`-th value of the head's field `name` (any case, `name` lowercase), copied into the arena. The
+    /// first value is looked for in the first line before the walk: Host, the usual look-up, is where clients
+    /// put it. A block's lines are `name: value CRLF` (one space), so the value starts two bytes after the name.
     private func fieldValue(_ name: StaticString, index: Int, into out: inout gw_str) -> gw_status {
         let wanted = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+        if index == 0, let first = storedHead.fields.bytes.withUnsafeBytes({ raw -> gw_str? in
+            let n = wanted.count
+            guard raw.count >= n + 4, raw[n] == UInt8(ascii: ":"), HTTP1Syntax.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: raw[0..<n]), name),
+                let base = raw.baseAddress, let cr = memchr(base + n + 2, 13, raw.count - n - 2)
+            else { return nil }
+            return arena.view(UnsafeRawBufferPointer(start: base + n + 2, count: UnsafeRawPointer(cr) - (base + n + 2)))
+        }) {
+            out = first
+            return GW_OK
+        }
         return Self.find(wanted, index: index, in: storedHead.fields, arena: arena, into: &out).status
     }
 

@@ -33,9 +33,7 @@ package struct Router: Sendable {
     /// has an upper-case letter. Only ASCII letters are lowercased, which is what the String routing does
     /// for any host the validator lets through.
     package func route(host: UnsafeRawBufferPointer?, target: UnsafeRawBufferPointer, method: HTTPMethod) -> BackendGroup? {
-        var pathEnd = 0
-        while pathEnd < target.count, target[pathEnd] != UInt8(ascii: "?"), target[pathEnd] != UInt8(ascii: "#") { pathEnd += 1 }
-        let path = UnsafeRawBufferPointer(rebasing: target[0..<pathEnd])
+        let path = UnsafeRawBufferPointer(rebasing: target[0..<Self.pathLength(target)])
         let (end, upper) = host.map { Self.hostEnd($0) } ?? (0, false)
         func first(_ host: UnsafeRawBufferPointer) -> BackendGroup? {
             routes.withUnsafeBufferPointer { routes in
@@ -90,12 +88,20 @@ package struct Router: Sendable {
         return (end, upper)
     }
 
+    /// How many bytes of an origin-form target are its path: up to its query or fragment.
+    @inline(__always)
+    package static func pathLength(_ target: UnsafeRawBufferPointer) -> Int {
+        var end = 0
+        while end < target.count, target[end] != UInt8(ascii: "?"), target[end] != UInt8(ascii: "#") { end += 1 }
+        return end
+    }
+
     /// The path part of a request target: `/a/b?x=1` -> `/a/b`; absolute-form targets are reduced to their path.
     package static func path(of uri: String) -> Substring {
         // An origin-form target (all but a few) over its own bytes, as `normaliseHost`.
         if let end = uri.utf8.withContiguousStorageIfAvailable({ bytes -> Int? in
             guard bytes.first == UInt8(ascii: "/") else { return nil }
-            return bytes.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? bytes.count
+            return pathLength(UnsafeRawBufferPointer(bytes))
         }), let end {
             return uri[uri.utf8.startIndex..<uri.utf8.index(uri.utf8.startIndex, offsetBy: end)]
         }
