@@ -197,6 +197,26 @@ final class PluginChainTests: GatewayTestCase {
         }
     }
 
+    /// Several attributes in one call (ABI 1.6 `get_attributes`): each entry is what the single read answers
+    /// (string, integer, absent, unknown, an integer past index 0, a completion attribute too early), in the
+    /// request and completion phases; a NULL list and a stale handle are refused with no entry written.
+    func testAttributeBatchReadsWhatSingleReadsRead() async throws {
+        let library = try PluginFixtures.build("attribute_batch")
+        try await start("""
+              - { name: l, address: "127.0.0.1:0", protocol: http, plugins: [ { library: \(library) } ], routes: [ { backend: app } ] }
+            """)
+        let response = try await TestClient.get(port: gateway.port("l"), tls: nil, path: "/batch/p?q=1", host: "batch.example")
+        XCTAssertEqual(response?.status, 200)
+        let received = try XCTUnwrap(backend.requests.last?.head.headers.first(name: "x-batch"))
+        XCTAssertEqual(
+            received,
+            "method=GET path=/batch/p host=batch.example query=0 unknown=-2 port1=-2 early=-2 same=1 null=-1 empty=0 stale=-3 untouched=1"
+        )
+        let complete = await gateway.logs.waitFor { $0.message.contains("batch complete:") }?.message
+        XCTAssertEqual(complete?.hasPrefix("batch complete: status=200 backend=127.0.0.1:\(backend.port) sent="), true, complete ?? "no line")
+        XCTAssertEqual(complete?.hasSuffix(" same=1"), true, "each entry as its single read: \(complete ?? "")")
+    }
+
     /// Per-connection data (ABI 1.4): each instance keeps its own record per connection across keep-alive
     /// requests, and the host releases every record exactly once: when a reload moves the connection on to the
     /// new instances (before the request runs on them), and when the connection ends.

@@ -10,10 +10,10 @@ final class PluginLoadingTests: XCTestCase {
     func testEachFailureModeIsRefusedWithAPreciseMessage() throws {
         let cases: [(String, String)] = [
             ("no_entry", "not a gateway plugin: symbol 'gw_plugin_entry_v1' not found"),
-            ("future_major", "is built for plugin ABI 2.x (exports gw_plugin_entry_v2); this gateway supports ABI 1.0 to 1.5 (gw_plugin_entry_v1)"),
+            ("future_major", "is built for plugin ABI 2.x (exports gw_plugin_entry_v2); this gateway supports ABI 1.0 to 1.6 (gw_plugin_entry_v1)"),
             ("bad_magic", "descriptor returned by gw_plugin_entry_v1 has magic 0xDEADBEEF, expected 0x4757504C: not a gateway plugin descriptor"),
-            ("wrong_major", "plugin is built for ABI 2.5, this gateway supports ABI 1.0 to 1.5 (abi_major mismatch)"),
-            ("newer_minor", "plugin requires ABI 1.6 (abi_minor in its descriptor), newer than this gateway's ABI 1.5: upgrade the gateway, or build the plugin to require ABI 1.5 (docs/plugins.md, 'Versions')"),
+            ("wrong_major", "plugin is built for ABI 2.6, this gateway supports ABI 1.0 to 1.6 (abi_major mismatch)"),
+            ("newer_minor", "plugin requires ABI 1.7 (abi_minor in its descriptor), newer than this gateway's ABI 1.6: upgrade the gateway, or build the plugin to require ABI 1.6 (docs/plugins.md, 'Versions')"),
             ("missing_hook", "required hook 'destroy' is NULL in the descriptor"),
         ]
         for (fixture, message) in cases {
@@ -45,7 +45,7 @@ final class PluginLoadingTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.contains("name:     tagger"), result.stdout)
         XCTAssertTrue(result.stdout.contains("version:  1.2.3"), result.stdout)
-        XCTAssertTrue(result.stdout.contains("abi:      1.5"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("abi:      1.6"), result.stdout)
         XCTAssertTrue(result.stdout.contains("hooks:    create, destroy, on_connection, on_request_headers, on_response_headers, on_complete"), result.stdout)
         let swift = try GatewayProcess.run(["plugin", "inspect", PluginFixtures.swiftPlugin])
         XCTAssertEqual(swift.status, 0, swift.stderr)
@@ -97,7 +97,7 @@ final class PluginLoadingTests: XCTestCase {
         let path = try PluginFixtures.build("abi10")
         let inspect = try GatewayProcess.run(["plugin", "inspect", path])
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
-        XCTAssertTrue(inspect.stdout.contains("abi:      1.0 (this gateway: 1.5)"), "a plugin that requires 1.0 loads on a 1.5 gateway: \(inspect.stdout)")
+        XCTAssertTrue(inspect.stdout.contains("abi:      1.0 (this gateway: 1.6)"), "a plugin that requires 1.0 loads on a 1.6 gateway: \(inspect.stdout)")
         let pki = try TestPKI()
         let backend = TestBackend()
         try await backend.start()

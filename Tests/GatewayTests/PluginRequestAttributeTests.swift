@@ -1,4 +1,5 @@
 import GatewayCore
+import NIOCore
 import NIOHTTP1
 import PluginAPI
 import XCTest
@@ -58,5 +59,63 @@ final class PluginRequestAttributeTests: XCTestCase {
         for method in methods {
             XCTAssertEqual(read(GW_ATTR_METHOD, method: method, uri: "/"), method.rawValue)
         }
+    }
+    /// ABI 1.6 `get_attributes`: every attribute number below 100, at index 0 and 1, read in one call is what
+    /// the single reads answer (the integer ones by `get_attribute_int`), in each phase; a stale handle and a
+    /// NULL list are refused with no entry written.
+    func testBatchReadIsWhatTheSingleReadsAnswer() throws {
+        let connection = ConnectionContext(
+            listenerName: "l", isTLS: false, remoteAddress: try SocketAddress(ipAddress: "127.0.0.1", port: 50123),
+            localAddress: try SocketAddress(ipAddress: "127.0.0.1", port: 8443)
+        )
+        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/a/b?c=d")
+        head.headers.add(name: "Host", value: "h.example")
+        let request = PluginRequest(connection: connection, head: head)
+        request.backendServer = "127.0.0.1:9000"
+        request.bytesSent = 1234
+        let host = HostAPI.table.pointee
+        var found = 0
+        for phase in [PluginRequest.Phase.request, .response, .complete] {
+            request.phase = phase
+            PluginCallContext.with(request.handle, request) {
+                var entries: [gw_attribute_value] = []
+                for attribute in gw_attribute(0)..<100 {
+                    for index in UInt32(0)...1 {
+                        entries.append(gw_attribute_value(attribute: attribute, index: index, status: 77, reserved: 0, text: gw_str(ptr: nil, len: 0), integer: 77))
+                    }
+                }
+                XCTAssertEqual(host.get_attributes(request.handle, &entries, entries.count), GW_OK)
+                for entry in entries {
+                    let what = "attribute \(entry.attribute) index \(entry.index) in \(phase)"
+                    var text = gw_str(ptr: nil, len: 0)
+                    var integer: Int64 = 0
+                    if PluginAttributeKind.isInteger(entry.attribute) {
+                        let status = entry.index == 0 ? host.get_attribute_int(request.handle, entry.attribute, &integer) : GW_ERR_NOT_FOUND
+                        XCTAssertEqual(entry.status, status, what)
+                        XCTAssertEqual(entry.integer, status == GW_OK ? integer : 0, what)
+                        XCTAssertNil(entry.text.ptr, what)
+                        XCTAssertEqual(host.get_attribute(request.handle, entry.attribute, entry.index, &text), GW_ERR_NOT_FOUND, "\(what): not a string")
+                    } else {
+                        let status = host.get_attribute(request.handle, entry.attribute, entry.index, &text)
+                        XCTAssertEqual(entry.status, status, what)
+                        XCTAssertEqual(entry.integer, 0, what)
+                        XCTAssertEqual(
+                            Array(UnsafeRawBufferPointer(start: entry.text.ptr, count: entry.text.len)),
+                            status == GW_OK ? Array(UnsafeRawBufferPointer(start: text.ptr, count: text.len)) : [], what
+                        )
+                        if status != GW_OK { XCTAssertNil(entry.text.ptr, what) }
+                    }
+                    if entry.status == GW_OK { found += 1 }
+                }
+                var stale = gw_attribute_value(attribute: GW_ATTR_METHOD, index: 0, status: 77, reserved: 0, text: gw_str(ptr: nil, len: 0), integer: 77)
+                XCTAssertEqual(host.get_attributes(request.handle &+ 1, &stale, 1), GW_ERR_STALE_HANDLE)
+                XCTAssertEqual(stale.status, 77, "a stale handle's entries are not written")
+                XCTAssertEqual(host.get_attributes(request.handle, nil, 1), GW_ERR_INVALID_ARGUMENT)
+                XCTAssertEqual(host.get_attributes(request.handle, nil, 0), GW_OK)
+                XCTAssertEqual(host.get_attributes(request.handle, &stale, -1), GW_ERR_INVALID_ARGUMENT, "a size_t past Int.max")
+            }
+        }
+        XCTAssertGreaterThan(found, 3 * 12, "the test read real values, not only absent ones")
+        XCTAssertEqual(host.get_attributes(request.handle, nil, 0), GW_ERR_STALE_HANDLE, "after the hook")
     }
 }

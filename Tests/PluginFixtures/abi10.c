@@ -16,14 +16,18 @@
 ABI_ASSERT(status_width, sizeof(gw_status) == 4);
 ABI_ASSERT(attribute_width, sizeof(gw_attribute) == 4);
 ABI_ASSERT(descriptor_1_0, GW_PLUGIN_DESCRIPTOR_SIZE_1_0 == sizeof(gw_plugin_descriptor));
-/* The host table grew at its end: by one function pointer in 1.2 and in 1.3, by two in 1.4, by three in 1.5. */
+/* The host table grew at its end: by one function pointer in 1.2 and in 1.3, by two in 1.4, by three in 1.5,
+ * by one in 1.6. */
 ABI_ASSERT(host_api_1_0, GW_HOST_API_SIZE_1_0 == offsetof(gw_host_api, add_headers));
 ABI_ASSERT(host_api_1_2, GW_HOST_API_SIZE_1_0 + sizeof(void (*)(void)) == offsetof(gw_host_api, set_ready));
 ABI_ASSERT(host_api_1_3, GW_HOST_API_SIZE_1_0 + 2 * sizeof(void (*)(void)) == offsetof(gw_host_api, set_connection_data));
 ABI_ASSERT(host_api_1_4, GW_HOST_API_SIZE_1_0 + 4 * sizeof(void (*)(void)) == offsetof(gw_host_api, header_set_create));
 ABI_ASSERT(host_api_1_5_add, GW_HOST_API_SIZE_1_0 + 5 * sizeof(void (*)(void)) == offsetof(gw_host_api, header_set_add));
 ABI_ASSERT(host_api_1_5_release, GW_HOST_API_SIZE_1_0 + 6 * sizeof(void (*)(void)) == offsetof(gw_host_api, header_set_release));
-ABI_ASSERT(host_api_1_5, sizeof(gw_host_api) == GW_HOST_API_SIZE_1_0 + 7 * sizeof(void (*)(void)));
+ABI_ASSERT(host_api_1_6_get_attributes, GW_HOST_API_SIZE_1_0 + 7 * sizeof(void (*)(void)) == offsetof(gw_host_api, get_attributes));
+ABI_ASSERT(host_api_1_6, sizeof(gw_host_api) == GW_HOST_API_SIZE_1_0 + 8 * sizeof(void (*)(void)));
+ABI_ASSERT(attribute_value_unpadded, sizeof(gw_attribute_value) == 4 + 4 + 4 + 4 + sizeof(gw_str) + 8);
+ABI_ASSERT(attribute_value_text, offsetof(gw_attribute_value, text) == 16);
 ABI_ASSERT(create_args_1_0, GW_CREATE_ARGS_SIZE_1_0 == sizeof(gw_create_args));
 ABI_ASSERT(create_args_unpadded, sizeof(gw_create_args) == 4 + 4 + 8 + 2 * sizeof(gw_str));
 ABI_ASSERT(config_value_unpadded, sizeof(gw_config_value) == 4 + 4 + 8 + 8 + sizeof(gw_str));

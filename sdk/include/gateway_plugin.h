@@ -1,5 +1,5 @@
 /*
- * gateway_plugin.h -- the plugin ABI of mtls-gateway, version 1.5.
+ * gateway_plugin.h -- the plugin ABI of mtls-gateway, version 1.6.
  *
  * This header is the one source of truth for the ABI between the gateway (the host) and its plugins: shared
  * libraries loaded with dlopen(RTLD_NOW | RTLD_LOCAL) and chained per listener. Plain C99, standard headers
@@ -67,7 +67,7 @@ extern "C" {
 
 /** The ABI version this header describes. The major version is also part of the entry symbol's name. */
 #define GW_PLUGIN_ABI_MAJOR 1
-#define GW_PLUGIN_ABI_MINOR 5
+#define GW_PLUGIN_ABI_MINOR 6
 
 /** First field of every descriptor: the bytes "GWPL" read as a big-endian number. Catches a symbol that
  *  points at something else. */
@@ -248,6 +248,23 @@ typedef struct gw_header {
 
 /** ABI 1.5: a header set the host made (`header_set_create`): opaque to the plugin. */
 typedef struct gw_header_set gw_header_set;
+
+/**
+ * ABI 1.6: one entry of `get_attributes`. The plugin sets `attribute` and `index` (0 unless the attribute is
+ * indexed); the host sets the rest.
+ */
+typedef struct gw_attribute_value {
+    gw_attribute attribute;
+    uint32_t index;
+    /** What `get_attribute` or `get_attribute_int` would answer for this attribute and index. */
+    gw_status status;
+    /** 0; holds the place the alignment of `text` would leave as padding. */
+    uint32_t reserved;
+    /** With GW_OK, a string or bytes attribute's value (a view as `get_attribute` gives); else empty. */
+    gw_str text;
+    /** With GW_OK, an integer attribute's value; else 0. */
+    int64_t integer;
+} gw_attribute_value;
 
 /**
  * Functions the host provides. Passed to the entry point and to `create`; valid for the life of the process.
@@ -451,6 +468,20 @@ typedef struct gw_host_api {
                                    gw_header_set **out);
     gw_status (*header_set_add)(gw_handle handle, const gw_header_set *set);
     void (*header_set_release)(gw_header_set *set);
+
+    /* ---- ABI 1.6. A plugin that requires an older minor probes it: GW_HOST_HAS(host, get_attributes). */
+
+    /**
+     * Reads `count` attributes in one call, for a hook that reads many (an audit line reads a dozen per
+     * request): each entry gets what `get_attribute` (a string or bytes attribute) or `get_attribute_int` (an
+     * attribute the list above marks int) would answer, in `text` or `integer`, and that call's status. An
+     * integer attribute has only index 0; an unknown attribute or an index past the last value is
+     * GW_ERR_NOT_FOUND, as with the single reads. Views live as `get_attribute`'s: until the hook returns.
+     * Answers GW_OK when it read every entry; GW_ERR_STALE_HANDLE (the handle is not the running hook's) or
+     * GW_ERR_INVALID_ARGUMENT (NULL `values` with a nonzero count) when it read none, and then the entries
+     * are as they were.
+     */
+    gw_status (*get_attributes)(gw_handle handle, gw_attribute_value *values, size_t count);
 } gw_host_api;
 
 /** What `create` receives about the chain entry it instantiates. */

@@ -133,6 +133,14 @@ package enum HostAPI {
             header_set_release: { set in
                 guard let set else { return }
                 Unmanaged<PluginHeaderSet>.fromOpaque(UnsafeRawPointer(set)).release()
+            },
+            get_attributes: { handle, values, count in
+                // size_t arrives as Int: past Int.max (negative) is an argument error.
+                guard count >= 0, count == 0 || values != nil else { return GW_ERR_INVALID_ARGUMENT }
+                return PluginCallContext.withTarget(handle) { target in
+                    target.attributes(UnsafeMutableBufferPointer(start: values, count: count))
+                    return GW_OK
+                }
             }
         ))
         return UnsafePointer(pointer)

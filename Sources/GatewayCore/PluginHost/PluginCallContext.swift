@@ -11,6 +11,30 @@ package class PluginCallTarget {
     package init() {}
     package func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     package func attributeInt(_ attribute: gw_attribute) -> Int64? { nil }
+    /// ABI 1.6 `get_attributes`: every entry read as `get_attribute` or `get_attribute_int` reads it, as the
+    /// attribute's kind says, with that read's status.
+    package final func attributes(_ values: UnsafeMutableBufferPointer<gw_attribute_value>) {
+        for i in values.indices {
+            let attribute = values[i].attribute
+            var text = gw_str(ptr: nil, len: 0)
+            var integer: Int64 = 0
+            let status: gw_status
+            if PluginAttributeKind.isInteger(attribute) {
+                if values[i].index == 0, let value = attributeInt(attribute) {
+                    integer = value
+                    status = GW_OK
+                } else {
+                    status = GW_ERR_NOT_FOUND
+                }
+            } else {
+                status = self.attribute(attribute, index: Int(values[i].index), into: &text)
+                if status != GW_OK { text = gw_str(ptr: nil, len: 0) }
+            }
+            values[i].status = status
+            values[i].text = text
+            values[i].integer = integer
+        }
+    }
     package func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     package func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     package func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }

@@ -16,6 +16,9 @@ public enum PluginHost {
     /// Whether the host keeps per-connection data (ABI 1.4 `set_connection_data`), read once.
     public static let hasConnectionData: Bool = has(\.get_connection_data)
 
+    /// Whether the host reads several attributes in one call (ABI 1.6 `get_attributes`), read once.
+    public static let hasAttributeBatch: Bool = has(\.get_attributes)
+
     /// Tells the host whether the instance `tag` can do its work (ABI 1.3 `set_ready`): not ready, with a
     /// reason, takes the gateway out through the admin listener's `/readyz` until it is ready again. Any
     /// thread. False when the host is older than 1.3 (nothing is reported) or does not know the tag.
