@@ -194,7 +194,7 @@ struct JSONLine: ~Copyable {
         writer.submit(UnsafeRawBufferPointer(start: base, count: count))
     }
 
-    /// `value` in decimal, zero-padded to `width` digits.
+    /// `value` in decimal, zero-padded to `width` digits: written from its last digit back, two at a time.
     private mutating func appendDecimal(_ value: Int64, width: Int = 1) {
         reserve(21 + width)
         if value < 0 {
@@ -203,20 +203,36 @@ struct JSONLine: ~Copyable {
         }
         var magnitude = value.magnitude
         var digits = 1
-        var rest = magnitude / 10
-        while rest != 0 {
+        var bound: UInt64 = 10
+        while digits < 20, magnitude >= bound {
             digits += 1
-            rest /= 10
+            bound &*= 10
         }
-        let length = Swift.max(digits, width)
-        var at = count + length
-        for _ in 0..<length {
+        let start = base + count
+        var at = start + Swift.max(digits, width)
+        let pairs = UnsafeRawPointer(Self.digitPairs.utf8Start)
+        while magnitude >= 100 {
+            let pair = Int(magnitude % 100)
+            magnitude /= 100
+            at -= 2
+            at.copyMemory(from: pairs + 2 * pair, byteCount: 2)
+        }
+        if magnitude >= 10 {
+            at -= 2
+            at.copyMemory(from: pairs + 2 * Int(magnitude), byteCount: 2)
+        } else {
             at -= 1
-            base.storeBytes(of: UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10), toByteOffset: at, as: UInt8.self)
-            magnitude /= 10
+            at.storeBytes(of: UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude), as: UInt8.self)
         }
-        count += length
+        while at > start {
+            at -= 1
+            at.storeBytes(of: UInt8(ascii: "0"), as: UInt8.self)
+        }
+        count += Swift.max(digits, width)
     }
+
+    /// "00", "01", ... "99": two digits per division.
+    private static let digitPairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
 
     /// Local time with milliseconds and the UTC offset, e.g. 2026-11-29T02:50:01.123+00:00. The part up to
     /// the seconds is formatted once per second (per thread); each line only adds the milliseconds.
