@@ -251,12 +251,19 @@ struct JSONLine: ~Copyable {
             }
             let date = "\(padded(Int(parts.tm_year) + 1900, 4))-\(padded(Int(parts.tm_mon) + 1, 2))-\(padded(Int(parts.tm_mday), 2))"
             let time = "\(padded(Int(parts.tm_hour), 2)):\(padded(Int(parts.tm_min), 2)):\(padded(Int(parts.tm_sec), 2))"
+            let prefix = Array("\(date)T\(time).".utf8)
+            let suffix = Array("\(offset < 0 ? "-" : "+")\(padded(minutes / 60, 2)):\(padded(minutes % 60, 2))".utf8)
+            // 26 bytes, at most 35 with an Int32 year far from ours: the guard only keeps the copy in bounds.
+            guard prefix.count + suffix.count <= scratch.stamp.count else { return }
             scratch.second = now.tv_sec
-            scratch.prefix = Array("\(date)T\(time).".utf8)
-            scratch.suffix = Array("\(offset < 0 ? "-" : "+")\(padded(minutes / 60, 2)):\(padded(minutes % 60, 2))".utf8)
+            scratch.stamp.copyBytes(from: prefix)
+            UnsafeMutableRawBufferPointer(rebasing: scratch.stamp[prefix.count...]).copyBytes(from: suffix)
+            scratch.prefixCount = prefix.count
+            scratch.suffixCount = suffix.count
         }
-        scratch.prefix.withUnsafeBytes { append($0) }
+        let stamp = UnsafeRawBufferPointer(scratch.stamp)
+        append(UnsafeRawBufferPointer(rebasing: stamp[..<scratch.prefixCount]))
         appendDecimal(Int64(now.tv_nsec / 1_000_000), width: 3)
-        scratch.suffix.withUnsafeBytes { append($0) }
+        append(UnsafeRawBufferPointer(rebasing: stamp[scratch.prefixCount..<(scratch.prefixCount + scratch.suffixCount)]))
     }
 }

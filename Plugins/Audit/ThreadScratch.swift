@@ -7,11 +7,15 @@ final class ThreadScratch {
     /// grown if it had to grow.
     var line: UnsafeMutableRawBufferPointer? = .allocate(byteCount: 1024, alignment: 1)
     var second: Int = -1
-    /// `2026-11-29T02:50:01.` of `second`.
-    var prefix: [UInt8] = []
-    /// The UTC offset, `+00:00`.
-    var suffix: [UInt8] = []
-    deinit { line?.deallocate() }
+    /// The timestamp of `second` around its milliseconds: `2026-11-29T02:50:01.` (`prefixCount` bytes), then
+    /// the UTC offset, `+00:00` (`suffixCount`). Raw bytes: reading an Array property retains its buffer.
+    let stamp = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+    var prefixCount = 0
+    var suffixCount = 0
+    deinit {
+        line?.deallocate()
+        stamp.deallocate()
+    }
 
     private static let perThread = PerThread { ThreadScratch() }
 

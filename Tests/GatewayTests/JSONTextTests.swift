@@ -44,7 +44,7 @@ final class JSONTextTests: XCTestCase {
             XCTAssertEqual(bytes.withUnsafeBytes { JSONText.needsNoEscaping($0) }, expected, "\(bytes)")
         }
         check([])
-        for length in [1, 7, 8, 9, 16, 23] {
+        for length in [1, 7, 8, 9, 15, 16, 23] {
             for place in 0..<length {
                 for byte in UInt8.min...UInt8.max {
                     var bytes = Array(repeating: UInt8(ascii: "p"), count: length)

@@ -19,7 +19,7 @@ package enum HostAPI {
             },
             get_attribute: { handle, attribute, index, out in
                 guard let out else { return GW_ERR_INVALID_ARGUMENT }
-                return PluginCallContext.withTarget(handle) { $0.attribute(attribute, index: Int(index), into: &out.pointee) }
+                return PluginCallContext.withTargetAndArena(handle) { $0.attribute(attribute, index: Int(index), arena: $1, into: &out.pointee) }
             },
             get_attribute_int: { handle, attribute, out in
                 guard let out else { return GW_ERR_INVALID_ARGUMENT }
@@ -137,8 +137,8 @@ package enum HostAPI {
             get_attributes: { handle, values, count in
                 // size_t arrives as Int: past Int.max (negative) is an argument error.
                 guard count >= 0, count == 0 || values != nil else { return GW_ERR_INVALID_ARGUMENT }
-                return PluginCallContext.withTarget(handle) { target in
-                    target.attributes(UnsafeMutableBufferPointer(start: values, count: count))
+                return PluginCallContext.withTargetAndArena(handle) { target, arena in
+                    target.attributes(UnsafeMutableBufferPointer(start: values, count: count), arena: arena)
                     return GW_OK
                 }
             }

@@ -9,11 +9,12 @@ import PluginAPI
 /// with the bundled plugins). Every function answers GW_ERR_WRONG_PHASE unless a subclass says otherwise.
 package class PluginCallTarget {
     package init() {}
-    package func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
+    /// `arena`: this thread's (the running hook's), where a value made for the call is copied.
+    package func attribute(_ attribute: gw_attribute, index: Int, arena: PluginArena, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     package func attributeInt(_ attribute: gw_attribute) -> Int64? { nil }
     /// ABI 1.6 `get_attributes`: every entry read as `get_attribute` or `get_attribute_int` reads it, as the
     /// attribute's kind says, with that read's status.
-    package final func attributes(_ values: UnsafeMutableBufferPointer<gw_attribute_value>) {
+    package final func attributes(_ values: UnsafeMutableBufferPointer<gw_attribute_value>, arena: PluginArena) {
         for i in values.indices {
             let attribute = values[i].attribute
             var text = gw_str(ptr: nil, len: 0)
@@ -27,7 +28,7 @@ package class PluginCallTarget {
                     status = GW_ERR_NOT_FOUND
                 }
             } else {
-                status = self.attribute(attribute, index: Int(values[i].index), into: &text)
+                status = self.attribute(attribute, index: Int(values[i].index), arena: arena, into: &text)
                 if status != GW_OK { text = gw_str(ptr: nil, len: 0) }
             }
             values[i].status = status
@@ -117,6 +118,17 @@ package final class PluginCallContext {
         return Unmanaged<PluginCallContext>.fromOpaque(pointer)._withUnsafeGuaranteedRef { context in
             guard context.handle == handle, let target = context.target else { return GW_ERR_STALE_HANDLE }
             return target._withUnsafeGuaranteedRef(body)
+        }
+    }
+
+    /// `withTarget`, with the thread's arena too (for host functions that hand out views): one thread-context
+    /// look-up per host call, not a second for the arena.
+    @inline(__always)
+    package static func withTargetAndArena(_ handle: UInt64, _ body: (PluginCallTarget, PluginArena) -> gw_status) -> gw_status {
+        guard handle != 0, let pointer = pthread_getspecific(key) else { return GW_ERR_STALE_HANDLE }
+        return Unmanaged<PluginCallContext>.fromOpaque(pointer)._withUnsafeGuaranteedRef { context in
+            guard context.handle == handle, let target = context.target else { return GW_ERR_STALE_HANDLE }
+            return target._withUnsafeGuaranteedRef { body($0, context.arena) }
         }
     }
 

@@ -116,7 +116,7 @@ package final class PluginConnectionTarget: PluginCallTarget {
 
     package func endCall() { PluginArena.current.reset() }
 
-    override package func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status {
+    override package func attribute(_ attribute: gw_attribute, index: Int, arena: PluginArena, into out: inout gw_str) -> gw_status {
         PluginConnectionAttributes.read(attribute, index: index, connection: connection, arena: arena, into: &out)
     }
     override package func attributeInt(_ attribute: gw_attribute) -> Int64? { PluginConnectionAttributes.readInt(attribute, connection: connection) }

@@ -143,7 +143,7 @@ package final class PluginRequest: PluginCallTarget {
         PluginConnectionAttributes.dnValue(which, type: type, index: index, connection: connection, into: &out)
     }
 
-    override package func attribute(_ attribute: gw_attribute, index: Int, into out: inout gw_str) -> gw_status {
+    override package func attribute(_ attribute: gw_attribute, index: Int, arena: PluginArena, into out: inout gw_str) -> gw_status {
         func text(_ value: String?) -> gw_status {
             guard let value else { return GW_ERR_NOT_FOUND }
             out = arena.view(value)
@@ -172,8 +172,8 @@ package final class PluginRequest: PluginCallTarget {
             return GW_OK
         case GW_ATTR_HOST:
             guard index == 0 else { return GW_ERR_NOT_FOUND }
-            if fieldValue("host", index: 0, into: &out) == GW_OK { return GW_OK }
-            return addedHeader("host", index: 0, into: &out)
+            if fieldValue("host", index: 0, arena: arena, into: &out) == GW_OK { return GW_OK }
+            return addedHeader("host", index: 0, arena: arena, into: &out)
         case GW_ATTR_SCHEME: return index == 0 ? text(connection.isTLS ? "https" : "http") : GW_ERR_NOT_FOUND
         case GW_ATTR_URI: return index == 0 ? text(storedHead.uri) : GW_ERR_NOT_FOUND
         case GW_ATTR_BACKEND_NAME: return index == 0 ? text(backendName) : GW_ERR_NOT_FOUND
@@ -232,7 +232,7 @@ package final class PluginRequest: PluginCallTarget {
     /// The `index`-th value of the head's field `name` (any case, `name` lowercase), copied into the arena. The
     /// first value is looked for in the first line before the walk: Host, the usual look-up, is where clients
     /// put it. A block's lines are `name: value CRLF` (one space), so the value starts two bytes after the name.
-    private func fieldValue(_ name: StaticString, index: Int, into out: inout gw_str) -> gw_status {
+    private func fieldValue(_ name: StaticString, index: Int, arena: PluginArena, into out: inout gw_str) -> gw_status {
         let wanted = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
         if index == 0, let first = storedHead.fields.bytes.withUnsafeBytes({ raw -> gw_str? in
             let n = wanted.count
@@ -269,7 +269,7 @@ package final class PluginRequest: PluginCallTarget {
     }
 
     /// The `index`-th value of `name` (any case) among the headers plugins added, copied into the arena.
-    private func addedHeader(_ name: StaticString, index: Int, into out: inout gw_str) -> gw_status {
+    private func addedHeader(_ name: StaticString, index: Int, arena: PluginArena, into out: inout gw_str) -> gw_status {
         let wanted = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
         return Self.find(wanted, index: index, in: added, arena: arena, into: &out).status
     }
