@@ -63,9 +63,11 @@ public enum GatewayPluginExport {
         init(_ plugin: any GatewayPlugin) { self.plugin = plugin }
     }
 
+    /// Calls `body` with the instance at +0: the host holds the box (and so the plugin) for the hook's
+    /// duration, so no retain and release around each hook call.
     @inline(__always)
-    private static func plugin(_ instance: UnsafeMutableRawPointer?) -> any GatewayPlugin {
-        Unmanaged<Box>.fromOpaque(instance!).takeUnretainedValue().plugin
+    private static func withPlugin<T>(_ instance: UnsafeMutableRawPointer?, _ body: (any GatewayPlugin) -> T) -> T {
+        Unmanaged<Box>.fromOpaque(instance!)._withUnsafeGuaranteedRef { body($0.plugin) }
     }
 
     public static func entry(
@@ -106,19 +108,19 @@ public enum GatewayPluginExport {
                 box.plugin.shutdown()
             },
             on_connection: hooks.contains(.connection) ? { instance, handle in
-                GatewayPluginExport.plugin(instance).onConnection(GatewayRequest(handle))
+                GatewayPluginExport.withPlugin(instance) { $0.onConnection(GatewayRequest(handle)) }
             } : nil,
             on_request_headers: hooks.contains(.requestHeaders) ? { instance, handle in
-                GatewayPluginExport.plugin(instance).onRequestHeaders(GatewayRequest(handle))
+                GatewayPluginExport.withPlugin(instance) { $0.onRequestHeaders(GatewayRequest(handle)) }
             } : nil,
             on_response_headers: hooks.contains(.responseHeaders) ? { instance, handle in
-                GatewayPluginExport.plugin(instance).onResponseHeaders(GatewayRequest(handle))
+                GatewayPluginExport.withPlugin(instance) { $0.onResponseHeaders(GatewayRequest(handle)) }
             } : nil,
             on_complete: hooks.contains(.complete) ? { instance, handle in
-                GatewayPluginExport.plugin(instance).onComplete(GatewayRequest(handle))
+                GatewayPluginExport.withPlugin(instance) { $0.onComplete(GatewayRequest(handle)) }
             } : nil,
             on_reopen: hooks.contains(.reopen) ? { instance in
-                GatewayPluginExport.plugin(instance).reopen()
+                GatewayPluginExport.withPlugin(instance) { $0.reopen() }
             } : nil
         ))
         descriptor = pointer

@@ -170,4 +170,12 @@ public struct GatewayRequest {
         let status = withGWStr(name) { PluginHost.api.pointee.get_var(handle, $0, &out) }
         return status == GW_OK ? out.string : nil
     }
+
+    /// A view of variable `name`'s value, valid until the hook returns: no String made of the name or the value
+    /// (for a hook that reads one on every request).
+    public func variableView(_ name: StaticString) -> gw_str? {
+        var out = gw_str(ptr: nil, len: 0)
+        let status = name.withUTF8Buffer { PluginHost.api.pointee.get_var(handle, gw_str($0), &out) }
+        return status == GW_OK ? out : nil
+    }
 }
