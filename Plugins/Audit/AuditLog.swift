@@ -15,20 +15,11 @@ final class AuditLog: GatewayPlugin, Sendable {
     /// `events` as flags: a Set<String> look-up hashed a String on every request.
     let logsRequests: Bool
     let logsRejections: Bool
-    /// nil: every field.
-    let fields: Set<String>?
+    /// What `fields` lists (every field but `ja3` without it).
+    let fields: AuditFieldSet
     /// `on_write_error: deny`: requests are answered 503 while the writer cannot write.
     let denyWhileFailing: Bool
 
-    static let requestFields = [
-        "request_id", "listener", "client_address", "client_port", "tls_version", "tls_cipher", "ja4", "subject", "issuer", "serial",
-        "fingerprint", "sans", "method", "host", "path", "status", "bytes_in", "bytes_out", "duration_ms", "backend_server",
-        "decision", "answered_by", "reason", "client_aborted", "response_incomplete", "ja3",
-    ]
-    static let rejectionFields = ["listener", "client_address", "client_port", "sni", "ja4", "ja3", "reason", "detail", "subject", "issuer", "serial", "fingerprint"]
-    /// `ja3` is written only when `fields` lists it (a second fingerprint most operators do not need); decided
-    /// once here, not by a set look-up per request.
-    let logsJA3: Bool
 
     typealias ConfigError = PluginConfigError
 
@@ -76,14 +67,14 @@ final class AuditLog: GatewayPlugin, Sendable {
         logsRequests = config.events.contains("request")
         logsRejections = config.events.contains("handshake_rejected")
         if let list = config.fields {
-            for field in list where !Self.requestFields.contains(field) && !Self.rejectionFields.contains(field) {
-                throw ConfigError("fields: unknown field '\(field)'")
-            }
-            fields = Set(list)
+            fields = AuditFieldSet(try list.map { name in
+                guard let field = AuditField(name: name) else { throw ConfigError("fields: unknown field '\(name)'") }
+                return field
+            })
         } else {
-            fields = nil
+            // `ja3` only when listed: a second fingerprint most operators do not need.
+            fields = .default
         }
-        logsJA3 = fields?.contains("ja3") ?? false
         do {
             writer = try AuditWriter(options: options, tag: tag)
         } catch let error as AuditWriter.OpenError {
@@ -110,92 +101,92 @@ final class AuditLog: GatewayPlugin, Sendable {
     func onConnection(_ connection: GatewayRequest) {
         guard logsRejections, let verify = connection.string(GW_ATTR_CLIENT_VERIFY), verify.hasPrefix("FAILED:") else { return }
         var line = JSONLine(event: "handshake_rejected", fields: fields)
-        line.add("listener", connection.string(GW_ATTR_LISTENER_NAME))
-        line.add("client_address", connection.string(GW_ATTR_CLIENT_ADDRESS))
-        line.add("client_port", connection.integer(GW_ATTR_CLIENT_PORT))
-        line.add("sni", connection.string(GW_ATTR_SNI))
-        line.add("ja4", connection.string(GW_ATTR_CLIENT_JA4))
-        if logsJA3 { line.add("ja3", connection.string(GW_ATTR_CLIENT_JA3)) }
-        line.add("reason", String(verify.dropFirst(7)))
-        line.add("detail", connection.string(GW_ATTR_VERIFY_ERROR))
-        line.add("subject", connection.string(GW_ATTR_CLIENT_SUBJECT))
-        line.add("issuer", connection.string(GW_ATTR_CLIENT_ISSUER))
-        line.add("serial", connection.string(GW_ATTR_CLIENT_SERIAL))
-        line.add("fingerprint", connection.string(GW_ATTR_CLIENT_FINGERPRINT_SHA256))
+        line.add(.listener, connection.string(GW_ATTR_LISTENER_NAME))
+        line.add(.clientAddress, connection.string(GW_ATTR_CLIENT_ADDRESS))
+        line.add(.clientPort, connection.integer(GW_ATTR_CLIENT_PORT))
+        line.add(.sni, connection.string(GW_ATTR_SNI))
+        line.add(.ja4, connection.string(GW_ATTR_CLIENT_JA4))
+        if line.wants(.ja3) { line.add(.ja3, connection.string(GW_ATTR_CLIENT_JA3)) }
+        line.add(.reason, String(verify.dropFirst(7)))
+        line.add(.detail, connection.string(GW_ATTR_VERIFY_ERROR))
+        line.add(.subject, connection.string(GW_ATTR_CLIENT_SUBJECT))
+        line.add(.issuer, connection.string(GW_ATTR_CLIENT_ISSUER))
+        line.add(.serial, connection.string(GW_ATTR_CLIENT_SERIAL))
+        line.add(.fingerprint, connection.string(GW_ATTR_CLIENT_FINGERPRINT_SHA256))
         line.submit(to: writer)
     }
 
     /// Builds the line from the host's views, without a String per attribute: this runs for every request.
     func onComplete(_ request: GatewayRequest) {
         guard logsRequests else { return }
-        let attributes = Self.completionAttributes
+        let entries = Self.completionEntries
         // The request's attributes in one host call (ABI 1.6), into entries on the stack.
-        withUnsafeTemporaryAllocation(of: gw_attribute_value.self, capacity: attributes.count) { values in
-            for (i, attribute) in attributes.enumerated() { values.initializeElement(at: i, to: gw_attribute_value(attribute)) }
+        withUnsafeTemporaryAllocation(of: gw_attribute_value.self, capacity: entries.count) { values in
+            _ = values.initialize(from: entries)
             guard request.read(values) else { return }
             func text(_ slot: Completion) -> gw_str? { values[slot.rawValue].textValue }
             func integer(_ slot: Completion) -> Int64? { values[slot.rawValue].integerValue }
             var line = JSONLine(event: "request", fields: fields)
-            line.add("request_id", integer(.requestID))
+            line.add(.requestID, integer(.requestID))
             // Kept with the connection by the host (ABI 1.4), released when it ends.
             line.appendRaw(request.connectionData(tag) { ConnectionFields(connectionFields(request)) }.bytes)
-            line.add("method", text(.method))
-            line.add("host", text(.host))
-            line.add("path", text(.path))
+            line.add(.method, text(.method))
+            line.add(.host, text(.host))
+            line.add(.path, text(.path))
             let status = integer(.status)
-            line.add("status", status)
-            line.add("bytes_in", integer(.bytesReceived))
-            line.add("bytes_out", integer(.bytesSent))
-            if let us = integer(.durationMicroseconds) { line.addMilliseconds("duration_ms", microseconds: us) }
+            line.add(.status, status)
+            line.add(.bytesIn, integer(.bytesReceived))
+            line.add(.bytesOut, integer(.bytesSent))
+            if let us = integer(.durationMicroseconds) { line.addMilliseconds(.durationMs, microseconds: us) }
             let backendServer = text(.backendServer)
-            line.add("backend_server", backendServer)
+            line.add(.backendServer, backendServer)
             if let by = text(.answeredBy) {
-                line.addWord("decision", "answered")
-                line.add("answered_by", by)
+                line.addWord(.decision, "answered")
+                line.add(.answeredBy, by)
             } else if status != nil {
-                line.addWord("decision", backendServer == nil ? "answered_by_gateway" : "forwarded")
+                line.addWord(.decision, backendServer == nil ? "answered_by_gateway" : "forwarded")
             }
             // Why a plugin let the request through or answered it (e.g. the authorization rule that decided).
-            if line.wants("reason") { line.add("reason", request.variable("decision_reason")) }
-            if integer(.clientAborted) == 1 { line.addTrue("client_aborted") }
-            if integer(.responseIncomplete) == 1 { line.addTrue("response_incomplete") }
+            if line.wants(.reason) { line.add(.reason, request.variableView("decision_reason")) }
+            if integer(.clientAborted) == 1 { line.addTrue(.clientAborted) }
+            if integer(.responseIncomplete) == 1 { line.addTrue(.responseIncomplete) }
             line.submit(to: writer)
         }
     }
 
-    /// The entries of `completionAttributes`, by position.
+    /// The entries of `completionEntries`, by position.
     private enum Completion: Int {
         case requestID, method, host, path, status, bytesReceived, bytesSent, durationMicroseconds, backendServer, answeredBy
         case clientAborted, responseIncomplete
     }
 
-    /// What `onComplete` reads, in `Completion`'s order.
-    private static let completionAttributes: [gw_attribute] = [
+    /// What `onComplete` reads, in `Completion`'s order: `get_attributes` entries to copy and fill.
+    nonisolated(unsafe) private static let completionEntries: [gw_attribute_value] = [
         GW_ATTR_REQUEST_ID, GW_ATTR_METHOD, GW_ATTR_HOST, GW_ATTR_PATH, GW_ATTR_RESPONSE_STATUS, GW_ATTR_BYTES_RECEIVED,
         GW_ATTR_BYTES_SENT, GW_ATTR_DURATION_US, GW_ATTR_BACKEND_SERVER, GW_ATTR_ANSWERED_BY, GW_ATTR_CLIENT_ABORTED,
         GW_ATTR_RESPONSE_INCOMPLETE,
-    ]
+    ].map { gw_attribute_value($0) }
 
     /// The fields that stay the same for every request of a connection, serialized (`,"listener":...`).
     private func connectionFields(_ request: GatewayRequest) -> [UInt8] {
         var line = JSONLine(fragmentWith: fields)
-        line.add("listener", request.attribute(GW_ATTR_LISTENER_NAME))
-        line.add("client_address", request.attribute(GW_ATTR_CLIENT_ADDRESS))
-        line.add("client_port", request.integer(GW_ATTR_CLIENT_PORT))
-        line.add("tls_version", request.attribute(GW_ATTR_TLS_VERSION))
-        line.add("tls_cipher", request.attribute(GW_ATTR_TLS_CIPHER))
-        line.add("ja4", request.attribute(GW_ATTR_CLIENT_JA4))
-        if logsJA3 { line.add("ja3", request.attribute(GW_ATTR_CLIENT_JA3)) }
-        line.add("subject", request.attribute(GW_ATTR_CLIENT_SUBJECT))
-        line.add("issuer", request.attribute(GW_ATTR_CLIENT_ISSUER))
-        line.add("serial", request.attribute(GW_ATTR_CLIENT_SERIAL))
-        line.add("fingerprint", request.attribute(GW_ATTR_CLIENT_FINGERPRINT_SHA256))
-        if line.wants("sans") {
+        line.add(.listener, request.attribute(GW_ATTR_LISTENER_NAME))
+        line.add(.clientAddress, request.attribute(GW_ATTR_CLIENT_ADDRESS))
+        line.add(.clientPort, request.integer(GW_ATTR_CLIENT_PORT))
+        line.add(.tlsVersion, request.attribute(GW_ATTR_TLS_VERSION))
+        line.add(.tlsCipher, request.attribute(GW_ATTR_TLS_CIPHER))
+        line.add(.ja4, request.attribute(GW_ATTR_CLIENT_JA4))
+        if line.wants(.ja3) { line.add(.ja3, request.attribute(GW_ATTR_CLIENT_JA3)) }
+        line.add(.subject, request.attribute(GW_ATTR_CLIENT_SUBJECT))
+        line.add(.issuer, request.attribute(GW_ATTR_CLIENT_ISSUER))
+        line.add(.serial, request.attribute(GW_ATTR_CLIENT_SERIAL))
+        line.add(.fingerprint, request.attribute(GW_ATTR_CLIENT_FINGERPRINT_SHA256))
+        if line.wants(.sans) {
             var first = true
             for (attribute, prefix) in Self.sanKinds {
                 var index: UInt32 = 0
                 while let value = request.attribute(attribute, index: index) {
-                    line.appendListItem("sans", prefix: prefix, value, first: first)
+                    line.appendListItem(.sans, prefix: prefix, value, first: first)
                     first = false
                     index += 1
                 }

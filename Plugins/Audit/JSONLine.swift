@@ -12,19 +12,19 @@ struct JSONLine: ~Copyable {
     private var base: UnsafeMutableRawPointer
     private var count = 0
     private var capacity: Int
-    private let fields: Set<String>?
+    private let fields: AuditFieldSet
     /// The thread's scratch whose buffer this line borrowed and gives back when it ends; nil: its own buffer.
     private let lender: ThreadScratch?
 
     /// A run of fields without the object's start, for `appendRaw` into a line.
-    init(fragmentWith fields: Set<String>?) {
+    init(fragmentWith fields: AuditFieldSet) {
         self.fields = fields
         capacity = 512
         base = .allocate(byteCount: capacity, alignment: 1)
         lender = nil
     }
 
-    init(event: StaticString, fields: Set<String>?) {
+    init(event: StaticString, fields: AuditFieldSet) {
         self.fields = fields
         let scratch = ThreadScratch.current
         if let buffer = scratch.line {
@@ -56,10 +56,8 @@ struct JSONLine: ~Copyable {
     /// The bytes written so far (a fragment's, to keep).
     var fragment: [UInt8] { Array(UnsafeRawBufferPointer(start: base, count: count)) }
 
-    func wants(_ key: StaticString) -> Bool {
-        guard let fields else { return true }
-        return fields.contains(key.description)
-    }
+    @inline(__always)
+    func wants(_ field: AuditField) -> Bool { fields.contains(field) }
 
     /// Room for `more` bytes after `count`.
     @inline(__always)
@@ -98,18 +96,16 @@ struct JSONLine: ~Copyable {
         fragment.withUnsafeBytes { append($0) }
     }
 
-    /// `,"key":` and, for a string value, its opening quote.
-    private mutating func key(_ key: StaticString, quote: Bool = false) {
-        key.withUTF8Buffer { name in
-            reserve(name.count + 5)
-            let at = base + count
-            at.storeBytes(of: UInt8(ascii: ","), as: UInt8.self)
-            at.storeBytes(of: UInt8(ascii: "\""), toByteOffset: 1, as: UInt8.self)
-            if let source = name.baseAddress { (at + 2).copyMemory(from: source, byteCount: name.count) }
-            at.storeBytes(of: UInt8(ascii: "\""), toByteOffset: name.count + 2, as: UInt8.self)
-            at.storeBytes(of: UInt8(ascii: ":"), toByteOffset: name.count + 3, as: UInt8.self)
-            at.storeBytes(of: UInt8(ascii: "\""), toByteOffset: name.count + 4, as: UInt8.self)
-            count += name.count + (quote ? 5 : 4)
+    /// `,"key":` and, for a string value, its opening quote: the field's key bytes, copied as they are.
+    private mutating func key(_ field: AuditField, quote: Bool = false) {
+        let key = field.key
+        let length = key.utf8CodeUnitCount
+        reserve(length + 1)
+        (base + count).copyMemory(from: key.utf8Start, byteCount: length)
+        count += length
+        if quote {
+            base.storeBytes(of: UInt8(ascii: "\""), toByteOffset: count, as: UInt8.self)
+            count += 1
         }
     }
 
@@ -125,39 +121,39 @@ struct JSONLine: ~Copyable {
         escaped.withUnsafeBytes { append($0) }
     }
 
-    mutating func add(_ key: StaticString, _ value: String?) {
-        guard var value, wants(key) else { return }
-        self.key(key, quote: true)
+    mutating func add(_ field: AuditField, _ value: String?) {
+        guard var value, wants(field) else { return }
+        self.key(field, quote: true)
         value.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0)) }
         append(byte: 0x22)
     }
 
     /// A value the host lent for the duration of the hook.
-    mutating func add(_ key: StaticString, _ value: gw_str?) {
-        guard let value, wants(key) else { return }
-        self.key(key, quote: true)
+    mutating func add(_ field: AuditField, _ value: gw_str?) {
+        guard let value, wants(field) else { return }
+        self.key(field, quote: true)
         appendEscaped(value.buffer)
         append(byte: 0x22)
     }
 
-    mutating func add(_ key: StaticString, _ value: Int64?) {
-        guard let value, wants(key) else { return }
-        self.key(key)
+    mutating func add(_ field: AuditField, _ value: Int64?) {
+        guard let value, wants(field) else { return }
+        self.key(field)
         appendDecimal(value)
     }
 
     /// A string known to need no escaping (a fixed word of the log's vocabulary).
-    mutating func addWord(_ key: StaticString, _ word: StaticString) {
-        guard wants(key) else { return }
-        self.key(key, quote: true)
+    mutating func addWord(_ field: AuditField, _ word: StaticString) {
+        guard wants(field) else { return }
+        self.key(field, quote: true)
         append(word)
         append(byte: 0x22)
     }
 
     /// One item of a list built item by item (`closeList` ends it): `"<prefix><value>"`.
-    mutating func appendListItem(_ key: StaticString, prefix: StaticString, _ value: gw_str, first: Bool) {
+    mutating func appendListItem(_ field: AuditField, prefix: StaticString, _ value: gw_str, first: Bool) {
         if first {
-            self.key(key)
+            self.key(field)
             append(byte: UInt8(ascii: "["))
         } else {
             append(byte: UInt8(ascii: ","))
@@ -170,16 +166,16 @@ struct JSONLine: ~Copyable {
 
     mutating func closeList() { append(byte: UInt8(ascii: "]")) }
 
-    mutating func addTrue(_ key: StaticString) {
-        guard wants(key) else { return }
-        self.key(key)
+    mutating func addTrue(_ field: AuditField) {
+        guard wants(field) else { return }
+        self.key(field)
         append("true")
     }
 
     /// Microseconds as milliseconds with three decimals, e.g. 12407 -> 12.407.
-    mutating func addMilliseconds(_ key: StaticString, microseconds: Int64) {
-        guard wants(key) else { return }
-        self.key(key)
+    mutating func addMilliseconds(_ field: AuditField, microseconds: Int64) {
+        guard wants(field) else { return }
+        self.key(field)
         if microseconds < 0 { append(byte: UInt8(ascii: "-")) }
         let magnitude = microseconds.magnitude
         appendDecimal(Int64(magnitude / 1000))

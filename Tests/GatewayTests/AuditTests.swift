@@ -100,6 +100,51 @@ final class AuditTests: GatewayTestCase {
         XCTAssertTrue((rejected["detail"] as? String)?.contains("expired at") ?? false)
     }
 
+    /// Without `fields`, a request line holds every request field but `ja3` (the forwarded request: no
+    /// answered_by, reason or flags); with it, each line holds `time`, `event` and exactly the listed fields
+    /// its event has.
+    func testFieldsSelectWhatEachLineHolds() async throws {
+        _ = try await TestClient.get(port: gateway.port("mtls"), tls: mtls, path: "/known/all")
+        await gateway.stop()
+        let all = try lines(auditPath).filter { $0["event"] as? String == "request" }
+        XCTAssertEqual(all.count, 1)
+        XCTAssertEqual(Set(all.first?.keys.map { $0 } ?? []), [
+            "time", "event", "request_id", "listener", "client_address", "client_port", "tls_version", "tls_cipher", "ja4", "subject",
+            "issuer", "serial", "fingerprint", "sans", "method", "host", "path", "status", "bytes_in", "bytes_out", "duration_ms",
+            "backend_server", "decision",
+        ])
+
+        let selected = pki.path("selected.log")
+        gateway = try await GatewayHarness(yaml: """
+            listeners:
+              - name: mtls
+                address: "127.0.0.1:0"
+                tls:
+                  certificates: [ { cert: server.pem, key: server.key } ]
+                  client_auth: required
+                  client_ca: ca.pem
+                plugins:
+                  - library: \(Self.library)
+                    config: { path: \(selected), events: [ request, handshake_rejected ], fields: [ request_id, status, sans, ja3, sni, reason, detail ] }
+                routes: [ { backend: app } ]
+            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
+            """, in: pki.directory)
+        _ = try await TestClient.get(port: gateway.port("mtls"), tls: mtls, path: "/x")
+        var expired = mtls
+        expired.certificateChain = pki.path("expired.pem")
+        expired.key = pki.path("expired.key")
+        _ = try await TestClient.get(port: gateway.port("mtls"), tls: expired)
+        await gateway.stop()
+        gateway = nil
+        let written = try lines(selected)
+        let request = try XCTUnwrap(written.first { $0["event"] as? String == "request" })
+        XCTAssertEqual(Set(request.keys), ["time", "event", "request_id", "status", "sans", "ja3"])
+        XCTAssertEqual(request["sans"] as? [String], ["DNS:client.test", "URI:spiffe://test/ns/ops/sa/valid", "email:valid@test"])
+        let rejected = try XCTUnwrap(written.first { $0["event"] as? String == "handshake_rejected" })
+        XCTAssertEqual(Set(rejected.keys), ["time", "event", "sni", "ja3", "reason", "detail"])
+        XCTAssertEqual(rejected["reason"] as? String, "certificate_expired")
+    }
+
     func testRenameAndReopenLosesNoLine() async throws {
         try await load(connections: 5, perConnection: 40)
         // logrotate: rename, then signal (SIGHUP asks every plugin to reopen its files).
