@@ -475,13 +475,14 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     private func runPlugins(_ id: UInt64) {
-        guard let context, let chain = listener.plugins, let request = pluginRequest else { return }
+        guard context != nil, let chain = listener.plugins, let request = pluginRequest else { return }
         holdClientReads(true)
         // A chain without blocking plugins runs here and now: no continuation closure to allocate.
         switch chain.runInline(request) {
         case .finished(let outcome):
             pluginsFinished(id, outcome)
         case .blocking(let position):
+            guard let context else { return }
             chain.resume(request, at: position, on: context.eventLoop) { [self] outcome in pluginsFinished(id, outcome) }
         case .abandoned:
             break
@@ -882,8 +883,10 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             listener.metrics.requestCompleted(status: end.status, started: end.started)
             countForConsole()
         }
-        end.request?.responseIncomplete = !written
-        complete(end.request, backendServer: end.server, aborted: !written, bytesIn: end.bytesIn, bytesOut: end.bytesOut)
+        if let request = end.request {
+            request.responseIncomplete = !written
+            complete(request, backendServer: end.server, aborted: !written, bytesIn: end.bytesIn, bytesOut: end.bytesOut)
+        }
         if end.close { closeClient(cutOff: false) }
     }
 
