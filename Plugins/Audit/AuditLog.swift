@@ -119,11 +119,11 @@ final class AuditLog: GatewayPlugin, Sendable {
     /// Builds the line from the host's views, without a String per attribute: this runs for every request.
     func onComplete(_ request: GatewayRequest) {
         guard logsRequests else { return }
-        let entries = Self.completionEntries
         // The request's attributes in one host call (ABI 1.6), into entries on the stack.
-        withUnsafeTemporaryAllocation(of: gw_attribute_value.self, capacity: entries.count) { values in
-            _ = values.initialize(from: entries)
-            guard request.read(values) else { return }
+        withUnsafeTemporaryAllocation(of: gw_attribute_value.self, capacity: Completion.count) { values in
+            for slot in 0..<Completion.count { values.initializeElement(at: slot, to: gw_attribute_value(Completion(rawValue: slot)!.attribute)) }
+            // A stale handle (not within this hook) would leave every entry not found: the line is written anyway.
+            _ = request.read(values)
             func text(_ slot: Completion) -> gw_str? { values[slot.rawValue].textValue }
             func integer(_ slot: Completion) -> Int64? { values[slot.rawValue].integerValue }
             var line = JSONLine(event: "request", fields: fields)
@@ -154,18 +154,30 @@ final class AuditLog: GatewayPlugin, Sendable {
         }
     }
 
-    /// The entries of `completionEntries`, by position.
+    /// What `onComplete` reads: each case is an entry of its `get_attributes` call, at its raw value.
     private enum Completion: Int {
         case requestID, method, host, path, status, bytesReceived, bytesSent, durationMicroseconds, backendServer, answeredBy
         case clientAborted, responseIncomplete
-    }
 
-    /// What `onComplete` reads, in `Completion`'s order: `get_attributes` entries to copy and fill.
-    nonisolated(unsafe) private static let completionEntries: [gw_attribute_value] = [
-        GW_ATTR_REQUEST_ID, GW_ATTR_METHOD, GW_ATTR_HOST, GW_ATTR_PATH, GW_ATTR_RESPONSE_STATUS, GW_ATTR_BYTES_RECEIVED,
-        GW_ATTR_BYTES_SENT, GW_ATTR_DURATION_US, GW_ATTR_BACKEND_SERVER, GW_ATTR_ANSWERED_BY, GW_ATTR_CLIENT_ABORTED,
-        GW_ATTR_RESPONSE_INCOMPLETE,
-    ].map { gw_attribute_value($0) }
+        static let count = responseIncomplete.rawValue + 1
+
+        var attribute: gw_attribute {
+            switch self {
+            case .requestID: GW_ATTR_REQUEST_ID
+            case .method: GW_ATTR_METHOD
+            case .host: GW_ATTR_HOST
+            case .path: GW_ATTR_PATH
+            case .status: GW_ATTR_RESPONSE_STATUS
+            case .bytesReceived: GW_ATTR_BYTES_RECEIVED
+            case .bytesSent: GW_ATTR_BYTES_SENT
+            case .durationMicroseconds: GW_ATTR_DURATION_US
+            case .backendServer: GW_ATTR_BACKEND_SERVER
+            case .answeredBy: GW_ATTR_ANSWERED_BY
+            case .clientAborted: GW_ATTR_CLIENT_ABORTED
+            case .responseIncomplete: GW_ATTR_RESPONSE_INCOMPLETE
+            }
+        }
+    }
 
     /// The fields that stay the same for every request of a connection, serialized (`,"listener":...`).
     private func connectionFields(_ request: GatewayRequest) -> [UInt8] {

@@ -249,8 +249,14 @@ struct JSONLine: ~Copyable {
             let time = "\(padded(Int(parts.tm_hour), 2)):\(padded(Int(parts.tm_min), 2)):\(padded(Int(parts.tm_sec), 2))"
             let prefix = Array("\(date)T\(time).".utf8)
             let suffix = Array("\(offset < 0 ? "-" : "+")\(padded(minutes / 60, 2)):\(padded(minutes % 60, 2))".utf8)
-            // 26 bytes, at most 35 with an Int32 year far from ours: the guard only keeps the copy in bounds.
-            guard prefix.count + suffix.count <= scratch.stamp.count else { return }
+            // 26 bytes; at most ~50 with an Int32 year and an offset far from any real one. Past the buffer (it
+            // cannot be), written as it is and not kept.
+            guard prefix.count + suffix.count <= scratch.stamp.count else {
+                prefix.withUnsafeBytes { append($0) }
+                appendDecimal(Int64(now.tv_nsec / 1_000_000), width: 3)
+                suffix.withUnsafeBytes { append($0) }
+                return
+            }
             scratch.second = now.tv_sec
             scratch.stamp.copyBytes(from: prefix)
             UnsafeMutableRawBufferPointer(rebasing: scratch.stamp[prefix.count...]).copyBytes(from: suffix)

@@ -108,11 +108,17 @@ final class AuditTests: GatewayTestCase {
         await gateway.stop()
         let all = try lines(auditPath).filter { $0["event"] as? String == "request" }
         XCTAssertEqual(all.count, 1)
-        XCTAssertEqual(Set(all.first?.keys.map { $0 } ?? []), [
+        let order = [
             "time", "event", "request_id", "listener", "client_address", "client_port", "tls_version", "tls_cipher", "ja4", "subject",
             "issuer", "serial", "fingerprint", "sans", "method", "host", "path", "status", "bytes_in", "bytes_out", "duration_ms",
             "backend_server", "decision",
-        ])
+        ]
+        XCTAssertEqual(Set(all.first?.keys.map { $0 } ?? []), Set(order))
+        // In the documented order (docs/bundled-plugins.md): each key after the one before it in the line's text.
+        let text = try XCTUnwrap(try String(contentsOfFile: auditPath, encoding: .utf8).split(separator: "\n").first { $0.contains("\"event\":\"request\"") })
+        let places = order.map { key in text.range(of: "\"\(key)\":").map { text.distance(from: text.startIndex, to: $0.lowerBound) } ?? -1 }
+        XCTAssertEqual(places, places.sorted(), "keys in order: \(text)")
+        XCTAssertFalse(places.contains(-1))
 
         let selected = pki.path("selected.log")
         gateway = try await GatewayHarness(yaml: """

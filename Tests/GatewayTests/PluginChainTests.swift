@@ -215,6 +215,26 @@ final class PluginChainTests: GatewayTestCase {
         let complete = await gateway.logs.waitFor { $0.message.contains("batch complete:") }?.message
         XCTAssertEqual(complete?.hasPrefix("batch complete: status=200 backend=127.0.0.1:\(backend.port) sent="), true, complete ?? "no line")
         XCTAssertEqual(complete?.hasSuffix(" same=1"), true, "each entry as its single read: \(complete ?? "")")
+        XCTAssertNil(backend.requests.last?.head.headers.first(name: "x-batch-cert"), "no certificate on this listener")
+        let plain = await logged("batch connection: listener=l port=1 request_id=-2 same=1")
+        XCTAssertTrue(plain, "with a connection handle: no request attributes")
+
+        // With a client certificate: the certificate's attributes, the indexed ones past their last value too.
+        await gateway.stop()
+        try await start("""
+              - name: m
+                address: "127.0.0.1:0"
+                tls: { certificates: [ { cert: server.pem, key: server.key } ], client_auth: required, client_ca: ca.pem }
+                plugins: [ { library: \(library) } ]
+                routes: [ { backend: app } ]
+            """)
+        let mtls = try await TestClient.get(port: gateway.port("m"), tls: tls("valid"), path: "/cert")
+        XCTAssertEqual(mtls?.status, 200)
+        XCTAssertEqual(
+            backend.requests.last?.head.headers.first(name: "x-batch-cert"), "subject=CN=valid-client,OU=ops,O=Test,C=US dns0=client.test same=1"
+        )
+        let connection = await logged("batch connection: listener=m port=1 request_id=-2 same=1")
+        XCTAssertTrue(connection)
     }
 
     /// Per-connection data (ABI 1.4): each instance keeps its own record per connection across keep-alive

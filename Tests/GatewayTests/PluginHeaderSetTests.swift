@@ -1,4 +1,5 @@
 import GatewayCore
+import GatewayPluginKit
 import NIOHTTP1
 import PluginAPI
 import XCTest
@@ -116,6 +117,42 @@ final class PluginHeaderSetTests: XCTestCase {
         XCTAssertEqual(request.responseHead?.headers.map { "\($0.name): \($0.value)" }, ["content-type: text/plain", "x-id: me"])
         request.phase = .complete
         XCTAssertEqual(request.addHeaderSet(set), GW_ERR_WRONG_PHASE)
+    }
+
+    /// The SDK's `HeaderSet` of Swift strings, made and applied through the host's table as a Swift plugin does
+    /// (this process's host): names, values and owned names land where they belong (one array behind all the
+    /// views), non-ASCII text included; a bad name or value is the host's refusal.
+    func testTheKitsStringSetThroughTheHostTable() throws {
+        PluginHost.api = HostAPI.table
+        let set = try HeaderSet(headers: [(name: "x-id", value: "caf\u{e9}"), (name: "X-Two", value: "")], owned: ["x_owned", "X-ID"])
+        let connection = ConnectionContext(listenerName: "l", isTLS: false, remoteAddress: nil, localAddress: nil)
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
+        head.headers.add(name: "x-ID", value: "forged")
+        head.headers.add(name: "keep", value: "1")
+        head.headers.add(name: "X-Owned", value: "forged")
+        let request = PluginRequest(connection: connection, head: head)
+        let status = PluginCallContext.with(request.handle, request) { GatewayRequest(request.handle).add(set) }
+        XCTAssertEqual(status, GW_OK)
+        let (kept, added) = request.headAndAdded
+        XCTAssertEqual(kept.fields.fields.map(\.0), ["keep"])
+        XCTAssertEqual(added.fields.map { "\($0.0): \($0.1)" }, ["x-id: caf\u{e9}", "X-Two: "])
+        XCTAssertEqual(GatewayRequest(request.handle).add(set), GW_ERR_STALE_HANDLE, "outside the hook")
+
+        let stripOnly = try HeaderSet(headers: [], owned: ["keep"])
+        let other = PluginRequest(connection: connection, head: head)
+        XCTAssertEqual(PluginCallContext.with(other.handle, other) { GatewayRequest(other.handle).add(stripOnly) }, GW_OK)
+        XCTAssertEqual(other.headAndAdded.head.fields.fields.map(\.0), ["x-ID", "X-Owned"])
+        XCTAssertTrue(other.headAndAdded.added.isEmpty)
+
+        XCTAssertThrowsError(try HeaderSet(headers: [(name: "x id", value: "1")])) {
+            XCTAssertEqual(($0 as? HeaderSet.Refusal)?.status, GW_ERR_INVALID_HEADER)
+        }
+        XCTAssertThrowsError(try HeaderSet(headers: [(name: "x-id", value: "1\r\nx-evil: 1")])) {
+            XCTAssertEqual(($0 as? HeaderSet.Refusal)?.status, GW_ERR_INVALID_HEADER)
+        }
+        XCTAssertThrowsError(try HeaderSet(headers: [], owned: ["bad:name"])) {
+            XCTAssertEqual(($0 as? HeaderSet.Refusal)?.status, GW_ERR_INVALID_HEADER)
+        }
     }
 
     /// Through the host's table, as a plugin calls it: one retain for the plugin, arguments checked.

@@ -251,7 +251,7 @@ typedef struct gw_header_set gw_header_set;
 
 /**
  * ABI 1.6: one entry of `get_attributes`. The plugin sets `attribute` and `index` (0 unless the attribute is
- * indexed); the host sets the rest.
+ * indexed) and `reserved` (0); the host writes `status`, `text` and `integer`, and never touches `reserved`.
  */
 typedef struct gw_attribute_value {
     gw_attribute attribute;
@@ -478,8 +478,8 @@ typedef struct gw_host_api {
      * integer attribute has only index 0; an unknown attribute or an index past the last value is
      * GW_ERR_NOT_FOUND, as with the single reads. Views live as `get_attribute`'s: until the hook returns.
      * Answers GW_OK when it read every entry; GW_ERR_STALE_HANDLE (the handle is not the running hook's) or
-     * GW_ERR_INVALID_ARGUMENT (NULL `values` with a nonzero count) when it read none, and then the entries
-     * are as they were.
+     * GW_ERR_INVALID_ARGUMENT (NULL `values` with a nonzero count, or a count above PTRDIFF_MAX) when it read
+     * none, and then the entries are as they were.
      */
     gw_status (*get_attributes)(gw_handle handle, gw_attribute_value *values, size_t count);
 } gw_host_api;

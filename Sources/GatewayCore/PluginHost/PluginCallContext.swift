@@ -12,21 +12,18 @@ package class PluginCallTarget {
     /// `arena`: this thread's (the running hook's), where a value made for the call is copied.
     package func attribute(_ attribute: gw_attribute, index: Int, arena: PluginArena, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     package func attributeInt(_ attribute: gw_attribute) -> Int64? { nil }
-    /// ABI 1.6 `get_attributes`: every entry read as `get_attribute` or `get_attribute_int` reads it, as the
-    /// attribute's kind says, with that read's status.
+    /// ABI 1.6 `get_attributes`: every entry as the single reads answer it: an integer attribute (index 0 only)
+    /// as `get_attribute_int` does, any other as `get_attribute` does (which answers GW_ERR_NOT_FOUND for an
+    /// integer attribute). The two functions decide the kind: no list of integer attributes beside them.
     package final func attributes(_ values: UnsafeMutableBufferPointer<gw_attribute_value>, arena: PluginArena) {
         for i in values.indices {
             let attribute = values[i].attribute
             var text = gw_str(ptr: nil, len: 0)
             var integer: Int64 = 0
             let status: gw_status
-            if PluginAttributeKind.isInteger(attribute) {
-                if values[i].index == 0, let value = attributeInt(attribute) {
-                    integer = value
-                    status = GW_OK
-                } else {
-                    status = GW_ERR_NOT_FOUND
-                }
+            if values[i].index == 0, let value = attributeInt(attribute) {
+                integer = value
+                status = GW_OK
             } else {
                 status = self.attribute(attribute, index: Int(values[i].index), arena: arena, into: &text)
                 if status != GW_OK { text = gw_str(ptr: nil, len: 0) }
@@ -113,18 +110,14 @@ package final class PluginCallContext {
     /// answers GW_ERR_STALE_HANDLE.
     @inline(__always)
     package static func withTarget(_ handle: UInt64, _ body: (PluginCallTarget) -> gw_status) -> gw_status {
-        // No context on this thread: no hook ever ran here, so no handle is live on it.
-        guard handle != 0, let pointer = pthread_getspecific(key) else { return GW_ERR_STALE_HANDLE }
-        return Unmanaged<PluginCallContext>.fromOpaque(pointer)._withUnsafeGuaranteedRef { context in
-            guard context.handle == handle, let target = context.target else { return GW_ERR_STALE_HANDLE }
-            return target._withUnsafeGuaranteedRef(body)
-        }
+        withTargetAndArena(handle) { target, _ in body(target) }
     }
 
     /// `withTarget`, with the thread's arena too (for host functions that hand out views): one thread-context
     /// look-up per host call, not a second for the arena.
     @inline(__always)
     package static func withTargetAndArena(_ handle: UInt64, _ body: (PluginCallTarget, PluginArena) -> gw_status) -> gw_status {
+        // No context on this thread: no hook ever ran here, so no handle is live on it.
         guard handle != 0, let pointer = pthread_getspecific(key) else { return GW_ERR_STALE_HANDLE }
         return Unmanaged<PluginCallContext>.fromOpaque(pointer)._withUnsafeGuaranteedRef { context in
             guard context.handle == handle, let target = context.target else { return GW_ERR_STALE_HANDLE }

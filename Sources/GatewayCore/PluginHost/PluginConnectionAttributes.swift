@@ -110,7 +110,6 @@ extension PluginConnectionAttributes {
 /// The target of a connection handle (on_connection): read-only (the base class refuses every edit).
 package final class PluginConnectionTarget: PluginCallTarget {
     package let connection: ConnectionContext
-    private var arena: PluginArena { PluginArena.current }
 
     package init(connection: ConnectionContext) { self.connection = connection }
 

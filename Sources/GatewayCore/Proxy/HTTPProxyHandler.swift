@@ -475,14 +475,13 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     private func runPlugins(_ id: UInt64) {
-        guard context != nil, let chain = listener.plugins, let request = pluginRequest else { return }
+        guard let context, let chain = listener.plugins, let request = pluginRequest else { return }
         holdClientReads(true)
         // A chain without blocking plugins runs here and now: no continuation closure to allocate.
         switch chain.runInline(request) {
         case .finished(let outcome):
             pluginsFinished(id, outcome)
         case .blocking(let position):
-            guard let context else { return }
             chain.resume(request, at: position, on: context.eventLoop) { [self] outcome in pluginsFinished(id, outcome) }
         case .abandoned:
             break

@@ -9,25 +9,35 @@
 ///     }
 extension GatewayRequest {
     /// Fills every entry of `values` (its `attribute` and `index` set by the caller). On a host older than ABI
-    /// 1.6, one `get_attribute` per entry and, for one not found there, `get_attribute_int`. False when the
-    /// handle is not the running hook's (the entries are then not read).
+    /// 1.6, `readOneByOne`. False when the handle is not the running hook's (the entries are then not read).
     @discardableResult
     public func read(_ values: UnsafeMutableBufferPointer<gw_attribute_value>) -> Bool {
-        guard !values.isEmpty else { return true }
+        guard PluginHost.hasAttributeBatch else { return readOneByOne(values) }
+        return PluginHost.api.pointee.get_attributes(handle, values.baseAddress, values.count) == GW_OK
+    }
+
+    /// What `read` does on a host older than ABI 1.6: one `get_attribute` per entry and, for one it does not
+    /// find at index 0, `get_attribute_int` (two calls for an integer attribute or an absent value). False on a
+    /// stale handle; an empty list asks the host nothing (true).
+    @discardableResult
+    public func readOneByOne(_ values: UnsafeMutableBufferPointer<gw_attribute_value>) -> Bool {
         let host = PluginHost.api.pointee
-        if PluginHost.hasAttributeBatch { return host.get_attributes(handle, values.baseAddress, values.count) == GW_OK }
         for i in values.indices {
             var text = gw_str(ptr: nil, len: 0)
             var integer: Int64 = 0
             var status = host.get_attribute(handle, values[i].attribute, values[i].index, &text)
             if status == GW_ERR_STALE_HANDLE { return false }
-            if status == GW_ERR_NOT_FOUND, values[i].index == 0 {
+            if status != GW_OK {
                 text = gw_str(ptr: nil, len: 0)
-                status = host.get_attribute_int(handle, values[i].attribute, &integer)
+                if status == GW_ERR_NOT_FOUND, values[i].index == 0, host.get_attribute_int(handle, values[i].attribute, &integer) == GW_OK {
+                    status = GW_OK
+                } else {
+                    integer = 0
+                }
             }
             values[i].status = status
-            values[i].text = status == GW_OK ? text : gw_str(ptr: nil, len: 0)
-            values[i].integer = status == GW_OK ? integer : 0
+            values[i].text = text
+            values[i].integer = integer
         }
         return true
     }
