@@ -12,7 +12,12 @@ final class AuditTests: GatewayTestCase {
     override func setUp() async throws {
         try await super.setUp()
         auditPath = pki.path("audit.log")
-        gateway = try await GatewayHarness(yaml: """
+        gateway = try await auditGateway("{ path: \(auditPath!), queue_size: 64 }", routes: "[ { match: { path_prefix: /known/ }, backend: app } ]")
+    }
+
+    /// A gateway with one mTLS listener (`mtls`) whose chain is Audit with `config` (a YAML flow mapping).
+    private func auditGateway(_ config: String, routes: String = "[ { backend: app } ]") async throws -> GatewayHarness {
+        try await GatewayHarness(yaml: """
             listeners:
               - name: mtls
                 address: "127.0.0.1:0"
@@ -20,9 +25,8 @@ final class AuditTests: GatewayTestCase {
                   certificates: [ { cert: server.pem, key: server.key } ]
                   client_auth: required
                   client_ca: ca.pem
-                plugins: [ { library: \(Self.library), config: { path: \(auditPath!), queue_size: 64 } } ]
-                routes:
-                  - { match: { path_prefix: /known/ }, backend: app }
+                plugins: [ { library: \(Self.library), config: \(config) } ]
+                routes: \(routes)
             backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
             """, in: pki.directory)
     }
@@ -121,20 +125,9 @@ final class AuditTests: GatewayTestCase {
         XCTAssertFalse(places.contains(-1))
 
         let selected = pki.path("selected.log")
-        gateway = try await GatewayHarness(yaml: """
-            listeners:
-              - name: mtls
-                address: "127.0.0.1:0"
-                tls:
-                  certificates: [ { cert: server.pem, key: server.key } ]
-                  client_auth: required
-                  client_ca: ca.pem
-                plugins:
-                  - library: \(Self.library)
-                    config: { path: \(selected), events: [ request, handshake_rejected ], fields: [ request_id, status, sans, ja3, sni, reason, detail ] }
-                routes: [ { backend: app } ]
-            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
-            """, in: pki.directory)
+        gateway = try await auditGateway(
+            "{ path: \(selected), events: [ request, handshake_rejected ], fields: [ request_id, status, sans, ja3, sni, reason, detail ] }"
+        )
         _ = try await TestClient.get(port: gateway.port("mtls"), tls: mtls, path: "/x")
         var expired = mtls
         expired.certificateChain = pki.path("expired.pem")
@@ -176,18 +169,7 @@ final class AuditTests: GatewayTestCase {
     func testSizeRotationKeepsEveryLine() async throws {
         await gateway.stop()
         let path = pki.path("rotating.log")
-        gateway = try await GatewayHarness(yaml: """
-            listeners:
-              - name: mtls
-                address: "127.0.0.1:0"
-                tls:
-                  certificates: [ { cert: server.pem, key: server.key } ]
-                  client_auth: required
-                  client_ca: ca.pem
-                plugins: [ { library: \(Self.library), config: { path: \(path), max_size: 20000, max_files: 50, fsync: always } } ]
-                routes: [ { backend: app } ]
-            backends: [ { name: app, servers: [ { address: "127.0.0.1:\(backend.port)" } ] } ]
-            """, in: pki.directory)
+        gateway = try await auditGateway("{ path: \(path), max_size: 20000, max_files: 50, fsync: always }")
         try await load(connections: 4, perConnection: 50)
         await gateway.stop()
         gateway = nil
