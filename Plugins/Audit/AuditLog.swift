@@ -155,11 +155,11 @@ final class AuditLog: GatewayPlugin, Sendable {
     }
 
     /// What `onComplete` reads: each case is an entry of its `get_attributes` call, at its raw value.
-    private enum Completion: Int {
+    private enum Completion: Int, CaseIterable {
         case requestID, method, host, path, status, bytesReceived, bytesSent, durationMicroseconds, backendServer, answeredBy
         case clientAborted, responseIncomplete
 
-        static let count = responseIncomplete.rawValue + 1
+        static let count = allCases.count
 
         var attribute: gw_attribute {
             switch self {

@@ -12,6 +12,9 @@
  */
 #include "fixture_common.h"
 
+/* What snprintf wrote into a buffer of `cap` bytes (it answers what it would have written). */
+static size_t written(int n, size_t cap) { return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n; }
+
 static int same_as_single(gw_handle handle, const gw_attribute_value *v) {
     gw_str text = {NULL, 0};
     int64_t integer = 0;
@@ -21,7 +24,7 @@ static int same_as_single(gw_handle handle, const gw_attribute_value *v) {
     }
     if (v->index == 0) single = host->get_attribute_int(handle, v->attribute, &integer);
     if (single == GW_OK) return v->status == GW_OK && v->integer == integer && v->text.ptr == NULL && v->text.len == 0;
-    return v->status == single && v->text.ptr == NULL && v->integer == 0;
+    return v->status == single && v->text.ptr == NULL && v->text.len == 0 && v->integer == 0;
 }
 
 static gw_action on_request(void *instance, gw_handle request) {
@@ -48,7 +51,7 @@ static gw_action on_request(void *instance, gw_handle request) {
                      "method=%.*s path=%.*s host=%.*s query=%d unknown=%d port1=%d early=%d same=%d null=%d empty=%d stale=%d untouched=%d",
                      (int)v[0].text.len, v[0].text.ptr, (int)v[1].text.len, v[1].text.ptr, (int)v[2].text.len, v[2].text.ptr,
                      v[6].status, v[7].status, v[8].status, v[9].status, same, null_values, empty, stale, untouched);
-    if (host->add_header(request, (gw_str){"x-batch", 7}, (gw_str){value, (size_t)n}) != GW_OK) return GW_FAILED;
+    if (host->add_header(request, (gw_str){"x-batch", 7}, (gw_str){value, written(n, sizeof value)}) != GW_OK) return GW_FAILED;
 
     int64_t present = 0;
     if (host->get_attribute_int(request, GW_ATTR_CLIENT_CERT_PRESENT, &present) != GW_OK || !present) return GW_CONTINUE;
@@ -63,7 +66,7 @@ static gw_action on_request(void *instance, gw_handle request) {
     for (int i = 0; i < 20; i++) cert_same = cert_same && same_as_single(request, &c[i]);
     n = snprintf(value, sizeof value, "subject=%.*s dns0=%.*s same=%d", (int)c[0].text.len, c[0].text.ptr, (int)c[5].text.len,
                  c[5].text.ptr, cert_same);
-    return host->add_header(request, (gw_str){"x-batch-cert", 12}, (gw_str){value, (size_t)n}) == GW_OK ? GW_CONTINUE : GW_FAILED;
+    return host->add_header(request, (gw_str){"x-batch-cert", 12}, (gw_str){value, written(n, sizeof value)}) == GW_OK ? GW_CONTINUE : GW_FAILED;
 }
 
 static void on_connection(void *instance, gw_handle connection) {
@@ -77,7 +80,7 @@ static void on_connection(void *instance, gw_handle connection) {
     char line[256];
     int n = snprintf(line, sizeof line, "batch connection: listener=%.*s port=%d request_id=%d same=%d", (int)v[0].text.len, v[0].text.ptr,
                      v[1].status == GW_OK && v[1].integer > 0, v[2].status, same);
-    host->log(0, GW_LOG_INFO, (gw_str){line, (size_t)n});
+    host->log(0, GW_LOG_INFO, (gw_str){line, written(n, sizeof line)});
 }
 
 static void on_complete(void *instance, gw_handle request) {
@@ -91,7 +94,7 @@ static void on_complete(void *instance, gw_handle request) {
     char line[256];
     int n = snprintf(line, sizeof line, "batch complete: status=%lld backend=%.*s sent=%lld same=%d", (long long)v[0].integer,
                      (int)v[1].text.len, v[1].text.ptr, (long long)v[2].integer, same);
-    host->log(0, GW_LOG_INFO, (gw_str){line, (size_t)n});
+    host->log(0, GW_LOG_INFO, (gw_str){line, written(n, sizeof line)});
 }
 
 FIXTURE_DESCRIPTOR("attribute_batch");

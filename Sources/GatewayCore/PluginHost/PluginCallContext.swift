@@ -12,26 +12,52 @@ package class PluginCallTarget {
     /// `arena`: this thread's (the running hook's), where a value made for the call is copied.
     package func attribute(_ attribute: gw_attribute, index: Int, arena: PluginArena, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     package func attributeInt(_ attribute: gw_attribute) -> Int64? { nil }
-    /// ABI 1.6 `get_attributes`: every entry as the single reads answer it: an integer attribute (index 0 only)
-    /// as `get_attribute_int` does, any other as `get_attribute` does (which answers GW_ERR_NOT_FOUND for an
-    /// integer attribute). The two functions decide the kind: no list of integer attributes beside them.
+    /// ABI 1.6 `get_attributes`: every entry as the single reads answer it (no attribute answers both): the
+    /// text read, and for one it does not find at index 0 the integer read. `likelyInteger` only picks which
+    /// to try first; an attribute it does not know still gets both reads, so the answer never depends on it.
     package final func attributes(_ values: UnsafeMutableBufferPointer<gw_attribute_value>, arena: PluginArena) {
         for i in values.indices {
             let attribute = values[i].attribute
+            let atZero = values[i].index == 0
+            let hinted = atZero && Self.likelyInteger(attribute)
             var text = gw_str(ptr: nil, len: 0)
             var integer: Int64 = 0
-            let status: gw_status
-            if values[i].index == 0, let value = attributeInt(attribute) {
+            var status = GW_ERR_NOT_FOUND
+            if hinted, let value = attributeInt(attribute) {
                 integer = value
                 status = GW_OK
             } else {
                 status = self.attribute(attribute, index: Int(values[i].index), arena: arena, into: &text)
-                if status != GW_OK { text = gw_str(ptr: nil, len: 0) }
+                if status != GW_OK {
+                    text = gw_str(ptr: nil, len: 0)
+                    if status == GW_ERR_NOT_FOUND, atZero, !hinted, let value = attributeInt(attribute) {
+                        integer = value
+                        status = GW_OK
+                    }
+                }
             }
             values[i].status = status
             values[i].text = text
             values[i].integer = integer
         }
+    }
+
+    /// The attributes the ABI header marks int (below 128), one bit each: which read `attributes` tries first.
+    private static let integerBits: (low: UInt64, high: UInt64) = {
+        var bits: (low: UInt64, high: UInt64) = (0, 0)
+        for attribute in [
+            GW_ATTR_CLIENT_PORT, GW_ATTR_LOCAL_PORT, GW_ATTR_CONNECTION_ID, GW_ATTR_CLIENT_CERT_PRESENT, GW_ATTR_CLIENT_NOT_BEFORE_UNIX,
+            GW_ATTR_CLIENT_NOT_AFTER_UNIX, GW_ATTR_REQUEST_ID, GW_ATTR_RESPONSE_STATUS, GW_ATTR_BYTES_RECEIVED, GW_ATTR_BYTES_SENT,
+            GW_ATTR_DURATION_US, GW_ATTR_CLIENT_ABORTED, GW_ATTR_RESPONSE_INCOMPLETE,
+        ] {
+            if attribute < 64 { bits.low |= 1 << UInt64(attribute) } else { bits.high |= 1 << UInt64(attribute - 64) }
+        }
+        return bits
+    }()
+
+    @inline(__always)
+    private static func likelyInteger(_ attribute: gw_attribute) -> Bool {
+        attribute < 64 ? (integerBits.low >> UInt64(attribute)) & 1 == 1 : attribute < 128 && (integerBits.high >> UInt64(attribute - 64)) & 1 == 1
     }
     package func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     package func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }

@@ -9,9 +9,11 @@
 ///     }
 extension GatewayRequest {
     /// Fills every entry of `values` (its `attribute` and `index` set by the caller). On a host older than ABI
-    /// 1.6, `readOneByOne`. False when the handle is not the running hook's (the entries are then not read).
+    /// 1.6, `readOneByOne`. False when the handle is not the running hook's (the entries are then not read);
+    /// an empty list asks the host nothing (true).
     @discardableResult
     public func read(_ values: UnsafeMutableBufferPointer<gw_attribute_value>) -> Bool {
+        guard !values.isEmpty else { return true }
         guard PluginHost.hasAttributeBatch else { return readOneByOne(values) }
         return PluginHost.api.pointee.get_attributes(handle, values.baseAddress, values.count) == GW_OK
     }
