@@ -112,6 +112,9 @@ final class PluginRequestAttributeTests: XCTestCase {
                         XCTAssertNil(entry.text.ptr, what)
                     }
                     if entry.status == GW_OK { found += 1 }
+                    // The host's hint of which read to try first agrees with the reads (it decides no answer).
+                    if textStatus == GW_OK { XCTAssertFalse(PluginCallTarget.likelyInteger(entry.attribute), what) }
+                    if intStatus == GW_OK { XCTAssertTrue(PluginCallTarget.likelyInteger(entry.attribute), what) }
                 }
                 // The SDK's fallback for a host older than 1.6 answers the same, entry for entry.
                 PluginHost.api = HostAPI.table
@@ -142,6 +145,15 @@ final class PluginRequestAttributeTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(found, 3 * 12, "the test read real values, not only absent ones")
+        // Every attribute the header marks int, and no other below 128.
+        let integers: Set<gw_attribute> = [
+            GW_ATTR_CLIENT_PORT, GW_ATTR_LOCAL_PORT, GW_ATTR_CONNECTION_ID, GW_ATTR_CLIENT_CERT_PRESENT, GW_ATTR_CLIENT_NOT_BEFORE_UNIX,
+            GW_ATTR_CLIENT_NOT_AFTER_UNIX, GW_ATTR_REQUEST_ID, GW_ATTR_RESPONSE_STATUS, GW_ATTR_BYTES_RECEIVED, GW_ATTR_BYTES_SENT,
+            GW_ATTR_DURATION_US, GW_ATTR_CLIENT_ABORTED, GW_ATTR_RESPONSE_INCOMPLETE,
+        ]
+        for attribute in gw_attribute(0)..<200 {
+            XCTAssertEqual(PluginCallTarget.likelyInteger(attribute), integers.contains(attribute), "attribute \(attribute)")
+        }
         XCTAssertEqual(host.get_attributes(request.handle, nil, 0), GW_ERR_STALE_HANDLE, "after the hook")
     }
 }
