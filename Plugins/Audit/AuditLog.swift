@@ -101,18 +101,13 @@ final class AuditLog: GatewayPlugin, Sendable {
     func onConnection(_ connection: GatewayRequest) {
         guard logsRejections, let verify = connection.string(GW_ATTR_CLIENT_VERIFY), verify.hasPrefix("FAILED:") else { return }
         var line = JSONLine(event: "handshake_rejected", fields: fields)
-        line.add(.listener, connection.string(GW_ATTR_LISTENER_NAME))
-        line.add(.clientAddress, connection.string(GW_ATTR_CLIENT_ADDRESS))
-        line.add(.clientPort, connection.integer(GW_ATTR_CLIENT_PORT))
-        line.add(.sni, connection.string(GW_ATTR_SNI))
-        line.add(.ja4, connection.string(GW_ATTR_CLIENT_JA4))
-        if line.wants(.ja3) { line.add(.ja3, connection.string(GW_ATTR_CLIENT_JA3)) }
+        Self.addPeer(&line, connection)
+        line.add(.sni, connection.attribute(GW_ATTR_SNI))
+        line.add(.ja4, connection.attribute(GW_ATTR_CLIENT_JA4))
+        if line.wants(.ja3) { line.add(.ja3, connection.attribute(GW_ATTR_CLIENT_JA3)) }
         line.add(.reason, String(verify.dropFirst(7)))
-        line.add(.detail, connection.string(GW_ATTR_VERIFY_ERROR))
-        line.add(.subject, connection.string(GW_ATTR_CLIENT_SUBJECT))
-        line.add(.issuer, connection.string(GW_ATTR_CLIENT_ISSUER))
-        line.add(.serial, connection.string(GW_ATTR_CLIENT_SERIAL))
-        line.add(.fingerprint, connection.string(GW_ATTR_CLIENT_FINGERPRINT_SHA256))
+        line.add(.detail, connection.attribute(GW_ATTR_VERIFY_ERROR))
+        Self.addCertificate(&line, connection)
         line.submit(to: writer)
     }
 
@@ -182,17 +177,12 @@ final class AuditLog: GatewayPlugin, Sendable {
     /// The fields that stay the same for every request of a connection, serialized (`,"listener":...`).
     private func connectionFields(_ request: GatewayRequest) -> [UInt8] {
         var line = JSONLine(fragmentWith: fields)
-        line.add(.listener, request.attribute(GW_ATTR_LISTENER_NAME))
-        line.add(.clientAddress, request.attribute(GW_ATTR_CLIENT_ADDRESS))
-        line.add(.clientPort, request.integer(GW_ATTR_CLIENT_PORT))
+        Self.addPeer(&line, request)
         line.add(.tlsVersion, request.attribute(GW_ATTR_TLS_VERSION))
         line.add(.tlsCipher, request.attribute(GW_ATTR_TLS_CIPHER))
         line.add(.ja4, request.attribute(GW_ATTR_CLIENT_JA4))
         if line.wants(.ja3) { line.add(.ja3, request.attribute(GW_ATTR_CLIENT_JA3)) }
-        line.add(.subject, request.attribute(GW_ATTR_CLIENT_SUBJECT))
-        line.add(.issuer, request.attribute(GW_ATTR_CLIENT_ISSUER))
-        line.add(.serial, request.attribute(GW_ATTR_CLIENT_SERIAL))
-        line.add(.fingerprint, request.attribute(GW_ATTR_CLIENT_FINGERPRINT_SHA256))
+        Self.addCertificate(&line, request)
         if line.wants(.sans) {
             var first = true
             for (attribute, prefix) in Self.sanKinds {
@@ -206,6 +196,21 @@ final class AuditLog: GatewayPlugin, Sendable {
             if !first { line.closeList() }
         }
         return line.fragment
+    }
+
+    /// Who connected: the listener, the client's address and port (a request's and a refused handshake's lines).
+    private static func addPeer(_ line: inout JSONLine, _ handle: GatewayRequest) {
+        line.add(.listener, handle.attribute(GW_ATTR_LISTENER_NAME))
+        line.add(.clientAddress, handle.attribute(GW_ATTR_CLIENT_ADDRESS))
+        line.add(.clientPort, handle.integer(GW_ATTR_CLIENT_PORT))
+    }
+
+    /// The client certificate's subject, issuer, serial and SHA-256 fingerprint.
+    private static func addCertificate(_ line: inout JSONLine, _ handle: GatewayRequest) {
+        line.add(.subject, handle.attribute(GW_ATTR_CLIENT_SUBJECT))
+        line.add(.issuer, handle.attribute(GW_ATTR_CLIENT_ISSUER))
+        line.add(.serial, handle.attribute(GW_ATTR_CLIENT_SERIAL))
+        line.add(.fingerprint, handle.attribute(GW_ATTR_CLIENT_FINGERPRINT_SHA256))
     }
 
     static let sanKinds: [(gw_attribute, StaticString)] = [

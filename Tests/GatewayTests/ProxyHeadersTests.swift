@@ -216,13 +216,13 @@ final class PluginRequestHeaderTests: XCTestCase {
         _ = request.setHeader("X-Other", "o", mode: .add)
         func value(_ name: String, _ index: Int) -> String? {
             var out = gw_str()
-            guard request.header(name, index: index, into: &out) == GW_OK else { return nil }
+            guard request.header(name, index: index, arena: PluginArena.current, into: &out) == GW_OK else { return nil }
             return String(decoding: UnsafeRawBufferPointer(start: out.ptr, count: out.len), as: UTF8.self)
         }
         func entry(_ index: Int) -> String? {
             var name = gw_str()
             var value = gw_str()
-            guard request.header(at: index, name: &name, value: &value) == GW_OK else { return nil }
+            guard request.header(at: index, arena: PluginArena.current, name: &name, value: &value) == GW_OK else { return nil }
             return String(decoding: UnsafeRawBufferPointer(start: name.ptr, count: name.len), as: UTF8.self) + ": "
                 + String(decoding: UnsafeRawBufferPointer(start: value.ptr, count: value.len), as: UTF8.self)
         }

@@ -31,7 +31,7 @@ package enum HostAPI {
             },
             get_header: { handle, name, index, out in
                 guard let out, let name = name.string else { return GW_ERR_INVALID_ARGUMENT }
-                return PluginCallContext.withTarget(handle) { $0.header(name, index: Int(index), into: &out.pointee) }
+                return PluginCallContext.withTargetAndArena(handle) { $0.header(name, index: Int(index), arena: $1, into: &out.pointee) }
             },
             set_header: { handle, name, value in
                 HostAPI.editHeader(handle, name, value, .set)
@@ -60,7 +60,7 @@ package enum HostAPI {
             },
             get_var: { handle, name, out in
                 guard let out, name.ptr != nil || name.len == 0 else { return GW_ERR_INVALID_ARGUMENT }
-                return PluginCallContext.withTarget(handle) { $0.getVar(name.buffer, into: &out.pointee) }
+                return PluginCallContext.withTargetAndArena(handle) { $0.getVar(name.buffer, arena: $1, into: &out.pointee) }
             },
             metric_define: { tag, kind, name, help, outID in
                 guard let outID, let name = name.string else { return GW_ERR_INVALID_ARGUMENT }
@@ -71,7 +71,7 @@ package enum HostAPI {
             },
             get_header_at: { handle, index, name, value in
                 guard let name, let value else { return GW_ERR_INVALID_ARGUMENT }
-                return PluginCallContext.withTarget(handle) { $0.header(at: Int(index), name: &name.pointee, value: &value.pointee) }
+                return PluginCallContext.withTargetAndArena(handle) { $0.header(at: Int(index), arena: $1, name: &name.pointee, value: &value.pointee) }
             },
             get_dn_value: { handle, which, type, index, out in
                 guard let out, let type = type.string, !type.isEmpty else { return GW_ERR_INVALID_ARGUMENT }

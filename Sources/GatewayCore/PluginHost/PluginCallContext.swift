@@ -55,8 +55,8 @@ package class PluginCallTarget {
         attribute < 64 ? (integerBitsLow >> UInt64(attribute)) & 1 == 1 : attribute < 128 && (integerBitsHigh >> UInt64(attribute - 64)) & 1 == 1
     }
     package func dnValue(_ which: gw_dn, type: String, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
-    package func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
-    package func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
+    package func header(_ name: String, index: Int, arena: PluginArena, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
+    package func header(at index: Int, arena: PluginArena, name: inout gw_str, value: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     /// `name` and `value` are the plugin's bytes, already checked (`HeaderValidation`), valid for the call.
     package func setHeader(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, mode: HeaderEdit) -> gw_status { GW_ERR_WRONG_PHASE }
     /// `add_headers`' edit: every header of `list` added, in order. The host checked them all first. A target
@@ -76,7 +76,7 @@ package class PluginCallTarget {
     package func respond(status: Int, headers: [(String, String)], body: [UInt8]) -> gw_status { GW_ERR_WRONG_PHASE }
     package func setVar(_ name: String, _ value: String) -> gw_status { GW_ERR_WRONG_PHASE }
     /// `name` is the plugin's bytes, valid for the call.
-    package func getVar(_ name: UnsafeRawBufferPointer, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
+    package func getVar(_ name: UnsafeRawBufferPointer, arena: PluginArena, into out: inout gw_str) -> gw_status { GW_ERR_WRONG_PHASE }
     /// ABI 1.4: the connection's data kept for instance `tag` (a connection's or request's target on the event loop).
     package func connectionData(_ tag: UInt64, into out: inout UnsafeMutableRawPointer?) -> gw_status { GW_ERR_WRONG_PHASE }
     package func setConnectionData(_ tag: UInt64, _ data: UnsafeMutableRawPointer?, release: PluginConnectionData.Release?) -> gw_status {
@@ -134,8 +134,8 @@ package final class PluginCallContext {
         withTargetAndArena(handle) { target, _ in body(target) }
     }
 
-    /// `withTarget`, with the thread's arena too (for host functions that hand out views): one thread-context
-    /// look-up per host call, not a second for the arena.
+    /// `withTarget`, with the thread's arena too: every host function that hands out views copies them there,
+    /// with one thread-context look-up per call, not a second for the arena.
     @inline(__always)
     package static func withTargetAndArena(_ handle: UInt64, _ body: (PluginCallTarget, PluginArena) -> gw_status) -> gw_status {
         // No context on this thread: no hook ever ran here, so no handle is live on it.

@@ -83,7 +83,6 @@ package final class PluginRequest: PluginCallTarget {
     package var finished: NIODeadline?
     /// How many chain entries this request reached (their on_response_headers and on_complete will run).
     package var reached = 0
-    private var arena: PluginArena { PluginArena.current }
 
     package init(connection: ConnectionContext, head: ClientRequestHead) {
         self.handle = Self.nextHandle.loadThenWrappingIncrement(ordering: .relaxed) | (1 << 62)
@@ -205,7 +204,7 @@ package final class PluginRequest: PluginCallTarget {
     /// The `index`-th value of header `name` (any case). In the request phase the head and the headers plugins
     /// added are read where they are, without joining them (which would copy the head's headers) and without
     /// collecting the values into an array.
-    override package func header(_ name: String, index: Int, into out: inout gw_str) -> gw_status {
+    override package func header(_ name: String, index: Int, arena: PluginArena, into out: inout gw_str) -> gw_status {
         switch phase {
         case .request:
             var name = name
@@ -274,7 +273,7 @@ package final class PluginRequest: PluginCallTarget {
         return Self.find(wanted, index: index, in: added, arena: arena, into: &out).status
     }
 
-    override package func header(at index: Int, name: inout gw_str, value: inout gw_str) -> gw_status {
+    override package func header(at index: Int, arena: PluginArena, name: inout gw_str, value: inout gw_str) -> gw_status {
         guard index >= 0 else { return GW_ERR_NOT_FOUND }
         let entry: (name: String, value: String)
         switch phase {
@@ -425,7 +424,7 @@ package final class PluginRequest: PluginCallTarget {
         return PluginConnectionAttributes.setConnectionData(tag, data, release: release, connection: connection)
     }
 
-    override package func getVar(_ name: UnsafeRawBufferPointer, into out: inout gw_str) -> gw_status {
+    override package func getVar(_ name: UnsafeRawBufferPointer, arena: PluginArena, into out: inout gw_str) -> gw_status {
         // No variable set (the usual case): no String made of the name.
         guard !vars.isEmpty, let value = vars[String(decoding: name, as: UTF8.self)] else { return GW_ERR_NOT_FOUND }
         out = arena.view(value)
