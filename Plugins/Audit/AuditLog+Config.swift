@@ -5,7 +5,7 @@ extension AuditLog {
     struct Config: Decodable {
         /// The audit log file (required).
         var path: String
-        var events = ["request", "handshake_rejected"]
+        var events = ["request", "handshake_rejected", "tunnel"]
         /// Fields to write; nil: every field.
         var fields: [String]?
         var queueSize: Int?

@@ -15,6 +15,8 @@ final class AuditLog: GatewayPlugin, Sendable {
     /// `events` as flags: a Set<String> look-up hashed a String on every request.
     let logsRequests: Bool
     let logsRejections: Bool
+    /// A WebSocket tunnel's line, written when it closes (its request completes with status 101).
+    let logsTunnels: Bool
     /// What `fields` lists (every field but `ja3` without it).
     let fields: AuditFieldSet
     /// `on_write_error: deny`: requests are answered 503 while the writer cannot write.
@@ -61,11 +63,12 @@ final class AuditLog: GatewayPlugin, Sendable {
         options.reportsReadiness = denyWhileFailing
         guard (0...600_000).contains(config.closeTimeoutMs) else { throw ConfigError("close_timeout_ms: must be between 0 and 600000") }
         options.closeTimeout = Double(config.closeTimeoutMs) / 1000
-        for event in config.events where event != "request" && event != "handshake_rejected" {
-            throw ConfigError("events: '\(event)' is not one of: request | handshake_rejected")
+        for event in config.events where event != "request" && event != "handshake_rejected" && event != "tunnel" {
+            throw ConfigError("events: '\(event)' is not one of: request | handshake_rejected | tunnel")
         }
         logsRequests = config.events.contains("request")
         logsRejections = config.events.contains("handshake_rejected")
+        logsTunnels = config.events.contains("tunnel")
         if let list = config.fields {
             fields = AuditFieldSet(try list.map { name in
                 guard let field = AuditField(name: name) else { throw ConfigError("fields: unknown field '\(name)'") }
@@ -113,7 +116,7 @@ final class AuditLog: GatewayPlugin, Sendable {
 
     /// Builds the line from the host's views, without a String per attribute: this runs for every request.
     func onComplete(_ request: GatewayRequest) {
-        guard logsRequests else { return }
+        guard logsRequests || logsTunnels else { return }
         // The request's attributes in one host call (ABI 1.6), into entries on the stack.
         withUnsafeTemporaryAllocation(of: gw_attribute_value.self, capacity: Completion.count) { values in
             for slot in 0..<Completion.count { values.initializeElement(at: slot, to: gw_attribute_value(Completion(rawValue: slot)!.attribute)) }
@@ -121,14 +124,17 @@ final class AuditLog: GatewayPlugin, Sendable {
             _ = request.read(values)
             func text(_ slot: Completion) -> gw_str? { values[slot.rawValue].textValue }
             func integer(_ slot: Completion) -> Int64? { values[slot.rawValue].integerValue }
-            var line = JSONLine(event: "request", fields: fields)
+            let status = integer(.status)
+            // A 101 completes when the tunnel it opened closes: its line has the bytes each way and how long it was open.
+            let tunnel = status == 101
+            guard tunnel ? logsTunnels : logsRequests else { return }
+            var line = JSONLine(event: tunnel ? "tunnel" : "request", fields: fields)
             line.add(.requestID, integer(.requestID))
             // Kept with the connection by the host (ABI 1.4), released when it ends.
             line.appendRaw(request.connectionData(tag) { ConnectionFields(connectionFields(request)) }.bytes)
             line.add(.method, text(.method))
             line.add(.host, text(.host))
             line.add(.path, text(.path))
-            let status = integer(.status)
             line.add(.status, status)
             line.add(.bytesIn, integer(.bytesReceived))
             line.add(.bytesOut, integer(.bytesSent))

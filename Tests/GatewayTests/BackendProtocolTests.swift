@@ -130,6 +130,34 @@ final class BackendProtocolTests: GatewayTestCase {
         XCTAssertEqual(scripted["switching"]!.counts.withLockedValue { $0.connections }, 2)
     }
 
+    func testAWebSocketUpgradeGetsThe101AndTheBytesAfterItAndOtherUpgradesDoNot() async throws {
+        let upgrade = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        for (listener, tls) in [("plain", nil), ("secure", mtls)] as [(String, TestClient.TLSOptions?)] {
+            let client = try await TestClient.connect(port: gateway.port(listener), tls: tls)
+            try await client.send("GET /switching/ws HTTP/1.1\r\nHost: localhost\r\n\(upgrade)\r\n")
+            let deadline = Date().addingTimeInterval(10)
+            while !client.receivedText.hasSuffix("\u{81}\u{05}hello"), Date() < deadline { try await Task.sleep(nanoseconds: 10_000_000) }
+            let received = client.receivedText
+            XCTAssertTrue(received.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"), "\(listener): \(received)")
+            let head = received.components(separatedBy: "\r\n\r\n").first ?? ""
+            XCTAssertTrue(head.contains("\r\nconnection: upgrade") && head.contains("\r\nupgrade: websocket"), "\(listener): \(head)")
+            XCTAssertTrue(received.hasSuffix("\r\n\r\n\u{81}\u{05}hello"), "\(listener): the bytes after the 101 came in its read: \(received)")
+            XCTAssertFalse(client.isClosed, "\(listener): the tunnel stays open")
+            await client.close()
+        }
+        // Any other Upgrade token is removed and the request is plain HTTP: a 101 to it is an error.
+        for token in ["h2c", "websocket, h2c"] {
+            let client = try await TestClient.connect(port: gateway.port("plain"), tls: nil)
+            try await client.send("GET /switching/other HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: \(token)\r\n\r\n")
+            let response = await client.readResponse()
+            XCTAssertEqual(response?.status, 502, token)
+            await client.close()
+        }
+        try await assertStillServing()
+        let errors = try await protocolErrors("switching")
+        XCTAssertEqual(errors, 2, "only the two 101s nobody asked for are errors")
+    }
+
     func testUnsolicited101ToARequestWithABodyIsABadGateway() async throws {
         let client = try await TestClient.connect(port: gateway.port("plain"), tls: nil)
         try await client.send("POST /switching/upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello")

@@ -53,6 +53,32 @@ final class ConfigValidationTests: XCTestCase {
         assertContains(issues, "listeners[0].limits.min_body_rate")
     }
 
+    func testWebSocketSettingsAreCheckedByKeyPath() throws {
+        let issues = try problems("""
+            listeners:
+              - name: l
+                address: "127.0.0.1:0"
+                protocol: http
+                websocket: { idle_timeout: 5s, enabeld: false }
+                routes: [ { backend: b } ]
+              - name: m
+                address: "127.0.0.1:0"
+                protocol: http
+                websocket: { enabled: maybe }
+                routes: [ { backend: b } ]
+            backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
+            """)
+        assertContains(issues, "listeners[0].websocket.enabeld: unknown key")
+        assertContains(issues, "listeners[1].websocket.enabled: expected true or false")
+        // Once the file decodes, the values are checked.
+        let values = try problems("""
+            listeners:
+              - { name: l, address: "127.0.0.1:0", protocol: http, websocket: { idle_timeout: 0s }, routes: [ { backend: b } ] }
+            backends: [ { name: b, servers: [ { address: "127.0.0.1:1" } ] } ]
+            """)
+        assertContains(values, "listeners[0].websocket.idle_timeout: must be positive")
+    }
+
     func testBackendHostNamesAndTheResolverAreCheckedByKeyPath() throws {
         let issues = try problems("""
             resolver: { servers: [ "10.0.0.2", "[::1]:5353", "dns.example:53", "10.0.0.3:0" ], timeout: 1ms }

@@ -85,6 +85,21 @@ final class HTTP1ResponseParserTests: XCTestCase {
         XCTAssertEqual(upgrade.ends, 1)
     }
 
+    func testTheBytesAfterA101AreHandedOverOnceAndNeverParsed() {
+        var parser = HTTP1ResponseParser(maxHeadBytes: 4096, maxFields: 20)
+        parser.heads.requestSent(isHEAD: false)
+        parser.append(ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\u{81}\u{05}hel"))
+        guard case .head(let head)? = try? parser.next() else { return XCTFail("no head") }
+        XCTAssertEqual(head.status, .switchingProtocols)
+        XCTAssertNil(parser.takeUpgraded(), "nothing is handed over before the 101's end")
+        guard case .end? = try? parser.next() else { return XCTFail("no end") }
+        XCTAssertEqual(parser.takeUpgraded().map { String(buffer: $0) }, "\u{81}\u{05}hel")
+        XCTAssertNil(parser.takeUpgraded(), "once")
+        parser.append(ByteBuffer(string: "lo"))
+        XCTAssertNil(try? parser.next(), "what comes later is not parsed (the tunnel reads it)")
+        XCTAssertNil(parser.takeUpgraded())
+    }
+
     func testAResponseNoRequestAskedForIsRefused() {
         let two = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"
         XCTAssertNil(parse(two, requests: 2).refusal)

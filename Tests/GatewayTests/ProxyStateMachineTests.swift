@@ -419,6 +419,58 @@ final class ProxyStateMachineTests: XCTestCase {
         )
     }
 
+    // MARK: WebSocket upgrades
+
+    func testA101ToAnUpgradeOpensATunnelAtItsEnd() {
+        var m = machine()
+        var f = facts()
+        f.upgrade = true
+        let attempt = dispatched(&m, f)
+        _ = m.requestEnd(now: now)
+        _ = m.attached(attempt: attempt, reused: false, now: now)
+        XCTAssertEqual(m.responseHead(status: .switchingProtocols, keepAlive: true, hasContentLength: false, retired: false), .writeResponseHead(close: false))
+        XCTAssertFalse(m.isTunnel, "the tunnel opens at the 101's end, once its head is written")
+        XCTAssertEqual(m.responseEnd(), .openTunnel)
+        XCTAssertTrue(m.isTunnel)
+        XCTAssertFalse(m.takesRequestParts, "nothing the client sends is HTTP any more")
+        XCTAssertEqual(m.requestHead(facts(), runsPlugins: false), .none)
+        XCTAssertEqual(m.responseHead(status: .ok, keepAlive: true, hasContentLength: true, retired: false), .none)
+        XCTAssertFalse(m.clientClosed(), "the handler ends the tunnel's backend side itself")
+        XCTAssertTrue(m.isClosed)
+    }
+
+    func testAnUpgradeAnsweredWithAnythingElseIsAnOrdinaryExchange() {
+        var m = machine()
+        var f = facts()
+        f.upgrade = true
+        let attempt = dispatched(&m, f)
+        _ = m.requestEnd(now: now)
+        _ = m.attached(attempt: attempt, reused: false, now: now)
+        XCTAssertEqual(m.responseHead(status: .forbidden, keepAlive: true, hasContentLength: true, retired: false), .writeResponseHead(close: false))
+        XCTAssertEqual(m.responseEnd(), .finish(reuseBackend: true, keepOpen: true))
+        XCTAssertTrue(m.isIdle)
+    }
+
+    func testA101IsRefusedWhileTheConnectionClosesOrAfterAResponseStarted() {
+        var f = facts()
+        f.upgrade = true
+        var retired = machine()
+        var attempt = dispatched(&retired, f)
+        _ = retired.requestEnd(now: now)
+        _ = retired.attached(attempt: attempt, reused: false, now: now)
+        XCTAssertEqual(
+            retired.responseHead(status: .switchingProtocols, keepAlive: true, hasContentLength: false, retired: true),
+            .backendProtocolError("101 Switching Protocols while the connection closes", answer: true, close: false))
+        var late = machine()
+        attempt = dispatched(&late, f)
+        _ = late.requestEnd(now: now)
+        _ = late.attached(attempt: attempt, reused: false, now: now)
+        _ = late.responseHead(status: .ok, keepAlive: true, hasContentLength: true, retired: false)
+        XCTAssertEqual(
+            late.responseHead(status: .switchingProtocols, keepAlive: true, hasContentLength: false, retired: false),
+            .backendProtocolError("a second response head in one exchange", answer: false, close: false))
+    }
+
     func testWhenTheResponseClosesTheClientConnection() {
         func close(_ f: Machine.RequestFacts, ended: Bool = true, status: HTTPResponseStatus = .ok, length: Bool = true, retired: Bool = false) -> Action {
             var m = machine()

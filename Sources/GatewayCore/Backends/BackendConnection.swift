@@ -13,6 +13,8 @@ package protocol BackendConnectionDelegate: AnyObject {
     func backendSentInvalidResponse(_ error: HTTP1ParseError)
     func backendClosed()
     func backendWritabilityChanged(isWritable: Bool)
+    /// Bytes from the backend after the connection became a tunnel (`openTunnel`): not HTTP, passed on as they are.
+    func backendTunnelRead(_ bytes: ByteBuffer)
 }
 
 /// One HTTP/1.1 connection to a backend server and the handler at the end of its pipeline: it parses the
@@ -43,6 +45,8 @@ package final class BackendConnection: ChannelDuplexHandler {
     /// `release(reuse: true)` came during a read pass: the connection goes back to the pool at its end.
     private var releasePending = false
     private var readsHeld = false
+    /// The backend switched protocols (a WebSocket's 101): its bytes go to the delegate as they come.
+    private var tunnel = false
     private var pendingRead = false
     private var context: ChannelHandlerContext?
     private var encoder = UpstreamRequestEncoder()
@@ -71,6 +75,7 @@ package final class BackendConnection: ChannelDuplexHandler {
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         readPass = true
+        if tunnel { return delegate?.backendTunnelRead(unwrapInboundIn(data)) ?? () }
         // Bytes while no request waits for an answer (idle in the pool, or after a response's end) belong to no
         // request: the connection is out of step and is closed.
         if parser.isBetweenMessages, !parser.heads.awaitingResponse {
@@ -168,6 +173,35 @@ package final class BackendConnection: ChannelDuplexHandler {
             pendingRead = false
             context.read()
         }
+    }
+
+    /// The backend answered 101 to an upgrade request: from now on this connection carries the other protocol's
+    /// bytes both ways (`writeTunnel`, `backendTunnelRead`) and is never pooled. Returns the bytes that came
+    /// after the 101 in the same reads, which are the tunnel's first.
+    package func openTunnel() -> ByteBuffer? {
+        tunnel = true
+        reusable = false
+        server.pool.remove(self)
+        return parser.takeUpgraded()
+    }
+
+    /// Bytes for the backend through the tunnel, as they are.
+    package func writeTunnel(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>? = nil) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: promise)
+    }
+
+    /// Closes the connection once what was written to it is written (a tunnel whose client left: its last bytes,
+    /// a WebSocket close frame, still reach the backend).
+    package func closeAfterWrites() {
+        guard let context else { return }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
+        let channel = context.channel
+        promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
     }
 
     package func write(_ part: UpstreamRequestPart, flush: Bool) {

@@ -64,9 +64,11 @@ public struct ListenerConfig: Codable, Sendable {
     public var proxyProtocol: ProxyProtocolConfig?
     /// SO_REUSEPORT: a new gateway process (of the same user) can bind the same address while this one drains.
     public var reusePort: Bool
+    /// WebSocket tunnelling (HTTP/1.1 `Upgrade: websocket`).
+    public var websocket: WebSocketConfig
 
     package enum CodingKeys: String, CodingKey {
-        case name, address, `protocol`, tls, routes, limits, plugins
+        case name, address, `protocol`, tls, routes, limits, plugins, websocket
         case proxyProtocol = "proxy_protocol"
         case reusePort = "reuse_port"
     }
@@ -82,6 +84,7 @@ public struct ListenerConfig: Codable, Sendable {
         plugins = c.value(.plugins, default: [])
         proxyProtocol = c.optional(.proxyProtocol)
         reusePort = c.value(.reusePort, default: false)
+        websocket = c.value(.websocket, default: WebSocketConfig())
     }
 }
 

@@ -86,6 +86,15 @@ package struct HTTP1Parser<Heads: HTTP1HeadParsing> {
         }
     }
 
+    /// After a 101 response's end: the bytes that came after the response, which belong to the protocol switched
+    /// to (a WebSocket tunnel's first frames), handed over once; nil when none came. Nothing is buffered after.
+    package mutating func takeUpgraded() -> ByteBuffer? {
+        guard case .ignoring = state, input.readableBytes > 0 else { return nil }
+        let rest = input
+        discard()
+        return rest
+    }
+
     /// No message is in progress: the next byte would start a head.
     package var isBetweenMessages: Bool {
         if case .head = state { return input.readableBytes == 0 }
@@ -133,8 +142,8 @@ package struct HTTP1Parser<Heads: HTTP1HeadParsing> {
                 state = .head
                 return .end
             case .endThenIgnoring:
+                // What follows the 101 is another protocol's: kept for `takeUpgraded`, never parsed.
                 state = .ignoring
-                discard()
                 return .end
             case .contentLength(let remaining):
                 guard let body = takeBody(remaining) else { return nil }

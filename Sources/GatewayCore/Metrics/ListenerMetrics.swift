@@ -8,6 +8,9 @@ package final class ListenerMetrics: Sendable {
     /// The console's record of clients and refusals (shared by every listener).
     package let console: ConsoleJournal
     package let connectionsActive: Meter
+    /// WebSocket tunnels open now, and opened in all (`gateway_tunnels_active`, `gateway_tunnels_total`).
+    package let tunnelsActive: Meter
+    package let tunnelsOpened: Counter
     /// Accepted connections whose set-up failed, by stage (`SetupStage`): each is also logged with the peer.
     private let setupFailures: [Counter]
     package let handshakesSucceeded: Counter
@@ -40,6 +43,8 @@ package final class ListenerMetrics: Sendable {
         let l = ("listener", listener)
         connectionsAccepted = Counter(label: "gateway_connections_accepted_total", dimensions: [l], factory: factory)
         connectionsActive = Meter(label: "gateway_connections_active", dimensions: [l], factory: factory)
+        tunnelsActive = Meter(label: "gateway_tunnels_active", dimensions: [l], factory: factory)
+        tunnelsOpened = Counter(label: "gateway_tunnels_total", dimensions: [l], factory: factory)
         setupFailures = SetupStage.allCases.map { stage in
             Counter(label: "gateway_connection_setup_failures_total", dimensions: [l, ("stage", stage.rawValue)], factory: factory)
         }

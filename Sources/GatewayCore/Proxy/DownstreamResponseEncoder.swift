@@ -66,6 +66,13 @@ package final class DownstreamResponseEncoder: ChannelOutboundHandler, Removable
         body(.byteBuffer(bytes), context: context, promise: nil)
     }
 
+    /// Bytes of an open tunnel (after a 101), as they are: no framing, after whatever is held (the 101's head).
+    package func writeTunnel(_ bytes: ByteBuffer) {
+        guard let context else { return }
+        passHeld(context: context)
+        context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
+    }
+
     /// The end of the proxied response and a flush, straight from the proxy handler (as `writeBody`).
     package func writeEndAndFlush() {
         guard let context else { return }

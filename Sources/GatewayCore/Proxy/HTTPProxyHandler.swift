@@ -40,6 +40,12 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// The route's servers when the request was dispatched: retries index into these, whatever DNS changes.
     private var members: BackendMembers?
     private var requestHasBody = false
+    /// The current request is a WebSocket upgrade the listener tunnels (`WebSocketUpgrade.isRequested`).
+    private var requestUpgrade = false
+    /// The open tunnel, once the backend answered an upgrade with 101: both connections then carry bytes as they
+    /// are, until either closes or the tunnel idles for `websocket.idle_timeout`.
+    private var tunnel: TunnelTraffic?
+    private var tunnelTimer: Scheduled<Void>?
     /// The head that goes to the backend, made once the request is dispatched.
     /// As bytes (`.serializedHead`) when `ProxyHeaders.writeUpstreamRequest` made it, else `.head`.
     private var upstreamHead: UpstreamRequestPart?
@@ -132,6 +138,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         sendTimer?.cancel()
         responseTimer?.cancel()
         responseTimer = nil
+        tunnelTimer?.cancel()
+        tunnelTimer = nil
         self.context = nil
         syncOptions = nil
         // The connection ends: plugins' per-connection data goes now, after the last on_complete (channelInactive)
@@ -175,6 +183,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             break  // carried out where the response part is at hand
         case .finish(let reuseBackend, let keepOpen):
             finishExchange(reuseBackend: reuseBackend, keepOpen: keepOpen)
+        case .openTunnel:
+            openTunnel()
         case .answer(let answer, let close, let abortBackend):
             if abortBackend { abortExchange() }
             self.answer(answer, close: close)
@@ -250,6 +260,12 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         sendTimer = nil
         guard let context, !context.channel.isWritable else { return }
         listener.metrics.clientTimedOut(.send)
+        if tunnel != nil {
+            logger.warning("closing a tunnel whose client does not read", metadata: [
+                "listener": "\(listener.name)", "client": "\(connection.remoteAddress.text)", "send_timeout": "\(listener.limits.sendTimeout)",
+            ])
+            return closeTunnel(flushFirst: false)
+        }
         logger.warning("closing a client that does not read its response", metadata: [
             "listener": "\(listener.name)", "client": "\(connection.remoteAddress.text)", "response_bytes": "\(responseBodyBytes)",
             "send_timeout": "\(listener.limits.sendTimeout)",
@@ -261,6 +277,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !machine.isClosed else { return }
+        if tunnel != nil { return tunnelUp(unwrapInboundIn(data)) }
         parser.append(unwrapInboundIn(data))
         parserNeedsInput = false
         drain()
@@ -323,6 +340,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         }
         let chunked = checked.chunked
         requestHasBody = chunked || (checked.contentLength ?? 0) > 0
+        requestUpgrade = checked.hasHopByHop && listener.websocket != nil
+            && WebSocketUpgrade.isRequested(head, connection: parser.heads.lastConnection, hasBody: requestHasBody)
         requestBodyBytes = 0
         responseBodyBytes = 0
         upstreamHead = nil
@@ -333,7 +352,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         let facts = ProxyStateMachine.RequestFacts(
             keepAlive: parser.heads.lastConnection.isKeepAlive(version: head.version), hasBody: requestHasBody, chunked: chunked,
             expectsContinue: checked.hasExpect && head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" },
-            isHTTP10: head.version.minor == 0, isHEAD: head.method.isHEAD
+            isHTTP10: head.version.minor == 0, isHEAD: head.method.isHEAD, upgrade: requestUpgrade
         )
         if listener.plugins != nil {
             // Plugins see the request without its hop-by-hop headers: a client naming a header in `Connection`
@@ -524,6 +543,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
                     hasBody: requestHasBody, hopByHopRemoved: hopByHopRemoved
                 ))
         }
+        if requestUpgrade, let head = upstreamHead { upstreamHead = WebSocketUpgrade.addingFields(to: head) }
         perform(machine.dispatch(to: .server(index: first, serverCount: members.servers.count, responseTimeout: backend.responseTimeout)))
     }
 
@@ -562,6 +582,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
+        if tunnel != nil { tunnelEnded(closingBackend: true) }
         if uncountedRequests > 0 {
             listener.metrics.console.requestsServed(connection, count: uncountedRequests)
             uncountedRequests = 0
@@ -614,7 +635,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     /// Nothing holds the client's reads: no backpressure, and the machine takes the next part.
-    private var mayRead: Bool { !clientReadsHeld && parserNeedsInput && machine.takesRequestParts }
+    private var mayRead: Bool { !clientReadsHeld && ((parserNeedsInput && machine.takesRequestParts) || tunnel != nil) }
 
     /// The request was read whole and waits for its response, and nothing the client sent waits in the parser:
     /// the client's socket stays registered for reading. Holding the read here would make NIO drop the socket's
@@ -748,6 +769,13 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             responseStatus = Int(head.status.code)
             responseEncoder.respondingTo(clientHead.method)
             responseOpen = true
+            if head.status == .switchingProtocols {
+                // The upgrade's answer (the machine let only that one through): its own Connection and Upgrade.
+                let switching = WebSocketUpgrade.addingFields(
+                    to: ProxyHeaders.downstreamResponse(head.nioHead, removing: options.listed, version: clientHead.version, close: false))
+                context.write(wrapOutboundOut(.head(runResponsePlugins(switching))), promise: nil)
+                return
+            }
             // As the bytes came when no plugin reads or edits response heads (the head itself says whether its
             // Connection named a field to remove: `withoutHopByHop`); plugins that read it later (on_complete)
             // get it made then.
@@ -796,12 +824,14 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     package func backendWritabilityChanged(isWritable: Bool) {
+        if tunnel != nil { return holdClientReads(!isWritable) }
         guard machine.isProxying else { return }
         if isWritable, machine.isReadingBody { holdClientReads(false) }
         if !isWritable { holdClientReads(true) }
     }
 
     private func backendLost() {
+        if tunnel != nil { return closeTunnel() }
         guard let lost = backendConnection else { return }
         backendConnection = nil
         lost.delegate = nil
@@ -912,6 +942,96 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             self.activeServer = nil
             activeServer.activeRequests.wrappingDecrement(ordering: .relaxed)
         }
+    }
+
+    // MARK: tunnels
+
+    /// The backend's 101 to a WebSocket upgrade is complete and its head written: from here both connections
+    /// carry bytes as they are. What came after the 101 from the backend, and what the client sent after its
+    /// request (frames it did not wait to send), are the tunnel's first bytes.
+    private func openTunnel() {
+        guard let context, let backendConnection else { return }
+        stopWatchingBody()
+        responseTimer?.cancel()
+        responseTimer = nil
+        responseOpen = false
+        tunnel = TunnelTraffic(idleTimeout: (listener.websocket ?? WebSocketConfig()).idleTimeout.timeAmount, now: .now())
+        listener.metrics.tunnelsOpened.increment()
+        listener.metrics.tunnelsActive.increment()
+        if let first = backendConnection.openTunnel() { backendTunnelRead(first) }
+        context.flush()
+        if let early = parser.buffered {
+            parser.discard()
+            tunnelUp(early)
+            backendConnection.flush()
+        }
+        backendConnection.holdReads(!context.channel.isWritable)
+        holdClientReads(!backendConnection.isWritable)
+        scheduleTunnelCheck(at: .now() + (tunnel?.idleTimeout ?? .seconds(300)))
+    }
+
+    private func tunnelUp(_ bytes: ByteBuffer) {
+        guard let backendConnection else { return }
+        tunnel?.up(bytes.readableBytes, now: .now())
+        backendConnection.writeTunnel(bytes)
+        if !backendConnection.isWritable { holdClientReads(true) }
+    }
+
+    package func backendTunnelRead(_ bytes: ByteBuffer) {
+        guard let context, tunnel != nil else { return }
+        tunnel?.down(bytes.readableBytes, now: .now())
+        responseEncoder.writeTunnel(bytes)
+        if !context.channel.isWritable { backendConnection?.holdReads(true) }
+    }
+
+    private func scheduleTunnelCheck(at deadline: NIODeadline) {
+        guard let context else { return }
+        tunnelTimer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: deadline) { [self] in
+            tunnelTimer = nil
+            guard let traffic = tunnel else { return }
+            if let next = traffic.nextCheck(now: .now()) { return scheduleTunnelCheck(at: next) }
+            logger.info("closing an idle tunnel", metadata: [
+                "listener": "\(listener.name)", "client": "\(connection.remoteAddress.text)", "idle_timeout": "\(traffic.idleTimeout)",
+            ])
+            closeTunnel(flushFirst: false)
+        }
+    }
+
+    /// Ends the tunnel from the gateway's side (idle, a client that does not read) or the backend's (it closed or
+    /// failed): on_complete runs, then both connections close, the client's once what the backend sent last is
+    /// written when `flushFirst`.
+    private func closeTunnel(flushFirst: Bool = true) {
+        let backend = backendConnection
+        tunnelEnded()
+        backend?.channel.close(promise: nil)
+        guard let context else { return }
+        guard flushFirst, context.channel.isActive else { return context.close(promise: nil) }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        responseEncoder.flushMarker(promise: promise)
+        promise.futureResult.assumeIsolatedUnsafeUnchecked().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// The tunnel is over (whichever side ended it): the request completes with status 101 and the bytes each
+    /// way (on_complete, so Audit's `tunnel` line, and the request metrics), and the backend connection is let
+    /// go, closed once its pending writes are out when `closingBackend` (the client left).
+    private func tunnelEnded(closingBackend: Bool = false) {
+        guard let traffic = tunnel else { return }
+        tunnel = nil
+        tunnelTimer?.cancel()
+        tunnelTimer = nil
+        _ = machine.clientClosed()
+        listener.metrics.tunnelsActive.decrement()
+        releaseActive()
+        if let backendConnection {
+            self.backendConnection = nil
+            backendConnection.delegate = nil
+            if closingBackend { backendConnection.closeAfterWrites() }
+        }
+        listener.metrics.requestCompleted(status: responseStatus, started: requestStarted)
+        countForConsole()
+        let request = pluginRequest
+        pluginRequest = nil
+        complete(request, backendServer: server?.address, aborted: false, bytesIn: traffic.bytesUp, bytesOut: traffic.bytesDown)
     }
 
     // MARK: responses from the gateway itself

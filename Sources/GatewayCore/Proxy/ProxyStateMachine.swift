@@ -30,14 +30,18 @@ package struct ProxyStateMachine {
         package var expectsContinue: Bool
         package var isHTTP10: Bool
         package var isHEAD: Bool
+        /// A WebSocket upgrade the listener tunnels (`Upgrade: websocket` went to the backend): a 101 answer opens
+        /// the tunnel; to any other request a 101 is a protocol error.
+        package var upgrade: Bool
 
-        package init(keepAlive: Bool, hasBody: Bool, chunked: Bool, expectsContinue: Bool, isHTTP10: Bool, isHEAD: Bool) {
+        package init(keepAlive: Bool, hasBody: Bool, chunked: Bool, expectsContinue: Bool, isHTTP10: Bool, isHEAD: Bool, upgrade: Bool = false) {
             self.keepAlive = keepAlive
             self.hasBody = hasBody
             self.chunked = chunked
             self.expectsContinue = expectsContinue
             self.isHTTP10 = isHTTP10
             self.isHEAD = isHEAD
+            self.upgrade = upgrade
         }
     }
 
@@ -101,6 +105,9 @@ package struct ProxyStateMachine {
         /// The response is complete: give the backend connection back to its pool if `reuseBackend` (close it
         /// otherwise), write the end, and keep the client connection open if `keepOpen`.
         case finish(reuseBackend: Bool, keepOpen: Bool)
+        /// The backend's 101 to an upgrade request is complete (its head went out): both connections now carry
+        /// the other protocol's bytes, as they are, until one side closes. Nothing of it is HTTP any more.
+        case openTunnel
         /// Answer the request from the gateway (then call `answerStarted(close:)`). `abortBackend`: close the
         /// backend connection of the exchange first (it is not returned to the pool).
         case answer(Answer, close: Bool, abortBackend: Bool)
@@ -153,6 +160,8 @@ package struct ProxyStateMachine {
         /// A chunked body is being read whole before the request goes to a backend.
         var awaitingBody = false
         var responseStarted = false
+        /// The response head is a 101 to an upgrade request: its end opens the tunnel.
+        var switching = false
         var responseKeepAlive = true
         var closeAfterResponse = false
         /// When the backend must have sent the response head; nil while no response is awaited.
@@ -168,6 +177,9 @@ package struct ProxyStateMachine {
         /// The gateway answered and reads the rest of the request body, dropping it.
         case answered
         case proxying(Request, Exchange)
+        /// The backend switched protocols: bytes go both ways untouched until either side closes (the handler
+        /// runs the tunnel; the machine only knows there is one).
+        case tunnel
         case closed
         /// Transient, while a payload is changed in place (no copy of the buffered parts).
         case modifying
@@ -218,7 +230,7 @@ package struct ProxyStateMachine {
         switch state {
         case .idle, .answered: return true
         case .plugins(let request), .dispatching(let request), .proxying(let request, _): return !request.ended
-        case .closed, .modifying: return false
+        case .closed, .modifying, .tunnel: return false
         }
     }
 
@@ -234,6 +246,12 @@ package struct ProxyStateMachine {
     /// The connection waits for a request head (none is in progress).
     package var isIdle: Bool {
         if case .idle = state { return true }
+        return false
+    }
+
+    /// The connection is a tunnel (after a 101 to an upgrade request).
+    package var isTunnel: Bool {
+        if case .tunnel = state { return true }
         return false
     }
 
@@ -451,12 +469,22 @@ package struct ProxyStateMachine {
     /// draining before shutdown (either way the client should reconnect: to the new generation, or elsewhere).
     package mutating func responseHead(status: HTTPResponseStatus, keepAlive: Bool, hasContentLength: Bool, retired: Bool) -> Action {
         guard case .proxying(let request, var exchange) = state else { return .none }
-        if status == .switchingProtocols {
-            // The gateway never asks a backend to switch protocols (Upgrade is hop-by-hop and removed), and NIO's
-            // decoder stops parsing after a 101: nothing more on this connection is HTTP.
-            return protocolError("unsolicited 101 Switching Protocols", request, exchange)
-        }
         if exchange.responseStarted { return protocolError("a second response head in one exchange", request, exchange) }
+        if status == .switchingProtocols {
+            // The gateway asks a backend to switch protocols only for a WebSocket upgrade it tunnels (every other
+            // Upgrade is removed), and nothing after a 101 is HTTP: to any other request it is an error.
+            guard request.facts.upgrade, request.ended, !quiescing, !retired else {
+                return protocolError(
+                    request.facts.upgrade ? "101 Switching Protocols while the connection closes" : "unsolicited 101 Switching Protocols", request, exchange)
+            }
+            exchange.responseDeadline = nil
+            exchange.responseStarted = true
+            exchange.switching = true
+            exchange.responseKeepAlive = false
+            exchange.closeAfterResponse = true
+            state = .proxying(request, exchange)
+            return .writeResponseHead(close: false)
+        }
         // Other 1xx (100, 102, 103) are dropped: the gateway answered Expect: 100-continue itself.
         if status.code < 200 { return .none }
         exchange.responseDeadline = nil
@@ -486,6 +514,10 @@ package struct ProxyStateMachine {
     package mutating func responseEnd() -> Action {
         guard case .proxying(let request, let exchange) = state else { return .none }
         guard exchange.responseStarted else { return protocolError("a response end without a final response head", request, exchange) }
+        if exchange.switching {
+            state = .tunnel
+            return .openTunnel
+        }
         let keepOpen = request.facts.keepAlive && request.ended && !exchange.closeAfterResponse && !quiescing
         state = keepOpen ? .idle : .closed
         return .finish(reuseBackend: request.ended && exchange.responseKeepAlive, keepOpen: keepOpen)

@@ -12,10 +12,12 @@ package final class CompiledListener: Sendable {
     package let proxyProtocol: ProxyProtocolPolicy?
     /// SO_REUSEPORT on the listening socket (`reuse_port`).
     package let reusePort: Bool
+    /// WebSocket tunnelling: nil when `websocket.enabled` is false (Upgrade is then removed like any other).
+    package let websocket: WebSocketConfig?
     /// Shared by every generation of the listener with this name.
     package let metrics: ListenerMetrics
 
-    package init(name: String, address: SocketAddress, tls: ListenerTLS?, router: Router, limits: HTTPLimitsConfig, plugins: PluginChain?, proxyProtocol: ProxyProtocolPolicy? = nil, reusePort: Bool = false, metrics: ListenerMetrics) {
+    package init(name: String, address: SocketAddress, tls: ListenerTLS?, router: Router, limits: HTTPLimitsConfig, plugins: PluginChain?, proxyProtocol: ProxyProtocolPolicy? = nil, reusePort: Bool = false, websocket: WebSocketConfig? = WebSocketConfig(), metrics: ListenerMetrics) {
         self.name = name
         self.address = address
         self.tls = tls
@@ -24,6 +26,7 @@ package final class CompiledListener: Sendable {
         self.plugins = plugins
         self.proxyProtocol = proxyProtocol
         self.reusePort = reusePort
+        self.websocket = websocket
         self.metrics = metrics
     }
 }

@@ -102,12 +102,14 @@ package struct RuntimeCompiler {
         if limits.handshakeTimeout.nanoseconds <= 0 { issues.add("\(path).limits.handshake_timeout", "must be positive") }
         if limits.maxConnections < 0 { issues.add("\(path).limits.max_connections", "must be 0 (no limit) or more") }
         if limits.maxConnectionsPerIP < 0 { issues.add("\(path).limits.max_connections_per_ip", "must be 0 (no limit) or more") }
+        if config.websocket.idleTimeout.nanoseconds <= 0 { issues.add("\(path).websocket.idle_timeout", "must be positive") }
         let plugins = compilePlugins(config.plugins, path: "\(path).plugins", listener: config.name, searchPaths: pluginPaths)
         let proxyProtocol = config.proxyProtocol.flatMap { ProxyProtocolPolicy.compile($0, path: "\(path).proxy_protocol", issues: issues) }
         guard let address, let router, config.protocol == .http || tls != nil, proxyProtocol != nil || config.proxyProtocol == nil else { return nil }
         return CompiledListener(
             name: config.name, address: address, tls: tls, router: router, limits: limits, plugins: plugins,
-            proxyProtocol: proxyProtocol, reusePort: config.reusePort, metrics: metrics.listener(config.name)
+            proxyProtocol: proxyProtocol, reusePort: config.reusePort,
+            websocket: config.websocket.enabled ? config.websocket : nil, metrics: metrics.listener(config.name)
         )
     }
 
