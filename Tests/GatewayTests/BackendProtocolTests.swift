@@ -14,6 +14,9 @@ final class BackendProtocolTests: GatewayTestCase {
     /// Raw answers by route name.
     static let answers: [String: String] = [
         "switching": "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\u{81}\u{05}hello",
+        // A WebSocket server's answer to the key of RFC 6455's example (dGhlIHNhbXBsZSBub25jZQ==), a frame in the
+        // same write.
+        "websocket": "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\u{81}\u{05}hello",
         "continue": "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
         "processing": "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
         "hints": "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
@@ -134,7 +137,7 @@ final class BackendProtocolTests: GatewayTestCase {
         let upgrade = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         for (listener, tls) in [("plain", nil), ("secure", mtls)] as [(String, TestClient.TLSOptions?)] {
             let client = try await TestClient.connect(port: gateway.port(listener), tls: tls)
-            try await client.send("GET /switching/ws HTTP/1.1\r\nHost: localhost\r\n\(upgrade)\r\n")
+            try await client.send("GET /websocket/ws HTTP/1.1\r\nHost: localhost\r\n\(upgrade)\r\n")
             let deadline = Date().addingTimeInterval(10)
             while !client.receivedText.hasSuffix("\u{81}\u{05}hello"), Date() < deadline { try await Task.sleep(nanoseconds: 10_000_000) }
             let received = client.receivedText
@@ -145,6 +148,15 @@ final class BackendProtocolTests: GatewayTestCase {
             XCTAssertFalse(client.isClosed, "\(listener): the tunnel stays open")
             await client.close()
         }
+        // A 101 without the Sec-WebSocket-Accept the key asks for did not switch to WebSocket (an endpoint that
+        // echoes a status): no tunnel, whatever the client would send next would pass no route and no plugin.
+        let unproven = try await TestClient.connect(port: gateway.port("plain"), tls: nil)
+        try await unproven.send("GET /switching/ws HTTP/1.1\r\nHost: localhost\r\n\(upgrade)\r\n")
+        let refused = await unproven.readResponse()
+        XCTAssertEqual(refused?.status, 502)
+        await unproven.close()
+        let logged = await gateway.logs.waitFor { $0.message == "backend protocol error" }
+        XCTAssertEqual(logged?.metadata["error"], "101 Switching Protocols without Connection: upgrade and the request's Sec-WebSocket-Accept")
         // Any other Upgrade token is removed and the request is plain HTTP: a 101 to it is an error.
         for token in ["h2c", "websocket, h2c"] {
             let client = try await TestClient.connect(port: gateway.port("plain"), tls: nil)
@@ -155,7 +167,9 @@ final class BackendProtocolTests: GatewayTestCase {
         }
         try await assertStillServing()
         let errors = try await protocolErrors("switching")
-        XCTAssertEqual(errors, 2, "only the two 101s nobody asked for are errors")
+        XCTAssertEqual(errors, 3, "the 101 without its accept and the two nobody asked for are errors")
+        let switched = try await protocolErrors("websocket")
+        XCTAssertEqual(switched, 0)
     }
 
     func testUnsolicited101ToARequestWithABodyIsABadGateway() async throws {

@@ -89,6 +89,20 @@ final class WebSocketTests: GatewayTestCase {
         let idle = try client(port, path: "/quiet", ["--mode", "idle", "--wait", "20"])
         XCTAssertEqual(idle["status"] as? Int, 101, "\(idle)")
         XCTAssertEqual(idle["closed"] as? Bool, true, "\(idle)")
+        XCTAssertGreaterThanOrEqual(idle["seconds"] as? Double ?? 0, 0.9, "closed for idling, not at once: \(idle)")
+
+        // A client that sends a frame right behind its upgrade request, before the 101: the frame waits in the
+        // gateway and is the tunnel's first byte (a masked text frame "hi", mask 0; the server echoes it unmasked).
+        let early = try await TestClient.connect(port: port, tls: tls("valid"))
+        try await early.send(Array("GET /early HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n".utf8)
+            + Array("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8) + [0x81, 0x82, 0, 0, 0, 0, 0x68, 0x69])
+        let frameDeadline = Date().addingTimeInterval(10)
+        let echoed: [UInt8] = Array("\r\n\r\n".utf8) + [0x81, 0x02, 0x68, 0x69]
+        while !early.receivedBytes.reversed().starts(with: echoed.reversed()), Date() < frameDeadline { try await Task.sleep(nanoseconds: 20_000_000) }
+        XCTAssertTrue(early.receivedText.hasPrefix("HTTP/1.1 101 "), early.receivedText)
+        XCTAssertTrue(early.receivedText.lowercased().contains("\r\nsec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=\r\n"), early.receivedText)
+        XCTAssertTrue(early.receivedBytes.reversed().starts(with: echoed.reversed()), "the early frame was echoed: \(early.receivedBytes.suffix(16))")
+        await early.close()
 
         // Audit: one `tunnel` line per tunnel when it closes (bytes each way, its duration), the refusal a request line.
         var lines: [[String: Any]] = []
@@ -97,11 +111,11 @@ final class WebSocketTests: GatewayTestCase {
             lines = ((try? String(contentsOfFile: audit, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
                 try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
             }
-            if lines.count >= 3 { break }
+            if lines.count >= 4 { break }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
         let tunnels = lines.filter { $0["event"] as? String == "tunnel" }
-        XCTAssertEqual(tunnels.map { $0["path"] as? String }, ["/chat", "/quiet"], "\(lines)")
+        XCTAssertEqual(tunnels.map { $0["path"] as? String }, ["/chat", "/quiet", "/early"], "\(lines)")
         let chat = tunnels.first ?? [:]
         XCTAssertEqual(chat["status"] as? Int, 101)
         XCTAssertGreaterThan(chat["bytes_in"] as? Int ?? 0, 10 * 1024 * 1024, "client to backend, framing included")
@@ -112,8 +126,57 @@ final class WebSocketTests: GatewayTestCase {
         XCTAssertEqual(refused.first?["status"] as? Int, 403, "\(lines)")
 
         let metrics = try await running.metrics()
-        XCTAssertEqual(metrics.value("gateway_tunnels_total", ["listener": "ws"]), 2)
+        XCTAssertEqual(metrics.value("gateway_tunnels_total", ["listener": "ws"]), 3)
         XCTAssertEqual(metrics.value("gateway_tunnels_active", ["listener": "ws"]), 0)
+        XCTAssertEqual(running.terminate(), 0)
+    }
+
+    /// A tunnel cannot move to a reloaded configuration (its request ran the old chain): it is closed within the
+    /// tunnel check's 5 s of the reload, its Audit line written, and the client reconnects under the new one.
+    func testAReloadClosesAnOpenTunnel() async throws {
+        let backendPort = try startWebSocketBackend()
+        let (port, adminPort) = (try unusedPort(), try unusedPort())
+        let audit = pki.path("audit-reload.log")
+        let yaml = """
+            admin: { address: "127.0.0.1:\(adminPort)" }
+            listeners:
+              - name: ws
+                address: "127.0.0.1:\(port)"
+                tls: { certificates: [ { cert: server.pem, key: server.key } ], client_auth: required, client_ca: ca.pem }
+                plugins: [ { library: libAudit.so, config: { path: \(audit) } } ]
+                routes: [ { backend: chat } ]
+            backends: [ { name: chat, servers: [ { address: "127.0.0.1:\(backendPort)" } ] } ]
+            """
+        let running = try await runGateway(yaml, name: "websocket-reload", adminPort: adminPort)
+        let idle = try PythonHelper.start("ws_client.py", [
+            "--url", "wss://127.0.0.1:\(port)/long", "--ca", pki.path("ca.pem"), "--cert", pki.path("valid.pem"), "--key", pki.path("valid.key"),
+            "--mode", "idle", "--wait", "30",
+        ])
+        // The tunnel is open once the gateway counts it.
+        var open = 0.0
+        let deadline = Date().addingTimeInterval(10)
+        while open < 1, Date() < deadline {
+            open = try await running.metrics().value("gateway_tunnels_active", ["listener": "ws"]) ?? 0
+            if open < 1 { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        XCTAssertEqual(open, 1)
+        let reload = try await running.admin("POST", "/reload")
+        XCTAssertEqual(reload?.status, 200, reload?.text ?? "")
+        let result = try PythonHelper.finish(idle) as? [String: Any] ?? [:]
+        XCTAssertEqual(result["status"] as? Int, 101, "\(result)")
+        XCTAssertEqual(result["closed"] as? Bool, true, "\(result)")
+        XCTAssertLessThan(result["seconds"] as? Double ?? 99, 25, "closed after the reload, not by the client's own wait: \(result)")
+        let logged = await running.waitForLog("the configuration it was opened under was reloaded")
+        XCTAssertTrue(logged, running.log)
+        var tunnelLines: [Substring] = []
+        let written = Date().addingTimeInterval(10)
+        while tunnelLines.isEmpty, Date() < written {
+            tunnelLines = ((try? String(contentsOfFile: audit, encoding: .utf8)) ?? "").split(separator: "\n").filter {
+                $0.contains("\"event\":\"tunnel\"") && $0.contains("\"path\":\"/long\"")
+            }
+            if tunnelLines.isEmpty { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        XCTAssertEqual(tunnelLines.count, 1, "the old configuration's Audit wrote the tunnel's line")
         XCTAssertEqual(running.terminate(), 0)
     }
 }

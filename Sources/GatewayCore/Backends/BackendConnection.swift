@@ -195,13 +195,21 @@ package final class BackendConnection: ChannelDuplexHandler {
     }
 
     /// Closes the connection once what was written to it is written (a tunnel whose client left: its last bytes,
-    /// a WebSocket close frame, still reach the backend).
-    package func closeAfterWrites() {
+    /// a WebSocket close frame, still reach the backend), and after `timeout` whatever is still unwritten. What
+    /// the backend sends meanwhile is read and dropped (its reads held for a client that stopped reading would
+    /// otherwise leave it blocked, never reading what is written to it).
+    package func closeAfterWrites(within timeout: TimeAmount) {
         guard let context else { return }
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
+        // In a tunnel, without a delegate: what is read is dropped.
+        holdReads(false)
         let channel = context.channel
-        promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(channel.allocator.buffer(capacity: 0))), promise: promise)
+        let deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        promise.futureResult.whenComplete { _ in
+            deadline.cancel()
+            channel.close(promise: nil)
+        }
     }
 
     package func write(_ part: UpstreamRequestPart, flush: Bool) {

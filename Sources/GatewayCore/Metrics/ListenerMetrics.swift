@@ -163,6 +163,11 @@ package final class ListenerMetrics: Sendable {
     }
 
     /// Counts one answered request and its duration (head received to response end written).
+    /// A request counted by its status without its duration (a tunnel's, whose duration is its life).
+    package func requestCounted(status: Int) {
+        requests[min(max(status / 100, 1), 5) - 1].increment()
+    }
+
     package func requestCompleted(status: Int, started: NIODeadline, now: NIODeadline = .now()) {
         let index = min(max(status / 100, 1), 5) - 1
         requests[index].increment()

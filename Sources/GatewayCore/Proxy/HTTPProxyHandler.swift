@@ -40,8 +40,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// The route's servers when the request was dispatched: retries index into these, whatever DNS changes.
     private var members: BackendMembers?
     private var requestHasBody = false
-    /// The current request is a WebSocket upgrade the listener tunnels (`WebSocketUpgrade.isRequested`).
-    private var requestUpgrade = false
+    /// The current request is a WebSocket upgrade the listener tunnels: the `Sec-WebSocket-Accept` its backend
+    /// must answer (`WebSocketUpgrade.expectedAccept`).
+    private var upgradeAccept: String?
     /// The open tunnel, once the backend answered an upgrade with 101: both connections then carry bytes as they
     /// are, until either closes or the tunnel idles for `websocket.idle_timeout`.
     private var tunnel: TunnelTraffic?
@@ -277,7 +278,6 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !machine.isClosed else { return }
-        if tunnel != nil { return tunnelUp(unwrapInboundIn(data)) }
         parser.append(unwrapInboundIn(data))
         parserNeedsInput = false
         drain()
@@ -340,8 +340,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         }
         let chunked = checked.chunked
         requestHasBody = chunked || (checked.contentLength ?? 0) > 0
-        requestUpgrade = checked.hasHopByHop && listener.websocket != nil
-            && WebSocketUpgrade.isRequested(head, connection: parser.heads.lastConnection, hasBody: requestHasBody)
+        upgradeAccept = checked.hasHopByHop && listener.websocket != nil
+            ? WebSocketUpgrade.expectedAccept(head, connection: parser.heads.lastConnection, hasBody: requestHasBody) : nil
         requestBodyBytes = 0
         responseBodyBytes = 0
         upstreamHead = nil
@@ -352,7 +352,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         let facts = ProxyStateMachine.RequestFacts(
             keepAlive: parser.heads.lastConnection.isKeepAlive(version: head.version), hasBody: requestHasBody, chunked: chunked,
             expectsContinue: checked.hasExpect && head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" },
-            isHTTP10: head.version.minor == 0, isHEAD: head.method.isHEAD, upgrade: requestUpgrade
+            isHTTP10: head.version.minor == 0, isHEAD: head.method.isHEAD, upgrade: upgradeAccept != nil
         )
         if listener.plugins != nil {
             // Plugins see the request without its hop-by-hop headers: a client naming a header in `Connection`
@@ -543,7 +543,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
                     hasBody: requestHasBody, hopByHopRemoved: hopByHopRemoved
                 ))
         }
-        if requestUpgrade, let head = upstreamHead { upstreamHead = WebSocketUpgrade.addingFields(to: head) }
+        if upgradeAccept != nil, let head = upstreamHead { upstreamHead = WebSocketUpgrade.addingFields(to: head) }
         perform(machine.dispatch(to: .server(index: first, serverCount: members.servers.count, responseTimeout: backend.responseTimeout)))
     }
 
@@ -761,6 +761,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         guard let context else { return }
         switch part {
         case .head(let head):
+            if let expected = upgradeAccept, head.status.code == 101, !WebSocketUpgrade.switched(head, connection: options, expectedAccept: expected) {
+                return perform(machine.responseInvalid("101 Switching Protocols without Connection: upgrade and the request's Sec-WebSocket-Accept"))
+            }
             let action = machine.responseHead(
                 status: head.status, keepAlive: options.isKeepAlive(version: head.version) && !options.closeAfterMessage,
                 hasContentLength: head.hasContentLength, retired: closesAfterResponse
@@ -769,13 +772,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             responseStatus = Int(head.status.code)
             responseEncoder.respondingTo(clientHead.method)
             responseOpen = true
-            if head.status == .switchingProtocols {
-                // The upgrade's answer (the machine let only that one through): its own Connection and Upgrade.
-                let switching = WebSocketUpgrade.addingFields(
-                    to: ProxyHeaders.downstreamResponse(head.nioHead, removing: options.listed, version: clientHead.version, close: false))
-                context.write(wrapOutboundOut(.head(runResponsePlugins(switching))), promise: nil)
-                return
-            }
+            if responseStatus == 101 { return writeSwitchingHead(head, options: options, version: clientHead.version, context: context) }
             // As the bytes came when no plugin reads or edits response heads (the head itself says whether its
             // Connection named a field to remove: `withoutHopByHop`); plugins that read it later (on_complete)
             // get it made then.
@@ -946,6 +943,15 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
 
     // MARK: tunnels
 
+    /// The backend's 101 to an upgrade (the machine let only that one through), with its own Connection and
+    /// Upgrade fields.
+    @inline(never)
+    private func writeSwitchingHead(_ head: BackendResponseHead, options: HTTP1ConnectionOptions, version: HTTPVersion, context: ChannelHandlerContext) {
+        let switching = WebSocketUpgrade.addingFields(
+            to: ProxyHeaders.downstreamResponse(head.nioHead, removing: options.listed, version: version, close: false))
+        context.write(wrapOutboundOut(.head(runResponsePlugins(switching))), promise: nil)
+    }
+
     /// The backend's 101 to a WebSocket upgrade is complete and its head written: from here both connections
     /// carry bytes as they are. What came after the 101 from the backend, and what the client sent after its
     /// request (frames it did not wait to send), are the tunnel's first bytes.
@@ -956,6 +962,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         responseTimer = nil
         responseOpen = false
         tunnel = TunnelTraffic(idleTimeout: (listener.websocket ?? WebSocketConfig()).idleTimeout.timeAmount, now: .now())
+        // The client's bytes go to the tunnel from here, past this handler's parser (its channelRead stays the
+        // request path's alone).
+        try? context.pipeline.syncOperations.addHandler(TunnelReadTap(self), position: .before(self))
         listener.metrics.tunnelsOpened.increment()
         listener.metrics.tunnelsActive.increment()
         if let first = backendConnection.openTunnel() { backendTunnelRead(first) }
@@ -967,11 +976,16 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         }
         backendConnection.holdReads(!context.channel.isWritable)
         holdClientReads(!backendConnection.isWritable)
-        scheduleTunnelCheck(at: .now() + (tunnel?.idleTimeout ?? .seconds(300)))
+        scheduleTunnelCheck(at: .now() + Self.tunnelCheckInterval(tunnel?.idleTimeout ?? .seconds(300)))
     }
 
-    private func tunnelUp(_ bytes: ByteBuffer) {
-        guard let backendConnection else { return }
+    /// How often an open tunnel looks at its idle time and at what changed around it (a reload, what online
+    /// revocation learnt): `websocket.idle_timeout`, at most 5 s.
+    private static func tunnelCheckInterval(_ idleTimeout: TimeAmount) -> TimeAmount { min(idleTimeout, .seconds(5)) }
+
+    /// Client bytes of the open tunnel (from the `TunnelReadTap` in front of this handler).
+    package func tunnelUp(_ bytes: ByteBuffer) {
+        guard tunnel != nil, let backendConnection else { return }
         tunnel?.up(bytes.readableBytes, now: .now())
         backendConnection.writeTunnel(bytes)
         if !backendConnection.isWritable { holdClientReads(true) }
@@ -989,12 +1003,37 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         tunnelTimer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: deadline) { [self] in
             tunnelTimer = nil
             guard let traffic = tunnel else { return }
-            if let next = traffic.nextCheck(now: .now()) { return scheduleTunnelCheck(at: next) }
-            logger.info("closing an idle tunnel", metadata: [
-                "listener": "\(listener.name)", "client": "\(connection.remoteAddress.text)", "idle_timeout": "\(traffic.idleTimeout)",
-            ])
-            closeTunnel(flushFirst: false)
+            let now = NIODeadline.now()
+            if let reason = tunnelCloseReason() {
+                logger.warning("closing a tunnel", metadata: [
+                    "listener": "\(listener.name)", "client": "\(connection.remoteAddress.text)", "reason": "\(reason)",
+                ])
+                return closeTunnel(flushFirst: false)
+            }
+            guard let next = traffic.nextCheck(now: now) else {
+                logger.info("closing an idle tunnel", metadata: [
+                    "listener": "\(listener.name)", "client": "\(connection.remoteAddress.text)", "idle_timeout": "\(traffic.idleTimeout)",
+                ])
+                return closeTunnel(flushFirst: false)
+            }
+            scheduleTunnelCheck(at: min(next, now + Self.tunnelCheckInterval(traffic.idleTimeout)))
         }
+    }
+
+    /// Why an open tunnel must close now, if it must. A tunnel cannot move to a reloaded configuration (its request
+    /// ran the old plugin chain, which must be able to go): it closes once its configuration is retired, and its
+    /// client reconnects under the new one. Online revocation that learnt the client's certificate was revoked
+    /// closes it too (the same check an HTTP connection makes at its next request).
+    private func tunnelCloseReason() -> String? {
+        if runtime.closesConnections { return runtime.isDraining ? "the gateway is shutting down" : "the configuration it was opened under was reloaded" }
+        if let tls = listener.tls, let revocation = tls.revocation, RevocationStore.shared.epoch != revocationEpoch {
+            revocationEpoch = RevocationStore.shared.epoch
+            if let rejection = clientRejection(tls: tls, policyIndex: connection.clientPolicy, revocation: revocation) {
+                connection.verification = .failed(rejection)
+                return "the client is no longer admitted (\(rejection.code)): \(rejection.detail)"
+            }
+        }
+        return nil
     }
 
     /// Ends the tunnel from the gateway's side (idle, a client that does not read) or the backend's (it closed or
@@ -1025,9 +1064,10 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         if let backendConnection {
             self.backendConnection = nil
             backendConnection.delegate = nil
-            if closingBackend { backendConnection.closeAfterWrites() }
+            if closingBackend { backendConnection.closeAfterWrites(within: listener.limits.sendTimeout.timeAmount) }
         }
-        listener.metrics.requestCompleted(status: responseStatus, started: requestStarted)
+        // Counted as a 1xx request; its duration (the tunnel's life) stays out of the request latency histogram.
+        listener.metrics.requestCounted(status: responseStatus)
         countForConsole()
         let request = pluginRequest
         pluginRequest = nil

@@ -470,23 +470,12 @@ package struct ProxyStateMachine {
     package mutating func responseHead(status: HTTPResponseStatus, keepAlive: Bool, hasContentLength: Bool, retired: Bool) -> Action {
         guard case .proxying(let request, var exchange) = state else { return .none }
         if exchange.responseStarted { return protocolError("a second response head in one exchange", request, exchange) }
-        if status == .switchingProtocols {
-            // The gateway asks a backend to switch protocols only for a WebSocket upgrade it tunnels (every other
-            // Upgrade is removed), and nothing after a 101 is HTTP: to any other request it is an error.
-            guard request.facts.upgrade, request.ended, !quiescing, !retired else {
-                return protocolError(
-                    request.facts.upgrade ? "101 Switching Protocols while the connection closes" : "unsolicited 101 Switching Protocols", request, exchange)
-            }
-            exchange.responseDeadline = nil
-            exchange.responseStarted = true
-            exchange.switching = true
-            exchange.responseKeepAlive = false
-            exchange.closeAfterResponse = true
-            state = .proxying(request, exchange)
-            return .writeResponseHead(close: false)
+        let code = status.code
+        if code < 200 {
+            if code == 101 { return switchingProtocols(retired: retired) }
+            // Other 1xx (100, 102, 103) are dropped: the gateway answered Expect: 100-continue itself.
+            return .none
         }
-        // Other 1xx (100, 102, 103) are dropped: the gateway answered Expect: 100-continue itself.
-        if status.code < 200 { return .none }
         exchange.responseDeadline = nil
         exchange.responseStarted = true
         exchange.responseKeepAlive = keepAlive
@@ -496,6 +485,25 @@ package struct ProxyStateMachine {
         exchange.closeAfterResponse = close
         state = .proxying(request, exchange)
         return .writeResponseHead(close: close)
+    }
+
+    /// A 101 head (off the common path). The gateway asks a backend to switch protocols only for a WebSocket
+    /// upgrade it tunnels (every other Upgrade is removed), and nothing after a 101 is HTTP: to any other request,
+    /// or while the connection is to close after its response, it is an error.
+    @inline(never)
+    private mutating func switchingProtocols(retired: Bool) -> Action {
+        guard case .proxying(let request, var exchange) = state else { return .none }
+        guard request.facts.upgrade, request.ended, !quiescing, !retired else {
+            return protocolError(
+                request.facts.upgrade ? "101 Switching Protocols while the connection closes" : "unsolicited 101 Switching Protocols", request, exchange)
+        }
+        exchange.responseDeadline = nil
+        exchange.responseStarted = true
+        exchange.switching = true
+        exchange.responseKeepAlive = false
+        exchange.closeAfterResponse = true
+        state = .proxying(request, exchange)
+        return .writeResponseHead(close: false)
     }
 
     /// The backend's bytes are no valid response (`what`: the parser's reason): it received the request, so

@@ -1,3 +1,5 @@
+import Crypto
+import Foundation
 import NIOCore
 import NIOHTTP1
 
@@ -6,25 +8,58 @@ import NIOHTTP1
 /// are hop-by-hop, removed from every request and response like the others; only a WebSocket upgrade that
 /// the listener tunnels gets them again, written by the gateway (never the client's own values).
 package enum WebSocketUpgrade {
-    /// Whether `head` asks for a WebSocket: GET, HTTP/1.1, no body, `Upgrade: websocket` (that token alone,
-    /// any case) and `upgrade` among its Connection elements (`connection`, what the parser read of them).
-    /// Every other Upgrade (h2c, TLS/1.0, a list of tokens) is not one: the field is removed and the request
-    /// goes on as plain HTTP.
-    package static func isRequested(_ head: ClientRequestHead, connection: HTTP1ConnectionOptions, hasBody: Bool) -> Bool {
-        guard head.method == .GET, head.version.minor == 1, !hasBody else { return false }
+    /// If `head` asks for a WebSocket, the `Sec-WebSocket-Accept` its backend must answer with; nil otherwise.
+    /// A WebSocket request is GET, HTTP/1.1, without a body, with `Upgrade: websocket` (that token alone, any
+    /// case), `upgrade` among its Connection elements (`connection`, what the parser read of them) and one
+    /// `Sec-WebSocket-Key`. Every other Upgrade (h2c, TLS/1.0, a list of tokens) is not one: the field is removed
+    /// and the request goes on as plain HTTP.
+    package static func expectedAccept(_ head: ClientRequestHead, connection: HTTP1ConnectionOptions, hasBody: Bool) -> String? {
+        guard head.method == .GET, head.version.minor == 1, !hasBody else { return nil }
         guard connection.listed.contains(where: { $0.utf8.count == 7 && ProxyHeaders.equalsIgnoringCase(Substring($0), "upgrade") }) else {
-            return false
+            return nil
         }
         var upgrades = 0
         var websocket = false
+        var keys: [String] = []
         head.fields.forEach { name, value in
             if name.count == 7, HTTP1Syntax.equalsIgnoringCase(name, "upgrade") {
                 upgrades += 1
                 websocket = HTTP1Syntax.equalsIgnoringCase(value, "websocket")
+            } else if name.count == 17, HTTP1Syntax.equalsIgnoringCase(name, "sec-websocket-key") {
+                keys.append(String(decoding: value, as: UTF8.self))
             }
             return true
         }
-        return upgrades == 1 && websocket
+        guard upgrades == 1, websocket, keys.count == 1, !keys[0].isEmpty else { return nil }
+        return accept(forKey: keys[0])
+    }
+
+    /// RFC 6455 4.2.2: base64 of the SHA-1 of the key and the protocol's GUID.
+    package static func accept(forKey key: String) -> String {
+        Data(Insecure.SHA1.hash(data: Data((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))).base64EncodedString()
+    }
+
+    /// Whether the backend's 101 really switched to the WebSocket protocol: its Connection named `upgrade`
+    /// (`connection`), and its one `Sec-WebSocket-Accept` is the one the request's key asks for. A 101 that a
+    /// backend answers without speaking WebSocket (an endpoint that echoes a status) would otherwise open a raw
+    /// tunnel to it, past routing and the plugin chain for everything the client sends next.
+    package static func switched(_ head: BackendResponseHead, connection: HTTP1ConnectionOptions, expectedAccept: String) -> Bool {
+        guard connection.listed.contains(where: { $0.utf8.count == 7 && ProxyHeaders.equalsIgnoringCase(Substring($0), "upgrade") }) else {
+            return false
+        }
+        var accepts = 0
+        var matches = false
+        var expected = expectedAccept
+        expected.withUTF8 { expected in
+            head.fields.forEach { name, value in
+                if name.count == 20, HTTP1Syntax.equalsIgnoringCase(name, "sec-websocket-accept") {
+                    accepts += 1
+                    matches = value.elementsEqual(UnsafeRawBufferPointer(expected))
+                }
+                return true
+            }
+        }
+        return accepts == 1 && matches
     }
 
     /// The fields that go with an upgrade request to the backend, and with its 101 to the client.

@@ -92,6 +92,7 @@ final class TestClient: @unchecked Sendable {
     var isClosed: Bool { collector.state.withLockedValue { $0.closed } }
     var error: (any Error)? { collector.state.withLockedValue { $0.error } }
     var receivedCount: Int { collector.state.withLockedValue { $0.bytes.count } }
+    var receivedBytes: [UInt8] { collector.state.withLockedValue { $0.bytes } }
     var receivedText: String { String(decoding: collector.state.withLockedValue { $0.bytes }, as: UTF8.self) }
 
     /// Waits for one complete response (after those already read); nil if the connection closed first.
