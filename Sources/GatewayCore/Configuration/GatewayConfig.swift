@@ -66,9 +66,14 @@ public struct ListenerConfig: Codable, Sendable {
     public var reusePort: Bool
     /// WebSocket tunnelling (HTTP/1.1 `Upgrade: websocket`).
     public var websocket: WebSocketConfig
+    /// The application protocols offered in the TLS handshake, in order of preference (`h2`, `http/1.1`); nil:
+    /// `http/1.1` alone. https listeners only.
+    public var alpn: [String]?
+    /// HTTP/2 limits (on listeners whose `alpn` offers `h2`).
+    public var http2: HTTP2Config
 
     package enum CodingKeys: String, CodingKey {
-        case name, address, `protocol`, tls, routes, limits, plugins, websocket
+        case name, address, `protocol`, tls, routes, limits, plugins, websocket, alpn, http2
         case proxyProtocol = "proxy_protocol"
         case reusePort = "reuse_port"
     }
@@ -85,6 +90,8 @@ public struct ListenerConfig: Codable, Sendable {
         proxyProtocol = c.optional(.proxyProtocol)
         reusePort = c.value(.reusePort, default: false)
         websocket = c.value(.websocket, default: WebSocketConfig())
+        alpn = c.optional(.alpn)
+        http2 = c.value(.http2, default: HTTP2Config())
     }
 }
 

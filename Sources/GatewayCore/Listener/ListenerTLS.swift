@@ -134,7 +134,8 @@ package final class ListenerTLS: Sendable {
         key: NIOSSLPrivateKey,
         clientAuth: ClientAuthMode,
         clientCAs: [NIOSSLCertificate],
-        minVersion: TLSMinimumVersion
+        minVersion: TLSMinimumVersion,
+        alpn: [String] = ["http/1.1"]
     ) throws -> NIOSSLContext {
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) },
@@ -142,7 +143,7 @@ package final class ListenerTLS: Sendable {
         )
         tls.minimumTLSVersion = minVersion == .tls13 ? .tlsv13 : .tlsv12
         tls.cipherSuites = cipherSuites
-        tls.applicationProtocols = ["http/1.1"]
+        tls.applicationProtocols = alpn
         switch clientAuth {
         case .none:
             tls.certificateVerification = .none

@@ -56,7 +56,11 @@ package final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannel
             }
             plugins?.onConnection(connection)
             if case .success = connection.verification { metrics.console.clientVerified(connection) }
+            // Passed on before this handler leaves (a removed handler's context fires nothing further): an
+            // `ALPNSwitch` sets up the connection's protocol on it.
+            context.fireUserInboundEventTriggered(event)
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
         }
         context.fireUserInboundEventTriggered(event)
     }

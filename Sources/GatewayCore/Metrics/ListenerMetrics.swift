@@ -11,6 +11,11 @@ package final class ListenerMetrics: Sendable {
     /// WebSocket tunnels open now, and opened in all (`gateway_tunnels_active`, `gateway_tunnels_total`).
     package let tunnelsActive: Meter
     package let tunnelsOpened: Counter
+    /// HTTP/2: streams open now and opened in all; connections closed for the peer's misbehaviour, by reason
+    /// (`HTTP2Connection.closeReasons`).
+    package let http2StreamsActive: Meter
+    package let http2StreamsOpened: Counter
+    private let http2Closed: [String: Counter]
     /// Accepted connections whose set-up failed, by stage (`SetupStage`): each is also logged with the peer.
     private let setupFailures: [Counter]
     package let handshakesSucceeded: Counter
@@ -45,6 +50,13 @@ package final class ListenerMetrics: Sendable {
         connectionsActive = Meter(label: "gateway_connections_active", dimensions: [l], factory: factory)
         tunnelsActive = Meter(label: "gateway_tunnels_active", dimensions: [l], factory: factory)
         tunnelsOpened = Counter(label: "gateway_tunnels_total", dimensions: [l], factory: factory)
+        http2StreamsActive = Meter(label: "gateway_http2_streams_active", dimensions: [l], factory: factory)
+        http2StreamsOpened = Counter(label: "gateway_http2_streams_total", dimensions: [l], factory: factory)
+        var closed: [String: Counter] = [:]
+        for reason in HTTP2Connection.closeReasons {
+            closed[reason] = Counter(label: "gateway_http2_connections_closed_total", dimensions: [l, ("reason", reason)], factory: factory)
+        }
+        http2Closed = closed
         setupFailures = SetupStage.allCases.map { stage in
             Counter(label: "gateway_connection_setup_failures_total", dimensions: [l, ("stage", stage.rawValue)], factory: factory)
         }
@@ -163,6 +175,10 @@ package final class ListenerMetrics: Sendable {
     }
 
     /// Counts one answered request and its duration (head received to response end written).
+    package func http2ConnectionClosed(_ reason: String) {
+        http2Closed[reason]?.increment()
+    }
+
     /// A request counted by its status without its duration (a tunnel's, whose duration is its life).
     package func requestCounted(status: Int) {
         requests[min(max(status / 100, 1), 5) - 1].increment()

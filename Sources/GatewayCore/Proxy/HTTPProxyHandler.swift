@@ -102,15 +102,24 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     private let connection: ConnectionContext
     /// The connection this handler serves (its client identity), read on the channel's event loop only.
     package var connectionContext: ConnectionContext { connection }
-    private let headGuard: RequestHeadGuard
+    /// The HTTP/1 connection's head guard; nil on an HTTP/2 stream (HEADERS arrive whole, and the connection's
+    /// timers are `HTTP2Connection`'s).
+    private let headGuard: RequestHeadGuard?
+    /// This handler serves one HTTP/2 stream: its request parts come from `HTTP2StreamAdapter` (`streamPart`),
+    /// its response parts go to it as `HTTPServerResponsePart`s (the `responseEncoder` is not in its pipeline),
+    /// and the connection's state (plugin data, the console's count, the move to a reloaded configuration) is not
+    /// its own.
+    private let isStream: Bool
     /// Told which method each response head answers (a response to HEAD has no body on the wire).
     private let responseEncoder: DownstreamResponseEncoder
     private let logger: Logger
 
     package init(
-        listener: CompiledListener, runtime: GatewayRuntime, connection: ConnectionContext, headGuard: RequestHeadGuard,
-        responseEncoder: DownstreamResponseEncoder, logger: Logger, slot: ListenerSlot? = nil, generation: NIOLoopBoundBox<GatewayRuntime>? = nil
+        listener: CompiledListener, runtime: GatewayRuntime, connection: ConnectionContext, headGuard: RequestHeadGuard?,
+        responseEncoder: DownstreamResponseEncoder, logger: Logger, slot: ListenerSlot? = nil, generation: NIOLoopBoundBox<GatewayRuntime>? = nil,
+        isStream: Bool = false
     ) {
+        self.isStream = isStream
         self.listener = listener
         self.runtime = runtime
         self.slot = slot
@@ -145,8 +154,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         syncOptions = nil
         // The connection ends: plugins' per-connection data goes now, after the last on_complete (channelInactive)
         // and before the connection stops counting for its configuration (the close future, after this), so
-        // before any instance it belongs to can be destroyed.
-        connection.releasePluginData()
+        // before any instance it belongs to can be destroyed. (A stream's connection goes on: `HTTP2Connection`
+        // releases it.)
+        if !isStream { connection.releasePluginData() }
     }
 
 
@@ -205,7 +215,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             if abortBackend { abortExchange() }
             closeClient(cutOff: false)
         case .awaitNextHead:
-            headGuard.awaitNextHead(pending: parser.buffered)
+            headGuard?.awaitNextHead(pending: parser.buffered)
             drain()
         }
     }
@@ -318,7 +328,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     }
 
     private func receivedHead(_ received: ClientRequestHead) {
-        headGuard.headReceived()
+        headGuard?.headReceived()
         guard machine.isIdle else { return }
         requestStarted = .now()
         if runtime.isRetired || (listener.tls?.revocation != nil && RevocationStore.shared.epoch != revocationEpoch), let refusal = recheckClient() {
@@ -789,7 +799,11 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
             guard case .writeResponseBody = action else { return perform(action) }
             responseBodyBytes += Int64(body.readableBytes)
             // Straight to the encoder, the next outbound handler (no NIOAny and its dynamic cast).
-            responseEncoder.writeBody(body)
+            if isStream {
+                context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            } else {
+                responseEncoder.writeBody(body)
+            }
             if !context.channel.isWritable {
                 backendConnection?.holdReads(true)
             }
@@ -855,7 +869,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         // handed over once the end is written (the deferred drain).
         if keepOpen {
             holdClientReads(false)
-            headGuard.awaitNextHead(pending: parser.buffered)
+            headGuard?.awaitNextHead(pending: parser.buffered)
         }
         responseOpen = false
         defer { if keepOpen { drain() } }
@@ -890,6 +904,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// or fails with them.
     private func writeEnd(_ end: ExchangeEnd, context: ChannelHandlerContext) {
         pendingCompletions += 1
+        if isStream { return writeStreamEnd(end, context: context) }
         responseEncoder.writeEndAndFlush()
         guard context.channel.isActive else { return endWritten(end, written: false) }
         if let buffered = try? syncOptions?.getOption(.bufferedWritableBytes), buffered == 0 {
@@ -901,6 +916,23 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         promise.futureResult.assumeIsolatedUnsafeUnchecked().whenComplete { [self] result in
             if case .success = result { endWritten(end, written: true) } else { endWritten(end, written: false) }
         }
+    }
+
+    /// `writeEnd` on an HTTP/2 stream: the end (END_STREAM) with a promise, which completes once its frame went to
+    /// the connection (a stream channel has no buffered byte count to read).
+    @inline(never)
+    private func writeStreamEnd(_ end: ExchangeEnd, context: ChannelHandlerContext) {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+        promise.futureResult.assumeIsolatedUnsafeUnchecked().whenComplete { [self] result in
+            if case .success = result { endWritten(end, written: true) } else { endWritten(end, written: false) }
+        }
+    }
+
+    /// A request part from an HTTP/2 stream (`HTTP2StreamAdapter`), as the parser hands them over on HTTP/1.
+    package func streamPart(_ part: HTTP1RequestParser.Part) {
+        guard machine.takesRequestParts else { return }
+        deliver(part)
     }
 
     private func endWritten(_ end: ExchangeEnd, written: Bool) {
@@ -1114,7 +1146,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         guard let context, let head = clientHead else { return }
         let after = machine.answerStarted(close: requestedClose || closesAfterResponse)
         let close = after == .close
-        if after == .awaitNextHead { headGuard.awaitNextHead(pending: parser.buffered) }
+        if after == .awaitNextHead { headGuard?.awaitNextHead(pending: parser.buffered) }
         var headers = HTTPHeaders(extra)
         headers.replaceOrAdd(name: "content-length", value: String(body.count))
         if close { headers.replaceOrAdd(name: "connection", value: "close") }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP2
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
@@ -536,6 +537,26 @@ public final class GatewayServer: Service, Sendable {
         } else {
             listener.plugins?.onConnection(connection)
         }
+        if let http2 = listener.http2 {
+            // The protocol is known once the handshake negotiated it.
+            try sync.addHandler(ALPNSwitch { alpn, channel in
+                if alpn == "h2" {
+                    try Self.configureHTTP2(channel, listener: listener, http2: http2, runtime: runtime, connection: connection, logger: logger)
+                } else {
+                    try Self.addHTTP1Handlers(channel, listener: listener, runtime: runtime, connection: connection, logger: logger, slot: slot, generation: generation)
+                }
+            })
+            return
+        }
+        try addHTTP1Handlers(channel, listener: listener, runtime: runtime, connection: connection, logger: logger, slot: slot, generation: generation)
+    }
+
+    /// The HTTP/1.1 end of a connection's pipeline: the head guard, the response encoder, the proxy handler.
+    private static func addHTTP1Handlers(
+        _ channel: Channel, listener: CompiledListener, runtime: GatewayRuntime, connection: ConnectionContext, logger: Logger,
+        slot: ListenerSlot?, generation: NIOLoopBoundBox<GatewayRuntime>?
+    ) throws {
+        let sync = channel.pipeline.syncOperations
         let headGuard = RequestHeadGuard(limits: listener.limits)
         try sync.addHandler(headGuard)
         // The gateway's response encoder (NIO's bytes, the head written in one pass; the proxy handler tells it
@@ -551,5 +572,47 @@ public final class GatewayServer: Service, Sendable {
             listener: listener, runtime: runtime, connection: connection, headGuard: headGuard, responseEncoder: responseEncoder, logger: logger,
             slot: slot, generation: generation
         ))
+    }
+
+    /// The HTTP/2 end of a connection's pipeline (ALPN `h2`): swift-nio-http2's handler with the listener's
+    /// `http2` settings and the protocol's flood limits, `HTTP2Connection` for the connection, and per stream an
+    /// `HTTP2StreamAdapter` in front of its own `HTTPProxyHandler`, which shares the connection's identity
+    /// (computed once, at the handshake).
+    static func configureHTTP2(
+        _ channel: Channel, listener: CompiledListener, http2: HTTP2Config, runtime: GatewayRuntime, connection: ConnectionContext, logger: Logger
+    ) throws {
+        var settings = HTTP2Settings()
+        settings.append(HTTP2Setting(parameter: .maxConcurrentStreams, value: http2.maxConcurrentStreams))
+        settings.append(HTTP2Setting(parameter: .maxHeaderListSize, value: listener.limits.maxHeaderBytes + 32 * listener.limits.maxHeaderCount))
+        settings.append(HTTP2Setting(parameter: .initialWindowSize, value: http2.initialWindowSize))
+        settings.append(HTTP2Setting(parameter: .headerTableSize, value: http2.headerTableSize))
+        var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
+        connectionConfiguration.initialSettings = settings
+        var streamConfiguration = NIOHTTP2Handler.StreamConfiguration()
+        streamConfiguration.targetWindowSize = http2.initialWindowSize
+        streamConfiguration.outboundBufferSizeHighWatermark = 64 * 1024
+        streamConfiguration.outboundBufferSizeLowWatermark = 32 * 1024
+        streamConfiguration.streamResetFrameRateLimit.maximumCount = http2.maxResetsPer30s
+        let connectionHandler = HTTP2Connection(
+            connection: connection, runtime: runtime, limits: listener.limits, http2: http2, metrics: listener.metrics, logger: logger)
+        let sync = channel.pipeline.syncOperations
+        // Streams are set up on the connection's event loop, where these are used.
+        let shared = NIOLoopBound((connection, connectionHandler), eventLoop: channel.eventLoop)
+        _ = try sync.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                let (connection, connectionHandler) = shared.value
+                let proxy = HTTPProxyHandler(
+                    listener: listener, runtime: runtime, connection: connection, headGuard: nil, responseEncoder: DownstreamResponseEncoder(),
+                    logger: logger, isStream: true
+                )
+                try stream.pipeline.syncOperations.addHandler(HTTP2StreamAdapter(proxy: proxy, limits: listener.limits))
+                try stream.pipeline.syncOperations.addHandler(proxy)
+                connectionHandler.streamOpened(try? stream.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID))
+                stream.closeFuture.assumeIsolatedUnsafeUnchecked().whenComplete { _ in connectionHandler.streamClosed() }
+            }
+        }
+        try sync.addHandler(connectionHandler)
     }
 }

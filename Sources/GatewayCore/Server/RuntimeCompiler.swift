@@ -82,7 +82,7 @@ package struct RuntimeCompiler {
         case (.http, .some):
             issues.add("\(path).tls", "not allowed for protocol http (use protocol: https)")
         case (.https, .some(let tlsConfig)):
-            tls = compileTLS(tlsConfig, path: "\(path).tls", listener: config.name)
+            tls = compileTLS(tlsConfig, path: "\(path).tls", listener: config.name, alpn: compileALPN(config, path: path))
         case (.http, nil):
             break
         }
@@ -103,13 +103,14 @@ package struct RuntimeCompiler {
         if limits.maxConnections < 0 { issues.add("\(path).limits.max_connections", "must be 0 (no limit) or more") }
         if limits.maxConnectionsPerIP < 0 { issues.add("\(path).limits.max_connections_per_ip", "must be 0 (no limit) or more") }
         if config.websocket.idleTimeout.nanoseconds <= 0 { issues.add("\(path).websocket.idle_timeout", "must be positive") }
+        let http2 = compileHTTP2(config, path: path)
         let plugins = compilePlugins(config.plugins, path: "\(path).plugins", listener: config.name, searchPaths: pluginPaths)
         let proxyProtocol = config.proxyProtocol.flatMap { ProxyProtocolPolicy.compile($0, path: "\(path).proxy_protocol", issues: issues) }
         guard let address, let router, config.protocol == .http || tls != nil, proxyProtocol != nil || config.proxyProtocol == nil else { return nil }
         return CompiledListener(
             name: config.name, address: address, tls: tls, router: router, limits: limits, plugins: plugins,
             proxyProtocol: proxyProtocol, reusePort: config.reusePort,
-            websocket: config.websocket.enabled ? config.websocket : nil, metrics: metrics.listener(config.name)
+            websocket: config.websocket.enabled ? config.websocket : nil, http2: http2, metrics: metrics.listener(config.name)
         )
     }
 
@@ -314,7 +315,36 @@ package struct RuntimeCompiler {
         )
     }
 
-    private func compileTLS(_ config: ListenerTLSConfig, path: String, listener: String) -> ListenerTLS? {
+    /// The listener's `alpn`, checked: `h2` and `http/1.1` only, each once, on https listeners.
+    private func compileALPN(_ config: ListenerConfig, path: String) -> [String] {
+        guard let alpn = config.alpn else { return ["http/1.1"] }
+        if config.protocol == .http {
+            issues.add("\(path).alpn", "not allowed for protocol http (protocols are negotiated in the TLS handshake; use protocol: https)")
+        }
+        if alpn.isEmpty { issues.add("\(path).alpn", "must list at least one protocol: h2 | http/1.1") }
+        var seen: Set<String> = []
+        for (i, name) in alpn.enumerated() {
+            if name != "h2" && name != "http/1.1" { issues.add("\(path).alpn[\(i)]", "'\(name)' is not one of: h2 | http/1.1") }
+            if !seen.insert(name).inserted { issues.add("\(path).alpn[\(i)]", "'\(name)' is listed twice") }
+        }
+        return alpn
+    }
+
+    /// The listener's HTTP/2 limits when its `alpn` offers h2 (nil otherwise), checked.
+    private func compileHTTP2(_ config: ListenerConfig, path: String) -> HTTP2Config? {
+        let h2 = config.http2
+        if !(1...100_000).contains(h2.maxConcurrentStreams) { issues.add("\(path).http2.max_concurrent_streams", "must be between 1 and 100000") }
+        if !(65_535...(1 << 31) - 1).contains(h2.initialWindowSize) {
+            issues.add("\(path).http2.initial_window_size", "must be between 65535 and 2147483647")
+        }
+        if !(0...1 << 20).contains(h2.headerTableSize) { issues.add("\(path).http2.header_table_size", "must be between 0 and 1048576") }
+        if h2.maxStreamsPerConnection < 1 { issues.add("\(path).http2.max_streams_per_connection", "must be at least 1") }
+        if h2.maxResetsPer30s < 1 { issues.add("\(path).http2.max_resets_per_30s", "must be at least 1") }
+        guard config.protocol == .https, config.alpn?.contains("h2") == true else { return nil }
+        return h2
+    }
+
+    private func compileTLS(_ config: ListenerTLSConfig, path: String, listener: String, alpn: [String]) -> ListenerTLS? {
         if config.certificates.isEmpty { issues.add("\(path).certificates", "at least one server certificate is required") }
 
         // The listener's client policy first: every server context sends its CA names. A certificate with
@@ -353,7 +383,8 @@ package struct RuntimeCompiler {
             }
             do {
                 let context = try ListenerTLS.makeContext(
-                    chain: chain.map(\.1), key: key, clientAuth: policy.policy.clientAuth, clientCAs: policy.anchorsNIO, minVersion: config.minVersion
+                    chain: chain.map(\.1), key: key, clientAuth: policy.policy.clientAuth, clientCAs: policy.anchorsNIO, minVersion: config.minVersion,
+                    alpn: alpn
                 )
                 entries.append(.init(names: names, context: context, policy: policyIndex))
             } catch {
