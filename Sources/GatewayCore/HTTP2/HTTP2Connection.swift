@@ -118,6 +118,10 @@ package final class HTTP2Connection: ChannelInboundHandler {
                 "listener": "\(connection.listenerName)", "client": "\(connection.remoteAddress.text)", "reason": "\(reason)", "error": "\(error)",
             ])
             context.close(promise: nil)
+        } else if !(error is any NIOHTTP2Error) {
+            // The socket or TLS (a client that reset the connection, or left without close_notify).
+            logger.debug("HTTP/2 connection error", metadata: ["client": "\(connection.remoteAddress.text)", "error": "\(error)"])
+            context.close(promise: nil)
         }
     }
 
@@ -132,10 +136,9 @@ package final class HTTP2Connection: ChannelInboundHandler {
         case is NIOHTTP2Errors.ExcessiveStreamErrors, is NIOHTTP2Errors.ExcessiveNumberOfGlitches: return "stream_errors"
         case is NIOHTTP2Errors.ExcessiveOutboundFrameBuffering: return "unread_frames"
         case is NIOHTTP2Errors.BadClientMagic: return "bad_preface"
-        case is any NIOHTTP2Error: return nil
-        default: return "other"
+        default: return nil  // one stream's error (NIOHTTP2Errors.StreamError and the like), or not HTTP/2's
         }
     }
 
-    package static let closeReasons = ["rapid_reset", "continuation_flood", "control_frame_flood", "empty_data_flood", "stream_errors", "unread_frames", "bad_preface", "other"]
+    package static let closeReasons = ["rapid_reset", "continuation_flood", "control_frame_flood", "empty_data_flood", "stream_errors", "unread_frames", "bad_preface"]
 }

@@ -75,6 +75,7 @@ package struct RuntimeCompiler {
 
     private func compileListener(_ config: ListenerConfig, path: String, backends: [String: BackendGroup], pluginPaths: [String]) -> CompiledListener? {
         let address = parseListenAddress(config.address, path: "\(path).address")
+        let alpn = compileALPN(config, path: path)
         var tls: ListenerTLS?
         switch (config.protocol, config.tls) {
         case (.https, nil):
@@ -82,7 +83,7 @@ package struct RuntimeCompiler {
         case (.http, .some):
             issues.add("\(path).tls", "not allowed for protocol http (use protocol: https)")
         case (.https, .some(let tlsConfig)):
-            tls = compileTLS(tlsConfig, path: "\(path).tls", listener: config.name, alpn: compileALPN(config, path: path))
+            tls = compileTLS(tlsConfig, path: "\(path).tls", listener: config.name, alpn: alpn)
         case (.http, nil):
             break
         }
