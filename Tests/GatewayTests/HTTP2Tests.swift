@@ -4,8 +4,8 @@ import XCTest
 
 /// HTTP/2 to clients on a listener that offers it (`alpn: [h2, http/1.1]`), with real clients against the real
 /// `gateway run` as the unprivileged user: curl over h2 and over HTTP/1.1 on the same port, h2load, a rapid-reset
-/// attacker (python/h2_rapid_reset.py, the `h2` package), and a request whose :authority asks for another
-/// certificate's client policy.
+/// attacker (python/h2_rapid_reset.py, the `h2` package), CONTINUATION and PING floods (python/h2_flood.py,
+/// frame by frame), and a request whose :authority asks for another certificate's client policy.
 final class HTTP2Tests: GatewayTestCase {
     private func config(port: Int, openPort: Int, adminPort: Int) -> String {
         """
@@ -67,7 +67,14 @@ final class HTTP2Tests: GatewayTestCase {
         let uploaded = backend.requests.last { $0.head.uri == "/upload" }
         XCTAssertEqual(uploaded?.bodyBytes, 300_000, "a body without a length, in DATA frames, arrives whole")
         let head = try curl(client + ["--http2", "-I", "https://localhost:\(port)/head"])
+        XCTAssertEqual(head.status, 0, head.stderr)
         XCTAssertTrue(head.stdout.hasPrefix("HTTP/2 200"), head.stdout)
+        // More fields than limits.max_header_count (100): 431 from the stream, before any plugin or backend; the
+        // connection serves on.
+        let many = (0...100).flatMap { ["-H", "X-Field-\($0): v"] }
+        let tooMany = try curl(client + ["--http2", "-o", "/dev/null", "-w", "%{http_code}"] + many + ["https://localhost:\(port)/many"])
+        XCTAssertEqual(tooMany.stdout, "431", tooMany.stderr)
+        XCTAssertNil(backend.requests.last { $0.head.uri == "/many" })
 
         // Connection coalescing: a request whose :authority selects a certificate with another client policy than
         // the connection's SNI did is 421, over h2 as over HTTP/1.1.
@@ -87,11 +94,22 @@ final class HTTP2Tests: GatewayTestCase {
         XCTAssertEqual(attack["goaway"] as? Int, 11, "\(attack)")
         XCTAssertEqual(attack["closed"] as? Bool, true, "\(attack)")
         XCTAssertLessThan(attack["reset"] as? Int ?? 5000, 5000, "cut off before its loop ended: \(attack)")
+        // CONTINUATION flood (CVE-2024-27316) and PING flood: each connection is closed (GOAWAY first; a client
+        // still sending may see the reset before it), and counted by its reason.
+        for attack in ["continuation", "ping"] {
+            let flood = try PythonHelper.run("h2_flood.py", [
+                "--port", String(port), "--ca", pki.path("ca.pem"), "--cert", pki.path("valid.pem"), "--key", pki.path("valid.key"), "--attack", attack,
+            ], input: "") as? [String: Any] ?? [:]
+            XCTAssertEqual(flood["closed"] as? Bool, true, "\(attack): \(flood)")
+            XCTAssertLessThan(flood["sent"] as? Int ?? 2000, 2000, "\(attack) cut off before its loop ended: \(flood)")
+        }
         let after = try curl(client + ["--http2", "-o", "/dev/null", "-w", "%{http_code}", "https://localhost:\(port)/after"])
         XCTAssertEqual(after.stdout, "200", after.stderr)
 
         let metrics = try await running.metrics()
         XCTAssertEqual(metrics.value("gateway_http2_connections_closed_total", ["listener": "both", "reason": "rapid_reset"]), 1)
+        XCTAssertEqual(metrics.value("gateway_http2_connections_closed_total", ["listener": "both", "reason": "continuation_flood"]), 1)
+        XCTAssertEqual(metrics.value("gateway_http2_connections_closed_total", ["listener": "both", "reason": "control_frame_flood"]), 1)
         XCTAssertGreaterThanOrEqual(metrics.value("gateway_http2_streams_total", ["listener": "open"]) ?? 0, 2000)
         XCTAssertTrue(running.log.contains("reason=rapid_reset"), running.log)
         XCTAssertEqual(running.terminate(), 0)

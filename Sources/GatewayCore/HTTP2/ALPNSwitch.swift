@@ -17,12 +17,14 @@ package final class ALPNSwitch: ChannelInboundHandler, RemovableChannelHandler {
         if let event = event as? TLSUserEvent, case .handshakeCompleted(let alpn) = event {
             do {
                 try configure(alpn, context.channel)
-                context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
             } catch {
                 context.fireErrorCaught(error)
                 context.close(promise: nil)
                 return
             }
+            context.fireUserInboundEventTriggered(event)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
         }
         context.fireUserInboundEventTriggered(event)
     }

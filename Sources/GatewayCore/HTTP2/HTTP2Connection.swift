@@ -26,6 +26,7 @@ package final class HTTP2Connection: ChannelInboundHandler {
     private var lastStreamID = HTTP2StreamID(0)
     private var goingAway = false
     private var idleTimer: Scheduled<Void>?
+    private var closedForMisbehaviour = false
 
     package init(connection: ConnectionContext, runtime: GatewayRuntime, limits: HTTPLimitsConfig, http2: HTTP2Config, metrics: ListenerMetrics, logger: Logger) {
         self.connection = connection
@@ -49,7 +50,19 @@ package final class HTTP2Connection: ChannelInboundHandler {
         connection.releasePluginData()
     }
 
-    /// A stream was opened by the client (called from the stream initializer, on the connection's loop).
+    /// Whether a stream the client opens is served (called from the stream initializer, on the connection's
+    /// loop). Not once the connection goes away, nor on a configuration that was replaced or is shutting down:
+    /// the stream is refused (RST_STREAM REFUSED_STREAM, which tells the client it was not processed and may be
+    /// sent again on a new connection, where the current configuration and its trust apply), and GOAWAY says
+    /// which streams were taken.
+    package func admits() -> Bool {
+        if !goingAway, runtime.closesConnections {
+            goAway(runtime.isDraining ? "the gateway is shutting down" : "the configuration it was opened under was reloaded")
+        }
+        return !goingAway
+    }
+
+    /// A stream the connection admitted was set up.
     package func streamOpened(_ id: HTTP2StreamID?) {
         open += 1
         opened += 1
@@ -58,12 +71,7 @@ package final class HTTP2Connection: ChannelInboundHandler {
         metrics.http2StreamsActive.increment()
         idleTimer?.cancel()
         idleTimer = nil
-        if goingAway { return }
-        if runtime.closesConnections {
-            goAway(runtime.isDraining ? "the gateway is shutting down" : "the configuration it was opened under was reloaded")
-        } else if opened >= maxStreams {
-            goAway("it opened http2.max_streams_per_connection (\(maxStreams)) streams")
-        }
+        if opened >= maxStreams { goAway("it opened http2.max_streams_per_connection (\(maxStreams)) streams") }
     }
 
     package func streamClosed() {
@@ -113,15 +121,40 @@ package final class HTTP2Connection: ChannelInboundHandler {
         // peer's misbehaviour does, once swift-nio-http2 has told it why (GOAWAY ENHANCE_YOUR_CALM or
         // PROTOCOL_ERROR), as does an error that is not HTTP/2's (TLS, the socket).
         if let reason = Self.connectionEndingReason(error) {
+            // Counted once per connection (a flood can raise its error more than once before the close lands).
+            guard !closedForMisbehaviour else { return }
+            closedForMisbehaviour = true
             metrics.http2ConnectionClosed(reason)
             logger.warning("closing an HTTP/2 connection", metadata: [
                 "listener": "\(connection.listenerName)", "client": "\(connection.remoteAddress.text)", "reason": "\(reason)", "error": "\(error)",
             ])
             context.close(promise: nil)
-        } else if !(error is any NIOHTTP2Error) {
-            // The socket or TLS (a client that reset the connection, or left without close_notify).
-            logger.debug("HTTP/2 connection error", metadata: ["client": "\(connection.remoteAddress.text)", "error": "\(error)"])
+        } else if !Self.endsOneStream(error) {
+            // A connection error swift-nio-http2 answered with GOAWAY but leaves open (it closes nothing itself),
+            // the socket or TLS (a client that reset the connection, or left without close_notify).
+            logger.debug("closing an HTTP/2 connection after an error", metadata: ["client": "\(connection.remoteAddress.text)", "error": "\(error)"])
             context.close(promise: nil)
+        }
+    }
+
+    /// The errors swift-nio-http2 raises for one stream (it reset that stream; the connection goes on). They reach
+    /// this pipeline as they are, not wrapped, so they are told apart by type.
+    package static func endsOneStream(_ error: any Error) -> Bool {
+        switch error {
+        case is NIOHTTP2Errors.StreamError, is NIOHTTP2Errors.StreamClosed, is NIOHTTP2Errors.NoSuchStream,
+            is NIOHTTP2Errors.IOOnClosedConnection, is NIOHTTP2Errors.BadStreamStateTransition,
+            is NIOHTTP2Errors.MissingPseudoHeader, is NIOHTTP2Errors.DuplicatePseudoHeader,
+            is NIOHTTP2Errors.PseudoHeaderAfterRegularHeader, is NIOHTTP2Errors.UnknownPseudoHeader,
+            is NIOHTTP2Errors.UnsupportedPseudoHeader, is NIOHTTP2Errors.InvalidPseudoHeaders, is NIOHTTP2Errors.MissingHostHeader,
+            is NIOHTTP2Errors.DuplicateHostHeader, is NIOHTTP2Errors.EmptyPathHeader, is NIOHTTP2Errors.InvalidStatusValue,
+            is NIOHTTP2Errors.TrailersWithoutEndStream, is NIOHTTP2Errors.InvalidHTTP2HeaderFieldName,
+            is NIOHTTP2Errors.InvalidHTTP2HeaderFieldValue, is NIOHTTP2Errors.ForbiddenHeaderField,
+            is NIOHTTP2Errors.InvalidPseudoHeaderValue, is NIOHTTP2Errors.ContentLengthViolated,
+            is NIOHTTP2Errors.ContentLengthHeadersMismatch, is NIOHTTP2Errors.ContentLengthHeaderNegative,
+            is NIOHTTP2Errors.ContentLengthHeaderMalformedValue:
+            return true
+        default:
+            return false
         }
     }
 

@@ -48,7 +48,8 @@ package final class HTTP2StreamAdapter: ChannelDuplexHandler, RemovableChannelHa
             switch Self.requestHead(headers.headers, endStream: headers.endStream, maxBytes: maxHeaderBytes, maxCount: maxHeaderCount) {
             case .failure(let refusal):
                 requestEnded = true
-                refuse(refusal, context: context)
+                isHEAD = headers.headers.first(name: ":method") == "HEAD"
+                refuse(refusal, endStream: headers.endStream, context: context)
             case .success(let head):
                 isHEAD = head.method.isHEAD
                 proxy.streamPart(.head(head))
@@ -68,14 +69,23 @@ package final class HTTP2StreamAdapter: ChannelDuplexHandler, RemovableChannelHa
         proxy.streamPart(.end)
     }
 
-    /// Answers a head the adapter refuses itself (before any plugin or backend), and ends the stream.
-    private func refuse(_ refusal: RequestHeadValidator.Refusal, context: ChannelHandlerContext) {
+    /// Answers a head the adapter refuses itself (before any plugin or backend), and ends the stream: once the
+    /// answer is out, a stream whose request had not ended is reset (nothing more of it is read).
+    private func refuse(_ refusal: RequestHeadValidator.Refusal, endStream: Bool, context: ChannelHandlerContext) {
         let body = context.channel.allocator.buffer(string: refusal.message)
         let head: HPACKHeaders = [
             ":status": String(refusal.status.code), "content-type": "text/plain; charset=utf-8", "content-length": String(body.readableBytes),
         ]
-        context.write(wrapOutboundOut(.headers(.init(headers: head))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(body), endStream: true))), promise: nil)
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        if isHEAD {
+            context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: head, endStream: true))), promise: promise)
+        } else {
+            context.write(wrapOutboundOut(.headers(.init(headers: head))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(body), endStream: true))), promise: promise)
+        }
+        guard !endStream else { return }
+        let channel = context.channel
+        promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
     }
 
     /// The request head an HTTP/2 HEADERS frame carries, or why it is refused.

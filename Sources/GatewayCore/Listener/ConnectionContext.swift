@@ -6,6 +6,9 @@ import Atomics
 /// connection's requests (and, through the plugin host, for plugins). Confined to the channel's event loop.
 public final class ConnectionContext {
     private static let nextID = ManagedAtomic<UInt64>(1)
+    /// What the revocation store had learnt when this connection's client was last checked (online revocation
+    /// only): when it learns more, the next request (on HTTP/2: of any stream) checks the client again.
+    package var revocationEpoch = 0
 
     public enum Verification: Sendable {
         /// No certificate was requested, or none was presented under `optional`.

@@ -174,7 +174,7 @@ package final class ListenerMetrics: Sendable {
         (handshakesFailed[code.name] ?? handshakesFailedOther).increment()
     }
 
-    /// Counts one answered request and its duration (head received to response end written).
+    /// An HTTP/2 connection closed for the client's misbehaviour (`HTTP2Connection.closeReasons`).
     package func http2ConnectionClosed(_ reason: String) {
         http2Closed[reason]?.increment()
     }
@@ -184,6 +184,7 @@ package final class ListenerMetrics: Sendable {
         requests[min(max(status / 100, 1), 5) - 1].increment()
     }
 
+    /// Counts one answered request and its duration (head received to response end written).
     package func requestCompleted(status: Int, started: NIODeadline, now: NIODeadline = .now()) {
         let index = min(max(status / 100, 1), 5) - 1
         requests[index].increment()

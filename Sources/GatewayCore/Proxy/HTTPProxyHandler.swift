@@ -89,9 +89,6 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// counts the connection (nil in tests that build a handler alone: the connection then never moves).
     private let slot: ListenerSlot?
     private let generation: NIOLoopBoundBox<GatewayRuntime>?
-    /// What the revocation store had learnt when this connection's client was last checked (online revocation
-    /// only): when it learns more, the next request checks the client again.
-    private var revocationEpoch = 0
     /// The generation was retired and its listener's current one cannot serve this connection (another protocol
     /// on the same address): it closes after its current response.
     private var stranded = false
@@ -110,6 +107,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// and the connection's state (plugin data, the console's count, the move to a reloaded configuration) is not
     /// its own.
     private let isStream: Bool
+    /// On an HTTP/2 stream: the connection's client is no longer admitted; the connection closes after this
+    /// stream's answer.
+    private var refusedConnection = false
     /// Told which method each response head answers (a response to HEAD has no body on the wire).
     private let responseEncoder: DownstreamResponseEncoder
     private let logger: Logger
@@ -124,7 +124,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         self.runtime = runtime
         self.slot = slot
         self.generation = generation
-        if listener.tls?.revocation != nil { revocationEpoch = RevocationStore.shared.epoch }
+        if !isStream, listener.tls?.revocation != nil { connection.revocationEpoch = RevocationStore.shared.epoch }
         self.connection = connection
         self.headGuard = headGuard
         self.responseEncoder = responseEncoder
@@ -331,7 +331,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         headGuard?.headReceived()
         guard machine.isIdle else { return }
         requestStarted = .now()
-        if runtime.isRetired || (listener.tls?.revocation != nil && RevocationStore.shared.epoch != revocationEpoch), let refusal = recheckClient() {
+        if runtime.isRetired || (listener.tls?.revocation != nil && RevocationStore.shared.epoch != connection.revocationEpoch), let refusal = recheckClient() {
+            // On HTTP/2 the refusal ends the connection, not only this stream (as on HTTP/1.1).
+            if isStream { refusedConnection = true }
             clientHead = received
             return perform(machine.requestRefused(refusal))
         }
@@ -422,8 +424,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
         }
         if rejection == nil, let revocation = listener.tls?.revocation {
             let epoch = RevocationStore.shared.epoch
-            if epoch != revocationEpoch || moved {
-                revocationEpoch = epoch
+            if epoch != connection.revocationEpoch || moved {
+                connection.revocationEpoch = epoch
                 if !moved, let tls = listener.tls, let found = clientRejection(tls: tls, policyIndex: connection.clientPolicy, revocation: revocation) {
                     rejection = found
                     connection.verification = .failed(found)
@@ -632,6 +634,9 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
 
     package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        // On HTTP/2 the connection goes away (`HTTP2Connection`'s GOAWAY) and its streams finish as they are: a
+        // stream whose response end still waits for flow-control window must not be reset.
+        if isStream { return }
         // Shutting down: the request in progress is the last (the machine takes no other head).
         perform(machine.quiesce())
     }
@@ -1058,8 +1063,8 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// closes it too (the same check an HTTP connection makes at its next request).
     private func tunnelCloseReason() -> String? {
         if runtime.closesConnections { return runtime.isDraining ? "the gateway is shutting down" : "the configuration it was opened under was reloaded" }
-        if let tls = listener.tls, let revocation = tls.revocation, RevocationStore.shared.epoch != revocationEpoch {
-            revocationEpoch = RevocationStore.shared.epoch
+        if let tls = listener.tls, let revocation = tls.revocation, RevocationStore.shared.epoch != connection.revocationEpoch {
+            connection.revocationEpoch = RevocationStore.shared.epoch
             if let rejection = clientRejection(tls: tls, policyIndex: connection.clientPolicy, revocation: revocation) {
                 connection.verification = .failed(rejection)
                 return "the client is no longer admitted (\(rejection.code)): \(rejection.detail)"
@@ -1176,6 +1181,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, BackendConnectionDel
     /// on_complete sees that server and GW_ATTR_RESPONSE_INCOMPLETE (an audit line never shows a truncated response
     /// as a complete one).
     private func closeClient(cutOff: Bool) {
+        if refusedConnection { context?.channel.parent?.close(promise: nil) }
         _ = machine.clientClosed()
         if cutOff { pluginRequest?.responseIncomplete = true }
         completePlugins(backendServer: cutOff ? server?.address : nil, aborted: false)

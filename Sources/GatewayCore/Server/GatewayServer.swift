@@ -595,6 +595,7 @@ public final class GatewayServer: Service, Sendable {
         streamConfiguration.streamResetFrameRateLimit.maximumCount = http2.maxResetsPer30s
         let connectionHandler = HTTP2Connection(
             connection: connection, runtime: runtime, limits: listener.limits, http2: http2, metrics: listener.metrics, logger: logger)
+        if listener.tls?.revocation != nil { connection.revocationEpoch = RevocationStore.shared.epoch }
         let sync = channel.pipeline.syncOperations
         // Streams are set up on the connection's event loop, where these are used.
         let shared = NIOLoopBound((connection, connectionHandler), eventLoop: channel.eventLoop)
@@ -603,6 +604,10 @@ public final class GatewayServer: Service, Sendable {
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 let (connection, connectionHandler) = shared.value
+                guard connectionHandler.admits() else {
+                    stream.writeAndFlush(HTTP2Frame.FramePayload.rstStream(.refusedStream), promise: nil)
+                    return
+                }
                 let proxy = HTTPProxyHandler(
                     listener: listener, runtime: runtime, connection: connection, headGuard: nil, responseEncoder: DownstreamResponseEncoder(),
                     logger: logger, isStream: true
