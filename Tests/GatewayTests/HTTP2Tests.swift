@@ -106,6 +106,23 @@ final class HTTP2Tests: GatewayTestCase {
         let after = try curl(client + ["--http2", "-o", "/dev/null", "-w", "%{http_code}", "https://localhost:\(port)/after"])
         XCTAssertEqual(after.stdout, "200", after.stderr)
 
+        // Audit: one request line per stream, written once, with the h2 protocol's identity fields as HTTP/1.1's.
+        var lines: [[String: Any]] = []
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            lines = ((try? String(contentsOfFile: pki.path("audit-h2.log"), encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+            if lines.contains(where: { $0["path"] as? String == "/after" }) { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        for path in ["/who--http2", "/who--http1.1", "/upload", "/head", "/after"] {
+            let matching = lines.filter { $0["path"] as? String == path && $0["event"] as? String == "request" }
+            XCTAssertEqual(matching.count, 1, "\(path): \(matching)")
+            XCTAssertTrue((matching.first?["subject"] as? String ?? "").contains("valid-client"), "\(path): \(matching)")
+        }
+        XCTAssertEqual(lines.first { $0["path"] as? String == "/upload" }?["bytes_in"] as? Int, 300_000)
+
         let metrics = try await running.metrics()
         XCTAssertEqual(metrics.value("gateway_http2_connections_closed_total", ["listener": "both", "reason": "rapid_reset"]), 1)
         XCTAssertEqual(metrics.value("gateway_http2_connections_closed_total", ["listener": "both", "reason": "continuation_flood"]), 1)
