@@ -9,11 +9,11 @@ Prints one JSON object: frames sent before the connection ended, the GOAWAY's er
 whether the connection was closed."""
 import argparse
 import json
-import socket
-import ssl
 
 from hyperframe.frame import ContinuationFrame, Frame, GoAwayFrame, HeadersFrame, PingFrame, SettingsFrame
 import hpack
+
+from h2_attack import CLOSED, add_connection_arguments, connect, poll, read_until_closed
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -32,20 +32,12 @@ def read_frames(buffer):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ca", required=True)
-    parser.add_argument("--cert", required=True)
-    parser.add_argument("--key", required=True)
+    add_connection_arguments(parser)
     parser.add_argument("--attack", choices=["continuation", "ping", "settings"], required=True)
     parser.add_argument("--frames", type=int, default=2000)
     args = parser.parse_args()
 
-    context = ssl.create_default_context(cafile=args.ca)
-    context.check_hostname = False
-    context.load_cert_chain(args.cert, args.key)
-    context.set_alpn_protocols(["h2"])
-    sock = context.wrap_socket(socket.create_connection(("127.0.0.1", args.port), timeout=10), server_hostname="localhost")
-    assert sock.selected_alpn_protocol() == "h2", sock.selected_alpn_protocol()
+    sock = connect(args)
     sock.sendall(PREFACE + SettingsFrame(0).serialize())
     result = {"sent": 0, "goaway": None, "closed": False}
     buffer = b""
@@ -71,26 +63,11 @@ def main():
                 frame = SettingsFrame(0)
             sock.sendall(frame.serialize())
             result["sent"] += 1
-            try:
-                data = sock.recv(65536)
-            except (ssl.SSLWantReadError, BlockingIOError):
-                continue
-            if not data:
-                result["closed"] = True
+            if not poll(sock, result, take):
                 break
-            take(data)
-    except (ConnectionError, ssl.SSLError, OSError):
+    except CLOSED:
         result["closed"] = True
-    sock.settimeout(5)
-    try:
-        while not result["closed"]:
-            data = sock.recv(65536)
-            if not data:
-                result["closed"] = True
-                break
-            take(data)
-    except (ConnectionError, ssl.SSLError, OSError):
-        result["closed"] = True
+    read_until_closed(sock, result, take)
     print(json.dumps(result))
 
 
